@@ -170,6 +170,124 @@ def info(
         out.print(lt)
 
 
+# --------------------------------------------------------------------------- index / query
+
+
+@app.command("build-index")
+@_friendly
+def build_index_cmd(
+    out_dir: Path = typer.Option(..., "--out", help="Index directory to create, e.g. indexes/demo."),
+    checkpoint: Optional[Path] = typer.Option(None, help="Trained model (runs/NAME)."),
+    catalog: Optional[Path] = typer.Option(None, help="HDF5 catalog or image folder to embed."),
+    metadata: Optional[Path] = typer.Option(None, help="CSV of an image folder (default: the one inside it)."),
+    from_shards: Optional[Path] = typer.Option(None, "--from-shards", help="Build from existing Parquet shards instead (no model)."),
+    index: str = typer.Option("auto", help="auto | flat | hnsw | ivf-pq | a FAISS factory string."),
+    metric: str = typer.Option("l2", help="Shortlist metric: l2 (raw vectors) or cosine."),
+    dtype: str = typer.Option("float32", help="Stored embeddings: float32 or float16."),
+    shard_rows: int = typer.Option(8192, help="Objects per Parquet shard."),
+    batch_size: int = typer.Option(128, help="Images per model call."),
+    nprobe: int = typer.Option(32, help="IVF lists searched per query (stored as the default)."),
+    ef_search: int = typer.Option(128, help="HNSW search breadth (stored as the default)."),
+    overwrite: bool = typer.Option(False, help="Replace a complete index or a different interrupted build at --out."),
+    on_error: OnErrorChoice = typer.Option(OnErrorChoice.fail, help="Unreadable catalog images: fail, or skip and report."),
+) -> None:
+    """Embed a catalog into Parquet shards and build the FAISS candidate index (resumable)."""
+    from .index.build import BuildConfig, build_index, build_index_from_shards
+    from .index.candidates import IndexSpec
+
+    cfg = BuildConfig(
+        dtype=dtype,
+        shard_rows=shard_rows,
+        batch_size=batch_size,
+        index=IndexSpec(kind=index, metric=metric, nprobe=nprobe, ef_search=ef_search),
+        overwrite=overwrite,
+    )
+    progress = RichProgress()
+    if from_shards is not None:
+        if checkpoint is not None or catalog is not None:
+            raise typer.BadParameter("--from-shards builds without --checkpoint/--catalog; give one or the other")
+        res = build_index_from_shards(from_shards, out_dir, cfg, progress)
+    else:
+        if checkpoint is None or catalog is None:
+            raise typer.BadParameter("give --checkpoint and --catalog (or --from-shards)")
+        from .catalog import open_catalog
+
+        with open_catalog(catalog, metadata=metadata, on_error=on_error.value) as cat:
+            res = build_index(checkpoint, cat, out_dir, cfg, progress)
+    m = res.manifest
+    f = m.faiss or {}
+    out.print(
+        f"index [bold]{res.path}[/]: {m.count:,} objects × {m.dim} ({m.dtype}), {len(m.shards)} shards "
+        f"({res.embedded_shards} embedded now, {res.reused_shards} reused), FAISS {f.get('factory')} — {f.get('chosen_because')}"
+    )
+    if res.skipped:
+        out.print(f"[yellow]skipped {len(res.skipped)} unreadable images:[/]")
+        for _, why in res.skipped[:20]:
+            out.print(f"  {why}", highlight=False)
+        if len(res.skipped) > 20:
+            out.print(f"  … and {len(res.skipped) - 20} more")
+    secs = ", ".join(f"{k} {v:.1f}s" for k, v in res.seconds.items())
+    if secs:
+        out.print(f"time: {secs}")
+
+
+@app.command()
+@_friendly
+def query(
+    index: Path = typer.Option(..., help="Index directory (indexes/NAME)."),
+    image: Optional[list[Path]] = typer.Option(None, help="Query image(s); several run as one batch."),
+    object_id: Optional[str] = typer.Option(None, "--object-id", help="A catalog object to find neighbours of."),
+    ra: Optional[float] = typer.Option(None, help="Right ascension, degrees."),
+    dec: Optional[float] = typer.Option(None, help="Declination, degrees."),
+    radius: float = typer.Option(10.0, help="Search radius around --ra/--dec, arcsec."),
+    k: int = typer.Option(10, help="Number of results."),
+    refine: int = typer.Option(10, help="Shortlist k×refine candidates from FAISS, rerank them exactly."),
+    exact: bool = typer.Option(False, help="Bypass the index: exact scan of every vector (ground truth)."),
+    checkpoint: Optional[Path] = typer.Option(None, help="Use this checkpoint (must match the index)."),
+    mosaic: Optional[Path] = typer.Option(None, help="Write the query and its hits as a PNG grid."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Find the k catalog galaxies most similar to an image, an object id, or a sky position."""
+    from .search.query import QueryRequest, run_query
+
+    res = run_query(
+        QueryRequest(
+            index=index,
+            images=tuple(image or ()),
+            object_id=object_id,
+            ra=ra,
+            dec=dec,
+            radius_arcsec=radius,
+            k=k,
+            refine=refine,
+            exact=exact,
+            checkpoint=checkpoint,
+            mosaic=mosaic,
+        )
+    )
+    if as_json:
+        payload = {"seconds": res.seconds, "results": [{"query": q, "hits": [h.to_dict() for h in hs]} for q, hs in zip(res.queries, res.hits)]}
+        if res.mosaic:
+            payload["mosaic"] = str(res.mosaic)
+        print(json.dumps(payload, default=str))
+        return
+    names = res.label_names or {}
+    for q, hs in zip(res.queries, res.hits):
+        t = Table(title=f"neighbours of {q}", title_justify="left")
+        for col, just in (("rank", "right"), ("object id", "left"), ("score", "right"), ("cos", "right"), ("1/(1+L2)", "right"), ("1/(1+L3)", "right"), ("label", "left"), ("ra", "right"), ("dec", "right")):
+            t.add_column(col, justify=just)  # type: ignore[arg-type]
+        for h in hs:
+            lab = h.metadata.get("label")
+            lab_s = "" if lab is None else (f"{lab} {names[lab]}" if isinstance(lab, int) and lab in names else str(lab))
+            ra_v, dec_v = h.metadata.get("ra"), h.metadata.get("dec")
+            t.add_row(
+                str(h.rank), h.object_id, f"{h.score:.4f}", f"{h.cos:.4f}", f"{h.inv_l2:.4f}", f"{h.inv_l3:.4f}", lab_s,
+                "" if ra_v is None else f"{ra_v:.5f}", "" if dec_v is None else f"{dec_v:.5f}",
+            )
+        out.print(t)
+    out.print(f"{sum(len(h) for h in res.hits)} hits in {res.seconds * 1000:.1f} ms" + (f"; mosaic: {res.mosaic}" if res.mosaic else ""))
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

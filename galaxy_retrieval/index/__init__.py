@@ -1,0 +1,26 @@
+"""Index directories: Parquet embedding shards, their manifest, the FAISS candidate index.
+
+Layout of ``indexes/<name>/`` (see ``indexes/README.md``)::
+
+    manifest.json          written last: its presence with "complete": true marks a finished build
+    embeddings/part-NNNNN.parquet   object_id, row, embedding, metadata columns
+    vectors.npy            the embeddings as one (N, D) array, memory-mapped by the reranker
+    faiss.index            the candidate index (ids = positions in vectors.npy)
+    model/                 a copy of the checkpoint, so `gr query` needs only the index path
+    build-state.json       present only while a build is in progress (what it is building)
+"""
+
+from .manifest import MANIFEST_NAME, Manifest, ShardEntry, read_manifest
+from .shards import SHARD_GLOB, read_shard_table, shard_name, shard_schema, write_shard
+
+__all__ = [
+    "Manifest",
+    "ShardEntry",
+    "MANIFEST_NAME",
+    "read_manifest",
+    "SHARD_GLOB",
+    "shard_name",
+    "shard_schema",
+    "write_shard",
+    "read_shard_table",
+]

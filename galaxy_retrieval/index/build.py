@@ -1,0 +1,315 @@
+"""`gr build-index`: catalog → embeddings (Parquet shards) → vectors.npy → FAISS index → manifest.
+
+Crash-safe and resumable. Shard *i* always covers catalog positions
+``[i·shard_rows, (i+1)·shard_rows)`` and is embedded in the same fixed batches, so a rerun
+after a kill skips the shards already on disk (each written atomically) and produces the same
+bytes as an uninterrupted run. ``build-state.json`` records what is being built; a rerun with
+a different checkpoint or catalog into the same directory is refused rather than mixed. The
+manifest is written last, so a half-built directory is never taken for an index.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .. import __version__
+from ..errors import ConfigError, IndexFormatError
+from ..progress import NULL_PROGRESS, Progress
+from ..score import ScoreWeights
+from .atomic import atomic_path, sha256_file, write_json_atomic
+from .candidates import IndexSpec, build_faiss_index
+from .manifest import MANIFEST_NAME, Manifest, ShardEntry, read_manifest
+from .shards import SHARD_GLOB, read_shard_embeddings, shard_name, write_shard
+
+__all__ = ["BuildConfig", "BuildResult", "build_index", "build_index_from_shards", "EMBEDDINGS_DIR", "VECTORS_FILE", "FAISS_FILE", "MODEL_DIR"]
+
+EMBEDDINGS_DIR = "embeddings"
+VECTORS_FILE = "vectors.npy"
+FAISS_FILE = "faiss.index"
+MODEL_DIR = "model"
+STATE_FILE = "build-state.json"
+_RANGE_KEY = b"galaxy_retrieval.rows"
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    dtype: str = "float32"  # storage of shards and vectors.npy: float32 | float16
+    shard_rows: int = 8192
+    batch_size: int = 128
+    index: IndexSpec = field(default_factory=IndexSpec)
+    score_weights: ScoreWeights = field(default_factory=ScoreWeights)
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.dtype not in ("float32", "float16"):
+            raise ConfigError(f"--dtype must be float32 or float16, got {self.dtype!r}")
+        if self.shard_rows < 1 or self.batch_size < 1:
+            raise ConfigError(f"shard_rows ({self.shard_rows}) and batch_size ({self.batch_size}) must be ≥ 1")
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    path: Path
+    manifest: Manifest
+    embedded_shards: int  # shards embedded by this run
+    reused_shards: int  # shards found complete from an earlier, interrupted run
+    skipped: list[tuple[int, str]]  # unreadable catalog images (with on_error="skip")
+    seconds: dict[str, float]
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _prepare_out(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise IndexFormatError(f"{out}: exists and is not a directory")
+    if (out / MANIFEST_NAME).exists():
+        if not overwrite:
+            raise IndexFormatError(f"{out}: already holds a complete index; pass --overwrite to rebuild it, or choose another --out")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _check_state(out: Path, state: dict[str, Any]) -> None:
+    """Refuse to resume a build of something else into the same directory."""
+    p = out / STATE_FILE
+    if p.exists():
+        try:
+            old = json.loads(p.read_text())
+        except json.JSONDecodeError:
+            old = None
+        if old is not None and old != state:
+            diff = sorted(k for k in set(old) | set(state) if old.get(k) != state.get(k))
+            raise IndexFormatError(
+                f"{out}: holds an interrupted build of something else (differs in {', '.join(diff)}); "
+                "pass --overwrite to discard it, or choose another --out"
+            )
+    write_json_atomic(p, state)
+
+
+def _shard_complete(path: Path, lo: int, hi: int) -> bool:
+    if not path.is_file():
+        return False
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except (pa.ArrowInvalid, OSError):
+        return False  # unreadable: embed it again
+    return meta.get(_RANGE_KEY) == f"{lo}:{hi}".encode()
+
+
+def _assemble_vectors(shard_paths: list[Path], dim: int, dtype: str, out: Path, progress: Progress) -> tuple[np.ndarray, list[int], list[str]]:
+    """Concatenate the shards' embeddings into one .npy (memory-mapped, written atomically)."""
+    counts = [pq.read_metadata(p).num_rows for p in shard_paths]
+    n = sum(counts)
+    rows: list[int] = []
+    ids: list[str] = []
+    with atomic_path(out) as tmp:
+        mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(dtype), shape=(n, dim))
+        pos = 0
+        with progress.task("assembling vectors", total=n, unit="vec") as t:
+            for p in shard_paths:
+                emb, r, oid = read_shard_embeddings(p)
+                if emb.shape[1] != dim:
+                    raise IndexFormatError(f"{p}: embedding dimension {emb.shape[1]}, expected {dim}")
+                mm[pos : pos + len(emb)] = emb
+                pos += len(emb)
+                rows.extend(r.tolist())
+                ids.extend(oid)
+                t.advance(len(emb))
+        mm.flush()
+        del mm
+    return np.load(out, mmap_mode="r"), rows, ids
+
+
+def _finish(
+    out: Path,
+    shard_paths: list[Path],
+    dim: int,
+    dtype: str,
+    cfg: BuildConfig,
+    model_info: dict[str, Any] | None,
+    catalog_info: dict[str, Any],
+    progress: Progress,
+    seconds: dict[str, float],
+) -> Manifest:
+    t0 = time.perf_counter()
+    vectors, rows, ids = _assemble_vectors(shard_paths, dim, dtype, out / VECTORS_FILE, progress)
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise IndexFormatError(f"{out / EMBEDDINGS_DIR}: object_id {dup!r} appears in more than one row")
+    seconds["assemble"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    faiss_info = build_faiss_index(vectors, cfg.index, out / FAISS_FILE, progress)
+    seconds["faiss"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    entries = tuple(
+        ShardEntry(file=f"{EMBEDDINGS_DIR}/{p.name}", rows=pq.read_metadata(p).num_rows, bytes=p.stat().st_size, sha256=sha256_file(p))
+        for p in shard_paths
+    )
+    vec = out / VECTORS_FILE
+    faiss_file = out / FAISS_FILE
+    manifest = Manifest(
+        dim=dim,
+        dtype=dtype,
+        count=len(ids),
+        shards=entries,
+        score_weights=cfg.score_weights.to_dict(),
+        model=model_info,
+        catalog=catalog_info,
+        faiss={**faiss_info, "bytes": faiss_file.stat().st_size, "sha256": sha256_file(faiss_file)},
+        vectors={"file": VECTORS_FILE, "dtype": dtype, "shape": [len(ids), dim], "bytes": vec.stat().st_size, "sha256": sha256_file(vec)},
+        created=_now(),
+        package_version=__version__,
+        extra={"seconds": {k: round(v, 3) for k, v in seconds.items()}},
+    )
+    seconds["hash"] = time.perf_counter() - t0
+    manifest.write(out)
+    (out / STATE_FILE).unlink(missing_ok=True)
+    return manifest
+
+
+def build_index(
+    checkpoint: str | Path,
+    catalog: Any,
+    out: str | Path,
+    cfg: BuildConfig = BuildConfig(),
+    progress: Progress = NULL_PROGRESS,
+) -> BuildResult:
+    """Embed ``catalog`` with the checkpoint, write shards, and build the index directory."""
+    from ..model import load_checkpoint
+
+    out = Path(out)
+    embedder = load_checkpoint(checkpoint)
+    n = len(catalog)
+    _prepare_out(out, cfg.overwrite)
+    state = {
+        "checkpoint_sha256": embedder.sha256,
+        "catalog": catalog.source,
+        "catalog_count": n,
+        "shard_rows": cfg.shard_rows,
+        "batch_size": cfg.batch_size,
+        "dtype": cfg.dtype,
+    }
+    _check_state(out, state)
+    _copy_model(Path(checkpoint), out / MODEL_DIR, embedder)
+
+    shard_dir = out / EMBEDDINGS_DIR
+    shard_dir.mkdir(exist_ok=True)
+    nshards = max(1, -(-n // cfg.shard_rows))
+    shard_paths: list[Path] = []
+    embedded = reused = 0
+    skipped: list[tuple[int, str]] = []
+    t0 = time.perf_counter()
+    with progress.task("embedding", total=n, unit="img") as task:
+        for i in range(nshards):
+            lo, hi = i * cfg.shard_rows, min(n, (i + 1) * cfg.shard_rows)
+            path = shard_dir / shard_name(i)
+            shard_paths.append(path)
+            if _shard_complete(path, lo, hi):
+                reused += 1
+                task.advance(hi - lo)
+                continue
+            ids: list[str] = []
+            rows: list[np.ndarray] = []
+            embs: list[np.ndarray] = []
+            meta: dict[str, list[Any]] = {}
+            for batch in catalog.iter_batches(cfg.batch_size, lo, hi):
+                skipped.extend(batch.skipped)
+                if len(batch):
+                    embs.append(embedder.embed(batch.images, batch_size=cfg.batch_size))
+                    ids.extend(batch.object_ids)
+                    rows.append(batch.rows)
+                    for k, v in batch.metadata.items():
+                        meta.setdefault(k, []).extend(v)
+                task.advance(len(batch) + len(batch.skipped))
+            if not embs:
+                raise IndexFormatError(f"{catalog.path}: every image in rows {lo}–{hi - 1} was unreadable")
+            meta["source"] = [catalog.source] * len(ids)
+            write_shard(
+                path,
+                ids,
+                np.concatenate(rows),
+                np.concatenate(embs),
+                meta,
+                dtype=cfg.dtype,
+                extra_schema_metadata={_RANGE_KEY.decode(): f"{lo}:{hi}"},
+            )
+            embedded += 1
+    seconds = {"embed": time.perf_counter() - t0}
+    for stale in shard_dir.glob(SHARD_GLOB):  # from a longer catalog of an earlier attempt
+        if stale not in shard_paths:
+            stale.unlink()
+    catalog_info = {"source": catalog.source, "path": str(Path(catalog.path).resolve()), "kind": catalog.kind, "count": n, "skipped": len(skipped)}
+    manifest = _finish(out, shard_paths, embedder.dim, cfg.dtype, cfg, embedder.manifest_info(), catalog_info, progress, seconds)
+    return BuildResult(out, manifest, embedded, reused, skipped, seconds)
+
+
+def build_index_from_shards(
+    shards: str | Path, out: str | Path, cfg: BuildConfig = BuildConfig(), progress: Progress = NULL_PROGRESS
+) -> BuildResult:
+    """Build the vectors and FAISS index from existing shards (e.g. written on a cluster);
+    no model needed. Shards are copied into ``out`` so the index stays self-contained."""
+    src = Path(shards)
+    if not src.is_dir():
+        raise IndexFormatError(f"{src}: not a directory of Parquet shards")
+    paths = sorted(src.glob(SHARD_GLOB))
+    if not paths:
+        raise IndexFormatError(f"{src}: no shards named part-NNNNN.parquet")
+    schema = pq.read_schema(paths[0])
+    for name in ("object_id", "row", "embedding"):
+        if name not in schema.names:
+            raise IndexFormatError(f"{paths[0]}: shard lacks the {name!r} column")
+    emb_type = schema.field("embedding").type
+    if not pa.types.is_fixed_size_list(emb_type):
+        raise IndexFormatError(f"{paths[0]}: 'embedding' must be fixed_size_list<float>[D], found {emb_type}")
+    dim = emb_type.list_size
+    dtype = "float16" if emb_type.value_type == pa.float16() else "float32"
+    out = Path(out)
+    _prepare_out(out, cfg.overwrite)
+    _check_state(out, {"from_shards": str(src.resolve()), "n_shards": len(paths), "dtype": dtype})
+    dst_dir = out / EMBEDDINGS_DIR
+    dst_dir.mkdir(exist_ok=True)
+    copied: list[Path] = []
+    for p in paths:
+        dst = dst_dir / p.name
+        if src.resolve() != dst_dir.resolve():
+            with atomic_path(dst) as tmp:
+                shutil.copyfile(p, tmp)
+        copied.append(dst)
+    model_info = None
+    src_manifest = src.parent / MANIFEST_NAME if src.name == EMBEDDINGS_DIR else src / MANIFEST_NAME
+    if src_manifest.is_file():
+        try:
+            model_info = json.loads(src_manifest.read_text()).get("model")
+        except json.JSONDecodeError:
+            model_info = None
+    if model_info and (src_manifest.parent / MODEL_DIR).is_dir() and src_manifest.parent.resolve() != out.resolve():
+        shutil.copytree(src_manifest.parent / MODEL_DIR, out / MODEL_DIR, dirs_exist_ok=True)
+    catalog_info = {"source": f"shards:{src.resolve()}", "path": None, "kind": "shards", "count": sum(pq.read_metadata(p).num_rows for p in copied)}
+    manifest = _finish(out, copied, dim, dtype, cfg, model_info, catalog_info, progress, {})
+    return BuildResult(out, manifest, 0, len(copied), [], {})
+
+
+def _copy_model(checkpoint: Path, dst: Path, embedder: Any) -> None:
+    """Copy the checkpoint's weights and config next to the index (self-describing index)."""
+    src = Path(getattr(embedder, "path", checkpoint))
+    src_dir = src if src.is_dir() else src.parent
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in ("model.safetensors", "checkpoint.json"):
+        f = src_dir / name
+        if f.is_file():
+            with atomic_path(dst / name) as tmp:
+                shutil.copyfile(f, tmp)
+
+

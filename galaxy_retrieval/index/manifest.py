@@ -1,0 +1,117 @@
+"""``manifest.json``: what an index directory holds, and the proof that it is whole.
+
+It is written last, atomically, once every shard, the vector file and the FAISS index are on
+disk; a directory without it (or with ``"complete": false``) is a build in progress and is
+refused by :func:`read_manifest`. Opening an index checks every file it lists against the
+recorded sizes and sha256 digests, so a tampered or truncated shard is caught.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import IndexFormatError
+from .atomic import sha256_file, write_json_atomic
+
+__all__ = ["MANIFEST_NAME", "FORMAT", "FORMAT_VERSION", "ShardEntry", "Manifest", "read_manifest"]
+
+MANIFEST_NAME = "manifest.json"
+FORMAT = "galaxy-retrieval-index"
+FORMAT_VERSION = 1
+# Above this many bytes, opening checks sizes only unless a full check is asked for:
+# hashing a 100M-object survey's shards on every open would take minutes.
+FULL_VERIFY_LIMIT = 2 << 30
+
+
+@dataclass(frozen=True)
+class ShardEntry:
+    file: str  # relative to the index directory
+    rows: int
+    bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    dim: int
+    dtype: str
+    count: int
+    shards: tuple[ShardEntry, ...]
+    score_weights: dict[str, float]
+    model: dict[str, Any] | None
+    catalog: dict[str, Any]
+    faiss: dict[str, Any] | None = None
+    vectors: dict[str, Any] | None = None
+    created: str = ""
+    package_version: str = ""
+    complete: bool = True
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["shards"] = [asdict(s) for s in self.shards]
+        # stable, human-friendly key order: what it is first
+        order = ["format", "format_version", "complete", "created", "package_version", "count", "dim", "dtype"]
+        return {**{k: d[k] for k in order}, **{k: v for k, v in d.items() if k not in order}}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "manifest") -> "Manifest":
+        try:
+            shards = tuple(ShardEntry(**s) for s in d["shards"])
+            kw = {k: d[k] for k in cls.__dataclass_fields__ if k in d and k != "shards"}
+            return cls(shards=shards, **kw)
+        except (KeyError, TypeError) as e:
+            raise IndexFormatError(f"{where}: malformed manifest ({e})") from None
+
+    def write(self, directory: str | Path) -> Path:
+        return write_json_atomic(Path(directory) / MANIFEST_NAME, self.to_dict())
+
+    def verify(self, directory: str | Path, full: bool | None = None) -> None:
+        """Check every listed file. ``full=None``: hash when the index is small enough."""
+        root = Path(directory)
+        files: list[tuple[str, int, str | None]] = [(s.file, s.bytes, s.sha256) for s in self.shards]
+        for part in (self.vectors, self.faiss):
+            if part and part.get("file"):
+                files.append((part["file"], part.get("bytes", -1), part.get("sha256")))
+        total = sum(b for _, b, _ in files if b > 0)
+        do_hash = total <= FULL_VERIFY_LIMIT if full is None else full
+        for rel, nbytes, digest in files:
+            p = root / rel
+            if not p.is_file():
+                raise IndexFormatError(f"{p}: listed in {root / MANIFEST_NAME} but missing")
+            size = p.stat().st_size
+            if nbytes >= 0 and size != nbytes:
+                raise IndexFormatError(f"{p}: {size} bytes, but the manifest says {nbytes} (truncated or replaced?)")
+            if do_hash and digest and sha256_file(p) != digest:
+                raise IndexFormatError(f"{p}: sha256 does not match the manifest (the file was changed after the build)")
+        if sum(s.rows for s in self.shards) != self.count:
+            raise IndexFormatError(f"{root / MANIFEST_NAME}: shard rows add up to {sum(s.rows for s in self.shards)}, not {self.count}")
+
+
+def read_manifest(directory: str | Path, require_complete: bool = True) -> Manifest:
+    root = Path(directory)
+    if not root.exists():
+        raise IndexFormatError(f"{root}: no such index directory")
+    if not root.is_dir():
+        raise IndexFormatError(f"{root}: not a directory (an index is a directory with a manifest.json)")
+    p = root / MANIFEST_NAME
+    if not p.is_file():
+        hint = " — a build was interrupted; rerun gr build-index to finish it" if (root / "build-state.json").exists() else ""
+        raise IndexFormatError(f"{root}: no manifest.json, not a complete index{hint}")
+    try:
+        d = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise IndexFormatError(f"{p}: not valid JSON ({e})") from None
+    if not isinstance(d, dict) or d.get("format") != FORMAT:
+        raise IndexFormatError(f"{p}: not a galaxy-retrieval index manifest")
+    if d.get("format_version", 0) > FORMAT_VERSION:
+        raise IndexFormatError(f"{p}: format version {d.get('format_version')} is newer than this package reads ({FORMAT_VERSION})")
+    m = Manifest.from_dict(d, where=str(p))
+    if require_complete and not m.complete:
+        raise IndexFormatError(f"{root}: the index build did not finish (manifest says complete: false)")
+    return m

@@ -1,0 +1,103 @@
+"""Embedding shards: ``part-NNNNN.parquet`` files any Parquet reader can open.
+
+Schema: ``object_id`` string, ``row`` int64 (position in the catalog), ``embedding``
+fixed_size_list<float32 | float16>[D], then the catalog's metadata columns (nullable).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..errors import IndexFormatError
+from .atomic import atomic_path
+
+__all__ = ["SHARD_GLOB", "shard_name", "shard_schema", "write_shard", "read_shard_table", "read_shard_embeddings"]
+
+SHARD_GLOB = "part-*.parquet"
+
+
+def shard_name(i: int) -> str:
+    return f"part-{i:05d}.parquet"
+
+
+def _pa_float(dtype: str) -> pa.DataType:
+    if dtype == "float32":
+        return pa.float32()
+    if dtype == "float16":
+        return pa.float16()
+    raise IndexFormatError(f"embedding dtype must be float32 or float16, got {dtype!r}")
+
+
+def _column_array(values: Sequence[Any]) -> pa.Array:
+    """Metadata values → an Arrow array; mixed types fall back to strings."""
+    try:
+        return pa.array(list(values))
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([None if v is None else str(v) for v in values], type=pa.string())
+
+
+def shard_schema(dim: int, dtype: str, metadata_types: dict[str, pa.DataType] | None = None) -> pa.Schema:
+    fields = [
+        pa.field("object_id", pa.string(), nullable=False),
+        pa.field("row", pa.int64(), nullable=False),
+        pa.field("embedding", pa.list_(_pa_float(dtype), dim), nullable=False),
+    ]
+    for name, t in (metadata_types or {}).items():
+        fields.append(pa.field(name, t, nullable=True))
+    return pa.schema(fields)
+
+
+def write_shard(
+    path: str | Path,
+    object_ids: Sequence[str],
+    rows: np.ndarray,
+    embeddings: np.ndarray,
+    metadata: dict[str, Sequence[Any]],
+    dtype: str = "float32",
+    extra_schema_metadata: dict[str, str] | None = None,
+) -> Path:
+    """Write one shard atomically (temp file + rename)."""
+    emb = np.ascontiguousarray(embeddings, dtype=np.float16 if dtype == "float16" else np.float32)
+    n, dim = emb.shape
+    if len(object_ids) != n or len(rows) != n:
+        raise IndexFormatError(f"{path}: {len(object_ids)} ids, {len(rows)} rows and {n} embeddings differ in length")
+    flat = pa.array(emb.reshape(-1), type=_pa_float(dtype))
+    cols: dict[str, pa.Array] = {
+        "object_id": pa.array(list(object_ids), type=pa.string()),
+        "row": pa.array(np.asarray(rows, dtype=np.int64)),
+        "embedding": pa.FixedSizeListArray.from_arrays(flat, dim),
+    }
+    for name, values in metadata.items():
+        if name in cols:
+            continue  # a catalog column named like ours must not shadow the contract
+        cols[name] = _column_array(values)
+    table = pa.table(cols)
+    if extra_schema_metadata:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **extra_schema_metadata})
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd" if dtype == "float16" else "snappy")
+    return Path(path)
+
+
+def read_shard_table(path: str | Path, columns: list[str] | None = None) -> pa.Table:
+    try:
+        return pq.read_table(path, columns=columns)
+    except FileNotFoundError:
+        raise IndexFormatError(f"{path}: shard missing") from None
+    except (pa.ArrowInvalid, OSError) as e:
+        raise IndexFormatError(f"{path}: not a readable Parquet shard ({e})") from None
+
+
+def read_shard_embeddings(path: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(embeddings (n, D), rows (n,), object_ids) of one shard."""
+    t = read_shard_table(path, ["object_id", "row", "embedding"])
+    col = t.column("embedding").combine_chunks()
+    dim = col.type.list_size
+    values = col.flatten().to_numpy(zero_copy_only=False)
+    emb = values.reshape(-1, dim)
+    return emb, t.column("row").to_numpy(), t.column("object_id").to_pylist()

@@ -1,0 +1,90 @@
+"""The `gr query` use case as one library call: open, query, optionally draw the mosaic."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import QueryError
+from .hits import Hit
+from .searcher import GalaxySearcher
+
+__all__ = ["QueryRequest", "QueryResult", "run_query"]
+
+
+@dataclass(frozen=True)
+class QueryRequest:
+    index: Path
+    images: tuple[Path, ...] = ()
+    object_id: str | None = None
+    ra: float | None = None
+    dec: float | None = None
+    radius_arcsec: float = 10.0
+    k: int = 10
+    refine: int = 10
+    exact: bool = False
+    checkpoint: Path | None = None
+    mosaic: Path | None = None
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    queries: list[str]  # what each row of `hits` answers
+    hits: list[list[Hit]]
+    seconds: float  # query time, opening the index excluded
+    mosaic: Path | None
+    label_names: dict[int, str] | None
+
+
+def run_query(req: QueryRequest) -> QueryResult:
+    kinds = [bool(req.images), req.object_id is not None, req.ra is not None or req.dec is not None]
+    if sum(kinds) != 1:
+        raise QueryError("give exactly one of --image (one or more), --object-id, or --ra with --dec")
+    s = GalaxySearcher.open(req.index, checkpoint=req.checkpoint)
+    t0 = time.perf_counter()
+    query_images: list[np.ndarray] | None = None
+    if req.images:
+        hits = s.query_batch(list(req.images), k=req.k, refine=req.refine, exact=req.exact)
+        labels = [str(p) for p in req.images]
+    elif req.object_id is not None:
+        hits = [s.query(object_id=req.object_id, k=req.k, refine=req.refine, exact=req.exact)]
+        labels = [f"object {req.object_id}"]
+    else:
+        if req.ra is None or req.dec is None:
+            raise QueryError("a sky position needs both --ra and --dec")
+        pos, sep = s.position_at(req.ra, req.dec, req.radius_arcsec)
+        hits = [s.query(object_id=s.object_ids[pos], k=req.k, refine=req.refine, exact=req.exact)]
+        labels = [f"object {s.object_ids[pos]} ({sep:.1f}\" from RA {req.ra:g}, Dec {req.dec:g})"]
+    seconds = time.perf_counter() - t0
+    mosaic = None
+    names = _label_names(s)
+    if req.mosaic is not None:
+        from ..catalog.images import read_image
+        from .mosaic import query_mosaic
+
+        if req.images:
+            query_images = [read_image(p) for p in req.images]
+            captions = [Path(p).name for p in req.images]
+        else:
+            oid = req.object_id if req.object_id is not None else labels[0].split()[1]
+            query_images = s.images_of([int(s.rows[s.position_of(oid)])])
+            captions = [f"query {oid}"]
+        hit_images = [s.images_of([h.row for h in hs]) for hs in hits]
+        mosaic = query_mosaic(query_images, hits, hit_images, req.mosaic, query_captions=captions, label_names=names)
+    return QueryResult(labels, hits, seconds, mosaic, names)
+
+
+def _label_names(s: GalaxySearcher) -> dict[int, str] | None:
+    names = s.manifest.catalog.get("label_names")
+    if names:
+        return {int(k): v for k, v in names.items()}
+    if s.manifest.catalog.get("kind") == "galaxy10-hdf5":
+        from ..catalog.galaxy10 import GALAXY10_SHORT
+
+        return dict(enumerate(GALAXY10_SHORT))
+    return None
+
+

@@ -1,0 +1,34 @@
+"""Nearest catalog object to a sky position."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import QueryError
+
+__all__ = ["angular_separation_arcsec", "nearest_on_sky"]
+
+
+def angular_separation_arcsec(ra0: float, dec0: float, ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
+    """Great-circle separation (haversine: accurate at arcsecond scales) in arcseconds."""
+    r0, d0 = np.radians(ra0), np.radians(dec0)
+    r, d = np.radians(ra), np.radians(dec)
+    h = np.sin((d - d0) / 2) ** 2 + np.cos(d0) * np.cos(d) * np.sin((r - r0) / 2) ** 2
+    return np.degrees(2 * np.arcsin(np.sqrt(np.clip(h, 0, 1)))) * 3600.0
+
+
+def nearest_on_sky(ra0: float, dec0: float, ra: np.ndarray, dec: np.ndarray, radius_arcsec: float) -> tuple[int, float]:
+    """Position of the nearest object within ``radius_arcsec`` and its separation."""
+    if not (np.isfinite(ra0) and 0.0 <= ra0 < 360.0):
+        raise QueryError(f"RA {ra0} out of range: expected degrees in [0, 360)")
+    if not (np.isfinite(dec0) and -90.0 <= dec0 <= 90.0):
+        raise QueryError(f"Dec {dec0} out of range: expected degrees in [-90, 90]")
+    if radius_arcsec <= 0:
+        raise QueryError(f"radius {radius_arcsec} arcsec must be > 0")
+    sep = angular_separation_arcsec(ra0, dec0, ra, dec)
+    sep = np.where(np.isfinite(sep), sep, np.inf)
+    i = int(np.argmin(sep))
+    if not np.isfinite(sep[i]) or sep[i] > radius_arcsec:
+        nearest = "no object has coordinates" if not np.isfinite(sep[i]) else f"the nearest is {sep[i]:.1f} arcsec away"
+        raise QueryError(f"no catalog object within {radius_arcsec:g} arcsec of RA {ra0:g}, Dec {dec0:g} ({nearest}; widen --radius)")
+    return i, float(sep[i])
