@@ -140,8 +140,28 @@ def info(
     metadata: Optional[Path] = typer.Option(None, help="CSV of an image folder (default: the one inside it)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Describe a catalog: count, image shape, labels, columns."""
+    """Describe a catalog (count, image shape, labels, columns) or an index directory."""
     from .catalog import open_catalog
+
+    if (path / "manifest.json").is_file():
+        from .index.manifest import read_manifest
+
+        m = read_manifest(path)
+        if as_json:
+            out.print_json(json.dumps(m.to_dict(), default=str))
+            return
+        t = Table(title=f"index {path}", show_header=False, title_justify="left")
+        f = m.faiss or {}
+        t.add_row("objects", f"{m.count:,}")
+        t.add_row("embedding", f"{m.dim} × {m.dtype}")
+        t.add_row("shards", f"{len(m.shards)} ({sum(s.bytes for s in m.shards) / 1e6:,.1f} MB)")
+        t.add_row("candidate index", f"{f.get('factory')} ({f.get('metric')}), {f.get('bytes', 0) / 1e6:,.1f} MB")
+        t.add_row("score weights", ", ".join(f"{k}={v:.3g}" for k, v in m.score_weights.items()))
+        t.add_row("model", str((m.model or {}).get("preset", "—")) + f" sha256 {str((m.model or {}).get('sha256', ''))[:12]}")
+        t.add_row("catalog", str(m.catalog.get("source")))
+        t.add_row("created", f"{m.created} (galaxy-retrieval {m.package_version})")
+        out.print(t)
+        return
 
     with open_catalog(path, metadata=metadata) as cat:
         inf = cat.info()

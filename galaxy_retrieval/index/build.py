@@ -74,9 +74,10 @@ def _now() -> str:
 def _prepare_out(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise IndexFormatError(f"{out}: exists and is not a directory")
-    if (out / MANIFEST_NAME).exists():
-        if not overwrite:
-            raise IndexFormatError(f"{out}: already holds a complete index; pass --overwrite to rebuild it, or choose another --out")
+    if (out / MANIFEST_NAME).exists() and not overwrite:
+        raise IndexFormatError(f"{out}: already holds a complete index; pass --overwrite to rebuild it, or choose another --out")
+    # Only a directory that is recognisably an index (finished or not) is ever deleted.
+    if overwrite and ((out / MANIFEST_NAME).exists() or (out / STATE_FILE).exists()):
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
 

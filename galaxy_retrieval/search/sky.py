@@ -20,9 +20,9 @@ def angular_separation_arcsec(ra0: float, dec0: float, ra: np.ndarray, dec: np.n
 def nearest_on_sky(ra0: float, dec0: float, ra: np.ndarray, dec: np.ndarray, radius_arcsec: float) -> tuple[int, float]:
     """Position of the nearest object within ``radius_arcsec`` and its separation."""
     if not (np.isfinite(ra0) and 0.0 <= ra0 < 360.0):
-        raise QueryError(f"RA {ra0} out of range: expected degrees in [0, 360)")
+        raise QueryError(f"RA {ra0:g} out of range: expected degrees in [0, 360)")
     if not (np.isfinite(dec0) and -90.0 <= dec0 <= 90.0):
-        raise QueryError(f"Dec {dec0} out of range: expected degrees in [-90, 90]")
+        raise QueryError(f"Dec {dec0:g} out of range: expected degrees in [-90, 90]")
     if radius_arcsec <= 0:
         raise QueryError(f"radius {radius_arcsec} arcsec must be > 0")
     sep = angular_separation_arcsec(ra0, dec0, ra, dec)
