@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m galaxy_retrieval.demo
+	$(VENV)/bin/gr demo
 
 test: $(STAMP)
 	$(PY) -m pytest tests

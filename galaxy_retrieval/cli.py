@@ -190,6 +190,138 @@ def info(
         out.print(lt)
 
 
+# --------------------------------------------------------------------------- train / evaluate
+
+
+class PairModeChoice(str, Enum):
+    paper = "paper"
+    in_batch = "in_batch"
+
+
+@app.command()
+@_friendly
+def train(
+    catalog: Path = typer.Option(..., help="HDF5 catalog or image folder (labels, if any, are ignored)."),
+    out_dir: Path = typer.Option(..., "--out", help="Run directory, e.g. runs/NAME."),
+    metadata: Optional[Path] = typer.Option(None, help="CSV of an image folder."),
+    preset: str = typer.Option("small", help="Model preset: small, paper, tiny."),
+    epochs: int = typer.Option(30, help="Maximum epochs (early stopping may end sooner)."),
+    batch_size: int = typer.Option(64, help="Images per training batch."),
+    lr: float = typer.Option(1e-3, help="Adam learning rate."),
+    weight_decay: float = typer.Option(5e-4, help="Adam weight decay."),
+    num_augmentations: int = typer.Option(3, help="Transforms drawn per positive/negative image (§3.4)."),
+    pair_mode: PairModeChoice = typer.Option(PairModeChoice.paper, help="paper: one positive + one negative pair per image; in_batch: every other image is a negative."),
+    save_computations: bool = typer.Option(False, "--save-computations", help="Each image gets a positive OR a negative pair (paper option)."),
+    patience: int = typer.Option(5, help="Early stopping: epochs without a better validation loss."),
+    time_budget: Optional[float] = typer.Option(None, help="Stop before an epoch that would end past this many seconds."),
+    seed: int = typer.Option(0, help="Seed of the split, initialisation and augmentations."),
+    device: str = typer.Option("auto", help="auto (cuda, mps, cpu), or a torch device."),
+    resume: bool = typer.Option(False, help="Continue the run in --out from its last epoch."),
+    overwrite: bool = typer.Option(False, help="Replace an existing run in --out."),
+) -> None:
+    """Train the GalaxIDNet ViT label-free with the contrastive pair loss."""
+    from .catalog import open_catalog
+    from .train import TrainConfig
+    from .train import train as train_fn
+
+    cfg = TrainConfig(
+        preset=preset, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+        num_augmentations=num_augmentations, pair_mode=pair_mode.value, save_computations=save_computations,
+        patience=patience, time_budget_s=time_budget, seed=seed, device=device,
+    )
+    with open_catalog(catalog, metadata=metadata) as cat:
+        res = train_fn(cfg, cat, out_dir, progress=RichProgress(), resume=resume, overwrite=overwrite)
+    _render_train(res)
+
+
+def _render_train(res: Any) -> None:
+    acc = ", ".join(f"batch {b}: {v:.3f}" for b, v in res.best_val_loose_acc.items())
+    out.print(
+        f"run [bold]{res.out_dir}[/]: best epoch {res.best_epoch}/{res.epochs_completed} ({res.stopped}), "
+        f"val loss {res.best_val_loss:.4f}, val loose accuracy {acc}; {res.n_train} train / {res.n_val} val images, "
+        f"{res.seconds:.0f} s on {res.device}"
+    )
+    out.print(f"history: {Path(res.out_dir) / 'history.json'} and {Path(res.out_dir) / 'history.png'}")
+
+
+@app.command()
+@_friendly
+def evaluate(
+    checkpoint: Path = typer.Option(..., help="Trained model (runs/NAME)."),
+    catalog: Path = typer.Option(..., help="The catalog it was trained on (split by the training seed)."),
+    metadata: Optional[Path] = typer.Option(None, help="CSV of an image folder."),
+    split: str = typer.Option("test", help="test | val | train | all."),
+    baselines: bool = typer.Option(True, help="Also score the untrained network and raw pixels."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Loose accuracy (batch 8, 64) and label retrieval precision/mAP against baselines."""
+    from .catalog import open_catalog
+    from .evaluate import evaluate as evaluate_fn
+
+    with open_catalog(catalog, metadata=metadata) as cat:
+        rep = evaluate_fn(checkpoint, cat, split=split, progress=RichProgress(), baselines=baselines)
+    if as_json:
+        print(json.dumps(rep.to_dict(), default=str))
+        return
+    _render_eval(rep)
+
+
+def _render_eval(rep: Any) -> None:
+    methods = list(rep.loose_accuracy)
+    t = Table(title=f"evaluation on the {rep.split} split: {rep.n_queries} queries against {rep.n_database} objects", title_justify="left")
+    t.add_column("metric")
+    for m in methods:
+        t.add_column(m, justify="right")
+    for b in rep.batch_sizes:
+        t.add_row(f"loose accuracy @ batch {b}", *[_fmt(rep.loose_accuracy[m].get(b)) for m in methods])
+    if rep.retrieval:
+        names = list(next(iter(rep.retrieval.values())).macro)
+        for name in names:
+            t.add_row(f"macro {name}", *[_fmt(rep.retrieval[m].macro.get(name)) if m in rep.retrieval else "—" for m in methods])
+    out.print(t)
+    if rep.retrieval and "model" in rep.retrieval:
+        from .catalog.galaxy10 import GALAXY10_SHORT
+
+        pc = rep.retrieval["model"].per_class
+        key = next((k for k in ("precision@10", "precision@1") if pc and k in next(iter(pc.values()))), None)
+        if key:
+            row = "  ".join(f"{GALAXY10_SHORT[c] if 0 <= c < len(GALAXY10_SHORT) else c}: {v[key]:.2f}" for c, v in pc.items())
+            out.print(f"per-class {key} (model): {row}", highlight=False)
+
+
+def _fmt(v: Any) -> str:
+    return "—" if v is None else f"{v:.3f}"
+
+
+@app.command()
+@_friendly
+def demo(
+    pipeline: Optional[Path] = typer.Option(None, help="Pipeline TOML (default: pipelines/demo.toml)."),
+    fresh: bool = typer.Option(False, help="Redo every step instead of reusing finished ones."),
+) -> None:
+    """Synthetic catalog → training → evaluation → index → query with a mosaic, end to end."""
+    from .demo import DEFAULT_PIPELINE, load_demo_config, run_demo
+
+    cfg = load_demo_config(pipeline or DEFAULT_PIPELINE)
+    res = run_demo(cfg, progress=RichProgress(), fresh=fresh)
+    out.print(f"catalog: {res.catalog}  (contact sheet: {res.contact_sheet})")
+    if res.train is not None:
+        _render_train(res.train)
+    _render_eval(res.evaluation)
+    m = res.build.manifest
+    out.print(f"index {res.build.path}: {m.count:,} objects, FAISS {(m.faiss or {}).get('factory')}, built in {sum(res.build.seconds.values()):.1f} s")
+    names = res.query.label_names or {}
+    hits = res.query.hits[0]
+    t = Table(title=f"top {len(hits)} for {res.query.queries[0]} (object {res.query_object})", title_justify="left")
+    for col in ("rank", "object id", "score", "label"):
+        t.add_column(col)
+    for h in hits:
+        lab = h.metadata.get("label")
+        t.add_row(str(h.rank), h.object_id, f"{h.score:.4f}", f"{lab} {names.get(lab, '')}" if lab is not None else "")
+    out.print(t)
+    out.print(f"query took {res.query.seconds * 1000:.1f} ms; mosaic: [bold]{res.query.mosaic}[/]")
+
+
 # --------------------------------------------------------------------------- index / query
 
 

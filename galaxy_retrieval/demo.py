@@ -1,0 +1,200 @@
+"""The end-to-end demo: synthetic catalog → label-free training → evaluation → index → query.
+
+Driven by a pipeline file (``pipelines/demo.toml``). Every step's output lands where the file
+says; a step whose output already exists for the same settings is reused, so running the demo
+twice costs seconds the second time (``fresh=True`` redoes everything).
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+from .errors import ConfigError
+from .progress import NULL_PROGRESS, Progress
+
+__all__ = ["DemoConfig", "DemoResult", "load_demo_config", "run_demo", "DEFAULT_PIPELINE"]
+
+DEFAULT_PIPELINE = Path(__file__).resolve().parent.parent / "pipelines" / "demo.toml"
+
+
+@dataclass(frozen=True)
+class SynthStep:
+    n: int = 2000
+    size: int = 256
+    seed: int = 0
+    out: Path = Path("data/demo/catalog.h5")
+    contact_sheet: Path = Path("data/demo/contact-sheet.png")
+
+
+@dataclass(frozen=True)
+class TrainStep:
+    preset: str = "small"
+    out: Path = Path("runs/demo")
+    seed: int = 0
+    options: dict[str, Any] = field(default_factory=dict)  # any other TrainConfig field
+
+
+@dataclass(frozen=True)
+class IndexStep:
+    out: Path = Path("indexes/demo")
+    kind: str = "auto"
+    shard_rows: int = 512
+
+
+@dataclass(frozen=True)
+class QueryStep:
+    k: int = 10
+    refine: int = 10
+    query_image: Path = Path("data/demo/query.png")
+    mosaic: Path = Path("runs/demo/query-mosaic.png")
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    synth: SynthStep = field(default_factory=SynthStep)
+    train: TrainStep = field(default_factory=TrainStep)
+    index: IndexStep = field(default_factory=IndexStep)
+    query: QueryStep = field(default_factory=QueryStep)
+
+
+def _section(cls: type, d: dict[str, Any], where: str, root: Path) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    kw: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for k, v in d.items():
+        if k not in known:
+            if "options" in known:
+                extra[k] = v
+                continue
+            raise ConfigError(f"{where}: unknown key {k!r} (known: {', '.join(known)})")
+        kw[k] = root / v if known[k].type in ("Path", Path) else v
+    if extra:
+        kw["options"] = extra
+    return cls(**kw)
+
+
+def load_demo_config(path: str | Path = DEFAULT_PIPELINE, root: str | Path = ".") -> DemoConfig:
+    """Read a demo pipeline TOML; relative paths are taken from ``root``."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: pipeline file not found")
+    try:
+        d = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: not valid TOML ({e})") from None
+    r = Path(root)
+    parts = {"synth": SynthStep, "train": TrainStep, "index": IndexStep, "query": QueryStep}
+    unknown = set(d) - set(parts)
+    if unknown:
+        raise ConfigError(f"{p}: unknown section(s) {', '.join(sorted(unknown))}")
+    return DemoConfig(**{name: _section(cls, d.get(name, {}), f"{p} [{name}]", r) for name, cls in parts.items()})
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    catalog: Path
+    contact_sheet: Path
+    train: Any  # TrainResult, or None when an existing run was reused
+    run_dir: Path
+    evaluation: Any  # EvalReport
+    build: Any  # BuildResult
+    query: Any  # QueryResult
+    query_object: str
+    reused: list[str]
+
+
+def _catalog_matches(path: Path, s: SynthStep) -> bool:
+    if not path.is_file():
+        return False
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return (
+                int(f.attrs.get("seed", -1)) == s.seed
+                and int(f["images"].shape[0]) == s.n
+                and int(f["images"].shape[1]) == s.size
+            )
+    except OSError:
+        return False
+
+
+def _run_matches(run: Path, cfg_dict: dict[str, Any]) -> bool:
+    meta = run / "checkpoint.json"
+    if not (run / "model.safetensors").is_file() or not meta.is_file():
+        return False
+    try:
+        saved = json.loads(meta.read_text()).get("train", {})
+    except json.JSONDecodeError:
+        return False
+    return all(saved.get(k) == v for k, v in cfg_dict.items())
+
+
+def run_demo(cfg: DemoConfig, progress: Progress = NULL_PROGRESS, fresh: bool = False) -> DemoResult:
+    from PIL import Image
+
+    from .catalog import open_catalog
+    from .catalog.preview import catalog_contact_sheet
+    from .evaluate import evaluate
+    from .index.build import BuildConfig, build_index
+    from .index.candidates import IndexSpec
+    from .search.query import QueryRequest, run_query
+    from .synth import SynthConfig, generate_catalog
+    from .train import TrainConfig, split_indices, train
+
+    reused: list[str] = []
+    s = cfg.synth
+    if not fresh and _catalog_matches(s.out, s):
+        progress.log(f"[1/5] synthetic catalog: reusing {s.out}")
+        reused.append("catalog")
+    else:
+        progress.log(f"[1/5] synthetic catalog: rendering {s.n} galaxies at {s.size}² with GalSim")
+        generate_catalog(SynthConfig(n=s.n, size=s.size, seed=s.seed), s.out, progress=progress)
+    cat = open_catalog(s.out)
+    sheet = catalog_contact_sheet(cat, s.contact_sheet)
+
+    t = cfg.train
+    try:
+        tcfg = TrainConfig(preset=t.preset, seed=t.seed, **t.options)
+    except TypeError as e:
+        raise ConfigError(f"[train] in the pipeline file: {e}") from None
+    want = {"preset": t.preset, "seed": t.seed, **t.options}
+    train_result = None
+    if not fresh and _run_matches(t.out, want):
+        progress.log(f"[2/5] training: reusing {t.out} (same settings; pass --fresh to retrain)")
+        reused.append("training")
+    else:
+        progress.log(f"[2/5] training the {t.preset} preset label-free on {len(cat)} galaxies")
+        train_result = train(tcfg, cat, t.out, progress=progress, overwrite=True)
+
+    progress.log("[3/5] evaluating on the held-out 10 % (labels only measure)")
+    report = evaluate(t.out, cat, progress=progress)
+
+    progress.log(f"[4/5] building the index {cfg.index.out}")
+    build = build_index(
+        t.out,
+        cat,
+        cfg.index.out,
+        BuildConfig(shard_rows=cfg.index.shard_rows, index=IndexSpec(kind=cfg.index.kind), overwrite=True),
+        progress=progress,
+    )
+
+    q = cfg.query
+    _, _, test_rows = split_indices(len(cat), t.seed)
+    labels = cat.labels()
+    # a held-out spiral if there is one: the most recognisable query for a first look
+    pick = next((int(r) for r in test_rows if labels is not None and labels[r] == 5), int(test_rows[0]))
+    rec = cat[pick]
+    q.query_image.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rec.image).save(q.query_image)
+    progress.log(f"[5/5] querying with {q.query_image} (held-out object {rec.object_id})")
+    result = run_query(QueryRequest(index=cfg.index.out, images=(q.query_image,), k=q.k, refine=q.refine, mosaic=q.mosaic))
+    cat.close()
+    return DemoResult(s.out, sheet, train_result, t.out, report, build, result, rec.object_id, reused)
+
+
