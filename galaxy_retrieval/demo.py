@@ -115,8 +115,14 @@ def _catalog_matches(path: Path, s: SynthStep) -> bool:
 
     try:
         with h5py.File(path, "r") as f:
+            from .synth.generate import FORMAT_VERSION
+
+            # a file from an older generator is re-rendered, not reused
+            version = f.attrs.get("version", "")
+            version = version.decode() if isinstance(version, bytes) else str(version)
             return (
-                int(f.attrs.get("seed", -1)) == s.seed
+                version.endswith(f"+synth{FORMAT_VERSION}")
+                and int(f.attrs.get("seed", -1)) == s.seed
                 and int(f["images"].shape[0]) == s.n
                 and int(f["images"].shape[1]) == s.size
             )

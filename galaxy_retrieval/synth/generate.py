@@ -50,19 +50,9 @@ _LABEL_STREAM = 2**62
 
 
 def _package_version() -> str:
-    # An editable install made before the package had an __init__ imports it as a namespace
-    # package, without __version__; the installed metadata still knows the version.
-    try:
-        from .. import __version__
+    from .. import __version__
 
-        return str(__version__)
-    except ImportError:
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            return version("galaxy-retrieval")
-        except PackageNotFoundError:
-            return "unknown"
+    return str(__version__)
 
 
 def balanced_labels(n: int, seed: int) -> np.ndarray:
