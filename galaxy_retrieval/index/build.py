@@ -207,6 +207,8 @@ def build_index(
 
     shard_dir = out / EMBEDDINGS_DIR
     shard_dir.mkdir(exist_ok=True)
+    for tmp in shard_dir.glob(".part-*.tmp"):  # left by a killed run; never read, just litter
+        tmp.unlink(missing_ok=True)
     nshards = max(1, -(-n // cfg.shard_rows))
     shard_paths: list[Path] = []
     embedded = reused = 0
