@@ -29,7 +29,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
+# Piped output (files, CI logs) gets a fixed, generous width instead of rich's default 80
+# columns, so result tables are not squeezed into ellipses.
+out = Console(width=None if sys.stdout.isatty() else 140)
 err = Console(stderr=True)
 
 EXIT_USER_ERROR = 2
@@ -425,19 +427,22 @@ def query(
         return
     names = res.label_names or {}
     for q, hs in zip(res.queries, res.hits):
-        t = Table(title=f"neighbours of {q}", title_justify="left")
-        for col, just in (("rank", "right"), ("object id", "left"), ("score", "right"), ("cos", "right"), ("1/(1+L2)", "right"), ("1/(1+L3)", "right"), ("label", "left"), ("ra", "right"), ("dec", "right")):
-            t.add_column(col, justify=just)  # type: ignore[arg-type]
+        t = Table(title=f"neighbours of {q}", title_justify="left", caption="score = (cos + 1/(1+L2) + 1/(1+L3)) / 3 by default")
+        for col, just in (("#", "right"), ("object id", "left"), ("score", "right"), ("cos", "right"), ("1/(1+L2)", "right"), ("1/(1+L3)", "right"), ("label", "left"), ("ra", "right"), ("dec", "right")):
+            t.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
         for h in hs:
             lab = h.metadata.get("label")
-            lab_s = "" if lab is None else (f"{lab} {names[lab]}" if isinstance(lab, int) and lab in names else str(lab))
+            lab_s = "" if lab is None else (names[lab] if isinstance(lab, int) and lab in names else str(lab))
             ra_v, dec_v = h.metadata.get("ra"), h.metadata.get("dec")
             t.add_row(
-                str(h.rank), h.object_id, f"{h.score:.4f}", f"{h.cos:.4f}", f"{h.inv_l2:.4f}", f"{h.inv_l3:.4f}", lab_s,
-                "" if ra_v is None else f"{ra_v:.5f}", "" if dec_v is None else f"{dec_v:.5f}",
+                str(h.rank), h.object_id, f"{h.score:.4f}", f"{h.cos:.3f}", f"{h.inv_l2:.3f}", f"{h.inv_l3:.3f}", lab_s,
+                "" if ra_v is None else f"{ra_v:.4f}", "" if dec_v is None else f"{dec_v:.4f}",
             )
         out.print(t)
-    out.print(f"{sum(len(h) for h in res.hits)} hits in {res.seconds * 1000:.1f} ms" + (f"; mosaic: {res.mosaic}" if res.mosaic else ""))
+    out.print(
+        f"{sum(len(h) for h in res.hits)} hits in {res.seconds * 1000:.1f} ms (index opened and model loaded in {res.open_seconds:.1f} s)"
+        + (f"; mosaic: {res.mosaic}" if res.mosaic else "")
+    )
 
 
 def main() -> None:  # pragma: no cover - console entry

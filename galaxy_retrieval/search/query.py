@@ -37,13 +37,17 @@ class QueryResult:
     seconds: float  # query time, opening the index excluded
     mosaic: Path | None
     label_names: dict[int, str] | None
+    open_seconds: float = 0.0  # opening + verifying the index, loading the model, warming the kernel
 
 
 def run_query(req: QueryRequest) -> QueryResult:
     kinds = [bool(req.images), req.object_id is not None, req.ra is not None or req.dec is not None]
     if sum(kinds) != 1:
         raise QueryError("give exactly one of --image (one or more), --object-id, or --ra with --dec")
+    t_open = time.perf_counter()
     s = GalaxySearcher.open(req.index, checkpoint=req.checkpoint)
+    s.warmup(model=bool(req.images))
+    open_seconds = time.perf_counter() - t_open
     t0 = time.perf_counter()
     query_images: list[np.ndarray] | None = None
     if req.images:
@@ -74,7 +78,7 @@ def run_query(req: QueryRequest) -> QueryResult:
             captions = [f"query {oid}"]
         hit_images = [s.images_of([h.row for h in hs]) for hs in hits]
         mosaic = query_mosaic(query_images, hits, hit_images, req.mosaic, query_captions=captions, label_names=names)
-    return QueryResult(labels, hits, seconds, mosaic, names)
+    return QueryResult(labels, hits, seconds, mosaic, names, open_seconds)
 
 
 def _label_names(s: GalaxySearcher) -> dict[int, str] | None:

@@ -81,6 +81,16 @@ class GalaxySearcher:
     def __len__(self) -> int:
         return self.manifest.count
 
+    def warmup(self, model: bool = True) -> None:
+        """Load what the first query would (model, compiled kernels), so it is not timed."""
+        from .exact import warmup
+
+        warmup()
+        if model:
+            # one tiny forward pass: the first call into torch pays its lazy initialisation
+            size = self.embedder.model_config.image_size
+            self.embedder.embed(np.zeros((1, size, size, 3), np.uint8))
+
     # ------------------------------------------------------------------ model
 
     @property
