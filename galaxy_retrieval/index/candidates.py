@@ -10,6 +10,7 @@ measures.
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,7 +21,15 @@ import numpy as np
 from ..errors import ConfigError, IndexFormatError
 from ..progress import NULL_PROGRESS, Progress
 
-__all__ = ["IndexSpec", "resolve_factory", "build_faiss_index", "load_faiss_index", "set_search_params", "faiss_gpu_count"]
+__all__ = [
+    "IndexSpec",
+    "resolve_factory",
+    "check_factory",
+    "build_faiss_index",
+    "load_faiss_index",
+    "set_search_params",
+    "faiss_gpu_count",
+]
 
 _NAMED = ("auto", "flat", "hnsw", "ivf-pq")
 # Catalog sizes where `auto` moves to the next kind of index.
@@ -42,12 +51,19 @@ class IndexSpec:
     nprobe: int = 32
     seed: int = 0
     add_chunk: int = 65_536
+    # Vectors sampled to train PCA/OPQ/IVF/PQ; default max(16384, 64·nlist). A PCA on
+    # 2048-d or k-means on 4096 lists needs ~50k–100k, not the whole catalog.
+    train_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.metric not in ("l2", "cosine"):
             raise ConfigError(f"index metric must be 'l2' or 'cosine', got {self.metric!r}")
         if self.kind.lower() not in _NAMED and "," not in self.kind and self.kind not in ("Flat", "IDMap,Flat") and not self.kind[:1].isupper():
             raise ConfigError(f"--index must be one of {', '.join(_NAMED)} or a FAISS factory string (e.g. 'IVF1024,PQ64'), got {self.kind!r}")
+        if self.train_size is not None and self.train_size < 1:
+            raise ConfigError(f"train_size must be ≥ 1, got {self.train_size!r}")
+        if self.ef_construction < 1:
+            raise ConfigError(f"ef_construction must be ≥ 1, got {self.ef_construction!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,6 +105,26 @@ def faiss_gpu_count() -> int:
     return int(get()) if get else 0
 
 
+def _faiss_message(e: Exception) -> str:
+    """The reason in a FAISS exception, without its 'Error in <C++ signature> at <file>:<line>:' prefix."""
+    text = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+    m = re.search(r"\.(?:cpp|h):\d+: (.*)$", text)
+    return m.group(1) if m else text
+
+
+def check_factory(factory: str, dim: int, metric: str = "l2") -> Any:
+    """An empty FAISS index for ``factory`` in dimension ``dim``; a :class:`ConfigError` naming
+    the string and FAISS' reason if FAISS cannot build it (checked before any heavy work)."""
+    import faiss
+
+    if metric not in ("l2", "cosine"):
+        raise ConfigError(f"index metric must be 'l2' or 'cosine', got {metric!r}")
+    try:
+        return faiss.index_factory(int(dim), factory, faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2)
+    except RuntimeError as e:
+        raise ConfigError(f"FAISS cannot build {factory!r} for dimension {dim}: {_faiss_message(e)}") from None
+
+
 def set_search_params(index: Any, nprobe: int | None = None, ef_search: int | None = None) -> None:
     """Apply the search knobs to whichever index type this is (ignored where meaningless)."""
     import faiss
@@ -123,18 +159,16 @@ def build_faiss_index(
 
     n, dim = vectors.shape
     factory, why = resolve_factory(spec, n, dim)
-    metric = faiss.METRIC_INNER_PRODUCT if spec.metric == "cosine" else faiss.METRIC_L2
-    try:
-        index = faiss.index_factory(dim, factory, metric)
-    except RuntimeError as e:
-        raise ConfigError(f"FAISS cannot build {factory!r} for dimension {dim}: {str(e).strip().splitlines()[-1]}") from None
+    index = check_factory(factory, dim, spec.metric)
+    _set_ef_construction(index, spec.ef_construction)
     progress.log(f"candidate index: {factory} ({why})")
     t0 = time.perf_counter()
+    train_s = 0.0
     gpu = faiss_gpu_count() > 0 and "HNSW" not in factory
     work = faiss.index_cpu_to_all_gpus(index) if gpu else index
     if not index.is_trained:
         rng = np.random.default_rng(spec.seed)
-        ntrain = min(n, max(256 * 64, 64 * _nlist_of(factory)))
+        ntrain = min(n, spec.train_size or max(256 * 64, 64 * _nlist_of(factory)))
         sel = np.sort(rng.choice(n, size=ntrain, replace=False)) if ntrain < n else np.arange(n)
         xt = _prepare(vectors[sel], spec.metric)
         if n < _nlist_of(factory):
@@ -142,7 +176,12 @@ def build_faiss_index(
         with progress.task("training index", total=None, unit="vec"):
             faiss.seed_global_rng = spec.seed  # type: ignore[attr-defined]
             _set_kmeans_seed(work, spec.seed)
-            work.train(xt)
+            try:
+                work.train(xt)
+            except RuntimeError as e:  # e.g. fewer training vectors than k-means centroids
+                raise ConfigError(f"{factory}: training on {ntrain:,} vectors failed: {_faiss_message(e)}") from None
+        del xt
+        train_s = time.perf_counter() - t0
     with progress.task("adding to index", total=n, unit="vec") as t:
         for lo in range(0, n, spec.add_chunk):
             hi = min(n, lo + spec.add_chunk)
@@ -164,6 +203,8 @@ def build_faiss_index(
         "chosen_because": why,
         "spec": spec.to_dict(),
         "build_seconds": round(build_s, 3),
+        "train_seconds": round(train_s, 3),
+        "add_seconds": round(build_s - train_s, 3),
         "built_on_gpu": gpu,
         "ntotal": int(index.ntotal),
     }
@@ -176,6 +217,17 @@ def _nlist_of(factory: str) -> int:
             if digits:
                 return int(digits)
     return 1
+
+
+def _set_ef_construction(index: Any, ef: int) -> None:
+    """FAISS' factory leaves efConstruction at 40; apply the spec's value to an HNSW graph
+    (plain, or behind a PCA/OPQ transform)."""
+    import faiss
+
+    base = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexPreTransform) else faiss.downcast_index(index)
+    hnsw = getattr(base, "hnsw", None)
+    if hnsw is not None:
+        hnsw.efConstruction = int(ef)
 
 
 def _set_kmeans_seed(index: Any, seed: int) -> None:

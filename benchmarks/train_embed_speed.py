@@ -1,0 +1,179 @@
+"""Training and embedding throughput of the model presets on this machine.
+
+For each preset it measures, in one run:
+
+* ``train``: paper-mode training steps (pair batch built with the real augmentations from
+  images already at model resolution, one forward/backward over anchors + positives +
+  negatives, Adam step) → pairs/s and images/s through the model;
+* ``embed``: :meth:`Embedder.embed` on uint8 256×256 catalog-sized images (resize
+  included, as the index builder sees it) → images/s.
+
+Timings are medians over ``--repeats`` timed steps after one warm-up step. Run::
+
+    python benchmarks/train_embed_speed.py --presets small,paper
+
+Results (machine, device, commit, parameters, timings) go to ``--out-json``. The CPU may
+be shared with other processes; the note in the JSON says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from galaxy_retrieval.model import Embedder, build_model, count_parameters, normalize, pick_device, preset
+from galaxy_retrieval.model.device import autocast_for
+from galaxy_retrieval.score import ScoreWeights
+from galaxy_retrieval.train.augment import PairAugmenter
+from galaxy_retrieval.train.pairs import make_pair_batch, pair_loss
+
+
+def _git_commit() -> str:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=root)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "galaxy_retrieval/model", "galaxy_retrieval/train", "benchmarks"],
+            capture_output=True, text=True, cwd=root,
+        )
+        return out.stdout.strip() + ("+uncommitted-changes" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "uncommitted"
+
+
+def _machine(device: torch.device) -> dict:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bench_train(name: str, batch: int, repeats: int, device: torch.device) -> dict:
+    cfg = preset(name)
+    model = build_model(cfg, seed=0).to(device).train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=5e-4)
+    aug = PairAugmenter()
+    g = torch.Generator().manual_seed(0)
+    s = cfg.image_size
+    pool = torch.rand(4 * batch, 3, s, s)
+    times = []
+    for i in range(repeats + 1):
+        _sync(device)
+        t0 = time.perf_counter()
+        idx = torch.randint(0, len(pool), (2, batch), generator=g)
+        pb = make_pair_batch(pool[idx[0]], pool[idx[1]], aug, g, "paper")
+        x = normalize(pb.images.to(device), cfg)
+        with autocast_for(device):
+            emb = model.embed(x)
+        loss, _ = pair_loss(emb.float(), pb, ScoreWeights(), 1.0)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        _sync(device)
+        if i:  # the first step warms up allocators and kernels
+            times.append(time.perf_counter() - t0)
+    step = statistics.median(times)
+    return {
+        "batch_images": batch,
+        "pairs_per_step": 2 * batch,
+        "model_images_per_step": 3 * batch,
+        "step_s_median": step,
+        "step_s_all": times,
+        "pairs_per_s": 2 * batch / step,
+        "model_images_per_s": 3 * batch / step,
+    }
+
+
+def bench_embed(name: str, batch: int, repeats: int, device: torch.device, src: int) -> dict:
+    cfg = preset(name)
+    emb = Embedder.from_model(build_model(cfg, seed=0), device=device)
+    ims = np.random.default_rng(0).integers(0, 256, (batch, src, src, 3), dtype=np.uint8)
+    times = []
+    for i in range(repeats + 1):
+        _sync(device)
+        t0 = time.perf_counter()
+        emb.embed(ims, batch_size=batch)
+        _sync(device)
+        if i:
+            times.append(time.perf_counter() - t0)
+    t = statistics.median(times)
+    return {"batch_images": batch, "source_size": src, "batch_s_median": t, "batch_s_all": times, "images_per_s": batch / t}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--presets", default="small,paper", help="comma-separated preset names")
+    p.add_argument("--train-batch", default="small=64,paper=8", help="images per training step, per preset")
+    p.add_argument("--embed-batch", default="small=256,paper=32", help="images per embed call, per preset")
+    p.add_argument("--repeats", type=int, default=3, help="timed steps after one warm-up")
+    p.add_argument("--source-size", type=int, default=256, help="side of the uint8 images given to embed()")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out-json", type=Path, default=Path(__file__).parent / "results" / "train_embed_speed.json")
+    args = p.parse_args()
+
+    device = pick_device(args.device)
+    tb = dict((k, int(v)) for k, v in (kv.split("=") for kv in args.train_batch.split(",")))
+    eb = dict((k, int(v)) for k, v in (kv.split("=") for kv in args.embed_batch.split(",")))
+    results = {}
+    t_all = time.perf_counter()
+    for name in args.presets.split(","):
+        cfg = preset(name)
+        r = {
+            "config": cfg.to_dict(),
+            "parameters_paper_count": count_parameters(build_model(cfg)),
+            "train": bench_train(name, tb.get(name, 16), args.repeats, device),
+            "embed": bench_embed(name, eb.get(name, 64), args.repeats, device, args.source_size),
+        }
+        results[name] = r
+        print(
+            f"{name:6s} train {r['train']['pairs_per_s']:8.1f} pairs/s ({r['train']['model_images_per_s']:.1f} img/s through the model)"
+            f" | embed {r['embed']['images_per_s']:8.1f} img/s  [{device}]",
+            flush=True,
+        )
+    out = {
+        "benchmark": "train_embed_speed",
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "commit": _git_commit(),
+        "machine": _machine(device),
+        "parameters": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "results": results,
+        "wall_s": time.perf_counter() - t_all,
+        "note": "medians of timed steps after one warm-up; training = paper pair mode (3 images per 2 pairs) incl. "
+        "augmentation; embed includes resizing from source_size; the CPU may be shared with other processes",
+    }
+    args.out_json.parent.mkdir(parents=True, exist_ok=True)
+    args.out_json.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"wrote {args.out_json}")
+
+
+if __name__ == "__main__":
+    main()

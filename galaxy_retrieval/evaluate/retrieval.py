@@ -1,0 +1,319 @@
+"""Evaluating a checkpoint: loose accuracy and exact retrieval against two baselines.
+
+What :func:`evaluate` measures, on the held-out part of the catalog (the 80/10/10 split of
+:func:`galaxy_retrieval.train.split_indices`, rebuilt from the checkpoint's training seed):
+
+- **mini-search loose accuracy** (paper §3.5) at each batch size (8 is the paper's
+  setting): for image i, its positive augmentation must outscore the other images of its
+  batch. Batches are consecutive runs of the split in a random order fixed by ``seed``.
+- **retrieval quality**, where the catalog has labels: every held-out image is a query
+  against the *whole catalog* (what a user of the index experiences), the query itself
+  excluded, ranked by the exact weighted score of §3.6 (brute force, no index). A result is
+  relevant when its label equals the query's. Precision@k, AP@k and nDCG@k are averaged
+  per class, then across classes (macro), and also over all queries (micro).
+  Labels only measure; they never reach training.
+- the same numbers for two **baselines** computed in the same pass: the untrained network
+  (same architecture, initialised with the training seed, i.e. the run's starting point)
+  and raw pixels (the model-input image area-downsampled to 16×16×3, values in [0, 1]),
+  both ranked by the same score.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..catalog.base import Catalog
+from ..errors import CatalogError, ConfigError
+from ..model.embedder import Embedder, load_checkpoint
+from ..model.preprocess import images_to_float
+from ..model.vit import build_model
+from ..progress import NULL_PROGRESS, Progress
+from ..score import ScoreWeights
+from ..train.augment import AugmentConfig, PairAugmenter
+from ..train.config import TrainConfig
+from ..train.splits import SPLITS, split_indices
+from .metrics import average_precision_at_k, loose_accuracy, macro_average, ndcg_at_k, precision_at_k
+
+__all__ = ["evaluate", "EvalReport", "RetrievalScores", "exact_scores", "exact_topk", "pixel_features", "PIXEL_SIDE"]
+
+PIXEL_SIDE = 16
+
+
+def pixel_features(x01: torch.Tensor, side: int = PIXEL_SIDE) -> np.ndarray:
+    """Raw-pixel baseline: [0, 1] images (B, 3, S, S) → area-downsampled (B, 3·side²) float32."""
+    x = F.interpolate(x01.float().cpu(), size=(side, side), mode="area")
+    return x.reshape(x.shape[0], -1).numpy().astype(np.float32)
+
+
+def exact_scores(xq: torch.Tensor, xb: torch.Tensor, weights: ScoreWeights = ScoreWeights()) -> torch.Tensor:
+    """The weighted score of §3.6 between every query row and every database row → (Q, N).
+
+    Same formula as :func:`galaxy_retrieval.score.score_torch`, computed all-pairs:
+    cosine by a matrix product of normalised rows, L2 and L3 by ``torch.cdist``."""
+    xq = xq.float()
+    xb = xb.float()
+    w1, w2, w3 = weights.as_tuple()
+    cos = F.normalize(xq, dim=1, eps=1e-8) @ F.normalize(xb, dim=1, eps=1e-8).T
+    l2 = torch.cdist(xq, xb, p=2.0, compute_mode="donot_use_mm_for_euclid_dist")
+    l3 = torch.cdist(xq, xb, p=3.0)
+    return w1 * cos + w2 / (1.0 + l2) + w3 / (1.0 + l3)
+
+
+def exact_topk(
+    xq: np.ndarray,
+    xb: np.ndarray,
+    k: int,
+    weights: ScoreWeights = ScoreWeights(),
+    exclude: np.ndarray | None = None,
+    block: int = 256,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Brute-force top-k by the exact score → (D, I), faiss-style, best first.
+
+    ``exclude[q]`` is a database position never returned for query q (the query itself),
+    or −1 for none. Queries are processed ``block`` at a time."""
+    xb_t = torch.as_tensor(np.ascontiguousarray(xb, dtype=np.float32))
+    n = xb_t.shape[0]
+    if not 1 <= k <= n - (0 if exclude is None else 1):
+        raise ConfigError(f"k={k} must be between 1 and the database size {n}{' minus the query' if exclude is not None else ''}")
+    D = np.empty((len(xq), k), np.float32)
+    I = np.empty((len(xq), k), np.int64)
+    for lo in range(0, len(xq), block):
+        q = torch.as_tensor(np.ascontiguousarray(xq[lo : lo + block], dtype=np.float32))
+        s = exact_scores(q, xb_t, weights)
+        if exclude is not None:
+            ex = torch.as_tensor(exclude[lo : lo + block], dtype=torch.long)
+            ok = ex >= 0
+            s[torch.arange(len(q))[ok], ex[ok]] = -math.inf
+        d, i = torch.topk(s, k, dim=1, largest=True, sorted=True)
+        D[lo : lo + len(q)] = d.numpy()
+        I[lo : lo + len(q)] = i.numpy()
+    return D, I
+
+
+@dataclass(frozen=True)
+class RetrievalScores:
+    """Retrieval quality of one method: metric name ("precision@10", "map@10", "ndcg@10") → value."""
+
+    macro: dict[str, float]
+    micro: dict[str, float]
+    per_class: dict[int, dict[str, float]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"macro": self.macro, "micro": self.micro, "per_class": {str(c): v for c, v in self.per_class.items()}}
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """Result of :func:`evaluate`. Methods are "model", "untrained" and "pixels"."""
+
+    split: str
+    split_seed: int
+    seed: int
+    n_queries: int  # held-out images used as queries / loose-accuracy images
+    n_database: int  # images searched (the whole catalog)
+    ks: tuple[int, ...]
+    batch_sizes: tuple[int, ...]
+    model: dict[str, Any]  # preset, sha256, path of the evaluated checkpoint
+    score_weights: dict[str, float]
+    loose_accuracy: dict[str, dict[int, float | None]]  # method → batch size → accuracy
+    retrieval: dict[str, RetrievalScores] | None  # None: catalog has no labels
+    query_class_counts: dict[int, int] | None
+    seconds: float
+    device: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "split": self.split,
+            "split_seed": self.split_seed,
+            "seed": self.seed,
+            "n_queries": self.n_queries,
+            "n_database": self.n_database,
+            "ks": list(self.ks),
+            "batch_sizes": list(self.batch_sizes),
+            "model": self.model,
+            "score_weights": self.score_weights,
+            "loose_accuracy": {m: {str(b): v for b, v in d.items()} for m, d in self.loose_accuracy.items()},
+            "retrieval": None if self.retrieval is None else {m: r.to_dict() for m, r in self.retrieval.items()},
+            "query_class_counts": None if self.query_class_counts is None else {str(c): n for c, n in self.query_class_counts.items()},
+            "seconds": self.seconds,
+            "device": self.device,
+        }
+
+
+def _retrieval_scores(
+    I: np.ndarray, q_labels: np.ndarray, db_labels: np.ndarray, ks: Sequence[int]
+) -> RetrievalScores:
+    rel = db_labels[I] == q_labels[:, None]
+    counts = np.bincount(db_labels[db_labels >= 0], minlength=int(q_labels.max()) + 1)
+    n_rel = counts[q_labels] - 1  # the query itself is in the database but excluded
+    per_query: dict[str, np.ndarray] = {}
+    for k in ks:
+        per_query[f"precision@{k}"] = precision_at_k(rel, k)
+        per_query[f"map@{k}"] = average_precision_at_k(rel, k, n_rel)
+        per_query[f"ndcg@{k}"] = ndcg_at_k(rel, k, n_rel)
+    macro, micro, per_class = {}, {}, {}
+    for name, vals in per_query.items():
+        m, per = macro_average(vals, q_labels)
+        macro[name] = m
+        micro[name] = float(vals.mean())
+        for c, v in per.items():
+            per_class.setdefault(c, {})[name] = v
+    return RetrievalScores(macro, micro, dict(sorted(per_class.items())))
+
+
+def evaluate(
+    checkpoint_or_embedder: str | Path | Embedder,
+    catalog: Catalog,
+    split: str = "test",
+    ks: Sequence[int] = (1, 10),
+    batch_sizes: Sequence[int] = (8, 64),
+    seed: int = 0,
+    progress: Progress = NULL_PROGRESS,
+    *,
+    baselines: bool = True,
+    split_seed: int | None = None,
+    weights: ScoreWeights | None = None,
+    batch_size: int = 256,
+) -> EvalReport:
+    """Evaluate a checkpoint (path) or an :class:`Embedder` on ``catalog`` (see module doc).
+
+    ``split``: "test" (default), "val", "train" or "all". ``split_seed`` defaults to the
+    checkpoint's training seed (so "test" is really held out), else ``seed``. ``seed`` fixes
+    the loose-accuracy batches and augmentations. ``weights`` defaults to the checkpoint's
+    training score weights.
+    """
+    t0 = time.perf_counter()
+    if split not in SPLITS:
+        raise ConfigError(f"split={split!r}; choices: {', '.join(SPLITS)}")
+    ks = tuple(sorted({int(k) for k in ks}))
+    batch_sizes = tuple(int(b) for b in batch_sizes)
+    if not ks or ks[0] < 1:
+        raise ConfigError(f"ks={ks!r} must be integers >= 1")
+    if not batch_sizes or min(batch_sizes) < 2:
+        raise ConfigError(f"batch_sizes={batch_sizes!r} must be integers >= 2")
+    emb = checkpoint_or_embedder if isinstance(checkpoint_or_embedder, Embedder) else load_checkpoint(checkpoint_or_embedder)
+    tcfg = emb.train_config or {}
+    if split_seed is None:
+        split_seed = int(tcfg.get("seed", seed))
+    if weights is None:
+        weights = ScoreWeights.from_dict(tcfg["score_weights"]) if "score_weights" in tcfg else ScoreWeights()
+    # the positives of the loose accuracy use the training run's positive transforms
+    aug_cfg = AugmentConfig()
+    if tcfg:
+        try:
+            aug_cfg = TrainConfig.from_dict(tcfg).augment_config()
+        except (ConfigError, TypeError, KeyError):
+            pass  # a checkpoint from another package version: default transforms
+
+    n = len(catalog)
+    if split == "all":
+        rows = np.arange(n, dtype=np.int64)
+    else:
+        rows = dict(zip(("train", "val", "test"), split_indices(n, split_seed)))[split]
+    labels = catalog.labels()
+    if labels is not None and (labels >= 0).sum() < 2:
+        labels = None
+
+    cfg = emb.model_config
+    methods: dict[str, Callable[[torch.Tensor], np.ndarray]] = {"model": emb.embed_float}
+    if baselines:
+        untrained = Embedder.from_model(build_model(cfg, seed=split_seed), device=emb.device)
+        methods["untrained"] = untrained.embed_float
+        methods["pixels"] = pixel_features
+    augmenter = PairAugmenter(aug_cfg)
+    g = torch.Generator().manual_seed(seed)
+
+    in_split = np.zeros(n, dtype=bool)
+    in_split[rows] = True
+    # with labels, the whole catalog is the database; without, only the split is needed
+    read_rows = np.arange(n, dtype=np.int64) if labels is not None else rows
+    db: dict[str, np.ndarray | None] = {m: None for m in methods}
+    anchors: dict[str, list[np.ndarray]] = {m: [] for m in methods}
+    positives: dict[str, list[np.ndarray]] = {m: [] for m in methods}
+    got_rows: list[np.ndarray] = []
+    seen = np.zeros(n, dtype=bool)
+    with progress.task(f"evaluating on {split} ({len(rows)} queries, {len(read_rows)} read)", total=len(read_rows), unit="img") as t:
+        for lo in range(0, len(read_rows), batch_size):
+            want = read_rows[lo : lo + batch_size]
+            b = catalog.get_batch(want)
+            t.advance(len(want))
+            if len(b) == 0:
+                continue
+            brows = np.asarray(b.rows, dtype=np.int64)
+            seen[brows] = True
+            x01 = images_to_float(b.images, cfg.image_size)
+            sel = np.flatnonzero(in_split[brows])
+            xp = augmenter.positive(x01[sel], g) if len(sel) else None
+            for m, fn in methods.items():
+                f = fn(x01)
+                if labels is not None:
+                    if db[m] is None:
+                        db[m] = np.zeros((n, f.shape[1]), np.float32)
+                    db[m][brows] = f
+                if len(sel):
+                    anchors[m].append(f[sel])
+                    positives[m].append(fn(xp))
+            got_rows.append(brows[sel])
+    q_rows = np.concatenate(got_rows) if got_rows else np.zeros(0, np.int64)
+    if len(q_rows) == 0:
+        raise CatalogError(f"{catalog.path}: no readable images in the {split} split")
+
+    order = torch.randperm(len(q_rows), generator=torch.Generator().manual_seed(seed)).numpy()
+    loose: dict[str, dict[int, float | None]] = {}
+    for m in methods:
+        a = np.concatenate(anchors[m])[order]
+        p = np.concatenate(positives[m])[order]
+        loose[m] = {}
+        for bs in batch_sizes:
+            acc, _ = loose_accuracy(a, p, bs, weights)
+            loose[m][bs] = None if math.isnan(acc) else acc
+    progress.log(
+        "loose accuracy: " + "; ".join(f"{m} " + ", ".join(f"@{b} {v:.3f}" for b, v in d.items() if v is not None) for m, d in loose.items())
+    )
+
+    retrieval = None
+    class_counts = None
+    if labels is not None:
+        keep = labels[q_rows] >= 0
+        qr = q_rows[keep]
+        ql = labels[qr]
+        kmax = min(max(ks), n - 1)
+        ks_eff = tuple(k for k in ks if k <= kmax)
+        db_labels = np.where(seen, labels, -1)  # unreadable rows are never relevant
+        retrieval = {}
+        with progress.task("exact retrieval", total=len(methods) * len(qr), unit="query") as t:
+            for m in methods:
+                _, I = exact_topk(db[m][qr], db[m], kmax, weights, exclude=qr)
+                retrieval[m] = _retrieval_scores(I, ql, db_labels, ks_eff)
+                t.advance(len(qr))
+        u, c = np.unique(ql, return_counts=True)
+        class_counts = {int(a): int(b) for a, b in zip(u, c)}
+        k_show = ks_eff[-1]
+        progress.log(
+            f"macro precision@{k_show}: "
+            + ", ".join(f"{m} {r.macro[f'precision@{k_show}']:.3f}" for m, r in retrieval.items())
+        )
+    return EvalReport(
+        split=split,
+        split_seed=split_seed,
+        seed=seed,
+        n_queries=int(len(q_rows)),
+        n_database=int(n if labels is not None else len(q_rows)),
+        ks=ks,
+        batch_sizes=batch_sizes,
+        model={"preset": cfg.name, "sha256": emb.sha256, "path": emb.path, "config": cfg.to_dict()},
+        score_weights=weights.to_dict(),
+        loose_accuracy=loose,
+        retrieval=retrieval,
+        query_class_counts=class_counts,
+        seconds=time.perf_counter() - t0,
+        device=str(emb.device),
+    )

@@ -1,0 +1,306 @@
+"""Checkpoint directories: safetensors weights + JSON metadata; loading never unpickles.
+
+Layout of ``runs/NAME/``::
+
+    model.safetensors        best weights (lowest validation loss); the model config is
+                             also in the file's metadata, so the file alone is usable
+    checkpoint.json          format version, package version, model config, training
+                             config, epoch, best val loss, metric history, weights sha256
+    history.json             per-epoch metrics (the same list as in checkpoint.json)
+    history.png              loss and loose accuracy per epoch (paper Fig. 3)
+    last/model.safetensors   weights after the latest epoch (for --resume)
+    last/state.safetensors   optimizer moments and RNG state, as plain tensors
+    last/state.json          everything scalar needed to resume
+
+Every file is written to a temporary name in the same directory and moved into place
+with ``os.replace``, so a crash never leaves a half-written file under a real name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import CheckpointError, ConfigError
+from .config import ViTConfig
+from .vit import GalaxIDNetViT, build_model
+
+__all__ = [
+    "FORMAT_VERSION",
+    "WEIGHTS_FILE",
+    "META_FILE",
+    "HISTORY_FILE",
+    "PLOT_FILE",
+    "LAST_DIR",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "sha256_file",
+    "save_weights",
+    "read_weights",
+    "resolve_checkpoint",
+    "load_model",
+    "save_train_state",
+    "load_train_state",
+    "weights_sha256",
+]
+
+FORMAT_VERSION = 1
+KIND = "galaxidnet-vit"
+WEIGHTS_FILE = "model.safetensors"
+META_FILE = "checkpoint.json"
+HISTORY_FILE = "history.json"
+PLOT_FILE = "history.png"
+LAST_DIR = "last"
+STATE_TENSORS = "state.safetensors"
+STATE_JSON = "state.json"
+_META_KEY = "galaxy_retrieval"
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode("utf-8"))
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _weights_bytes(model: GalaxIDNetViT, extra_meta: dict[str, Any] | None = None) -> bytes:
+    from safetensors.torch import save
+
+    sd = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    meta = {"kind": KIND, "format_version": FORMAT_VERSION, "model_config": model.config.to_dict(), **(extra_meta or {})}
+    # one metadata key: safetensors writes several keys in hash-map order, which would make
+    # the bytes (hence the sha256 that identifies a model) differ between identical saves
+    return save(sd, metadata={_META_KEY: json.dumps(meta, sort_keys=True)})
+
+
+def weights_sha256(model: GalaxIDNetViT) -> str:
+    """sha256 the weights file of this model would have (identity of an unsaved model)."""
+    return hashlib.sha256(_weights_bytes(model)).hexdigest()
+
+
+def save_weights(path: str | Path, model: GalaxIDNetViT, extra_meta: dict[str, Any] | None = None) -> str:
+    """Write the model's weights atomically; return the file's sha256."""
+    data = _weights_bytes(model, extra_meta)
+    atomic_write_bytes(path, data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Tensors and metadata of a safetensors file; CheckpointError if unreadable."""
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such weights file")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            raw = dict(f.metadata() or {})
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # SafetensorError, OSError, header JSON errors…
+        raise CheckpointError(f"{path}: not a readable safetensors file (corrupt or truncated?): {e}") from None
+    meta: dict[str, Any] = {}
+    if _META_KEY in raw:
+        try:
+            meta = json.loads(raw[_META_KEY])
+        except json.JSONDecodeError as e:
+            raise CheckpointError(f"{path}: metadata is not JSON ({e})") from None
+        if not isinstance(meta, dict):
+            raise CheckpointError(f"{path}: metadata must be a JSON object")
+    return tensors, meta
+
+
+def resolve_checkpoint(path: str | Path) -> tuple[Path, Path | None]:
+    """(weights file, checkpoint.json or None) for a run directory or a weights file."""
+    p = Path(path)
+    if not p.exists():
+        raise CheckpointError(f"{p}: no such checkpoint (expected a run directory or a {WEIGHTS_FILE} file)")
+    if p.is_dir():
+        w = p / WEIGHTS_FILE
+        if not w.is_file():
+            hint = " (training may not have finished an epoch yet)" if (p / LAST_DIR).is_dir() else ""
+            raise CheckpointError(f"{p}: directory has no {WEIGHTS_FILE}; not a checkpoint{hint}")
+        meta = p / META_FILE
+        return w, (meta if meta.is_file() else None)
+    meta = p.parent / META_FILE
+    return p, (meta if meta.is_file() and p.name == WEIGHTS_FILE else None)
+
+
+def _read_meta_json(path: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads(path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path}: unreadable checkpoint metadata ({e})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: checkpoint metadata must be a JSON object")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format version {version!r} is not supported (this package reads ≤ {FORMAT_VERSION})"
+        )
+    return meta
+
+
+def _describe(cfg: ViTConfig) -> str:
+    return (
+        f"preset {cfg.name!r}: image {cfg.image_size}, patch {cfg.patch_size}, hidden {cfg.hidden}, "
+        f"depth {cfg.depth}, heads {cfg.num_heads}, mlp {cfg.mlp_hidden}, out {cfg.out_dim}"
+    )
+
+
+def _config_from(weights: Path, file_meta: dict[str, str], meta: dict[str, Any] | None, meta_path: Path | None) -> ViTConfig:
+    raw = None
+    where = weights
+    if meta is not None and "model" in meta:
+        raw, where = meta["model"], meta_path
+    elif "model_config" in file_meta:
+        raw = file_meta["model_config"]
+    if raw is None:
+        raise CheckpointError(f"{weights}: no model config (neither {META_FILE} beside it nor safetensors metadata)")
+    try:
+        return ViTConfig.from_dict(raw)
+    except (ConfigError, TypeError) as e:
+        raise CheckpointError(f"{where}: invalid model config: {e}") from None
+
+
+def load_model(
+    path: str | Path, expect: ViTConfig | str | None = None
+) -> tuple[GalaxIDNetViT, dict[str, Any], Path, str]:
+    """Load a checkpoint onto the CPU → (model in eval mode, metadata dict, weights path, sha256).
+
+    ``expect`` (a preset name or a :class:`ViTConfig`) makes a checkpoint of another
+    preset or shape fail with a :class:`CheckpointError` that names both.
+    """
+    weights, meta_path = resolve_checkpoint(path)
+    meta = _read_meta_json(meta_path) if meta_path is not None else None
+    tensors, file_meta = read_weights(weights)
+    if file_meta.get("kind", KIND) != KIND:
+        raise CheckpointError(f"{weights}: holds {file_meta.get('kind')!r} weights, not a {KIND} model")
+    cfg = _config_from(weights, file_meta, meta, meta_path)
+    if expect is not None:
+        if isinstance(expect, str):
+            if cfg.name != expect:
+                raise CheckpointError(f"{weights}: checkpoint is {_describe(cfg)}, but preset {expect!r} was asked for")
+        elif expect.shape_key() != cfg.shape_key():
+            raise CheckpointError(f"{weights}: checkpoint is {_describe(cfg)}, but the run expects {_describe(expect)}")
+    model = build_model(cfg)
+    _load_state(model, tensors, weights)
+    model.eval()
+    meta = meta or {"format_version": FORMAT_VERSION, "model": cfg.to_dict()}
+    return model, meta, weights, sha256_file(weights)
+
+
+def _load_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], where: Path) -> None:
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}")
+        if unexpected:
+            parts.append(f"unexpected {', '.join(unexpected[:5])}{' …' if len(unexpected) > 5 else ''}")
+        raise CheckpointError(f"{where}: weights do not match the model config ({'; '.join(parts)})")
+    for k, v in expected.items():
+        if tuple(tensors[k].shape) != tuple(v.shape):
+            raise CheckpointError(
+                f"{where}: tensor {k!r} has shape {tuple(tensors[k].shape)} but the model config needs {tuple(v.shape)}"
+            )
+        if not torch.isfinite(tensors[k]).all():
+            raise CheckpointError(f"{where}: tensor {k!r} contains NaN or infinite values")
+    model.load_state_dict({k: t.to(torch.float32) for k, t in tensors.items()})
+
+
+# ---- resume state -------------------------------------------------------------------------
+
+
+def save_train_state(
+    run_dir: Path,
+    model: GalaxIDNetViT,
+    optimizer: torch.optim.Optimizer,
+    tensors: dict[str, torch.Tensor],
+    state: dict[str, Any],
+) -> None:
+    """Write ``last/``: weights, optimizer moments + extra tensors (RNG states), JSON state."""
+    from safetensors.torch import save
+
+    last = run_dir / LAST_DIR
+    save_weights(last / WEIGHTS_FILE, model)
+    osd = optimizer.state_dict()
+    flat: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for idx, st in osd["state"].items():
+        for name, val in st.items():
+            if isinstance(val, torch.Tensor):
+                flat[f"optim.{idx}.{name}"] = val.detach().to("cpu").contiguous()
+            else:
+                scalars.setdefault(str(idx), {})[name] = val
+    for k, v in tensors.items():
+        flat[f"extra.{k}"] = v.detach().to("cpu").contiguous()
+    atomic_write_bytes(last / STATE_TENSORS, save(flat, metadata={_META_KEY: json.dumps({"kind": "galaxidnet-train-state"})}))
+    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in osd["param_groups"]]
+    atomic_write_json(
+        last / STATE_JSON,
+        {"format_version": FORMAT_VERSION, "state": state, "optimizer": {"param_groups": groups, "scalars": scalars}},
+    )
+
+
+def load_train_state(
+    run_dir: Path, model: GalaxIDNetViT, optimizer: torch.optim.Optimizer
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Restore ``last/`` into ``model`` and ``optimizer``; return (extra tensors, JSON state)."""
+    last = run_dir / LAST_DIR
+    state_json = last / STATE_JSON
+    if not state_json.is_file():
+        raise CheckpointError(f"{run_dir}: nothing to resume (no {LAST_DIR}/{STATE_JSON})")
+    js = _read_meta_json(state_json)
+    tensors, file_meta = read_weights(last / WEIGHTS_FILE)
+    cfg = _config_from(last / WEIGHTS_FILE, file_meta, None, None)
+    if cfg.shape_key() != model.config.shape_key():
+        raise CheckpointError(
+            f"{last / WEIGHTS_FILE}: checkpoint is {_describe(cfg)}, but the run expects {_describe(model.config)}"
+        )
+    _load_state(model, tensors, last / WEIGHTS_FILE)
+    flat, _ = read_weights(last / STATE_TENSORS)
+    opt = js.get("optimizer") or {}
+    osd_state: dict[int, dict[str, Any]] = {}
+    for key, val in flat.items():
+        if key.startswith("optim."):
+            _, idx, name = key.split(".", 2)
+            osd_state.setdefault(int(idx), {})[name] = val
+    for idx, sc in (opt.get("scalars") or {}).items():
+        osd_state.setdefault(int(idx), {}).update(sc)
+    groups = [
+        {k: (tuple(v) if isinstance(v, list) and k != "params" else v) for k, v in g.items()}
+        for g in opt.get("param_groups", [])
+    ]
+    try:
+        optimizer.load_state_dict({"state": osd_state, "param_groups": groups})
+    except (ValueError, KeyError, RuntimeError) as e:
+        raise CheckpointError(f"{last / STATE_TENSORS}: optimizer state does not fit this model ({e})") from None
+    extra = {k[len("extra."):]: v for k, v in flat.items() if k.startswith("extra.")}
+    return extra, js.get("state", {})

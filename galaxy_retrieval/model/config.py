@@ -1,0 +1,99 @@
+"""The model's configuration: one frozen dataclass, stored in every checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from ..errors import ConfigError
+
+__all__ = ["ViTConfig"]
+
+
+@dataclass(frozen=True)
+class ViTConfig:
+    """Shape of the GalaxIDNet vision transformer (paper §3.3).
+
+    ``image_size`` is the side of the square model input; any image is centre-cropped to a
+    square and resized to it (bilinear, antialiased). Pixels go in as
+    ``(uint8 / 255 − norm_mean) / norm_std`` per channel; the normalisation is part of the
+    config so an embedder built from a checkpoint preprocesses exactly as training did.
+    """
+
+    image_size: int = 64
+    patch_size: int = 8
+    in_chans: int = 3
+    hidden: int = 192
+    depth: int = 3
+    num_heads: int = 4
+    mlp_hidden: int = 384
+    out_dim: int = 256
+    norm_mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    norm_std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    name: str = "custom"  # the preset it came from ("paper", "small") or "custom"
+
+    def __post_init__(self) -> None:
+        for f in ("image_size", "patch_size", "in_chans", "hidden", "depth", "num_heads", "mlp_hidden", "out_dim"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"model config {f}={v!r} must be a positive integer")
+        if self.image_size % self.patch_size:
+            raise ConfigError(
+                f"model config image_size={self.image_size} is not a multiple of patch_size={self.patch_size}"
+            )
+        if self.hidden % self.num_heads:
+            raise ConfigError(f"model config hidden={self.hidden} is not divisible by num_heads={self.num_heads}")
+        if self.hidden % 4:
+            # the 2-D sine/cosine table splits the hidden vector into four equal parts
+            raise ConfigError(f"model config hidden={self.hidden} must be a multiple of 4 (2-D sin/cos position table)")
+        for f in ("norm_mean", "norm_std"):
+            v = tuple(float(x) for x in getattr(self, f))
+            if len(v) != self.in_chans:
+                raise ConfigError(f"model config {f}={v!r} needs {self.in_chans} values (one per channel)")
+            if f == "norm_std" and min(v) <= 0:
+                raise ConfigError(f"model config norm_std={v!r} must be > 0")
+            object.__setattr__(self, f, v)
+
+    @property
+    def grid(self) -> int:
+        """Patches per side."""
+        return self.image_size // self.patch_size
+
+    @property
+    def num_patches(self) -> int:
+        return self.grid * self.grid
+
+    @property
+    def patch_dim(self) -> int:
+        """Length of one flattened patch: all colour channels kept (§3.3)."""
+        return self.patch_size * self.patch_size * self.in_chans
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden // self.num_heads
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["norm_mean"] = list(self.norm_mean)
+        d["norm_std"] = list(self.norm_std)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ViTConfig":
+        if not isinstance(d, dict):
+            raise ConfigError(f"model config must be a mapping, got {type(d).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"model config has unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        kw = dict(d)
+        for f in ("norm_mean", "norm_std"):
+            if f in kw:
+                kw[f] = tuple(kw[f])
+        return cls(**kw)
+
+    def shape_key(self) -> tuple:
+        """Everything that decides tensor shapes and preprocessing (not the name)."""
+        d = self.to_dict()
+        d.pop("name")
+        return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in d.items()))

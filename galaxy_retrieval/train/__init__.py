@@ -1,0 +1,20 @@
+"""Label-free training of the GalaxIDNet ViT with a contrastive loss (paper §3.4–3.5)."""
+
+from __future__ import annotations
+
+from .augment import NEGATIVE_TRANSFORMS, POSITIVE_TRANSFORMS, AugmentConfig, PairAugmenter
+from .config import TrainConfig
+from .loop import TrainResult, train, validate
+from .splits import split_indices
+
+__all__ = [
+    "train",
+    "TrainConfig",
+    "TrainResult",
+    "validate",
+    "split_indices",
+    "AugmentConfig",
+    "PairAugmenter",
+    "POSITIVE_TRANSFORMS",
+    "NEGATIVE_TRANSFORMS",
+]

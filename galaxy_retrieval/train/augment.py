@@ -1,0 +1,255 @@
+"""Positive and negative image transformations for training pairs (paper §3.4).
+
+Positive transforms keep a galaxy's structure while changing its pixels (flips, rotations by
+multiples of 90° and by any angle, a slight perspective change, centre-crop-and-pad, mild
+Gaussian noise — the paper's set — plus a mild zoom and a brightness change, which a
+galaxy's class does not depend on either). Negative transforms may destroy it (strong perspective warp, Gaussian blur,
+random erasing, strong noise, any rotation); they are applied to a *different* image.
+Each image gets a random subset of ``k`` transforms of its set, with its own parameters.
+
+Everything works on a batch (B, 3, S, S) of float images in [0, 1] with per-sample random
+parameters drawn from a ``torch.Generator`` (reproducible for a fixed seed). torchvision's
+v2 transforms draw one set of parameters per call, so on a batch tensor every pair would
+share one transform; instead the geometric transforms of each sample are composed into one
+3×3 homography and the whole batch is resampled by a single ``grid_sample`` call, and the
+photometric ones are masked, vectorised tensor operations (blur is one grouped
+convolution with a kernel per sample).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import ConfigError
+
+__all__ = ["POSITIVE_TRANSFORMS", "NEGATIVE_TRANSFORMS", "AugmentConfig", "PairAugmenter"]
+
+POSITIVE_TRANSFORMS = ("hflip", "vflip", "rot90", "rotate", "perspective", "crop_pad", "noise", "scale", "brightness")
+NEGATIVE_TRANSFORMS = ("perspective", "blur", "erase", "noise", "rotate")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Strengths of the transforms; sizes are fractions of the image side."""
+
+    num_positive: int = 3  # transforms drawn per positive image (paper: a training option)
+    num_negative: int = 3  # transforms drawn per negative image
+    pos_perspective: float = 0.10  # corner displacement, fraction of the half-side
+    pos_crop_keep: tuple[float, float] = (0.70, 0.95)  # side fraction kept by crop-and-pad
+    pos_noise: tuple[float, float] = (0.005, 0.03)  # Gaussian σ, in [0, 1] pixel units
+    pos_scale: tuple[float, float] = (0.8, 1.25)  # zoom about the centre (log-uniform)
+    pos_brightness: tuple[float, float] = (0.7, 1.4)  # flux multiplier (log-uniform)
+    neg_perspective: tuple[float, float] = (0.25, 0.50)
+    neg_blur: tuple[float, float] = (0.015, 0.05)  # σ as a fraction of the side
+    neg_erase_area: tuple[float, float] = (0.10, 0.35)
+    neg_noise: tuple[float, float] = (0.05, 0.15)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.num_positive <= len(POSITIVE_TRANSFORMS):
+            raise ConfigError(
+                f"num_positive={self.num_positive} must be between 0 and {len(POSITIVE_TRANSFORMS)} "
+                f"({', '.join(POSITIVE_TRANSFORMS)})"
+            )
+        if not 0 <= self.num_negative <= len(NEGATIVE_TRANSFORMS):
+            raise ConfigError(
+                f"num_negative={self.num_negative} must be between 0 and {len(NEGATIVE_TRANSFORMS)} "
+                f"({', '.join(NEGATIVE_TRANSFORMS)})"
+            )
+
+
+def _uniform(lo: float, hi: float, n: int, g: torch.Generator) -> torch.Tensor:
+    return lo + (hi - lo) * torch.rand(n, generator=g)
+
+
+def _choose(n: int, k: int, m: int, g: torch.Generator) -> torch.Tensor:
+    """(n, m) bool: for each row, a uniformly random subset of k of the m transforms."""
+    if k == 0:
+        return torch.zeros(n, m, dtype=torch.bool)
+    r = torch.rand(n, m, generator=g)
+    idx = r.topk(k, dim=1).indices
+    return torch.zeros(n, m, dtype=torch.bool).scatter_(1, idx, True)
+
+
+def _rows(mask: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of the set rows of a CPU mask, on the CPU (for parameters) and on ``device`` (for images)."""
+    ic = mask.nonzero().squeeze(1)
+    return ic, ic.to(device)
+
+
+def _eye(n: int) -> torch.Tensor:
+    return torch.eye(3, dtype=torch.float32).repeat(n, 1, 1)
+
+
+def _rotation(theta: torch.Tensor) -> torch.Tensor:
+    m = _eye(theta.shape[0])
+    c, s = torch.cos(theta), torch.sin(theta)
+    m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1] = c, -s, s, c
+    return m
+
+
+def _rot90(k: torch.Tensor) -> torch.Tensor:
+    # exact 0/±1 entries so that pixel centres map onto pixel centres
+    c = torch.tensor([1.0, 0.0, -1.0, 0.0])[k]
+    s = torch.tensor([0.0, 1.0, 0.0, -1.0])[k]
+    m = _eye(k.shape[0])
+    m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1] = c, -s, s, c
+    return m
+
+
+def _perspective(amount: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Homographies sending the corners (±1, ±1) to corners displaced by up to ``amount``."""
+    n = amount.shape[0]
+    src = torch.tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]]).expand(n, 4, 2)
+    dst = src + (torch.rand(n, 4, 2, generator=g) * 2 - 1) * amount[:, None, None]
+    # direct linear transform: 8 equations in the 8 unknowns of H (h33 = 1)
+    x, y = src[..., 0], src[..., 1]
+    u, v = dst[..., 0], dst[..., 1]
+    zeros, ones = torch.zeros_like(x), torch.ones_like(x)
+    rows_u = torch.stack([x, y, ones, zeros, zeros, zeros, -u * x, -u * y], dim=-1)
+    rows_v = torch.stack([zeros, zeros, zeros, x, y, ones, -v * x, -v * y], dim=-1)
+    a = torch.cat([rows_u, rows_v], dim=1).double()
+    b = torch.cat([u, v], dim=1).double()
+    h = torch.linalg.solve(a, b).float()
+    return torch.cat([h, torch.ones(n, 1)], dim=1).reshape(n, 3, 3)
+
+
+def _warp(x: torch.Tensor, mats: torch.Tensor) -> torch.Tensor:
+    """Resample each image at ``mats[i] @ (u, v, 1)`` for its output coordinates (u, v)."""
+    b, _, h, w = x.shape
+    dev = x.device
+    ys = (torch.arange(h, dtype=torch.float32, device=dev) * 2 + 1) / h - 1  # pixel centres, align_corners=False
+    xs = (torch.arange(w, dtype=torch.float32, device=dev) * 2 + 1) / w - 1
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    coords = torch.stack([gx, gy, torch.ones_like(gx)], dim=-1).reshape(1, h * w, 3)
+    src = coords @ mats.to(dev, torch.float32).transpose(1, 2)  # (B, HW, 3)
+    grid = src[..., :2] / src[..., 2:].clamp(min=1e-6)
+    grid = grid.reshape(b, h, w, 2).to(x.dtype)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def _gaussian_blur(x: torch.Tensor, sigma_px: torch.Tensor) -> torch.Tensor:
+    """Separable Gaussian blur with one σ (pixels) per image: one grouped convolution."""
+    b, c, h, w = x.shape
+    radius = max(1, int(math.ceil(3 * float(sigma_px.max()))))
+    radius = min(radius, (min(h, w) - 1) // 2)
+    t = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    k = torch.exp(-0.5 * (t[None, :] / sigma_px[:, None].clamp(min=1e-3)) ** 2)
+    k = (k / k.sum(dim=1, keepdim=True)).repeat_interleave(c, dim=0).to(x.device, x.dtype)  # (B·C, K)
+    y = x.reshape(1, b * c, h, w)
+    y = F.pad(y, (radius, radius, radius, radius), mode="reflect")
+    y = F.conv2d(y, k[:, None, :, None], groups=b * c)
+    y = F.conv2d(y, k[:, None, None, :], groups=b * c)
+    return y.reshape(b, c, h, w)
+
+
+def _centre_box_mask(keep: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """(B, 1, H, W) 1 inside a centred square covering ``keep`` of the side, else 0."""
+    ys = ((torch.arange(h, dtype=torch.float32) * 2 + 1) / h - 1).abs()
+    xs = ((torch.arange(w, dtype=torch.float32) * 2 + 1) / w - 1).abs()
+    inside = (ys[None, :, None] < keep[:, None, None]) & (xs[None, None, :] < keep[:, None, None])
+    return inside[:, None].float()
+
+
+def _erase_mask(area: torch.Tensor, h: int, w: int, g: torch.Generator) -> torch.Tensor:
+    """(B, 1, H, W) 0 inside a random rectangle of the given area fraction, else 1."""
+    n = area.shape[0]
+    log_r = _uniform(math.log(0.3), math.log(1 / 0.3), n, g)
+    r = torch.exp(log_r)
+    eh = (torch.sqrt(area * r) * h).clamp(1, h)
+    ew = (torch.sqrt(area / r) * w).clamp(1, w)
+    top = torch.rand(n, generator=g) * (h - eh)
+    left = torch.rand(n, generator=g) * (w - ew)
+    yy = torch.arange(h, dtype=torch.float32)[None, :, None]
+    xx = torch.arange(w, dtype=torch.float32)[None, None, :]
+    inside = (
+        (yy >= top[:, None, None]) & (yy < (top + eh)[:, None, None])
+        & (xx >= left[:, None, None]) & (xx < (left + ew)[:, None, None])
+    )
+    return (~inside)[:, None].float()
+
+
+def _add_noise(x: torch.Tensor, sigma: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    noise = torch.randn(x.shape, generator=g).to(x.device, x.dtype)
+    return x + noise * sigma.to(x.device, x.dtype)[:, None, None, None]
+
+
+class PairAugmenter:
+    """Draws per-sample transforms for positive and negative images."""
+
+    def __init__(self, config: AugmentConfig = AugmentConfig()) -> None:
+        self.config = config
+
+    def positive(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """A random subset of ``num_positive`` structure-preserving transforms per image."""
+        cfg = self.config
+        n, _, h, w = x.shape
+        use = _choose(n, cfg.num_positive, len(POSITIVE_TRANSFORMS), g)
+        col = {name: use[:, i] for i, name in enumerate(POSITIVE_TRANSFORMS)}
+        k90 = torch.randint(1, 4, (n,), generator=g)
+        theta = _uniform(0.0, 2 * math.pi, n, g)
+        persp = _perspective(torch.full((n,), cfg.pos_perspective), g)
+        keep = _uniform(*cfg.pos_crop_keep, n, g)
+        sigma = _uniform(*cfg.pos_noise, n, g)
+        zoom = torch.exp(_uniform(math.log(cfg.pos_scale[0]), math.log(cfg.pos_scale[1]), n, g))
+        gain = torch.exp(_uniform(math.log(cfg.pos_brightness[0]), math.log(cfg.pos_brightness[1]), n, g))
+
+        mats = _eye(n)
+        mats[:, 0, 0] = torch.where(col["hflip"], -1.0, 1.0)
+        mats[:, 1, 1] = torch.where(col["vflip"], -1.0, 1.0)
+        mats = mats @ torch.where(col["rot90"][:, None, None], _rot90(k90), _eye(n))
+        mats = mats @ torch.where(col["rotate"][:, None, None], _rotation(theta), _eye(n))
+        mats = mats @ torch.where(col["perspective"][:, None, None], persp, _eye(n))
+        zm = _eye(n)
+        zm[:, 0, 0] = zm[:, 1, 1] = torch.where(col["scale"], 1.0 / zoom, 1.0)  # sample closer in = zoom in
+        mats = mats @ zm
+        out = x.clone()
+        geo = col["hflip"] | col["vflip"] | col["rot90"] | col["rotate"] | col["perspective"] | col["scale"]
+        if geo.any():
+            ic, idx = _rows(geo, x.device)
+            out[idx] = _warp(x[idx], mats[ic])
+        if col["crop_pad"].any():
+            ic, idx = _rows(col["crop_pad"], x.device)
+            out[idx] = out[idx] * _centre_box_mask(keep[ic], h, w).to(x.device, x.dtype)
+        if col["brightness"].any():
+            ic, idx = _rows(col["brightness"], x.device)
+            out[idx] = out[idx] * gain[ic].to(x.device, x.dtype)[:, None, None, None]
+        if col["noise"].any():
+            ic, idx = _rows(col["noise"], x.device)
+            out[idx] = _add_noise(out[idx], sigma[ic], g)
+        return out.clamp_(0.0, 1.0)
+
+    def negative(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """A random subset of ``num_negative`` harsher transforms per image (§3.4)."""
+        cfg = self.config
+        n, _, h, w = x.shape
+        use = _choose(n, cfg.num_negative, len(NEGATIVE_TRANSFORMS), g)
+        col = {name: use[:, i] for i, name in enumerate(NEGATIVE_TRANSFORMS)}
+        amount = _uniform(*cfg.neg_perspective, n, g)
+        persp = _perspective(amount, g)
+        theta = _uniform(0.0, 2 * math.pi, n, g)
+        blur = _uniform(*cfg.neg_blur, n, g) * min(h, w)
+        area = _uniform(*cfg.neg_erase_area, n, g)
+        erase = _erase_mask(area, h, w, g)
+        sigma = _uniform(*cfg.neg_noise, n, g)
+
+        out = x.clone()
+        mats = torch.where(col["perspective"][:, None, None], persp, _eye(n))
+        mats = mats @ torch.where(col["rotate"][:, None, None], _rotation(theta), _eye(n))
+        geo = col["perspective"] | col["rotate"]
+        if geo.any():
+            ic, idx = _rows(geo, x.device)
+            out[idx] = _warp(x[idx], mats[ic])
+        if col["blur"].any():
+            ic, idx = _rows(col["blur"], x.device)
+            out[idx] = _gaussian_blur(out[idx], blur[ic])
+        if col["erase"].any():
+            ic, idx = _rows(col["erase"], x.device)
+            out[idx] = out[idx] * erase[ic].to(x.device, x.dtype)
+        if col["noise"].any():
+            ic, idx = _rows(col["noise"], x.device)
+            out[idx] = _add_noise(out[idx], sigma[ic], g)
+        return out.clamp_(0.0, 1.0)

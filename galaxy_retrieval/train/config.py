@@ -1,0 +1,157 @@
+"""Training configuration: one frozen dataclass, saved in every checkpoint."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Literal
+
+from ..errors import ConfigError
+from ..model.config import ViTConfig
+from ..model.presets import preset as _preset
+from ..score import ScoreWeights
+from .augment import AugmentConfig
+
+__all__ = ["TrainConfig", "PairMode", "LrSchedule"]
+
+PairMode = Literal["paper", "in_batch"]
+LrSchedule = Literal["constant", "cosine"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run (paper §3.4 defaults where the paper gives one).
+
+    pair_mode
+        ``"paper"``: each image i yields a positive pair (i, T⁺(i)) and a negative pair
+        (i, T⁻(j)) with j a different random image; the contrastive loss averages over
+        pairs. ``"in_batch"``: each image yields (i, T⁺(i)) and every other image's T⁺(j)
+        in the batch is a negative of i (B positive and B·(B−1) negative pairs; the two
+        groups are averaged separately and weighted equally, as paper mode's one positive
+        and one negative pair per image are), no harsh negatives. Same loss, same score.
+    save_computations
+        paper option: each image gets *either* its positive or its negative pair
+        (at random, half on average) instead of both — two images per pair instead of three.
+    augment_anchors
+        also give the anchor of every pair its own random positive transforms (two
+        augmented views per image, as in SimCLR) instead of the untouched image (paper).
+    time_budget_s
+        stop before an epoch that would end past this many seconds (None: no limit).
+    """
+
+    preset: str = "small"
+    model: ViTConfig | None = None  # overrides ``preset`` when given
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 5e-4
+    lr_schedule: LrSchedule = "constant"
+    warmup_epochs: float = 0.0
+    grad_clip: float | None = None
+    margin: float = 1.0
+    score_weights: ScoreWeights = field(default_factory=ScoreWeights)
+    num_augmentations: int = 3
+    num_neg_augmentations: int | None = None  # None: same as num_augmentations
+    augment: AugmentConfig | None = None  # full control of strengths; overrides the two above
+    pair_mode: PairMode = "paper"
+    save_computations: bool = False
+    augment_anchors: bool = False
+    patience: int = 5
+    seed: int = 0
+    loose_batch_sizes: tuple[int, ...] = (8, 64)
+    max_val_images: int = 2048
+    time_budget_s: float | None = None
+    device: str = "auto"
+    preload_max_bytes: int = 2 << 30
+
+    def __post_init__(self) -> None:
+        def _int(name: str, lo: int) -> None:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise ConfigError(f"train config {name}={v!r} must be an integer >= {lo}")
+
+        for name, lo in (("epochs", 1), ("batch_size", 2), ("patience", 1), ("seed", 0), ("max_val_images", 2),
+                         ("num_augmentations", 0), ("preload_max_bytes", 0)):
+            _int(name, lo)
+        for name in ("lr", "margin"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                raise ConfigError(f"train config {name}={v!r} must be a finite number > 0")
+        if not isinstance(self.weight_decay, (int, float)) or not math.isfinite(self.weight_decay) or self.weight_decay < 0:
+            raise ConfigError(f"train config weight_decay={self.weight_decay!r} must be a finite number >= 0")
+        if self.warmup_epochs < 0:
+            raise ConfigError(f"train config warmup_epochs={self.warmup_epochs!r} must be >= 0")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ConfigError(f"train config grad_clip={self.grad_clip!r} must be > 0 or None")
+        if self.pair_mode not in ("paper", "in_batch"):
+            raise ConfigError(f"train config pair_mode={self.pair_mode!r}; choices: paper, in_batch")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ConfigError(f"train config lr_schedule={self.lr_schedule!r}; choices: constant, cosine")
+        if self.time_budget_s is not None and not self.time_budget_s > 0:
+            raise ConfigError(f"train config time_budget_s={self.time_budget_s!r} must be > 0 or None")
+        sizes = tuple(int(b) for b in self.loose_batch_sizes)
+        if not sizes or min(sizes) < 2:
+            raise ConfigError(f"train config loose_batch_sizes={self.loose_batch_sizes!r} must be integers >= 2")
+        object.__setattr__(self, "loose_batch_sizes", sizes)
+        if not isinstance(self.score_weights, ScoreWeights):
+            raise ConfigError(f"train config score_weights must be a ScoreWeights, got {type(self.score_weights).__name__}")
+        if self.model is None:
+            _preset(self.preset)  # raises ConfigError naming the choices
+        self.augment_config()  # validates augmentation counts
+
+    @classmethod
+    def paper_faithful(cls, **overrides: Any) -> "TrainConfig":
+        """The paper's training recipe (§3.4): untouched anchors, one positive and one
+        harsh-negative pair per image, constant learning rate."""
+        base = dict(pair_mode="paper", augment_anchors=False, lr_schedule="constant", warmup_epochs=0.0)
+        return cls(**{**base, **overrides})
+
+    def model_config(self) -> ViTConfig:
+        """The model to train: ``model`` if given, else the named preset."""
+        return self.model if self.model is not None else _preset(self.preset)
+
+    def augment_config(self) -> AugmentConfig:
+        if self.augment is not None:
+            return self.augment
+        neg = self.num_augmentations if self.num_neg_augmentations is None else self.num_neg_augmentations
+        from .augment import NEGATIVE_TRANSFORMS, POSITIVE_TRANSFORMS
+
+        return AugmentConfig(
+            num_positive=min(self.num_augmentations, len(POSITIVE_TRANSFORMS)),
+            num_negative=min(neg, len(NEGATIVE_TRANSFORMS)),
+        )
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, ViTConfig):
+                v = v.to_dict()
+            elif isinstance(v, ScoreWeights):
+                v = v.to_dict()
+            elif isinstance(v, AugmentConfig):
+                v = {k: (list(x) if isinstance(x, tuple) else x) for k, x in asdict(v).items()}
+            elif isinstance(v, tuple):
+                v = list(v)
+            d[f.name] = v
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"train config has unknown field(s) {', '.join(unknown)}")
+        kw = dict(d)
+        if kw.get("model") is not None:
+            kw["model"] = ViTConfig.from_dict(kw["model"])
+        if "score_weights" in kw:
+            kw["score_weights"] = ScoreWeights.from_dict(kw["score_weights"])
+        if kw.get("augment") is not None:
+            kw["augment"] = AugmentConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in kw["augment"].items()})
+        if "loose_batch_sizes" in kw:
+            kw["loose_batch_sizes"] = tuple(kw["loose_batch_sizes"])
+        return cls(**kw)

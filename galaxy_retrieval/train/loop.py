@@ -1,0 +1,378 @@
+"""The training loop (paper §3.4), validation each epoch (§3.5), checkpoints and resume."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..catalog.base import Catalog
+from ..errors import CheckpointError
+from ..evaluate.metrics import loose_accuracy
+from ..model.checkpoint import (
+    FORMAT_VERSION,
+    HISTORY_FILE,
+    LAST_DIR,
+    META_FILE,
+    PLOT_FILE,
+    WEIGHTS_FILE,
+    atomic_write_json,
+    load_train_state,
+    save_train_state,
+    save_weights,
+)
+from ..model.device import autocast_for, pick_device
+from ..model.preprocess import normalize
+from ..model.vit import GalaxIDNetViT, build_model
+from ..progress import NULL_PROGRESS, Progress
+from ..score import contrastive_loss, score_torch
+from .augment import PairAugmenter
+from .config import TrainConfig
+from .data import ImageStore
+from .pairs import make_pair_batch, other_positions, pair_loss
+from .plot import plot_history
+from .splits import split_indices
+
+__all__ = ["train", "TrainResult", "validate", "ValSet", "make_val_set"]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    out_dir: Path
+    best_epoch: int  # 1-based; the epoch whose weights are in model.safetensors
+    epochs_completed: int
+    best_val_loss: float
+    best_val_loose_acc: dict[int, float]  # at the best epoch, by mini-search batch size
+    history: list[dict[str, Any]]
+    seconds: float  # wall time of this call
+    device: str
+    stopped: str  # "completed" | "early_stopping" | "time_budget" | "nothing_to_do"
+    weights_sha256: str
+    n_train: int
+    n_val: int
+    resumed_from_epoch: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["out_dir"] = str(self.out_dir)
+        d["best_val_loose_acc"] = {str(k): v for k, v in self.best_val_loose_acc.items()}
+        return d
+
+
+@dataclass
+class ValSet:
+    """Fixed validation pairs: the same augmentations every epoch, so curves are comparable."""
+
+    anchors: torch.Tensor  # uint8 (N, 3, S, S), in a fixed random order
+    positives: torch.Tensor  # uint8, T⁺(anchor)
+    negatives: torch.Tensor  # uint8, T⁻(another validation image)
+
+
+def _u8(x01: torch.Tensor) -> torch.Tensor:
+    return x01.mul(255.0).round_().to(torch.uint8)
+
+
+def make_val_set(store: ImageStore, augmenter: PairAugmenter, seed: int, max_images: int) -> ValSet:
+    g = torch.Generator().manual_seed(seed + 1_000_003)
+    n = len(store)
+    order = torch.randperm(n, generator=g)[:max_images]
+    anchors, pos, neg = [], [], []
+    for lo in range(0, len(order), 256):
+        idx = order[lo : lo + 256]
+        a = store.get(idx).float() / 255.0
+        o = store.get(other_positions(idx, n, g) if n > 1 else idx).float() / 255.0
+        anchors.append(_u8(a))
+        pos.append(_u8(augmenter.positive(a, g)))
+        neg.append(_u8(augmenter.negative(o, g)))
+    return ValSet(torch.cat(anchors), torch.cat(pos), torch.cat(neg))
+
+
+@torch.inference_mode()
+def _embed_u8(model: GalaxIDNetViT, x: torch.Tensor, device: torch.device, chunk: int = 256) -> torch.Tensor:
+    out = []
+    for lo in range(0, x.shape[0], chunk):
+        xb = normalize(x[lo : lo + chunk].to(device).float() / 255.0, model.config)
+        with autocast_for(device):
+            out.append(model.embed(xb).float().cpu())
+    return torch.cat(out)
+
+
+def validate(
+    model: GalaxIDNetViT, val: ValSet, cfg: TrainConfig, device: torch.device
+) -> dict[str, float | None]:
+    """Paper-pair validation loss and mini-search loose accuracy at each batch size."""
+    was_training = model.training
+    model.eval()
+    za = _embed_u8(model, val.anchors, device)
+    zp = _embed_u8(model, val.positives, device)
+    zn = _embed_u8(model, val.negatives, device)
+    model.train(was_training)
+    s = torch.cat([score_torch(za, zp, cfg.score_weights), score_torch(za, zn, cfg.score_weights)])
+    y = torch.cat([torch.ones(len(za)), torch.zeros(len(za))])
+    out: dict[str, float | None] = {"val_loss": float(contrastive_loss(s, y, cfg.margin))}
+    for b in cfg.loose_batch_sizes:
+        acc, _ = loose_accuracy(za, zp, b, cfg.score_weights)
+        out[f"val_loose_acc@{b}"] = None if math.isnan(acc) else acc
+    return out
+
+
+def _lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    total = cfg.epochs * steps_per_epoch
+    warm = cfg.warmup_epochs * steps_per_epoch
+    if warm and step < warm:
+        return cfg.lr * (step + 1) / warm
+    if cfg.lr_schedule == "cosine":
+        t = (step - warm) / max(1.0, total - warm)
+        return cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+    return cfg.lr
+
+
+def _has_run(out: Path) -> bool:
+    return (out / WEIGHTS_FILE).exists() or (out / LAST_DIR).exists() or (out / META_FILE).exists()
+
+
+def train(
+    cfg: TrainConfig,
+    catalog: Catalog,
+    out_dir: str | Path,
+    progress: Progress = NULL_PROGRESS,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> TrainResult:
+    """Train a GalaxIDNet ViT label-free on ``catalog`` and write ``out_dir`` (see checkpoint.py).
+
+    The catalog is split 80/10/10 by ``cfg.seed`` (:func:`split_indices`); only the 80 %
+    trains, the 10 % validation set picks the best epoch (lowest paper-pair loss) and early
+    stopping, the last 10 % is left for :func:`galaxy_retrieval.evaluate.evaluate`.
+    ``resume=True`` continues ``out_dir/last`` up to ``cfg.epochs`` in total; otherwise an
+    existing run there is an error unless ``overwrite=True``.
+    """
+    t_start = time.perf_counter()
+    out = Path(out_dir)
+    if resume and not (out / LAST_DIR / "state.json").is_file():
+        raise CheckpointError(f"{out}: nothing to resume (no {LAST_DIR}/state.json); train without resume first")
+    if not resume and _has_run(out):
+        if not overwrite:
+            raise CheckpointError(f"{out}: already holds a training run; resume it or choose overwrite")
+        for name in (WEIGHTS_FILE, META_FILE, HISTORY_FILE, PLOT_FILE):
+            (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / LAST_DIR, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+
+    device = pick_device(cfg.device)
+    mcfg = cfg.model_config()
+    torch.manual_seed(cfg.seed)
+    g = torch.Generator().manual_seed(cfg.seed)
+    augmenter = PairAugmenter(cfg.augment_config())
+
+    train_rows, val_rows, _ = split_indices(len(catalog), cfg.seed)
+    progress.log(
+        f"device {device}; model {mcfg.name} ({mcfg.image_size}² input); "
+        f"split {len(train_rows)} train / {len(val_rows)} val / {len(catalog) - len(train_rows) - len(val_rows)} test"
+    )
+    tr = ImageStore(catalog, train_rows, mcfg.image_size, cfg.preload_max_bytes, progress, "training set")
+    va = ImageStore(catalog, val_rows, mcfg.image_size, cfg.preload_max_bytes, progress, "validation set")
+    if len(tr) < 2:
+        raise CheckpointError(f"{catalog.path}: training needs at least 2 readable training images, got {len(tr)}")
+    if not tr.preloaded:
+        progress.log(f"training set larger than preload_max_bytes={cfg.preload_max_bytes}: streaming from the catalog")
+    val = make_val_set(va, augmenter, cfg.seed, cfg.max_val_images)
+
+    model = build_model(mcfg, seed=cfg.seed).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    history: list[dict[str, Any]] = []
+    start_epoch, best_val, best_epoch, bad_epochs, step = 0, math.inf, 0, 0, 0
+    best_acc: dict[int, float] = {}
+    best_sha = ""
+    if resume:
+        extra, st = load_train_state(out, model, opt)
+        if int(st.get("seed", cfg.seed)) != cfg.seed:
+            raise CheckpointError(
+                f"{out / LAST_DIR}: run was trained with seed {st.get('seed')} (which fixes the data split); got seed {cfg.seed}"
+            )
+        history = list(st.get("history", []))
+        start_epoch = int(st["epochs_completed"])
+        best_val = float(st["best_val_loss"]) if st.get("best_val_loss") is not None else math.inf
+        best_epoch = int(st.get("best_epoch", 0))
+        best_sha = st.get("best_sha256", "")
+        best_acc = {int(k): v for k, v in (st.get("best_val_loose_acc") or {}).items()}
+        bad_epochs = 0 if st.get("stopped") == "early_stopping" else int(st.get("bad_epochs", 0))
+        step = int(st.get("step", 0))
+        if "generator" in extra:
+            g.set_state(extra["generator"])
+        progress.log(f"resuming {out} after epoch {start_epoch} (best epoch {best_epoch}, val loss {best_val:.4f})")
+
+    n = len(tr)
+    bsz = min(cfg.batch_size, n)
+    steps_per_epoch = math.ceil(n / bsz)
+    stopped = "completed" if start_epoch < cfg.epochs else "nothing_to_do"
+    last_epoch_s = 0.0
+    model.train()
+    for epoch in range(start_epoch, cfg.epochs):
+        elapsed = time.perf_counter() - t_start
+        if cfg.time_budget_s is not None and epoch > start_epoch and elapsed + last_epoch_s > cfg.time_budget_s:
+            stopped = "time_budget"
+            progress.log(f"stopping before epoch {epoch + 1}: it would end past the {cfg.time_budget_s:.0f} s budget")
+            break
+        t_epoch = time.perf_counter()
+        perm = torch.randperm(n, generator=g)
+        loss_sum, acc_sum, seen = 0.0, 0.0, 0
+        # progress counts pairs in paper mode, images (each against the whole batch) in in_batch mode
+        per_image = 1 if cfg.pair_mode == "in_batch" or cfg.save_computations else 2
+        unit = "img" if cfg.pair_mode == "in_batch" else "pair"
+        with progress.task(f"train epoch {epoch + 1}/{cfg.epochs}", total=n * per_image, unit=unit) as t:
+            for lo in range(0, n, bsz):
+                pos = perm[lo : lo + bsz]
+                if len(pos) < 2:  # a lone leftover image has no in-batch negatives
+                    continue
+                # augment where the model runs: on a GPU the transforms are GPU work too
+                anchors = tr.get(pos).to(device).float() / 255.0
+                others = None
+                if cfg.pair_mode == "paper":
+                    others = tr.get(other_positions(pos, n, g)).to(device).float() / 255.0
+                    m = min(len(anchors), len(others))  # streamed catalogs may skip unreadable rows
+                    anchors, others = anchors[:m], others[:m]
+                batch = make_pair_batch(
+                    anchors, others, augmenter, g, cfg.pair_mode, cfg.save_computations, cfg.augment_anchors
+                )
+                for group in opt.param_groups:
+                    group["lr"] = _lr_at(cfg, step, steps_per_epoch)
+                x = normalize(batch.images, mcfg)
+                with autocast_for(device):
+                    emb = model.embed(x)  # one model call for every image of every pair
+                loss, acc = pair_loss(emb.float(), batch, cfg.score_weights, cfg.margin)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip is not None:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                opt.step()
+                step += 1
+                lv = float(loss.detach())
+                if not math.isfinite(lv):
+                    raise FloatingPointError(
+                        f"training loss became {lv} at epoch {epoch + 1}, step {step}; lower lr (now {cfg.lr}) or set grad_clip"
+                    )
+                k = len(anchors)
+                loss_sum += lv * k
+                acc_sum += acc * k
+                seen += k
+                t.advance(k * per_image)
+                t.update(loss=loss_sum / seen, acc=acc_sum / seen)
+        metrics = validate(model, val, cfg, device)
+        epoch_s = time.perf_counter() - t_epoch
+        last_epoch_s = epoch_s
+        row: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "train_loss": loss_sum / max(1, seen),
+            "train_pair_acc": acc_sum / max(1, seen),
+            **metrics,
+            "lr": opt.param_groups[0]["lr"],
+            "seconds": round(epoch_s, 3),
+        }
+        history.append(row)
+        vl = metrics["val_loss"]
+        improved = vl is not None and math.isfinite(vl) and vl < best_val
+        if improved or not (out / WEIGHTS_FILE).exists():
+            if improved:
+                best_val, bad_epochs = vl, 0
+            best_epoch = epoch + 1
+            best_acc = {b: metrics[f"val_loose_acc@{b}"] for b in cfg.loose_batch_sizes}
+            best_sha = save_weights(out / WEIGHTS_FILE, model)
+        else:
+            bad_epochs += 1
+        if bad_epochs >= cfg.patience:
+            stopped = "early_stopping"
+        accs = ", ".join(
+            f"loose@{b} {metrics[f'val_loose_acc@{b}']:.3f}" for b in cfg.loose_batch_sizes if metrics[f"val_loose_acc@{b}"] is not None
+        )
+        progress.log(
+            f"epoch {epoch + 1}: train loss {row['train_loss']:.4f}, val loss {vl:.4f}, {accs}"
+            f"{' (best)' if best_epoch == epoch + 1 else ''} [{epoch_s:.1f} s]"
+        )
+        state = {
+            "seed": cfg.seed,
+            "epochs_completed": epoch + 1,
+            "best_epoch": best_epoch,
+            "best_val_loss": best_val if math.isfinite(best_val) else None,
+            "best_val_loose_acc": {str(k): v for k, v in best_acc.items()},
+            "best_sha256": best_sha,
+            "bad_epochs": bad_epochs,
+            "step": step,
+            "stopped": stopped if stopped == "early_stopping" else None,
+            "history": history,
+        }
+        save_train_state(out, model, opt, {"generator": g.get_state()}, state)
+        _write_run_files(out, cfg, catalog, history, state, device, time.perf_counter() - t_start, len(tr), len(va))
+        if stopped == "early_stopping":
+            progress.log(f"early stopping: no validation improvement for {cfg.patience} epochs")
+            break
+
+    model.eval()
+    return TrainResult(
+        out_dir=out,
+        best_epoch=best_epoch,
+        epochs_completed=len(history),
+        best_val_loss=best_val,
+        best_val_loose_acc=best_acc,
+        history=history,
+        seconds=time.perf_counter() - t_start,
+        device=str(device),
+        stopped=stopped,
+        weights_sha256=best_sha,
+        n_train=len(tr),
+        n_val=len(va),
+        resumed_from_epoch=start_epoch if resume else 0,
+    )
+
+
+def _write_run_files(
+    out: Path,
+    cfg: TrainConfig,
+    catalog: Catalog,
+    history: list[dict[str, Any]],
+    state: dict[str, Any],
+    device: torch.device,
+    seconds: float,
+    n_train: int,
+    n_val: int,
+) -> None:
+    summary = {
+        "best_epoch": state["best_epoch"],
+        "epochs_completed": state["epochs_completed"],
+        "best_val_loss": state["best_val_loss"],
+        "best_val_loose_acc": state["best_val_loose_acc"],
+        # sum over epochs, so a resumed run counts its earlier sessions too
+        "train_seconds": round(float(np.sum([h["seconds"] for h in history])), 2),
+        "wall_seconds_this_call": round(seconds, 2),
+        "device": str(device),
+        "n_train": n_train,
+        "n_val": n_val,
+        "catalog": catalog.source,
+        "catalog_size": len(catalog),
+        "seed": cfg.seed,
+    }
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "kind": "galaxidnet-vit",
+        "package_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": cfg.model_config().to_dict(),
+        "train": cfg.to_dict(),
+        "epoch": state["best_epoch"],
+        "best_val_loss": state["best_val_loss"],
+        "weights_sha256": state["best_sha256"],
+        "summary": summary,
+        "history": history,
+    }
+    atomic_write_json(out / HISTORY_FILE, history)
+    plot_history(history, out / PLOT_FILE, title=f"{cfg.model_config().name} on {Path(catalog.path).name}")
+    atomic_write_json(out / META_FILE, meta)

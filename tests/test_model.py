@@ -1,0 +1,195 @@
+"""The GalaxIDNet ViT, its checkpoints and the embedder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from galaxy_retrieval.errors import CheckpointError, ConfigError
+from galaxy_retrieval.model import (
+    Embedder,
+    ViTConfig,
+    build_model,
+    count_parameters,
+    load_checkpoint,
+    parameter_breakdown,
+    preset,
+    save_weights,
+)
+from galaxy_retrieval.model.checkpoint import FORMAT_VERSION, sha256_file
+from galaxy_retrieval.model.pos_embed import sincos_position_table
+
+TINY = preset("tiny")
+
+
+def test_paper_preset_has_the_papers_parameter_count():
+    model = build_model(preset("paper"), seed=0)
+    assert count_parameters(model) == 18_060_288
+    # the count is trainable parameters plus the fixed 196 × 1024 position table
+    assert sum(p.numel() for p in model.parameters()) == 18_060_288 - 196 * 1024
+    parts = parameter_breakdown(model)
+    assert sum(parts.values()) == 18_060_288
+    assert parts["patch_embed"] == 768 * 1024 + 1024
+    assert parts["head"] == 1024 * 2048 + 2048
+    assert parts["block0"] == 2 * 2 * 1024 + 3 * 4 * (256 * 256 + 256) + (1024 * 2048 + 2048 + 2048 * 1024 + 1024)
+
+
+def test_shapes_features_and_embedding():
+    model = build_model(TINY, seed=0)
+    x = torch.randn(5, 3, 32, 32)
+    feats = model.forward_features(x)
+    assert feats.shape == (5, TINY.num_patches, TINY.out_dim)
+    emb = model.embed(x)
+    assert emb.shape == (5, TINY.out_dim)
+    torch.testing.assert_close(emb, feats.mean(dim=1))
+    with pytest.raises(ValueError, match=r"\(B, 3, 32, 32\)"):
+        model.embed(torch.randn(2, 3, 40, 40))
+
+
+def test_attention_runs_per_image():
+    # the published code attended over the first image only; each image must be independent
+    model = build_model(TINY, seed=0).eval()
+    x = torch.randn(4, 3, 32, 32)
+    together = model.embed(x)
+    alone = torch.cat([model.embed(x[i : i + 1]) for i in range(4)])
+    torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-5)
+
+
+def test_per_head_projections_equal_separate_linears():
+    model = build_model(TINY, seed=0)
+    attn = model.blocks[0].attn
+    h, d = attn.num_heads, attn.head_dim
+    lin = [[nn.Linear(d, d) for _ in range(h)] for _ in range(3)]
+    for t in range(3):
+        for i in range(h):
+            lin[t][i].weight.data.copy_(attn.qkv_weight[t, i])
+            lin[t][i].bias.data.copy_(attn.qkv_bias[t, i])
+    x = torch.randn(2, 7, h * d)
+    heads = []
+    for i in range(h):
+        xs = x[..., i * d : (i + 1) * d]
+        q, k, v = (lin[t][i](xs) for t in range(3))
+        a = torch.softmax(q @ k.transpose(1, 2) / d**0.5, dim=-1)
+        heads.append(a @ v)
+    torch.testing.assert_close(attn(x), torch.cat(heads, dim=-1), rtol=1e-5, atol=1e-5)
+
+
+def test_position_table_is_fixed_buffer_unchanged_by_training():
+    model = build_model(TINY, seed=0)
+    names = {n for n, _ in model.named_parameters()}
+    assert not any("pos" in n for n in names)
+    assert "pos_table" not in model.state_dict()  # recomputed from the config on load
+    before = model.pos_table.clone()
+    torch.testing.assert_close(before, sincos_position_table(TINY.grid, TINY.hidden))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.embed(torch.randn(3, 3, 32, 32)).pow(2).mean().backward()
+    opt.step()
+    assert not model.pos_table.requires_grad
+    assert torch.equal(model.pos_table, before)
+
+
+def test_same_seed_same_init_and_global_rng_untouched():
+    torch.manual_seed(123)
+    expected = torch.rand(1)
+    torch.manual_seed(123)
+    a = build_model(TINY, seed=7)
+    after = torch.rand(1)
+    b = build_model(TINY, seed=7)
+    assert torch.equal(expected, after)
+    for (n, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
+        assert torch.equal(p, q), n
+
+
+def test_config_validation_names_the_bad_value():
+    with pytest.raises(ConfigError, match="patch_size=7"):
+        ViTConfig(image_size=32, patch_size=7)
+    with pytest.raises(ConfigError, match="num_heads=5"):
+        ViTConfig(hidden=192, num_heads=5)
+    with pytest.raises(ConfigError, match="unknown model preset 'huge'"):
+        preset("huge")
+    assert ViTConfig.from_dict(TINY.to_dict()) == TINY
+
+
+def test_embed_list_of_different_sizes():
+    emb = Embedder.from_model(build_model(TINY, seed=0), device="cpu")
+    rng = np.random.default_rng(0)
+    ims = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in ((32, 32), (64, 48), (17, 17), (100, 100))]
+    out = emb.embed(ims, batch_size=3)
+    assert out.shape == (4, TINY.out_dim) and out.dtype == np.float32
+    # one image alone gives the same vector as in a mixed list
+    np.testing.assert_allclose(emb.embed([ims[1]]), out[1:2], rtol=1e-5, atol=1e-5)
+    # a uint8 batch array equals the list of the same images
+    same = np.stack([ims[0]] * 3)
+    np.testing.assert_allclose(emb.embed(same), emb.embed(list(same)), rtol=1e-6, atol=1e-6)
+    # grayscale images are accepted as catalog readers accept them
+    assert emb.embed([rng.integers(0, 256, (32, 32), dtype=np.uint8)]).shape == (1, TINY.out_dim)
+    assert emb.dim == TINY.out_dim and len(emb.sha256) == 64
+
+
+def _write_run(tmp_path, cfg=TINY, seed=0):
+    run = tmp_path / "run"
+    model = build_model(cfg, seed=seed)
+    sha = save_weights(run / "model.safetensors", model)
+    (run / "checkpoint.json").write_text(json.dumps({"format_version": FORMAT_VERSION, "model": cfg.to_dict()}))
+    return run, model, sha
+
+
+def test_checkpoint_round_trip(tmp_path):
+    run, model, sha = _write_run(tmp_path)
+    emb = load_checkpoint(run, device="cpu")
+    assert emb.sha256 == sha == sha256_file(run / "model.safetensors")
+    assert emb.model_config == TINY
+    x = np.random.default_rng(1).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    ref = Embedder.from_model(model, device="cpu").embed(x)
+    np.testing.assert_allclose(emb.embed(x), ref, rtol=1e-6, atol=1e-6)
+    # the weights file alone is self-describing
+    alone = load_checkpoint(run / "model.safetensors", device="cpu")
+    assert alone.model_config == TINY
+    info = emb.manifest_info()
+    assert info["sha256"] == sha and info["preset"] == "tiny" and info["config"]["out_dim"] == TINY.out_dim
+
+
+def test_missing_checkpoint(tmp_path):
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="no model.safetensors"):
+        load_checkpoint(tmp_path / "empty")
+
+
+def test_corrupt_checkpoint(tmp_path):
+    run, _, _ = _write_run(tmp_path)
+    data = (run / "model.safetensors").read_bytes()
+    (run / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="model.safetensors.*corrupt"):
+        load_checkpoint(run)
+    (run / "model.safetensors").write_bytes(b"\x00not safetensors at all")
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        load_checkpoint(run)
+
+
+def test_corrupt_metadata(tmp_path):
+    run, _, _ = _write_run(tmp_path)
+    (run / "checkpoint.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="checkpoint.json"):
+        load_checkpoint(run)
+    (run / "checkpoint.json").write_text(json.dumps({"format_version": 99, "model": TINY.to_dict()}))
+    with pytest.raises(CheckpointError, match="format version 99"):
+        load_checkpoint(run)
+
+
+def test_wrong_preset_or_shape(tmp_path):
+    run, _, _ = _write_run(tmp_path)
+    with pytest.raises(CheckpointError, match="preset 'paper' was asked"):
+        load_checkpoint(run, expect="paper")
+    with pytest.raises(CheckpointError, match="hidden 32"):
+        load_checkpoint(run, expect=preset("small"))
+    # metadata that claims another shape than the weights hold
+    other = ViTConfig(**{**TINY.to_dict(), "norm_mean": TINY.norm_mean, "norm_std": TINY.norm_std, "out_dim": 24})
+    (run / "checkpoint.json").write_text(json.dumps({"format_version": FORMAT_VERSION, "model": other.to_dict()}))
+    with pytest.raises(CheckpointError, match=r"'head.weight' has shape \(16, 32\) but the model config needs \(24, 32\)"):
+        load_checkpoint(run)

@@ -1,0 +1,254 @@
+"""Label-free training: splits, augmentations, pairs, loss, the loop, checkpoints, resume."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from galaxy_retrieval.catalog.hdf5 import HDF5Catalog
+from galaxy_retrieval.errors import CatalogError, CheckpointError, ConfigError
+from galaxy_retrieval.model import load_checkpoint, preset
+from galaxy_retrieval.score import ScoreWeights, contrastive_loss, score_torch
+from galaxy_retrieval.train import AugmentConfig, PairAugmenter, TrainConfig, split_indices, train
+from galaxy_retrieval.train.pairs import make_pair_batch, other_positions, pair_loss
+
+
+def blob_images(n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Four kinds of synthetic "galaxy": round, elongated, ring, double; random tilt and tint."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size - 0.5
+    labels = np.arange(n) % 4
+    ims = np.zeros((n, size, size, 3), np.uint8)
+    for i, c in enumerate(labels):
+        th = rng.uniform(0, np.pi)
+        x = xx * np.cos(th) + yy * np.sin(th)
+        y = -xx * np.sin(th) + yy * np.cos(th)
+        s = rng.uniform(0.08, 0.14)
+        if c == 0:
+            f = np.exp(-(x**2 + y**2) / (2 * s**2))
+        elif c == 1:
+            f = np.exp(-(x**2 / (2 * (2.5 * s) ** 2) + y**2 / (2 * (0.5 * s) ** 2)))
+        elif c == 2:
+            f = np.exp(-((np.hypot(x, y) - 1.5 * s) ** 2) / (2 * (0.3 * s) ** 2))
+        else:
+            f = sum(np.exp(-((x - d) ** 2 + y**2) / (2 * (0.6 * s) ** 2)) for d in (s, -s))
+        img = f[..., None] * rng.uniform(0.6, 1.0, 3) + rng.normal(0, 0.03, (size, size, 3))
+        ims[i] = np.clip(img * 255, 0, 255).astype(np.uint8)
+    return ims, labels
+
+
+def write_blob_catalog(path: Path, n: int = 64, size: int = 40, seed: int = 0, labels: bool = True) -> Path:
+    ims, lab = blob_images(n, size, seed)
+    with h5py.File(path, "w") as f:
+        f["images"] = ims
+        if labels:
+            f["ans"] = lab.astype(np.uint8)
+    return path
+
+
+@pytest.fixture
+def blobs(tmp_path: Path) -> HDF5Catalog:
+    return HDF5Catalog(write_blob_catalog(tmp_path / "blobs.h5"))
+
+
+def tiny_cfg(**kw) -> TrainConfig:
+    return TrainConfig(**{**dict(preset="tiny", epochs=3, batch_size=16, seed=0, loose_batch_sizes=(4,)), **kw})
+
+
+# ---- score and loss against the formulas ---------------------------------------------------
+
+
+def _reference_score(a: list[float], b: list[float], w=(1 / 3, 1 / 3, 1 / 3)) -> float:
+    dot = sum(x * y for x, y in zip(a, b))
+    na = math.sqrt(sum(x * x for x in a))
+    nb = math.sqrt(sum(y * y for y in b))
+    l2 = math.sqrt(sum((x - y) ** 2 for x, y in zip(a, b)))
+    l3 = sum(abs(x - y) ** 3 for x, y in zip(a, b)) ** (1 / 3)
+    return w[0] * dot / (na * nb) + w[1] / (1 + l2) + w[2] / (1 + l3)
+
+
+def test_torch_score_matches_reference_formula():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(6, 9)), rng.normal(size=(6, 9))
+    got = score_torch(torch.tensor(a), torch.tensor(b)).double().numpy()
+    want = [_reference_score(list(x), list(y)) for x, y in zip(a, b)]
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    w = ScoreWeights(cos=0.5, l2=0.2, l3=0.3)
+    got = score_torch(torch.tensor(a), torch.tensor(b), w).double().numpy()
+    np.testing.assert_allclose(got, [_reference_score(list(x), list(y), (0.5, 0.2, 0.3)) for x, y in zip(a, b)], rtol=1e-5)
+    # identical vectors score the maximum, 1 (up to the ε under the roots that keeps gradients finite)
+    assert float(score_torch(torch.tensor(a[:1]), torch.tensor(a[:1]))) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_contrastive_loss_hand_made():
+    s = torch.tensor([0.9, 0.2, 0.4, 1.2])
+    y = torch.tensor([1, 1, 0, 0])
+    # positives: (1 - s)^2 clipped at 0 → 0.01, 0.64; negatives: s^2 → 0.16, 1.44
+    assert float(contrastive_loss(s, y, margin=1.0)) == pytest.approx((0.01 + 0.64 + 0.16 + 1.44) / 4)
+    assert float(contrastive_loss(torch.tensor([1.5]), torch.tensor([1]))) == 0.0  # past the margin
+
+
+# ---- split, augmentation, pairs ------------------------------------------------------------
+
+
+def test_split_is_fixed_disjoint_and_covering():
+    tr, va, te = split_indices(1000, seed=3)
+    assert (len(tr), len(va), len(te)) == (800, 100, 100)
+    assert len(np.intersect1d(tr, va)) == len(np.intersect1d(tr, te)) == len(np.intersect1d(va, te)) == 0
+    assert np.array_equal(np.sort(np.concatenate([tr, va, te])), np.arange(1000))
+    again = split_indices(1000, seed=3)
+    assert all(np.array_equal(x, y) for x, y in zip((tr, va, te), again))
+    assert not np.array_equal(split_indices(1000, seed=4)[1], va)
+    with pytest.raises(CatalogError, match="2 objects"):
+        split_indices(2, 0)
+
+
+def test_augmentations_per_sample_reproducible_and_in_range():
+    x = torch.rand(16, 3, 32, 32)
+    aug = PairAugmenter(AugmentConfig(num_positive=3, num_negative=3))
+    p1 = aug.positive(x, torch.Generator().manual_seed(0))
+    p2 = aug.positive(x, torch.Generator().manual_seed(0))
+    n1 = aug.negative(x, torch.Generator().manual_seed(0))
+    assert torch.equal(p1, p2)
+    assert p1.shape == n1.shape == x.shape
+    assert 0.0 <= float(p1.min()) and float(p1.max()) <= 1.0
+    # each sample gets its own transform: the same image in every slot comes out differently
+    same = aug.positive(x[:1].repeat(8, 1, 1, 1), torch.Generator().manual_seed(1))
+    assert len({round(float(v), 4) for v in same.sum(dim=(1, 2, 3))}) > 4
+    # no transform drawn: the image is unchanged
+    ident = PairAugmenter(AugmentConfig(num_positive=0, num_negative=0))
+    assert torch.equal(ident.positive(x, torch.Generator()), x)
+    with pytest.raises(ConfigError, match="num_positive=10"):
+        AugmentConfig(num_positive=10)
+
+
+def test_geometric_positive_transforms_are_exact_on_pixel_grid():
+    # flips and 90° turns move pixel centres onto pixel centres: no interpolation blur
+    from galaxy_retrieval.train.augment import _rot90, _warp
+
+    x = torch.rand(1, 3, 8, 8)
+    out = _warp(x, _rot90(torch.tensor([1])))
+    assert any(torch.allclose(out, torch.rot90(x, k, dims=(2, 3)), atol=1e-5) for k in (1, 3))
+
+
+def test_pair_batches_one_model_call_and_different_negatives():
+    g = torch.Generator().manual_seed(0)
+    pos = torch.arange(10)
+    other = other_positions(pos, 10, g)
+    assert not torch.any(other == pos)
+    aug = PairAugmenter()
+    a, o = torch.rand(6, 3, 32, 32), torch.rand(6, 3, 32, 32)
+    pb = make_pair_batch(a, o, aug, g, "paper")
+    assert pb.images.shape[0] == 18 and pb.n_pairs == 12
+    assert pb.y.tolist() == [1] * 6 + [0] * 6 and torch.equal(pb.images[:6], a)
+    half = make_pair_batch(a, o, aug, g, "paper", save_computations=True)
+    assert half.images.shape[0] == 12 and half.n_pairs == 6
+    inb = make_pair_batch(a, None, aug, g, "in_batch")
+    assert inb.images.shape[0] == 12 and inb.n_pairs == 36
+    emb = torch.randn(12, 5, requires_grad=True)
+    loss, acc = pair_loss(emb, inb, ScoreWeights(), 1.0)
+    loss.backward()
+    assert loss.item() > 0 and 0 <= acc <= 1 and emb.grad is not None
+
+
+def test_train_config_validation_and_round_trip():
+    cfg = TrainConfig(preset="tiny", pair_mode="in_batch", score_weights=ScoreWeights(0.5, 0.25, 0.25))
+    assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    with pytest.raises(ConfigError, match="pair_mode='pairs'"):
+        TrainConfig(pair_mode="pairs")
+    with pytest.raises(ConfigError, match="lr=-1"):
+        TrainConfig(lr=-1)
+    with pytest.raises(ConfigError, match="unknown model preset"):
+        TrainConfig(preset="huge")
+    assert TrainConfig().lr == 1e-3 and TrainConfig().weight_decay == 5e-4 and TrainConfig().margin == 1.0
+
+
+# ---- the loop ------------------------------------------------------------------------------
+
+
+def test_tiny_training_lowers_the_loss_and_writes_a_run(blobs, tmp_path):
+    run = tmp_path / "run"
+    res = train(tiny_cfg(epochs=4), blobs, run)
+    h = res.history
+    assert len(h) == res.epochs_completed == 4
+    assert h[-1]["train_loss"] < h[0]["train_loss"]
+    assert min(r["val_loss"] for r in h) < h[0]["val_loss"] or res.best_epoch == 1
+    for name in ("model.safetensors", "checkpoint.json", "history.json", "history.png",
+                 "last/model.safetensors", "last/state.safetensors", "last/state.json"):
+        assert (run / name).is_file(), name
+    assert (run / "history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    meta = json.loads((run / "checkpoint.json").read_text())
+    assert meta["format_version"] == 1 and meta["epoch"] == res.best_epoch
+    assert meta["model"]["name"] == "tiny" and meta["train"]["epochs"] == 4
+    assert len(meta["history"]) == 4 and "val_loose_acc@4" in meta["history"][0]
+    emb = load_checkpoint(run, device="cpu")
+    assert emb.sha256 == res.weights_sha256
+    assert emb.manifest_info()["training"]["best_epoch"] == res.best_epoch
+    assert not list(run.rglob("*.tmp"))
+
+
+def test_training_is_deterministic_on_cpu(blobs, tmp_path):
+    a = train(tiny_cfg(epochs=1), blobs, tmp_path / "a")
+    b = train(tiny_cfg(epochs=1), blobs, tmp_path / "b")
+    assert a.weights_sha256 == b.weights_sha256
+    assert a.history[0]["train_loss"] == b.history[0]["train_loss"]
+
+
+def test_resume_continues(blobs, tmp_path):
+    run = tmp_path / "run"
+    first = train(tiny_cfg(epochs=2), blobs, run)
+    with pytest.raises(CheckpointError, match="already holds a training run"):
+        train(tiny_cfg(epochs=2), blobs, run)
+    with pytest.raises(CheckpointError, match="seed 0"):
+        train(tiny_cfg(epochs=3, seed=1), blobs, run, resume=True)
+    more = train(tiny_cfg(epochs=3), blobs, run, resume=True)
+    assert more.resumed_from_epoch == 2 and more.epochs_completed == 3
+    assert more.history[:2] == first.history and more.history[2]["epoch"] == 3
+    # the resumed run matches one trained for 3 epochs straight (weights and RNG were restored)
+    straight = train(tiny_cfg(epochs=3), blobs, tmp_path / "straight")
+    assert more.history[2]["train_loss"] == pytest.approx(straight.history[2]["train_loss"], rel=1e-5)
+    assert json.loads((run / "history.json").read_text())[-1]["epoch"] == 3
+    with pytest.raises(CheckpointError, match="nothing to resume"):
+        train(tiny_cfg(), blobs, tmp_path / "fresh", resume=True)
+
+
+def test_resume_with_another_model_fails_clearly(blobs, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_cfg(epochs=1), blobs, run)
+    other = tiny_cfg(epochs=2, preset="tiny", model=preset("tiny", out_dim=8))
+    with pytest.raises(CheckpointError, match="out 16.*out 8"):
+        train(other, blobs, run, resume=True)
+
+
+def test_other_modes_train(blobs, tmp_path):
+    for i, kw in enumerate((dict(pair_mode="in_batch"), dict(save_computations=True), dict(lr_schedule="cosine", warmup_epochs=0.5))):
+        res = train(tiny_cfg(epochs=1, **kw), blobs, tmp_path / f"r{i}")
+        assert math.isfinite(res.history[0]["train_loss"])
+
+
+def test_streaming_when_the_set_does_not_fit(blobs, tmp_path):
+    res = train(tiny_cfg(epochs=1, preload_max_bytes=0), blobs, tmp_path / "s")
+    assert res.epochs_completed == 1
+
+
+def test_time_budget_stops_between_epochs(blobs, tmp_path):
+    res = train(tiny_cfg(epochs=50, time_budget_s=0.01), blobs, tmp_path / "t")
+    assert res.stopped == "time_budget" and res.epochs_completed == 1
+
+
+def test_bad_catalogs(tmp_path):
+    with pytest.raises(CatalogError, match="no such file"):
+        HDF5Catalog(tmp_path / "missing.h5")
+    two = HDF5Catalog(write_blob_catalog(tmp_path / "two.h5", n=2))
+    with pytest.raises(CatalogError, match="at least 3"):
+        train(tiny_cfg(), two, tmp_path / "run")
+    with h5py.File(tmp_path / "noimages.h5", "w") as f:
+        f["ans"] = np.zeros(4)
+    with pytest.raises(CatalogError, match="no 'images'"):
+        HDF5Catalog(tmp_path / "noimages.h5")
