@@ -455,10 +455,10 @@ def rerank_benchmark_cmd(
     workdir: Path = typer.Option(Path("data/bench"), help="Cache of synthetic vectors, ground truth and built indexes (reused)."),
     queries: int = typer.Option(1000, help="Query vectors (ground truth for all; latency on up to --latency-queries)."),
     k: str = typer.Option("10", help="Results per query, comma-separated (recall@1/10/100 where ≤ k)."),
-    indexes: Optional[list[str]] = typer.Option(None, help="Index types: flat, hnsw, ivf-pq, existing, or FAISS factory strings; ';' separates (or quote them: flat,\"PCA128,HNSW32\"); repeatable. Default: PCA64,HNSW32;PCA64,IVF1024,SQ8."),
+    indexes: Optional[list[str]] = typer.Option(None, help="Index types: flat, hnsw, ivf-pq, existing, or FAISS factory strings; ';' separates (or quote them: flat,\"PCA128,HNSW32\"); repeatable. Default: PCA64,IVF{nlist},SQ8;PCA64,HNSW32 ({nlist}: 4·√N rounded to a power of 2)."),
     refine: str = typer.Option("1,2,5,10,20", help="Shortlist factors: FAISS returns k×refine candidates, reranked exactly."),
-    nprobe: str = typer.Option("16,32,64,128", help="IVF lists probed (IVF indexes)."),
-    ef_search: str = typer.Option("32,64,128,256", help="HNSW search breadth (HNSW indexes)."),
+    nprobe: str = typer.Option("32,64,128,256,512", help="IVF lists probed (IVF indexes)."),
+    ef_search: str = typer.Option("64,128,256,512", help="HNSW search breadth (HNSW indexes)."),
     metric: Optional[str] = typer.Option(None, help="Shortlist metric: l2 or cosine (default: l2, or the index's)."),
     ef_construction: int = typer.Option(40, help="HNSW build breadth."),
     train_size: int = typer.Option(100_000, help="Vectors sampled to train PCA/IVF/PQ."),
@@ -504,7 +504,7 @@ def rerank_benchmark_cmd(
         t.add_column(col, justify="left" if col == "index" else "right")
     for p in shown:
         t.add_row(
-            p.index, _fmt_num(p.nprobe, "d"), _fmt_num(p.ef_search, "d"), str(p.k), str(p.refine), f"{p.candidates_mean:.0f}",
+            p.factory, _fmt_num(p.nprobe, "d"), _fmt_num(p.ef_search, "d"), str(p.k), str(p.refine), f"{p.candidates_mean:.0f}",
             *(_fmt_num(p.recall.get(r), ".4f") for r in (1, 10, 100)),
             f"{p.p50_ms:.2f}", f"{p.p99_ms:.2f}", f"{p.search_p50_ms:.2f}/{p.rerank_p50_ms:.2f}", f"{p.qps_batch:,.0f}",
             f"{p.speedup_vs_exact:,.0f}", "★" if p.pareto else "",
@@ -513,7 +513,7 @@ def rerank_benchmark_cmd(
     best = res.best(0.99)
     if best is not None:
         out.print(
-            f"fastest with recall@10 ≥ 0.99: {best.index} nprobe={best.nprobe} ef={best.ef_search} refine={best.refine}: "
+            f"fastest with recall@10 ≥ 0.99: {best.factory} nprobe={best.nprobe} ef={best.ef_search} refine={best.refine}: "
             f"R@10 {best.recall[10]:.4f}, p50 {best.p50_ms:.2f} ms, {best.speedup_vs_exact:,.0f}× faster than the exact scan",
             highlight=False,
         )

@@ -20,6 +20,7 @@ from galaxy_retrieval.bench import (
     run_rerank_benchmark,
 )
 from galaxy_retrieval.bench.baseline import drop_self
+from galaxy_retrieval.bench.rerank import auto_nlist
 from galaxy_retrieval.cli import app
 from galaxy_retrieval.errors import ConfigError
 from galaxy_retrieval.index.build import BuildConfig, build_index_from_shards
@@ -92,6 +93,11 @@ def test_parse_index_list() -> None:
         parse_index_list("flat;;hnsw")
 
 
+def test_auto_nlist_grows_as_four_sqrt_n() -> None:
+    assert [auto_nlist(n) for n in (10_000, 100_000, 1_000_000, 100_000_000)] == [256, 1024, 4096, 32768]
+    assert auto_nlist(400) == 8 and auto_nlist(1) == 1  # never more lists than n/39
+
+
 def test_config_rejects_bad_input(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="exactly one"):
         RerankBenchConfig(synthetic=10, index=tmp_path)
@@ -111,13 +117,16 @@ def test_config_rejects_bad_input(tmp_path: Path) -> None:
 
 def test_exact_flat_shortlist_has_recall_one_and_json_schema(tmp_path: Path) -> None:
     # refine 40 × k 10 = the whole catalog: the rerank is then an exact scan.
-    res = run_rerank_benchmark(_cfg(tmp_path, indexes=("flat", "PCA8,IVF16,Flat"), k=(10, 100)))
+    res = run_rerank_benchmark(_cfg(tmp_path, indexes=("flat", "PCA8,IVF{nlist},Flat"), k=(10, 100)))
+    assert [b.factory for b in res.builds] == ["Flat", f"PCA8,IVF{auto_nlist(N)},Flat"]
     full = [p for p in res.points if p.factory == "Flat" and p.shortlist == N]
     assert full and all(p.recall[r] == 1.0 and p.recall_ties[r] == 1.0 for p in full for r in p.recall)
     assert {p.nprobe for p in res.points if "IVF" in p.factory} == {2, 8}
     assert all(p.nprobe is None and p.ef_search is None for p in res.points if p.factory == "Flat")
     front = [p for p in res.points if p.pareto]
-    assert front == res.pareto[: len(front)] or set(map(id, front)) == set(map(id, res.pareto))
+    assert front and sorted(front, key=lambda p: p.p50_ms) == sorted(res.pareto, key=lambda p: p.p50_ms)
+    # The marks agree with pareto_front on the points' (recall@10, p50).
+    assert set(pareto_front([(p.recall[10], p.p50_ms) for p in res.points])) == {i for i, p in enumerate(res.points) if p.pareto}
     best = res.best(1.0)
     assert best is not None and best.recall[10] == 1.0
 
@@ -140,7 +149,7 @@ def test_exact_flat_shortlist_has_recall_one_and_json_schema(tmp_path: Path) -> 
     for row in d["results"]:
         assert row_fields <= set(row)
         assert set(row["recall"]) == {str(r) for r in RECALL_AT if r <= row["k"]}
-    assert d["pareto"] == [res.points.index(p) for p in res.pareto]
+    assert d["pareto"] == res.pareto_indices and [res.points[i] for i in res.pareto_indices] == res.pareto
     assert all(d["results"][i]["pareto"] for i in d["pareto"])
 
     # A second run reuses the catalog, the ground truth and the built indexes.

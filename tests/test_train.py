@@ -126,6 +126,12 @@ def test_augmentations_per_sample_reproducible_and_in_range():
     assert torch.equal(ident.positive(x, torch.Generator()), x)
     with pytest.raises(ConfigError, match="num_positive=10"):
         AugmentConfig(num_positive=10)
+    with pytest.raises(ConfigError, match="twirl"):
+        AugmentConfig(positive_set=("hflip", "twirl"))
+    # only the chosen transforms are drawn: flips alone keep the pixel values
+    flips = PairAugmenter(AugmentConfig(num_positive=2, positive_set=("hflip", "vflip")))
+    out = flips.positive(x, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out.flip(-1).flip(-2), x, atol=1e-5, rtol=0)
 
 
 def test_geometric_positive_transforms_are_exact_on_pixel_grid():
@@ -166,6 +172,10 @@ def test_train_config_validation_and_round_trip():
         TrainConfig(lr=-1)
     with pytest.raises(ConfigError, match="unknown model preset"):
         TrainConfig(preset="huge")
+    with pytest.raises(ConfigError, match="save_computations"):
+        TrainConfig(save_computations=True)  # default pair_mode is in_batch
+    paper = TrainConfig.paper_faithful(epochs=3)
+    assert paper.pair_mode == "paper" and not paper.augment_anchors and paper.epochs == 3
     assert TrainConfig().lr == 1e-3 and TrainConfig().weight_decay == 5e-4 and TrainConfig().margin == 1.0
 
 
@@ -227,7 +237,9 @@ def test_resume_with_another_model_fails_clearly(blobs, tmp_path):
 
 
 def test_other_modes_train(blobs, tmp_path):
-    for i, kw in enumerate((dict(pair_mode="in_batch"), dict(save_computations=True), dict(lr_schedule="cosine", warmup_epochs=0.5))):
+    modes = (dict(pair_mode="paper", augment_anchors=False), dict(pair_mode="paper", save_computations=True),
+             dict(lr_schedule="cosine", warmup_epochs=0.5))
+    for i, kw in enumerate(modes):
         res = train(tiny_cfg(epochs=1, **kw), blobs, tmp_path / f"r{i}")
         assert math.isfinite(res.history[0]["train_loss"])
 

@@ -63,6 +63,7 @@ __all__ = [
     "run_rerank_benchmark",
     "parse_index_list",
     "parse_int_list",
+    "auto_nlist",
     "default_result_path",
     "DEFAULT_INDEXES",
     "RECALL_AT",
@@ -73,9 +74,10 @@ SCHEMA_VERSION = 1
 RECALL_AT = (1, 10, 100)
 #: The recall the Pareto front is taken on (recall@min(k) if a smaller k is asked for).
 PARETO_AT = 10
-#: A PCA to 64 dimensions in front of an HNSW graph (the data's intrinsic dimension is low),
-#: and a compressed IVF whose codes are 64 bytes per vector.
-DEFAULT_INDEXES = ("PCA64,HNSW32", "PCA64,IVF1024,SQ8")
+#: A PCA to 64 dimensions (the data's intrinsic dimension is low) in front of an inverted file
+#: with 8-bit codes (64 bytes per vector), and in front of an HNSW graph. ``{nlist}`` in a
+#: factory string becomes the catalog size's list count (see :func:`auto_nlist`).
+DEFAULT_INDEXES = ("PCA64,IVF{nlist},SQ8", "PCA64,HNSW32")
 _NAMED = ("flat", "hnsw", "ivf-pq", "auto", "existing")
 # Full-precision rows gathered at once by one batched rerank call.
 _BATCH_RERANK_BYTES = 256 << 20
@@ -112,8 +114,8 @@ class RerankBenchConfig:
     k: tuple[int, ...] = (10,)
     indexes: tuple[str, ...] = DEFAULT_INDEXES
     refine: tuple[int, ...] = (1, 2, 5, 10, 20)
-    nprobe: tuple[int, ...] = (16, 32, 64, 128)
-    ef_search: tuple[int, ...] = (32, 64, 128, 256)
+    nprobe: tuple[int, ...] = (32, 64, 128, 256, 512)
+    ef_search: tuple[int, ...] = (64, 128, 256, 512)
     metric: str | None = None  # shortlist metric: l2 | cosine; default l2 (synthetic) or the index's
     ef_construction: int = 40
     train_size: int = 100_000
@@ -194,6 +196,16 @@ def parse_int_list(text: str | Sequence[int], name: str) -> tuple[int, ...]:
         except ValueError:
             raise ConfigError(f"--{name} must be comma-separated integers (e.g. 1,2,5), got {text!r}") from None
     return _ints(name, vals)
+
+
+def auto_nlist(n: int) -> int:
+    """Inverted lists for ``n`` vectors: 4·√n rounded to a power of two (FAISS' guideline
+    of 4–16·√n), at most n/39 so that k-means has its 39 training points per list."""
+    want = 4 * np.sqrt(max(n, 1))
+    nlist = 1 << int(round(np.log2(want)))
+    while nlist > 1 and nlist * 39 > n:
+        nlist //= 2
+    return max(1, nlist)
 
 
 def _size_tag(n: int) -> str:
@@ -297,9 +309,15 @@ class RerankBenchResult:
     json_path: Path | None = None
 
     @property
+    def pareto_indices(self) -> list[int]:
+        """Positions in :attr:`points` of the Pareto-optimal points, fastest first."""
+        front = [i for i, p in enumerate(self.points) if p.pareto]
+        return sorted(front, key=lambda i: (self.points[i].p50_ms, -_front_recall(self.points[i]), i))
+
+    @property
     def pareto(self) -> list[OperatingPoint]:
         """The Pareto-optimal points, fastest first."""
-        return sorted((p for p in self.points if p.pareto), key=lambda p: (p.p50_ms, -_front_recall(p)))
+        return [self.points[i] for i in self.pareto_indices]
 
     def best(self, min_recall: float, at: int = PARETO_AT) -> OperatingPoint | None:
         """The fastest point (p50) whose recall@``at`` reaches ``min_recall``, if any."""
@@ -320,7 +338,7 @@ class RerankBenchResult:
             "exact": self.exact.to_dict(),
             "indexes": [b.to_dict() for b in self.builds],
             "results": [p.to_dict() for p in self.points],
-            "pareto": [self.points.index(p) for p in self.pareto],
+            "pareto": self.pareto_indices,
             "seconds": round(self.seconds, 2),
             "notes": (
                 "latency: one query at a time with one FAISS and one numba thread, query embedding excluded; "
@@ -381,7 +399,8 @@ def _resolve(cfg: RerankBenchConfig, n: int, dim: int, metric: str) -> list[tupl
                 raise ConfigError("the index type 'existing' (the index directory's own FAISS index) needs --index")
             out.append((name, "existing"))
             continue
-        factory, _ = resolve_factory(IndexSpec(kind=name, metric=metric), n, dim)
+        kind = name.replace("{nlist}", str(auto_nlist(n)))
+        factory, _ = resolve_factory(IndexSpec(kind=kind, metric=metric), n, dim)
         check_factory(factory, dim, metric)
         out.append((name, factory))
     return out
@@ -405,7 +424,7 @@ def _get_index(cfg: RerankBenchConfig, data: BenchData, name: str, factory: str,
             why="the index directory's own FAISS index",
         )
     train = min(cfg.train_size, data.n)
-    spec = IndexSpec(kind=name, metric=metric, ef_construction=cfg.ef_construction, train_size=train, seed=cfg.seed)
+    spec = IndexSpec(kind=factory, metric=metric, ef_construction=cfg.ef_construction, train_size=train, seed=cfg.seed)
     stem = f"{_slug(factory)}-{metric}-train{train}-efc{cfg.ef_construction}-seed{cfg.seed}"
     path = Path(cfg.workdir) / "indexes" / data.key / f"{stem}.faiss"
     side = path.with_suffix(".json")

@@ -13,17 +13,13 @@ training set into RAM at model resolution); step 3 is :func:`normalize`.
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .config import ViTConfig
 
-__all__ = ["images_to_float", "resize_uint8", "normalize", "to_model_input", "ImagesLike"]
-
-ImagesLike = "np.ndarray | Sequence[np.ndarray] | torch.Tensor"
+__all__ = ["images_to_float", "resize_uint8", "normalize", "to_model_input"]
 
 
 def _as_rgb_uint8(im: np.ndarray) -> np.ndarray:

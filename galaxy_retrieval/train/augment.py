@@ -38,6 +38,8 @@ class AugmentConfig:
 
     num_positive: int = 3  # transforms drawn per positive image (paper: a training option)
     num_negative: int = 3  # transforms drawn per negative image
+    positive_set: tuple[str, ...] = POSITIVE_TRANSFORMS  # the transforms drawn from
+    negative_set: tuple[str, ...] = NEGATIVE_TRANSFORMS
     pos_perspective: float = 0.10  # corner displacement, fraction of the half-side
     pos_crop_keep: tuple[float, float] = (0.70, 0.95)  # side fraction kept by crop-and-pad
     pos_noise: tuple[float, float] = (0.005, 0.03)  # Gaussian σ, in [0, 1] pixel units
@@ -49,16 +51,25 @@ class AugmentConfig:
     neg_noise: tuple[float, float] = (0.05, 0.15)
 
     def __post_init__(self) -> None:
-        if not 0 <= self.num_positive <= len(POSITIVE_TRANSFORMS):
-            raise ConfigError(
-                f"num_positive={self.num_positive} must be between 0 and {len(POSITIVE_TRANSFORMS)} "
-                f"({', '.join(POSITIVE_TRANSFORMS)})"
-            )
-        if not 0 <= self.num_negative <= len(NEGATIVE_TRANSFORMS):
-            raise ConfigError(
-                f"num_negative={self.num_negative} must be between 0 and {len(NEGATIVE_TRANSFORMS)} "
-                f"({', '.join(NEGATIVE_TRANSFORMS)})"
-            )
+        for f in ("pos_crop_keep", "pos_noise", "pos_scale", "pos_brightness", "neg_perspective", "neg_blur",
+                  "neg_erase_area", "neg_noise"):
+            lo, hi = (float(v) for v in getattr(self, f))
+            if not 0 <= lo <= hi:
+                raise ConfigError(f"augment {f}=({lo}, {hi}) must be a range 0 <= low <= high")
+            object.__setattr__(self, f, (lo, hi))
+        for kind, names, known in (("positive", self.positive_set, POSITIVE_TRANSFORMS),
+                                   ("negative", self.negative_set, NEGATIVE_TRANSFORMS)):
+            names = tuple(names)
+            bad = [n for n in names if n not in known]
+            if bad or len(set(names)) != len(names):
+                raise ConfigError(
+                    f"{kind}_set={names!r}: unknown or repeated transform(s) {', '.join(bad) or ''}; "
+                    f"choices: {', '.join(known)}"
+                )
+            object.__setattr__(self, f"{kind}_set", names)
+            k = getattr(self, f"num_{kind}")
+            if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= len(names):
+                raise ConfigError(f"num_{kind}={k!r} must be between 0 and {len(names)} ({', '.join(names)})")
 
 
 def _uniform(lo: float, hi: float, n: int, g: torch.Generator) -> torch.Tensor:
@@ -72,6 +83,14 @@ def _choose(n: int, k: int, m: int, g: torch.Generator) -> torch.Tensor:
     r = torch.rand(n, m, generator=g)
     idx = r.topk(k, dim=1).indices
     return torch.zeros(n, m, dtype=torch.bool).scatter_(1, idx, True)
+
+
+def _columns(n: int, k: int, chosen: tuple[str, ...], known: tuple[str, ...], g: torch.Generator) -> dict[str, torch.Tensor]:
+    """name → (n,) bool: which samples get that transform (k of the ``chosen`` ones each)."""
+    use = _choose(n, k, len(chosen), g)
+    col = {name: torch.zeros(n, dtype=torch.bool) for name in known}
+    col.update({name: use[:, i] for i, name in enumerate(chosen)})
+    return col
 
 
 def _rows(mask: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -187,8 +206,7 @@ class PairAugmenter:
         """A random subset of ``num_positive`` structure-preserving transforms per image."""
         cfg = self.config
         n, _, h, w = x.shape
-        use = _choose(n, cfg.num_positive, len(POSITIVE_TRANSFORMS), g)
-        col = {name: use[:, i] for i, name in enumerate(POSITIVE_TRANSFORMS)}
+        col = _columns(n, cfg.num_positive, cfg.positive_set, POSITIVE_TRANSFORMS, g)
         k90 = torch.randint(1, 4, (n,), generator=g)
         theta = _uniform(0.0, 2 * math.pi, n, g)
         persp = _perspective(torch.full((n,), cfg.pos_perspective), g)
@@ -226,8 +244,7 @@ class PairAugmenter:
         """A random subset of ``num_negative`` harsher transforms per image (§3.4)."""
         cfg = self.config
         n, _, h, w = x.shape
-        use = _choose(n, cfg.num_negative, len(NEGATIVE_TRANSFORMS), g)
-        col = {name: use[:, i] for i, name in enumerate(NEGATIVE_TRANSFORMS)}
+        col = _columns(n, cfg.num_negative, cfg.negative_set, NEGATIVE_TRANSFORMS, g)
         amount = _uniform(*cfg.neg_perspective, n, g)
         persp = _perspective(amount, g)
         theta = _uniform(0.0, 2 * math.pi, n, g)

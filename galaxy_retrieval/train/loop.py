@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import torch
 
 from .. import __version__
 from ..catalog.base import Catalog
-from ..errors import CheckpointError
+from ..errors import CatalogError, CheckpointError
 from ..evaluate.metrics import loose_accuracy
 from ..model.checkpoint import (
     FORMAT_VERSION,
@@ -157,8 +158,19 @@ def train(
     """
     t_start = time.perf_counter()
     out = Path(out_dir)
-    if resume and not (out / LAST_DIR / "state.json").is_file():
-        raise CheckpointError(f"{out}: nothing to resume (no {LAST_DIR}/state.json); train without resume first")
+    if resume:
+        state_json = out / LAST_DIR / "state.json"
+        if not state_json.is_file():
+            raise CheckpointError(f"{out}: nothing to resume (no {LAST_DIR}/state.json); train without resume first")
+        # checked before any data is loaded: the seed fixes the split, so it cannot change
+        try:
+            saved_seed = json.loads(state_json.read_text("utf-8")).get("state", {}).get("seed", cfg.seed)
+        except (OSError, ValueError) as e:
+            raise CheckpointError(f"{state_json}: unreadable resume state ({e})") from None
+        if saved_seed != cfg.seed:
+            raise CheckpointError(
+                f"{out / LAST_DIR}: run was trained with seed {saved_seed} (which fixes the data split); got seed {cfg.seed}"
+            )
     if not resume and _has_run(out):
         if not overwrite:
             raise CheckpointError(f"{out}: already holds a training run; resume it or choose overwrite")
@@ -181,7 +193,7 @@ def train(
     tr = ImageStore(catalog, train_rows, mcfg.image_size, cfg.preload_max_bytes, progress, "training set")
     va = ImageStore(catalog, val_rows, mcfg.image_size, cfg.preload_max_bytes, progress, "validation set")
     if len(tr) < 2:
-        raise CheckpointError(f"{catalog.path}: training needs at least 2 readable training images, got {len(tr)}")
+        raise CatalogError(f"{catalog.path}: training needs at least 2 readable training images, got {len(tr)}")
     if not tr.preloaded:
         progress.log(f"training set larger than preload_max_bytes={cfg.preload_max_bytes}: streaming from the catalog")
     val = make_val_set(va, augmenter, cfg.seed, cfg.max_val_images)
@@ -195,10 +207,6 @@ def train(
     best_sha = ""
     if resume:
         extra, st = load_train_state(out, model, opt)
-        if int(st.get("seed", cfg.seed)) != cfg.seed:
-            raise CheckpointError(
-                f"{out / LAST_DIR}: run was trained with seed {st.get('seed')} (which fixes the data split); got seed {cfg.seed}"
-            )
         history = list(st.get("history", []))
         start_epoch = int(st["epochs_completed"])
         best_val = float(st["best_val_loss"]) if st.get("best_val_loss") is not None else math.inf
