@@ -340,7 +340,7 @@ def build_index_cmd(
     dtype: str = typer.Option("float32", help="Stored embeddings: float32 or float16."),
     shard_rows: int = typer.Option(8192, help="Objects per Parquet shard."),
     batch_size: int = typer.Option(128, help="Images per model call."),
-    nprobe: int = typer.Option(32, help="IVF lists searched per query (stored as the default)."),
+    nprobe: int = typer.Option(256, help="IVF lists searched per query (stored as the default)."),
     ef_search: int = typer.Option(128, help="HNSW search breadth (stored as the default)."),
     overwrite: bool = typer.Option(False, help="Replace a complete index or a different interrupted build at --out."),
     on_error: OnErrorChoice = typer.Option(OnErrorChoice.fail, help="Unreadable catalog images: fail, or skip and report."),

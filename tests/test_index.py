@@ -212,7 +212,8 @@ def test_float16_storage(tmp_path: Path) -> None:
 def test_auto_index_choice_by_size() -> None:
     spec = IndexSpec()
     assert resolve_factory(spec, 17_000, 2048)[0] == "Flat"
-    assert resolve_factory(spec, 500_000, 2048)[0].startswith("HNSW")
+    assert resolve_factory(spec, 1_000_000, 2048)[0] == "PCA64,IVF4096,SQ8"
     f, why = resolve_factory(spec, 50_000_000, 2048)
-    assert f.startswith("IVF") and "PQ" in f and "50,000,000" in why
+    assert f == "PCA64,IVF32768,SQ8" and "50,000,000" in why
+    assert resolve_factory(spec, 100_000, 64)[0] == "IVF1024,SQ8"  # no PCA for small D
     assert resolve_factory(IndexSpec(kind="IVF64,SQ8"), 10, 8)[0] == "IVF64,SQ8"
