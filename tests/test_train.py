@@ -254,6 +254,19 @@ def test_time_budget_stops_between_epochs(blobs, tmp_path):
     assert res.stopped == "time_budget" and res.epochs_completed == 1
 
 
+def test_read_rows_dense_and_sparse_agree(tmp_path):
+    from galaxy_retrieval.train.data import read_rows
+
+    cat = HDF5Catalog(write_blob_catalog(tmp_path / "b.h5", n=200, size=8))
+    for rows in (np.arange(3, 150, 2), np.array([5, 190]), np.array([], dtype=np.int64)):
+        got = list(read_rows(cat, rows[::-1], chunk=16))  # any order in, increasing order out
+        r = np.concatenate([g for g, _ in got]) if got else np.zeros(0, np.int64)
+        assert np.array_equal(r, np.sort(rows))
+        if len(rows):
+            ims = np.concatenate([i for _, i in got])
+            assert np.array_equal(ims, cat.get_batch(np.sort(rows)).images)
+
+
 def test_bad_catalogs(tmp_path):
     with pytest.raises(CatalogError, match="no such file"):
         HDF5Catalog(tmp_path / "missing.h5")

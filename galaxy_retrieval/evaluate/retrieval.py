@@ -39,6 +39,7 @@ from ..progress import NULL_PROGRESS, Progress
 from ..score import ScoreWeights
 from ..train.augment import AugmentConfig, PairAugmenter
 from ..train.config import TrainConfig
+from ..train.data import read_rows
 from ..train.splits import SPLITS, split_indices
 from .metrics import average_precision_at_k, loose_accuracy, macro_average, ndcg_at_k, precision_at_k
 
@@ -234,22 +235,17 @@ def evaluate(
     in_split = np.zeros(n, dtype=bool)
     in_split[rows] = True
     # with labels, the whole catalog is the database; without, only the split is needed
-    read_rows = np.arange(n, dtype=np.int64) if labels is not None else rows
+    wanted = np.arange(n, dtype=np.int64) if labels is not None else rows
     db: dict[str, np.ndarray | None] = {m: None for m in methods}
     anchors: dict[str, list[np.ndarray]] = {m: [] for m in methods}
     positives: dict[str, list[np.ndarray]] = {m: [] for m in methods}
     got_rows: list[np.ndarray] = []
     seen = np.zeros(n, dtype=bool)
-    with progress.task(f"evaluating on {split} ({len(rows)} queries, {len(read_rows)} read)", total=len(read_rows), unit="img") as t:
-        for lo in range(0, len(read_rows), batch_size):
-            want = read_rows[lo : lo + batch_size]
-            b = catalog.get_batch(want)
-            t.advance(len(want))
-            if len(b) == 0:
-                continue
-            brows = np.asarray(b.rows, dtype=np.int64)
+    with progress.task(f"evaluating on {split} ({len(rows)} queries, {len(wanted)} read)", total=len(wanted), unit="img") as t:
+        for brows, images in read_rows(catalog, wanted, batch_size):
+            t.advance(len(brows))
             seen[brows] = True
-            x01 = images_to_float(b.images, cfg.image_size)
+            x01 = images_to_float(images, cfg.image_size)
             sel = np.flatnonzero(in_split[brows])
             xp = augmenter.positive(x01[sel], g) if len(sel) else None
             for m, fn in methods.items():

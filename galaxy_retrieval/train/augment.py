@@ -40,6 +40,7 @@ class AugmentConfig:
     num_negative: int = 3  # transforms drawn per negative image
     positive_set: tuple[str, ...] = POSITIVE_TRANSFORMS  # the transforms drawn from
     negative_set: tuple[str, ...] = NEGATIVE_TRANSFORMS
+    fill: str = "zeros"  # what warps bring in past the border: "zeros" (black) or "reflection"
     pos_perspective: float = 0.10  # corner displacement, fraction of the half-side
     pos_crop_keep: tuple[float, float] = (0.70, 0.95)  # side fraction kept by crop-and-pad
     pos_noise: tuple[float, float] = (0.005, 0.03)  # Gaussian σ, in [0, 1] pixel units
@@ -51,6 +52,8 @@ class AugmentConfig:
     neg_noise: tuple[float, float] = (0.05, 0.15)
 
     def __post_init__(self) -> None:
+        if self.fill not in ("zeros", "reflection"):
+            raise ConfigError(f"augment fill={self.fill!r}; choices: zeros, reflection")
         for f in ("pos_crop_keep", "pos_noise", "pos_scale", "pos_brightness", "neg_perspective", "neg_blur",
                   "neg_erase_area", "neg_noise"):
             lo, hi = (float(v) for v in getattr(self, f))
@@ -136,7 +139,7 @@ def _perspective(amount: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return torch.cat([h, torch.ones(n, 1)], dim=1).reshape(n, 3, 3)
 
 
-def _warp(x: torch.Tensor, mats: torch.Tensor) -> torch.Tensor:
+def _warp(x: torch.Tensor, mats: torch.Tensor, fill: str = "zeros") -> torch.Tensor:
     """Resample each image at ``mats[i] @ (u, v, 1)`` for its output coordinates (u, v)."""
     b, _, h, w = x.shape
     dev = x.device
@@ -147,7 +150,7 @@ def _warp(x: torch.Tensor, mats: torch.Tensor) -> torch.Tensor:
     src = coords @ mats.to(dev, torch.float32).transpose(1, 2)  # (B, HW, 3)
     grid = src[..., :2] / src[..., 2:].clamp(min=1e-6)
     grid = grid.reshape(b, h, w, 2).to(x.dtype)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode=fill, align_corners=False)
 
 
 def _gaussian_blur(x: torch.Tensor, sigma_px: torch.Tensor) -> torch.Tensor:
@@ -228,7 +231,7 @@ class PairAugmenter:
         geo = col["hflip"] | col["vflip"] | col["rot90"] | col["rotate"] | col["perspective"] | col["scale"]
         if geo.any():
             ic, idx = _rows(geo, x.device)
-            out[idx] = _warp(x[idx], mats[ic])
+            out[idx] = _warp(x[idx], mats[ic], cfg.fill)
         if col["crop_pad"].any():
             ic, idx = _rows(col["crop_pad"], x.device)
             out[idx] = out[idx] * _centre_box_mask(keep[ic], h, w).to(x.device, x.dtype)
@@ -259,7 +262,7 @@ class PairAugmenter:
         geo = col["perspective"] | col["rotate"]
         if geo.any():
             ic, idx = _rows(geo, x.device)
-            out[idx] = _warp(x[idx], mats[ic])
+            out[idx] = _warp(x[idx], mats[ic], cfg.fill)
         if col["blur"].any():
             ic, idx = _rows(col["blur"], x.device)
             out[idx] = _gaussian_blur(out[idx], blur[ic])

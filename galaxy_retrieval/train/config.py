@@ -23,12 +23,17 @@ class TrainConfig:
     """Everything that decides a training run.
 
     Defaults: the paper's loss (contrastive, margin 1.0, on the weighted score of §3.6),
-    optimiser (Adam, lr 1e-3, weight decay 5e-4) and transforms (§3.4), with two changes
-    that measurement on the synthetic demo catalog justified (macro precision@10 on the
-    held-out 10 %: 0.19 with the paper's pairs after 8 epochs — below the untrained
-    network's 0.23 — against 0.45 with these after 12): every other image of the batch is a
-    negative (``pair_mode="in_batch"``) and both sides of a positive pair are augmented
-    (``augment_anchors``). :meth:`paper_faithful` gives the paper's recipe.
+    optimiser (Adam, lr 1e-3, weight decay 5e-4) and transforms (§3.4, plus a mild zoom and
+    brightness change), with two changes that measurement on the 2,000-galaxy synthetic demo
+    catalog justified (held-out 10 %, small preset, 25 epochs): every other image of the
+    batch is a negative (``pair_mode="in_batch"``) and both sides of a positive pair are
+    augmented (``augment_anchors``). Loose accuracy rose from 0.80 to 0.975 at batch 8 and
+    from 0.53 to 0.78 at batch 64, macro precision@10 was the same (0.46 vs 0.47), and an
+    epoch costs 2 model images per catalog image instead of 3. (What made retrieval work at
+    all was the zoom and brightness transforms: without them precision@10 was 0.19 with the
+    paper's pairs after 8 epochs and 0.30 with in-batch pairs after 12, below the raw-pixel
+    baseline's 0.36; with them, 0.45 after 12.)
+    :meth:`paper_faithful` gives the paper's pairing.
 
     pair_mode
         ``"paper"``: each image i yields a positive pair (i, T⁺(i)) and a negative pair

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Iterator
+
 import numpy as np
 import torch
 
@@ -10,9 +12,38 @@ from ..errors import CatalogError
 from ..model.preprocess import resize_uint8
 from ..progress import NULL_PROGRESS, Progress
 
-__all__ = ["ImageStore"]
+__all__ = ["ImageStore", "read_rows"]
 
 _CHUNK = 256
+# Reading a contiguous range and dropping unwanted rows beats fetching scattered rows
+# (h5py selects each scattered row separately: ~25× slower per row on a 256² catalog)
+# as soon as more than ~1 row in 20 of the range is wanted.
+_DENSE = 0.05
+
+
+def read_rows(catalog: Catalog, rows: np.ndarray, chunk: int = _CHUNK) -> Iterator[tuple[np.ndarray, Any]]:
+    """Yield (catalog rows, images) for the given rows, in increasing row order.
+
+    Dense row sets are read as contiguous ranges (``iter_batches``) and filtered; sparse
+    ones by ``get_batch``. Unreadable images skipped by the catalog are simply absent."""
+    rows = np.unique(np.asarray(rows, dtype=np.int64))
+    if rows.size == 0:
+        return
+    lo, hi = int(rows[0]), int(rows[-1]) + 1
+    if rows.size / (hi - lo) >= _DENSE:
+        want = np.zeros(hi - lo, dtype=bool)
+        want[rows - lo] = True
+        for b in catalog.iter_batches(chunk, start=lo, stop=hi):
+            got = np.asarray(b.rows, dtype=np.int64)
+            keep = want[got - lo]
+            if keep.any():
+                ims = b.images[keep] if isinstance(b.images, np.ndarray) else [im for im, k in zip(b.images, keep) if k]
+                yield got[keep], ims
+    else:
+        for i in range(0, rows.size, chunk):
+            b = catalog.get_batch(rows[i : i + chunk])
+            if len(b):
+                yield np.asarray(b.rows, dtype=np.int64), b.images
 
 
 class ImageStore:
@@ -39,7 +70,7 @@ class ImageStore:
     ) -> None:
         self.catalog = catalog
         self.size = size
-        self.rows = np.asarray(rows, dtype=np.int64)
+        self.rows = np.unique(np.asarray(rows, dtype=np.int64))
         self.preloaded = len(self.rows) * 3 * size * size <= preload_max_bytes
         self._data: torch.Tensor | None = None
         if self.preloaded:
@@ -50,13 +81,10 @@ class ImageStore:
     def _preload(self, progress: Progress, name: str) -> None:
         parts, kept = [], []
         with progress.task(f"loading {name} at {self.size}²", total=len(self.rows), unit="img") as t:
-            for lo in range(0, len(self.rows), _CHUNK):
-                want = self.rows[lo : lo + _CHUNK]
-                b = self.catalog.get_batch(want)
-                if len(b):
-                    parts.append(resize_uint8(b.images, self.size))
-                    kept.append(np.asarray(b.rows, dtype=np.int64))
-                t.advance(len(want))
+            for got, images in read_rows(self.catalog, self.rows):
+                parts.append(resize_uint8(images, self.size))
+                kept.append(got)
+                t.advance(len(got))
         self.rows = np.concatenate(kept) if kept else np.zeros(0, np.int64)
         self._data = torch.cat(parts) if parts else torch.zeros((0, 3, self.size, self.size), dtype=torch.uint8)
 
