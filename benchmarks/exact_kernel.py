@@ -25,10 +25,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import platform
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -73,34 +69,17 @@ def _timed(fn) -> float:
 
 
 def _git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=Path(__file__).parent)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "galaxy_retrieval/search", "benchmarks"], capture_output=True, text=True, cwd=Path(__file__).parent.parent)
-        return out.stdout.strip() + ("+uncommitted-changes" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "uncommitted"
+    from galaxy_retrieval.bench.machine import git_commit
+
+    return git_commit()
 
 
 def _machine() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "numba_threads": numba.get_num_threads(),
-        "numba_threading_layer": numba.threading_layer(),
-        "python": sys.version.split()[0],
-        "numpy": np.__version__,
-        "numba": numba.__version__,
-    }
+    from galaxy_retrieval.bench.machine import machine_info
+
+    return machine_info(
+        {"numba_threads": numba.get_num_threads(), "numba_threading_layer": numba.threading_layer(), "numba": numba.__version__, "numpy": np.__version__}
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:

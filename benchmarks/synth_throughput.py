@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -85,28 +82,17 @@ def _rel(p: Path) -> str:
 
 
 def _git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return "uncommitted"
-    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "uncommitted"
+    from galaxy_retrieval.bench.machine import git_commit
+
+    return git_commit()
 
 
 def _machine() -> dict[str, Any]:
     import galsim
-    import h5py
-    import numpy
 
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "galsim": galsim.__version__,
-        "numpy": numpy.__version__,
-        "h5py": h5py.__version__,
-        "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-    }
+    from galaxy_retrieval.bench.machine import machine_info
+
+    return machine_info({"galsim": galsim.__version__})
 
 
 def main() -> None:

@@ -24,10 +24,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import platform
 import statistics
-import subprocess
 import time
 from pathlib import Path
 
@@ -42,37 +39,16 @@ from galaxy_retrieval.train.pairs import make_pair_batch, pair_loss
 
 
 def _git_commit() -> str:
-    root = Path(__file__).resolve().parent.parent
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=root)
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "galaxy_retrieval/model", "galaxy_retrieval/train", "benchmarks"],
-            capture_output=True, text=True, cwd=root,
-        )
-        return out.stdout.strip() + ("+uncommitted-changes" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "uncommitted"
+    from galaxy_retrieval.bench.machine import git_commit
+
+    return git_commit()
 
 
 def _machine(device: torch.device) -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-    }
+    from galaxy_retrieval.bench.machine import machine_info
+
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    return machine_info({"torch_threads": torch.get_num_threads(), "device": str(device), "device_name": name, "torch": torch.__version__})
 
 
 def _sync(device: torch.device) -> None:
