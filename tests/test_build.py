@@ -185,3 +185,22 @@ def test_cli_build_index_bad_inputs(setup: dict[str, Path], tmp_path: Path) -> N
     r = runner.invoke(app, ["build-index", "--checkpoint", str(setup["checkpoint"]), "--catalog", str(setup["catalog"]), "--out", str(tmp_path / "o"), "--dtype", "int8"])
     assert r.exit_code == 2 and "--dtype must be float32 or float16" in r.output
     assert not (tmp_path / "o" / "manifest.json").exists()
+
+
+def test_searcher_is_safe_from_several_threads(setup: dict[str, Path]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    s = GalaxySearcher.open(setup["index"])  # fresh: the lazy model load races too
+    with open_catalog(setup["catalog"]) as c:
+        images = [c[i].image for i in range(8)]
+
+    def work(i: int) -> tuple[list[str], list[str]]:
+        by_image = s.query(image=images[i], k=5)
+        by_id = s.query(object_id=str(i), k=5, nprobe=4)
+        return [h.object_id for h in by_image], [h.object_id for h in by_id]
+
+    with ThreadPoolExecutor(4) as ex:
+        parallel = list(ex.map(work, range(8)))
+    sequential = [work(i) for i in range(8)]
+    assert parallel == sequential
+    assert all(p[0][0] == str(i) for i, p in enumerate(parallel))
