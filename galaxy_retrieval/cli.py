@@ -207,14 +207,15 @@ def train(
     out_dir: Path = typer.Option(..., "--out", help="Run directory, e.g. runs/NAME."),
     metadata: Optional[Path] = typer.Option(None, help="CSV of an image folder."),
     preset: str = typer.Option("small", help="Model preset: small, paper, tiny."),
-    epochs: int = typer.Option(30, help="Maximum epochs (early stopping may end sooner)."),
+    epochs: int = typer.Option(25, help="Maximum epochs (early stopping may end sooner)."),
     batch_size: int = typer.Option(64, help="Images per training batch."),
     lr: float = typer.Option(1e-3, help="Adam learning rate."),
     weight_decay: float = typer.Option(5e-4, help="Adam weight decay."),
     num_augmentations: int = typer.Option(3, help="Transforms drawn per positive/negative image (§3.4)."),
-    pair_mode: PairModeChoice = typer.Option(PairModeChoice.paper, help="paper: one positive + one negative pair per image; in_batch: every other image is a negative."),
+    pair_mode: PairModeChoice = typer.Option(PairModeChoice.in_batch, help="in_batch: every other image of the batch is a negative (default, measured better); paper: one positive + one negative pair per image (§3.4)."),
+    augment_anchors: bool = typer.Option(True, "--augment-anchors/--no-augment-anchors", help="Also augment the anchor image of each pair."),
     save_computations: bool = typer.Option(False, "--save-computations", help="Each image gets a positive OR a negative pair (paper option)."),
-    patience: int = typer.Option(5, help="Early stopping: epochs without a better validation loss."),
+    patience: int = typer.Option(6, help="Early stopping: epochs without a better validation loss."),
     time_budget: Optional[float] = typer.Option(None, help="Stop before an epoch that would end past this many seconds."),
     seed: int = typer.Option(0, help="Seed of the split, initialisation and augmentations."),
     device: str = typer.Option("auto", help="auto (cuda, mps, cpu), or a torch device."),
@@ -228,7 +229,7 @@ def train(
 
     cfg = TrainConfig(
         preset=preset, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-        num_augmentations=num_augmentations, pair_mode=pair_mode.value, save_computations=save_computations,
+        num_augmentations=num_augmentations, pair_mode=pair_mode.value, augment_anchors=augment_anchors, save_computations=save_computations,
         patience=patience, time_budget_s=time_budget, seed=seed, device=device,
     )
     with open_catalog(catalog, metadata=metadata) as cat:

@@ -382,5 +382,5 @@ def _write_run_files(
         "history": history,
     }
     atomic_write_json(out / HISTORY_FILE, history)
-    plot_history(history, out / PLOT_FILE, title=f"{cfg.model_config().name} on {Path(catalog.path).name}")
+    plot_history(history, out / PLOT_FILE, title=f"{cfg.model_config().name} on {Path(catalog.path).name}", pair_mode=cfg.pair_mode)
     atomic_write_json(out / META_FILE, meta)

@@ -8,8 +8,13 @@ from typing import Any, Sequence
 __all__ = ["plot_history"]
 
 
-def plot_history(history: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> None:
-    """Write a two-panel PNG: train/val loss, and validation loose accuracy per batch size."""
+def plot_history(
+    history: Sequence[dict[str, Any]], path: str | Path, title: str = "", pair_mode: str = "paper"
+) -> None:
+    """Write a two-panel PNG: train/val loss, and validation loose accuracy per batch size.
+
+    The validation loss is always over the paper's pairs (one positive, one harsh negative
+    per image); the training loss is over ``pair_mode``'s pairs, which the legend says."""
     # The Agg canvas directly, not pyplot: no global backend switch, no GUI, thread-safe.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -24,8 +29,8 @@ def plot_history(history: Sequence[dict[str, Any]], path: str | Path, title: str
     def series(key: str) -> list[float]:
         return [float("nan") if h.get(key) is None else h[key] for h in history]
 
-    ax_loss.plot(epochs, series("train_loss"), marker="o", ms=3, label="train")
-    ax_loss.plot(epochs, series("val_loss"), marker="o", ms=3, label="validation")
+    ax_loss.plot(epochs, series("train_loss"), marker="o", ms=3, label=f"train ({pair_mode.replace('_', '-')} pairs)")
+    ax_loss.plot(epochs, series("val_loss"), marker="o", ms=3, label="validation (paper pairs)")
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("contrastive loss")
     ax_loss.set_title("Loss")
