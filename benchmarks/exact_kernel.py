@@ -32,22 +32,10 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from galaxy_retrieval.bench.baseline import read_sum
 from galaxy_retrieval.score import score_numpy
 from galaxy_retrieval.search.exact import ROW_TILE, exact_knn, score_matrix, warmup
 from galaxy_retrieval.search.synthetic import clustered_vectors
-
-
-@njit(parallel=True)
-def _read_u64(a):
-    # Integer sum of the matrix's bytes: every byte is read, and no float work can slow it.
-    acc = np.uint64(0)
-    for i in prange(a.shape[0]):
-        s = np.uint64(0)
-        r = a[i]
-        for j in range(r.shape[0]):
-            s += r[j]
-        acc += s
-    return acc
 
 
 @njit(parallel=True, fastmath=True)
@@ -103,7 +91,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"data: {args.n:,} × {args.dim} clustered vectors in {time.perf_counter() - t0:.1f} s", flush=True)
     warmup()
     for word in (np.uint64, np.uint32, np.uint16):
-        _read_u64(np.zeros((2, 4), word))
+        read_sum(np.zeros((2, 4), word))
     _read_f32(np.zeros((2, 4), np.float32))
 
     results = []
@@ -113,7 +101,7 @@ def main(argv: list[str] | None = None) -> dict:
         # The widest unsigned view a row divides into (uint64 unless D·itemsize is odd-sized).
         word = next(w for w in (np.uint64, np.uint32, np.uint16) if xb.shape[1] * xb.itemsize % np.dtype(w).itemsize == 0)
         words = xb.view(word)
-        reads = {f"numba_sum_{np.dtype(word).name}": lambda: _read_u64(words)}
+        reads = {f"numba_sum_{np.dtype(word).name}": lambda: read_sum(words)}
         if xb.dtype == np.float32:
             reads["numba_sum_f32"] = lambda: _read_f32(xb)
         times: dict[str, list[float]] = {f"read:{name}": [] for name in reads}

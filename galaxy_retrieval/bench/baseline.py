@@ -28,13 +28,13 @@ from ..score import ScoreWeights
 from ..search.exact import exact_knn
 from .datasets import BenchData
 
-__all__ = ["GroundTruth", "ExactBaseline", "ground_truth", "measure_exact", "drop_self"]
+__all__ = ["GroundTruth", "ExactBaseline", "ground_truth", "measure_exact", "drop_self", "read_sum"]
 
 _GT_BLOCK = 65_536
 
 
 @njit(parallel=True, cache=True)
-def _read_sum(a):
+def read_sum(a):
     # An integer sum of every word: reads each byte once and does no float work.
     acc = np.uint64(0)
     for i in prange(a.shape[0]):
@@ -150,7 +150,7 @@ def measure_exact(data: BenchData, k: int, gt: GroundTruth, repeats: int, thread
     for r in range(repeats + 1):
         q = data.queries[r % len(data.queries)][None, :]
         t0 = time.perf_counter()
-        _read_sum(words)
+        read_sum(words)
         t1 = time.perf_counter()
         exact_knn(q, data.vectors, kk, data.weights, device="cpu")
         t2 = time.perf_counter()
