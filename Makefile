@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test quality clean
 
 setup: $(STAMP)
 
@@ -19,6 +19,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest tests
+
+# the retrieval-quality protocol on the synthetic and FIRST catalogs (benchmarks/quality/README.md)
+quality: $(STAMP)
+	$(PY) benchmarks/quality/run.py
 
 clean:
 	rm -rf data/demo runs/demo indexes/demo

@@ -1,0 +1,141 @@
+"""The retrieval-quality protocol, one command for both catalogs (see README.md here):
+
+    python benchmarks/quality/run.py                      # synthetic and FIRST, every variant
+    python benchmarks/quality/run.py --catalog first --variants baseline,suppress
+
+Trains label-free, builds each index, evaluates on held-out labels against the raw-pixel
+and untrained-network baselines, writes ``benchmarks/results/quality_<catalog>.json`` and
+rewrites this folder's README.md from every such file. Finished training runs and indexes
+with the same settings are reused (``--fresh`` redoes them); an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from galaxy_retrieval.bench.quality import CATALOGS, VARIANTS, QualityConfig, render_readme, run_quality
+from galaxy_retrieval.errors import GalaxyRetrievalError
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE.parent / "results"
+
+HEADER = """\
+# Retrieval-quality protocol
+
+One command trains the model label-free on a catalog, builds its index and measures retrieval
+with held-out labels, with each option of the paper's future work on and off:
+
+    make quality        # = .venv/bin/python benchmarks/quality/run.py  (both catalogs, ≈ 1 h on 2 CPU cores)
+
+What is measured (`galaxy_retrieval/bench/quality.py`):
+
+- the catalog is split 80/10/10 by seed 0; training sees the 80 % without labels, the
+  validation 10 % picks the epoch, and the **held-out 10 % are the queries**, searched against
+  the whole catalog with the query itself excluded;
+- **loose accuracy** (paper §3.5): an image's augmented copy must outscore the other images
+  of a mini-batch of 8 or 64;
+- **precision@1/@10, mAP@10, nDCG@10**, averaged per class and then across classes (macro),
+  relevant = same class, ranked by the exact weighted score (cosine + inverse L2 + inverse L3);
+- the same numbers for **raw pixels** (the image area-downsampled to 16×16×3) and the
+  **untrained network** (same architecture and seed), in the same pass on the same input
+  (with source suppression on, the baselines see the suppressed images too);
+- the held-out queries answered **through the index** (FAISS shortlist + exact rerank):
+  recall@10 against the exact top 10, and ms per query;
+- on the synthetic catalog, where every galaxy's true parameters are known: **Spearman ρ**
+  between a query's axis ratio, Sérsic index, bulge fraction and arm pitch and those of its
+  top-10 neighbours (pooled query–neighbour pairs; random neighbours give ≈ 0).
+
+Variants: `baseline` (all options off), `suppress` (detect the central object with `sep`,
+replace other sources by sky before training, indexing and querying), `learned-weights` (the
+score's w1, w2, w3 learned with the model, softmax-parametrised), `suppress+learned`.
+Chance precision is ≈ 0.10 on the synthetic catalog (ten balanced classes) and ≈ 0.25 on FIRST.
+The CPU is small and may be shared: the training seconds below are wall time as measured.
+Everything below this line is generated from the JSON files by `benchmarks/quality/run.py`.
+"""
+
+
+class PrintProgress:
+    """Log lines and one line per finished task, for a log file rather than a terminal."""
+
+    @contextmanager
+    def task(self, description, total=None, unit="it"):
+        t0 = time.perf_counter()
+        fields = {}
+
+        class _H:
+            def advance(self, n=1):
+                pass
+
+            def update(self, **f):
+                fields.update(f)
+
+        yield _H()
+        extra = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in fields.items())
+        print(f"  {description}: {time.perf_counter() - t0:.1f} s{' (' + extra + ')' if extra else ''}", flush=True)
+
+    def log(self, message):
+        print(message, flush=True)
+
+
+def write_readme() -> Path:
+    results = []
+    for name in CATALOGS:
+        p = RESULTS / f"quality_{name}.json"
+        if p.is_file():
+            results.append(json.loads(p.read_text("utf-8")))
+    out = HERE / "README.md"
+    tmp = out.with_name(".README.md.tmp")
+    tmp.write_text(render_readme(results, HEADER), "utf-8")
+    tmp.replace(out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--catalog", default=",".join(CATALOGS), help=f"comma-separated: {', '.join(CATALOGS)}")
+    p.add_argument("--variants", default="baseline,suppress,learned-weights", help=f"comma-separated: {', '.join(VARIANTS)}")
+    p.add_argument("--preset", default="small")
+    p.add_argument("--epochs", type=int, default=25)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--synth-n", type=int, default=2000)
+    p.add_argument("--time-budget", type=float, default=0.0, help="seconds per training run (0: none)")
+    p.add_argument("--fresh", action="store_true", help="retrain and rebuild even when matching runs exist")
+    p.add_argument("--readme-only", action="store_true", help="only rewrite README.md from the JSON results")
+    a = p.parse_args(argv)
+    if a.readme_only:
+        print(f"wrote {write_readme()}")
+        return 0
+    try:
+        for cat in [c.strip() for c in a.catalog.split(",") if c.strip()]:
+            cfg = QualityConfig(
+                catalog=cat,
+                variants=tuple(v.strip() for v in a.variants.split(",") if v.strip()),
+                preset=a.preset,
+                epochs=a.epochs,
+                seed=a.seed,
+                synth_n=a.synth_n,
+                time_budget_s=a.time_budget or None,
+                fresh=a.fresh,
+                results_dir=RESULTS,
+            )
+            print(f"=== {cat}: {', '.join(cfg.variants)}", flush=True)
+            res = run_quality(cfg, PrintProgress())
+            for name, v in res["variants"].items():
+                r = v["eval"]["retrieval"]["model"]["macro"]
+                la = v["eval"]["loose_accuracy"]["model"]
+                px = v["eval"]["retrieval"]["pixels"]["macro"]
+                print(f"{cat}/{name}: loose@8 {la['8']:.3f}, P@10 {r['precision@10']:.3f} (pixels {px['precision@10']:.3f})", flush=True)
+            print(f"wrote {cfg.results_path()}; {write_readme()}", flush=True)
+    except GalaxyRetrievalError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,442 @@
+"""The retrieval-quality protocol: train label-free, build the index, measure with held-out labels.
+
+One call per catalog (:func:`run_quality`), each option on and off (:data:`VARIANTS`):
+
+1. **catalog** — ``synthetic``: the ten-class GalSim catalog (2,000 galaxies, seed 0,
+   rendered once into ``data/quality/``); ``first``: the 2,158 FIRST radio galaxies of the
+   ``firstgalaxydata`` wheel (FRI, FRII, compact, bent), imported once.
+2. **train** each variant label-free (:func:`galaxy_retrieval.train.train`, the catalog's
+   80/10/10 split by seed; labels never reach training). A finished run with the same
+   configuration is reused; an interrupted one is resumed.
+3. **index** the whole catalog with that model (:func:`galaxy_retrieval.index.build_index`).
+4. **evaluate** on the held-out 10 % (:func:`galaxy_retrieval.evaluate.evaluate`): loose
+   accuracy at batch 8 and 64, macro and per-class precision@1/@10, mAP@10, nDCG@10 by the
+   exact score against the whole catalog, with the untrained network and raw pixels
+   measured in the same pass on the same input.
+5. **through the index**: the same held-out queries answered by the index (FAISS shortlist
+   + exact rerank): recall@10 against the exact top 10 of step 4, and milliseconds per query.
+6. **parameters** (synthetic only): Spearman ρ between each query's true axis ratio, Sérsic
+   index, bulge fraction and arm pitch and those of its top-10 neighbours
+   (:mod:`galaxy_retrieval.evaluate.params`), for the model and both baselines.
+
+Results go to ``benchmarks/results/quality_<catalog>.json`` (machine, commit, parameters)
+and :func:`render_readme` turns every such file into the tables of
+``benchmarks/quality/README.md``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..progress import NULL_PROGRESS, Progress
+from .machine import git_commit, machine_info
+
+__all__ = [
+    "Variant",
+    "VARIANTS",
+    "CATALOGS",
+    "QualityConfig",
+    "prepare_catalog",
+    "run_variant",
+    "run_quality",
+    "render_readme",
+    "SYNTH_PARAMETERS",
+]
+
+CATALOGS = ("synthetic", "first")
+
+# truth column → (label in tables, column that must be > 0 for the value to be defined)
+SYNTH_PARAMETERS: dict[str, tuple[str, str | None]] = {
+    "axis_ratio": ("axis ratio", None),
+    "sersic_n": ("Sérsic n", None),
+    "bulge_frac": ("bulge fraction", None),
+    "arm_pitch_deg": ("arm pitch (spirals)", "n_arms"),
+}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One setting of the options under test."""
+
+    name: str
+    suppress: bool = False  # detect the central object, replace other sources by sky (§5)
+    learn_weights: bool = False  # learn w1, w2, w3 of the score with the model (§3.6)
+
+    def describe(self) -> str:
+        on = [n for n, v in (("source suppression", self.suppress), ("learned score weights", self.learn_weights)) if v]
+        return ", ".join(on) if on else "all options off"
+
+
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant("baseline"),
+        Variant("suppress", suppress=True),
+        Variant("learned-weights", learn_weights=True),
+        Variant("suppress+learned", suppress=True, learn_weights=True),
+    )
+}
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    catalog: str = "synthetic"
+    variants: tuple[str, ...] = ("baseline", "suppress", "learned-weights")
+    preset: str = "small"
+    epochs: int = 25
+    seed: int = 0
+    synth_n: int = 2000
+    time_budget_s: float | None = None  # per training run
+    k: int = 10
+    data_dir: Path = Path("data/quality")
+    runs_dir: Path = Path("runs/quality")
+    indexes_dir: Path = Path("indexes")
+    results_dir: Path = Path("benchmarks/results")
+    fresh: bool = False  # retrain and rebuild even when a matching run exists
+    train_overrides: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.catalog not in CATALOGS:
+            raise ConfigError(f"catalog={self.catalog!r}; choices: {', '.join(CATALOGS)}")
+        unknown = [v for v in self.variants if v not in VARIANTS]
+        if unknown or not self.variants:
+            raise ConfigError(f"variants {unknown or '(none)'}; choices: {', '.join(VARIANTS)}")
+        if self.epochs < 1 or self.k < 1 or self.synth_n < 20:
+            raise ConfigError("epochs and k must be >= 1, synth_n >= 20")
+
+    def catalog_path(self) -> Path:
+        return self.data_dir / (f"synthetic-{self.synth_n}-seed{self.seed}.h5" if self.catalog == "synthetic" else "first.h5")
+
+    def run_dir(self, variant: str) -> Path:
+        return self.runs_dir / self.catalog / variant
+
+    def index_dir(self, variant: str) -> Path:
+        return self.indexes_dir / f"quality-{self.catalog}-{variant}"
+
+    def results_path(self) -> Path:
+        return self.results_dir / f"quality_{self.catalog}.json"
+
+
+def prepare_catalog(cfg: QualityConfig, progress: Progress = NULL_PROGRESS) -> Path:
+    """Render or import the catalog once; later calls find the finished file."""
+    path = cfg.catalog_path()
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if cfg.catalog == "synthetic":
+        from ..synth import SynthConfig, generate_catalog
+
+        progress.log(f"rendering {cfg.synth_n} synthetic galaxies into {path}")
+        generate_catalog(SynthConfig(n=cfg.synth_n, size=256, seed=cfg.seed), path, progress=progress)
+    else:
+        from ..catalog.first import import_first
+
+        progress.log(f"importing the FIRST radio galaxies into {path}")
+        import_first(path, progress=progress)
+    return path
+
+
+def _train_config(cfg: QualityConfig, v: Variant):
+    from ..train import TrainConfig
+
+    kw: dict[str, Any] = dict(preset=cfg.preset, epochs=cfg.epochs, seed=cfg.seed, time_budget_s=cfg.time_budget_s)
+    if v.suppress:
+        from ..suppress import SuppressConfig
+
+        kw["suppress_sources"] = SuppressConfig()
+    if v.learn_weights:
+        kw["learn_score_weights"] = True
+    kw.update(cfg.train_overrides)
+    return TrainConfig(**kw)
+
+
+_DONE = "quality-done.json"
+
+
+def _train(cfg: QualityConfig, v: Variant, catalog: Any, progress: Progress) -> dict[str, Any]:
+    """Train (or reuse/resume) the variant's run; returns what the results record of it."""
+    from ..model.checkpoint import LAST_DIR, META_FILE
+    from ..train import train
+
+    tcfg = _train_config(cfg, v)
+    run = cfg.run_dir(v.name)
+    done = run / _DONE
+    want = tcfg.to_dict()
+    if not cfg.fresh and done.is_file():
+        rec = json.loads(done.read_text("utf-8"))
+        if rec.get("train_config") == want:
+            progress.log(f"[{v.name}] reusing the finished training run {run}")
+            return rec
+    resume = False
+    if not cfg.fresh and (run / LAST_DIR / "state.json").is_file() and (run / META_FILE).is_file():
+        meta = json.loads((run / META_FILE).read_text("utf-8"))
+        resume = meta.get("train") == want
+    progress.log(f"[{v.name}] {'resuming' if resume else 'training'} {run} ({v.describe()})")
+    t0 = time.perf_counter()
+    res = train(tcfg, catalog, run, progress=progress, resume=resume, overwrite=not resume)
+    rec = {
+        "train_config": want,
+        "result": res.to_dict(),
+        "wall_s_last_call": round(time.perf_counter() - t0, 1),
+        "train_s": round(float(sum(h["seconds"] for h in res.history)), 1),
+    }
+    done.write_text(json.dumps(rec, indent=1) + "\n", "utf-8")
+    return rec
+
+
+def _index(cfg: QualityConfig, v: Variant, catalog: Any, progress: Progress) -> Path:
+    from ..index.build import BuildConfig, build_index
+    from ..index.manifest import MANIFEST_NAME, read_manifest
+    from ..model import load_checkpoint
+
+    run, out = cfg.run_dir(v.name), cfg.index_dir(v.name)
+    if not cfg.fresh and (out / MANIFEST_NAME).is_file():
+        m = read_manifest(out)
+        if (m.model or {}).get("sha256") == load_checkpoint(run).sha256:
+            progress.log(f"[{v.name}] reusing the index {out}")
+            return out
+    progress.log(f"[{v.name}] building the index {out}")
+    build_index(run, catalog, out, BuildConfig(overwrite=True), progress)
+    return out
+
+
+def _through_index(index: Path, query_rows: np.ndarray, exact_nb: np.ndarray, k: int) -> dict[str, Any]:
+    """Answer the held-out queries through the index; recall@k against the exact top k."""
+    from ..search.searcher import GalaxySearcher
+
+    s = GalaxySearcher.open(index)
+    pos_of_row = {int(r): i for i, r in enumerate(s.rows)}
+    pos = np.array([pos_of_row[int(r)] for r in query_rows], dtype=np.int64)
+    xq = np.asarray(s.vectors[pos], dtype=np.float32)
+    s.search_vectors(xq[:1], k=k, exclude=pos[:1])  # warm: first call loads FAISS
+    times = []
+    got = np.empty((len(pos), k), np.int64)
+    for i in range(len(pos)):
+        t0 = time.perf_counter()
+        _, p, _ = s.search_vectors(xq[i : i + 1], k=k, exclude=pos[i : i + 1])
+        times.append(time.perf_counter() - t0)
+        got[i] = s.rows[p[0]]
+    want = exact_nb[:, :k]
+    recall = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(got, want)]))
+    return {
+        "factory": (s.manifest.faiss or {}).get("factory"),
+        "recall_at_k_vs_exact": recall,
+        "k": k,
+        "ms_per_query_p50": round(1000 * float(np.median(times)), 3),
+        "ms_per_query_p90": round(1000 * float(np.percentile(times, 90)), 3),
+        "score_weights": s.manifest.score_weights,
+    }
+
+
+def _parameter_agreement(catalog_path: Path, query_rows: np.ndarray, neighbours: dict[str, np.ndarray], k: int) -> dict[str, Any]:
+    import h5py
+
+    from ..evaluate.params import parameter_agreement
+
+    out: dict[str, Any] = {}
+    with h5py.File(catalog_path, "r") as f:
+        if "truth" not in f:
+            return out
+        t = f["truth"]
+        for col, (_, needs) in SYNTH_PARAMETERS.items():
+            if col not in t:
+                continue
+            values = t[col][:].astype(np.float64)
+            valid = (t[needs][:] > 0) if needs else None
+            out[col] = {m: parameter_agreement(query_rows, nb, values, k=k, valid=valid).to_dict() for m, nb in neighbours.items()}
+        # random neighbours: what ρ is with no information (≈ 0, reported so the table has a floor)
+        rng = np.random.default_rng(0)
+        n = len(t[next(iter(SYNTH_PARAMETERS))])
+        rand = rng.integers(0, n, size=(len(query_rows), k))
+        for col, (_, needs) in SYNTH_PARAMETERS.items():
+            if col in out:
+                valid = (t[needs][:] > 0) if needs else None
+                out[col]["random"] = parameter_agreement(query_rows, rand, t[col][:].astype(np.float64), k=k, valid=valid).to_dict()
+    return out
+
+
+def run_variant(cfg: QualityConfig, catalog_path: Path, name: str, progress: Progress = NULL_PROGRESS) -> dict[str, Any]:
+    """Train, index and evaluate one variant; the JSON-ready record of it."""
+    from ..catalog import open_catalog
+    from ..evaluate import evaluate
+    from ..model import load_checkpoint
+
+    v = VARIANTS[name]
+    with open_catalog(catalog_path) as cat:
+        tr = _train(cfg, v, cat, progress)
+        index = _index(cfg, v, cat, progress)
+        emb = load_checkpoint(cfg.run_dir(name))
+        t0 = time.perf_counter()
+        rep = evaluate(emb, cat, split="test", ks=(1, cfg.k), batch_sizes=(8, 64), seed=cfg.seed, progress=progress)
+        eval_s = time.perf_counter() - t0
+    rec: dict[str, Any] = {
+        "variant": {"name": v.name, "suppress": v.suppress, "learn_weights": v.learn_weights, "describe": v.describe()},
+        "train": tr,
+        "score_weights": emb.score_weights.to_dict(),
+        "eval": rep.to_dict(),
+        "eval_s": round(eval_s, 1),
+        "index": _through_index(index, rep.query_rows, rep.neighbours["model"], cfg.k),
+    }
+    if cfg.catalog == "synthetic":
+        rec["parameters"] = _parameter_agreement(catalog_path, rep.query_rows, rep.neighbours, cfg.k)
+    return rec
+
+
+def run_quality(cfg: QualityConfig, progress: Progress = NULL_PROGRESS) -> dict[str, Any]:
+    """The whole protocol on one catalog; writes and returns ``cfg.results_path()``'s content."""
+    from ..catalog import open_catalog
+    from ..model import pick_device
+
+    t0 = time.perf_counter()
+    path = prepare_catalog(cfg, progress)
+    with open_catalog(path) as cat:
+        info = cat.info()
+        labels = cat.labels()
+        names = {str(k): v for k, v in (info.label_names or {}).items()}
+        counts = {} if labels is None else {str(int(c)): int(n) for c, n in zip(*np.unique(labels[labels >= 0], return_counts=True))}
+        cat_rec = {"name": cfg.catalog, "path": str(path), "count": len(cat), "source": cat.source, "label_names": names, "class_counts": counts}
+    variants = {}
+    for name in cfg.variants:
+        variants[name] = run_variant(cfg, path, name, progress)
+    out = {
+        "benchmark": "quality",
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "commit": git_commit(),
+        "machine": machine_info({"device": str(pick_device("auto"))}),
+        "parameters": {
+            "catalog": cfg.catalog,
+            "variants": list(cfg.variants),
+            "preset": cfg.preset,
+            "epochs": cfg.epochs,
+            "seed": cfg.seed,
+            "synth_n": cfg.synth_n if cfg.catalog == "synthetic" else None,
+            "time_budget_s": cfg.time_budget_s,
+            "k": cfg.k,
+            "train_overrides": cfg.train_overrides,
+        },
+        "catalog": cat_rec,
+        "variants": variants,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    p = cfg.results_path()
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.tmp")
+    tmp.write_text(json.dumps(out, indent=1) + "\n", "utf-8")
+    tmp.replace(p)
+    return out
+
+
+# ---------------------------------------------------------------- README tables
+
+
+def _f(x: Any, nd: int = 3) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return f"{x:.{nd}f}"
+
+
+def _summary_table(res: dict[str, Any]) -> list[str]:
+    k = res["parameters"]["k"]
+    cols = ["loose@8", "loose@64", "P@1", f"P@{k}", f"mAP@{k}", f"nDCG@{k}"]
+    lines = ["| variant | method | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
+    for vname, v in res["variants"].items():
+        e = v["eval"]
+        for m in ("model", "pixels", "untrained"):
+            la = e["loose_accuracy"].get(m, {})
+            r = (e["retrieval"] or {}).get(m, {}).get("macro", {})
+            cells = [la.get("8"), la.get("64"), r.get("precision@1"), r.get(f"precision@{k}"), r.get(f"map@{k}"), r.get(f"ndcg@{k}")]
+            label = "**model**" if m == "model" else m
+            lines.append(f"| {vname if m == 'model' else ''} | {label} | " + " | ".join(_f(c) for c in cells) + " |")
+    return lines
+
+
+def _per_class_table(res: dict[str, Any]) -> list[str]:
+    k = res["parameters"]["k"]
+    names = res["catalog"].get("label_names") or {}
+    first = next(iter(res["variants"].values()))
+    classes = sorted((first["eval"]["retrieval"] or {}).get("model", {}).get("per_class", {}), key=int)
+    if not classes:
+        return []
+    head = "| variant | method | " + " | ".join(names.get(c, c) for c in classes) + " |"
+    lines = [head, "|---|---|" + "---|" * len(classes)]
+    for vname, v in res["variants"].items():
+        for m in ("model", "pixels"):
+            pc = (v["eval"]["retrieval"] or {}).get(m, {}).get("per_class", {})
+            lines.append(
+                f"| {vname if m == 'model' else ''} | {m} | " + " | ".join(_f(pc.get(c, {}).get(f"precision@{k}"), 2) for c in classes) + " |"
+            )
+    return lines
+
+
+def _params_table(res: dict[str, Any]) -> list[str]:
+    rows = [(n, v["parameters"]) for n, v in res["variants"].items() if v.get("parameters")]
+    if not rows:
+        return []
+    params = [p for p in SYNTH_PARAMETERS if p in rows[0][1]]
+    lines = ["| variant | method | " + " | ".join(SYNTH_PARAMETERS[p][0] for p in params) + " |", "|---|---|" + "---|" * len(params)]
+    for vname, pa in rows:
+        for m in ("model", "pixels", "untrained", "random"):
+            if m == "random" and vname != rows[0][0]:
+                continue
+            lines.append(
+                f"| {vname if m == 'model' else ''} | {m} | " + " | ".join(_f(pa[p].get(m, {}).get("rho"), 2) for p in params) + " |"
+            )
+    return lines
+
+
+def _other_lines(res: dict[str, Any]) -> list[str]:
+    out = []
+    for vname, v in res["variants"].items():
+        t = v["train"]["result"]
+        w = v["score_weights"]
+        ix = v["index"]
+        out.append(
+            f"- **{vname}** ({v['variant']['describe']}): {t['epochs_completed']} epochs (best {t['best_epoch']}, "
+            f"stopped: {t['stopped']}), {v['train']['train_s']:.0f} s of training; score weights cos {w['cos']:.3f}, "
+            f"L2 {w['l2']:.3f}, L3 {w['l3']:.3f}; index `{ix['factory']}` recall@{ix['k']} vs exact {ix['recall_at_k_vs_exact']:.3f}, "
+            f"{ix['ms_per_query_p50']:.2f} ms/query (p50)"
+        )
+    return out
+
+
+_TITLES = {"synthetic": "Synthetic ten-class catalog (GalSim)", "first": "FIRST radio galaxies (firstgalaxydata)"}
+
+
+def render_readme(results: list[dict[str, Any]], header: str) -> str:
+    """``header`` (the protocol's description) followed by the tables of each results file."""
+    parts = [header.rstrip(), ""]
+    for res in results:
+        c, p, mch = res["catalog"], res["parameters"], res["machine"]
+        counts = ", ".join(f"{(c.get('label_names') or {}).get(k, k)} {n}" for k, n in c.get("class_counts", {}).items())
+        q = next(iter(res["variants"].values()))["eval"]["n_queries"]
+        parts += [
+            f"## {_TITLES.get(c['name'], c['name'])}",
+            "",
+            f"{c['count']:,} objects ({counts}); {q} held-out queries against the whole catalog, k = {p['k']}, "
+            f"preset `{p['preset']}`, up to {p['epochs']} epochs, seed {p['seed']}. Measured {res['created']} on "
+            f"{mch.get('cpu')} ({mch.get('cpus_usable')} cores, device {mch.get('device')}), commit `{res['commit'][:12]}`; "
+            f"whole protocol {res['seconds'] / 60:.0f} min. Raw numbers: `benchmarks/results/quality_{c['name']}.json`.",
+            "",
+            "Macro averages over classes (loose accuracy: paper §3.5 mini-search, higher is better):",
+            "",
+            *_summary_table(res),
+            "",
+            f"Precision@{p['k']} per class:",
+            "",
+            *_per_class_table(res),
+            "",
+        ]
+        pt = _params_table(res)
+        if pt:
+            parts += [f"Spearman ρ between a query's true parameter and its top-{p['k']} neighbours' (pooled pairs):", "", *pt, ""]
+        parts += ["Runs:", "", *_other_lines(res), ""]
+    return "\n".join(parts) + "\n"
