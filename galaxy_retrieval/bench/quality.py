@@ -95,6 +95,7 @@ class QualityConfig:
     epochs: int = 25
     seed: int = 0
     synth_n: int = 2000
+    synth_size: int = 256
     time_budget_s: float | None = None  # per training run
     k: int = 10
     data_dir: Path = Path("data/quality")
@@ -114,7 +115,7 @@ class QualityConfig:
             raise ConfigError("epochs and k must be >= 1, synth_n >= 20")
 
     def catalog_path(self) -> Path:
-        return self.data_dir / (f"synthetic-{self.synth_n}-seed{self.seed}.h5" if self.catalog == "synthetic" else "first.h5")
+        return self.data_dir / (f"synthetic-{self.synth_n}-{self.synth_size}px-seed{self.seed}.h5" if self.catalog == "synthetic" else "first.h5")
 
     def run_dir(self, variant: str) -> Path:
         return self.runs_dir / self.catalog / variant
@@ -136,7 +137,7 @@ def prepare_catalog(cfg: QualityConfig, progress: Progress = NULL_PROGRESS) -> P
         from ..synth import SynthConfig, generate_catalog
 
         progress.log(f"rendering {cfg.synth_n} synthetic galaxies into {path}")
-        generate_catalog(SynthConfig(n=cfg.synth_n, size=256, seed=cfg.seed), path, progress=progress)
+        generate_catalog(SynthConfig(n=cfg.synth_n, size=cfg.synth_size, seed=cfg.seed), path, progress=progress)
     else:
         from ..catalog.first import import_first
 
@@ -319,6 +320,7 @@ def run_quality(cfg: QualityConfig, progress: Progress = NULL_PROGRESS) -> dict[
             "epochs": cfg.epochs,
             "seed": cfg.seed,
             "synth_n": cfg.synth_n if cfg.catalog == "synthetic" else None,
+            "synth_size": cfg.synth_size if cfg.catalog == "synthetic" else None,
             "time_budget_s": cfg.time_budget_s,
             "k": cfg.k,
             "train_overrides": cfg.train_overrides,

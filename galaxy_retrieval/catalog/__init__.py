@@ -1,4 +1,4 @@
-"""Catalog readers: Galaxy10-layout HDF5 files and image folders (+ CSV)."""
+"""Catalog readers: Galaxy10-layout HDF5 files and image folders (+ CSV); the FIRST importer."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..errors import CatalogError
 from .base import Batch, Catalog, CatalogInfo, OnError, Record
+from .first import FIRST_CLASSES, import_first
 from .folder import FolderCatalog
 from .galaxy10 import GALAXY10_CLASSES, GALAXY10_SHORT
 from .hdf5 import HDF5Catalog
@@ -22,6 +23,8 @@ __all__ = [
     "FolderCatalog",
     "GALAXY10_CLASSES",
     "GALAXY10_SHORT",
+    "FIRST_CLASSES",
+    "import_first",
     "read_image",
     "to_uint8_rgb",
 ]

@@ -3,10 +3,14 @@
 Layout: ``images`` (N, H, W, C) uint8 (256×256×3 for Galaxy10), optional 1-D datasets of
 length N (``ans`` = class, ``ra``, ``dec``, ``redshift``, ``pxscale``, or any other), and
 optionally ``object_id`` (strings). Without ``object_id`` an object's id is its row number.
+String columns (``split``, ``label_source``…) come back as ``str``. A file attribute
+``label_names`` (a JSON list, index = class code) names the classes; without it, labels
+that fit are taken to be Galaxy10 classes.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -71,6 +75,19 @@ class HDF5Catalog(Catalog):
             if oid.ndim != 1 or oid.shape[0] != self._n:
                 raise CatalogError(f"{self.path}: 'object_id' has shape {oid.shape}; expected ({self._n},)")
         self._has_ids = "object_id" in f
+        self.label_names = self._read_label_names(f)
+
+    def _read_label_names(self, f) -> dict[int, str] | None:
+        if "label_names" not in f.attrs:
+            return None
+        raw = _decode(f.attrs["label_names"])
+        try:
+            names = json.loads(raw) if isinstance(raw, str) else None
+        except ValueError:
+            names = None
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise CatalogError(f"{self.path}: attribute 'label_names' must be a JSON list of class names, got {str(raw)[:80]!r}")
+        return dict(enumerate(names))
 
     # h5py handles must not cross fork(): reopen in each process (DataLoader workers).
     def _file(self):
@@ -105,7 +122,10 @@ class HDF5Catalog(Catalog):
         """A whole metadata column (small: one value per object)."""
         if name not in self._columns:
             raise CatalogError(f"{self.path}: no column {name!r}; columns are {', '.join(self.columns) or 'none'}")
-        return np.asarray(self._file()[self._columns[name]][:])
+        ds = self._file()[self._columns[name]]
+        if self._h5py.check_string_dtype(ds.dtype) is not None:
+            return np.asarray(ds.asstr()[:], dtype=object)
+        return np.asarray(ds[:])
 
     def object_ids(self) -> list[str]:
         if self._has_ids:
@@ -150,11 +170,11 @@ class HDF5Catalog(Catalog):
         base = super().info()
         f = self._file()
         extra: dict[str, Any] = {"groups": [k for k, v in f.items() if isinstance(v, self._h5py.Group)]}
-        for k in ("generator", "seed"):
+        for k in ("generator", "seed", "provenance", "license", "citation"):
             if k in f.attrs:
                 extra[k] = _decode(f.attrs[k])
-        names = None
-        if base.label_counts is not None and all(0 <= k < len(GALAXY10_CLASSES) for k in base.label_counts):
+        names = self.label_names
+        if names is None and base.label_counts is not None and all(0 <= k < len(GALAXY10_CLASSES) for k in base.label_counts):
             names = {i: GALAXY10_CLASSES[i] for i in base.label_counts}
         return CatalogInfo(**{**base.__dict__, "label_names": names, "extra": extra})
 

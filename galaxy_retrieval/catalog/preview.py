@@ -30,8 +30,10 @@ def catalog_contact_sheet(catalog, out: str | Path, per_class: int = 3, max_imag
     for oid, lab in zip(batch.object_ids, batch.metadata.get("label", [None] * len(batch))):
         if lab is None:
             captions.append(oid)
-        elif isinstance(lab, int) and names is None and 0 <= lab < len(GALAXY10_SHORT):
-            captions.append(f"{GALAXY10_SHORT[lab]}")
+        elif isinstance(lab, (int, np.integer)) and names:
+            captions.append(str(names.get(int(lab), lab)))
+        elif isinstance(lab, (int, np.integer)) and names is None and 0 <= lab < len(GALAXY10_SHORT):
+            captions.append(f"{GALAXY10_SHORT[int(lab)]}")
         else:
             captions.append(str(lab))
     ncols = per_class * 2 if labels is not None else 8

@@ -18,6 +18,11 @@ class ViTConfig:
     square and resized to it (bilinear, antialiased). Pixels go in as
     ``(uint8 / 255 − norm_mean) / norm_std`` per channel; the normalisation is part of the
     config so an embedder built from a checkpoint preprocesses exactly as training did.
+
+    ``crop`` is the fraction of the centred square kept before resizing (1.0: all of it).
+    Cutouts whose object fills only the middle of the frame (FIRST radio images: the
+    source lies in the central third of 300 px) lose most of their detail when the whole
+    frame is shrunk to 64 px; a crop keeps the model's pixels on the object.
     """
 
     image_size: int = 64
@@ -31,8 +36,12 @@ class ViTConfig:
     norm_mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     norm_std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     name: str = "custom"  # the preset it came from ("paper", "small") or "custom"
+    crop: float = 1.0
 
     def __post_init__(self) -> None:
+        if isinstance(self.crop, bool) or not isinstance(self.crop, (int, float)) or not 0.05 <= self.crop <= 1.0:
+            raise ConfigError(f"model config crop={self.crop!r} must be a fraction between 0.05 and 1")
+        object.__setattr__(self, "crop", float(self.crop))
         for f in ("image_size", "patch_size", "in_chans", "hidden", "depth", "num_heads", "mlp_hidden", "out_dim"):
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:

@@ -3,7 +3,8 @@
 One path for training, embedding and evaluation, so a checkpoint sees at search time
 exactly what it saw in training:
 
-1. centre-crop to a square (galaxy cutouts are centred on the object);
+1. centre-crop to a square (galaxy cutouts are centred on the object), then keep the
+   central ``config.crop`` fraction of it (1.0: all);
 2. resize to ``config.image_size`` with bilinear, antialiased interpolation;
 3. scale to [0, 1] (``uint8 / 255``), then ``(x − norm_mean) / norm_std`` per channel.
 
@@ -31,11 +32,13 @@ def _as_rgb_uint8(im: np.ndarray) -> np.ndarray:
     return to_uint8_rgb(a)
 
 
-def _resize_group(x: torch.Tensor, size: int) -> torch.Tensor:
+def _resize_group(x: torch.Tensor, size: int, crop: float = 1.0) -> torch.Tensor:
     """(B, C, H, W) float in [0, 1] → (B, C, size, size)."""
     h, w = x.shape[-2:]
-    if h != w:
-        m = min(h, w)
+    m = min(h, w)
+    if crop < 1.0:
+        m = max(1, int(round(m * crop)))
+    if h != m or w != m:
         top, left = (h - m) // 2, (w - m) // 2
         x = x[..., top : top + m, left : left + m]
     if x.shape[-1] != size:
@@ -43,8 +46,8 @@ def _resize_group(x: torch.Tensor, size: int) -> torch.Tensor:
     return x
 
 
-def images_to_float(images, size: int, device: torch.device | str | None = None) -> torch.Tensor:
-    """uint8 images → float32 (B, 3, size, size) in [0, 1].
+def images_to_float(images, size: int, device: torch.device | str | None = None, crop: float = 1.0) -> torch.Tensor:
+    """uint8 images → float32 (B, 3, size, size) in [0, 1], keeping the central ``crop`` of the square.
 
     ``images``: uint8 ndarray (B, H, W, 3), a list of (H, W, 3) arrays of any sizes (other
     dtypes / channel counts are converted as catalog readers do), or a uint8 tensor
@@ -55,11 +58,11 @@ def images_to_float(images, size: int, device: torch.device | str | None = None)
             raise ValueError(f"expected a (B, 3, H, W) tensor, got shape {tuple(images.shape)}")
         x = images.to(device=device) if device is not None else images
         x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
-        return _resize_group(x, size).clamp_(0.0, 1.0)
+        return _resize_group(x, size, crop).clamp_(0.0, 1.0)
     if isinstance(images, np.ndarray) and images.ndim == 4:
         arr = images if images.dtype == np.uint8 and images.shape[3] == 3 else np.stack([_as_rgb_uint8(a) for a in images])
         x = torch.from_numpy(np.ascontiguousarray(arr)).to(device=device).permute(0, 3, 1, 2).float().div_(255.0)
-        return _resize_group(x, size).clamp_(0.0, 1.0)
+        return _resize_group(x, size, crop).clamp_(0.0, 1.0)
     if isinstance(images, np.ndarray) and images.ndim in (2, 3):
         raise ValueError(
             f"expected a batch of images, got one array of shape {images.shape}; wrap a single image in a list"
@@ -72,13 +75,13 @@ def images_to_float(images, size: int, device: torch.device | str | None = None)
     for _, idx in by_shape.items():
         arr = np.stack([ims[i] for i in idx])
         x = torch.from_numpy(arr).to(device=device).permute(0, 3, 1, 2).float().div_(255.0)
-        out[torch.as_tensor(idx, device=out.device)] = _resize_group(x, size)
+        out[torch.as_tensor(idx, device=out.device)] = _resize_group(x, size, crop)
     return out.clamp_(0.0, 1.0)
 
 
-def resize_uint8(images, size: int) -> torch.Tensor:
+def resize_uint8(images, size: int, crop: float = 1.0) -> torch.Tensor:
     """Centre-crop + resize to uint8 (B, 3, size, size): the compact form kept in RAM."""
-    return images_to_float(images, size).mul_(255.0).round_().to(torch.uint8)
+    return images_to_float(images, size, crop=crop).mul_(255.0).round_().to(torch.uint8)
 
 
 def normalize(x01: torch.Tensor, config: ViTConfig) -> torch.Tensor:
@@ -90,4 +93,4 @@ def normalize(x01: torch.Tensor, config: ViTConfig) -> torch.Tensor:
 
 def to_model_input(images, config: ViTConfig, device: torch.device | str | None = None) -> torch.Tensor:
     """Any uint8 images → normalised float32 (B, 3, S, S) ready for the model."""
-    return normalize(images_to_float(images, config.image_size, device), config)
+    return normalize(images_to_float(images, config.image_size, device, config.crop), config)

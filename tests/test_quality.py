@@ -1,0 +1,72 @@
+"""The quality protocol end to end on a tiny rendered catalog (bench/quality.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from galaxy_retrieval.bench.quality import QualityConfig, render_readme, run_quality
+from galaxy_retrieval.errors import ConfigError
+
+
+def _cfg(tmp_path: Path, **kw) -> QualityConfig:
+    base = dict(
+        catalog="synthetic",
+        variants=("baseline", "learned-weights"),
+        preset="tiny",
+        epochs=1,
+        synth_n=40,
+        synth_size=48,
+        k=5,
+        data_dir=tmp_path / "data",
+        runs_dir=tmp_path / "runs",
+        indexes_dir=tmp_path / "indexes",
+        results_dir=tmp_path / "results",
+        train_overrides={"batch_size": 8},
+    )
+    base.update(kw)
+    return QualityConfig(**base)
+
+
+@pytest.mark.slow
+def test_protocol_runs_reuses_and_renders(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path)
+    res = run_quality(cfg)
+    saved = json.loads(cfg.results_path().read_text())
+    assert saved["variants"].keys() == {"baseline", "learned-weights"}
+    assert saved["commit"] and saved["machine"]["cpu_count"] >= 1
+    for v in res["variants"].values():
+        e = v["eval"]
+        assert set(e["retrieval"]) == {"model", "untrained", "pixels"}
+        assert 0.0 <= e["retrieval"]["model"]["macro"]["precision@5"] <= 1.0
+        # the demo-size index is exact (Flat) and reranks by the same score as evaluate
+        assert v["index"]["recall_at_k_vs_exact"] == pytest.approx(1.0, abs=0.05)
+        rho = v["parameters"]["axis_ratio"]
+        assert set(rho) == {"model", "untrained", "pixels", "random"}
+        assert rho["model"]["n_pairs"] > 0
+    w = res["variants"]["learned-weights"]["score_weights"]
+    assert sum(w.values()) == pytest.approx(1.0, abs=1e-5)
+    assert w != {"cos": 1 / 3, "l2": 1 / 3, "l3": 1 / 3}
+    # the index reranks by the weights the model learned
+    assert res["variants"]["learned-weights"]["index"]["score_weights"] == pytest.approx(w)
+
+    # a second run reuses the training runs and indexes (nothing retrained)
+    done = cfg.run_dir("baseline") / "quality-done.json"
+    before = done.stat().st_mtime_ns
+    again = run_quality(cfg)
+    assert done.stat().st_mtime_ns == before
+    assert again["variants"]["baseline"]["eval"]["retrieval"] == res["variants"]["baseline"]["eval"]["retrieval"]
+
+    text = render_readme([saved], "# header")
+    assert text.startswith("# header")
+    assert "| baseline | **model** |" in text and "| | pixels |" in text
+    assert "Spearman" in text and "arm pitch" in text
+
+
+def test_config_rejects_unknown_catalog_and_variant(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="choices"):
+        _cfg(tmp_path, catalog="sdss")
+    with pytest.raises(ConfigError, match="choices"):
+        _cfg(tmp_path, variants=("baseline", "magic"))
