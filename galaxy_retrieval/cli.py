@@ -135,6 +135,26 @@ def synth(
             out.print(f"contact sheet: {catalog_contact_sheet(cat, sheet)}")
 
 
+@app.command("import-first")
+@_friendly
+def import_first_cmd(
+    out_path: Path = typer.Option(Path("data/first.h5"), "--out", help="HDF5 catalog to write."),
+    overwrite: bool = typer.Option(False, help="Rewrite an existing file."),
+    sheet: Optional[Path] = typer.Option(None, help="Also write a contact sheet PNG (6 sources of each class)."),
+) -> None:
+    """Import the 2,158 FIRST radio galaxies (FRI, FRII, compact, bent) of the firstgalaxydata wheel."""
+    from .catalog import open_catalog
+    from .catalog.first import import_first
+
+    path = import_first(out_path, overwrite=overwrite, progress=RichProgress())
+    with open_catalog(path) as cat:
+        out.print(f"{path}: {len(cat):,} FIRST radio galaxies, classes {', '.join(cat.label_names.values())}")
+        if sheet is not None:
+            from .catalog.preview import catalog_contact_sheet
+
+            out.print(f"contact sheet: {catalog_contact_sheet(cat, sheet, per_class=6)}")
+
+
 @app.command()
 @_friendly
 def info(
@@ -444,6 +464,33 @@ def query(
         f"{sum(len(h) for h in res.hits)} hits in {res.seconds * 1000:.1f} ms (index opened and model loaded in {res.open_seconds:.1f} s)"
         + (f"; mosaic: {res.mosaic}" if res.mosaic else "")
     )
+
+
+class ExplainMethodChoice(str, Enum):
+    similarity = "similarity"
+    rollout = "rollout"
+
+
+@app.command()
+@_friendly
+def explain(
+    index: Path = typer.Option(..., help="Index directory (indexes/NAME)."),
+    image: Path = typer.Option(..., help="Query image."),
+    out_png: Path = typer.Option(..., "--out", help="PNG to write: the query and its hits, plain and with heat maps."),
+    k: int = typer.Option(6, help="Number of results to explain."),
+    method: ExplainMethodChoice = typer.Option(
+        ExplainMethodChoice.similarity,
+        help="similarity: which patches make up the score s(query, hit) (integrated gradients, per pair); "
+        "rollout: where each embedding draws from (attention rollout, the same for any pair).",
+    ),
+    steps: int = typer.Option(32, help="Integration steps of --method similarity (fewer: faster, sums less exact)."),
+    checkpoint: Optional[Path] = typer.Option(None, help="Use this checkpoint (must match the index)."),
+) -> None:
+    """Show what the matches of a query image were based on: a heat map over each image's patches."""
+    from .explain import explain_query
+
+    res = explain_query(index, image, out_png, k=k, method=method.value, steps=steps, checkpoint=checkpoint)
+    out.print(f"explained {len(res.hits)} hits of {image} ({res.method}) in {res.seconds:.1f} s: {res.out}", highlight=False)
 
 
 @app.command("rerank-benchmark")

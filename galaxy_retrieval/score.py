@@ -7,7 +7,9 @@ mistake; we implement the formula as written. Each term lies in [0, 1] for cos �
 weights summing to one the score's maximum is 1, which is why the loss margin is 1.0 (§3.4).
 
 This module holds the torch version (differentiable, used in training) and a plain numpy
-reference. The fast exact scan used for ground truth and reranking lives in
+reference. The weights can also be learned with the model (the paper's future work, §3.6):
+training then scores with w = softmax(θ), so they stay positive and sum to one and the
+margin keeps its meaning; :func:`weight_logits` and :func:`weights_from_logits` convert. The fast exact scan used for ground truth and reranking lives in
 ``galaxy_retrieval.search.exact`` and is tested against :func:`score_terms_numpy`.
 """
 
@@ -19,7 +21,16 @@ import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["ScoreWeights", "score_terms_numpy", "score_numpy", "score_terms_torch", "score_torch", "contrastive_loss"]
+__all__ = [
+    "ScoreWeights",
+    "score_terms_numpy",
+    "score_numpy",
+    "score_terms_torch",
+    "score_torch",
+    "contrastive_loss",
+    "weight_logits",
+    "weights_from_logits",
+]
 
 # Added under the roots in the torch version only: d/dx x^(1/p) is infinite at 0, and a
 # positive pair can be two identical embeddings.
@@ -51,6 +62,30 @@ class ScoreWeights:
     @classmethod
     def from_dict(cls, d: dict) -> "ScoreWeights":
         return cls(cos=float(d["cos"]), l2=float(d["l2"]), l3=float(d["l3"]))
+
+    def normalized(self) -> "ScoreWeights":
+        """The same weights scaled to sum to one (what a learned-weights run starts from)."""
+        total = self.cos + self.l2 + self.l3
+        return ScoreWeights(self.cos / total, self.l2 / total, self.l3 / total)
+
+
+def weight_logits(weights: ScoreWeights):
+    """θ (float32 tensor (3,)) with softmax(θ) = ``weights`` normalised; every weight must be > 0
+    (a softmax is never zero)."""
+    import torch
+
+    w = weights.normalized().as_tuple()
+    if min(w) <= 0:
+        raise ConfigError(f"learned score weights start from {weights.to_dict()}: every weight must be > 0")
+    return torch.log(torch.tensor(w, dtype=torch.float64)).float()
+
+
+def weights_from_logits(theta) -> ScoreWeights:
+    """softmax(θ) as plain :class:`ScoreWeights` (detached; for validation, history, checkpoints)."""
+    import torch
+
+    w = torch.softmax(theta.detach().double().cpu(), dim=0).tolist()
+    return ScoreWeights(cos=w[0], l2=w[1], l3=w[2])
 
 
 def score_terms_numpy(q: np.ndarray, xb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -91,10 +126,16 @@ def score_terms_torch(a, b):
     return cos, 1.0 / (1.0 + l2), 1.0 / (1.0 + l3)
 
 
-def score_torch(a, b, weights: ScoreWeights = ScoreWeights()):
-    """Row-wise weighted score s(a, b) for torch tensors (…, D) → (…)."""
+def score_torch(a, b, weights=ScoreWeights()):
+    """Row-wise weighted score s(a, b) for torch tensors (…, D) → (…).
+
+    ``weights``: :class:`ScoreWeights`, or a tensor (3,) of (cos, l2, l3) weights, e.g.
+    ``softmax(θ)`` of learned logits, through which the gradient flows."""
     c, i2, i3 = score_terms_torch(a, b)
-    w1, w2, w3 = weights.as_tuple()
+    if isinstance(weights, ScoreWeights):
+        w1, w2, w3 = weights.as_tuple()
+    else:
+        w1, w2, w3 = weights.to(device=c.device, dtype=c.dtype).unbind(0)
     return w1 * c + w2 * i2 + w3 * i3
 
 

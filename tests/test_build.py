@@ -8,6 +8,7 @@ import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -204,3 +205,57 @@ def test_searcher_is_safe_from_several_threads(setup: dict[str, Path]) -> None:
     sequential = [work(i) for i in range(8)]
     assert parallel == sequential
     assert all(p[0][0] == str(i) for i, p in enumerate(parallel))
+
+
+def _checkpoint_with(root: Path, **meta: object) -> Path:
+    """A checkpoint directory whose checkpoint.json carries ``meta`` (as training writes it)."""
+    from galaxy_retrieval.model import FORMAT_VERSION
+
+    _checkpoint(root)
+    full = {"format_version": FORMAT_VERSION, "model": preset("tiny").to_dict(), **meta}
+    (root / "checkpoint.json").write_text(json.dumps(full))
+    return root
+
+
+def test_manifest_score_weights_are_the_checkpoints_unless_given(setup: dict[str, Path], tmp_path: Path) -> None:
+    from galaxy_retrieval.index.build import build_index_from_shards
+    from galaxy_retrieval.score import ScoreWeights
+    from galaxy_retrieval.train import TrainConfig
+
+    # a checkpoint without learned weights (the fixture's has no checkpoint.json at all): the default
+    assert json.loads((setup["index"] / "manifest.json").read_text())["score_weights"] == ScoreWeights().to_dict()
+    learned = {"cos": 0.5, "l2": 0.3, "l3": 0.2}
+    ck = _checkpoint_with(tmp_path / "ck", train=TrainConfig(preset="tiny", learn_score_weights=True).to_dict(), score_weights=learned)
+    cfg = BuildConfig(shard_rows=8, batch_size=4, index=IndexSpec(kind="flat"))
+    with open_catalog(setup["catalog"]) as c:
+        res = build_index(ck, c, tmp_path / "a", cfg)
+        given = build_index(ck, c, tmp_path / "b", BuildConfig(index=IndexSpec(kind="flat"), score_weights=ScoreWeights(1, 0, 0)))
+    assert res.manifest.score_weights == learned and res.manifest.model["score_weights"] == learned
+    assert GalaxySearcher.open(tmp_path / "a").weights == ScoreWeights.from_dict(learned)
+    assert given.manifest.score_weights == {"cos": 1.0, "l2": 0.0, "l3": 0.0}
+    # from shards: the source index's weights travel along; none known: the default
+    again = build_index_from_shards(tmp_path / "a" / "embeddings", tmp_path / "c", BuildConfig(index=IndexSpec(kind="flat")))
+    assert again.manifest.score_weights == learned
+    bare = tmp_path / "bare"
+    shutil.copytree(tmp_path / "a" / "embeddings", bare)
+    assert build_index_from_shards(bare, tmp_path / "d", BuildConfig(index=IndexSpec(kind="flat"))).manifest.score_weights == ScoreWeights().to_dict()
+
+
+def test_index_of_a_suppression_checkpoint_embeds_queries_the_same_way(tmp_path: Path) -> None:
+    from galaxy_retrieval.suppress import SuppressConfig
+    from galaxy_retrieval.train import TrainConfig
+
+    from .test_train import star_image
+
+    cat = tmp_path / "stars.h5"
+    with h5py.File(cat, "w") as f:
+        f["images"] = np.stack([star_image(i % 2 == 0, size=32, seed=i) for i in range(10)])
+    ck = _checkpoint_with(tmp_path / "ck", train=TrainConfig(preset="tiny", suppress_sources=SuppressConfig()).to_dict())
+    with open_catalog(cat) as c:
+        res = build_index(ck, c, tmp_path / "idx", BuildConfig(index=IndexSpec(kind="flat")))
+        im = c[4].image
+    assert res.manifest.model["suppress_sources"] == SuppressConfig().to_dict()
+    s = GalaxySearcher.open(tmp_path / "idx")
+    assert s.embedder.suppress == SuppressConfig()  # from the index's copy of the checkpoint
+    hit = s.query(image=im, k=1)[0]
+    assert hit.object_id == "4" and hit.score == pytest.approx(1.0, abs=1e-5)  # same input as the index saw

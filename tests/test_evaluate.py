@@ -170,3 +170,65 @@ def test_evaluate_checkpoint_uses_its_split_and_handles_no_labels(tmp_path):
     assert rep.retrieval is None and rep.n_queries == 8
     with pytest.raises(ConfigError, match="split='dev'"):
         evaluate(tmp_path / "run", cat, split="dev")
+
+
+def test_evaluate_gives_ranked_neighbours_outside_the_json(tmp_path):
+    cat = _blob_catalog(tmp_path / "b.h5")
+    emb = Embedder.from_model(build_model(preset("tiny"), seed=0), device="cpu")
+    rep = evaluate(emb, cat, ks=(1, 5), batch_sizes=(4,), seed=0)
+    q = rep.query_rows
+    assert len(q) == rep.n_queries == 8 and np.all(np.diff(q) > 0)
+    assert set(rep.neighbours) == {"model", "untrained", "pixels"}
+    labels = cat.labels()
+    for m, nb in rep.neighbours.items():
+        assert nb.shape == (8, 5) and nb.dtype == np.int64
+        assert not np.any(nb == q[:, None]), m  # the query itself is excluded
+        assert all(len(set(r)) == 5 for r in nb)
+        # the metrics are computed from exactly these rankings
+        hit1 = (labels[nb[:, 0]] == labels[q]).mean()
+        assert rep.retrieval[m].micro["precision@1"] == pytest.approx(hit1)
+    # best first, by the exact score of the report's weights: the pixels ranking by hand
+    from galaxy_retrieval.model.preprocess import images_to_float
+
+    feats = pixel_features(images_to_float(cat.get_batch(np.arange(80)).images, 32))
+    _, I = exact_topk(feats[q], feats, 5, ScoreWeights.from_dict(rep.score_weights), exclude=q)
+    np.testing.assert_array_equal(rep.neighbours["pixels"], I)
+    d = rep.to_dict()
+    assert "neighbours" not in d and "query_rows" not in d and d["suppress_sources"] is None
+    json.dumps(d)
+    unl = evaluate(emb, _blob_catalog(tmp_path / "u.h5", labels=False), split="val", batch_sizes=(4,), baselines=False)
+    assert len(unl.query_rows) == 8 and unl.neighbours == {}
+
+
+def test_evaluate_uses_the_embedders_score_weights():
+    # (the learned weights of a trained checkpoint: tests/test_train.py)
+    w = ScoreWeights(0.6, 0.3, 0.1)
+    model = build_model(preset("tiny"), seed=0)
+    emb = Embedder.from_model(model, device="cpu", meta={"score_weights": w.to_dict()})
+    assert emb.score_weights == w
+    assert Embedder.from_model(model, device="cpu", meta={"train": {"score_weights": ScoreWeights(1, 1, 2).to_dict()}}).score_weights == ScoreWeights(1, 1, 2)
+
+
+def test_evaluate_suppresses_the_images_of_every_method(tmp_path):
+    from galaxy_retrieval.suppress import SuppressConfig
+
+    from .test_train import star_image
+
+    ims = np.stack([star_image(i % 2 == 0, size=48, seed=i) for i in range(30)])
+    with h5py.File(tmp_path / "s.h5", "w") as f:
+        f["images"] = ims
+        f["ans"] = (np.arange(30) % 2).astype(np.uint8)
+    cat = HDF5Catalog(tmp_path / "s.h5")
+    model = build_model(preset("tiny"), seed=0)
+    plain = evaluate(Embedder.from_model(model, device="cpu"), cat, ks=(1,), batch_sizes=(2,), split="all")
+    sup = evaluate(Embedder.from_model(model, device="cpu", suppress=SuppressConfig()), cat, ks=(1,), batch_sizes=(2,), split="all")
+    assert plain.suppress_sources is None and sup.suppress_sources == SuppressConfig().to_dict()
+    # with the stars there, the pixels find the star images' class (label = has a star)
+    # perfectly; suppressed, the two classes look alike and the pixels lose that cue too
+    assert all(plain.retrieval[m].micro["precision@1"] == 1.0 for m in ("model", "untrained", "pixels"))
+    assert all(sup.retrieval[m].micro["precision@1"] < 0.9 for m in ("model", "untrained", "pixels"))
+    # an explicit override of evaluate() wins over the embedder's
+    off = evaluate(Embedder.from_model(model, device="cpu", suppress=SuppressConfig()), cat, ks=(1,),
+                   batch_sizes=(2,), split="all", baselines=False, suppress=None)
+    assert off.suppress_sources is None
+    assert off.retrieval["model"].micro == plain.retrieval["model"].micro

@@ -61,7 +61,7 @@ def test_protocol_runs_reuses_and_renders(tmp_path: Path) -> None:
 
     text = render_readme([saved], "# header")
     assert text.startswith("# header")
-    assert "| baseline | **model** |" in text and "| | pixels |" in text
+    assert "| baseline | **model** |" in text and "|  | pixels |" in text
     assert "Spearman" in text and "arm pitch" in text
 
 

@@ -277,3 +277,141 @@ def test_bad_catalogs(tmp_path):
         f["ans"] = np.zeros(4)
     with pytest.raises(CatalogError, match="no 'images'"):
         HDF5Catalog(tmp_path / "noimages.h5")
+
+
+# ---- learned score weights (§3.6 future work) ---------------------------------------------
+
+
+def test_score_with_weight_tensor_matches_and_reaches_the_logits():
+    from galaxy_retrieval.score import weight_logits, weights_from_logits
+
+    rng = np.random.default_rng(0)
+    a, b = torch.tensor(rng.normal(size=(5, 7))), torch.tensor(rng.normal(size=(5, 7)))
+    w = ScoreWeights(2.0, 1.0, 1.0)  # not normalised: the logits start at the normalised weights
+    theta = torch.nn.Parameter(weight_logits(w))
+    assert weights_from_logits(theta).as_tuple() == pytest.approx((0.5, 0.25, 0.25))
+    got = score_torch(a, b, torch.softmax(theta, 0))
+    torch.testing.assert_close(got, score_torch(a, b, w.normalized()).to(got.dtype))
+    got.sum().backward()
+    assert theta.grad is not None and torch.all(theta.grad != 0)
+    with pytest.raises(ConfigError, match="every weight must be > 0"):
+        TrainConfig(learn_score_weights=True, score_weights=ScoreWeights(1.0, 0.0, 1.0))
+
+
+def test_learned_score_weights_train_save_resume_and_reach_evaluation_and_index(blobs, tmp_path):
+    from galaxy_retrieval.evaluate import evaluate
+    from galaxy_retrieval.index.build import BuildConfig, build_index
+    from galaxy_retrieval.index.candidates import IndexSpec
+
+    cfg = tiny_cfg(epochs=1, learn_score_weights=True, lr=3e-3)
+    run = tmp_path / "run"
+    res = train(cfg, blobs, run)
+    start = (1 / 3, 1 / 3, 1 / 3)
+    for row in res.history:
+        w = (row["w_cos"], row["w_l2"], row["w_l3"])
+        assert sum(w) == pytest.approx(1.0) and min(w) > 0
+        assert w != pytest.approx(start, abs=1e-4)  # they moved
+    best = res.history[res.best_epoch - 1]
+    assert res.score_weights == {"cos": best["w_cos"], "l2": best["w_l2"], "l3": best["w_l3"]}
+    meta = json.loads((run / "checkpoint.json").read_text())
+    assert meta["score_weights"] == res.score_weights
+    assert meta["train"]["score_weights"] == ScoreWeights().to_dict() and meta["train"]["learn_score_weights"]
+    learned = ScoreWeights.from_dict(res.score_weights)
+    assert load_checkpoint(run, device="cpu").score_weights == learned
+    # the weights file alone carries them too
+    alone = tmp_path / "alone" / "weights.safetensors"
+    alone.parent.mkdir()
+    alone.write_bytes((run / "model.safetensors").read_bytes())
+    assert load_checkpoint(alone, device="cpu").score_weights == learned
+    # downstream defaults: evaluation and the index manifest (hence the searcher)
+    rep = evaluate(run, blobs, ks=(1,), batch_sizes=(4,), baselines=False)
+    assert rep.score_weights == res.score_weights
+    bres = build_index(run, blobs, tmp_path / "index", BuildConfig(index=IndexSpec(kind="flat")))
+    assert bres.manifest.score_weights == res.score_weights
+    # resume restores θ (and its Adam moments): epoch 2 equals a straight 2-epoch run's
+    with pytest.raises(CheckpointError, match="learn_score_weights=True"):
+        train(tiny_cfg(epochs=2), blobs, run, resume=True)
+    more = train(cfg.replace(epochs=2), blobs, run, resume=True)
+    straight = train(cfg.replace(epochs=2), blobs, tmp_path / "straight")
+    assert more.history[:1] == res.history
+    for key in ("w_cos", "w_l2", "w_l3", "train_loss"):
+        assert more.history[1][key] == pytest.approx(straight.history[1][key], rel=1e-5), key
+
+
+def test_fixed_score_weights_keep_the_checkpoint_format(blobs, tmp_path):
+    cfg = tiny_cfg(epochs=1, score_weights=ScoreWeights(0.5, 0.25, 0.25))
+    res = train(cfg, blobs, tmp_path / "run")
+    meta = json.loads((tmp_path / "run" / "checkpoint.json").read_text())
+    assert "score_weights" not in meta and "w_cos" not in res.history[0] and res.score_weights is None
+    # an old checkpoint (no meta["score_weights"]): its training config's weights, else the default
+    assert load_checkpoint(tmp_path / "run", device="cpu").score_weights == ScoreWeights(0.5, 0.25, 0.25)
+    from galaxy_retrieval.model import Embedder, build_model
+
+    assert Embedder.from_model(build_model(preset("tiny")), device="cpu").score_weights == ScoreWeights()
+
+
+# ---- source suppression (§5 future work) ---------------------------------------------------
+
+
+def star_image(star: bool, size: int = 64, seed: int = 0) -> np.ndarray:
+    """A round galaxy in the centre on noisy sky, optionally with a bright star off-centre."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    c = (size - 1) / 2
+    f = 120 * np.exp(-((yy - c) ** 2 + (xx - c) ** 2) / (2 * (size / 13) ** 2))
+    if star:
+        f = f + 250 * np.exp(-((yy - size * 0.19) ** 2 + (xx - size * 0.78) ** 2) / (2 * 1.5**2))
+    im = f[..., None] * np.array([1.0, 0.9, 0.8]) + rng.normal(20, 3, (size, size, 3))
+    return np.clip(im, 0, 255).astype(np.uint8)
+
+
+def test_suppress_config_round_trips_in_the_train_config():
+    from galaxy_retrieval.suppress import SuppressConfig
+
+    cfg = TrainConfig(preset="tiny", suppress_sources=SuppressConfig(thresh=2.0, keep_radius=0.2), learn_score_weights=True)
+    back = TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert back == cfg and back.suppress_sources.thresh == 2.0
+    assert TrainConfig.from_dict(TrainConfig(preset="tiny").to_dict()).suppress_sources is None
+    old = TrainConfig(preset="tiny").to_dict()
+    del old["suppress_sources"], old["learn_score_weights"]  # a checkpoint from before these options
+    assert TrainConfig.from_dict(old) == TrainConfig(preset="tiny")
+    with pytest.raises(ConfigError, match="suppress_sources must be a SuppressConfig"):
+        TrainConfig(suppress_sources={"thresh": 2.0})
+
+
+def test_embedder_applies_its_checkpoints_suppression(tmp_path):
+    from galaxy_retrieval.model import FORMAT_VERSION, build_model, save_weights
+    from galaxy_retrieval.suppress import SuppressConfig
+
+    run = tmp_path / "run"
+    save_weights(run / "model.safetensors", build_model(preset("tiny"), seed=0))
+    tcfg = TrainConfig(preset="tiny", suppress_sources=SuppressConfig())
+    meta = {"format_version": FORMAT_VERSION, "model": preset("tiny").to_dict(), "train": tcfg.to_dict()}
+    (run / "checkpoint.json").write_text(json.dumps(meta))
+    on = load_checkpoint(run, device="cpu")
+    off = load_checkpoint(run, device="cpu", suppress=None)
+    assert on.suppress == SuppressConfig() and off.suppress is None
+    assert on.manifest_info()["suppress_sources"] == SuppressConfig().to_dict()
+    ims = np.stack([star_image(True), star_image(False)])
+    a, b = on.embed(ims), off.embed(ims)
+    assert np.abs(a[0] - b[0]).max() > 1e-3  # the star is gone
+    np.testing.assert_allclose(a[1], b[1], rtol=1e-6, atol=1e-6)  # nothing to suppress
+    np.testing.assert_allclose(on.embed(list(ims)), a, rtol=1e-6, atol=1e-6)
+    assert "suppress" not in repr(off) and "suppress=on" in repr(on)
+
+
+def test_training_images_are_suppressed_before_the_resize(tmp_path):
+    from galaxy_retrieval.suppress import SuppressConfig
+    from galaxy_retrieval.train.data import ImageStore
+
+    path = tmp_path / "stars.h5"
+    with h5py.File(path, "w") as f:
+        f["images"] = np.stack([star_image(i % 2 == 0, seed=i) for i in range(6)])
+    cat = HDF5Catalog(path)
+    rows = np.arange(6)
+    plain = ImageStore(cat, rows, 32)
+    sup = ImageStore(cat, rows, 32, suppress=SuppressConfig())
+    streamed = ImageStore(cat, rows, 32, preload_max_bytes=0, suppress=SuppressConfig())
+    diff = (plain.get(rows).int() - sup.get(rows).int()).abs().amax(dim=(1, 2, 3))
+    assert all(diff[0::2] > 50) and all(diff[1::2] == 0)  # stars removed, plain galaxies untouched
+    assert torch.equal(streamed.get(rows), sup.get(rows))

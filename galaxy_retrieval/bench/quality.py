@@ -54,6 +54,14 @@ __all__ = [
 
 CATALOGS = ("synthetic", "first")
 
+# Fraction of the centred square the model sees (ViTConfig.crop). The synthetic galaxies fill
+# their 256-px cutouts; FIRST sources sit in the central ~100 of 300 px and would shrink to a
+# few patches if the whole frame were resized to 64 px.
+DEFAULT_CROP = {"synthetic": 1.0, "first": 0.4}
+# Source-suppression preset (galaxy_retrieval.suppress.PRESETS): "radio" keeps sources within
+# 30 % of the frame of the centre, so the separate lobes of an FRII stay.
+DEFAULT_SUPPRESS = {"synthetic": "optical", "first": "radio"}
+
 # truth column → (label in tables, column that must be > 0 for the value to be defined)
 SYNTH_PARAMETERS: dict[str, tuple[str, str | None]] = {
     "axis_ratio": ("axis ratio", None),
@@ -98,6 +106,7 @@ class QualityConfig:
     synth_size: int = 256
     time_budget_s: float | None = None  # per training run
     k: int = 10
+    crop: float | None = None  # None: DEFAULT_CROP of the catalog
     data_dir: Path = Path("data/quality")
     runs_dir: Path = Path("runs/quality")
     indexes_dir: Path = Path("indexes")
@@ -113,6 +122,9 @@ class QualityConfig:
             raise ConfigError(f"variants {unknown or '(none)'}; choices: {', '.join(VARIANTS)}")
         if self.epochs < 1 or self.k < 1 or self.synth_n < 20:
             raise ConfigError("epochs and k must be >= 1, synth_n >= 20")
+
+    def model_crop(self) -> float:
+        return DEFAULT_CROP[self.catalog] if self.crop is None else float(self.crop)
 
     def catalog_path(self) -> Path:
         return self.data_dir / (f"synthetic-{self.synth_n}-{self.synth_size}px-seed{self.seed}.h5" if self.catalog == "synthetic" else "first.h5")
@@ -147,13 +159,18 @@ def prepare_catalog(cfg: QualityConfig, progress: Progress = NULL_PROGRESS) -> P
 
 
 def _train_config(cfg: QualityConfig, v: Variant):
+    from dataclasses import replace
+
+    from ..model.presets import preset
     from ..train import TrainConfig
 
     kw: dict[str, Any] = dict(preset=cfg.preset, epochs=cfg.epochs, seed=cfg.seed, time_budget_s=cfg.time_budget_s)
+    if cfg.model_crop() != 1.0:
+        kw["model"] = replace(preset(cfg.preset), crop=cfg.model_crop())
     if v.suppress:
-        from ..suppress import SuppressConfig
+        from ..suppress import PRESETS
 
-        kw["suppress_sources"] = SuppressConfig()
+        kw["suppress_sources"] = PRESETS[DEFAULT_SUPPRESS[cfg.catalog]]
     if v.learn_weights:
         kw["learn_score_weights"] = True
     kw.update(cfg.train_overrides)
@@ -323,6 +340,7 @@ def run_quality(cfg: QualityConfig, progress: Progress = NULL_PROGRESS) -> dict[
             "synth_size": cfg.synth_size if cfg.catalog == "synthetic" else None,
             "time_budget_s": cfg.time_budget_s,
             "k": cfg.k,
+            "crop": cfg.model_crop(),
             "train_overrides": cfg.train_overrides,
         },
         "catalog": cat_rec,
@@ -424,7 +442,7 @@ def render_readme(results: list[dict[str, Any]], header: str) -> str:
             f"## {_TITLES.get(c['name'], c['name'])}",
             "",
             f"{c['count']:,} objects ({counts}); {q} held-out queries against the whole catalog, k = {p['k']}, "
-            f"preset `{p['preset']}`, up to {p['epochs']} epochs, seed {p['seed']}. Measured {res['created']} on "
+            f"preset `{p['preset']}` (central {p.get('crop', 1.0):.0%} of the frame), up to {p['epochs']} epochs, seed {p['seed']}. Measured {res['created']} on "
             f"{mch.get('cpu')} ({mch.get('cpus_usable')} cores, device {mch.get('device')}), commit `{res['commit'][:12]}`; "
             f"whole protocol {res['seconds'] / 60:.0f} min. Raw numbers: `benchmarks/results/quality_{c['name']}.json`.",
             "",

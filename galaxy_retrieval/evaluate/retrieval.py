@@ -16,13 +16,21 @@ What :func:`evaluate` measures, on the held-out part of the catalog (the 80/10/1
   (same architecture, initialised with the training seed, i.e. the run's starting point)
   and raw pixels (the model-input image area-downsampled to 16×16×3, values in [0, 1]),
   both ranked by the same score.
+
+The score's weights are the checkpoint's (:attr:`Embedder.score_weights`: learned ones when
+the run learned them) unless given. When the checkpoint was trained on source-suppressed
+images (:attr:`Embedder.suppress`), every image read — queries, database, loose-accuracy
+anchors — is suppressed once, at full resolution, *before* any method sees it, so the two
+baselines are measured on the same input as the model (the report's ``suppress_sources``
+says which config was used). The report also gives the ranked neighbours of every query
+(``query_rows``, ``neighbours``) for analyses beyond labels.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -32,11 +40,12 @@ import torch.nn.functional as F
 
 from ..catalog.base import Catalog
 from ..errors import CatalogError, ConfigError
-from ..model.embedder import Embedder, load_checkpoint
+from ..model.embedder import FROM_CHECKPOINT, Embedder, SuppressChoice, load_checkpoint
 from ..model.preprocess import images_to_float
 from ..model.vit import build_model
 from ..progress import NULL_PROGRESS, Progress
 from ..score import ScoreWeights
+from ..suppress import SuppressConfig
 from ..train.augment import AugmentConfig, PairAugmenter
 from ..train.config import TrainConfig
 from ..train.data import read_rows
@@ -113,7 +122,15 @@ class RetrievalScores:
 
 @dataclass(frozen=True)
 class EvalReport:
-    """Result of :func:`evaluate`. Methods are "model", "untrained" and "pixels"."""
+    """Result of :func:`evaluate`. Methods are "model", "untrained" and "pixels".
+
+    ``query_rows``: catalog rows of the split's readable images, increasing — the queries.
+    ``neighbours[method]``: (len(query_rows), kmax) catalog rows of each query's nearest
+    objects by the exact score, best first, the query itself excluded (kmax = max(ks),
+    at most the database size − 1); only when the catalog has labels (the whole catalog is
+    the database then), else empty. Retrieval metrics use the queries with a label ≥ 0.
+    Neither is in :meth:`to_dict` (arrays, not JSON).
+    """
 
     split: str
     split_seed: int
@@ -129,6 +146,9 @@ class EvalReport:
     query_class_counts: dict[int, int] | None
     seconds: float
     device: str
+    suppress_sources: dict[str, Any] | None = None  # the suppression applied to every image; None: off
+    query_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False, compare=False)
+    neighbours: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -146,6 +166,7 @@ class EvalReport:
             "query_class_counts": None if self.query_class_counts is None else {str(c): n for c, n in self.query_class_counts.items()},
             "seconds": self.seconds,
             "device": self.device,
+            "suppress_sources": self.suppress_sources,
         }
 
 
@@ -183,13 +204,16 @@ def evaluate(
     split_seed: int | None = None,
     weights: ScoreWeights | None = None,
     batch_size: int = 256,
+    suppress: SuppressChoice = FROM_CHECKPOINT,
 ) -> EvalReport:
     """Evaluate a checkpoint (path) or an :class:`Embedder` on ``catalog`` (see module doc).
 
     ``split``: "test" (default), "val", "train" or "all". ``split_seed`` defaults to the
     checkpoint's training seed (so "test" is really held out), else ``seed``. ``seed`` fixes
     the loose-accuracy batches and augmentations. ``weights`` defaults to the checkpoint's
-    training score weights.
+    (:attr:`Embedder.score_weights`). ``suppress``: source suppression of every image read,
+    for all methods — the embedder's (:attr:`Embedder.suppress`, i.e. its checkpoint's) by
+    default, or a :class:`~galaxy_retrieval.suppress.SuppressConfig`, or None (off).
     """
     t0 = time.perf_counter()
     if split not in SPLITS:
@@ -205,7 +229,13 @@ def evaluate(
     if split_seed is None:
         split_seed = int(tcfg.get("seed", seed))
     if weights is None:
-        weights = ScoreWeights.from_dict(tcfg["score_weights"]) if "score_weights" in tcfg else ScoreWeights()
+        weights = emb.score_weights
+    if isinstance(suppress, str) and suppress == FROM_CHECKPOINT:
+        sup = emb.suppress
+    elif suppress is None or isinstance(suppress, SuppressConfig):
+        sup = suppress
+    else:
+        raise ConfigError(f"suppress={suppress!r}; give a SuppressConfig, None (off) or {FROM_CHECKPOINT!r}")
     # the positives of the loose accuracy use the training run's positive transforms
     aug_cfg = AugmentConfig()
     if tcfg:
@@ -241,11 +271,13 @@ def evaluate(
     positives: dict[str, list[np.ndarray]] = {m: [] for m in methods}
     got_rows: list[np.ndarray] = []
     seen = np.zeros(n, dtype=bool)
-    with progress.task(f"evaluating on {split} ({len(rows)} queries, {len(wanted)} read)", total=len(wanted), unit="img") as t:
-        for brows, images in read_rows(catalog, wanted, batch_size):
+    what = f"evaluating on {split} ({len(rows)} queries, {len(wanted)} read{', sources suppressed' if sup else ''})"
+    with progress.task(what, total=len(wanted), unit="img") as t:
+        # suppressed here, once, at full resolution: every method sees the same images
+        for brows, images in read_rows(catalog, wanted, batch_size, suppress=sup):
             t.advance(len(brows))
             seen[brows] = True
-            x01 = images_to_float(images, cfg.image_size)
+            x01 = images_to_float(images, cfg.image_size, crop=cfg.crop)
             sel = np.flatnonzero(in_split[brows])
             xp = augmenter.positive(x01[sel], g) if len(sel) else None
             for m, fn in methods.items():
@@ -277,26 +309,38 @@ def evaluate(
 
     retrieval = None
     class_counts = None
+    neighbours: dict[str, np.ndarray] = {}
     if labels is not None:
         keep = labels[q_rows] >= 0
-        qr = q_rows[keep]
-        ql = labels[qr]
-        kmax = min(max(ks), n - 1)
+        ql = labels[q_rows[keep]]
+        # the database: every readable row (an unreadable one has no vector to rank)
+        db_rows = np.flatnonzero(seen)
+        pos_of = np.full(n, -1, np.int64)
+        pos_of[db_rows] = np.arange(len(db_rows))
+        kmax = min(max(ks), len(db_rows) - 1)
+        if kmax < 1:
+            raise CatalogError(f"{catalog.path}: retrieval needs at least 2 readable images, got {len(db_rows)}")
         ks_eff = tuple(k for k in ks if k <= kmax)
         db_labels = np.where(seen, labels, -1)  # unreadable rows are never relevant
         retrieval = {}
-        with progress.task("exact retrieval", total=len(methods) * len(qr), unit="query") as t:
+        with progress.task("exact retrieval", total=len(methods) * len(q_rows), unit="query") as t:
             for m in methods:
-                _, I = exact_topk(db[m][qr], db[m], kmax, weights, exclude=qr)
-                retrieval[m] = _retrieval_scores(I, ql, db_labels, ks_eff)
-                t.advance(len(qr))
-        u, c = np.unique(ql, return_counts=True)
-        class_counts = {int(a): int(b) for a, b in zip(u, c)}
-        k_show = ks_eff[-1]
-        progress.log(
-            f"macro precision@{k_show}: "
-            + ", ".join(f"{m} {r.macro[f'precision@{k_show}']:.3f}" for m, r in retrieval.items())
-        )
+                xb = db[m] if len(db_rows) == n else db[m][db_rows]
+                _, I = exact_topk(xb[pos_of[q_rows]], xb, kmax, weights, exclude=pos_of[q_rows])
+                neighbours[m] = db_rows[I]
+                if len(ql):
+                    retrieval[m] = _retrieval_scores(neighbours[m][keep], ql, db_labels, ks_eff)
+                t.advance(len(q_rows))
+        if retrieval:
+            u, c = np.unique(ql, return_counts=True)
+            class_counts = {int(a): int(b) for a, b in zip(u, c)}
+            k_show = ks_eff[-1]
+            progress.log(
+                f"macro precision@{k_show}: "
+                + ", ".join(f"{m} {r.macro[f'precision@{k_show}']:.3f}" for m, r in retrieval.items())
+            )
+        else:
+            retrieval = None  # no labelled query in the split
     return EvalReport(
         split=split,
         split_seed=split_seed,
@@ -312,4 +356,7 @@ def evaluate(
         query_class_counts=class_counts,
         seconds=time.perf_counter() - t0,
         device=str(emb.device),
+        suppress_sources=None if sup is None else sup.to_dict(),
+        query_rows=q_rows,
+        neighbours=neighbours,
     )

@@ -6,6 +6,11 @@ after a kill skips the shards already on disk (each written atomically) and prod
 bytes as an uninterrupted run. ``build-state.json`` records what is being built; a rerun with
 a different checkpoint or catalog into the same directory is refused rather than mixed. The
 manifest is written last, so a half-built directory is never taken for an index.
+
+The manifest's score weights (what the searcher reranks with) are the checkpoint's —
+learned ones when its training learned them (:attr:`Embedder.score_weights`) — unless
+``BuildConfig.score_weights`` is given. Images are embedded exactly as the checkpoint's
+training saw them, source suppression included (:attr:`Embedder.suppress`).
 """
 
 from __future__ import annotations
@@ -47,10 +52,13 @@ class BuildConfig:
     shard_rows: int = 8192
     batch_size: int = 128
     index: IndexSpec = field(default_factory=IndexSpec)
-    score_weights: ScoreWeights = field(default_factory=ScoreWeights)
+    # None: the checkpoint's (from shards: the source manifest's, else the paper's 1/3 each)
+    score_weights: ScoreWeights | None = None
     overwrite: bool = False
 
     def __post_init__(self) -> None:
+        if self.score_weights is not None and not isinstance(self.score_weights, ScoreWeights):
+            raise ConfigError(f"score_weights must be a ScoreWeights or None, got {type(self.score_weights).__name__}")
         if self.dtype not in ("float32", "float16"):
             raise ConfigError(f"--dtype must be float32 or float16, got {self.dtype!r}")
         if self.shard_rows < 1 or self.batch_size < 1:
@@ -139,6 +147,7 @@ def _finish(
     dim: int,
     dtype: str,
     cfg: BuildConfig,
+    weights: ScoreWeights,
     model_info: dict[str, Any] | None,
     catalog_info: dict[str, Any],
     progress: Progress,
@@ -165,7 +174,7 @@ def _finish(
         dtype=dtype,
         count=len(ids),
         shards=entries,
-        score_weights=cfg.score_weights.to_dict(),
+        score_weights=weights.to_dict(),
         model=model_info,
         catalog=catalog_info,
         faiss={**faiss_info, "bytes": faiss_file.stat().st_size, "sha256": sha256_file(faiss_file)},
@@ -202,6 +211,8 @@ def build_index(
         "batch_size": cfg.batch_size,
         "dtype": cfg.dtype,
     }
+    if embedder.suppress is not None:  # part of what the vectors are
+        state["suppress_sources"] = embedder.suppress.to_dict()
     _check_state(out, state)
     _copy_model(Path(checkpoint), out / MODEL_DIR, embedder)
 
@@ -254,7 +265,11 @@ def build_index(
         if stale not in shard_paths:
             stale.unlink()
     catalog_info = {"source": catalog.source, "path": str(Path(catalog.path).resolve()), "kind": catalog.kind, "count": n, "skipped": len(skipped)}
-    manifest = _finish(out, shard_paths, embedder.dim, cfg.dtype, cfg, embedder.manifest_info(), catalog_info, progress, seconds)
+    names = getattr(catalog, "label_names", None)
+    if names:  # so results are captioned with the catalog's own class names
+        catalog_info["label_names"] = {str(k): v for k, v in names.items()}
+    weights = cfg.score_weights if cfg.score_weights is not None else embedder.score_weights
+    manifest = _finish(out, shard_paths, embedder.dim, cfg.dtype, cfg, weights, embedder.manifest_info(), catalog_info, progress, seconds)
     return BuildResult(out, manifest, embedded, reused, skipped, seconds)
 
 
@@ -291,16 +306,28 @@ def build_index_from_shards(
                 shutil.copyfile(p, tmp)
         copied.append(dst)
     model_info = None
+    src_weights = None
     src_manifest = src.parent / MANIFEST_NAME if src.name == EMBEDDINGS_DIR else src / MANIFEST_NAME
     if src_manifest.is_file():
         try:
-            model_info = json.loads(src_manifest.read_text()).get("model")
+            d = json.loads(src_manifest.read_text())
         except json.JSONDecodeError:
-            model_info = None
+            d = {}
+        d = d if isinstance(d, dict) else {}
+        model_info = d.get("model")
+        # the weights the shards' model is scored with: the manifest's, else its model's
+        src_weights = d.get("score_weights") or (model_info or {}).get("score_weights")
     if model_info and (src_manifest.parent / MODEL_DIR).is_dir() and src_manifest.parent.resolve() != out.resolve():
         shutil.copytree(src_manifest.parent / MODEL_DIR, out / MODEL_DIR, dirs_exist_ok=True)
     catalog_info = {"source": f"shards:{src.resolve()}", "path": None, "kind": "shards", "count": sum(pq.read_metadata(p).num_rows for p in copied)}
-    manifest = _finish(out, copied, dim, dtype, cfg, model_info, catalog_info, progress, {})
+    if cfg.score_weights is not None:
+        weights = cfg.score_weights
+    else:
+        try:
+            weights = ScoreWeights.from_dict(src_weights) if src_weights else ScoreWeights()
+        except (ConfigError, KeyError, TypeError, ValueError) as e:
+            raise IndexFormatError(f"{src_manifest}: invalid score_weights {src_weights!r} ({e})") from None
+    manifest = _finish(out, copied, dim, dtype, cfg, weights, model_info, catalog_info, progress, {})
     return BuildResult(out, manifest, 0, len(copied), [], {})
 
 

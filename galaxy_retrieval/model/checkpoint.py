@@ -5,11 +5,15 @@ Layout of ``runs/NAME/``::
     model.safetensors        best weights (lowest validation loss); the model config is
                              also in the file's metadata, so the file alone is usable
     checkpoint.json          format version, package version, model config, training
-                             config, epoch, best val loss, metric history, weights sha256
+                             config, epoch, best val loss, metric history, weights sha256;
+                             with ``learn_score_weights`` also ``score_weights`` (the
+                             best epoch's learned weights; the training config keeps the
+                             initial ones)
     history.json             per-epoch metrics (the same list as in checkpoint.json)
     history.png              loss and loose accuracy per epoch (paper Fig. 3)
     last/model.safetensors   weights after the latest epoch (for --resume)
-    last/state.safetensors   optimizer moments and RNG state, as plain tensors
+    last/state.safetensors   optimizer moments, RNG state and learned score-weight logits,
+                             as plain tensors
     last/state.json          everything scalar needed to resume
 
 Every file is written to a temporary name in the same directory and moved into place
@@ -38,6 +42,7 @@ __all__ = [
     "HISTORY_FILE",
     "PLOT_FILE",
     "LAST_DIR",
+    "USAGE_KEYS",
     "atomic_write_bytes",
     "atomic_write_json",
     "sha256_file",
@@ -60,6 +65,9 @@ LAST_DIR = "last"
 STATE_TENSORS = "state.safetensors"
 STATE_JSON = "state.json"
 _META_KEY = "galaxy_retrieval"
+#: metadata a training run also writes into the best weights file (when set), so that file
+#: alone is used as the run intended: learned score weights, source suppression
+USAGE_KEYS = ("score_weights", "suppress_sources")
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -210,7 +218,10 @@ def load_model(
     model = build_model(cfg)
     _load_state(model, tensors, weights)
     model.eval()
-    meta = meta or {"format_version": FORMAT_VERSION, "model": cfg.to_dict()}
+    if meta is None:
+        # the weights file alone: what training recorded in it about how to use the model
+        meta = {"format_version": FORMAT_VERSION, "model": cfg.to_dict()}
+        meta.update({k: file_meta[k] for k in USAGE_KEYS if file_meta.get(k) is not None})
     return model, meta, weights, sha256_file(weights)
 
 

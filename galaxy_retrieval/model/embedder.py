@@ -3,18 +3,68 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import numpy as np
 import torch
 
+from ..errors import CheckpointError, ConfigError
+from ..score import ScoreWeights
+from ..suppress import SuppressConfig
 from .checkpoint import load_model, weights_sha256
 from .config import ViTConfig
 from .device import autocast_for, pick_device
 from .preprocess import images_to_float, normalize
 from .vit import GalaxIDNetViT
 
-__all__ = ["Embedder", "load_checkpoint"]
+__all__ = ["Embedder", "load_checkpoint", "suppress_images", "FROM_CHECKPOINT"]
+
+#: ``suppress=FROM_CHECKPOINT``: do what the checkpoint's training did (the default)
+FROM_CHECKPOINT = "checkpoint"
+SuppressChoice = Union[SuppressConfig, None, str]
+
+
+def suppress_images(images, cfg: SuppressConfig):
+    """Source suppression (:mod:`galaxy_retrieval.suppress`) of a batch of full-resolution images.
+
+    ``images``: a uint8 (B, H, W, C) array, a list of (H, W[, C]) arrays (other dtypes are
+    converted to uint8 RGB as catalog readers do), or a uint8 (B, 3, H, W) tensor. Returns an
+    array or a list of uint8 images, ready for :func:`~.preprocess.images_to_float`.
+    Suppression needs the pixels before any resizing: a star blurred into its neighbours by
+    downsampling is harder to separate from the galaxy."""
+    from ..suppress import suppress_batch
+
+    if isinstance(images, torch.Tensor):
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise ValueError(
+                f"source suppression needs uint8 images; got a {images.dtype} tensor of shape {tuple(images.shape)}"
+            )
+        return suppress_batch(np.ascontiguousarray(images.permute(0, 2, 3, 1).cpu().numpy()), cfg)
+    if isinstance(images, np.ndarray) and images.ndim == 4 and images.dtype == np.uint8:
+        return suppress_batch(images, cfg)
+    from ..catalog.images import to_uint8_rgb
+
+    return suppress_batch([a if a.dtype == np.uint8 else to_uint8_rgb(a) for a in map(np.asarray, images)], cfg)
+
+
+def _checkpoint_suppress(meta: dict[str, Any], where: str | None) -> SuppressConfig | None:
+    raw = (meta.get("train") or {}).get("suppress_sources", meta.get("suppress_sources"))
+    if raw is None:
+        return None
+    try:
+        return SuppressConfig.from_dict(raw)
+    except (ConfigError, TypeError) as e:
+        raise CheckpointError(f"{where or 'checkpoint'}: invalid suppress_sources config ({e})") from None
+
+
+def _checkpoint_weights(meta: dict[str, Any], where: str | None) -> ScoreWeights:
+    raw = meta.get("score_weights") or (meta.get("train") or {}).get("score_weights")
+    if not raw:
+        return ScoreWeights()
+    try:
+        return ScoreWeights.from_dict(raw)
+    except (ConfigError, KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{where or 'checkpoint'}: invalid score_weights {raw!r} ({e})") from None
 
 
 class Embedder:
@@ -23,6 +73,15 @@ class Embedder:
     ``embed(images)`` takes uint8 images of any size (an (B, H, W, 3) array or a list of
     (H, W, 3) arrays), preprocesses them exactly as training did (``preprocess.py``), runs
     one batched model call per chunk of ``batch_size`` and returns float32 (B, dim).
+
+    Two things of the checkpoint's training travel with it:
+
+    - :attr:`suppress`: when training suppressed the sources around the central galaxy
+      (``TrainConfig.suppress_sources``), ``embed`` does the same to its images first.
+      ``suppress=`` overrides it (a :class:`SuppressConfig`, or None for off).
+      ``embed_float`` takes images already at model size and never suppresses.
+    - :attr:`score_weights`: the weights the model was trained to be scored with (learned
+      ones when the run learned them), the default of evaluation and index building.
     """
 
     def __init__(
@@ -33,19 +92,34 @@ class Embedder:
         sha256: str | None = None,
         meta: dict[str, Any] | None = None,
         path: str | Path | None = None,
+        suppress: SuppressChoice = FROM_CHECKPOINT,
     ) -> None:
         self.device = pick_device(device)
         self.model = model.to(self.device).eval()
         self._sha256 = sha256
         self.meta = meta or {}
         self.path = None if path is None else str(path)
+        self._score_weights = _checkpoint_weights(self.meta, self.path)
+        if isinstance(suppress, str):
+            if suppress != FROM_CHECKPOINT:
+                raise ConfigError(f"suppress={suppress!r}; give a SuppressConfig, None (off) or {FROM_CHECKPOINT!r}")
+            self._suppress = _checkpoint_suppress(self.meta, self.path)
+        elif suppress is None or isinstance(suppress, SuppressConfig):
+            self._suppress = suppress
+        else:
+            raise ConfigError(f"suppress must be a SuppressConfig, None or {FROM_CHECKPOINT!r}, got {type(suppress).__name__}")
 
     @classmethod
     def from_model(
-        cls, model: GalaxIDNetViT, *, device: str | torch.device | None = "auto", meta: dict[str, Any] | None = None
+        cls,
+        model: GalaxIDNetViT,
+        *,
+        device: str | torch.device | None = "auto",
+        meta: dict[str, Any] | None = None,
+        suppress: SuppressChoice = FROM_CHECKPOINT,
     ) -> "Embedder":
         """Wrap an in-memory model (tests, untrained baselines); sha256 is that of its weights."""
-        return cls(model, device=device, meta=meta)
+        return cls(model, device=device, meta=meta, suppress=suppress)
 
     @property
     def dim(self) -> int:
@@ -66,6 +140,17 @@ class Embedder:
         """The training config stored with the checkpoint (None for an in-memory model)."""
         return self.meta.get("train")
 
+    @property
+    def score_weights(self) -> ScoreWeights:
+        """The checkpoint's score weights: the learned ones (``meta["score_weights"]``) if the
+        run learned them, else its training config's, else the paper's 1/3 each."""
+        return self._score_weights
+
+    @property
+    def suppress(self) -> SuppressConfig | None:
+        """Source suppression ``embed`` applies (the checkpoint's unless overridden), or None."""
+        return self._suppress
+
     def manifest_info(self) -> dict[str, Any]:
         """What an index manifest records about the model that produced its vectors."""
         return {
@@ -78,6 +163,8 @@ class Embedder:
             "format_version": self.meta.get("format_version"),
             "package_version": self.meta.get("package_version"),
             "training": self.meta.get("summary"),
+            "score_weights": self.score_weights.to_dict(),
+            "suppress_sources": None if self.suppress is None else self.suppress.to_dict(),
         }
 
     @torch.inference_mode()
@@ -92,26 +179,36 @@ class Embedder:
         return out
 
     def embed(self, images, batch_size: int = 256) -> np.ndarray:
-        """uint8 images of any size → float32 (B, dim)."""
+        """uint8 images of any size → float32 (B, dim); sources suppressed first when :attr:`suppress`."""
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size} must be >= 1")
         n = len(images)
         out = np.empty((n, self.dim), dtype=np.float32)
         for lo in range(0, n, batch_size):
-            x01 = images_to_float(images[lo : lo + batch_size], self.model_config.image_size, self.device)
+            chunk = images[lo : lo + batch_size]
+            if self._suppress is not None:
+                chunk = suppress_images(chunk, self._suppress)
+            x01 = images_to_float(chunk, self.model_config.image_size, self.device, self.model_config.crop)
             out[lo : lo + len(x01)] = self.embed_float(x01, batch_size)
         return out
 
     def __repr__(self) -> str:
-        return f"Embedder(preset={self.model_config.name!r}, dim={self.dim}, device={self.device}, sha256={self.sha256[:12]}…)"
+        sup = ", suppress=on" if self._suppress is not None else ""
+        return f"Embedder(preset={self.model_config.name!r}, dim={self.dim}, device={self.device}{sup}, sha256={self.sha256[:12]}…)"
 
 
 def load_checkpoint(
-    path: str | Path, *, device: str | torch.device | None = "auto", expect: ViTConfig | str | None = None
+    path: str | Path,
+    *,
+    device: str | torch.device | None = "auto",
+    expect: ViTConfig | str | None = None,
+    suppress: SuppressChoice = FROM_CHECKPOINT,
 ) -> Embedder:
     """Open a run directory (``runs/NAME``) or a ``model.safetensors`` file as an :class:`Embedder`.
 
+    ``suppress``: source suppression of ``embed`` — the checkpoint's training setting by
+    default, or a :class:`SuppressConfig`, or None (off) to override it.
     Raises :class:`~galaxy_retrieval.errors.CheckpointError` naming the file when it is
     missing, corrupt, or (with ``expect``) of another preset or shape."""
     model, meta, weights, sha = load_model(path, expect=expect)
-    return Embedder(model, device=device, sha256=sha, meta=meta, path=weights)
+    return Embedder(model, device=device, sha256=sha, meta=meta, path=weights, suppress=suppress)

@@ -10,6 +10,7 @@ from ..errors import ConfigError
 from ..model.config import ViTConfig
 from ..model.presets import preset as _preset
 from ..score import ScoreWeights
+from ..suppress import SuppressConfig
 from .augment import AugmentConfig
 
 __all__ = ["TrainConfig", "PairMode", "LrSchedule"]
@@ -50,6 +51,21 @@ class TrainConfig:
         augmented views per image, as in SimCLR) instead of the untouched image (paper).
     time_budget_s
         stop before an epoch that would end past this many seconds (None: no limit).
+    learn_score_weights
+        learn the score's weights with the model (the paper's future work, §3.6): the loss
+        scores with w = softmax(θ), θ a 3-vector starting where w equals ``score_weights``
+        normalised (so every initial weight must be > 0) and optimised by the same loss and
+        learning rate, without weight decay. The weights stay positive and sum to one, so
+        the maximum score stays 1 and the margin of 1.0 keeps its meaning. Validation uses
+        the current weights; the history records them (``w_cos``, ``w_l2``, ``w_l3``) and
+        the checkpoint those of the best epoch (``checkpoint.json`` key ``score_weights``),
+        which evaluation and index building then use by default.
+    suppress_sources
+        replace every source but the central galaxy by sky (:mod:`galaxy_retrieval.suppress`)
+        in the full-resolution catalog images before they are cropped and resized, for
+        training and validation alike. Recorded in the checkpoint, so the checkpoint's
+        :class:`~galaxy_retrieval.model.Embedder` (index building, image queries) and
+        :func:`~galaxy_retrieval.evaluate.evaluate` do the same to their images.
     """
 
     preset: str = "small"
@@ -76,6 +92,8 @@ class TrainConfig:
     time_budget_s: float | None = None
     device: str = "auto"
     preload_max_bytes: int = 2 << 30
+    learn_score_weights: bool = False
+    suppress_sources: SuppressConfig | None = None
 
     def __post_init__(self) -> None:
         def _int(name: str, lo: int) -> None:
@@ -110,6 +128,17 @@ class TrainConfig:
         object.__setattr__(self, "loose_batch_sizes", sizes)
         if not isinstance(self.score_weights, ScoreWeights):
             raise ConfigError(f"train config score_weights must be a ScoreWeights, got {type(self.score_weights).__name__}")
+        if not isinstance(self.learn_score_weights, bool):
+            raise ConfigError(f"train config learn_score_weights={self.learn_score_weights!r} must be True or False")
+        if self.learn_score_weights and min(self.score_weights.as_tuple()) <= 0:
+            raise ConfigError(
+                f"train config learn_score_weights starts from score_weights={self.score_weights.to_dict()}: "
+                "every weight must be > 0 (learned weights are a softmax, never exactly zero)"
+            )
+        if self.suppress_sources is not None and not isinstance(self.suppress_sources, SuppressConfig):
+            raise ConfigError(
+                f"train config suppress_sources must be a SuppressConfig or None, got {type(self.suppress_sources).__name__}"
+            )
         if self.model is None:
             _preset(self.preset)  # raises ConfigError naming the choices
         self.augment_config()  # validates augmentation counts
@@ -145,7 +174,7 @@ class TrainConfig:
             v = getattr(self, f.name)
             if isinstance(v, ViTConfig):
                 v = v.to_dict()
-            elif isinstance(v, ScoreWeights):
+            elif isinstance(v, (ScoreWeights, SuppressConfig)):
                 v = v.to_dict()
             elif isinstance(v, AugmentConfig):
                 v = {k: (list(x) if isinstance(x, tuple) else x) for k, x in asdict(v).items()}
@@ -165,6 +194,8 @@ class TrainConfig:
             kw["model"] = ViTConfig.from_dict(kw["model"])
         if "score_weights" in kw:
             kw["score_weights"] = ScoreWeights.from_dict(kw["score_weights"])
+        if kw.get("suppress_sources") is not None:
+            kw["suppress_sources"] = SuppressConfig.from_dict(kw["suppress_sources"])
         if kw.get("augment") is not None:
             kw["augment"] = AugmentConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in kw["augment"].items()})
         if "loose_batch_sizes" in kw:

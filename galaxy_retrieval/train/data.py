@@ -1,4 +1,8 @@
-"""Catalog images at model resolution, in RAM when they fit, streamed otherwise."""
+"""Catalog images at model resolution, in RAM when they fit, streamed otherwise.
+
+With a :class:`~galaxy_retrieval.suppress.SuppressConfig`, every image has the sources
+around its central galaxy replaced by sky first, at full resolution (before the crop and
+resize), as the checkpoint's :class:`~galaxy_retrieval.model.Embedder` does at search time."""
 
 from __future__ import annotations
 
@@ -9,8 +13,10 @@ import torch
 
 from ..catalog.base import Catalog
 from ..errors import CatalogError
+from ..model.embedder import suppress_images
 from ..model.preprocess import resize_uint8
 from ..progress import NULL_PROGRESS, Progress
+from ..suppress import SuppressConfig
 
 __all__ = ["ImageStore", "read_rows"]
 
@@ -21,11 +27,18 @@ _CHUNK = 256
 _DENSE = 0.05
 
 
-def read_rows(catalog: Catalog, rows: np.ndarray, chunk: int = _CHUNK) -> Iterator[tuple[np.ndarray, Any]]:
+def read_rows(
+    catalog: Catalog, rows: np.ndarray, chunk: int = _CHUNK, suppress: SuppressConfig | None = None
+) -> Iterator[tuple[np.ndarray, Any]]:
     """Yield (catalog rows, images) for the given rows, in increasing row order.
 
     Dense row sets are read as contiguous ranges (``iter_batches``) and filtered; sparse
-    ones by ``get_batch``. Unreadable images skipped by the catalog are simply absent."""
+    ones by ``get_batch``. Unreadable images skipped by the catalog are simply absent.
+    With ``suppress``, the images come with their non-central sources replaced by sky."""
+    if suppress is not None:
+        for got, images in read_rows(catalog, rows, chunk):
+            yield got, suppress_images(images, suppress)
+        return
     rows = np.unique(np.asarray(rows, dtype=np.int64))
     if rows.size == 0:
         return
@@ -56,7 +69,9 @@ class ImageStore:
 
     ``get(positions)`` takes positions into ``rows`` (0 … len−1) and returns uint8
     (b, 3, size, size). Unreadable images (catalogs opened with ``on_error="skip"``) are
-    dropped from the store while pre-loading.
+    dropped from the store while pre-loading. ``suppress`` suppresses the sources around
+    the central galaxy of each full-resolution image before it is resized (once, while
+    pre-loading; on every request when streaming).
     """
 
     def __init__(
@@ -67,9 +82,13 @@ class ImageStore:
         preload_max_bytes: int = 2 << 30,
         progress: Progress = NULL_PROGRESS,
         name: str = "images",
+        suppress: SuppressConfig | None = None,
+        crop: float = 1.0,
     ) -> None:
         self.catalog = catalog
         self.size = size
+        self.crop = crop  # central fraction kept before resizing (ViTConfig.crop)
+        self.suppress = suppress
         self.rows = np.unique(np.asarray(rows, dtype=np.int64))
         self.preloaded = len(self.rows) * 3 * size * size <= preload_max_bytes
         self._data: torch.Tensor | None = None
@@ -80,9 +99,10 @@ class ImageStore:
 
     def _preload(self, progress: Progress, name: str) -> None:
         parts, kept = [], []
-        with progress.task(f"loading {name} at {self.size}²", total=len(self.rows), unit="img") as t:
-            for got, images in read_rows(self.catalog, self.rows):
-                parts.append(resize_uint8(images, self.size))
+        what = f"loading {name} at {self.size}²" + (" (suppressing sources)" if self.suppress is not None else "")
+        with progress.task(what, total=len(self.rows), unit="img") as t:
+            for got, images in read_rows(self.catalog, self.rows, suppress=self.suppress):
+                parts.append(resize_uint8(images, self.size, self.crop))
                 kept.append(got)
                 t.advance(len(got))
         self.rows = np.concatenate(kept) if kept else np.zeros(0, np.int64)
@@ -98,4 +118,5 @@ class ImageStore:
         b = self.catalog.get_batch(self.rows[pos.numpy()])
         if len(b) == 0:
             return torch.zeros((0, 3, self.size, self.size), dtype=torch.uint8)
-        return resize_uint8(b.images, self.size)
+        images = b.images if self.suppress is None else suppress_images(b.images, self.suppress)
+        return resize_uint8(images, self.size, self.crop)

@@ -1,4 +1,8 @@
-"""The training loop (paper §3.4), validation each epoch (§3.5), checkpoints and resume."""
+"""The training loop (paper §3.4), validation each epoch (§3.5), checkpoints and resume.
+
+Optionally learns the score's weights with the model (``TrainConfig.learn_score_weights``,
+the paper's future work in §3.6) and trains on source-suppressed images
+(``TrainConfig.suppress_sources``, its §5 future work)."""
 
 from __future__ import annotations
 
@@ -34,7 +38,7 @@ from ..model.device import autocast_for, pick_device
 from ..model.preprocess import normalize
 from ..model.vit import GalaxIDNetViT, build_model
 from ..progress import NULL_PROGRESS, Progress
-from ..score import contrastive_loss, score_torch
+from ..score import ScoreWeights, contrastive_loss, score_torch, weight_logits, weights_from_logits
 from .augment import PairAugmenter
 from .config import TrainConfig
 from .data import ImageStore
@@ -60,6 +64,8 @@ class TrainResult:
     n_train: int
     n_val: int
     resumed_from_epoch: int = 0
+    # the best epoch's learned score weights (cos, l2, l3); None when they were not learned
+    score_weights: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -107,20 +113,22 @@ def _embed_u8(model: GalaxIDNetViT, x: torch.Tensor, device: torch.device, chunk
 
 
 def validate(
-    model: GalaxIDNetViT, val: ValSet, cfg: TrainConfig, device: torch.device
+    model: GalaxIDNetViT, val: ValSet, cfg: TrainConfig, device: torch.device, weights: ScoreWeights | None = None
 ) -> dict[str, float | None]:
-    """Paper-pair validation loss and mini-search loose accuracy at each batch size."""
+    """Paper-pair validation loss and mini-search loose accuracy at each batch size, scored
+    with ``weights`` (default ``cfg.score_weights``; the current learned ones when learning)."""
+    w = cfg.score_weights if weights is None else weights
     was_training = model.training
     model.eval()
     za = _embed_u8(model, val.anchors, device)
     zp = _embed_u8(model, val.positives, device)
     zn = _embed_u8(model, val.negatives, device)
     model.train(was_training)
-    s = torch.cat([score_torch(za, zp, cfg.score_weights), score_torch(za, zn, cfg.score_weights)])
+    s = torch.cat([score_torch(za, zp, w), score_torch(za, zn, w)])
     y = torch.cat([torch.ones(len(za)), torch.zeros(len(za))])
     out: dict[str, float | None] = {"val_loss": float(contrastive_loss(s, y, cfg.margin))}
     for b in cfg.loose_batch_sizes:
-        acc, _ = loose_accuracy(za, zp, b, cfg.score_weights)
+        acc, _ = loose_accuracy(za, zp, b, w)
         out[f"val_loose_acc@{b}"] = None if math.isnan(acc) else acc
     return out
 
@@ -155,6 +163,9 @@ def train(
     stopping, the last 10 % is left for :func:`galaxy_retrieval.evaluate.evaluate`.
     ``resume=True`` continues ``out_dir/last`` up to ``cfg.epochs`` in total; otherwise an
     existing run there is an error unless ``overwrite=True``.
+
+    With ``cfg.learn_score_weights`` the score's weights are softmax(θ), θ a parameter of
+    its own (same learning rate, no weight decay); see :class:`TrainConfig`.
     """
     t_start = time.perf_counter()
     out = Path(out_dir)
@@ -164,12 +175,19 @@ def train(
             raise CheckpointError(f"{out}: nothing to resume (no {LAST_DIR}/state.json); train without resume first")
         # checked before any data is loaded: the seed fixes the split, so it cannot change
         try:
-            saved_seed = json.loads(state_json.read_text("utf-8")).get("state", {}).get("seed", cfg.seed)
+            saved = json.loads(state_json.read_text("utf-8")).get("state", {})
         except (OSError, ValueError) as e:
             raise CheckpointError(f"{state_json}: unreadable resume state ({e})") from None
+        saved_seed = saved.get("seed", cfg.seed)
         if saved_seed != cfg.seed:
             raise CheckpointError(
                 f"{out / LAST_DIR}: run was trained with seed {saved_seed} (which fixes the data split); got seed {cfg.seed}"
+            )
+        saved_learn = bool(saved.get("learn_score_weights", False))
+        if saved_learn != cfg.learn_score_weights:
+            raise CheckpointError(
+                f"{out / LAST_DIR}: run was trained with learn_score_weights={saved_learn}; "
+                f"got learn_score_weights={cfg.learn_score_weights} (resume with the run's setting)"
             )
     if not resume and _has_run(out):
         if not overwrite:
@@ -190,8 +208,9 @@ def train(
         f"device {device}; model {mcfg.name} ({mcfg.image_size}² input); "
         f"split {len(train_rows)} train / {len(val_rows)} val / {len(catalog) - len(train_rows) - len(val_rows)} test"
     )
-    tr = ImageStore(catalog, train_rows, mcfg.image_size, cfg.preload_max_bytes, progress, "training set")
-    va = ImageStore(catalog, val_rows, mcfg.image_size, cfg.preload_max_bytes, progress, "validation set")
+    sup = cfg.suppress_sources
+    tr = ImageStore(catalog, train_rows, mcfg.image_size, cfg.preload_max_bytes, progress, "training set", suppress=sup, crop=mcfg.crop)
+    va = ImageStore(catalog, val_rows, mcfg.image_size, cfg.preload_max_bytes, progress, "validation set", suppress=sup, crop=mcfg.crop)
     if len(tr) < 2:
         raise CatalogError(f"{catalog.path}: training needs at least 2 readable training images, got {len(tr)}")
     if not tr.preloaded:
@@ -199,12 +218,27 @@ def train(
     val = make_val_set(va, augmenter, cfg.seed, cfg.max_val_images)
 
     model = build_model(mcfg, seed=cfg.seed).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    theta: torch.Tensor | None = None  # learned score-weight logits
+    if cfg.learn_score_weights:
+        theta = torch.nn.Parameter(weight_logits(cfg.score_weights).to(device))
+        # θ only sets the balance of three terms: decaying it would pull the weights
+        # towards 1/3 each for no reason
+        opt = torch.optim.Adam(
+            [{"params": list(model.parameters())}, {"params": [theta], "weight_decay": 0.0}],
+            lr=cfg.lr,
+            weight_decay=cfg.weight_decay,
+        )
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    def current_weights() -> ScoreWeights:
+        return cfg.score_weights if theta is None else weights_from_logits(theta)
 
     history: list[dict[str, Any]] = []
     start_epoch, best_val, best_epoch, bad_epochs, step = 0, math.inf, 0, 0, 0
     best_acc: dict[int, float] = {}
     best_sha = ""
+    best_weights: dict[str, float] | None = None
     if resume:
         extra, st = load_train_state(out, model, opt)
         history = list(st.get("history", []))
@@ -217,6 +251,12 @@ def train(
         step = int(st.get("step", 0))
         if "generator" in extra:
             g.set_state(extra["generator"])
+        if theta is not None:
+            if "score_logits" not in extra:
+                raise CheckpointError(f"{out / LAST_DIR}: resume state has no learned score weights (score_logits)")
+            with torch.no_grad():
+                theta.copy_(extra["score_logits"].to(theta.device, theta.dtype))
+            best_weights = st.get("best_score_weights")
         progress.log(f"resuming {out} after epoch {start_epoch} (best epoch {best_epoch}, val loss {best_val:.4f})")
 
     n = len(tr)
@@ -257,7 +297,8 @@ def train(
                 x = normalize(batch.images, mcfg)
                 with autocast_for(device):
                     emb = model.embed(x)  # one model call for every image of every pair
-                loss, acc = pair_loss(emb.float(), batch, cfg.score_weights, cfg.margin)
+                w = cfg.score_weights if theta is None else torch.softmax(theta, dim=0)
+                loss, acc = pair_loss(emb.float(), batch, w, cfg.margin)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.grad_clip is not None:
@@ -275,7 +316,8 @@ def train(
                 seen += k
                 t.advance(k * per_image)
                 t.update(loss=loss_sum / seen, acc=acc_sum / seen)
-        metrics = validate(model, val, cfg, device)
+        epoch_w = current_weights()
+        metrics = validate(model, val, cfg, device, epoch_w)
         epoch_s = time.perf_counter() - t_epoch
         last_epoch_s = epoch_s
         row: dict[str, Any] = {
@@ -286,6 +328,8 @@ def train(
             "lr": opt.param_groups[0]["lr"],
             "seconds": round(epoch_s, 3),
         }
+        if theta is not None:
+            row.update(w_cos=epoch_w.cos, w_l2=epoch_w.l2, w_l3=epoch_w.l3)
         history.append(row)
         vl = metrics["val_loss"]
         improved = vl is not None and math.isfinite(vl) and vl < best_val
@@ -294,16 +338,18 @@ def train(
                 best_val, bad_epochs = vl, 0
             best_epoch = epoch + 1
             best_acc = {b: metrics[f"val_loose_acc@{b}"] for b in cfg.loose_batch_sizes}
-            best_sha = save_weights(out / WEIGHTS_FILE, model)
+            best_weights = None if theta is None else epoch_w.to_dict()
+            best_sha = save_weights(out / WEIGHTS_FILE, model, _usage_meta(cfg, best_weights))
         else:
             bad_epochs += 1
         if bad_epochs >= cfg.patience:
             stopped = "early_stopping"
+        learned = "" if theta is None else f", weights cos {epoch_w.cos:.3f} / L2 {epoch_w.l2:.3f} / L3 {epoch_w.l3:.3f}"
         accs = ", ".join(
             f"loose@{b} {metrics[f'val_loose_acc@{b}']:.3f}" for b in cfg.loose_batch_sizes if metrics[f"val_loose_acc@{b}"] is not None
         )
         progress.log(
-            f"epoch {epoch + 1}: train loss {row['train_loss']:.4f}, val loss {vl:.4f}, {accs}"
+            f"epoch {epoch + 1}: train loss {row['train_loss']:.4f}, val loss {vl:.4f}, {accs}{learned}"
             f"{' (best)' if best_epoch == epoch + 1 else ''} [{epoch_s:.1f} s]"
         )
         state = {
@@ -318,7 +364,12 @@ def train(
             "stopped": stopped if stopped == "early_stopping" else None,
             "history": history,
         }
-        save_train_state(out, model, opt, {"generator": g.get_state()}, state)
+        extra_tensors = {"generator": g.get_state()}
+        if theta is not None:
+            state["learn_score_weights"] = True
+            state["best_score_weights"] = best_weights
+            extra_tensors["score_logits"] = theta.detach()
+        save_train_state(out, model, opt, extra_tensors, state)
         _write_run_files(out, cfg, catalog, history, state, device, time.perf_counter() - t_start, len(tr), len(va))
         if stopped == "early_stopping":
             progress.log(f"early stopping: no validation improvement for {cfg.patience} epochs")
@@ -339,7 +390,18 @@ def train(
         n_train=len(tr),
         n_val=len(va),
         resumed_from_epoch=start_epoch if resume else 0,
+        score_weights=best_weights,
     )
+
+
+def _usage_meta(cfg: TrainConfig, best_weights: dict[str, float] | None) -> dict[str, Any] | None:
+    """What the best weights file itself records about how to use the model (see checkpoint.py)."""
+    meta: dict[str, Any] = {}
+    if best_weights is not None:
+        meta["score_weights"] = best_weights
+    if cfg.suppress_sources is not None:
+        meta["suppress_sources"] = cfg.suppress_sources.to_dict()
+    return meta or None
 
 
 def _write_run_files(
@@ -381,6 +443,9 @@ def _write_run_files(
         "summary": summary,
         "history": history,
     }
+    if state.get("learn_score_weights"):
+        # the best epoch's learned weights; meta["train"]["score_weights"] keeps the initial ones
+        meta["score_weights"] = state["best_score_weights"]
     atomic_write_json(out / HISTORY_FILE, history)
     plot_history(history, out / PLOT_FILE, title=f"{cfg.model_config().name} on {Path(catalog.path).name}", pair_mode=cfg.pair_mode)
     atomic_write_json(out / META_FILE, meta)

@@ -86,9 +86,12 @@ def make_pair_batch(
 
 
 def pair_loss(
-    emb: torch.Tensor, batch: PairBatch, weights: ScoreWeights, margin: float
+    emb: torch.Tensor, batch: PairBatch, weights: ScoreWeights | torch.Tensor, margin: float
 ) -> tuple[torch.Tensor, float]:
-    """(contrastive loss, fraction of pairs on the right side of margin/2) for the batch."""
+    """(contrastive loss, fraction of pairs on the right side of margin/2) for the batch.
+
+    ``weights``: fixed :class:`ScoreWeights`, or a (3,) tensor of learned weights
+    (``softmax(θ)``) that the loss's gradient reaches."""
     if batch.in_batch:
         n = batch.n_anchors
         za, zp = emb[:n], emb[n:]
