@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .errors import GalaxyRetrievalError
+from .errors import ConfigError, GalaxyRetrievalError
 
 app = typer.Typer(
     name="gr",
@@ -237,20 +237,31 @@ def train(
     save_computations: bool = typer.Option(False, "--save-computations", help="Each image gets a positive OR a negative pair (paper option)."),
     patience: int = typer.Option(6, help="Early stopping: epochs without a better validation loss."),
     time_budget: Optional[float] = typer.Option(None, help="Stop before an epoch that would end past this many seconds."),
+    learn_weights: bool = typer.Option(False, "--learn-weights", help="Learn the score's cosine/L2/L3 weights with the model (§3.6); the index then reranks with them."),
+    suppress_sources: str = typer.Option("none", help="Replace sources other than the central object by sky before training, indexing and querying: none, optical (stars, neighbours) or radio (keeps sources near the centre, e.g. lobes)."),
+    crop: float = typer.Option(1.0, help="Central fraction of the cutout the model sees (e.g. 0.4 for FIRST radio images)."),
     seed: int = typer.Option(0, help="Seed of the split, initialisation and augmentations."),
     device: str = typer.Option("auto", help="auto (cuda, mps, cpu), or a torch device."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its last epoch."),
     overwrite: bool = typer.Option(False, help="Replace an existing run in --out."),
 ) -> None:
     """Train the GalaxIDNet ViT label-free with the contrastive pair loss."""
+    from dataclasses import replace
+
     from .catalog import open_catalog
+    from .model.presets import preset as preset_config
+    from .suppress import PRESETS as SUPPRESS_PRESETS
     from .train import TrainConfig
     from .train import train as train_fn
 
+    if suppress_sources != "none" and suppress_sources not in SUPPRESS_PRESETS:
+        raise ConfigError(f"--suppress-sources {suppress_sources!r}; choices: none, {', '.join(SUPPRESS_PRESETS)}")
     cfg = TrainConfig(
         preset=preset, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
         num_augmentations=num_augmentations, pair_mode=pair_mode.value, augment_anchors=augment_anchors, save_computations=save_computations,
-        patience=patience, time_budget_s=time_budget, seed=seed, device=device,
+        patience=patience, time_budget_s=time_budget, seed=seed, device=device, learn_score_weights=learn_weights,
+        suppress_sources=None if suppress_sources == "none" else SUPPRESS_PRESETS[suppress_sources],
+        model=None if crop == 1.0 else replace(preset_config(preset), crop=crop),
     )
     with open_catalog(catalog, metadata=metadata) as cat:
         res = train_fn(cfg, cat, out_dir, progress=RichProgress(), resume=resume, overwrite=overwrite)
@@ -264,6 +275,9 @@ def _render_train(res: Any) -> None:
         f"val loss {res.best_val_loss:.4f}, val loose accuracy {acc}; {res.n_train} train / {res.n_val} val images, "
         f"{res.seconds:.0f} s on {res.device}"
     )
+    if res.score_weights is not None:
+        w = res.score_weights
+        out.print(f"learned score weights: cos {w['cos']:.3f}, L2 {w['l2']:.3f}, L3 {w['l3']:.3f}")
     out.print(f"history: {Path(res.out_dir) / 'history.json'} and {Path(res.out_dir) / 'history.png'}")
 
 

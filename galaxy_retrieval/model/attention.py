@@ -41,12 +41,24 @@ class PerHeadAttention(nn.Module):
         nn.init.uniform_(self.qkv_weight, -bound, bound)
         nn.init.uniform_(self.qkv_bias, -bound, bound)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def project_qkv(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, N, hidden) → (3, B, H, N, d): every head's queries, keys and values."""
         b, n, _ = x.shape
         xh = x.reshape(b, n, self.num_heads, self.head_dim)
         # (B, N, H, d) × (3, H, d_out, d_in) → (3, B, H, N, d_out)
         qkv = torch.einsum("bnhi,thoi->tbhno", xh, self.qkv_weight.to(xh.dtype))
-        qkv = qkv + self.qkv_bias.to(qkv.dtype)[:, None, :, None, :]
-        q, k, v = qkv.unbind(0)
+        return qkv + self.qkv_bias.to(qkv.dtype)[:, None, :, None, :]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        q, k, v = self.project_qkv(x).unbind(0)
         out = F.scaled_dot_product_attention(q, k, v)  # (B, H, N, d), softmax(qkᵀ/√d)·v
         return out.transpose(1, 2).reshape(b, n, self.num_heads * self.head_dim)
+
+    def attention_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, N, hidden) → (B, H, N, N): softmax(qkᵀ/√d), the weights ``forward`` applies
+        to the values (row i: how much token i reads from each token). Materialised here,
+        never in ``forward``, which leaves it to the fused kernel; for explanations only."""
+        q, k, _ = self.project_qkv(x).unbind(0)
+        logits = (q.float() @ k.float().transpose(-2, -1)) / math.sqrt(self.head_dim)
+        return logits.softmax(dim=-1)
