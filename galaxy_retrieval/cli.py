@@ -237,6 +237,8 @@ def train(
     save_computations: bool = typer.Option(False, "--save-computations", help="Each image gets a positive OR a negative pair (paper option)."),
     patience: int = typer.Option(6, help="Early stopping: epochs without a better validation loss."),
     time_budget: Optional[float] = typer.Option(None, help="Stop before an epoch that would end past this many seconds."),
+    loss: str = typer.Option("contrastive", help="contrastive: the paper's margin loss (§3.4); info_nce: InfoNCE over the batch (in_batch pairs)."),
+    temperature: float = typer.Option(0.1, help="InfoNCE temperature."),
     learn_weights: bool = typer.Option(False, "--learn-weights", help="Learn the score's cosine/L2/L3 weights with the model (§3.6); the index then reranks with them."),
     suppress_sources: str = typer.Option("none", help="Replace sources other than the central object by sky before training, indexing and querying: none, optical (stars, neighbours) or radio (keeps sources near the centre, e.g. lobes)."),
     crop: float = typer.Option(1.0, help="Central fraction of the cutout the model sees (e.g. 0.4 for FIRST radio images)."),
@@ -260,6 +262,7 @@ def train(
         preset=preset, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
         num_augmentations=num_augmentations, pair_mode=pair_mode.value, augment_anchors=augment_anchors, save_computations=save_computations,
         patience=patience, time_budget_s=time_budget, seed=seed, device=device, learn_score_weights=learn_weights,
+        loss=loss, temperature=temperature,
         suppress_sources=None if suppress_sources == "none" else SUPPRESS_PRESETS[suppress_sources],
         model=None if crop == 1.0 else replace(preset_config(preset), crop=crop),
     )

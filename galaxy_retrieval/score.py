@@ -28,6 +28,7 @@ __all__ = [
     "score_terms_torch",
     "score_torch",
     "contrastive_loss",
+    "info_nce_loss",
     "weight_logits",
     "weights_from_logits",
 ]
@@ -137,6 +138,22 @@ def score_torch(a, b, weights=ScoreWeights()):
     else:
         w1, w2, w3 = weights.to(device=c.device, dtype=c.dtype).unbind(0)
     return w1 * c + w2 * i2 + w3 * i3
+
+
+def info_nce_loss(s, temperature: float = 0.1):
+    """Symmetric InfoNCE (SimCLR's NT-Xent, van den Oord et al. 2018) on a (B, B) score matrix
+    whose diagonal holds the positive pairs: cross-entropy of softmax(s / τ) picking the
+    positive, over rows (anchor → positives) and columns (positive → anchors), averaged.
+
+    Unlike the paper's loss, which pushes every negative pair's score towards 0 whatever
+    the two images are, it only asks the positive to outscore the batch's negatives; the
+    temperature τ sets how hard the closest negatives weigh."""
+    import torch
+    import torch.nn.functional as F
+
+    logits = s.float() / temperature
+    target = torch.arange(s.shape[0], device=s.device)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
 
 
 def contrastive_loss(s, y, margin: float = 1.0):

@@ -415,3 +415,37 @@ def test_training_images_are_suppressed_before_the_resize(tmp_path):
     diff = (plain.get(rows).int() - sup.get(rows).int()).abs().amax(dim=(1, 2, 3))
     assert all(diff[0::2] > 50) and all(diff[1::2] == 0)  # stars removed, plain galaxies untouched
     assert torch.equal(streamed.get(rows), sup.get(rows))
+
+
+def test_info_nce_loss_by_hand():
+    import math
+
+    import torch
+
+    from galaxy_retrieval.score import info_nce_loss
+
+    s = torch.tensor([[0.9, 0.1], [0.3, 0.7]])
+    t = 0.5
+    # rows: −log softmax(s/τ)[i, i]; columns the same on sᵀ
+    row = -(math.log(math.exp(1.8) / (math.exp(1.8) + math.exp(0.2))) + math.log(math.exp(1.4) / (math.exp(0.6) + math.exp(1.4)))) / 2
+    col = -(math.log(math.exp(1.8) / (math.exp(1.8) + math.exp(0.6))) + math.log(math.exp(1.4) / (math.exp(0.2) + math.exp(1.4)))) / 2
+    assert float(info_nce_loss(s, t)) == pytest.approx((row + col) / 2, rel=1e-6)
+
+
+def test_info_nce_needs_in_batch_pairs():
+    with pytest.raises(ConfigError, match="in_batch"):
+        TrainConfig(loss="info_nce", pair_mode="paper")
+    with pytest.raises(ConfigError, match="temperature"):
+        TrainConfig(loss="info_nce", temperature=0.0)
+    with pytest.raises(ConfigError, match="choices"):
+        TrainConfig(loss="triplet")
+
+
+def test_info_nce_training_lowers_its_loss(blobs, tmp_path):
+    res = train(tiny_cfg(epochs=3, loss="info_nce", temperature=0.2), blobs, tmp_path / "run")
+    h = res.history
+    assert h[-1]["train_loss"] < h[0]["train_loss"]
+    # val_loss is the InfoNCE of the validation pairs: positive, below log(batch) at chance
+    assert all(0 < r["val_loss"] for r in h)
+    meta = json.loads((tmp_path / "run" / "checkpoint.json").read_text())
+    assert meta["train"]["loss"] == "info_nce" and meta["train"]["temperature"] == 0.2

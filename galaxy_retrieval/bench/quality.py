@@ -78,9 +78,18 @@ class Variant:
     name: str
     suppress: bool = False  # detect the central object, replace other sources by sky (§5)
     learn_weights: bool = False  # learn w1, w2, w3 of the score with the model (§3.6)
+    info_nce: bool = False  # InfoNCE over the batch instead of the paper's margin loss
 
     def describe(self) -> str:
-        on = [n for n, v in (("source suppression", self.suppress), ("learned score weights", self.learn_weights)) if v]
+        on = [
+            n
+            for n, v in (
+                ("source suppression", self.suppress),
+                ("learned score weights", self.learn_weights),
+                ("InfoNCE loss (τ 0.1)", self.info_nce),
+            )
+            if v
+        ]
         return ", ".join(on) if on else "all options off"
 
 
@@ -91,6 +100,7 @@ VARIANTS: dict[str, Variant] = {
         Variant("suppress", suppress=True),
         Variant("learned-weights", learn_weights=True),
         Variant("suppress+learned", suppress=True, learn_weights=True),
+        Variant("info-nce", info_nce=True),
     )
 }
 
@@ -173,6 +183,8 @@ def _train_config(cfg: QualityConfig, v: Variant):
         kw["suppress_sources"] = PRESETS[DEFAULT_SUPPRESS[cfg.catalog]]
     if v.learn_weights:
         kw["learn_score_weights"] = True
+    if v.info_nce:
+        kw.update(loss="info_nce", temperature=0.1)
     kw.update(cfg.train_overrides)
     return TrainConfig(**kw)
 
@@ -297,7 +309,7 @@ def run_variant(cfg: QualityConfig, catalog_path: Path, name: str, progress: Pro
         rep = evaluate(emb, cat, split="test", ks=(1, cfg.k), batch_sizes=(8, 64), seed=cfg.seed, progress=progress)
         eval_s = time.perf_counter() - t0
     rec: dict[str, Any] = {
-        "variant": {"name": v.name, "suppress": v.suppress, "learn_weights": v.learn_weights, "describe": v.describe()},
+        "variant": {"name": v.name, "suppress": v.suppress, "learn_weights": v.learn_weights, "info_nce": v.info_nce, "describe": v.describe()},
         "train": tr,
         "score_weights": emb.score_weights.to_dict(),
         "eval": rep.to_dict(),

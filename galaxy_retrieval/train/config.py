@@ -16,6 +16,7 @@ from .augment import AugmentConfig
 __all__ = ["TrainConfig", "PairMode", "LrSchedule"]
 
 PairMode = Literal["paper", "in_batch"]
+LossKind = Literal["contrastive", "info_nce"]
 LrSchedule = Literal["constant", "cosine"]
 
 
@@ -49,6 +50,13 @@ class TrainConfig:
     augment_anchors
         also give the anchor of every pair its own random positive transforms (two
         augmented views per image, as in SimCLR) instead of the untouched image (paper).
+    loss
+        ``"contrastive"``: the paper's margin loss on the weighted score (§3.4).
+        ``"info_nce"`` (needs ``pair_mode="in_batch"``): symmetric InfoNCE on the B×B score
+        matrix with ``temperature`` (:func:`galaxy_retrieval.score.info_nce_loss`); the
+        score itself, and so the index's ranking, is the paper's. Validation then reports
+        the InfoNCE of the validation pairs as ``val_loss``, so the best epoch is chosen by
+        the loss being optimised.
     time_budget_s
         stop before an epoch that would end past this many seconds (None: no limit).
     learn_score_weights
@@ -83,6 +91,8 @@ class TrainConfig:
     num_neg_augmentations: int | None = None  # None: same as num_augmentations
     augment: AugmentConfig | None = None  # full control of strengths; overrides the two above
     pair_mode: PairMode = "in_batch"
+    loss: LossKind = "contrastive"
+    temperature: float = 0.1
     save_computations: bool = False
     augment_anchors: bool = True
     patience: int = 6
@@ -116,6 +126,12 @@ class TrainConfig:
             raise ConfigError(f"train config grad_clip={self.grad_clip!r} must be > 0 or None")
         if self.pair_mode not in ("paper", "in_batch"):
             raise ConfigError(f"train config pair_mode={self.pair_mode!r}; choices: paper, in_batch")
+        if self.loss not in ("contrastive", "info_nce"):
+            raise ConfigError(f"train config loss={self.loss!r}; choices: contrastive, info_nce")
+        if self.loss == "info_nce" and self.pair_mode != "in_batch":
+            raise ConfigError("loss='info_nce' needs pair_mode='in_batch' (it contrasts each image with the rest of its batch)")
+        if not isinstance(self.temperature, (int, float)) or not math.isfinite(self.temperature) or self.temperature <= 0:
+            raise ConfigError(f"train config temperature={self.temperature!r} must be a finite number > 0")
         if self.save_computations and self.pair_mode != "paper":
             raise ConfigError("save_computations applies to pair_mode='paper' (in_batch pairs cost no extra images)")
         if self.lr_schedule not in ("constant", "cosine"):

@@ -38,7 +38,7 @@ from ..model.device import autocast_for, pick_device
 from ..model.preprocess import normalize
 from ..model.vit import GalaxIDNetViT, build_model
 from ..progress import NULL_PROGRESS, Progress
-from ..score import ScoreWeights, contrastive_loss, score_torch, weight_logits, weights_from_logits
+from ..score import ScoreWeights, contrastive_loss, info_nce_loss, score_torch, weight_logits, weights_from_logits
 from .augment import PairAugmenter
 from .config import TrainConfig
 from .data import ImageStore
@@ -126,7 +126,17 @@ def validate(
     model.train(was_training)
     s = torch.cat([score_torch(za, zp, w), score_torch(za, zn, w)])
     y = torch.cat([torch.ones(len(za)), torch.zeros(len(za))])
-    out: dict[str, float | None] = {"val_loss": float(contrastive_loss(s, y, cfg.margin))}
+    if cfg.loss == "info_nce":
+        # the objective being optimised, on the validation pairs in training-size batches
+        parts = [
+            float(info_nce_loss(score_torch(za[lo : lo + cfg.batch_size, None, :], zp[None, lo : lo + cfg.batch_size, :], w), cfg.temperature))
+            for lo in range(0, len(za) - 1, cfg.batch_size)
+            if len(za[lo : lo + cfg.batch_size]) >= 2
+        ]
+        val_loss = float(np.mean(parts))
+    else:
+        val_loss = float(contrastive_loss(s, y, cfg.margin))
+    out: dict[str, float | None] = {"val_loss": val_loss}
     for b in cfg.loose_batch_sizes:
         acc, _ = loose_accuracy(za, zp, b, w)
         out[f"val_loose_acc@{b}"] = None if math.isnan(acc) else acc
@@ -298,7 +308,7 @@ def train(
                 with autocast_for(device):
                     emb = model.embed(x)  # one model call for every image of every pair
                 w = cfg.score_weights if theta is None else torch.softmax(theta, dim=0)
-                loss, acc = pair_loss(emb.float(), batch, w, cfg.margin)
+                loss, acc = pair_loss(emb.float(), batch, w, cfg.margin, cfg.loss, cfg.temperature)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.grad_clip is not None:

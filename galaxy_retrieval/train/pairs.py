@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..score import ScoreWeights, contrastive_loss, score_torch
+from ..score import ScoreWeights, contrastive_loss, info_nce_loss, score_torch
 from .augment import PairAugmenter
 
 __all__ = ["PairBatch", "make_pair_batch", "pair_loss", "other_positions"]
@@ -86,9 +86,16 @@ def make_pair_batch(
 
 
 def pair_loss(
-    emb: torch.Tensor, batch: PairBatch, weights: ScoreWeights | torch.Tensor, margin: float
+    emb: torch.Tensor,
+    batch: PairBatch,
+    weights: ScoreWeights | torch.Tensor,
+    margin: float,
+    loss: str = "contrastive",
+    temperature: float = 0.1,
 ) -> tuple[torch.Tensor, float]:
-    """(contrastive loss, fraction of pairs on the right side of margin/2) for the batch.
+    """(loss, accuracy) for the batch. Contrastive: accuracy is the fraction of pairs on the
+    right side of margin/2; InfoNCE (in-batch only): the fraction of anchors whose positive
+    scores highest in its row.
 
     ``weights``: fixed :class:`ScoreWeights`, or a (3,) tensor of learned weights
     (``softmax(θ)``) that the loss's gradient reaches."""
@@ -96,6 +103,10 @@ def pair_loss(
         n = batch.n_anchors
         za, zp = emb[:n], emb[n:]
         s = score_torch(za[:, None, :], zp[None, :, :], weights)  # (B, B)
+        if loss == "info_nce":
+            with torch.no_grad():
+                acc = (s.argmax(dim=1) == torch.arange(n, device=s.device)).float().mean()
+            return info_nce_loss(s, temperature), float(acc)
         eye = torch.eye(n, dtype=torch.bool, device=s.device)
         s_pos, s_neg = s[eye], s[~eye]
         ones = torch.ones_like(s_pos)
