@@ -140,3 +140,19 @@ def test_crash_mid_write_leaves_the_old_file_and_no_temporaries(first_h5: Path, 
         import_first(out, overwrite=True, progress=_CrashingProgress())
     assert out.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["first.h5"]  # temporaries removed
+
+
+def test_cli_import_first_reuses_the_file(first_h5: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from galaxy_retrieval.cli import app
+
+    out = tmp_path / "first.h5"
+    shutil.copy(first_h5, out)  # a complete import: the command only describes it
+    r = CliRunner().invoke(app, ["import-first", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "2,158 FIRST radio galaxies, classes FRI, FRII, Compact, Bent" in r.output
+    bad = tmp_path / "not-first.h5"
+    bad.write_bytes(b"something else")
+    r = CliRunner().invoke(app, ["import-first", "--out", str(bad)])
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
