@@ -360,6 +360,8 @@ def demo(
         t.add_row(str(h.rank), h.object_id, f"{h.score:.4f}", f"{lab} {names.get(lab, '')}" if lab is not None else "")
     out.print(t)
     out.print(f"query took {res.query.seconds * 1000:.1f} ms; mosaic: [bold]{res.query.mosaic}[/]")
+    if res.explain is not None:
+        out.print(f"why they matched ({res.explain.method} maps): [bold]{res.explain.out}[/]")
 
 
 # --------------------------------------------------------------------------- index / query

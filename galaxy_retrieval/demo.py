@@ -52,6 +52,7 @@ class QueryStep:
     refine: int = 10
     query_image: Path = Path("data/demo/query.png")
     mosaic: Path = Path("runs/demo/query-mosaic.png")
+    explain: Path | None = Path("runs/demo/explain.png")  # what each match was based on (gr explain)
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def _section(cls: type, d: dict[str, Any], where: str, root: Path) -> Any:
                 extra[k] = v
                 continue
             raise ConfigError(f"{where}: unknown key {k!r} (known: {', '.join(known)})")
-        kw[k] = root / v if known[k].type in ("Path", Path) else v
+        kw[k] = root / v if known[k].type in ("Path", Path, "Path | None") else v
     if extra:
         kw["options"] = extra
     return cls(**kw)
@@ -106,6 +107,7 @@ class DemoResult:
     query: Any  # QueryResult
     query_object: str
     reused: list[str]
+    explain: Any = None  # ExplainResult, when the pipeline asks for one
 
 
 def _catalog_matches(path: Path, s: SynthStep) -> bool:
@@ -200,7 +202,12 @@ def run_demo(cfg: DemoConfig, progress: Progress = NULL_PROGRESS, fresh: bool = 
     Image.fromarray(rec.image).save(q.query_image)
     progress.log(f"[5/5] querying with {q.query_image} (held-out object {rec.object_id})")
     result = run_query(QueryRequest(index=cfg.index.out, images=(q.query_image,), k=q.k, refine=q.refine, mosaic=q.mosaic))
+    explained = None
+    if q.explain is not None:
+        from .explain import explain_query
+
+        explained = explain_query(cfg.index.out, q.query_image, q.explain, k=6)
     cat.close()
-    return DemoResult(s.out, sheet, train_result, t.out, report, build, result, rec.object_id, reused)
+    return DemoResult(s.out, sheet, train_result, t.out, report, build, result, rec.object_id, reused, explained)
 
 
