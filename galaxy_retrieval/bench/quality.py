@@ -79,6 +79,8 @@ class Variant:
     suppress: bool = False  # detect the central object, replace other sources by sky (§5)
     learn_weights: bool = False  # learn w1, w2, w3 of the score with the model (§3.6)
     info_nce: bool = False  # InfoNCE over the batch instead of the paper's margin loss
+    note: str = ""  # what else differs (training overrides), for the tables
+    overrides: tuple[tuple[str, Any], ...] = ()  # further TrainConfig fields
 
     def describe(self) -> str:
         on = [
@@ -90,6 +92,7 @@ class Variant:
             )
             if v
         ]
+        on += [self.note] if self.note else []
         return ", ".join(on) if on else "all options off"
 
 
@@ -101,6 +104,13 @@ VARIANTS: dict[str, Variant] = {
         Variant("learned-weights", learn_weights=True),
         Variant("suppress+learned", suppress=True, learn_weights=True),
         Variant("info-nce", info_nce=True),
+        Variant("suppress+info-nce", suppress=True, info_nce=True),
+        # positives without the zoom and brightness transforms: keeps size and flux cues
+        Variant(
+            "no-zoom",
+            note="positives without zoom/brightness",
+            overrides=(("num_augmentations", 3), ("augment", "no-zoom")),
+        ),
     )
 }
 
@@ -185,6 +195,12 @@ def _train_config(cfg: QualityConfig, v: Variant):
         kw["learn_score_weights"] = True
     if v.info_nce:
         kw.update(loss="info_nce", temperature=0.1)
+    for key, value in v.overrides:
+        if key == "augment" and value == "no-zoom":
+            from ..train.augment import POSITIVE_TRANSFORMS, AugmentConfig
+
+            value = AugmentConfig(positive_set=tuple(t for t in POSITIVE_TRANSFORMS if t not in ("scale", "brightness")))
+        kw[key] = value
     kw.update(cfg.train_overrides)
     return TrainConfig(**kw)
 
