@@ -208,6 +208,17 @@ def _train_config(cfg: QualityConfig, v: Variant):
 _DONE = "quality-done.json"
 
 
+def _same_config(saved: Any, tcfg: Any) -> bool:
+    """Whether a recorded training config is ``tcfg``; fields added to TrainConfig since the
+    run was recorded take their defaults, so a new option does not retrain every run."""
+    from ..train import TrainConfig
+
+    try:
+        return TrainConfig.from_dict(saved) == tcfg
+    except (ConfigError, TypeError, KeyError, ValueError):
+        return False
+
+
 def _train(cfg: QualityConfig, v: Variant, catalog: Any, progress: Progress) -> dict[str, Any]:
     """Train (or reuse/resume) the variant's run; returns what the results record of it."""
     from ..model.checkpoint import LAST_DIR, META_FILE
@@ -219,13 +230,13 @@ def _train(cfg: QualityConfig, v: Variant, catalog: Any, progress: Progress) -> 
     want = tcfg.to_dict()
     if not cfg.fresh and done.is_file():
         rec = json.loads(done.read_text("utf-8"))
-        if rec.get("train_config") == want:
+        if _same_config(rec.get("train_config"), tcfg):
             progress.log(f"[{v.name}] reusing the finished training run {run}")
             return rec
     resume = False
     if not cfg.fresh and (run / LAST_DIR / "state.json").is_file() and (run / META_FILE).is_file():
         meta = json.loads((run / META_FILE).read_text("utf-8"))
-        resume = meta.get("train") == want
+        resume = _same_config(meta.get("train"), tcfg)
     progress.log(f"[{v.name}] {'resuming' if resume else 'training'} {run} ({v.describe()})")
     t0 = time.perf_counter()
     res = train(tcfg, catalog, run, progress=progress, resume=resume, overwrite=not resume)
