@@ -105,6 +105,7 @@ VARIANTS: dict[str, Variant] = {
         Variant("suppress+learned", suppress=True, learn_weights=True),
         Variant("info-nce", info_nce=True),
         Variant("suppress+info-nce", suppress=True, info_nce=True),
+        Variant("info-nce-50", info_nce=True, note="up to 50 epochs", overrides=(("epochs", 50),)),
         # positives without the zoom and brightness transforms: keeps size and flux cues
         Variant(
             "no-zoom",
