@@ -237,7 +237,7 @@ def train(
     save_computations: bool = typer.Option(False, "--save-computations", help="Each image gets a positive OR a negative pair (paper option)."),
     patience: int = typer.Option(6, help="Early stopping: epochs without a better validation loss."),
     time_budget: Optional[float] = typer.Option(None, help="Stop before an epoch that would end past this many seconds."),
-    loss: str = typer.Option("contrastive", help="contrastive: the paper's margin loss (§3.4); info_nce: InfoNCE over the batch (in_batch pairs)."),
+    loss: Optional[str] = typer.Option(None, help="info_nce: InfoNCE over the batch (default with in_batch pairs, measured better); contrastive: the paper's margin loss (§3.4; default with paper pairs)."),
     temperature: float = typer.Option(0.1, help="InfoNCE temperature."),
     learn_weights: bool = typer.Option(False, "--learn-weights", help="Learn the score's cosine/L2/L3 weights with the model (§3.6); the index then reranks with them."),
     suppress_sources: str = typer.Option("none", help="Replace sources other than the central object by sky before training, indexing and querying: none, optical (stars, neighbours) or radio (keeps sources near the centre, e.g. lobes)."),

@@ -449,3 +449,14 @@ def test_info_nce_training_lowers_its_loss(blobs, tmp_path):
     assert all(0 < r["val_loss"] for r in h)
     meta = json.loads((tmp_path / "run" / "checkpoint.json").read_text())
     assert meta["train"]["loss"] == "info_nce" and meta["train"]["temperature"] == 0.2
+
+
+def test_loss_defaults_follow_the_pairing_and_old_runs_read_as_contrastive():
+    assert TrainConfig().loss == "info_nce"
+    assert TrainConfig(pair_mode="paper").loss == "contrastive"
+    assert TrainConfig.paper_faithful().loss == "contrastive"
+    d = TrainConfig(loss="contrastive").to_dict()
+    assert TrainConfig.from_dict(d).loss == "contrastive"
+    del d["loss"], d["temperature"]  # a checkpoint written before the option existed
+    assert TrainConfig.from_dict(d).loss == "contrastive"
+    assert TrainConfig.from_dict(TrainConfig().to_dict()).loss == "info_nce"

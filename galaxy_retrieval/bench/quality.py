@@ -194,8 +194,8 @@ def _train_config(cfg: QualityConfig, v: Variant):
         kw["suppress_sources"] = PRESETS[DEFAULT_SUPPRESS[cfg.catalog]]
     if v.learn_weights:
         kw["learn_score_weights"] = True
-    if v.info_nce:
-        kw.update(loss="info_nce", temperature=0.1)
+    # explicit, whatever TrainConfig's default: "baseline" is the paper's margin loss
+    kw.update(loss="info_nce" if v.info_nce else "contrastive", temperature=0.1)
     for key, value in v.overrides:
         if key == "augment" and value == "no-zoom":
             from ..train.augment import POSITIVE_TRANSFORMS, AugmentConfig
