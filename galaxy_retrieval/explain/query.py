@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,25 @@ class ExplainResult:
     totals: np.ndarray  # (k + 1,) what each map sums to (1 for rollout; s − s_sky for similarity)
     seconds: float  # explaining and drawing, opening the index excluded
     open_seconds: float  # opening the index, loading the model, the search
+
+
+def model_views(images: list[np.ndarray], crop: float, suppress: Any = None) -> list[np.ndarray]:
+    """What the model sees of each image, at full resolution: sources suppressed when the
+    checkpoint does so, then the centred square and its central ``crop`` fraction. The maps
+    are drawn over these views, so they line up with the patches they describe."""
+    if suppress is not None:
+        from ..model.embedder import suppress_images
+
+        images = list(suppress_images(images, suppress))
+    out = []
+    for a in images:
+        h, w = a.shape[:2]
+        m = min(h, w)
+        if crop < 1.0:
+            m = max(1, int(round(m * crop)))
+        top, left = (h - m) // 2, (w - m) // 2
+        out.append(np.ascontiguousarray(a[top : top + m, left : left + m]))
+    return out
 
 
 def explain_query(
@@ -80,7 +99,8 @@ def explain_query(
     t0 = time.perf_counter()
     emb = s.embedder
     model = emb.model
-    x = to_model_input([qim, *hit_images], model.config, emb.device)
+    views = model_views([qim, *hit_images], model.config.crop, emb.suppress)
+    x = to_model_input(views, replace(model.config, crop=1.0), emb.device)
     if method == "rollout":
         from .rollout import rollout_maps
 
@@ -120,9 +140,11 @@ def explain_query(
         lab_s = "" if lab is None else (str(names.get(lab, lab)) if isinstance(lab, int) else str(lab))
         captions.append((f"#{h.rank} {h.object_id}", f"s={h.score:.3f} {lab_s}".rstrip()))
     g = model.config.grid
-    title = f"why these matched — {how} · {g}×{g} patches · index {Path(s.path).name}"
+    view = [f"central {model.config.crop:.0%}" if model.config.crop < 1.0 else "", "sources suppressed" if emb.suppress is not None else ""]
+    view_s = f" · model's view: {', '.join(v for v in view if v)}" if any(view) else ""
+    title = f"why these matched — {how} · {g}×{g} patches{view_s} · index {Path(s.path).name}"
     path = explain_sheet(
-        [qim, *hit_images], captions, shown.cpu().numpy(), map_captions, out,
+        views, captions, shown.cpu().numpy(), map_captions, out,
         signed=signed, scale_label=scale_label, title=title, tile=tile,
     )
     return ExplainResult(
