@@ -25,7 +25,10 @@ HERE = Path(__file__).resolve().parent
 # Source suppression is measured where the stars are known (the synthetic catalog); on FIRST
 # the radio preset keeps every source within 90 px of the centre, which covers the 120-px
 # crop the model sees, so it would change almost nothing there.
-DEFAULT_VARIANTS = {"synthetic": "baseline,suppress,learned-weights", "first": "baseline,learned-weights"}
+DEFAULT_VARIANTS = {
+    "synthetic": "baseline,suppress,learned-weights,info-nce,suppress+info-nce,info-nce-50,suppress+info-nce-50",
+    "first": "baseline,learned-weights,info-nce,no-zoom,info-nce-50",
+}
 RESULTS = HERE.parent / "results"
 
 HEADER = """\

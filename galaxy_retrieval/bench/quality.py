@@ -106,6 +106,7 @@ VARIANTS: dict[str, Variant] = {
         Variant("info-nce", info_nce=True),
         Variant("suppress+info-nce", suppress=True, info_nce=True),
         Variant("info-nce-50", info_nce=True, note="up to 50 epochs", overrides=(("epochs", 50),)),
+        Variant("suppress+info-nce-50", suppress=True, info_nce=True, note="up to 50 epochs", overrides=(("epochs", 50),)),
         # positives without the zoom and brightness transforms: keeps size and flux cues
         Variant(
             "no-zoom",
