@@ -26,7 +26,8 @@ HERE = Path(__file__).resolve().parent
 # the radio preset keeps every source within 90 px of the centre, which covers the 120-px
 # crop the model sees, so it would change almost nothing there.
 DEFAULT_VARIANTS = {
-    "synthetic": "baseline,suppress,learned-weights,info-nce,suppress+info-nce,info-nce-50,suppress+info-nce-50",
+    "synthetic": "baseline,suppress,learned-weights,info-nce,suppress+info-nce,info-nce-50,suppress+info-nce-50,"
+    "info-nce-t0.05,info-nce-t0.3",
     "first": "baseline,learned-weights,info-nce,no-zoom,info-nce-50",
 }
 RESULTS = HERE.parent / "results"

@@ -107,6 +107,8 @@ VARIANTS: dict[str, Variant] = {
         Variant("suppress+info-nce", suppress=True, info_nce=True),
         Variant("info-nce-50", info_nce=True, note="up to 50 epochs", overrides=(("epochs", 50),)),
         Variant("suppress+info-nce-50", suppress=True, info_nce=True, note="up to 50 epochs", overrides=(("epochs", 50),)),
+        Variant("info-nce-t0.05", info_nce=True, note="τ 0.05 instead", overrides=(("temperature", 0.05),)),
+        Variant("info-nce-t0.3", info_nce=True, note="τ 0.3 instead", overrides=(("temperature", 0.3),)),
         # positives without the zoom and brightness transforms: keeps size and flux cues
         Variant(
             "no-zoom",
