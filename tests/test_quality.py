@@ -70,3 +70,4 @@ def test_config_rejects_unknown_catalog_and_variant(tmp_path: Path) -> None:
         _cfg(tmp_path, catalog="sdss")
     with pytest.raises(ConfigError, match="choices"):
         _cfg(tmp_path, variants=("baseline", "magic"))
+
