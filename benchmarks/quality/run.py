@@ -63,7 +63,8 @@ anchors), `suppress` (detect the central object with `sep`, replace other source
 before training, indexing and querying; synthetic only: on FIRST the radio preset keeps every
 source within 90 px of the centre, which covers the 120-px crop the model sees),
 `learned-weights` (the score's w1, w2, w3 learned with the model, softmax-parametrised),
-`info-nce` (InfoNCE over the batch, τ = 0.1, instead of the margin loss), `-50` (up to 50
+`info-nce` (InfoNCE over the batch, τ = 0.1, instead of the margin loss; `-t0.05`, `-t0.3`:
+other temperatures), `-50` (up to 50
 epochs, early stopping after 6 without a better validation loss), `no-zoom` (positives without
 the zoom and brightness transforms). FIRST images are cropped to their central 40 % (the
 sources sit in the middle of 300-px frames); the baselines see the same crop.

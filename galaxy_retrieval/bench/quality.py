@@ -88,7 +88,7 @@ class Variant:
             for n, v in (
                 ("source suppression", self.suppress),
                 ("learned score weights", self.learn_weights),
-                ("InfoNCE loss (τ 0.1)", self.info_nce),
+                (f"InfoNCE loss (τ {dict(self.overrides).get('temperature', 0.1)})", self.info_nce),
             )
             if v
         ]
@@ -107,8 +107,8 @@ VARIANTS: dict[str, Variant] = {
         Variant("suppress+info-nce", suppress=True, info_nce=True),
         Variant("info-nce-50", info_nce=True, note="up to 50 epochs", overrides=(("epochs", 50),)),
         Variant("suppress+info-nce-50", suppress=True, info_nce=True, note="up to 50 epochs", overrides=(("epochs", 50),)),
-        Variant("info-nce-t0.05", info_nce=True, note="τ 0.05 instead", overrides=(("temperature", 0.05),)),
-        Variant("info-nce-t0.3", info_nce=True, note="τ 0.3 instead", overrides=(("temperature", 0.3),)),
+        Variant("info-nce-t0.05", info_nce=True, overrides=(("temperature", 0.05),)),
+        Variant("info-nce-t0.3", info_nce=True, overrides=(("temperature", 0.3),)),
         # positives without the zoom and brightness transforms: keeps size and flux cues
         Variant(
             "no-zoom",
@@ -463,7 +463,7 @@ def _other_lines(res: dict[str, Any]) -> list[str]:
         w = v["score_weights"]
         ix = v["index"]
         out.append(
-            f"- **{vname}** ({v['variant']['describe']}): {t['epochs_completed']} epochs (best {t['best_epoch']}, "
+            f"- **{vname}** ({VARIANTS[vname].describe() if vname in VARIANTS else v['variant']['describe']}): {t['epochs_completed']} epochs (best {t['best_epoch']}, "
             f"stopped: {t['stopped']}), {v['train']['train_s']:.0f} s of training; score weights cos {w['cos']:.3f}, "
             f"L2 {w['l2']:.3f}, L3 {w['l3']:.3f}; index `{ix['factory']}` recall@{ix['k']} vs exact {ix['recall_at_k_vs_exact']:.3f}, "
             f"{ix['ms_per_query_p50']:.2f} ms/query (p50)"
