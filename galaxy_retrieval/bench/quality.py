@@ -109,6 +109,13 @@ VARIANTS: dict[str, Variant] = {
         Variant("suppress+info-nce-50", suppress=True, info_nce=True, note="up to 50 epochs", overrides=(("epochs", 50),)),
         Variant("info-nce-t0.05", info_nce=True, overrides=(("temperature", 0.05),)),
         Variant("info-nce-t0.3", info_nce=True, overrides=(("temperature", 0.3),)),
+        Variant(
+            "suppress+info-nce-t0.05-50",
+            suppress=True,
+            info_nce=True,
+            note="up to 50 epochs",
+            overrides=(("temperature", 0.05), ("epochs", 50)),
+        ),
         # positives without the zoom and brightness transforms: keeps size and flux cues
         Variant(
             "no-zoom",
