@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_VARIANTS = {
     "synthetic": "baseline,suppress,learned-weights,info-nce,suppress+info-nce,info-nce-50,suppress+info-nce-50,"
     "info-nce-t0.05,info-nce-t0.3,suppress+info-nce-t0.05-50",
-    "first": "baseline,learned-weights,info-nce,no-zoom,info-nce-50",
+    "first": "baseline,learned-weights,info-nce,no-zoom,info-nce-50,info-nce-t0.05",
 }
 RESULTS = HERE.parent / "results"
 
