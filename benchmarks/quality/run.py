@@ -38,7 +38,7 @@ HEADER = """\
 One command trains the model label-free on a catalog, builds its index and measures retrieval
 with held-out labels, with each option of the paper's future work on and off:
 
-    make quality        # = .venv/bin/python benchmarks/quality/run.py  (both catalogs, ≈ 1 h 15 min on 2 CPU cores)
+    make quality        # = .venv/bin/python benchmarks/quality/run.py  (both catalogs, every variant: ≈ 1.5 h on 2 CPU cores from scratch)
 
 What is measured (`galaxy_retrieval/bench/quality.py`):
 
