@@ -115,8 +115,10 @@ def _embed_u8(model: GalaxIDNetViT, x: torch.Tensor, device: torch.device, chunk
 def validate(
     model: GalaxIDNetViT, val: ValSet, cfg: TrainConfig, device: torch.device, weights: ScoreWeights | None = None
 ) -> dict[str, float | None]:
-    """Paper-pair validation loss and mini-search loose accuracy at each batch size, scored
-    with ``weights`` (default ``cfg.score_weights``; the current learned ones when learning)."""
+    """Validation loss (the training objective: the paper-pair contrastive loss, or InfoNCE
+    over training-size batches of anchors and positives) and mini-search loose accuracy at
+    each batch size, scored with ``weights`` (default ``cfg.score_weights``; the current
+    learned ones when learning)."""
     w = cfg.score_weights if weights is None else weights
     was_training = model.training
     model.eval()
