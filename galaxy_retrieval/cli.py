@@ -241,17 +241,15 @@ def train(
     temperature: float = typer.Option(0.05, help="InfoNCE temperature (0.05 measured best of 0.05 / 0.1 / 0.3)."),
     learn_weights: bool = typer.Option(False, "--learn-weights", help="Learn the score's cosine/L2/L3 weights with the model (§3.6); the index then reranks with them."),
     suppress_sources: str = typer.Option("none", help="Replace sources other than the central object by sky before training, indexing and querying: none, optical (stars, neighbours) or radio (keeps sources near the centre, e.g. lobes)."),
-    crop: float = typer.Option(1.0, help="Central fraction of the cutout the model sees (e.g. 0.4 for FIRST radio images)."),
+    framing: str = typer.Option("auto", help="The square the model sees: auto (around the central source, measured in each image: survey cutouts), auto:MARGIN (box half-side in Petrosian radii, default 1.5), fixed:F (central fraction F, e.g. fixed:0.4 for FIRST radio images), none (whole frame)."),
     seed: int = typer.Option(0, help="Seed of the split, initialisation and augmentations."),
     device: str = typer.Option("auto", help="auto (cuda, mps, cpu), or a torch device."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its last epoch."),
     overwrite: bool = typer.Option(False, help="Replace an existing run in --out."),
 ) -> None:
     """Train the GalaxIDNet ViT label-free with the contrastive pair loss."""
-    from dataclasses import replace
-
     from .catalog import open_catalog
-    from .model.presets import preset as preset_config
+    from .framing import Framing
     from .suppress import PRESETS as SUPPRESS_PRESETS
     from .train import TrainConfig
     from .train import train as train_fn
@@ -264,7 +262,7 @@ def train(
         patience=patience, time_budget_s=time_budget, seed=seed, device=device, learn_score_weights=learn_weights,
         loss=loss, temperature=temperature,
         suppress_sources=None if suppress_sources == "none" else SUPPRESS_PRESETS[suppress_sources],
-        model=None if crop == 1.0 else replace(preset_config(preset), crop=crop),
+        framing=Framing.parse(framing),
     )
     with open_catalog(catalog, metadata=metadata) as cat:
         res = train_fn(cfg, cat, out_dir, progress=RichProgress(), resume=resume, overwrite=overwrite)
@@ -319,13 +317,20 @@ def _render_eval(rep: Any) -> None:
         for name in names:
             t.add_row(f"macro {name}", *[_fmt(rep.retrieval[m].macro.get(name)) if m in rep.retrieval else "—" for m in methods])
     out.print(t)
+    best = rep.best_baseline()
+    if best is not None and "model" in rep.retrieval:
+        m, b = rep.retrieval["model"].macro.get("precision@10"), rep.retrieval[best].macro.get("precision@10")
+        if m is not None and b is not None:
+            out.print(f"macro precision@10: model {m:.3f}, best baseline {best} {b:.3f} ({m - b:+.3f})", highlight=False)
+    if rep.framing and rep.framing.get("spec", "none") != "none":
+        fr = rep.framing
+        out.print(f"framing {fr['spec']}: {fr['fallback']} of {fr['images']} images had no central source (whole frame kept)", highlight=False)
     if rep.retrieval and "model" in rep.retrieval:
-        from .catalog.galaxy10 import GALAXY10_SHORT
-
         pc = rep.retrieval["model"].per_class
         key = next((k for k in ("precision@10", "precision@1") if pc and k in next(iter(pc.values()))), None)
+        names = rep.label_names or {}
         if key:
-            row = "  ".join(f"{GALAXY10_SHORT[c] if 0 <= c < len(GALAXY10_SHORT) else c}: {v[key]:.2f}" for c, v in pc.items())
+            row = "  ".join(f"{names.get(c, c)}: {v[key]:.2f}" for c, v in pc.items())
             out.print(f"per-class {key} (model): {row}", highlight=False)
 
 

@@ -78,15 +78,17 @@ class HDF5Catalog(Catalog):
         self.label_names = self._read_label_names(f)
 
     def _read_label_names(self, f) -> dict[int, str] | None:
-        if "label_names" not in f.attrs:
+        # "class_names": what `gr synth` writes
+        attr = next((a for a in ("label_names", "class_names") if a in f.attrs), None)
+        if attr is None:
             return None
-        raw = _decode(f.attrs["label_names"])
+        raw = _decode(f.attrs[attr])
         try:
             names = json.loads(raw) if isinstance(raw, str) else None
         except ValueError:
             names = None
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise CatalogError(f"{self.path}: attribute 'label_names' must be a JSON list of class names, got {str(raw)[:80]!r}")
+            raise CatalogError(f"{self.path}: attribute {attr!r} must be a JSON list of class names, got {str(raw)[:80]!r}")
         return dict(enumerate(names))
 
     # h5py handles must not cross fork(): reopen in each process (DataLoader workers).
@@ -174,7 +176,9 @@ class HDF5Catalog(Catalog):
             if k in f.attrs:
                 extra[k] = _decode(f.attrs[k])
         names = self.label_names
-        if names is None and base.label_counts is not None and all(0 <= k < len(GALAXY10_CLASSES) for k in base.label_counts):
+        # an unnamed file with the ten Galaxy10 classes (the public Galaxy10 DECaLS file);
+        # any other unnamed labels stay numbers rather than borrow Galaxy10's names
+        if names is None and base.label_counts is not None and sorted(base.label_counts) == list(range(len(GALAXY10_CLASSES))):
             names = {i: GALAXY10_CLASSES[i] for i in base.label_counts}
         return CatalogInfo(**{**base.__dict__, "label_names": names, "extra": extra})
 
