@@ -109,6 +109,31 @@ class OnErrorChoice(str, Enum):
     skip = "skip"
 
 
+_COLUMNS_HELP = "Map catalog column names: RAW=NAME pairs, e.g. RA=ra,DEC=dec,z=redshift (common spellings are recognised anyway)."
+
+
+@contextmanager
+def _open_catalog(path: Path, metadata: Optional[Path], on_error: str = "fail", columns: Optional[str] = None) -> Iterator[Any]:
+    """open_catalog, telling the user what it warned about (an ignored CSV)."""
+    from .catalog import open_catalog, parse_column_mapping
+
+    with open_catalog(path, metadata=metadata, on_error=on_error, columns=parse_column_mapping(columns)) as cat:  # type: ignore[arg-type]
+        for w in getattr(cat, "warnings", []):
+            err.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+        yield cat
+
+
+def _report_skipped(cat: Any) -> None:
+    skipped = dict(getattr(cat, "skipped", []))  # a row may be met more than once
+    if not skipped:
+        return
+    out.print(f"[yellow]skipped {len(skipped)} unreadable images:[/]")
+    for why in list(skipped.values())[:20]:
+        out.print(f"  {why}", highlight=False)
+    if len(skipped) > 20:
+        out.print(f"  … and {len(skipped) - 20} more")
+
+
 # --------------------------------------------------------------------------- synth / info
 
 
@@ -160,10 +185,10 @@ def import_first_cmd(
 def info(
     path: Path = typer.Argument(..., help="HDF5 catalog, image folder, or index directory."),
     metadata: Optional[Path] = typer.Option(None, help="CSV of an image folder (default: the one inside it)."),
+    columns: Optional[str] = typer.Option(None, help=_COLUMNS_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Describe a catalog (count, image shape, labels, columns) or an index directory."""
-    from .catalog import open_catalog
 
     if (path / "manifest.json").is_file():
         from .index.manifest import read_manifest
@@ -185,7 +210,7 @@ def info(
         out.print(t)
         return
 
-    with open_catalog(path, metadata=metadata) as cat:
+    with _open_catalog(path, metadata, columns=columns) as cat:
         inf = cat.info()
     if as_json:
         d = dict(inf.__dict__)
@@ -226,6 +251,8 @@ def train(
     catalog: Path = typer.Option(..., help="HDF5 catalog or image folder (labels, if any, are ignored)."),
     out_dir: Path = typer.Option(..., "--out", help="Run directory, e.g. runs/NAME."),
     metadata: Optional[Path] = typer.Option(None, help="CSV of an image folder."),
+    columns: Optional[str] = typer.Option(None, help=_COLUMNS_HELP),
+    on_error: OnErrorChoice = typer.Option(OnErrorChoice.fail, help="Unreadable catalog images: fail, or skip and report."),
     preset: str = typer.Option("small", help="Model preset: small, paper, tiny."),
     epochs: int = typer.Option(25, help="Maximum epochs (early stopping may end sooner)."),
     batch_size: int = typer.Option(64, help="Images per training batch."),
@@ -250,7 +277,6 @@ def train(
     """Train the GalaxIDNet ViT label-free with the contrastive pair loss."""
     from dataclasses import replace
 
-    from .catalog import open_catalog
     from .model.presets import preset as preset_config
     from .suppress import PRESETS as SUPPRESS_PRESETS
     from .train import TrainConfig
@@ -266,9 +292,10 @@ def train(
         suppress_sources=None if suppress_sources == "none" else SUPPRESS_PRESETS[suppress_sources],
         model=None if crop == 1.0 else replace(preset_config(preset), crop=crop),
     )
-    with open_catalog(catalog, metadata=metadata) as cat:
+    with _open_catalog(catalog, metadata, on_error.value, columns) as cat:
         res = train_fn(cfg, cat, out_dir, progress=RichProgress(), resume=resume, overwrite=overwrite)
-    _render_train(res)
+        _render_train(res)
+        _report_skipped(cat)
 
 
 def _render_train(res: Any) -> None:
@@ -290,20 +317,22 @@ def evaluate(
     checkpoint: Path = typer.Option(..., help="Trained model (runs/NAME)."),
     catalog: Path = typer.Option(..., help="The catalog it was trained on (split by the training seed)."),
     metadata: Optional[Path] = typer.Option(None, help="CSV of an image folder."),
+    columns: Optional[str] = typer.Option(None, help=_COLUMNS_HELP),
+    on_error: OnErrorChoice = typer.Option(OnErrorChoice.fail, help="Unreadable catalog images: fail, or skip and report."),
     split: str = typer.Option("test", help="test | val | train | all."),
     baselines: bool = typer.Option(True, help="Also score the untrained network and raw pixels."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Loose accuracy (batch 8, 64) and label retrieval precision/mAP against baselines."""
-    from .catalog import open_catalog
     from .evaluate import evaluate as evaluate_fn
 
-    with open_catalog(catalog, metadata=metadata) as cat:
+    with _open_catalog(catalog, metadata, on_error.value, columns) as cat:
         rep = evaluate_fn(checkpoint, cat, split=split, progress=RichProgress(), baselines=baselines)
-    if as_json:
-        print(json.dumps(rep.to_dict(), default=str))
-        return
-    _render_eval(rep)
+        if as_json:
+            print(json.dumps(rep.to_dict(), default=str))
+            return
+        _render_eval(rep)
+        _report_skipped(cat)
 
 
 def _render_eval(rep: Any) -> None:
@@ -374,6 +403,7 @@ def build_index_cmd(
     checkpoint: Optional[Path] = typer.Option(None, help="Trained model (runs/NAME)."),
     catalog: Optional[Path] = typer.Option(None, help="HDF5 catalog or image folder to embed."),
     metadata: Optional[Path] = typer.Option(None, help="CSV of an image folder (default: the one inside it)."),
+    columns: Optional[str] = typer.Option(None, help=_COLUMNS_HELP),
     from_shards: Optional[Path] = typer.Option(None, "--from-shards", help="Build from existing Parquet shards instead (no model)."),
     index: str = typer.Option("auto", help="auto | flat | hnsw | ivf-pq | a FAISS factory string."),
     metric: str = typer.Option("l2", help="Shortlist metric: l2 (raw vectors) or cosine."),
@@ -404,9 +434,7 @@ def build_index_cmd(
     else:
         if checkpoint is None or catalog is None:
             raise typer.BadParameter("give --checkpoint and --catalog (or --from-shards)")
-        from .catalog import open_catalog
-
-        with open_catalog(catalog, metadata=metadata, on_error=on_error.value) as cat:
+        with _open_catalog(catalog, metadata, on_error.value, columns) as cat:
             res = build_index(checkpoint, cat, out_dir, cfg, progress)
     m = res.manifest
     f = m.faiss or {}
