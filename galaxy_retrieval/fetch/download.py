@@ -85,7 +85,6 @@ def download(
     sha256: str | None = None,
     progress: Progress = NULL_PROGRESS,
     client: httpx.Client | None = None,
-    chunk_bytes: int = 1 << 20,
 ) -> DownloadResult:
     """Download ``remote`` into ``out_dir`` (see module doc); return where it is.
 
@@ -161,7 +160,9 @@ def download(
                         elif mode == "wb":
                             notes.append("restarted from byte 0")
                         with open(part, mode) as fh:
-                            for block in response.iter_bytes(chunk_bytes):
+                            # blocks as they arrive (not re-chunked): what arrived before a
+                            # dropped connection is on disk to resume from
+                            for block in response.iter_bytes():
                                 fh.write(block)
                                 transferred += len(block)
                                 task.advance(len(block))
