@@ -543,10 +543,23 @@ def query(
     exact: bool = typer.Option(False, help="Bypass the index: exact scan of every vector (ground truth)."),
     checkpoint: Optional[Path] = typer.Option(None, help="Use this checkpoint (must match the index)."),
     mosaic: Optional[Path] = typer.Option(None, help="Write the query and its hits as a PNG grid."),
+    fetch: Optional[SurveyChoice] = typer.Option(None, help="With --ra/--dec: when no catalog object is within --radius, download this survey's cutout there and search with it."),
+    fetch_size: int = typer.Option(256, help="Side of the fetched cutout in pixels (match the catalog's images)."),
+    fetch_pixscale: Optional[float] = typer.Option(None, help="Arcsec per pixel of the fetched cutout (default: the survey's native scale)."),
+    base_url: Optional[str] = typer.Option(None, help="A mirror of the cutout service (replaces the URL before the endpoint name)."),
+    cache_dir: Optional[Path] = typer.Option(None, help="Where fetched cutouts are kept (default ~/.cache/galaxy-retrieval/cutouts)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Find the k catalog galaxies most similar to an image, an object id, or a sky position."""
     from .search.query import QueryRequest, run_query
+
+    spec = None
+    if fetch is not None:
+        from .fetch import CutoutSpec
+
+        if ra is None or dec is None:
+            raise typer.BadParameter("--fetch applies to a query by --ra and --dec")
+        spec = CutoutSpec(survey=fetch.value, size=fetch_size, pixscale=fetch_pixscale, base_url=base_url)
 
     res = run_query(
         QueryRequest(
@@ -561,12 +574,18 @@ def query(
             exact=exact,
             checkpoint=checkpoint,
             mosaic=mosaic,
+            fetch=spec,
+            cache_dir=cache_dir,
         )
     )
+    if res.fetched is not None:
+        err.print(f"no catalog object within {radius:g}\" of RA {ra:g}, Dec {dec:g}: searched with the {fetch.value} cutout {res.fetched}", highlight=False)  # type: ignore[union-attr]
     if as_json:
         payload = {"seconds": res.seconds, "results": [{"query": q, "hits": [h.to_dict() for h in hs]} for q, hs in zip(res.queries, res.hits)]}
         if res.mosaic:
             payload["mosaic"] = str(res.mosaic)
+        if res.fetched:
+            payload["cutout"] = str(res.fetched)
         print(json.dumps(payload, default=str))
         return
     names = res.label_names or {}
