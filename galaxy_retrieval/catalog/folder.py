@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import CatalogError, ConfigError, ImageReadError
 from .base import Batch, Catalog, CatalogInfo, OnError
 from .columns import ALIASES, ColumnMap, resolve_columns
-from .images import FITS_SUFFIXES, IMAGE_SUFFIXES, read_image
+from .images import FITS_SUFFIXES, IMAGE_SUFFIXES, describe_conversion, read_image
 
 __all__ = ["FolderCatalog", "find_metadata_csvs"]
 
@@ -289,6 +289,11 @@ class FolderCatalog(Catalog):
             extra["warnings"] = "; ".join(self.warnings)
         if shape is not None:
             extra["image_shape_sampled_from"] = min(len(self), 16)
+        # how non-8-bit pixels (FITS fluxes, 16-bit PNG) were turned into colours
+        conversions = [describe_conversion(self._files[r]) for r in range(min(len(self), 16))]
+        kinds = list(dict.fromkeys(c for c in conversions if c))
+        if kinds:
+            extra["pixel_stretch"] = " | ".join(kinds)
         if self.skipped:
             extra["skipped"] = len(self.skipped)
         return CatalogInfo(**{**base.__dict__, "image_shape": shape, "label_names": self.label_names, "extra": extra})
