@@ -169,3 +169,20 @@ def test_cli_fetch_cutouts(server: LocalServer, tmp_path: Path) -> None:
     assert "line 2 (10.00000+0.00000): cannot reach 127.0.0.1" in r.output
     assert "error: no cutouts: 0 fetched, 0 already there, 3 failed of 3 rows" in r.output
     assert "Traceback" not in r.output
+
+
+def test_fits_cutouts(server: LocalServer, tmp_path: Path) -> None:
+    fits = pytest.importorskip("astropy.io.fits")
+    cube = np.random.default_rng(0).normal(0, 1, (3, 16, 16)).astype(np.float32)
+    fits.PrimaryHDU(cube, header=fits.Header({"BAND0": "g", "BAND1": "r", "BAND2": "z"})).writeto(server.root / "cutout.fits")
+    data = (server.root / "cutout.fits").read_bytes()
+    (server.root / "short.fits").write_bytes(data[: len(data) - 2000])
+    server.by_ra["25.000000"] = "short.fits"
+    targets = tmp_path / "t.csv"
+    targets.write_text("ra,dec\n15,0\n25,0\n")
+    spec = CutoutSpec(size=16, format="fits", bands="grz", base_url=server.url)
+    res = fetch_cutouts(FetchCutoutsConfig(targets, tmp_path / "f", spec, FAST))
+    assert res.fetched == 1 and "truncated or corrupt FITS" in str(res.problems[0])
+    assert "bands=grz" in server.requests[0][0]
+    cat = open_catalog(tmp_path / "f")
+    assert cat[0].image.shape == (16, 16, 3) and "FITS HDU 0 cube" in cat.info().extra["pixel_stretch"]

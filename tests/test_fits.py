@@ -57,6 +57,10 @@ def test_one_band_per_hdu_nan_pixels_and_16_bit(tmp_path: Path) -> None:
     fits.PrimaryHDU(allnan).writeto(tmp_path / "empty.fits")
     with pytest.raises(ImageReadError, match="no finite pixel"):
         read_image(tmp_path / "empty.fits")
+    data = (tmp_path / "counts.fits").read_bytes()
+    (tmp_path / "short.fits").write_bytes(data[: len(data) - 500])  # astropy would pad it with zeros
+    with pytest.raises(ImageReadError, match="short.fits: corrupt FITS file .*truncated"):
+        read_image(tmp_path / "short.fits")
     fits.PrimaryHDU().writeto(tmp_path / "nodata.fits")
     with pytest.raises(ImageReadError, match="no 2-D image HDU"):
         read_image(tmp_path / "nodata.fits")

@@ -194,8 +194,11 @@ def _read_fits(p: Path) -> np.ndarray:
     except ImportError:
         raise ImageReadError(p, "FITS files need astropy (pip install astropy)") from None
     try:
-        with fits.open(p, memmap=False) as hdul:
-            data, _ = fits_layout(hdul, p)
+        with warnings.catch_warnings():
+            # astropy only warns about a short file and pads it with zeros: a truncated download
+            warnings.filterwarnings("error", message=".*truncated.*")
+            with fits.open(p, memmap=False) as hdul:
+                data, _ = fits_layout(hdul, p)
     except ImageReadError:
         raise
     except Exception as e:  # astropy raises many types for damaged files

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import urlsplit
@@ -147,9 +148,12 @@ def _check_fits(data: bytes) -> None:
     if not data.startswith(b"SIMPLE  ="):
         raise FetchError(f"the server sent {len(data):,} bytes that are not a FITS file")
     try:
-        with fits.open(io.BytesIO(data), memmap=False) as hdul:
-            # fits.open is lazy: touching each HDU's data reads it, so a short file fails here
-            found = any(h.data is not None and h.data.ndim >= 2 for h in hdul)
+        with warnings.catch_warnings():
+            # astropy only warns about a short file (and pads it): here that is the error
+            warnings.filterwarnings("error", message=".*truncated.*")
+            with fits.open(io.BytesIO(data), memmap=False) as hdul:
+                # fits.open is lazy: touching each HDU's data reads it, so a short file fails here
+                found = any(h.data is not None and h.data.ndim >= 2 for h in hdul)
     except Exception as e:  # astropy raises many types for damaged files
         raise FetchError(f"truncated or corrupt FITS file ({e})") from None
     if not found:
