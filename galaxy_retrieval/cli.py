@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
 from .errors import ConfigError, GalaxyRetrievalError
@@ -85,6 +85,8 @@ class RichProgress:
             TimeRemainingColumn(),
             TextColumn("{task.fields[info]}"),
         ]
+        if unit == "B":  # downloads: sizes and speeds in kB/MB/GB, not raw byte counts
+            columns = [TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn()]
         with Progress(*columns, console=self.console, disable=self.quiet, transient=False) as p:
             tid = p.add_task(description, total=total, info="", rate="")
             handle = _RichHandle(p, tid)

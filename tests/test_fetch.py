@@ -97,6 +97,7 @@ def test_bad_rows_and_server_trouble_become_one_line_each(server: LocalServer, t
         "f,abc,0\n"  # not a number
         "g,70,0\n"  # 404: no such cutout
         "h,60,0\n"  # cut off once, then served
+        "i,60.5,\n"  # no Dec
     )
     server.script = {
         "ra=10.0": [("status", 429)],
@@ -107,14 +108,15 @@ def test_bad_rows_and_server_trouble_become_one_line_each(server: LocalServer, t
     }
     out = tmp_path / "out"
     res = fetch_cutouts(FetchCutoutsConfig(targets, out, CutoutSpec(size=32, base_url=server.url), FAST))
-    assert res.fetched == 2 and res.total == 8
+    assert res.fetched == 2 and res.total == 9
     lines = [str(p) for p in res.problems]
     assert lines[0] == "line 3 (b): HTTP 503 Service Unavailable (gave up after 3 attempts)"
     assert lines[1].startswith("line 4 (c): the server sent an HTML page (text/html")
     assert lines[2].startswith("line 5 (d): download from 127.0.0.1:") and "cut short" in lines[2] and "after 3 attempts" in lines[2]
     assert lines[3] == "line 6 (e): Dec 95 out of range: expected degrees in [-90, 90]"
-    assert lines[4] == "line 7 (f): RA 'abc' / Dec '0' are not numbers"
+    assert lines[4] == "line 7 (f): RA 'abc' is not a number"
     assert lines[5] == "line 8 (g): HTTP 404 Not Found"
+    assert lines[6] == "line 10 (i): no Dec"
     # only complete, checked files exist; no temporary leftovers
     assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "h.jpg", "metadata.csv"]
     assert open_catalog(out).object_ids() == ["a", "h"]

@@ -86,11 +86,17 @@ def read_targets(path: str | Path, columns: Mapping[str, str] | None = None) -> 
     for i, r in enumerate(rows):
         line = i + 2
         oid = r.get(id_col, "") if id_col else ""
-        try:
-            ra, dec = float(r.get(ra_col, "")), float(r.get(dec_col, ""))
-        except ValueError:
-            problems.append(RowProblem(line, oid or None, f"RA {r.get(ra_col, '')!r} / Dec {r.get(dec_col, '')!r} are not numbers"))
+        vals = {}
+        for name, col in (("RA", ra_col), ("Dec", dec_col)):
+            try:
+                vals[name] = float(r.get(col, ""))
+            except ValueError:
+                text = r.get(col, "")
+                problems.append(RowProblem(line, oid or None, f"{name} {text!r} is not a number" if text else f"no {name}"))
+                break
+        if len(vals) < 2:
             continue
+        ra, dec = vals["RA"], vals["Dec"]
         why = check_coordinates(ra, dec)
         if why is not None:
             problems.append(RowProblem(line, oid or None, why))
