@@ -30,6 +30,9 @@ class LocalServer:
         self.script: dict[str, list[Any]] = {}
         self.by_ra: dict[str, str] = {}
         self.requests: list[tuple[str, str | None]] = []  # (path+query, Range header)
+        self.delay = 0.0  # seconds before answering each request (to see concurrency)
+        self.in_flight = 0
+        self.max_in_flight = 0
         self._lock = threading.Lock()
         server = self
 
@@ -38,7 +41,16 @@ class LocalServer:
                 pass
 
             def do_GET(self) -> None:
-                server._handle(self)
+                with server._lock:
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    if server.delay:
+                        time.sleep(server.delay)
+                    server._handle(self)
+                finally:
+                    with server._lock:
+                        server.in_flight -= 1
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True

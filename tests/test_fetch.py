@@ -188,3 +188,11 @@ def test_fits_cutouts(server: LocalServer, tmp_path: Path) -> None:
     assert "bands=grz" in server.requests[0][0]
     cat = open_catalog(tmp_path / "f")
     assert cat[0].image.shape == (16, 16, 3) and "FITS HDU 0 cube" in cat.info().extra["pixel_stretch"]
+
+
+def test_concurrency_is_bounded(server: LocalServer, tmp_path: Path) -> None:
+    targets = tmp_path / "t.csv"
+    targets.write_text("ra,dec\n" + "".join(f"{ra},0\n" for ra in RAS))
+    server.delay = 0.1
+    res = fetch_cutouts(FetchCutoutsConfig(targets, tmp_path / "o", CutoutSpec(size=32, base_url=server.url), HttpConfig(concurrency=2)))
+    assert res.fetched == 6 and server.max_in_flight == 2
