@@ -16,6 +16,7 @@ __all__ = [
     "IndexFormatError",
     "QueryError",
     "ConfigError",
+    "FetchError",
 ]
 
 
@@ -50,3 +51,8 @@ class QueryError(GalaxyRetrievalError, ValueError):
 
 class ConfigError(GalaxyRetrievalError, ValueError):
     """A configuration value is out of range or of the wrong kind."""
+
+
+class FetchError(GalaxyRetrievalError, OSError):
+    """A download failed: server unreachable, HTTP error, a non-image answer, a truncated body,
+    or a checksum that does not match."""
