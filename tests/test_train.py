@@ -460,3 +460,36 @@ def test_loss_defaults_follow_the_pairing_and_old_runs_read_as_contrastive():
     del d["loss"], d["temperature"]  # a checkpoint written before the option existed
     assert TrainConfig.from_dict(d).loss == "contrastive"
     assert TrainConfig.from_dict(TrainConfig().to_dict()).loss == "info_nce"
+
+
+def test_galaxy_positive_transforms_each_do_what_they_say():
+    import math
+
+    from galaxy_retrieval.train.augment import GALAXY_AUGMENT, AugmentConfig, PairAugmenter
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.zeros(8, 3, 32, 32)
+    x[:, :, 12:20, 12:20] = 0.5  # a grey square in the middle
+
+    def only(name, **kw):
+        return PairAugmenter(AugmentConfig(num_positive=1, positive_set=(name,), **kw)).positive(x, g)
+
+    # colour: each band scaled by its own gain within [1/1.25, 1.25]
+    c = only("colour", pos_colour=0.25)[:, :, 16, 16] / 0.5
+    assert c.min() >= 1 / 1.25 - 1e-5 and c.max() <= 1.25 + 1e-5 and (c.std(dim=1) > 0).all()
+    # gamma: 0.5 ** γ with γ in [1/1.3, 1.3], the same in every band, black stays black
+    gm = only("gamma", pos_gamma=0.3)
+    gam = torch.log(gm[:, 0, 16, 16]) / math.log(0.5)
+    assert gam.min() >= 1 / 1.3 - 1e-4 and gam.max() <= 1.3 + 1e-4 and gm[:, :, 0, 0].abs().max() < 0.02
+    # shift: the square moves but keeps its size
+    s = only("shift", pos_shift=0.25)
+    cy = (s[:, 0].sum(dim=2) * torch.arange(32)).sum(dim=1) / s[:, 0].sum(dim=(1, 2))
+    assert (cy - 15.5).abs().max() > 0.5 and (cy - 15.5).abs().max() <= 0.25 * 16 + 0.5
+    # blur: the flux stays, the edge softens
+    b = only("blur", pos_blur=(0.03, 0.05))
+    assert torch.allclose(b.sum(dim=(1, 2, 3)), x.sum(dim=(1, 2, 3)), rtol=1e-3)
+    assert (b[:, 0, 16, 11] > 0.01).all()
+    # the galaxy recipe applies all ten, deterministically for a seed
+    a1 = PairAugmenter(GALAXY_AUGMENT).positive(x, torch.Generator().manual_seed(1))
+    a2 = PairAugmenter(GALAXY_AUGMENT).positive(x, torch.Generator().manual_seed(1))
+    assert torch.equal(a1, a2) and not torch.equal(a1, x)

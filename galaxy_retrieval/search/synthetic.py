@@ -71,7 +71,9 @@ def clustered_vectors(
         label_rng, latent_rng, noise_rng = (np.random.default_rng(np.random.SeedSequence([seed, j, c])) for j in (1, 2, 3))
         label = label_rng.choice(n_clusters, size=m, p=p)
         z = centres[label] + np.float32(cluster_std) * latent_rng.standard_normal((m, intrinsic_dim), dtype=np.float32)
-        x = z @ basis + offset
+        # in float64: a float32 BLAS product rounds differently with the number of rows
+        # (kernel blocking), and the first rows of a longer run must equal a shorter run
+        x = (z.astype(np.float64) @ basis.astype(np.float64)).astype(np.float32) + offset
         x += np.float32(noise) * noise_rng.standard_normal((m, dim), dtype=np.float32)
         out[s : s + m] = x
     return out

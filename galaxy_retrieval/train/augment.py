@@ -26,9 +26,17 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 
-__all__ = ["POSITIVE_TRANSFORMS", "NEGATIVE_TRANSFORMS", "AugmentConfig", "PairAugmenter"]
+__all__ = ["POSITIVE_TRANSFORMS", "EXTRA_POSITIVE_TRANSFORMS", "NEGATIVE_TRANSFORMS", "AugmentConfig", "PairAugmenter", "GALAXY_AUGMENT"]
 
+# the default positive set (the paper's plus zoom and brightness); kept as it was so that
+# every recorded training config resolves to the transforms it was trained with
 POSITIVE_TRANSFORMS = ("hflip", "vflip", "rot90", "rotate", "perspective", "crop_pad", "noise", "scale", "brightness")
+# opt-in positives measured on real cutouts (GALAXY_AUGMENT): a random shift of the zoomed
+# view, a PSF-like blur, per-band gains (a colour change) and a change of stretch (gamma).
+# Without the photometric ones a network tells instances apart by their colour histogram,
+# which is what raw pixels already do.
+EXTRA_POSITIVE_TRANSFORMS = ("shift", "blur", "colour", "gamma")
+_ALL_POSITIVE = POSITIVE_TRANSFORMS + EXTRA_POSITIVE_TRANSFORMS
 NEGATIVE_TRANSFORMS = ("perspective", "blur", "erase", "noise", "rotate")
 
 
@@ -50,17 +58,26 @@ class AugmentConfig:
     neg_blur: tuple[float, float] = (0.015, 0.05)  # σ as a fraction of the side
     neg_erase_area: tuple[float, float] = (0.10, 0.35)
     neg_noise: tuple[float, float] = (0.05, 0.15)
+    pos_shift: float = 0.1  # largest shift, fraction of the half-side
+    pos_blur: tuple[float, float] = (0.0, 0.02)  # σ as a fraction of the side (0.02 of 64 px: 1.3 px)
+    pos_colour: float = 0.25  # per-band gain within [1/(1+c), 1+c] (log-uniform)
+    pos_gamma: float = 0.3  # x ↦ x^γ with γ within [1/(1+g), 1+g] (log-uniform)
 
     def __post_init__(self) -> None:
         if self.fill not in ("zeros", "reflection"):
             raise ConfigError(f"augment fill={self.fill!r}; choices: zeros, reflection")
+        for f in ("pos_shift", "pos_colour", "pos_gamma"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+                raise ConfigError(f"augment {f}={v!r} must be a number between 0 and 1")
+            object.__setattr__(self, f, float(v))
         for f in ("pos_crop_keep", "pos_noise", "pos_scale", "pos_brightness", "neg_perspective", "neg_blur",
-                  "neg_erase_area", "neg_noise"):
+                  "neg_erase_area", "neg_noise", "pos_blur"):
             lo, hi = (float(v) for v in getattr(self, f))
             if not 0 <= lo <= hi:
                 raise ConfigError(f"augment {f}=({lo}, {hi}) must be a range 0 <= low <= high")
             object.__setattr__(self, f, (lo, hi))
-        for kind, names, known in (("positive", self.positive_set, POSITIVE_TRANSFORMS),
+        for kind, names, known in (("positive", self.positive_set, _ALL_POSITIVE),
                                    ("negative", self.negative_set, NEGATIVE_TRANSFORMS)):
             names = tuple(names)
             bad = [n for n in names if n not in known]
@@ -209,7 +226,7 @@ class PairAugmenter:
         """A random subset of ``num_positive`` structure-preserving transforms per image."""
         cfg = self.config
         n, _, h, w = x.shape
-        col = _columns(n, cfg.num_positive, cfg.positive_set, POSITIVE_TRANSFORMS, g)
+        col = _columns(n, cfg.num_positive, cfg.positive_set, _ALL_POSITIVE, g)
         k90 = torch.randint(1, 4, (n,), generator=g)
         theta = _uniform(0.0, 2 * math.pi, n, g)
         persp = _perspective(torch.full((n,), cfg.pos_perspective), g)
@@ -217,6 +234,10 @@ class PairAugmenter:
         sigma = _uniform(*cfg.pos_noise, n, g)
         zoom = torch.exp(_uniform(math.log(cfg.pos_scale[0]), math.log(cfg.pos_scale[1]), n, g))
         gain = torch.exp(_uniform(math.log(cfg.pos_brightness[0]), math.log(cfg.pos_brightness[1]), n, g))
+        shift = (torch.rand(n, 2, generator=g) * 2 - 1) * cfg.pos_shift
+        blur = _uniform(*cfg.pos_blur, n, g) * min(h, w)
+        band = torch.exp((torch.rand(n, x.shape[1], generator=g) * 2 - 1) * math.log1p(cfg.pos_colour))
+        gamma = torch.exp((torch.rand(n, generator=g) * 2 - 1) * math.log1p(cfg.pos_gamma))
 
         mats = _eye(n)
         mats[:, 0, 0] = torch.where(col["hflip"], -1.0, 1.0)
@@ -227,14 +248,27 @@ class PairAugmenter:
         zm = _eye(n)
         zm[:, 0, 0] = zm[:, 1, 1] = torch.where(col["scale"], 1.0 / zoom, 1.0)  # sample closer in = zoom in
         mats = mats @ zm
+        sh = _eye(n)
+        sh[:, 0, 2] = torch.where(col["shift"], shift[:, 0], 0.0)
+        sh[:, 1, 2] = torch.where(col["shift"], shift[:, 1], 0.0)
+        mats = sh @ mats  # the shift moves the final view: the object leaves the centre
         out = x.clone()
-        geo = col["hflip"] | col["vflip"] | col["rot90"] | col["rotate"] | col["perspective"] | col["scale"]
+        geo = col["hflip"] | col["vflip"] | col["rot90"] | col["rotate"] | col["perspective"] | col["scale"] | col["shift"]
         if geo.any():
             ic, idx = _rows(geo, x.device)
             out[idx] = _warp(x[idx], mats[ic], cfg.fill)
         if col["crop_pad"].any():
             ic, idx = _rows(col["crop_pad"], x.device)
             out[idx] = out[idx] * _centre_box_mask(keep[ic], h, w).to(x.device, x.dtype)
+        if col["blur"].any():  # a PSF-like blur before the photometric changes and the noise
+            ic, idx = _rows(col["blur"], x.device)
+            out[idx] = _gaussian_blur(out[idx], blur[ic].clamp(min=1e-3))
+        if col["gamma"].any():
+            ic, idx = _rows(col["gamma"], x.device)
+            out[idx] = out[idx].clamp(min=1e-4) ** gamma[ic].to(x.device, x.dtype)[:, None, None, None]
+        if col["colour"].any():
+            ic, idx = _rows(col["colour"], x.device)
+            out[idx] = out[idx] * band[ic].to(x.device, x.dtype)[:, :, None, None]
         if col["brightness"].any():
             ic, idx = _rows(col["brightness"], x.device)
             out[idx] = out[idx] * gain[ic].to(x.device, x.dtype)[:, None, None, None]
@@ -273,3 +307,20 @@ class PairAugmenter:
             ic, idx = _rows(col["noise"], x.device)
             out[idx] = _add_noise(out[idx], sigma[ic], g)
         return out.clamp_(0.0, 1.0)
+
+
+#: The positive transforms measured on real survey cutouts (benchmarks/quality/README.md):
+#: every one applied to every view, each with its own random strength — any rotation and
+#: flips (a galaxy has no preferred orientation), a zoom in or out with a shift (random
+#: resized crops, with the reflected sky brought in rather than black borders), a PSF-like
+#: blur, per-band gains, brightness and stretch changes and noise (what differs between two
+#: exposures and reductions of one galaxy; without them the network tells instances apart by
+#: their colour histograms, as raw pixels do).
+GALAXY_AUGMENT = AugmentConfig(
+    num_positive=10,
+    positive_set=("hflip", "rot90", "rotate", "scale", "shift", "blur", "gamma", "colour", "brightness", "noise"),
+    fill="reflection",
+    pos_scale=(0.8, 1.5),
+    pos_brightness=(0.67, 1.5),
+    pos_noise=(0.0, 0.03),
+)

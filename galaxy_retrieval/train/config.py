@@ -12,7 +12,7 @@ from ..model.config import ViTConfig
 from ..model.presets import preset as _preset
 from ..score import ScoreWeights
 from ..suppress import SuppressConfig
-from .augment import AugmentConfig
+from .augment import GALAXY_AUGMENT, AugmentConfig
 
 __all__ = ["TrainConfig", "PairMode", "LrSchedule"]
 
@@ -97,8 +97,8 @@ class TrainConfig:
 
     preset: str = "small"
     model: ViTConfig | None = None  # overrides ``preset`` when given
-    epochs: int = 25
-    batch_size: int = 64
+    epochs: int = 30
+    batch_size: int = 128
     lr: float = 1e-3
     weight_decay: float = 5e-4
     lr_schedule: LrSchedule = "constant"
@@ -108,10 +108,12 @@ class TrainConfig:
     score_weights: ScoreWeights = field(default_factory=ScoreWeights)
     num_augmentations: int = 3
     num_neg_augmentations: int | None = None  # None: same as num_augmentations
-    augment: AugmentConfig | None = None  # full control of strengths; overrides the two above
+    # full control of the transforms and their strengths; overrides the two above (None:
+    # the paper's sets, num_augmentations of them per image)
+    augment: AugmentConfig | None = GALAXY_AUGMENT
     pair_mode: PairMode = "in_batch"
     loss: LossKind | None = None  # None: "info_nce" with in_batch pairs, else "contrastive"
-    temperature: float = 0.05
+    temperature: float = 0.1
     save_computations: bool = False
     augment_anchors: bool = True
     patience: int = 6
@@ -123,8 +125,8 @@ class TrainConfig:
     preload_max_bytes: int = 2 << 30
     learn_score_weights: bool = False
     suppress_sources: SuppressConfig | None = None
-    framing: Framing | None = None
-    select_by: SelectBy = "val_loss"
+    framing: Framing | None = Framing(mode="auto")
+    select_by: SelectBy = "split_loose_acc"
 
     def __post_init__(self) -> None:
         def _int(name: str, lo: int) -> None:
@@ -190,7 +192,8 @@ class TrainConfig:
     def paper_faithful(cls, **overrides: Any) -> "TrainConfig":
         """The paper's training recipe (§3.4): untouched anchors, one positive and one
         harsh-negative pair per image, constant learning rate."""
-        base = dict(pair_mode="paper", loss="contrastive", augment_anchors=False, lr_schedule="constant", warmup_epochs=0.0)
+        base = dict(pair_mode="paper", loss="contrastive", augment_anchors=False, lr_schedule="constant", warmup_epochs=0.0,
+                    augment=None, framing=None, select_by="val_loss", epochs=25, batch_size=64)
         return cls(**{**base, **overrides})
 
     def model_config(self) -> ViTConfig:
@@ -235,9 +238,12 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"train config has unknown field(s) {', '.join(unknown)}")
         kw = dict(d)
-        # runs recorded before the loss was an option were trained with the paper's loss
+        # runs recorded before an option existed were trained without it: the paper's loss,
+        # the whole frame, the best epoch by validation loss
         kw.setdefault("loss", "contrastive")
         kw.setdefault("temperature", 0.1)  # the default when the option was added
+        kw.setdefault("framing", None)
+        kw.setdefault("select_by", "val_loss")
         if kw.get("model") is not None:
             kw["model"] = ViTConfig.from_dict(kw["model"])
         if "score_weights" in kw:
