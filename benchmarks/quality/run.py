@@ -37,68 +37,54 @@ HEADER = """\
 # Retrieval-quality protocol
 
 One command trains the model label-free on a catalog, builds its index and measures retrieval
-with held-out labels, with each option of the paper's future work on and off:
+with held-out labels, with each option on and off beside classical baselines:
 
-    make quality        # = .venv/bin/python benchmarks/quality/run.py  (both catalogs, every variant: ≈ 1.5 h on 2 CPU cores from scratch)
+    make quality                    # synthetic and FIRST, every variant (hours on 2 CPU cores from scratch)
+    make quality GZ2=DIR            # and the Galaxy Zoo 2 spiral / non-spiral folder (DIR/labels.csv)
+    .venv/bin/python benchmarks/quality/run.py --catalog gz2 --gz2 DIR --variants defaults --seeds 0,1,2
 
 What is measured (`galaxy_retrieval/bench/quality.py`):
 
-- the catalog is split 80/10/10 by seed 0; training sees the 80 % without labels, the
+- the catalog is split 80/10/10 by the seed; training sees the 80 % without labels, the
   validation 10 % picks the epoch, and the **held-out 10 % are the queries**, searched against
-  the whole catalog with the query itself excluded;
+  the whole catalog with the query itself excluded. `P@10 all` is the same with **every
+  object as a query** (leave-one-out): ten times the queries, so about a third of the noise,
+  and what an outside evaluation of a trained index does;
 - **loose accuracy** (paper §3.5): an image's augmented copy must outscore the other images
   of a mini-batch of 8 or 64;
 - **precision@1/@10, mAP@10, nDCG@10**, averaged per class and then across classes (macro),
   relevant = same class, ranked by the exact weighted score (cosine + inverse L2 + inverse L3);
-- the same numbers for **raw pixels** (the image area-downsampled to 16×16×3) and the
-  **untrained network** (same architecture and seed), in the same pass on the same input
-  (with source suppression on, the baselines see the suppressed images too);
+- the same numbers for four **baselines**, in the same pass on the same (framed, suppressed)
+  input: raw pixels (16×16×3), the untrained network, a rotation-invariant polar Fourier
+  descriptor (|FFT over angle| of a 16-radius × 32-angle resampling per band) and
+  non-parametric morphology (concentration, asymmetry, smoothness, Gini, M20, ellipticity,
+  r50, two colours; standardised). The strongest is marked *best baseline*;
 - the held-out queries answered **through the index** (FAISS shortlist + exact rerank):
   recall@10 against the exact top 10, and ms per query;
 - on the synthetic catalog, where every galaxy's true parameters are known: **Spearman ρ**
   between a query's axis ratio, Sérsic index, bulge fraction and arm pitch and those of its
-  top-10 neighbours (pooled query–neighbour pairs; random neighbours give ≈ 0).
+  top-10 neighbours (pooled query–neighbour pairs; random neighbours give ≈ 0);
+- **model selection**: how well label-free signals read at each run's chosen epoch rank the
+  runs of a catalog as their held-out precision does (Spearman ρ across runs; with few runs,
+  a rough guide). Runs with different losses have validation losses on different scales.
 
-Variants: `baseline` (all options off: the paper's margin loss, in-batch negatives, augmented
-anchors), `suppress` (detect the central object with `sep`, replace other sources by sky
-before training, indexing and querying; synthetic only: on FIRST the radio preset keeps every
-source within 90 px of the centre, which covers the 120-px crop the model sees),
-`learned-weights` (the score's w1, w2, w3 learned with the model, softmax-parametrised),
-`info-nce` (InfoNCE over the batch, τ = 0.1, instead of the margin loss; `-t0.05`, `-t0.3`:
-other temperatures), `-50` (up to 50
-epochs, early stopping after 6 without a better validation loss), `no-zoom` (positives without
-the zoom and brightness transforms). FIRST images are cropped to their central 40 % (the
-sources sit in the middle of 300-px frames); the baselines see the same crop.
-Chance precision is ≈ 0.10 on the synthetic catalog (ten balanced classes) and ≈ 0.25 on FIRST.
+Variants: `defaults` is `gr train`'s recipe as it stands (InfoNCE τ 0.1 over in-batch pairs,
+batch 128, the galaxy transforms on both views, auto framing, the epoch picked by loose
+accuracy against the whole validation split; FIRST keeps `fixed:0.4` framing, see below), and
+`defaults-unframed` the same with framing off. The older variants keep the recipe they were
+defined against (the paper's transform sets, batch 64, the epoch picked by validation loss):
+`baseline` (the paper's margin loss, in-batch negatives, augmented anchors), `suppress` (detect
+the central object with `sep`, replace other sources by sky), `learned-weights` (the score's
+w1, w2, w3 learned with the model), `info-nce` (InfoNCE over the batch, τ 0.1; `-t0.05`,
+`-t0.3`: other temperatures; `-framed`: with auto framing), `-50` (up to 50 epochs), `no-zoom`
+(positives without the zoom and brightness transforms). FIRST images are cut to their central
+40 % (the sources sit in the middle of 300-px frames, and auto framing would measure an FR II's
+core and cut its lobes off). Chance precision is 0.10 on the synthetic catalog, 0.25 on FIRST
+and 0.50 on GZ2.
 
-What the tables say (one seed, 200–216 queries: differences under ~0.03 are noise):
-
-- **InfoNCE is the one change that helps everywhere**: precision@10 0.465 → 0.554 (synthetic)
-  and 0.485 → 0.550 (FIRST), loose accuracy@64 0.78 → 0.93 and 0.35 → 0.57 (τ 0.1). A lower
-  temperature helps more on the synthetic set (τ 0.05: 0.603; τ 0.3: 0.410); on FIRST it is
-  level (0.555 vs 0.550). InfoNCE with τ 0.05 is now the
-  default of `gr train` and the demo. 50 epochs add a little on the synthetic set (0.581 vs
-  0.554 at τ 0.1). The best recipe measured, suppression + InfoNCE τ 0.05 + up to 50 epochs,
-  reaches precision@10 **0.634** and precision@1 0.720 (raw pixels on the same input: 0.486
-  and 0.685).
-- **Source suppression** barely moves the margin-loss model (0.465 → 0.472) but helps the
-  InfoNCE model (0.554 → 0.597; 0.608 at 50 epochs, the best figure here). It helps the raw
-  pixel baseline much more (0.362 → 0.486): stars are what ruin pixel matching, while the
-  trained model had already learned to mostly ignore them.
-- **Learned score weights** change nothing measurable (0.463 vs 0.465; FIRST 0.498 vs 0.485):
-  they drift to about cos 0.31, L2 0.32, L3 0.37.
-- **Zoom and brightness transforms matter**: without them FIRST falls to 0.438.
-- **Rotation at query time**: averaging embeddings over the 8 rotations/flips changes nothing
-  (0.554 both; `benchmarks/quality/rotation_tta.py`, `results/quality_rotation_tta.json`).
-- Neighbours share true parameters: with InfoNCE, Spearman ρ of bulge fraction 0.90 (pixels
-  0.39–0.60), Sérsic index 0.56–0.58 (pixels 0.39–0.48), arm pitch among spirals 0.29–0.35
-  (margin loss 0.13, pixels 0.14–0.16); raw pixels still match axis ratio better (0.63 vs 0.57
-  on suppressed input).
-- **Short of the aims**: precision@10 0.63 (aim 0.85) on the synthetic catalog and 0.55 (aim
-  0.75) on FIRST, where the trained model is only level with raw pixels (0.53) and the
-  untrained network (0.54). Loose accuracy@8 beats the paper's 0.93 on the synthetic set
-  (1.00) but not on FIRST (0.78).
-The CPU is small and may be shared: the training seconds below are wall time as measured.
+Each table's header says how many epochs, which commit and which machine. One seed and 200
+held-out queries give differences under ~0.03 that are noise; `P@10 all` and the seed table
+are steadier. The CPU is small and shared: training seconds are wall time as measured.
 Everything below this line is generated from the JSON files by `benchmarks/quality/run.py`.
 """
 

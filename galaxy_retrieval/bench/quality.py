@@ -228,6 +228,9 @@ def _train_config(cfg: QualityConfig, v: Variant):
         kw.update(dict(v.overrides))
         kw.update(cfg.train_overrides)
         return TrainConfig(**kw)
+    # the recipe these variants were defined against (TrainConfig's defaults until issue 10):
+    # the paper's transform sets, batch 64, the best epoch by validation loss
+    kw.update(augment=None, batch_size=64, select_by="val_loss")
     if v.suppress:
         from ..suppress import PRESETS
 
@@ -485,6 +488,53 @@ def _summary_table(res: dict[str, Any]) -> list[str]:
     return lines
 
 
+#: label-free signals at the chosen epoch that could pick a checkpoint: history key → name
+SELECTION_SIGNALS = {
+    "val_loose_acc@all": "loose accuracy, whole validation split",
+    "val_loose_acc@64": "loose accuracy @ 64",
+    "val_loose_acc@8": "loose accuracy @ 8",
+    "val_loss": "validation loss (negated)",
+}
+
+
+def selection_agreement(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """How well each label-free signal, read at each run's chosen epoch, ranks the runs of
+    one catalog (every variant and seed) as their held-out macro P@k does: Spearman ρ over
+    the runs that recorded it, and the number of runs."""
+    from ..evaluate.params import spearman
+
+    k = results[0]["parameters"]["k"]
+    pts: dict[str, list[tuple[float, float]]] = {s: [] for s in SELECTION_SIGNALS}
+    for res in results:
+        for v in res["variants"].values():
+            p = ((v["eval"]["retrieval"] or {}).get("model") or {}).get("macro", {}).get(f"precision@{k}")
+            t = v["train"]["result"]
+            hist = {h["epoch"]: h for h in t.get("history", [])}
+            row = hist.get(t.get("best_epoch"))
+            if p is None or row is None:
+                continue
+            for s in SELECTION_SIGNALS:
+                if row.get(s) is not None:
+                    pts[s].append((-row[s] if s == "val_loss" else row[s], p))
+    out = {}
+    for s, xy in pts.items():
+        if len(xy) >= 3:
+            a = np.array(xy)
+            out[s] = {"rho": spearman(a[:, 0], a[:, 1]), "runs": len(xy)}
+    return out
+
+
+def _agreement_lines(results: list[dict[str, Any]]) -> list[str]:
+    ag = selection_agreement(results)
+    if not ag:
+        return []
+    k = results[0]["parameters"]["k"]
+    lines = [f"| label-free signal at the chosen epoch | Spearman ρ with held-out P@{k} | runs |", "|---|---|---|"]
+    for s, d in ag.items():
+        lines.append(f"| {SELECTION_SIGNALS[s]} | {d['rho']:+.2f} | {d['runs']} |")
+    return lines
+
+
 def _seed_table(results: list[dict[str, Any]]) -> list[str]:
     """Variants measured with several seeds: mean ± sd of the model's macro P@k and the best baseline's."""
     k = results[0]["parameters"]["k"]
@@ -608,6 +658,9 @@ def render_readme(results: list[dict[str, Any]], header: str) -> str:
         pt = _params_table(res)
         if pt:
             parts += [f"Spearman ρ between a query's true parameter and its top-{p['k']} neighbours' (pooled pairs):", "", *pt, ""]
+        ag = _agreement_lines(seeds[c["name"]])
+        if ag:
+            parts += ["How well label-free signals rank this catalog's runs (what model selection could use):", "", *ag, ""]
         st = _seed_table(seeds[c["name"]])
         if st:
             parts += [f"Over seeds (training seed = split seed; held-out P@{p['k']} and every object as a query):", "", *st, ""]
