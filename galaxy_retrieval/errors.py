@@ -16,6 +16,9 @@ __all__ = [
     "IndexFormatError",
     "QueryError",
     "ConfigError",
+    "IndexBusyError",
+    "NoSpaceError",
+    "OutputPathError",
 ]
 
 
@@ -50,3 +53,23 @@ class QueryError(GalaxyRetrievalError, ValueError):
 
 class ConfigError(GalaxyRetrievalError, ValueError):
     """A configuration value is out of range or of the wrong kind."""
+
+
+class IndexBusyError(GalaxyRetrievalError, RuntimeError):
+    """Another process holds the write lock of an index directory."""
+
+
+class NoSpaceError(GalaxyRetrievalError, OSError):
+    """A write failed because the file system is full (ENOSPC); carries the path written."""
+
+    def __init__(self, path: object) -> None:
+        self.path = str(path)
+        super().__init__(f"{self.path}: no space left on the device; free some space and rerun (completed work is kept)")
+
+    def __str__(self) -> str:  # OSError's own __str__ would print the args tuple
+        return self.args[0]
+
+
+class OutputPathError(GalaxyRetrievalError, ValueError):
+    """An output location cannot be written (under a regular file, a directory where a file is
+    wanted, a read-only or virtual file system); raised before any work starts."""

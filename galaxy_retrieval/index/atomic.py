@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -9,7 +10,35 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["atomic_path", "write_json_atomic", "sha256_file"]
+from ..errors import NoSpaceError
+
+__all__ = ["atomic_path", "write_json_atomic", "sha256_file", "reserve_space", "is_no_space", "TMP_SUFFIX"]
+
+TMP_SUFFIX = ".tmp"
+
+
+def is_no_space(e: BaseException) -> bool:
+    """Whether ``e`` is a full file system. pyarrow and h5py raise OSError without an errno,
+    naming the condition only in the message, so the message is checked too."""
+    if not isinstance(e, OSError):
+        return False
+    return e.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(e) or "Disk quota exceeded" in str(e)
+
+
+def reserve_space(path: str | Path, nbytes: int) -> None:
+    """Allocate ``nbytes`` of ``path`` on disk now. A memory map over a sparse file that the
+    disk cannot back kills the process with SIGBUS on first touch; allocating first turns a
+    full disk into an ordinary ENOSPC error before anything is written."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, int(nbytes))
+    except OSError as e:
+        if is_no_space(e):
+            raise NoSpaceError(path) from None
+        if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # fs without fallocate: best effort
+            raise
+    finally:
+        os.close(fd)
 
 
 @contextmanager
