@@ -427,6 +427,16 @@ def build_index_cmd(
 
 @app.command()
 @_friendly
+def verify(index: Path = typer.Option(..., help="Index directory (indexes/NAME).")) -> None:
+    """Hash every file of an index and check it against the manifest (e.g. after copying it)."""
+    from .index.verify import verify_index
+
+    rep = verify_index(index)
+    out.print(f"index [bold]{rep.path}[/]: {rep.count:,} objects; {rep.files} files, {rep.bytes / 1e6:,.1f} MB match manifest.json", highlight=False)
+
+
+@app.command()
+@_friendly
 def query(
     index: Path = typer.Option(..., help="Index directory (indexes/NAME)."),
     image: Optional[list[Path]] = typer.Option(None, help="Query image(s); several run as one batch."),
