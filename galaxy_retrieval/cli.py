@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -45,7 +46,17 @@ def _friendly(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except GalaxyRetrievalError as e:
-            err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            flags = " or ".join(f"--{o.replace('_', '-')}" for o in e.options)
+            err.print(f"[bold red]error:[/] {escape(str(e))}" + (f" ({flags})" if flags else ""), highlight=False, soft_wrap=True)
+            raise typer.Exit(EXIT_USER_ERROR) from None
+        except OSError as e:
+            # a full disk inside a third-party writer (h5py, matplotlib) that the library did
+            # not wrap: still one line naming the file, never a traceback
+            from .index.atomic import is_no_space
+
+            if not is_no_space(e):
+                raise
+            err.print(f"[bold red]error:[/] {escape(str(e.filename or ''))}: no space left on the device", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_USER_ERROR) from None
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/] (completed work is kept; rerun to resume)")
@@ -272,7 +283,8 @@ def train(
 
 
 def _render_train(res: Any) -> None:
-    acc = ", ".join(f"batch {b}: {v:.3f}" for b, v in res.best_val_loose_acc.items())
+    # None: the validation set is smaller than that batch size, so it was not measured
+    acc = ", ".join(f"batch {b}: " + ("— (fewer validation images)" if v is None else f"{v:.3f}") for b, v in res.best_val_loose_acc.items())
     out.print(
         f"run [bold]{res.out_dir}[/]: best epoch {res.best_epoch}/{res.epochs_completed} ({res.stopped}), "
         f"val loss {res.best_val_loss:.4f}, val loose accuracy {acc}; {res.n_train} train / {res.n_val} val images, "

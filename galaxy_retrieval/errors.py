@@ -19,11 +19,22 @@ __all__ = [
     "IndexBusyError",
     "NoSpaceError",
     "OutputPathError",
+    "TrainingDivergedError",
 ]
 
 
 class GalaxyRetrievalError(Exception):
-    """Base class of every error this package raises on purpose."""
+    """Base class of every error this package raises on purpose.
+
+    ``options`` names the settings (keyword arguments, e.g. ``"overwrite"``) that resolve the
+    error. Library messages speak of settings in words, never of command-line flags; the CLI
+    shows the flags of these options next to the message."""
+
+    options: tuple[str, ...] = ()
+
+    def resolved_by(self, *options: str) -> "GalaxyRetrievalError":
+        self.options = options
+        return self
 
 
 class CatalogError(GalaxyRetrievalError, ValueError):
@@ -73,3 +84,7 @@ class NoSpaceError(GalaxyRetrievalError, OSError):
 class OutputPathError(GalaxyRetrievalError, ValueError):
     """An output location cannot be written (under a regular file, a directory where a file is
     wanted, a read-only or virtual file system); raised before any work starts."""
+
+
+class TrainingDivergedError(GalaxyRetrievalError, FloatingPointError):
+    """The training loss became NaN or infinite (learning rate too high, exploding gradients)."""

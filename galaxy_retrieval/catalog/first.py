@@ -202,7 +202,7 @@ def import_first(
     if out.exists() and not overwrite:
         attrs = _is_ours(out)
         if attrs is None:
-            raise CatalogError(f"{out} exists and is not a FIRST import; pass overwrite=True to replace it")
+            raise CatalogError(f"{out} exists and is not a FIRST import; overwrite it, or choose another output file").resolved_by("overwrite")
         if (
             int(attrs.get("format_version", -1)) == FORMAT_VERSION
             and int(attrs.get("count", -2)) == attrs["rows"]

@@ -139,7 +139,7 @@ def _check_out(out: Path, overwrite: bool, inputs: dict[str, Path | None]) -> No
             f"{out}: holds files that are not part of an index ({shown}); an index needs an empty or new directory"
         )
     if (out / MANIFEST_NAME).exists() and not overwrite:
-        raise IndexFormatError(f"{out}: already holds a complete index; pass --overwrite to rebuild it, or choose another --out")
+        raise IndexFormatError(f"{out}: already holds a complete index; overwrite it, or choose another output directory").resolved_by("overwrite")
 
 
 def _prepare_out(out: Path, overwrite: bool) -> None:
@@ -176,8 +176,8 @@ def _check_state(out: Path, state: dict[str, Any]) -> None:
             diff = sorted(k for k in set(old) | set(state) if old.get(k) != state.get(k))
             raise IndexFormatError(
                 f"{out}: holds an interrupted build of something else (differs in {', '.join(diff)}); "
-                "pass --overwrite to discard it, or choose another --out"
-            )
+                "overwrite it, or choose another output directory"
+            ).resolved_by("overwrite")
     write_json_atomic(p, state)
 
 

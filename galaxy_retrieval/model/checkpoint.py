@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ __all__ = [
     "HISTORY_FILE",
     "PLOT_FILE",
     "LAST_DIR",
+    "settle_last",
     "USAGE_KEYS",
     "atomic_write_bytes",
     "atomic_write_json",
@@ -259,8 +261,13 @@ def save_train_state(
     """Write ``last/``: weights, optimizer moments + extra tensors (RNG states), JSON state."""
     from safetensors.torch import save
 
+    # The resume point is one unit: written whole into last.new/, then swapped in by renames
+    # (a kill between writing the weights and the state once resumed "after epoch 3" with
+    # epoch-4 weights). state.json also records each file's sha256, checked on resume.
     last = run_dir / LAST_DIR
-    save_weights(last / WEIGHTS_FILE, model)
+    new = run_dir / (LAST_DIR + ".new")
+    shutil.rmtree(new, ignore_errors=True)
+    files = {WEIGHTS_FILE: save_weights(new / WEIGHTS_FILE, model)}
     osd = optimizer.state_dict()
     flat: dict[str, torch.Tensor] = {}
     scalars: dict[str, dict[str, Any]] = {}
@@ -272,12 +279,61 @@ def save_train_state(
                 scalars.setdefault(str(idx), {})[name] = val
     for k, v in tensors.items():
         flat[f"extra.{k}"] = v.detach().to("cpu").contiguous()
-    atomic_write_bytes(last / STATE_TENSORS, save(flat, metadata={_META_KEY: json.dumps({"kind": "galaxidnet-train-state"})}))
+    data = save(flat, metadata={_META_KEY: json.dumps({"kind": "galaxidnet-train-state"})})
+    atomic_write_bytes(new / STATE_TENSORS, data)
+    files[STATE_TENSORS] = hashlib.sha256(data).hexdigest()
     groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in osd["param_groups"]]
     atomic_write_json(
-        last / STATE_JSON,
-        {"format_version": FORMAT_VERSION, "state": state, "optimizer": {"param_groups": groups, "scalars": scalars}},
+        new / STATE_JSON,
+        {"format_version": FORMAT_VERSION, "state": state, "optimizer": {"param_groups": groups, "scalars": scalars}, "files": files},
     )
+    _fsync_dir(new)
+    old = run_dir / (LAST_DIR + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if last.exists():
+        os.replace(last, old)
+    os.replace(new, last)
+    _fsync_dir(run_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _fsync_dir(d: Path) -> None:
+    fd = os.open(d, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _last_is_whole(last: Path) -> bool:
+    """Whether ``last``-like directory holds a state.json whose recorded files match."""
+    try:
+        js = json.loads((last / STATE_JSON).read_text("utf-8"))
+    except (OSError, ValueError):
+        return False
+    files = js.get("files") if isinstance(js, dict) else None
+    if not isinstance(files, dict):
+        return False
+    return all((last / name).is_file() and sha256_file(last / name) == digest for name, digest in files.items())
+
+
+def settle_last(run_dir: str | Path) -> None:
+    """Finish or undo a swap of the resume point that a kill interrupted (see
+    :func:`save_train_state`): a whole ``last.new`` becomes ``last``; otherwise ``last``
+    (or, if the kill fell between the two renames, ``last.old``) stays the resume point."""
+    run_dir = Path(run_dir)
+    last, new, old = (run_dir / (LAST_DIR + sfx) for sfx in ("", ".new", ".old"))
+    if new.is_dir():
+        if _last_is_whole(new):
+            if last.exists():
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(last, old)
+            os.replace(new, last)
+        else:
+            shutil.rmtree(new, ignore_errors=True)
+    if not last.exists() and old.is_dir():
+        os.replace(old, last)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def load_train_state(
@@ -285,10 +341,17 @@ def load_train_state(
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Restore ``last/`` into ``model`` and ``optimizer``; return (extra tensors, JSON state)."""
     last = run_dir / LAST_DIR
+    settle_last(run_dir)
     state_json = last / STATE_JSON
     if not state_json.is_file():
         raise CheckpointError(f"{run_dir}: nothing to resume (no {LAST_DIR}/{STATE_JSON})")
     js = _read_meta_json(state_json)
+    for name, digest in (js.get("files") or {}).items():  # absent in runs written before the check
+        if not (last / name).is_file() or sha256_file(last / name) != digest:
+            raise CheckpointError(
+                f"{last / name}: does not match {state_json} (the resume point was changed or only partly written); "
+                "cannot resume this run"
+            )
     tensors, file_meta = read_weights(last / WEIGHTS_FILE)
     cfg = _config_from(last / WEIGHTS_FILE, file_meta, None, None)
     if cfg.shape_key() != model.config.shape_key():
