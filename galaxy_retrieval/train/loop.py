@@ -236,6 +236,8 @@ def _train(
     g = torch.Generator().manual_seed(cfg.seed)
     augmenter = PairAugmenter(cfg.augment_config())
 
+    if len(catalog) < 3:  # named here: split_indices knows the count, not the file
+        raise CatalogError(f"{catalog.path}: holds {len(catalog)} objects; training needs at least 3 (train/val/test split)")
     train_rows, val_rows, _ = split_indices(len(catalog), cfg.seed)
     progress.log(
         f"device {device}; model {mcfg.name} ({mcfg.image_size}² input); "
