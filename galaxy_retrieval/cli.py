@@ -132,11 +132,15 @@ def synth(
     out_path: Path = typer.Option(Path("data/demo.h5"), "--out", help="HDF5 file to write (Galaxy10 DECaLS layout)."),
     workers: Optional[int] = typer.Option(None, help="Rendering processes (default: all cores)."),
     sheet: Optional[Path] = typer.Option(None, help="Also write a contact sheet PNG (3 galaxies of each class)."),
+    overwrite: bool = typer.Option(False, help="Replace an existing file at --out."),
 ) -> None:
     """Render a synthetic ten-class Galaxy10-style catalog with GalSim."""
+    from .paths import check_output_file
     from .synth import SynthConfig, generate_catalog
 
-    path = generate_catalog(SynthConfig(n=n, size=size, seed=seed, workers=workers), out_path, progress=RichProgress())
+    if sheet is not None:  # before rendering, not after
+        check_output_file(sheet)
+    path = generate_catalog(SynthConfig(n=n, size=size, seed=seed, workers=workers), out_path, progress=RichProgress(), overwrite=overwrite)
     out.print(f"wrote {path} ({n} galaxies, {size}×{size}×3)")
     if sheet is not None:
         from .catalog import open_catalog
@@ -156,7 +160,10 @@ def import_first_cmd(
     """Import the 2,158 FIRST radio galaxies (FRI, FRII, compact, bent) of the firstgalaxydata wheel."""
     from .catalog import open_catalog
     from .catalog.first import import_first
+    from .paths import check_output_file
 
+    if sheet is not None:  # before importing, not after
+        check_output_file(sheet)
     path = import_first(out_path, overwrite=overwrite, progress=RichProgress())
     with open_catalog(path) as cat:
         out.print(f"{path}: {len(cat):,} FIRST radio galaxies, classes {', '.join(cat.label_names.values())}")

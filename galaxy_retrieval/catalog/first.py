@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CatalogError
+from ..paths import check_output_file
 from ..progress import NULL_PROGRESS, Progress
 
 __all__ = ["FIRST_CLASSES", "import_first", "first_jname"]
@@ -209,6 +210,7 @@ def import_first(
         ):
             progress.log(f"{out} already holds the FIRST import ({attrs['rows']} objects); leaving it as is")
             return out
+    check_output_file(out)
     zip_path, version = _package_zip()
     out.parent.mkdir(parents=True, exist_ok=True)
     src_tmp = out.with_name(f".{out.name}.{os.getpid()}.src.tmp")

@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 from .. import __version__
 from ..errors import CatalogError, ConfigError, GalaxyRetrievalError, IndexBusyError, IndexFormatError, NoSpaceError
+from ..paths import check_output_dir
 from ..progress import NULL_PROGRESS, Progress
 from ..score import ScoreWeights
 from .atomic import TMP_SUFFIX, atomic_path, reserve_space, sha256_file, write_json_atomic
@@ -129,6 +130,7 @@ def _check_out(out: Path, overwrite: bool, inputs: dict[str, Path | None]) -> No
     leaves the directory as it was."""
     if out.exists() and not out.is_dir():
         raise IndexFormatError(f"{out}: exists and is not a directory")
+    check_output_dir(out)  # under a regular file, read-only, /proc: before the embedding pass
     for what, p in inputs.items():
         if p is not None and _inside(Path(p), out):
             raise IndexFormatError(f"{out}: contains the {what} {p} that this build reads; choose an output directory outside it")

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import QueryError
+from ..paths import check_output_file
 from .hits import Hit
 from .searcher import GalaxySearcher
 
@@ -44,6 +45,8 @@ def run_query(req: QueryRequest) -> QueryResult:
     kinds = [bool(req.images), req.object_id is not None, req.ra is not None or req.dec is not None]
     if sum(kinds) != 1:
         raise QueryError("give exactly one of --image (one or more), --object-id, or --ra with --dec")
+    if req.mosaic is not None:
+        check_output_file(req.mosaic)
     t_open = time.perf_counter()
     s = GalaxySearcher.open(req.index, checkpoint=req.checkpoint)
     s.warmup(model=bool(req.images))
