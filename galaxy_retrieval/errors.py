@@ -75,7 +75,7 @@ class NoSpaceError(GalaxyRetrievalError, OSError):
 
     def __init__(self, path: object) -> None:
         self.path = str(path)
-        super().__init__(f"{self.path}: no space left on the device; free some space and rerun (completed work is kept)")
+        super().__init__(f"{self.path}: no space left on the device; free some space and rerun")
 
     def __str__(self) -> str:  # OSError's own __str__ would print the args tuple
         return self.args[0]

@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 from ..errors import NoSpaceError
 
-__all__ = ["atomic_path", "write_json_atomic", "sha256_file", "reserve_space", "is_no_space", "TMP_SUFFIX"]
+__all__ = ["atomic_path", "write_json_atomic", "sha256_file", "reserve_space", "check_free_space", "is_no_space", "TMP_SUFFIX"]
 
 TMP_SUFFIX = ".tmp"
 
@@ -23,6 +23,16 @@ def is_no_space(e: BaseException) -> bool:
     if not isinstance(e, OSError):
         return False
     return e.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(e) or "Disk quota exceeded" in str(e)
+
+
+def check_free_space(folder: str | Path, nbytes: int, target: str | Path, margin: int = 256 << 10) -> None:
+    """Raise :class:`NoSpaceError` naming ``target`` unless ``folder``'s file system has
+    ``nbytes`` plus ``margin`` free. For writers that must never meet ENOSPC mid-write:
+    HDF5 (h5py) segfaults on it instead of raising."""
+    import shutil
+
+    if shutil.disk_usage(folder).free < int(nbytes) + margin:
+        raise NoSpaceError(target)
 
 
 def reserve_space(path: str | Path, nbytes: int) -> None:

@@ -34,7 +34,7 @@ import numpy as np
 
 from ..catalog.galaxy10 import GALAXY10_CLASSES
 from ..errors import ConfigError, NoSpaceError
-from ..index.atomic import is_no_space
+from ..index.atomic import check_free_space, is_no_space
 from ..paths import check_output_file
 from ..progress import NULL_PROGRESS, Progress
 from .config import BANDS, SynthConfig
@@ -218,6 +218,8 @@ def generate_catalog(cfg: SynthConfig, out: str | Path, progress: Progress = NUL
     workers = max(1, min(cfg.resolved_workers(), n_chunks))
     progress.log(f"rendering {cfg.n} galaxies of {cfg.size}×{cfg.size} px (seed {cfg.seed}) on {workers} worker(s)")
     tmp = out.with_name(f"{out.name}.partial-{os.getpid()}")
+    per_object = _bytes_per_object(cfg)
+    check_free_space(out.parent, per_object * cfg.n, out)
     try:
         with h5py.File(tmp, "w") as f:
             f.attrs.update(
@@ -233,6 +235,9 @@ def generate_catalog(cfg: SynthConfig, out: str | Path, progress: Progress = NUL
             _create_datasets(f, cfg)
             with progress.task("rendering", total=cfg.n, unit="gal") as task:
                 for chunk in _chunks(cfg, labels, workers):
+                    # checked again before every write: HDF5 crashes the process on ENOSPC,
+                    # so it must never meet a full disk (another writer may be filling it)
+                    check_free_space(out.parent, per_object * (cfg.n - chunk.lo), out)
                     _write(f, chunk)
                     task.advance(len(chunk.images))
         os.replace(tmp, out)
@@ -242,6 +247,15 @@ def generate_catalog(cfg: SynthConfig, out: str | Path, progress: Progress = NUL
             raise NoSpaceError(out) from None
         raise
     return out
+
+
+def _bytes_per_object(cfg: SynthConfig) -> int:
+    """An upper bound of the bytes one object adds to the file (compressed images: unknown
+    in advance, so only the rest is counted)."""
+    s = cfg.size
+    image = s * s * 3 if cfg.compression is None else 0
+    truth = 8 * len(TRUTH_SCALARS) + 12 * (cfg.max_stars + cfg.max_neighbours)
+    return image + s * s // 8 + truth + 64  # + star mask (gzip), ids, ra/dec/z, chunk index
 
 
 def _remove_stale_partials(out: Path) -> None:
