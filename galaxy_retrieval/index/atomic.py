@@ -38,14 +38,14 @@ def check_free_space(folder: str | Path, nbytes: int, target: str | Path, margin
 def reserve_space(path: str | Path, nbytes: int) -> None:
     """Allocate ``nbytes`` of ``path`` on disk now. A memory map over a sparse file that the
     disk cannot back kills the process with SIGBUS on first touch; allocating first turns a
-    full disk into an ordinary ENOSPC error before anything is written."""
+    full disk into an ordinary ENOSPC error (OSError) before anything is written."""
     fd = os.open(path, os.O_RDWR)
     try:
         os.posix_fallocate(fd, 0, int(nbytes))
     except OSError as e:
-        if is_no_space(e):
-            raise NoSpaceError(path) from None
-        if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # fs without fallocate: best effort
+        # ENOSPC propagates (atomic_path names the target file); a file system without
+        # fallocate gets no reservation, as before
+        if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL) or is_no_space(e):
             raise
     finally:
         os.close(fd)
@@ -57,15 +57,20 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
 
     The temp name ends in ``.tmp`` so that globbing for finished files (``*.parquet``) never
     matches it, and a crash leaves only a ``.tmp`` file that the next run ignores/overwrites.
+    A full disk raises :class:`NoSpaceError` naming ``target``, and the temp file is removed.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}{TMP_SUFFIX}")
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
+    except OSError as e:
+        if is_no_space(e) and not isinstance(e, NoSpaceError):
+            raise NoSpaceError(target) from None
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -203,6 +203,8 @@ def _assemble_vectors(shard_paths: list[Path], dim: int, dtype: str, out: Path, 
     ids: list[str] = []
     with atomic_path(out) as tmp:
         mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(dtype), shape=(n, dim))
+        # the memmap's file is sparse: on a full disk the first write into it is a SIGBUS
+        reserve_space(tmp, tmp.stat().st_size)
         pos = 0
         with progress.task("assembling vectors", total=n, unit="vec") as t:
             for p in shard_paths:

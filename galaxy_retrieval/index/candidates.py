@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, IndexFormatError
+from ..errors import ConfigError, IndexFormatError, NoSpaceError
 from ..progress import NULL_PROGRESS, Progress
 
 __all__ = [
@@ -258,7 +258,12 @@ def build_faiss_index(
     from .atomic import atomic_path
 
     with atomic_path(out) as tmp:
-        faiss.write_index(index, str(tmp))
+        try:
+            faiss.write_index(index, str(tmp))
+        except RuntimeError as e:  # FAISS reports a failed fwrite as RuntimeError + strerror
+            if "No space left on device" in str(e):
+                raise NoSpaceError(out) from None
+            raise
     return {
         "file": out.name,
         "factory": factory,
