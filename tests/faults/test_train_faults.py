@@ -3,6 +3,7 @@ sets, refused catalogs and output paths (issue 12, items 4, 8, 9, 10, 12)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -27,13 +28,14 @@ CFG = dict(preset="tiny", batch_size=16, seed=0, loose_batch_sizes=(4,))
 # save: a real kill -9 (no finally blocks, no atexit), at an exact stage.
 _KILLER = textwrap.dedent(
     """
-    import os, signal, sys
+    import json, os, signal, sys
     from pathlib import Path
     import galaxy_retrieval.model.checkpoint as ck
     from galaxy_retrieval.catalog import open_catalog
     from galaxy_retrieval.train import TrainConfig, train
 
     stage, run, cat, epochs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    resume = stage == "resume"
     seen = [0]
 
     def die_on_third(hit):
@@ -56,16 +58,26 @@ _KILLER = textwrap.dedent(
         os.replace = patched
     cfg = TrainConfig(preset="tiny", batch_size=16, seed=0, loose_batch_sizes=(4,), epochs=epochs)
     with open_catalog(cat) as c:
-        train(cfg, c, run)
+        res = train(cfg, c, run, resume=resume)
+    print(json.dumps({"sha": res.weights_sha256, "losses": [h["train_loss"] for h in res.history], "from": res.resumed_from_epoch}))
     """
 )
 
 
+def _child(stage: str, run: Path, cat: Path) -> subprocess.CompletedProcess:
+    # every run in a fresh process, as a user's would be: float results of a process that
+    # already ran other tests need not match a fresh one's bit for bit
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    return subprocess.run([sys.executable, "-c", _KILLER, stage, str(run), str(cat), "4"], env=env, capture_output=True, text=True, timeout=600)
+
+
 @pytest.fixture(scope="module")
-def straight(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+def straight(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     tmp = tmp_path_factory.mktemp("train")
     cat = write_blob_catalog(tmp / "blobs.h5")
-    return cat, train(TrainConfig(**CFG, epochs=4), HDF5Catalog(cat), tmp / "straight")
+    p = _child("none", tmp / "straight", cat)
+    assert p.returncode == 0, p.stderr[-2000:]
+    return cat, json.loads(p.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.slow
@@ -73,13 +85,14 @@ def straight(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
 def test_kill_9_while_saving_resumes_like_an_uninterrupted_run(straight, tmp_path: Path, stage: str, resumed_from: int) -> None:
     cat, ref = straight
     run = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    p = subprocess.run([sys.executable, "-c", _KILLER, stage, str(run), str(cat), "4"], env=env, capture_output=True, text=True, timeout=600)
+    p = _child(stage, run, cat)
     assert p.returncode == -9, p.stderr[-2000:]
-    res = train(TrainConfig(**CFG, epochs=4), HDF5Catalog(cat), run, resume=True)
-    assert res.resumed_from_epoch == resumed_from
-    assert res.weights_sha256 == ref.weights_sha256
-    assert [h["train_loss"] for h in res.history] == pytest.approx([h["train_loss"] for h in ref.history], rel=1e-5)
+    p = _child("resume", run, cat)
+    assert p.returncode == 0, p.stderr[-2000:]
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    assert res["from"] == resumed_from
+    assert res["sha"] == ref["sha"]
+    assert res["losses"] == pytest.approx(ref["losses"], rel=1e-5)
     assert sorted(p.name for p in run.iterdir() if p.name.startswith("last")) == ["last"]
 
 
