@@ -115,6 +115,21 @@ class RichProgress:
             self.console.print(message, highlight=False)
 
 
+@app.callback()
+def _options(
+    max_image_pixels: Optional[int] = typer.Option(
+        None, "--max-image-pixels", help="Largest image decoded, in pixels (default 89,478,485); larger files are unreadable images (decompression bombs).", show_default=False
+    ),
+) -> None:
+    """galaxy-retrieval: find the galaxies that look like this one."""
+    from .catalog.images import set_max_image_pixels
+
+    try:
+        set_max_image_pixels(max_image_pixels)
+    except GalaxyRetrievalError as e:
+        raise typer.BadParameter(str(e), param_hint="--max-image-pixels") from None
+
+
 class OnErrorChoice(str, Enum):
     fail = "fail"
     skip = "skip"
@@ -183,7 +198,8 @@ def info(
     """Describe a catalog (count, image shape, labels, columns) or an index directory."""
     from .catalog import open_catalog
 
-    if (path / "manifest.json").is_file():
+    # an interrupted build (state, no manifest) is an index too: read_manifest says so
+    if (path / "manifest.json").is_file() or (path / "build-state.json").is_file():
         from .index.manifest import read_manifest
 
         m = read_manifest(path)

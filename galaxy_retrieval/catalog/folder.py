@@ -12,6 +12,7 @@ without the suffix.
 from __future__ import annotations
 
 import csv
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
@@ -33,6 +34,13 @@ _DECODE_THREADS = 4
 def _is_image(p: Path) -> bool:
     name = p.name.lower()
     return p.suffix.lower() in IMAGE_SUFFIXES or any(name.endswith(s) for s in FITS_SUFFIXES)
+
+
+def _escapes(name: str) -> bool:
+    """Whether a CSV file name leaves the folder: absolute, or through '..'. Judged on the
+    name, not the resolved path, so images symlinked into the folder stay readable."""
+    norm = os.path.normpath(name)
+    return os.path.isabs(name) or norm == ".." or norm.startswith(".." + os.sep)
 
 
 def find_metadata_csv(folder: Path) -> Path | None:
@@ -124,8 +132,12 @@ class FolderCatalog(Catalog):
             name = r[col].strip()
             f = (base / name) if name else base
             # line i+2: the header is line 1
-            if not name or not f.is_file():
-                msg = f"{csv_path}: line {i + 2} names {name!r}, which is not a file in {base}"
+            # a catalog is its folder: '../x.jpg' or '/etc/hostname' would read (and index,
+            # and show in mosaics) files the folder's owner never put there
+            outside = bool(name) and _escapes(name)
+            if outside or not name or not f.is_file():
+                where = "outside the folder" if outside else "not a file in"
+                msg = f"{csv_path}: line {i + 2} names {name!r}, which is {where} {base}"
                 if self.on_error == "fail":
                     raise CatalogError(msg)
                 self.skipped.append((i, msg))
