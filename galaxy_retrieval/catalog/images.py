@@ -38,7 +38,9 @@ def set_max_image_pixels(n: int | None) -> None:
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         raise ConfigError(f"the image pixel limit must be a positive integer, got {n!r}")
     _max_pixels = _DEFAULT_MAX_PIXELS if n is None else n
-    Image.MAX_IMAGE_PIXELS = _max_pixels
+    # never below Pillow's default: a lower limit is ours to apply (with our message), and
+    # other Pillow users in this process keep their protection
+    Image.MAX_IMAGE_PIXELS = max(_max_pixels, _DEFAULT_MAX_PIXELS)
 
 
 def asinh_stretch(x: np.ndarray, q: float = 8.0) -> np.ndarray:
