@@ -56,7 +56,8 @@ def _friendly(fn: Callable) -> Callable:
 
             if not is_no_space(e):
                 raise
-            err.print(f"[bold red]error:[/] {escape(str(e.filename or ''))}: no space left on the device", highlight=False, soft_wrap=True)
+            where = f"{escape(str(e.filename))}: " if e.filename else ""
+            err.print(f"[bold red]error:[/] {where}no space left on the device; free some space and rerun", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_USER_ERROR) from None
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/] (completed work is kept; rerun to resume)")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .errors import OutputPathError
 
-__all__ = ["check_output_file", "check_output_dir"]
+__all__ = ["check_output_file", "check_output_dir", "first_missing", "remove_created_dirs"]
 
 
 def _nearest_existing(p: Path) -> Path:
@@ -53,3 +53,30 @@ def check_output_dir(path: str | Path) -> Path:
         raise OutputPathError(f"{p}: exists and is not a folder")
     _probe(_nearest_existing(p), p)
     return p
+
+
+def first_missing(path: str | Path) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet (what creating it would
+    create), or None if ``path`` exists."""
+    p = Path(path).absolute()
+    if p.exists():
+        return None
+    while not p.parent.exists():
+        p = p.parent
+    return p
+
+
+def remove_created_dirs(path: str | Path, top: Path | None) -> None:
+    """Undo the creation of ``path`` and its parents up to ``top`` (from :func:`first_missing`),
+    removing only folders that are empty: a refused command leaves the tree as it found it."""
+    if top is None:
+        return
+    p = Path(path).absolute()
+    while True:
+        try:
+            p.rmdir()
+        except OSError:  # not empty (or gone): stop, never remove anything else
+            return
+        if p == top or p == p.parent:
+            return
+        p = p.parent

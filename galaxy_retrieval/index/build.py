@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 
 from .. import __version__
 from ..errors import CatalogError, ConfigError, GalaxyRetrievalError, IndexBusyError, IndexFormatError, NoSpaceError
-from ..paths import check_output_dir
+from ..paths import check_output_dir, first_missing, remove_created_dirs
 from ..progress import NULL_PROGRESS, Progress
 from ..score import ScoreWeights
 from .atomic import TMP_SUFFIX, atomic_path, reserve_space, sha256_file, write_json_atomic
@@ -310,19 +310,20 @@ def _check_unique_ids(catalog: Any) -> None:
 def _refusal_removes_new_dir(out: Path) -> Iterator[None]:
     """A build refused in a directory it created leaves nothing behind. An interrupted build
     (Ctrl-C, kill) or a full disk keeps its finished shards, so a rerun resumes."""
-    created = not out.exists()
+    top = first_missing(out)
     try:
         yield
     except GalaxyRetrievalError as e:
-        if created and not isinstance(e, (NoSpaceError, IndexBusyError)) and out.is_dir():
+        if top is not None and not isinstance(e, (NoSpaceError, IndexBusyError)) and out.is_dir():
             owned, foreign = _owned_entries(out)
             if not foreign:
                 for p in owned:
                     if p.is_file():
                         p.unlink(missing_ok=True)
-                for d in (out / MODEL_DIR, out / EMBEDDINGS_DIR, out):
+                for d in (out / MODEL_DIR, out / EMBEDDINGS_DIR):
                     if d.is_dir() and not any(d.iterdir()):
                         d.rmdir()
+                remove_created_dirs(out, top)
         raise
 
 

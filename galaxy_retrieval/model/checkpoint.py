@@ -26,13 +26,13 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..errors import CheckpointError, ConfigError
+from ..index.atomic import atomic_path, sha256_file
 from .config import ViTConfig
 from .vit import GalaxIDNetViT, build_model
 
@@ -73,30 +73,14 @@ USAGE_KEYS = ("score_weights", "suppress_sources")
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``data`` atomically (:func:`galaxy_retrieval.index.atomic.atomic_path`: temp file,
+    fsync, rename; a full disk is a NoSpaceError naming ``path``)."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode("utf-8"))
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _weights_bytes(model: GalaxIDNetViT, extra_meta: dict[str, Any] | None = None) -> bytes:

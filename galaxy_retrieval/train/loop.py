@@ -38,7 +38,7 @@ from ..model.checkpoint import (
 from ..model.device import autocast_for, pick_device
 from ..model.preprocess import normalize
 from ..model.vit import GalaxIDNetViT, build_model
-from ..paths import check_output_dir
+from ..paths import check_output_dir, first_missing, remove_created_dirs
 from ..progress import NULL_PROGRESS, Progress
 from ..score import ScoreWeights, contrastive_loss, info_nce_loss, score_torch, weight_logits, weights_from_logits
 from .augment import PairAugmenter
@@ -175,12 +175,13 @@ def train(
     A refused run (bad catalog or device, a diverging loss before the first epoch was saved)
     in a directory this call created leaves no directory behind."""
     out = check_output_dir(out_dir)
-    created = not out.exists()
+    top = first_missing(out)
     try:
         return _train(cfg, catalog, out, progress, resume, overwrite)
     except GalaxyRetrievalError:
-        if created and out.is_dir() and not (out / LAST_DIR / "state.json").exists():
-            shutil.rmtree(out, ignore_errors=True)
+        if top is not None and out.is_dir() and not (out / LAST_DIR / "state.json").exists():
+            shutil.rmtree(out, ignore_errors=True)  # this call created it: nothing of the user's
+            remove_created_dirs(out.parent, top)
         raise
 
 

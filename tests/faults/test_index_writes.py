@@ -10,7 +10,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import h5py
@@ -19,8 +18,7 @@ import pytest
 
 from galaxy_retrieval.catalog import open_catalog
 from galaxy_retrieval.errors import IndexBusyError, IndexFormatError
-from galaxy_retrieval.index.build import BuildConfig, build_index
-from galaxy_retrieval.index.candidates import IndexSpec
+from galaxy_retrieval.index.build import build_index
 from galaxy_retrieval.index.lock import LOCK_NAME, directory_lock
 from galaxy_retrieval.index.shards import shard_model_sha256
 from galaxy_retrieval.search.searcher import GalaxySearcher
@@ -188,7 +186,7 @@ def _dup_ids_h5(p: Path) -> Path:
 )
 def test_refused_build_leaves_nothing_on_disk(tiny: dict[str, Path], tmp_path: Path, case: str, extra: list[str], message: str) -> None:
     files = {"empty": _empty_h5(tmp_path / "empty.h5"), "dup": _dup_ids_h5(tmp_path / "dup.h5")}
-    out = tmp_path / "out"
+    out = tmp_path / "new" / "parents" / "out"  # parents the refused build created go too
     args = ["build-index", "--checkpoint", tiny["checkpoint"], "--catalog", tiny["catalog"], "--out", out]
     extra = [e.format(**files) for e in extra]
     if "--catalog" in extra:
@@ -197,7 +195,7 @@ def test_refused_build_leaves_nothing_on_disk(tiny: dict[str, Path], tmp_path: P
     before = snapshot(tmp_path)
     r = gr(*args, *extra)
     assert_user_error(r, message)
-    assert not out.exists()
+    assert not (tmp_path / "new").exists()
     assert snapshot(tmp_path) == before
 
 
@@ -208,7 +206,7 @@ def test_refused_after_embedding_removes_the_new_directory(tiny: dict[str, Path]
     folder.mkdir()
     for i in range(3):
         (folder / f"g{i}.png").write_bytes(b"not a png")
-    out = tmp_path / "out"
+    out = tmp_path / "new" / "out"
     r = gr("build-index", "--checkpoint", tiny["checkpoint"], "--catalog", folder, "--out", out, "--on-error", "skip")
     assert_user_error(r, "unreadable")
-    assert not out.exists()
+    assert not (tmp_path / "new").exists()

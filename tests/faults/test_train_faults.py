@@ -134,7 +134,7 @@ def test_refused_training_leaves_nothing(tmp_path: Path, case: str, args: list[s
     cat = write_blob_catalog(tmp_path / "blobs.h5", n=40)
     names = {"empty": _empty(tmp_path / "empty.h5"), "file": tmp_path / "notes.txt"}
     names["file"].write_text("a file")
-    base = {"--catalog": str(cat), "--out": str(tmp_path / "run")}
+    base = {"--catalog": str(cat), "--out": str(tmp_path / "runs" / "run")}  # runs/ is created, then removed
     for i in range(0, len(args), 2):
         if args[i] in base:
             base[args[i]] = args[i + 1].format(**names)
