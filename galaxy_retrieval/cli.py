@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator, Optional
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
 from .errors import ConfigError, GalaxyRetrievalError
@@ -97,6 +97,8 @@ class RichProgress:
             TimeRemainingColumn(),
             TextColumn("{task.fields[info]}"),
         ]
+        if unit == "B":  # downloads: sizes and speeds in kB/MB/GB, not raw byte counts
+            columns = [TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn()]
         with Progress(*columns, console=self.console, disable=self.quiet, transient=False) as p:
             tid = p.add_task(description, total=total, info="", rate="")
             handle = _RichHandle(p, tid)
@@ -134,6 +136,31 @@ def _options(
 class OnErrorChoice(str, Enum):
     fail = "fail"
     skip = "skip"
+
+
+_COLUMNS_HELP = "Map catalog column names: RAW=NAME pairs, e.g. RA=ra,DEC=dec,z=redshift (common spellings are recognised anyway)."
+
+
+@contextmanager
+def _open_catalog(path: Path, metadata: Optional[Path], on_error: str = "fail", columns: Optional[str] = None) -> Iterator[Any]:
+    """open_catalog, telling the user what it warned about (an ignored CSV)."""
+    from .catalog import open_catalog, parse_column_mapping
+
+    with open_catalog(path, metadata=metadata, on_error=on_error, columns=parse_column_mapping(columns)) as cat:  # type: ignore[arg-type]
+        for w in getattr(cat, "warnings", []):
+            err.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+        yield cat
+
+
+def _report_skipped(cat: Any) -> None:
+    skipped = dict(getattr(cat, "skipped", []))  # a row may be met more than once
+    if not skipped:
+        return
+    out.print(f"[yellow]skipped {len(skipped)} unreadable images:[/]")
+    for why in list(skipped.values())[:20]:
+        out.print(f"  {why}", highlight=False)
+    if len(skipped) > 20:
+        out.print(f"  … and {len(skipped) - 20} more")
 
 
 # --------------------------------------------------------------------------- synth / info
@@ -194,10 +221,10 @@ def import_first_cmd(
 def info(
     path: Path = typer.Argument(..., help="HDF5 catalog, image folder, or index directory."),
     metadata: Optional[Path] = typer.Option(None, help="CSV of an image folder (default: the one inside it)."),
+    columns: Optional[str] = typer.Option(None, help=_COLUMNS_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Describe a catalog (count, image shape, labels, columns) or an index directory."""
-    from .catalog import open_catalog
 
     # an interrupted build (state, no manifest) is an index too: read_manifest says so
     if (path / "manifest.json").is_file() or (path / "build-state.json").is_file():
@@ -220,7 +247,7 @@ def info(
         out.print(t)
         return
 
-    with open_catalog(path, metadata=metadata) as cat:
+    with _open_catalog(path, metadata, columns=columns) as cat:
         inf = cat.info()
     if as_json:
         d = dict(inf.__dict__)
@@ -247,6 +274,82 @@ def info(
         out.print(lt)
 
 
+# --------------------------------------------------------------------------- fetching catalogs
+
+
+class SurveyChoice(str, Enum):
+    legacy = "legacy"
+    sdss = "sdss"
+
+
+class CutoutFormatChoice(str, Enum):
+    jpeg = "jpeg"
+    fits = "fits"
+
+
+@app.command("fetch-cutouts")
+@_friendly
+def fetch_cutouts_cmd(
+    targets: Path = typer.Option(..., help="CSV of sky positions: ra, dec (RA, RAJ2000, DEC, DEJ2000… recognised), optional object id and other columns."),
+    out_dir: Path = typer.Option(..., "--out", help="Folder to write the cutouts and their metadata.csv into (an image-folder catalog)."),
+    survey: SurveyChoice = typer.Option(SurveyChoice.legacy, help="legacy: Legacy Survey viewer (DR10, 0.262\"/px); sdss: SkyServer ImgCutout (DR18, 0.396\"/px)."),
+    size: int = typer.Option(256, help="Cutout side in pixels."),
+    pixscale: Optional[float] = typer.Option(None, help="Arcsec per pixel (default: the survey's native scale)."),
+    fmt: CutoutFormatChoice = typer.Option(CutoutFormatChoice.jpeg, "--format", help="jpeg (colour composite) or fits (calibrated fluxes; Legacy only)."),
+    bands: Optional[str] = typer.Option(None, help="FITS bands, e.g. grz (Legacy; default grz)."),
+    layer: Optional[str] = typer.Option(None, help="Legacy viewer layer (default ls-dr10)."),
+    base_url: Optional[str] = typer.Option(None, help="A mirror of the cutout service: replaces the URL before the endpoint name."),
+    columns: Optional[str] = typer.Option(None, help=_COLUMNS_HELP),
+    on_error: OnErrorChoice = typer.Option(OnErrorChoice.skip, help="A row without a cutout: skip it and report (default), or fail."),
+    concurrency: int = typer.Option(8, help="Requests in flight at once."),
+    timeout: float = typer.Option(30.0, help="Seconds to wait for the server, per request."),
+    retries: int = typer.Option(4, help="Further attempts on 429/5xx and broken connections (exponential backoff)."),
+) -> None:
+    """Download survey cutouts at the targets' RA/Dec into an image-folder catalog (resumable)."""
+    from .catalog import parse_column_mapping
+    from .fetch import CutoutSpec, FetchCutoutsConfig, HttpConfig, fetch_cutouts
+
+    cfg = FetchCutoutsConfig(
+        targets=targets,
+        out=out_dir,
+        spec=CutoutSpec(survey=survey.value, size=size, pixscale=pixscale, bands=bands, format=fmt.value, layer=layer, base_url=base_url),
+        http=HttpConfig(concurrency=concurrency, timeout_s=timeout, retries=retries),
+        on_error=on_error.value,  # type: ignore[arg-type]
+        columns=parse_column_mapping(columns),
+    )
+    res = fetch_cutouts(cfg, progress=RichProgress())
+    for p in res.problems:
+        err.print(f"[yellow]{targets}:[/] {p}", highlight=False, soft_wrap=True)
+    summary = f"{res.fetched:,} fetched, {res.cached:,} already there, {len(res.problems):,} failed of {res.total:,} rows"
+    if res.available == 0:
+        err.print(f"[bold red]error:[/] no cutouts: {summary}", highlight=False)
+        raise typer.Exit(EXIT_USER_ERROR)
+    out.print(f"{summary} in {res.seconds:.1f} s; catalog [bold]{res.out}[/] ({res.csv})", highlight=False)
+
+
+@app.command()
+@_friendly
+def download(
+    dataset: str = typer.Argument(..., help="galaxy10-decals: the public Galaxy10 DECaLS HDF5 (17,736 galaxies, about 2.7 GB)."),
+    out_dir: Path = typer.Option(Path("data"), "--out", help="Folder to put the file in."),
+    base_url: Optional[str] = typer.Option(None, help="A mirror: the folder URL holding the file."),
+    sha256: Optional[str] = typer.Option(None, help="Expected SHA-256 (default: the published one)."),
+    timeout: float = typer.Option(60.0, help="Seconds to wait for data before retrying."),
+    retries: int = typer.Option(8, help="Further attempts after a dropped connection (each resumes)."),
+) -> None:
+    """Download a public catalog file: streamed, resumable (HTTP Range), checksum-verified."""
+    from .fetch import HttpConfig, download_dataset
+
+    res = download_dataset(dataset, out_dir, http=HttpConfig(timeout_s=timeout, retries=retries), base_url=base_url, sha256=sha256, progress=RichProgress())
+    for n in res.notes:
+        err.print(f"[yellow]note:[/] {n}", highlight=False)
+    if res.already_there:
+        out.print(f"{res.path} is already there ({res.bytes:,} bytes, {res.verified} verified)", highlight=False)
+    else:
+        resumed = f", resumed at byte {res.resumed_from:,}" if res.resumed_from else ""
+        out.print(f"downloaded {res.path} ({res.bytes:,} bytes{resumed}; {res.verified} verified)", highlight=False)
+
+
 # --------------------------------------------------------------------------- train / evaluate
 
 
@@ -261,6 +364,8 @@ def train(
     catalog: Path = typer.Option(..., help="HDF5 catalog or image folder (labels, if any, are ignored)."),
     out_dir: Path = typer.Option(..., "--out", help="Run directory, e.g. runs/NAME."),
     metadata: Optional[Path] = typer.Option(None, help="CSV of an image folder."),
+    columns: Optional[str] = typer.Option(None, help=_COLUMNS_HELP),
+    on_error: OnErrorChoice = typer.Option(OnErrorChoice.fail, help="Unreadable catalog images: fail, or skip and report."),
     preset: str = typer.Option("small", help="Model preset: small, paper, tiny."),
     epochs: int = typer.Option(25, help="Maximum epochs (early stopping may end sooner)."),
     batch_size: int = typer.Option(64, help="Images per training batch."),
@@ -276,17 +381,14 @@ def train(
     temperature: float = typer.Option(0.05, help="InfoNCE temperature (0.05 measured best of 0.05 / 0.1 / 0.3)."),
     learn_weights: bool = typer.Option(False, "--learn-weights", help="Learn the score's cosine/L2/L3 weights with the model (§3.6); the index then reranks with them."),
     suppress_sources: str = typer.Option("none", help="Replace sources other than the central object by sky before training, indexing and querying: none, optical (stars, neighbours) or radio (keeps sources near the centre, e.g. lobes)."),
-    crop: float = typer.Option(1.0, help="Central fraction of the cutout the model sees (e.g. 0.4 for FIRST radio images)."),
+    framing: str = typer.Option("auto", help="The square the model sees: auto (around the central source, measured in each image: survey cutouts), auto:MARGIN (box half-side in Petrosian radii, default 1.5), fixed:F (central fraction F, e.g. fixed:0.4 for FIRST radio images), none (whole frame)."),
     seed: int = typer.Option(0, help="Seed of the split, initialisation and augmentations."),
     device: str = typer.Option("auto", help="auto (cuda, mps, cpu), or a torch device."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its last epoch."),
     overwrite: bool = typer.Option(False, help="Replace an existing run in --out."),
 ) -> None:
     """Train the GalaxIDNet ViT label-free with the contrastive pair loss."""
-    from dataclasses import replace
-
-    from .catalog import open_catalog
-    from .model.presets import preset as preset_config
+    from .framing import Framing
     from .suppress import PRESETS as SUPPRESS_PRESETS
     from .train import TrainConfig
     from .train import train as train_fn
@@ -299,11 +401,12 @@ def train(
         patience=patience, time_budget_s=time_budget, seed=seed, device=device, learn_score_weights=learn_weights,
         loss=loss, temperature=temperature,
         suppress_sources=None if suppress_sources == "none" else SUPPRESS_PRESETS[suppress_sources],
-        model=None if crop == 1.0 else replace(preset_config(preset), crop=crop),
+        framing=Framing.parse(framing),
     )
-    with open_catalog(catalog, metadata=metadata) as cat:
+    with _open_catalog(catalog, metadata, on_error.value, columns) as cat:
         res = train_fn(cfg, cat, out_dir, progress=RichProgress(), resume=resume, overwrite=overwrite)
-    _render_train(res)
+        _render_train(res)
+        _report_skipped(cat)
 
 
 def _render_train(res: Any) -> None:
@@ -326,20 +429,22 @@ def evaluate(
     checkpoint: Path = typer.Option(..., help="Trained model (runs/NAME)."),
     catalog: Path = typer.Option(..., help="The catalog it was trained on (split by the training seed)."),
     metadata: Optional[Path] = typer.Option(None, help="CSV of an image folder."),
+    columns: Optional[str] = typer.Option(None, help=_COLUMNS_HELP),
+    on_error: OnErrorChoice = typer.Option(OnErrorChoice.fail, help="Unreadable catalog images: fail, or skip and report."),
     split: str = typer.Option("test", help="test | val | train | all."),
     baselines: bool = typer.Option(True, help="Also score the untrained network and raw pixels."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Loose accuracy (batch 8, 64) and label retrieval precision/mAP against baselines."""
-    from .catalog import open_catalog
     from .evaluate import evaluate as evaluate_fn
 
-    with open_catalog(catalog, metadata=metadata) as cat:
+    with _open_catalog(catalog, metadata, on_error.value, columns) as cat:
         rep = evaluate_fn(checkpoint, cat, split=split, progress=RichProgress(), baselines=baselines)
-    if as_json:
-        print(json.dumps(rep.to_dict(), default=str))
-        return
-    _render_eval(rep)
+        if as_json:
+            print(json.dumps(rep.to_dict(), default=str))
+            return
+        _render_eval(rep)
+        _report_skipped(cat)
 
 
 def _render_eval(rep: Any) -> None:
@@ -355,13 +460,20 @@ def _render_eval(rep: Any) -> None:
         for name in names:
             t.add_row(f"macro {name}", *[_fmt(rep.retrieval[m].macro.get(name)) if m in rep.retrieval else "—" for m in methods])
     out.print(t)
+    best = rep.best_baseline()
+    if best is not None and "model" in rep.retrieval:
+        m, b = rep.retrieval["model"].macro.get("precision@10"), rep.retrieval[best].macro.get("precision@10")
+        if m is not None and b is not None:
+            out.print(f"macro precision@10: model {m:.3f}, best baseline {best} {b:.3f} ({m - b:+.3f})", highlight=False)
+    if rep.framing and rep.framing.get("spec", "none") != "none":
+        fr = rep.framing
+        out.print(f"framing {fr['spec']}: {fr['fallback']} of {fr['images']} images had no central source (whole frame kept)", highlight=False)
     if rep.retrieval and "model" in rep.retrieval:
-        from .catalog.galaxy10 import GALAXY10_SHORT
-
         pc = rep.retrieval["model"].per_class
         key = next((k for k in ("precision@10", "precision@1") if pc and k in next(iter(pc.values()))), None)
+        names = rep.label_names or {}
         if key:
-            row = "  ".join(f"{GALAXY10_SHORT[c] if 0 <= c < len(GALAXY10_SHORT) else c}: {v[key]:.2f}" for c, v in pc.items())
+            row = "  ".join(f"{names.get(c, c)}: {v[key]:.2f}" for c, v in pc.items())
             out.print(f"per-class {key} (model): {row}", highlight=False)
 
 
@@ -410,6 +522,7 @@ def build_index_cmd(
     checkpoint: Optional[Path] = typer.Option(None, help="Trained model (runs/NAME)."),
     catalog: Optional[Path] = typer.Option(None, help="HDF5 catalog or image folder to embed."),
     metadata: Optional[Path] = typer.Option(None, help="CSV of an image folder (default: the one inside it)."),
+    columns: Optional[str] = typer.Option(None, help=_COLUMNS_HELP),
     from_shards: Optional[Path] = typer.Option(None, "--from-shards", help="Build from existing Parquet shards instead (no model)."),
     index: str = typer.Option("auto", help="auto | flat | hnsw | ivf-pq | a FAISS factory string."),
     metric: str = typer.Option("l2", help="Shortlist metric: l2 (raw vectors) or cosine."),
@@ -440,9 +553,7 @@ def build_index_cmd(
     else:
         if checkpoint is None or catalog is None:
             raise typer.BadParameter("give --checkpoint and --catalog (or --from-shards)")
-        from .catalog import open_catalog
-
-        with open_catalog(catalog, metadata=metadata, on_error=on_error.value) as cat:
+        with _open_catalog(catalog, metadata, on_error.value, columns) as cat:
             res = build_index(checkpoint, cat, out_dir, cfg, progress)
     m = res.manifest
     f = m.faiss or {}
@@ -485,10 +596,23 @@ def query(
     exact: bool = typer.Option(False, help="Bypass the index: exact scan of every vector (ground truth)."),
     checkpoint: Optional[Path] = typer.Option(None, help="Use this checkpoint (must match the index)."),
     mosaic: Optional[Path] = typer.Option(None, help="Write the query and its hits as a PNG grid."),
+    fetch: Optional[SurveyChoice] = typer.Option(None, help="With --ra/--dec: when no catalog object is within --radius, download this survey's cutout there and search with it."),
+    fetch_size: int = typer.Option(256, help="Side of the fetched cutout in pixels (match the catalog's images)."),
+    fetch_pixscale: Optional[float] = typer.Option(None, help="Arcsec per pixel of the fetched cutout (default: the survey's native scale)."),
+    base_url: Optional[str] = typer.Option(None, help="A mirror of the cutout service (replaces the URL before the endpoint name)."),
+    cache_dir: Optional[Path] = typer.Option(None, help="Where fetched cutouts are kept (default ~/.cache/galaxy-retrieval/cutouts)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Find the k catalog galaxies most similar to an image, an object id, or a sky position."""
     from .search.query import QueryRequest, run_query
+
+    spec = None
+    if fetch is not None:
+        from .fetch import CutoutSpec
+
+        if ra is None or dec is None:
+            raise typer.BadParameter("--fetch applies to a query by --ra and --dec")
+        spec = CutoutSpec(survey=fetch.value, size=fetch_size, pixscale=fetch_pixscale, base_url=base_url)
 
     res = run_query(
         QueryRequest(
@@ -503,12 +627,18 @@ def query(
             exact=exact,
             checkpoint=checkpoint,
             mosaic=mosaic,
+            fetch=spec,
+            cache_dir=cache_dir,
         )
     )
+    if res.fetched is not None:
+        err.print(f"no catalog object within {radius:g}\" of RA {ra:g}, Dec {dec:g}: searched with the {fetch.value} cutout {res.fetched}", highlight=False)  # type: ignore[union-attr]
     if as_json:
         payload = {"seconds": res.seconds, "results": [{"query": q, "hits": [h.to_dict() for h in hs]} for q, hs in zip(res.queries, res.hits)]}
         if res.mosaic:
             payload["mosaic"] = str(res.mosaic)
+        if res.fetched:
+            payload["cutout"] = str(res.fetched)
         print(json.dumps(payload, default=str))
         return
     names = res.label_names or {}

@@ -20,6 +20,7 @@ __all__ = [
     "NoSpaceError",
     "OutputPathError",
     "TrainingDivergedError",
+    "FetchError",
 ]
 
 
@@ -88,3 +89,8 @@ class OutputPathError(GalaxyRetrievalError, ValueError):
 
 class TrainingDivergedError(GalaxyRetrievalError, FloatingPointError):
     """The training loss became NaN or infinite (learning rate too high, exploding gradients)."""
+
+
+class FetchError(GalaxyRetrievalError, OSError):
+    """A download failed: server unreachable, HTTP error, a non-image answer, a truncated body,
+    or a checksum that does not match."""

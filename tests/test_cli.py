@@ -52,3 +52,44 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
         assert r.exit_code == 2, r.output
         assert message in r.output and "Traceback" not in r.output
         assert r.output.strip().count("\n") == 0
+
+
+def test_info_says_which_column_became_which(tmp_path: Path) -> None:
+    from PIL import Image
+
+    for i in range(2):
+        Image.fromarray(np.full((8, 8, 3), i * 40, np.uint8)).save(tmp_path / f"{i}.png")
+    (tmp_path / "metadata.csv").write_text("filename,RAJ2000,DEJ2000,zz\n0.png,1,2,0.1\n1.png,3,4,0.2\n")
+    (tmp_path / "extra.csv").write_text("a,b\n1,2\n")
+    r = runner.invoke(app, ["info", str(tmp_path), "--columns", "zz=redshift"])
+    assert r.exit_code == 0, r.output
+    assert "RAJ2000 → ra, DEJ2000 → dec, zz → redshift" in r.output
+    assert "warning: ignored" in r.output and "extra.csv: no column naming the image files" in r.output
+    r = runner.invoke(app, ["info", str(tmp_path), "--columns", "zz"])
+    assert r.exit_code == 2 and "expected RAW=NAME" in r.output
+
+
+def test_train_and_evaluate_skip_a_truncated_jpeg(tmp_path: Path) -> None:
+    from PIL import Image
+
+    # 650 images: the validation split must hold ≥ 64 for the loose-accuracy batch of 64
+    rng = np.random.default_rng(0)
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    for i in range(650):
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(imgs / f"g{i:03d}.jpg")
+    data = (imgs / "g007.jpg").read_bytes()
+    (imgs / "g007.jpg").write_bytes(data[: len(data) // 2])
+    run = tmp_path / "run"
+    args = ["train", "--catalog", str(imgs), "--out", str(run), "--preset", "tiny", "--epochs", "1", "--batch-size", "64"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2 and "g007.jpg: corrupt or truncated image" in r.output
+    r = runner.invoke(app, [*args, "--on-error", "skip", "--overwrite"])
+    assert r.exit_code == 0, r.output
+    assert "skipped 1 unreadable images" in r.output and "g007.jpg" in r.output
+    ev = ["evaluate", "--checkpoint", str(run), "--catalog", str(imgs), "--split", "all", "--no-baselines"]
+    r = runner.invoke(app, ev)
+    assert r.exit_code == 2 and "g007.jpg" in r.output
+    r = runner.invoke(app, [*ev, "--on-error", "skip"])
+    assert r.exit_code == 0, r.output
+    assert "skipped 1 unreadable images" in r.output

@@ -143,8 +143,8 @@ def test_evaluate_report(tmp_path):
     emb = Embedder.from_model(build_model(preset("tiny"), seed=0), device="cpu")
     rep = evaluate(emb, cat, ks=(1, 5), batch_sizes=(4, 8), seed=0)
     assert rep.n_queries == 8 and rep.n_database == 80 and rep.split == "test"
-    assert set(rep.loose_accuracy) == {"model", "untrained", "pixels"}
-    assert set(rep.retrieval) == {"model", "untrained", "pixels"}
+    every = {"model", "untrained", "pixels", "polar", "morphology"}
+    assert set(rep.loose_accuracy) == every and set(rep.retrieval) == every
     # the "untrained" baseline is the same init as this untrained model: identical numbers
     assert rep.retrieval["model"].macro == rep.retrieval["untrained"].macro
     for m, r in rep.retrieval.items():
@@ -152,6 +152,12 @@ def test_evaluate_report(tmp_path):
         assert all(0.0 <= v <= 1.0 for v in r.macro.values()), m
         assert set(r.per_class) <= {0, 1, 2, 3}
     assert rep.retrieval["pixels"].macro["precision@5"] > 0.25  # better than chance on blobs
+    # the four shapes are rotated at random: the rotation-invariant descriptors find them
+    for m in ("polar", "morphology"):
+        assert rep.retrieval[m].macro["precision@5"] > 0.5, m
+    best = max((r.macro["precision@5"], m) for m, r in rep.retrieval.items() if m != "model")[1]
+    assert rep.best_baseline("precision@5") == best
+    assert rep.label_names is None  # the file names no classes, and four are not Galaxy10's ten
     d = json.loads(json.dumps(rep.to_dict()))
     assert d["loose_accuracy"]["model"]["4"] is not None and d["query_class_counts"]
     # same inputs, same report
@@ -178,7 +184,7 @@ def test_evaluate_gives_ranked_neighbours_outside_the_json(tmp_path):
     rep = evaluate(emb, cat, ks=(1, 5), batch_sizes=(4,), seed=0)
     q = rep.query_rows
     assert len(q) == rep.n_queries == 8 and np.all(np.diff(q) > 0)
-    assert set(rep.neighbours) == {"model", "untrained", "pixels"}
+    assert set(rep.neighbours) == {"model", "untrained", "pixels", "polar", "morphology"}
     labels = cat.labels()
     for m, nb in rep.neighbours.items():
         assert nb.shape == (8, 5) and nb.dtype == np.int64

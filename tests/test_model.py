@@ -195,23 +195,29 @@ def test_wrong_preset_or_shape(tmp_path):
         load_checkpoint(run)
 
 
-def test_crop_keeps_the_central_fraction_before_resizing():
+def test_fixed_framing_keeps_the_central_fraction_before_resizing():
     import dataclasses
 
     from galaxy_retrieval.errors import ConfigError
+    from galaxy_retrieval.framing import Framing
     from galaxy_retrieval.model.config import ViTConfig
     from galaxy_retrieval.model.preprocess import images_to_float, to_model_input
 
     im = np.zeros((1, 300, 300, 3), np.uint8)
     im[0, 120:180, 120:180] = 255  # a bright 60-px square in the middle
     im[0, :20, :20] = 255  # and a corner the crop must drop
+    fixed = Framing.parse("fixed:0.4")
     full = images_to_float(im, 30)
-    crop = images_to_float(im, 30, crop=0.4)  # central 120 px → 30 px: 4 px per output pixel
+    crop = images_to_float(im, 30, framing=fixed)  # central 120 px → 30 px: 4 px per output pixel
     assert full[0, 0, 0, 0] > 0.5 and crop[0, 0, 0, 0] == 0.0
     # the square covers the middle half of the cropped view
     assert crop[0, 0, 8:22, 8:22].min() > 0.99 and crop[0, 0, :6].max() < 1e-6
-    cfg = dataclasses.replace(ViTConfig(image_size=32, patch_size=8, hidden=32, num_heads=2, mlp_hidden=32, out_dim=16), crop=0.4)
-    assert torch.equal(to_model_input(im, cfg)[:, :, :, :], (images_to_float(im, 32, crop=0.4) - 0.5) / 0.5)
-    assert ViTConfig.from_dict({k: v for k, v in cfg.to_dict().items() if k != "crop"}).crop == 1.0  # old checkpoints
-    with pytest.raises(ConfigError, match="crop"):
-        ViTConfig(crop=0.0)
+    cfg = dataclasses.replace(ViTConfig(image_size=32, patch_size=8, hidden=32, num_heads=2, mlp_hidden=32, out_dim=16), framing=fixed)
+    assert torch.equal(to_model_input(im, cfg)[:, :, :, :], (images_to_float(im, 32, framing=fixed) - 0.5) / 0.5)
+    # checkpoints from before framing: no field means the whole frame, "crop" a fixed fraction
+    legacy = {k: v for k, v in cfg.to_dict().items() if k != "framing"}
+    assert ViTConfig.from_dict(legacy).framing == Framing()
+    assert ViTConfig.from_dict({**legacy, "crop": 0.4}).framing == fixed
+    assert ViTConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ConfigError, match="fraction"):
+        ViTConfig(framing="fixed:0.0")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Mapping
 
 from ..errors import CatalogError
 from .base import Batch, Catalog, CatalogInfo, OnError, Record
+from .columns import ALIASES, ColumnMap, parse_column_mapping, resolve_columns
 from .first import FIRST_CLASSES, import_first
 from .folder import FolderCatalog
 from .galaxy10 import GALAXY10_CLASSES, GALAXY10_SHORT
@@ -26,16 +28,27 @@ __all__ = [
     "FIRST_CLASSES",
     "import_first",
     "read_image",
+    "ALIASES",
+    "ColumnMap",
+    "parse_column_mapping",
+    "resolve_columns",
     "to_uint8_rgb",
 ]
 
 _HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5")
 
 
-def open_catalog(path: str | Path, metadata: str | Path | None = None, on_error: OnError = "fail") -> Catalog:
+def open_catalog(
+    path: str | Path,
+    metadata: str | Path | None = None,
+    on_error: OnError = "fail",
+    columns: Mapping[str, str] | None = None,
+) -> Catalog:
     """Open an HDF5 file or an image folder as a :class:`Catalog`.
 
     ``metadata`` names a CSV for an image folder (otherwise one in the folder is used).
+    ``columns`` maps raw column names to catalog names (``{"RA": "ra", "z": "redshift"}``)
+    beyond the spellings recognised anyway (:data:`~.columns.ALIASES`).
     ``on_error="skip"`` drops unreadable images while streaming and records them in
     ``catalog.skipped``; ``"fail"`` stops at the first one.
     """
@@ -45,7 +58,7 @@ def open_catalog(path: str | Path, metadata: str | Path | None = None, on_error:
     if not p.exists():
         raise CatalogError(f"{p}: no such file or directory")
     if p.is_dir():
-        return FolderCatalog(p, metadata=metadata, on_error=on_error)
+        return FolderCatalog(p, metadata=metadata, on_error=on_error, columns=columns)
     if metadata is not None:
         raise CatalogError(f"{metadata}: --metadata applies to image folders, but {p} is a file")
     import h5py
@@ -53,5 +66,5 @@ def open_catalog(path: str | Path, metadata: str | Path | None = None, on_error:
     if p.suffix.lower() in _HDF5_SUFFIXES or h5py.is_hdf5(p):
         if not h5py.is_hdf5(p):
             raise CatalogError(f"{p}: not a valid HDF5 file (truncated or corrupt?)")
-        return HDF5Catalog(p, on_error=on_error)
+        return HDF5Catalog(p, on_error=on_error, columns=columns)
     raise CatalogError(f"{p}: not a catalog (expected a Galaxy10-layout HDF5 file or a folder of images)")

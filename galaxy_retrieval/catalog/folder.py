@@ -1,12 +1,14 @@
 """Image-folder catalogs: a directory of cutouts (jpg/png/tif, FITS with astropy), optionally
-with a CSV of metadata.
+with CSVs of metadata.
 
-The CSV is either named explicitly (``metadata=``) or found in the folder (``metadata.csv``,
-``catalog.csv``, ``labels.csv``, or the only ``*.csv`` there). Its rows name each file in a
-``filename`` column (relative to the folder; ``file``, ``path`` and ``image`` are accepted
-too) and may carry ``object_id``, ``label``, ``ra``, ``dec`` and any other columns. Without a
-CSV every image below the folder (subfolders too) is an object whose id is its relative path
-without the suffix.
+The CSV is either named explicitly (``metadata=``) or found in the folder: every ``*.csv``
+there (``metadata.csv``, ``catalog.csv``, ``labels.csv`` first), merged on the file-name
+column; a CSV without one is left out with a warning naming it. Rows name each file in a
+column recognised case-insensitively (``filename``, ``file``, ``path``, ``image``…, see
+:mod:`.columns`) relative to the folder, and may carry ``object_id`` (``objid``, ``id_str``…),
+``label``, ``ra`` (``RA``, ``RAJ2000``…), ``dec``, ``redshift`` (``z``) and any other columns;
+``columns=`` maps other spellings. Without a CSV every image below the folder (subfolders
+too) is an object whose id is its relative path without the suffix.
 """
 
 from __future__ import annotations
@@ -15,17 +17,17 @@ import csv
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import CatalogError, ImageReadError
+from ..errors import CatalogError, ConfigError, ImageReadError
 from .base import Batch, Catalog, CatalogInfo, OnError
-from .images import FITS_SUFFIXES, IMAGE_SUFFIXES, read_image
+from .columns import ALIASES, ColumnMap, resolve_columns
+from .images import FITS_SUFFIXES, IMAGE_SUFFIXES, describe_conversion, read_image
 
-__all__ = ["FolderCatalog", "find_metadata_csv"]
+__all__ = ["FolderCatalog", "find_metadata_csvs"]
 
-_FILE_COLUMNS = ("filename", "file", "path", "image")
 _CSV_NAMES = ("metadata.csv", "catalog.csv", "labels.csv")
 # Decoding is mostly C code that releases the GIL, so a few threads overlap file reads.
 _DECODE_THREADS = 4
@@ -43,18 +45,11 @@ def _escapes(name: str) -> bool:
     return os.path.isabs(name) or norm == ".." or norm.startswith(".." + os.sep)
 
 
-def find_metadata_csv(folder: Path) -> Path | None:
-    """The folder's metadata CSV, or None; ambiguous choices are an error, not a guess."""
-    for name in _CSV_NAMES:
-        if (folder / name).is_file():
-            return folder / name
+def find_metadata_csvs(folder: Path) -> list[Path]:
+    """The folder's CSV files, the conventional names (``metadata.csv``…) first."""
     csvs = sorted(folder.glob("*.csv"))
-    if len(csvs) == 1:
-        return csvs[0]
-    if len(csvs) > 1:
-        names = ", ".join(p.name for p in csvs)
-        raise CatalogError(f"{folder}: several CSV files ({names}); name the metadata file with --metadata")
-    return None
+    rank = {n: i for i, n in enumerate(_CSV_NAMES)}
+    return sorted(csvs, key=lambda p: (rank.get(p.name, len(rank)), p.name))
 
 
 def _parse_column(values: list[str]) -> list[Any]:
@@ -70,32 +65,59 @@ def _parse_column(values: list[str]) -> list[Any]:
     return [v if v.strip() != "" else None for v in values]
 
 
+def _read_csv(csv_path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    if not csv_path.is_file():
+        raise CatalogError(f"{csv_path}: metadata CSV not found")
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            rows = [{(k or "").strip(): (v or "") for k, v in r.items()} for r in reader]
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise CatalogError(f"{csv_path}: not a readable CSV ({e})") from None
+    if not header:
+        raise CatalogError(f"{csv_path}: empty CSV (no header row)")
+    return header, rows
+
+
 class FolderCatalog(Catalog):
     kind = "image-folder"
 
-    def __init__(self, path: str | Path, metadata: str | Path | None = None, on_error: OnError = "fail") -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        metadata: str | Path | None = None,
+        on_error: OnError = "fail",
+        columns: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(str(path), on_error)
         root = Path(path)
         if not root.is_dir():
             raise CatalogError(f"{root}: not a directory")
         self.root = root
         self.skipped: list[tuple[int, str]] = []
-        csv_path = Path(metadata) if metadata is not None else find_metadata_csv(root)
-        if csv_path is not None:
-            self.csv_path: Path | None = csv_path
-            self._files, self._ids, self._meta = self._from_csv(csv_path)
+        #: things the user should hear about (an ignored CSV); the CLI prints them
+        self.warnings: list[str] = []
+        #: per CSV, which raw column became which catalog column
+        self.column_maps: dict[str, ColumnMap] = {}
+        csv_paths = [Path(metadata)] if metadata is not None else find_metadata_csvs(root)
+        if csv_paths:
+            self._files, self._ids, self._meta, self.csv_paths = self._from_csvs(csv_paths, dict(columns or {}), explicit=metadata is not None)
         else:
-            self.csv_path = None
+            if columns:
+                raise CatalogError(f"{root}: a column mapping was given but the folder has no CSV")
+            self.csv_paths = []
             files = sorted(p for p in root.rglob("*") if p.is_file() and _is_image(p))
             if not files:
                 raise CatalogError(f"{root}: no image files found (looked for {', '.join(sorted(IMAGE_SUFFIXES))}, .fits)")
             self._files = files
             self._ids = [self._default_id(p) for p in files]
             self._meta = {}
+        self.csv_path: Path | None = self.csv_paths[0] if self.csv_paths else None
         seen: dict[str, int] = {}
         for i, oid in enumerate(self._ids):
             if oid in seen:
-                where = self.csv_path or root
+                where = ", ".join(str(p) for p in self.csv_paths) or root
                 raise CatalogError(f"{where}: object_id {oid!r} appears twice (rows {seen[oid] + 1} and {i + 1})")
             seen[oid] = i
         self._labels, self.label_names = self._encode_labels()
@@ -108,51 +130,88 @@ class FolderCatalog(Catalog):
                 return rel[: len(rel) - len(s)]
         return rel
 
-    def _from_csv(self, csv_path: Path) -> tuple[list[Path], list[str], dict[str, list[Any]]]:
-        if not csv_path.is_file():
-            raise CatalogError(f"{csv_path}: metadata CSV not found")
-        try:
-            with open(csv_path, newline="", encoding="utf-8-sig") as fh:
-                reader = csv.DictReader(fh)
-                header = [h.strip() for h in (reader.fieldnames or [])]
-                rows = [{(k or "").strip(): (v or "") for k, v in r.items()} for r in reader]
-        except (UnicodeDecodeError, csv.Error) as e:
-            raise CatalogError(f"{csv_path}: not a readable CSV ({e})") from None
-        if not header:
-            raise CatalogError(f"{csv_path}: empty CSV (no header row)")
-        col = next((c for c in _FILE_COLUMNS if c in header), None)
-        if col is None:
-            raise CatalogError(f"{csv_path}: no column naming the image files (expected one of {', '.join(_FILE_COLUMNS)}; found {', '.join(header)})")
-        if not rows:
-            raise CatalogError(f"{csv_path}: CSV has a header but no rows")
+    def _from_csvs(
+        self, csv_paths: list[Path], mapping: dict[str, str], explicit: bool
+    ) -> tuple[list[Path], list[str], dict[str, list[Any]], list[Path]]:
+        """Read the CSVs and merge them on the file-name column (outer join, first CSV's order).
+
+        A CSV without a file-name column cannot be joined: with one CSV that is an error, with
+        several it is left out with a warning naming it."""
+        merged: dict[str, dict[str, str]] = {}  # file name -> catalog column -> value
+        origin: dict[str, tuple[Path, int]] = {}  # file name -> (CSV, line) first naming it
+        source_of: dict[tuple[str, str], Path] = {}  # (file, column) -> CSV that gave the value
+        header_union: list[str] = []
+        used_csvs: list[Path] = []
+        used_keys: set[str] = set()
+        for csv_path in csv_paths:
+            header, rows = _read_csv(csv_path)
+            lower = {h.lower() for h in header}
+            mine = {k: v for k, v in mapping.items() if k in header or k.lower() in lower}
+            used_keys.update(mine)
+            cmap = resolve_columns(header, mine, where=str(csv_path))
+            file_col = cmap.raw("filename")
+            if file_col is None:
+                msg = (
+                    f"{csv_path}: no column naming the image files (expected one of {', '.join(ALIASES['filename'])}; "
+                    f"found {', '.join(header)})"
+                )
+                if explicit or len(csv_paths) == 1:
+                    raise CatalogError(msg)
+                self.warnings.append(f"ignored {msg}")
+                continue
+            if not rows:
+                raise CatalogError(f"{csv_path}: CSV has a header but no rows")
+            used_csvs.append(csv_path)
+            self.column_maps[str(csv_path)] = cmap
+            for c in header:
+                n = cmap.canonical(c)
+                if n != "filename" and n not in header_union:
+                    header_union.append(n)
+            for i, r in enumerate(rows):
+                name = r.get(file_col, "").strip()
+                key = Path(name).as_posix() if name else ""
+                entry = merged.setdefault(key, {})
+                origin.setdefault(key, (csv_path, i + 2))  # line i+2: the header is line 1
+                for c in header:
+                    n = cmap.canonical(c)
+                    v = r.get(c, "").strip()
+                    if n == "filename" or v == "":
+                        continue
+                    old = entry.get(n)
+                    if old is not None and old != v:
+                        raise CatalogError(
+                            f"{csv_path}: line {i + 2} gives {n}={v!r} for {name!r}, but {source_of[(key, n)]} gives {old!r}"
+                        )
+                    entry[n] = v
+                    source_of[(key, n)] = csv_path
+        if not used_csvs:
+            raise CatalogError(f"{self.root}: none of the CSV files ({', '.join(p.name for p in csv_paths)}) has a column naming the image files")
+        unused = [k for k in mapping if k not in used_keys]
+        if unused:
+            raise ConfigError(f"{self.root}: column mapping names {', '.join(map(repr, unused))}, which no CSV has")
         base = self.root
         files: list[Path] = []
-        keep: list[int] = []
-        for i, r in enumerate(rows):
-            name = r[col].strip()
-            f = (base / name) if name else base
-            # line i+2: the header is line 1
+        keep: list[str] = []
+        for key, (csv_path, line) in origin.items():
+            f = (base / key) if key else base
             # a catalog is its folder: '../x.jpg' or '/etc/hostname' would read (and index,
             # and show in mosaics) files the folder's owner never put there
-            outside = bool(name) and _escapes(name)
-            if outside or not name or not f.is_file():
+            outside = bool(key) and _escapes(key)
+            if outside or not key or not f.is_file():
                 where = "outside the folder" if outside else "not a file in"
-                msg = f"{csv_path}: line {i + 2} names {name!r}, which is {where} {base}"
+                msg = f"{csv_path}: line {line} names {key!r}, which is {where} {base}"
                 if self.on_error == "fail":
                     raise CatalogError(msg)
-                self.skipped.append((i, msg))
+                self.skipped.append((line - 2, msg))
                 continue
             files.append(f)
-            keep.append(i)
+            keep.append(key)
         if not files:
-            raise CatalogError(f"{csv_path}: none of the {len(rows)} rows names an existing image file")
-        meta_cols = [c for c in header if c and c not in (col, "object_id")]
-        meta = {c: _parse_column([rows[i].get(c, "") for i in keep]) for c in meta_cols}
-        if "object_id" in header:
-            ids = [rows[i]["object_id"].strip() or self._default_id(files[j]) for j, i in enumerate(keep)]
-        else:
-            ids = [self._default_id(f) for f in files]
-        return files, ids, meta
+            raise CatalogError(f"{', '.join(map(str, used_csvs))}: none of the {len(origin)} rows names an existing image file")
+        meta_cols = [c for c in header_union if c != "object_id"]
+        meta = {c: _parse_column([merged[k].get(c, "") for k in keep]) for c in meta_cols}
+        ids = [merged[k].get("object_id") or self._default_id(files[j]) for j, k in enumerate(keep)]
+        return files, ids, meta, used_csvs
 
     def _encode_labels(self) -> tuple[np.ndarray | None, dict[int, str] | None]:
         if "label" not in self._meta:
@@ -234,9 +293,19 @@ class FolderCatalog(Catalog):
             if not isinstance(im, ImageReadError):
                 shapes.add(im.shape)
         shape = shapes.pop() if len(shapes) == 1 else None
-        extra: dict[str, Any] = {"metadata_csv": str(self.csv_path) if self.csv_path else None}
+        extra: dict[str, Any] = {"metadata_csv": ", ".join(str(p) for p in self.csv_paths) or None}
+        renamed = [d for d in (m.describe() for m in self.column_maps.values()) if d]
+        if renamed:
+            extra["columns_renamed"] = "; ".join(dict.fromkeys(renamed))
+        if self.warnings:
+            extra["warnings"] = "; ".join(self.warnings)
         if shape is not None:
             extra["image_shape_sampled_from"] = min(len(self), 16)
+        # how non-8-bit pixels (FITS fluxes, 16-bit PNG) were turned into colours
+        conversions = [describe_conversion(self._files[r]) for r in range(min(len(self), 16))]
+        kinds = list(dict.fromkeys(c for c in conversions if c))
+        if kinds:
+            extra["pixel_stretch"] = " | ".join(kinds)
         if self.skipped:
             extra["skipped"] = len(self.skipped)
         return CatalogInfo(**{**base.__dict__, "image_shape": shape, "label_names": self.label_names, "extra": extra})

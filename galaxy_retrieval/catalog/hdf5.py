@@ -2,7 +2,8 @@
 
 Layout: ``images`` (N, H, W, C) uint8 (256×256×3 for Galaxy10), optional 1-D datasets of
 length N (``ans`` = class, ``ra``, ``dec``, ``redshift``, ``pxscale``, or any other), and
-optionally ``object_id`` (strings). Without ``object_id`` an object's id is its row number.
+optionally ``object_id`` (strings or integers; ``objid``, ``id_str``… are recognised, see
+:mod:`.columns`). Without one an object's id is its row number.
 String columns (``split``, ``label_source``…) come back as ``str``. A file attribute
 ``label_names`` (a JSON list, index = class code) names the classes; without it, labels
 that fit are taken to be Galaxy10 classes.
@@ -13,19 +14,18 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from ..errors import CatalogError
 from .base import Batch, Catalog, CatalogInfo, OnError
+from .columns import resolve_columns
 from .galaxy10 import GALAXY10_CLASSES
 from .images import to_uint8_rgb
 
 __all__ = ["HDF5Catalog"]
 
-# Galaxy10 calls the class column `ans`; everywhere else in this package it is `label`.
-_RENAME = {"ans": "label"}
 
 
 def _decode(v: Any) -> Any:
@@ -39,7 +39,7 @@ def _decode(v: Any) -> Any:
 class HDF5Catalog(Catalog):
     kind = "galaxy10-hdf5"
 
-    def __init__(self, path: str | Path, on_error: OnError = "fail") -> None:
+    def __init__(self, path: str | Path, on_error: OnError = "fail", columns: Mapping[str, str] | None = None) -> None:
         super().__init__(str(path), on_error)
         import h5py
 
@@ -61,32 +61,38 @@ class HDF5Catalog(Catalog):
         self._n = int(ds.shape[0])
         self._raw_shape = tuple(int(x) for x in ds.shape[1:])
         self._needs_conversion = ds.dtype != np.uint8 or ds.ndim == 3 or ds.shape[3] != 3
-        self._columns: dict[str, str] = {}  # public name -> dataset name
+        # Galaxy10 calls the class column `ans`; here it is `label` (and `RA` is `ra`…).
+        one_d = []
         for name, obj in f.items():
-            if name in ("images", "object_id") or not isinstance(obj, h5py.Dataset):
-                continue
-            if obj.ndim != 1:
+            if name == "images" or not isinstance(obj, h5py.Dataset) or obj.ndim != 1:
                 continue
             if obj.shape[0] != self._n:
                 raise CatalogError(f"{self.path}: dataset '{name}' has {obj.shape[0]} rows but 'images' has {self._n}")
-            self._columns[_RENAME.get(name, name)] = name
-        if "object_id" in f:
-            oid = f["object_id"]
-            if oid.ndim != 1 or oid.shape[0] != self._n:
-                raise CatalogError(f"{self.path}: 'object_id' has shape {oid.shape}; expected ({self._n},)")
-        self._has_ids = "object_id" in f
+            one_d.append(name)
+        self.column_map = resolve_columns(one_d, columns, where=self.path)
+        self._columns: dict[str, str] = {}  # public name -> dataset name
+        self._id_dataset: str | None = None
+        for name in one_d:
+            public = self.column_map.canonical(name)
+            if public == "object_id":
+                self._id_dataset = name
+            else:
+                self._columns[public] = name
+        self._has_ids = self._id_dataset is not None
         self.label_names = self._read_label_names(f)
 
     def _read_label_names(self, f) -> dict[int, str] | None:
-        if "label_names" not in f.attrs:
+        # "class_names": what `gr synth` writes
+        attr = next((a for a in ("label_names", "class_names") if a in f.attrs), None)
+        if attr is None:
             return None
-        raw = _decode(f.attrs["label_names"])
+        raw = _decode(f.attrs[attr])
         try:
             names = json.loads(raw) if isinstance(raw, str) else None
         except ValueError:
             names = None
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise CatalogError(f"{self.path}: attribute 'label_names' must be a JSON list of class names, got {str(raw)[:80]!r}")
+            raise CatalogError(f"{self.path}: attribute {attr!r} must be a JSON list of class names, got {str(raw)[:80]!r}")
         return dict(enumerate(names))
 
     # h5py handles must not cross fork(): reopen in each process (DataLoader workers).
@@ -129,7 +135,7 @@ class HDF5Catalog(Catalog):
 
     def object_ids(self) -> list[str]:
         if self._has_ids:
-            return [_decode(v) for v in self._file()["object_id"][:]]
+            return [str(_decode(v)) for v in self._file()[self._id_dataset][:]]
         return [str(i) for i in range(self._n)]
 
     def _read(self, sel) -> Batch:
@@ -138,7 +144,7 @@ class HDF5Catalog(Catalog):
             rows = np.arange(sel.start, sel.stop, dtype=np.int64)
             images = f["images"][sel]
             meta = {k: [_decode(v) for v in f[d][sel]] for k, d in self._columns.items()}
-            ids = [_decode(v) for v in f["object_id"][sel]] if self._has_ids else [str(r) for r in rows]
+            ids = [str(_decode(v)) for v in f[self._id_dataset][sel]] if self._has_ids else [str(r) for r in rows]
         else:
             rows = np.asarray(sel, dtype=np.int64)
             if rows.size and (rows.min() < 0 or rows.max() >= self._n):
@@ -148,7 +154,7 @@ class HDF5Catalog(Catalog):
             images = f["images"][uniq][inverse] if uniq.size else np.zeros((0, *self._raw_shape), np.uint8)
             meta = {k: [_decode(v) for v in f[d][uniq][inverse]] if uniq.size else [] for k, d in self._columns.items()}
             if self._has_ids:
-                ids = [_decode(v) for v in f["object_id"][uniq][inverse]] if uniq.size else []
+                ids = [str(_decode(v)) for v in f[self._id_dataset][uniq][inverse]] if uniq.size else []
             else:
                 ids = [str(r) for r in rows]
         if self._needs_conversion:
@@ -161,7 +167,7 @@ class HDF5Catalog(Catalog):
     def _read_range(self, lo: int, hi: int, load_images: bool) -> Batch:
         if not load_images:
             f = self._file()
-            ids = [_decode(v) for v in f["object_id"][lo:hi]] if self._has_ids else [str(r) for r in range(lo, hi)]
+            ids = [str(_decode(v)) for v in f[self._id_dataset][lo:hi]] if self._has_ids else [str(r) for r in range(lo, hi)]
             meta = {k: [_decode(v) for v in f[d][lo:hi]] for k, d in self._columns.items()}
             return Batch(ids, np.zeros((0,), np.uint8), meta, np.arange(lo, hi, dtype=np.int64))
         return self._read(slice(lo, hi))
@@ -170,11 +176,15 @@ class HDF5Catalog(Catalog):
         base = super().info()
         f = self._file()
         extra: dict[str, Any] = {"groups": [k for k, v in f.items() if isinstance(v, self._h5py.Group)]}
+        if self.column_map.describe():
+            extra["columns_renamed"] = self.column_map.describe()
         for k in ("generator", "seed", "provenance", "license", "citation"):
             if k in f.attrs:
                 extra[k] = _decode(f.attrs[k])
         names = self.label_names
-        if names is None and base.label_counts is not None and all(0 <= k < len(GALAXY10_CLASSES) for k in base.label_counts):
+        # an unnamed file with the ten Galaxy10 classes (the public Galaxy10 DECaLS file);
+        # any other unnamed labels stay numbers rather than borrow Galaxy10's names
+        if names is None and base.label_counts is not None and sorted(base.label_counts) == list(range(len(GALAXY10_CLASSES))):
             names = {i: GALAXY10_CLASSES[i] for i in base.label_counts}
         return CatalogInfo(**{**base.__dict__, "label_names": names, "extra": extra})
 

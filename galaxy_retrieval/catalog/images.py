@@ -7,13 +7,18 @@ uint8 RGB, so conversion happens once, here.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import ConfigError, ImageReadError
 
-__all__ = ["IMAGE_SUFFIXES", "FITS_SUFFIXES", "to_uint8_rgb", "read_image", "asinh_stretch", "set_max_image_pixels", "max_image_pixels"]
+__all__ = [
+    "IMAGE_SUFFIXES", "FITS_SUFFIXES", "FITS_STRETCH", "UINT16_STRETCH", "to_uint8_rgb", "read_image", "asinh_stretch",
+    "fits_layout", "describe_conversion", "set_max_image_pixels", "max_image_pixels",
+]
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"})
 FITS_SUFFIXES = frozenset({".fits", ".fit", ".fts", ".fits.gz"})
@@ -43,17 +48,40 @@ def set_max_image_pixels(n: int | None) -> None:
     Image.MAX_IMAGE_PIXELS = max(_max_pixels, _DEFAULT_MAX_PIXELS)
 
 
+#: what ``gr info`` says about how FITS pixel values become 8-bit colours
+FITS_STRETCH = (
+    "asinh (Lupton et al. 2004, Q=8) per band: sky median → 0, 99.9th percentile → 1; "
+    "NaN/inf pixels → sky; integer (e.g. 16-bit) data stretched as fluxes"
+)
+#: …and about 16-bit PNG/TIFF files
+UINT16_STRETCH = "linear: 0–65535 → 0–255"
+
+# Effective wavelengths (nm) of common broad bands: a FITS cutout's bands are shown
+# reddest → R, bluest → B, as the survey viewers do (Legacy grz: z, r, g → R, G, B).
+_BAND_NM = {"u": 355, "g": 475, "r": 620, "i": 750, "z": 900, "y": 1000, "w1": 3400, "w2": 4600}
+
+
 def asinh_stretch(x: np.ndarray, q: float = 8.0) -> np.ndarray:
     """Map floating-point fluxes to [0, 1] with an asinh stretch (Lupton et al. 2004).
 
     The sky level (median) goes to 0 and the 99.9th percentile to 1, per channel, which is
-    how survey cutout services turn calibrated fluxes into viewable images."""
-    x = np.nan_to_num(np.asarray(x, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    how survey cutout services turn calibrated fluxes into viewable images. Non-finite
+    pixels (NaN where a cutout leaves the survey footprint) are left out of those levels
+    and shown as sky."""
+    x = np.asarray(x, dtype=np.float64)
+    finite = np.isfinite(x)
+    if not finite.all():
+        x = np.where(finite, x, np.nan)
     axes = (0, 1)
-    lo = np.median(x, axis=axes, keepdims=True)
-    hi = np.percentile(x, 99.9, axis=axes, keepdims=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN band: levels become 0 below
+        lo = np.nanmedian(x, axis=axes, keepdims=True)
+        hi = np.nanpercentile(x, 99.9, axis=axes, keepdims=True)
+    lo = np.nan_to_num(lo)
+    hi = np.nan_to_num(hi)
     scale = np.where(hi > lo, hi - lo, 1.0)
-    y = np.clip((x - lo) / scale, 0.0, None)
+    y = np.clip((np.nan_to_num(x, nan=0.0) - lo) / scale, 0.0, None)
+    y = np.where(finite, y, 0.0)
     return np.clip(np.arcsinh(q * y) / np.arcsinh(q), 0.0, 1.0)
 
 
@@ -157,22 +185,97 @@ def read_image(path: str | Path) -> np.ndarray:
         raise ImageReadError(p, str(e)) from None
 
 
+def _fits_images(hdul) -> list[tuple[int, Any]]:
+    return [(i, h) for i, h in enumerate(hdul) if getattr(h, "is_image", False) and h.data is not None and h.data.ndim >= 2]
+
+
+def _band_names(header: Any, n: int) -> list[str] | None:
+    """Band names from a cube's header (Legacy Survey writes BAND0='g', BAND1='r'…)."""
+    names = [str(header.get(f"BAND{k}", "")).strip().lower() for k in range(n)]
+    return names if all(names) else None
+
+
+def fits_layout(hdul: Any, path: Path | str = "FITS file") -> tuple[np.ndarray, str]:
+    """The (H, W, C ≤ 3) float array to show from an open FITS file, and how it was made.
+
+    - a cube (bands, H, W) in one HDU (Legacy Survey ``cutout.fits``): its first three bands;
+    - several 2-D image HDUs of one shape (one band each, HDU 0 often empty): stacked;
+    - otherwise the first 2-D image HDU (grayscale).
+    Bands are ordered reddest → R when their names are known (``BANDn``/``FILTER`` keywords)."""
+    found = _fits_images(hdul)
+    if not found:
+        raise ImageReadError(path, "FITS file has no 2-D image HDU")
+    i0, h0 = found[0]
+    data = np.asarray(h0.data, dtype=np.float64)
+    if data.ndim > 2:
+        while data.ndim > 3:  # (time/stokes, bands, H, W): the first plane
+            data = data[0]
+        n = min(data.shape[0], 3)
+        bands = _band_names(h0.header, data.shape[0])
+        planes = [data[k] for k in range(n)]
+        names = bands[:n] if bands else None
+        where = f"HDU {i0} cube of {data.shape[0]} bands"
+    else:
+        same = [(i, h) for i, h in found if h.data.ndim == 2 and h.data.shape == h0.data.shape][:3]
+        planes = [np.asarray(h.data, dtype=np.float64) for _, h in same]
+        filt = [str(h.header.get("FILTER", h.header.get("BAND", ""))).strip().lower() for _, h in same]
+        names = filt if all(filt) else None
+        where = f"HDU {i0}" if len(same) == 1 else f"HDUs {', '.join(str(i) for i, _ in same)} as bands"
+    if names and all(b in _BAND_NM for b in names) and len(planes) > 1:
+        order = sorted(range(len(planes)), key=lambda k: -_BAND_NM[names[k]])
+        planes, names = [planes[k] for k in order], [names[k] for k in order]
+    if len(planes) == 2:  # two bands: the mean as the missing middle channel
+        planes = [planes[0], (planes[0] + planes[1]) / 2, planes[1]]
+        names = [names[0], "mean", names[1]] if names else None
+    arr = np.stack(planes, axis=-1)
+    colours = f"; {', '.join(names)} → {'RGB'[: len(names)] if len(names) > 1 else 'gray'}" if names else ""
+    return arr, f"{where}{colours}"
+
+
 def _read_fits(p: Path) -> np.ndarray:
     try:
         from astropy.io import fits
     except ImportError:
         raise ImageReadError(p, "FITS files need astropy (pip install astropy)") from None
     try:
-        with fits.open(p, memmap=False) as hdul:
-            data = next((h.data for h in hdul if getattr(h, "data", None) is not None and h.data.ndim >= 2), None)
+        with warnings.catch_warnings():
+            # astropy only warns about a short file and pads it with zeros: a truncated download
+            warnings.filterwarnings("error", message=".*truncated.*")
+            with fits.open(p, memmap=False) as hdul:
+                data, _ = fits_layout(hdul, p)
+    except ImageReadError:
+        raise
     except Exception as e:  # astropy raises many types for damaged files
         raise ImageReadError(p, f"corrupt FITS file ({e})") from None
-    if data is None:
-        raise ImageReadError(p, "FITS file has no 2-D image HDU")
-    data = np.asarray(data, dtype=np.float64)
-    while data.ndim > 3:
-        data = data[0]
+    if not np.isfinite(data).any():
+        raise ImageReadError(p, "FITS image has no finite pixel (all NaN: outside the survey footprint?)")
     try:
-        return to_uint8_rgb(data)
+        # always the asinh stretch: a FITS image holds fluxes, even when they lie in [0, 1]
+        return to_uint8_rgb(asinh_stretch(data))
     except ValueError as e:
         raise ImageReadError(p, str(e)) from None
+
+
+def describe_conversion(path: str | Path) -> str | None:
+    """How the pixels of this file become uint8 RGB, for ``gr info`` (None: 8-bit, as is)."""
+    p = Path(path)
+    if _is_fits(p):
+        try:
+            from astropy.io import fits
+
+            with fits.open(p, memmap=False) as hdul:
+                _, where = fits_layout(hdul, p)
+        except Exception:
+            return None
+        return f"FITS {where}; {FITS_STRETCH}"
+    if p.suffix.lower() in (".png", ".tif", ".tiff"):
+        from PIL import Image
+
+        try:
+            with Image.open(p) as im:
+                mode = im.mode
+        except Exception:
+            return None
+        if mode.startswith("I;16") or mode == "I":
+            return f"16-bit {p.suffix.lower().lstrip('.').upper()}: {UINT16_STRETCH}"
+    return None

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from .metrics import average_precision_at_k, loose_accuracy, macro_average, ndcg_at_k, precision_at_k
-from .retrieval import EvalReport, RetrievalScores, evaluate, exact_scores, exact_topk, pixel_features
+from .descriptors import morphology_features, pixel_features, polar_fourier_features, standardize
+from .metrics import average_precision_at_k, loose_accuracy, macro_average, ndcg_at_k, precision_at_k, split_loose_accuracy
+from .retrieval import BASELINES, EvalReport, RetrievalScores, evaluate, exact_scores, exact_topk
 
 __all__ = [
     "evaluate",
@@ -11,10 +12,15 @@ __all__ = [
     "RetrievalScores",
     "exact_scores",
     "exact_topk",
+    "BASELINES",
     "pixel_features",
+    "polar_fourier_features",
+    "morphology_features",
+    "standardize",
     "precision_at_k",
     "average_precision_at_k",
     "ndcg_at_k",
     "macro_average",
     "loose_accuracy",
+    "split_loose_accuracy",
 ]

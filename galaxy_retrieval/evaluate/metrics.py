@@ -21,6 +21,7 @@ __all__ = [
     "ndcg_at_k",
     "macro_average",
     "loose_accuracy",
+    "split_loose_accuracy",
 ]
 
 
@@ -118,3 +119,34 @@ def loose_accuracy(anchors, positives, batch_size: int, weights: ScoreWeights = 
             hits.append(s_pos > s_other.max(dim=2).values)
     h = torch.cat(hits).flatten()
     return float(h.float().mean()), int(h.numel())
+
+
+def split_loose_accuracy(anchors, positives, weights: ScoreWeights = ScoreWeights(), block: int = 16) -> float:
+    """Loose accuracy against the whole split: image i's positive must outscore every other
+    image of the split (not only the ``batch_size − 1`` of its batch) → fraction of hits.
+
+    The paper's batch-8 and batch-64 loose accuracy saturate at 1.0 on real cutouts while
+    retrieval is still poor: telling an image from 7 or 63 others is easy when each has its
+    own stars and sky. Against a whole split of hundreds to thousands it is not, and this
+    label-free number ranks checkpoints as held-out precision does far better (see
+    benchmarks/quality/README.md), so training selects its best epoch by it. NaN for N < 2.
+    """
+    import torch
+
+    from ..score import score_torch
+
+    a = torch.as_tensor(np.asarray(anchors) if not isinstance(anchors, torch.Tensor) else anchors).float()
+    p = torch.as_tensor(np.asarray(positives) if not isinstance(positives, torch.Tensor) else positives).float()
+    if a.shape != p.shape or a.ndim != 2:
+        raise ValueError(f"anchors {tuple(a.shape)} and positives {tuple(p.shape)} must both be (N, D)")
+    n = a.shape[0]
+    if n < 2:
+        return math.nan
+    own = score_torch(a, p, weights)  # (N,): each image against its own positive
+    hits = 0
+    for lo in range(0, n, block):
+        s = score_torch(a[lo : lo + block, None, :], a[None, :, :], weights)  # (b, N)
+        idx = torch.arange(lo, min(lo + block, n))
+        s[idx - lo, idx] = -math.inf  # an image is not its own rival
+        hits += int((own[lo : lo + block] > s.max(dim=1).values).sum())
+    return hits / n

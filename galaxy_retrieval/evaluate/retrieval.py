@@ -12,10 +12,14 @@ What :func:`evaluate` measures, on the held-out part of the catalog (the 80/10/1
   relevant when its label equals the query's. Precision@k, AP@k and nDCG@k are averaged
   per class, then across classes (macro), and also over all queries (micro).
   Labels only measure; they never reach training.
-- the same numbers for two **baselines** computed in the same pass: the untrained network
-  (same architecture, initialised with the training seed, i.e. the run's starting point)
-  and raw pixels (the model-input image area-downsampled to 16×16×3, values in [0, 1]),
-  both ranked by the same score.
+- the same numbers for **baselines** computed in the same pass, on the same framed
+  model-input images: the untrained network (same architecture, initialised with the
+  training seed, i.e. the run's starting point), raw pixels (area-downsampled to 16×16×3,
+  values in [0, 1]), and two classical descriptors an astronomer would use instead
+  (:mod:`galaxy_retrieval.evaluate.descriptors`): the rotation-invariant polar Fourier
+  descriptor and non-parametric morphology (CAS, Gini, M20, ellipticity, colours), both
+  standardised over the catalog. All are ranked by the same score. ``best_baseline`` names
+  the strongest of them by macro precision@10, the bar a learned model has to clear.
 
 The score's weights are the checkpoint's (:attr:`Embedder.score_weights`: learned ones when
 the run learned them) unless given. When the checkpoint was trained on source-suppressed
@@ -50,17 +54,16 @@ from ..train.augment import AugmentConfig, PairAugmenter
 from ..train.config import TrainConfig
 from ..train.data import read_rows
 from ..train.splits import SPLITS, split_indices
+from ..framing import FramingStats
+from .descriptors import PIXEL_SIDE, morphology_features, pixel_features, polar_fourier_features
 from .metrics import average_precision_at_k, loose_accuracy, macro_average, ndcg_at_k, precision_at_k
 
-__all__ = ["evaluate", "EvalReport", "RetrievalScores", "exact_scores", "exact_topk", "pixel_features", "PIXEL_SIDE"]
+__all__ = ["evaluate", "EvalReport", "RetrievalScores", "BASELINES", "exact_scores", "exact_topk", "pixel_features", "PIXEL_SIDE"]
 
-PIXEL_SIDE = 16
-
-
-def pixel_features(x01: torch.Tensor, side: int = PIXEL_SIDE) -> np.ndarray:
-    """Raw-pixel baseline: [0, 1] images (B, 3, S, S) → area-downsampled (B, 3·side²) float32."""
-    x = F.interpolate(x01.float().cpu(), size=(side, side), mode="area")
-    return x.reshape(x.shape[0], -1).numpy().astype(np.float32)
+#: baselines whose components have different units: standardised over the database
+_STANDARDISED = ("polar", "morphology")
+#: every baseline :func:`evaluate` measures, in report order
+BASELINES: tuple[str, ...] = ("untrained", "pixels", "polar", "morphology")
 
 
 def exact_scores(xq: torch.Tensor, xb: torch.Tensor, weights: ScoreWeights = ScoreWeights()) -> torch.Tensor:
@@ -122,7 +125,7 @@ class RetrievalScores:
 
 @dataclass(frozen=True)
 class EvalReport:
-    """Result of :func:`evaluate`. Methods are "model", "untrained" and "pixels".
+    """Result of :func:`evaluate`. Methods are "model" and the :data:`BASELINES`.
 
     ``query_rows``: catalog rows of the split's readable images, increasing — the queries.
     ``neighbours[method]``: (len(query_rows), kmax) catalog rows of each query's nearest
@@ -147,6 +150,10 @@ class EvalReport:
     seconds: float
     device: str
     suppress_sources: dict[str, Any] | None = None  # the suppression applied to every image; None: off
+    # the framing of every image (the checkpoint's) and how many fell back to the whole frame
+    framing: dict[str, Any] | None = None
+    # class code → the catalog's name for it; None: the catalog does not name its classes
+    label_names: dict[int, str] | None = None
     query_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False, compare=False)
     neighbours: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
@@ -167,7 +174,17 @@ class EvalReport:
             "seconds": self.seconds,
             "device": self.device,
             "suppress_sources": self.suppress_sources,
+            "framing": self.framing,
+            "label_names": None if self.label_names is None else {str(k): v for k, v in self.label_names.items()},
+            "best_baseline": self.best_baseline(),
         }
+
+    def best_baseline(self, metric: str = "precision@10") -> str | None:
+        """The baseline with the highest macro ``metric`` (None without retrieval scores)."""
+        if not self.retrieval:
+            return None
+        scored = [(r.macro.get(metric, -1.0), m) for m, r in self.retrieval.items() if m != "model"]
+        return max(scored)[1] if scored else None
 
 
 def _retrieval_scores(
@@ -189,6 +206,11 @@ def _retrieval_scores(
         for c, v in per.items():
             per_class.setdefault(c, {})[name] = v
     return RetrievalScores(macro, micro, dict(sorted(per_class.items())))
+
+
+def _label_names(catalog: Catalog) -> dict[int, str] | None:
+    names = catalog.info().label_names
+    return None if not names else {int(k): str(v) for k, v in names.items()}
 
 
 def evaluate(
@@ -259,9 +281,12 @@ def evaluate(
         untrained = Embedder.from_model(build_model(cfg, seed=split_seed), device=emb.device)
         methods["untrained"] = untrained.embed_float
         methods["pixels"] = pixel_features
+        methods["polar"] = polar_fourier_features
+        methods["morphology"] = morphology_features
     augmenter = PairAugmenter(aug_cfg)
     g = torch.Generator().manual_seed(seed)
 
+    framing_stats = FramingStats()
     in_split = np.zeros(n, dtype=bool)
     in_split[rows] = True
     # with labels, the whole catalog is the database; without, only the split is needed
@@ -277,7 +302,7 @@ def evaluate(
         for brows, images in read_rows(catalog, wanted, batch_size, suppress=sup):
             t.advance(len(brows))
             seen[brows] = True
-            x01 = images_to_float(images, cfg.image_size, crop=cfg.crop)
+            x01 = images_to_float(images, cfg.image_size, framing=cfg.framing, stats=framing_stats)
             sel = np.flatnonzero(in_split[brows])
             xp = augmenter.positive(x01[sel], g) if len(sel) else None
             for m, fn in methods.items():
@@ -293,6 +318,18 @@ def evaluate(
     q_rows = np.concatenate(got_rows) if got_rows else np.zeros(0, np.int64)
     if len(q_rows) == 0:
         raise CatalogError(f"{catalog.path}: no readable images in the {split} split")
+
+    for m in _STANDARDISED:
+        if m not in methods:
+            continue
+        # standardise with the statistics of the database (the split when there are no labels)
+        ref = db[m][np.flatnonzero(seen)] if db[m] is not None else np.concatenate(anchors[m])
+        mu, sd = ref.mean(axis=0), ref.std(axis=0)
+        sd = np.where(sd > 0, sd, 1.0)
+        if db[m] is not None:
+            db[m] = ((db[m] - mu) / sd).astype(np.float32)
+        anchors[m] = [((a - mu) / sd).astype(np.float32) for a in anchors[m]]
+        positives[m] = [((p - mu) / sd).astype(np.float32) for p in positives[m]]
 
     order = torch.randperm(len(q_rows), generator=torch.Generator().manual_seed(seed)).numpy()
     loose: dict[str, dict[int, float | None]] = {}
@@ -357,6 +394,8 @@ def evaluate(
         seconds=time.perf_counter() - t0,
         device=str(emb.device),
         suppress_sources=None if sup is None else sup.to_dict(),
+        label_names=_label_names(catalog) if labels is not None else None,
+        framing={"spec": cfg.framing.spec, "images": framing_stats.images, "fallback": framing_stats.fallback},
         query_rows=q_rows,
         neighbours=neighbours,
     )

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, QueryError
+from ..framing import Framing, frame_images
 from ..paths import check_output_file
 from ..search.hits import Hit
 from .figure import TILE, explain_sheet
@@ -31,23 +32,15 @@ class ExplainResult:
     open_seconds: float  # opening the index, loading the model, the search
 
 
-def model_views(images: list[np.ndarray], crop: float, suppress: Any = None) -> list[np.ndarray]:
+def model_views(images: list[np.ndarray], framing: Framing, suppress: Any = None) -> list[np.ndarray]:
     """What the model sees of each image, at full resolution: sources suppressed when the
-    checkpoint does so, then the centred square and its central ``crop`` fraction. The maps
-    are drawn over these views, so they line up with the patches they describe."""
+    checkpoint does so, then the square its framing cuts. The maps are drawn over these
+    views, so they line up with the patches they describe."""
     if suppress is not None:
         from ..model.embedder import suppress_images
 
         images = list(suppress_images(images, suppress))
-    out = []
-    for a in images:
-        h, w = a.shape[:2]
-        m = min(h, w)
-        if crop < 1.0:
-            m = max(1, int(round(m * crop)))
-        top, left = (h - m) // 2, (w - m) // 2
-        out.append(np.ascontiguousarray(a[top : top + m, left : left + m]))
-    return out
+    return [np.ascontiguousarray(v) for v in frame_images([np.asarray(a) for a in images], framing)]
 
 
 def explain_query(
@@ -101,8 +94,8 @@ def explain_query(
     t0 = time.perf_counter()
     emb = s.embedder
     model = emb.model
-    views = model_views([qim, *hit_images], model.config.crop, emb.suppress)
-    x = to_model_input(views, replace(model.config, crop=1.0), emb.device)
+    views = model_views([qim, *hit_images], model.config.framing, emb.suppress)
+    x = to_model_input(views, replace(model.config, framing=Framing()), emb.device)
     if method == "rollout":
         from .rollout import rollout_maps
 
@@ -142,7 +135,8 @@ def explain_query(
         lab_s = "" if lab is None else (str(names.get(lab, lab)) if isinstance(lab, int) else str(lab))
         captions.append((f"#{h.rank} {h.object_id}", f"s={h.score:.3f} {lab_s}".rstrip()))
     g = model.config.grid
-    view = [f"central {model.config.crop:.0%}" if model.config.crop < 1.0 else "", "sources suppressed" if emb.suppress is not None else ""]
+    fr = model.config.framing
+    view = [f"central {fr.fraction:.0%}" if fr.mode == "fixed" and fr.fraction < 1.0 else ("framed on the galaxy" if fr.mode == "auto" else ""), "sources suppressed" if emb.suppress is not None else ""]
     view_s = f" · model's view: {', '.join(v for v in view if v)}" if any(view) else ""
     title = f"why these matched — {how} · {g}×{g} patches{view_s} · index {Path(s.path).name}"
     path = explain_sheet(

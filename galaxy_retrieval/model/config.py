@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from ..errors import ConfigError
+from ..framing import Framing
 
 __all__ = ["ViTConfig"]
 
@@ -19,10 +20,12 @@ class ViTConfig:
     ``(uint8 / 255 − norm_mean) / norm_std`` per channel; the normalisation is part of the
     config so an embedder built from a checkpoint preprocesses exactly as training did.
 
-    ``crop`` is the fraction of the centred square kept before resizing (1.0: all of it).
-    Cutouts whose object fills only the middle of the frame (FIRST radio images: the
-    source lies in the central third of 300 px) lose most of their detail when the whole
-    frame is shrunk to 64 px; a crop keeps the model's pixels on the object.
+    ``framing`` (:class:`~galaxy_retrieval.framing.Framing`) is the square cut from each
+    cutout before resizing: the whole centred square (``none``), its central fraction
+    (``fixed:F``; FIRST radio sources lie in the central third of 300 px), or a square
+    around the central source measured in each image (``auto``: survey galaxies span 10–20 %
+    of the frame, one or two 8-pixel patches of a 64-pixel input without it). Checkpoints
+    written before framing existed stored ``crop: F``, read as ``fixed:F``.
     """
 
     image_size: int = 64
@@ -36,12 +39,12 @@ class ViTConfig:
     norm_mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     norm_std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     name: str = "custom"  # the preset it came from ("paper", "small") or "custom"
-    crop: float = 1.0
+    framing: Framing = Framing()
 
     def __post_init__(self) -> None:
-        if isinstance(self.crop, bool) or not isinstance(self.crop, (int, float)) or not 0.05 <= self.crop <= 1.0:
-            raise ConfigError(f"model config crop={self.crop!r} must be a fraction between 0.05 and 1")
-        object.__setattr__(self, "crop", float(self.crop))
+        if not isinstance(self.framing, Framing):
+            # a spec string ("auto", "fixed:0.4") or a dict from a checkpoint
+            object.__setattr__(self, "framing", Framing.from_dict(self.framing))
         for f in ("image_size", "patch_size", "in_chans", "hidden", "depth", "num_heads", "mlp_hidden", "out_dim"):
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -83,6 +86,7 @@ class ViTConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d["framing"] = self.framing.to_dict()
         d["norm_mean"] = list(self.norm_mean)
         d["norm_std"] = list(self.norm_std)
         return d
@@ -92,10 +96,16 @@ class ViTConfig:
         if not isinstance(d, dict):
             raise ConfigError(f"model config must be a mapping, got {type(d).__name__}")
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
+        unknown = sorted(set(d) - known - {"crop"})
         if unknown:
             raise ConfigError(f"model config has unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         kw = dict(d)
+        if "crop" in kw:  # checkpoints from before framing: a fixed central fraction
+            crop = kw.pop("crop")
+            if "framing" not in kw:
+                if isinstance(crop, bool) or not isinstance(crop, (int, float)):
+                    raise ConfigError(f"model config crop={crop!r} must be a fraction between 0.05 and 1")
+                kw["framing"] = Framing() if crop == 1.0 else Framing(mode="fixed", fraction=crop)
         for f in ("norm_mean", "norm_std"):
             if f in kw:
                 kw[f] = tuple(kw[f])
@@ -105,4 +115,5 @@ class ViTConfig:
         """Everything that decides tensor shapes and preprocessing (not the name)."""
         d = self.to_dict()
         d.pop("name")
+        d["framing"] = tuple(sorted(d["framing"].items()))
         return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in d.items()))

@@ -188,7 +188,7 @@ class Embedder:
             chunk = images[lo : lo + batch_size]
             if self._suppress is not None:
                 chunk = suppress_images(chunk, self._suppress)
-            x01 = images_to_float(chunk, self.model_config.image_size, self.device, self.model_config.crop)
+            x01 = images_to_float(chunk, self.model_config.image_size, self.device, self.model_config.framing)
             out[lo : lo + len(x01)] = self.embed_float(x01, batch_size)
         return out
 

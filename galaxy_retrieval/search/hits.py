@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
-__all__ = ["Hit"]
+__all__ = ["Hit", "SkyHits"]
 
 
 @dataclass(frozen=True)
@@ -25,3 +26,22 @@ class Hit:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class SkyHits:
+    """The answer to a query by sky position: the neighbours of the catalog object found
+    there, or, with none within the radius, of the survey cutout fetched at the position."""
+
+    hits: list[Hit]
+    ra: float
+    dec: float
+    object_id: str | None  # the catalog object queried with; None when a cutout was fetched
+    separation_arcsec: float | None  # of that object from (ra, dec)
+    cutout: Path | None = None  # the fetched cutout, when one was used
+    why_fetched: str | None = None  # why the catalog had no answer (no object near, no ra/dec)
+
+    def describe(self) -> str:
+        if self.object_id is not None:
+            return f"object {self.object_id} ({self.separation_arcsec:.1f}\" from RA {self.ra:g}, Dec {self.dec:g})"
+        return f"cutout at RA {self.ra:g}, Dec {self.dec:g} ({self.cutout})"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +30,9 @@ class QueryRequest:
     exact: bool = False
     checkpoint: Path | None = None
     mosaic: Path | None = None
+    fetch: Any = None  # a fetch.CutoutSpec: with no catalog object near ra/dec, search the survey's cutout
+    cache_dir: Path | None = None  # where fetched cutouts are kept (default ~/.cache/galaxy-retrieval/cutouts)
+    http: Any = None  # a fetch.HttpConfig for that download
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class QueryResult:
     mosaic: Path | None
     label_names: dict[int, str] | None
     open_seconds: float = 0.0  # opening + verifying the index, loading the model, warming the kernel
+    fetched: Path | None = None  # the survey cutout searched with (a sky query with nothing near)
 
 
 def run_query(req: QueryRequest) -> QueryResult:
@@ -49,10 +54,11 @@ def run_query(req: QueryRequest) -> QueryResult:
         check_output_file(req.mosaic)
     t_open = time.perf_counter()
     s = GalaxySearcher.open(req.index, checkpoint=req.checkpoint)
-    s.warmup(model=bool(req.images))
+    s.warmup(model=bool(req.images) or req.fetch is not None)
     open_seconds = time.perf_counter() - t_open
     t0 = time.perf_counter()
     query_images: list[np.ndarray] | None = None
+    fetched: Path | None = None
     if req.images:
         hits = s.query_batch(list(req.images), k=req.k, refine=req.refine, exact=req.exact)
         labels = [str(p) for p in req.images]
@@ -62,9 +68,14 @@ def run_query(req: QueryRequest) -> QueryResult:
     else:
         if req.ra is None or req.dec is None:
             raise QueryError("a sky position needs both --ra and --dec")
-        pos, sep = s.position_at(req.ra, req.dec, req.radius_arcsec)
-        hits = [s.query(object_id=s.object_ids[pos], k=req.k, refine=req.refine, exact=req.exact)]
-        labels = [f"object {s.object_ids[pos]} ({sep:.1f}\" from RA {req.ra:g}, Dec {req.dec:g})"]
+        sky = s.query_sky(
+            req.ra, req.dec, k=req.k, refine=req.refine, radius_arcsec=req.radius_arcsec, exact=req.exact,
+            fetch=req.fetch, cache_dir=req.cache_dir, http=req.http,
+        )
+        hits = [sky.hits]
+        labels = [sky.describe()]
+        if sky.cutout is not None:
+            fetched = sky.cutout
     seconds = time.perf_counter() - t0
     mosaic = None
     names = _label_names(s)
@@ -72,16 +83,17 @@ def run_query(req: QueryRequest) -> QueryResult:
         from ..catalog.images import read_image
         from .mosaic import query_mosaic
 
-        if req.images:
-            query_images = [read_image(p) for p in req.images]
-            captions = [Path(p).name for p in req.images]
+        if req.images or fetched is not None:
+            paths = list(req.images) if req.images else [fetched]
+            query_images = [read_image(p) for p in paths]
+            captions = [Path(p).name for p in req.images] if req.images else [f"cutout {req.ra:g} {req.dec:+g}"]
         else:
             oid = req.object_id if req.object_id is not None else labels[0].split()[1]
             query_images = s.images_of([int(s.rows[s.position_of(oid)])])
             captions = [f"query {oid}"]
         hit_images = [s.images_of([h.row for h in hs]) for hs in hits]
         mosaic = query_mosaic(query_images, hits, hit_images, req.mosaic, query_captions=captions, label_names=names)
-    return QueryResult(labels, hits, seconds, mosaic, names, open_seconds)
+    return QueryResult(labels, hits, seconds, mosaic, names, open_seconds, fetched)
 
 
 def _label_names(s: GalaxySearcher) -> dict[int, str] | None:

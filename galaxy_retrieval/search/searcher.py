@@ -4,6 +4,7 @@
     s.query(image="q.png", k=10)          # an image file or a uint8 array
     s.query(object_id="synth-000042")     # a catalog object (itself excluded)
     s.query(ra=150.1, dec=2.2)            # the nearest catalog object, then its neighbours
+    s.query_sky(150.1, 2.2, fetch=CutoutSpec("legacy"))  # …or the survey's cutout there
     s.query_batch([im1, im2], k=10)       # several images, one model call
 
 ``refine`` is the shortlist factor: FAISS returns ``k × refine`` candidates, the exact score
@@ -31,8 +32,8 @@ from ..index.candidates import load_faiss_index, search_params
 from ..index.manifest import MANIFEST_NAME, Manifest, read_manifest
 from ..index.shards import check_shard_models, read_shard_table
 from ..score import ScoreWeights
-from .hits import Hit
-from .sky import nearest_on_sky
+from .hits import Hit, SkyHits
+from .sky import check_position, nearest_on_sky
 
 __all__ = ["GalaxySearcher"]
 
@@ -260,6 +261,41 @@ class GalaxySearcher:
         xq = np.asarray(self.vectors[pos : pos + 1], dtype=np.float32)
         res = self.search_vectors(xq, k, refine, exact, exclude=[pos], nprobe=nprobe, ef_search=ef_search)
         return self._hits(*(a[0] for a in res))
+
+    def query_sky(
+        self,
+        ra: float,
+        dec: float,
+        *,
+        k: int = 10,
+        refine: int = 10,
+        radius_arcsec: float = 10.0,
+        exact: bool = False,
+        fetch: Any = None,
+        cache_dir: str | Path | None = None,
+        http: Any = None,
+    ) -> SkyHits:
+        """Neighbours of what is at (ra, dec): the nearest catalog object within the radius,
+        or, when there is none and ``fetch`` (a :class:`~galaxy_retrieval.fetch.CutoutSpec`)
+        is given, the survey cutout at that position downloaded into ``cache_dir`` (default
+        ``~/.cache/galaxy-retrieval/cutouts``) and searched as an image.
+
+        Fetch a cutout like the catalog's images (same survey, size and pixel scale), since
+        the query goes through the same preprocessing as the catalog did."""
+        check_position(ra, dec)
+        try:
+            pos, sep = self.position_at(ra, dec, radius_arcsec)
+        except QueryError as e:
+            if fetch is None:
+                raise
+            why = str(e)
+        else:
+            oid = self.object_ids[pos]
+            return SkyHits(self.query(object_id=oid, k=k, refine=refine, exact=exact), ra, dec, oid, sep)
+        from ..fetch import HttpConfig, fetch_cutout
+
+        path = fetch_cutout(ra, dec, fetch, cache_dir, http or HttpConfig())
+        return SkyHits(self.query(image=path, k=k, refine=refine, exact=exact), ra, dec, None, None, path, why)
 
     def query_batch(
         self,

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..errors import QueryError
 
-__all__ = ["angular_separation_arcsec", "nearest_on_sky"]
+__all__ = ["angular_separation_arcsec", "nearest_on_sky", "check_position"]
 
 
 def angular_separation_arcsec(ra0: float, dec0: float, ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
@@ -17,12 +17,17 @@ def angular_separation_arcsec(ra0: float, dec0: float, ra: np.ndarray, dec: np.n
     return np.degrees(2 * np.arcsin(np.sqrt(np.clip(h, 0, 1)))) * 3600.0
 
 
-def nearest_on_sky(ra0: float, dec0: float, ra: np.ndarray, dec: np.ndarray, radius_arcsec: float) -> tuple[int, float]:
-    """Position of the nearest object within ``radius_arcsec`` and its separation."""
+def check_position(ra0: float, dec0: float) -> None:
+    """Raise :class:`QueryError` unless (ra0, dec0) is a sky position in degrees."""
     if not (np.isfinite(ra0) and 0.0 <= ra0 < 360.0):
         raise QueryError(f"RA {ra0:g} out of range: expected degrees in [0, 360)")
     if not (np.isfinite(dec0) and -90.0 <= dec0 <= 90.0):
         raise QueryError(f"Dec {dec0:g} out of range: expected degrees in [-90, 90]")
+
+
+def nearest_on_sky(ra0: float, dec0: float, ra: np.ndarray, dec: np.ndarray, radius_arcsec: float) -> tuple[int, float]:
+    """Position of the nearest object within ``radius_arcsec`` and its separation."""
+    check_position(ra0, dec0)
     if radius_arcsec <= 0:
         raise QueryError(f"radius {radius_arcsec} arcsec must be > 0")
     sep = angular_separation_arcsec(ra0, dec0, ra, dec)

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
 from ..errors import ConfigError
+from ..framing import Framing
 from ..model.config import ViTConfig
 from ..model.presets import preset as _preset
 from ..score import ScoreWeights
@@ -16,6 +17,7 @@ from .augment import AugmentConfig
 __all__ = ["TrainConfig", "PairMode", "LrSchedule"]
 
 PairMode = Literal["paper", "in_batch"]
+SelectBy = Literal["val_loss", "split_loose_acc"]
 LossKind = Literal["contrastive", "info_nce"]
 LrSchedule = Literal["constant", "cosine"]
 
@@ -74,6 +76,17 @@ class TrainConfig:
         the current weights; the history records them (``w_cos``, ``w_l2``, ``w_l3``) and
         the checkpoint those of the best epoch (``checkpoint.json`` key ``score_weights``),
         which evaluation and index building then use by default.
+    select_by
+        what picks the best epoch (whose weights the run keeps) and drives early stopping:
+        ``"val_loss"``, the training objective on the validation pairs, or
+        ``"split_loose_acc"``, loose accuracy against the whole validation split
+        (:func:`~galaxy_retrieval.evaluate.metrics.split_loose_accuracy`), label-free and
+        unlike the loss or batch-8/64 loose accuracy not saturated on real cutouts.
+    framing
+        the square cut from each cutout before it is resized
+        (:class:`~galaxy_retrieval.framing.Framing`); None keeps the model config's. Stored
+        in the model config of the checkpoint, so indexing, queries, evaluation and
+        explanations frame every image the same way.
     suppress_sources
         replace every source but the central galaxy by sky (:mod:`galaxy_retrieval.suppress`)
         in the full-resolution catalog images before they are cropped and resized, for
@@ -110,6 +123,8 @@ class TrainConfig:
     preload_max_bytes: int = 2 << 30
     learn_score_weights: bool = False
     suppress_sources: SuppressConfig | None = None
+    framing: Framing | None = None
+    select_by: SelectBy = "val_loss"
 
     def __post_init__(self) -> None:
         def _int(name: str, lo: int) -> None:
@@ -163,6 +178,10 @@ class TrainConfig:
             raise ConfigError(
                 f"train config suppress_sources must be a SuppressConfig or None, got {type(self.suppress_sources).__name__}"
             )
+        if self.select_by not in ("val_loss", "split_loose_acc"):
+            raise ConfigError(f"train config select_by={self.select_by!r}; choices: val_loss, split_loose_acc")
+        if self.framing is not None and not isinstance(self.framing, Framing):
+            object.__setattr__(self, "framing", Framing.from_dict(self.framing))
         if self.model is None:
             _preset(self.preset)  # raises ConfigError naming the choices
         self.augment_config()  # validates augmentation counts
@@ -175,8 +194,10 @@ class TrainConfig:
         return cls(**{**base, **overrides})
 
     def model_config(self) -> ViTConfig:
-        """The model to train: ``model`` if given, else the named preset."""
-        return self.model if self.model is not None else _preset(self.preset)
+        """The model to train: ``model`` if given, else the named preset; with ``framing``
+        set, that framing replaces the model config's."""
+        base = self.model if self.model is not None else _preset(self.preset)
+        return base if self.framing is None else replace(base, framing=self.framing)
 
     def augment_config(self) -> AugmentConfig:
         if self.augment is not None:
@@ -198,7 +219,7 @@ class TrainConfig:
             v = getattr(self, f.name)
             if isinstance(v, ViTConfig):
                 v = v.to_dict()
-            elif isinstance(v, (ScoreWeights, SuppressConfig)):
+            elif isinstance(v, (ScoreWeights, SuppressConfig, Framing)):
                 v = v.to_dict()
             elif isinstance(v, AugmentConfig):
                 v = {k: (list(x) if isinstance(x, tuple) else x) for k, x in asdict(v).items()}
@@ -221,6 +242,8 @@ class TrainConfig:
             kw["model"] = ViTConfig.from_dict(kw["model"])
         if "score_weights" in kw:
             kw["score_weights"] = ScoreWeights.from_dict(kw["score_weights"])
+        if kw.get("framing") is not None:
+            kw["framing"] = Framing.from_dict(kw["framing"])
         if kw.get("suppress_sources") is not None:
             kw["suppress_sources"] = SuppressConfig.from_dict(kw["suppress_sources"])
         if kw.get("augment") is not None:

@@ -13,6 +13,7 @@ import torch
 
 from ..catalog.base import Catalog
 from ..errors import CatalogError
+from ..framing import Framing, FramingStats
 from ..model.embedder import suppress_images
 from ..model.preprocess import resize_uint8
 from ..progress import NULL_PROGRESS, Progress
@@ -60,7 +61,7 @@ def read_rows(
 
 
 class ImageStore:
-    """The images at catalog positions ``rows``, centre-cropped and resized to ``size``.
+    """The images at catalog positions ``rows``, framed (``framing``) and resized to ``size``.
 
     Decoding and resizing a 256² catalog image costs more than the small model's forward
     pass on it, so when ``len(rows)·3·size²`` bytes fit in ``preload_max_bytes`` the
@@ -83,11 +84,13 @@ class ImageStore:
         progress: Progress = NULL_PROGRESS,
         name: str = "images",
         suppress: SuppressConfig | None = None,
-        crop: float = 1.0,
+        framing: Framing | None = None,
     ) -> None:
         self.catalog = catalog
         self.size = size
-        self.crop = crop  # central fraction kept before resizing (ViTConfig.crop)
+        self.name = name
+        self.framing = framing  # the square cut before resizing (ViTConfig.framing)
+        self.framing_stats = FramingStats()
         self.suppress = suppress
         self.rows = np.unique(np.asarray(rows, dtype=np.int64))
         self.preloaded = len(self.rows) * 3 * size * size <= preload_max_bytes
@@ -102,7 +105,7 @@ class ImageStore:
         what = f"loading {name} at {self.size}²" + (" (suppressing sources)" if self.suppress is not None else "")
         with progress.task(what, total=len(self.rows), unit="img") as t:
             for got, images in read_rows(self.catalog, self.rows, suppress=self.suppress):
-                parts.append(resize_uint8(images, self.size, self.crop))
+                parts.append(resize_uint8(images, self.size, self.framing, self.framing_stats))
                 kept.append(got)
                 t.advance(len(got))
         self.rows = np.concatenate(kept) if kept else np.zeros(0, np.int64)
@@ -119,4 +122,4 @@ class ImageStore:
         if len(b) == 0:
             return torch.zeros((0, 3, self.size, self.size), dtype=torch.uint8)
         images = b.images if self.suppress is None else suppress_images(b.images, self.suppress)
-        return resize_uint8(images, self.size, self.crop)
+        return resize_uint8(images, self.size, self.framing)

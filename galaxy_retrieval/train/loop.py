@@ -21,7 +21,7 @@ import torch
 from .. import __version__
 from ..catalog.base import Catalog
 from ..errors import CatalogError, CheckpointError, GalaxyRetrievalError, TrainingDivergedError
-from ..evaluate.metrics import loose_accuracy
+from ..evaluate.metrics import loose_accuracy, split_loose_accuracy
 from ..model.checkpoint import (
     FORMAT_VERSION,
     HISTORY_FILE,
@@ -144,7 +144,18 @@ def validate(
     for b in cfg.loose_batch_sizes:
         acc, _ = loose_accuracy(za, zp, b, w)
         out[f"val_loose_acc@{b}"] = None if math.isnan(acc) else acc
+    acc = split_loose_accuracy(za, zp, w)
+    out["val_loose_acc@all"] = None if math.isnan(acc) else acc
     return out
+
+
+def _criterion(metrics: dict[str, float | None], cfg: TrainConfig) -> float:
+    """The number that picks the best epoch, lower is better (``cfg.select_by``)."""
+    if cfg.select_by == "split_loose_acc":
+        v = metrics.get("val_loose_acc@all")
+        return math.inf if v is None else -float(v)
+    v = metrics["val_loss"]
+    return math.inf if v is None or not math.isfinite(v) else float(v)
 
 
 def _lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
@@ -245,8 +256,15 @@ def _train(
         f"split {len(train_rows)} train / {len(val_rows)} val / {len(catalog) - len(train_rows) - len(val_rows)} test"
     )
     sup = cfg.suppress_sources
-    tr = ImageStore(catalog, train_rows, mcfg.image_size, cfg.preload_max_bytes, progress, "training set", suppress=sup, crop=mcfg.crop)
-    va = ImageStore(catalog, val_rows, mcfg.image_size, cfg.preload_max_bytes, progress, "validation set", suppress=sup, crop=mcfg.crop)
+    tr = ImageStore(catalog, train_rows, mcfg.image_size, cfg.preload_max_bytes, progress, "training set", suppress=sup, framing=mcfg.framing)
+    va = ImageStore(catalog, val_rows, mcfg.image_size, cfg.preload_max_bytes, progress, "validation set", suppress=sup, framing=mcfg.framing)
+    for store in (tr, va):
+        st = store.framing_stats
+        if mcfg.framing.mode == "auto" and st.images:
+            progress.log(
+                f"framing: {st.images - st.fallback} of {st.images} {store.name} images framed on their central source"
+                + (f", {st.fallback} without one kept whole" if st.fallback else "")
+            )
     if len(tr) < 2:
         raise CatalogError(f"{catalog.path}: training needs at least 2 readable training images, got {len(tr)}")
     if not tr.preloaded:
@@ -279,6 +297,7 @@ def _train(
 
     history: list[dict[str, Any]] = []
     start_epoch, best_val, best_epoch, bad_epochs, step = 0, math.inf, 0, 0, 0
+    best_crit = math.inf  # _criterion of the best epoch
     best_acc: dict[int, float] = {}
     best_sha = ""
     best_weights: dict[str, float] | None = None
@@ -287,6 +306,8 @@ def _train(
         history = list(st.get("history", []))
         start_epoch = int(st["epochs_completed"])
         best_val = float(st["best_val_loss"]) if st.get("best_val_loss") is not None else math.inf
+        # runs from before select_by existed selected by the validation loss
+        best_crit = float(st["best_criterion"]) if st.get("best_criterion") is not None else best_val
         best_epoch = int(st.get("best_epoch", 0))
         best_sha = st.get("best_sha256", "")
         best_acc = {int(k): v for k, v in (st.get("best_val_loose_acc") or {}).items()}
@@ -376,10 +397,12 @@ def _train(
             row.update(w_cos=epoch_w.cos, w_l2=epoch_w.l2, w_l3=epoch_w.l3)
         history.append(row)
         vl = metrics["val_loss"]
-        improved = vl is not None and math.isfinite(vl) and vl < best_val
+        crit = _criterion(metrics, cfg)
+        improved = math.isfinite(crit) and crit < best_crit
         if improved or not (out / WEIGHTS_FILE).exists():
             if improved:
-                best_val, bad_epochs = vl, 0
+                best_crit, bad_epochs = crit, 0
+            best_val = vl if vl is not None else math.inf
             best_epoch = epoch + 1
             best_acc = {b: metrics[f"val_loose_acc@{b}"] for b in cfg.loose_batch_sizes}
             best_weights = None if theta is None else epoch_w.to_dict()
@@ -390,7 +413,7 @@ def _train(
             stopped = "early_stopping"
         learned = "" if theta is None else f", weights cos {epoch_w.cos:.3f} / L2 {epoch_w.l2:.3f} / L3 {epoch_w.l3:.3f}"
         accs = ", ".join(
-            f"loose@{b} {metrics[f'val_loose_acc@{b}']:.3f}" for b in cfg.loose_batch_sizes if metrics[f"val_loose_acc@{b}"] is not None
+            f"loose@{b} {metrics[f'val_loose_acc@{b}']:.3f}" for b in (*cfg.loose_batch_sizes, "all") if metrics[f"val_loose_acc@{b}"] is not None
         )
         progress.log(
             f"epoch {epoch + 1}: train loss {row['train_loss']:.4f}, val loss {vl:.4f}, {accs}{learned}"
@@ -401,6 +424,7 @@ def _train(
             "epochs_completed": epoch + 1,
             "best_epoch": best_epoch,
             "best_val_loss": best_val if math.isfinite(best_val) else None,
+            "best_criterion": best_crit if math.isfinite(best_crit) else None,
             "best_val_loose_acc": {str(k): v for k, v in best_acc.items()},
             "best_sha256": best_sha,
             "bad_epochs": bad_epochs,

@@ -38,10 +38,12 @@ def plot_history(
     ax_loss.legend()
 
     acc_keys = sorted(
-        {k for h in history for k in h if k.startswith("val_loose_acc@")}, key=lambda k: int(k.split("@")[1])
+        {k for h in history for k in h if k.startswith("val_loose_acc@")},
+        key=lambda k: (k.endswith("@all"), int(k.split("@")[1]) if not k.endswith("@all") else 0),
     )
     for k in acc_keys:
-        ax_acc.plot(epochs, series(k), marker="o", ms=3, label=f"batch {k.split('@')[1]}")
+        b = k.split("@")[1]
+        ax_acc.plot(epochs, series(k), marker="o", ms=3, label="whole split" if b == "all" else f"batch {b}")
     ax_acc.set_xlabel("epoch")
     ax_acc.set_ylabel("mini-search loose accuracy")
     ax_acc.set_ylim(0, 1.02)

@@ -1,0 +1,160 @@
+"""HTTP GETs that survive the real internet: timeouts, retries with backoff, honest errors.
+
+Survey cutout services rate-limit (429), fail transiently (502/503/504), drop connections
+mid-body, and answer some bad requests with an HTML error page and status 200. Each of those
+becomes either a retry or a :class:`~galaxy_retrieval.errors.FetchError` whose message says
+what happened; a body is only ever handed on after it has been checked.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Callable
+from urllib.parse import urlsplit
+
+import httpx
+
+from ..errors import ConfigError, FetchError
+
+__all__ = ["HttpConfig", "RETRY_STATUS", "make_client", "get_checked", "check_image_bytes", "retry_wait"]
+
+#: statuses worth another try: rate limiting and transient server trouble
+RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    concurrency: int = 8  # requests in flight at once; be polite to public services
+    timeout_s: float = 30.0  # per request: connect, and each read of the body
+    retries: int = 4  # further attempts after the first, on 429/5xx and broken connections
+    backoff_s: float = 1.0  # wait before the first retry; doubles each time
+    max_backoff_s: float = 60.0  # cap on one wait (also on a server's Retry-After)
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ConfigError(f"concurrency must be ≥ 1, got {self.concurrency}")
+        if not self.timeout_s > 0:
+            raise ConfigError(f"timeout must be > 0 seconds, got {self.timeout_s}")
+        if self.retries < 0 or self.backoff_s < 0 or self.max_backoff_s < 0:
+            raise ConfigError("retries and backoff times must be ≥ 0")
+
+
+def make_client(cfg: HttpConfig) -> httpx.Client:
+    from .. import __version__
+
+    limits = httpx.Limits(max_connections=cfg.concurrency, max_keepalive_connections=cfg.concurrency)
+    return httpx.Client(
+        timeout=httpx.Timeout(cfg.timeout_s),
+        limits=limits,
+        follow_redirects=True,
+        headers={"User-Agent": f"galaxy-retrieval/{__version__}"},
+    )
+
+
+def retry_wait(cfg: HttpConfig, attempt: int, response: httpx.Response | None = None) -> float:
+    """Seconds to wait before retry number ``attempt`` (1-based); a Retry-After in seconds wins."""
+    if response is not None:
+        ra = response.headers.get("retry-after", "").strip()
+        if ra.isdigit():
+            return min(float(ra), cfg.max_backoff_s)
+    return min(cfg.backoff_s * 2 ** (attempt - 1), cfg.max_backoff_s)
+
+
+def _host(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.netloc or url
+
+
+def get_checked(
+    client: httpx.Client,
+    url: str,
+    cfg: HttpConfig,
+    check: Callable[[bytes, str], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> bytes:
+    """GET ``url`` and return its body once ``check(body, content_type)`` accepts it.
+
+    Retries 429/5xx, timeouts and broken connections (a body shorter than its
+    Content-Length is one) up to ``cfg.retries`` times with exponential backoff. Other HTTP
+    errors, and bodies ``check`` rejects, fail at once: asking again would get the same."""
+    reason = ""
+    attempts = cfg.retries + 1
+    for attempt in range(1, attempts + 1):
+        response = None
+        try:
+            response = client.get(url)
+        except httpx.TimeoutException:
+            reason = f"no answer from {_host(url)} within {cfg.timeout_s:g} s"
+        except httpx.RemoteProtocolError as e:
+            reason = f"download from {_host(url)} cut short ({e})"
+        except httpx.TransportError as e:
+            reason = f"cannot reach {_host(url)} ({e or type(e).__name__})"
+        else:
+            status = response.status_code
+            if status == 200:
+                if check is not None:
+                    check(response.content, response.headers.get("content-type", ""))
+                return response.content
+            reason = f"HTTP {status} {response.reason_phrase}".rstrip()
+            if status not in RETRY_STATUS:
+                raise FetchError(reason)
+        if attempt < attempts:
+            sleep(retry_wait(cfg, attempt, response))
+    raise FetchError(f"{reason} (gave up after {attempts} attempt{'s' if attempts > 1 else ''})")
+
+
+def _looks_like_html(data: bytes, content_type: str) -> bool:
+    head = data[:512].lstrip().lower()
+    return "html" in content_type.lower() or head.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head", b"<body"))
+
+
+def check_image_bytes(fmt: str) -> Callable[[bytes, str], None]:
+    """A ``check`` for :func:`get_checked`: the body must decode completely as a JPEG/PNG
+    (``fmt="jpeg"``) or hold a FITS image HDU (``"fits"``)."""
+
+    def check(data: bytes, content_type: str) -> None:
+        if not data:
+            raise FetchError("the server sent an empty body, not an image")
+        if _looks_like_html(data, content_type):
+            raise FetchError(f"the server sent an HTML page ({content_type or 'no content type'}), not an image")
+        if fmt == "fits":
+            _check_fits(data)
+        else:
+            _check_raster(data)
+
+    return check
+
+
+def _check_raster(data: bytes) -> None:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()  # decodes every scan line: a truncated JPEG fails here
+    except UnidentifiedImageError:
+        raise FetchError(f"the server sent {len(data):,} bytes that are not an image") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise FetchError(f"truncated or corrupt image ({e})") from None
+
+
+def _check_fits(data: bytes) -> None:
+    try:
+        from astropy.io import fits
+    except ImportError:
+        raise FetchError("checking FITS cutouts needs astropy (pip install astropy)") from None
+    if not data.startswith(b"SIMPLE  ="):
+        raise FetchError(f"the server sent {len(data):,} bytes that are not a FITS file")
+    try:
+        with warnings.catch_warnings():
+            # astropy only warns about a short file (and pads it): here that is the error
+            warnings.filterwarnings("error", message=".*truncated.*")
+            with fits.open(io.BytesIO(data), memmap=False) as hdul:
+                # fits.open is lazy: touching each HDU's data reads it, so a short file fails here
+                found = any(h.data is not None and h.data.ndim >= 2 for h in hdul)
+    except Exception as e:  # astropy raises many types for damaged files
+        raise FetchError(f"truncated or corrupt FITS file ({e})") from None
+    if not found:
+        raise FetchError("the FITS file has no image HDU")

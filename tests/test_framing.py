@@ -1,0 +1,112 @@
+"""Object-aware framing: the box of a galaxy of known size, fallbacks, specs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from galaxy_retrieval.errors import ConfigError
+from galaxy_retrieval.framing import Framing, FramingStats, frame_box, frame_images
+
+
+def _scene(size: int, re: float, cx: float, cy: float, seed: int = 0, star: tuple[float, float] | None = None) -> np.ndarray:
+    """An exponential disc of scale length ``re`` px at (cx, cy) on noisy sky, uint8 RGB."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.indices((size, size))
+    r = np.hypot(xx - cx, yy - cy)
+    img = 200.0 * np.exp(-r / re)
+    if star is not None:  # a bright point source with a PSF-sized core
+        img += 255.0 * np.exp(-0.5 * (np.hypot(xx - star[0], yy - star[1]) / 1.5) ** 2)
+    img = img + 10 + rng.normal(0, 2.0, img.shape)
+    return np.repeat(np.clip(img, 0, 255).astype(np.uint8)[:, :, None], 3, axis=2)
+
+
+def _petrosian_exp(re: float) -> float:
+    # Petrosian radius (η = 0.2) of an exponential profile I0·exp(−r/h): the root of
+    # e^−x / (2/x² · (1 − (1 + x)·e^−x)) = 0.2, x = r/h ≈ 3.6
+    return 3.6 * re
+
+
+@pytest.mark.parametrize("re", [4.0, 8.0, 16.0])
+@pytest.mark.parametrize("offset", [(0, 0), (4, -3)])
+def test_auto_box_scales_with_the_galaxy_and_is_centred_on_it(re, offset):
+    size = 256
+    cx, cy = (size - 1) / 2 + offset[0], (size - 1) / 2 + offset[1]
+    f = Framing.parse("auto")
+    box = frame_box(_scene(size, re, cx, cy), f)
+    assert box.found
+    want = 2 * f.margin * _petrosian_exp(re)
+    assert 0.85 * want <= box.side <= 1.2 * want, (box.side, want)
+    # the galaxy's centre is the box's centre (within 2 px)
+    assert abs(box.left + box.side / 2 - (cx + 0.5)) <= 2 and abs(box.top + box.side / 2 - (cy + 0.5)) <= 2
+
+
+def test_auto_box_ignores_a_bright_star_beside_the_galaxy():
+    size, re = 256, 6.0
+    c = (size - 1) / 2
+    plain = frame_box(_scene(size, re, c, c), Framing(mode="auto"))
+    starred = frame_box(_scene(size, re, c, c, star=(c + 40, c - 10)), Framing(mode="auto"))
+    assert starred.found and abs(starred.side - plain.side) <= 0.15 * plain.side
+
+
+def test_a_galaxy_filling_the_frame_keeps_the_whole_frame():
+    size = 128
+    box = frame_box(_scene(size, 40.0, 63.5, 63.5), Framing(mode="auto"))
+    assert box.found and box.side == size and (box.top, box.left) == (0, 0)
+
+
+def test_a_tiny_source_gets_the_minimum_box_and_boxes_stay_inside_the_frame():
+    size = 200
+    f = Framing(mode="auto")
+    box = frame_box(_scene(size, 0.6, 99.5, 99.5), f)
+    assert box.found and box.side == round(f.min_fraction * size)
+    # a galaxy near an edge: the box is shifted to stay inside
+    edge = frame_box(_scene(size, 8.0, 120.0, 110.0), Framing(mode="auto", center_radius=0.2))
+    assert edge.top >= 0 and edge.left >= 0 and edge.top + edge.side <= size and edge.left + edge.side <= size
+
+
+def test_empty_or_blank_frames_fall_back_to_the_whole_frame_and_are_counted():
+    rng = np.random.default_rng(1)
+    sky = np.clip(rng.normal(20, 2, (100, 120, 3)), 0, 255).astype(np.uint8)
+    blank = np.zeros((100, 120, 3), np.uint8)
+    tiny = np.zeros((5, 5, 3), np.uint8)
+    stats = FramingStats()
+    views = frame_images([sky, blank, tiny, _scene(100, 4.0, 49.5, 49.5)], Framing(mode="auto"), stats)
+    assert [v.shape[:2] for v in views[:3]] == [(100, 100), (100, 100), (5, 5)]
+    assert stats.images == 4 and stats.fallback == 3
+    assert views[3].shape[0] < 100
+
+
+def test_fixed_and_none_framing_are_centred_squares():
+    im = np.zeros((100, 140, 3), np.uint8)
+    assert frame_box(im, Framing()) .side == 100
+    b = frame_box(im, Framing.parse("fixed:0.5"))
+    assert (b.top, b.left, b.side) == (25, 45, 50)
+
+
+def test_specs_parse_and_print_and_bad_ones_are_refused():
+    assert Framing.parse("auto") == Framing(mode="auto")
+    assert Framing.parse("AUTO:2").margin == 2.0
+    assert Framing.parse("fixed:0.3") == Framing(mode="fixed", fraction=0.3)
+    for spec in ("none", "auto", "auto:2", "fixed:0.3"):
+        assert Framing.parse(spec).spec == spec
+    assert Framing.from_dict(Framing.parse("auto:2").to_dict()) == Framing.parse("auto:2")
+    for bad in ("centre", "fixed", "fixed:x", "fixed:2", "auto:0.1", "none:3"):
+        with pytest.raises(ConfigError, match="framing"):
+            Framing.parse(bad)
+
+
+def test_auto_framing_through_preprocessing_matches_cutting_then_resizing():
+    import torch
+
+    from galaxy_retrieval.model.preprocess import images_to_float
+
+    ims = [_scene(160, 5.0, 79.5, 79.5, seed=s) for s in range(3)]
+    f = Framing(mode="auto")
+    got = images_to_float(ims, 32, framing=f)
+    boxes = [frame_box(im, f) for im in ims]
+    want = torch.cat([images_to_float([b.cut(im)], 32) for b, im in zip(boxes, ims)])
+    assert torch.equal(got, want)
+    # a channel-first uint8 tensor gives the same
+    t = torch.from_numpy(np.stack(ims)).permute(0, 3, 1, 2)
+    assert torch.equal(images_to_float(t, 32, framing=f), got)
