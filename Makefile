@@ -20,9 +20,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest tests
 
-# the retrieval-quality protocol on the synthetic and FIRST catalogs (benchmarks/quality/README.md)
+# the retrieval-quality protocol (benchmarks/quality/README.md): synthetic and FIRST; with GZ2=DIR also the GZ2 folder
 quality: $(STAMP)
-	$(PY) benchmarks/quality/run.py
+	$(PY) benchmarks/quality/run.py $(if $(GZ2),--gz2 $(GZ2) --catalog synthetic,first,gz2)
 
 clean:
 	rm -rf data/demo runs/demo indexes/demo

@@ -222,6 +222,8 @@ def info(
     path: Path = typer.Argument(..., help="HDF5 catalog, image folder, or index directory."),
     metadata: Optional[Path] = typer.Option(None, help="CSV of an image folder (default: the one inside it)."),
     columns: Optional[str] = typer.Option(None, help=_COLUMNS_HELP),
+    framing_sheet: Optional[Path] = typer.Option(None, help="Also write a PNG of 24 random cutouts before and after framing (see --framing)."),
+    framing: str = typer.Option("auto", help="The framing the sheet shows: auto, auto:MARGIN, fixed:F or none (as gr train)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Describe a catalog (count, image shape, labels, columns) or an index directory."""
@@ -249,6 +251,10 @@ def info(
 
     with _open_catalog(path, metadata, columns=columns) as cat:
         inf = cat.info()
+        if framing_sheet is not None:
+            from .catalog.preview import framing_sheet as write_sheet
+
+            out.print(f"framing sheet ({framing}): {write_sheet(cat, framing_sheet, framing)}")
     if as_json:
         d = dict(inf.__dict__)
         d["label_counts"] = None if inf.label_counts is None else {str(k): v for k, v in inf.label_counts.items()}

@@ -45,6 +45,9 @@ __all__ = ["Framing", "Box", "FRAMING_MODES", "frame_box", "frame_boxes", "frame
 
 FRAMING_MODES: tuple[str, ...] = ("none", "fixed", "auto")
 
+# cutouts at least twice this side are binned to about it before the central source is measured
+_MEASURE_SIDE = 200
+
 
 @dataclass(frozen=True)
 class Framing:
@@ -203,7 +206,24 @@ def _central_extent(image: np.ndarray, cfg: Framing) -> tuple[float, float, floa
     import sep
 
     a = image[:, :, None] if image.ndim == 2 else image
-    det = np.ascontiguousarray(a.astype(np.float64).sum(axis=2))
+    det = a.astype(np.float64).sum(axis=2)
+    # Large cutouts are measured on a binned copy (a 424-px SDSS cutout at 212 px): detection
+    # costs a quarter, and the box's side moves by a pixel or two of the full image.
+    f = max(1, min(det.shape) // _MEASURE_SIDE)
+    if f > 1:
+        hb, wb = det.shape[0] // f, det.shape[1] // f
+        det = det[: hb * f, : wb * f].reshape(hb, f, wb, f).mean(axis=(1, 3))
+    found = _measure(np.ascontiguousarray(det), a.shape[2], cfg)
+    if found is None:
+        return None
+    x, y, r = found
+    # binned pixel i covers full-resolution pixels f·i … f·i + f − 1
+    return (x + 0.5) * f - 0.5, (y + 0.5) * f - 0.5, r * f
+
+
+def _measure(det: np.ndarray, channels: int, cfg: Framing) -> tuple[float, float, float] | None:
+    import sep
+
     h, w = det.shape
     if min(h, w) < 8:
         return None
@@ -212,7 +232,7 @@ def _central_extent(image: np.ndarray, cfg: Framing) -> tuple[float, float, floa
         bkg = sep.Background(det, bw=box, bh=box)
     except Exception:  # sep raises bare Exceptions on degenerate input
         return None
-    rms = max(float(bkg.globalrms), math.sqrt(a.shape[2] / 12.0))
+    rms = max(float(bkg.globalrms), math.sqrt(channels / 12.0))
     data = np.ascontiguousarray(det - bkg.back())
     if sep.get_extract_pixstack() < data.size:
         sep.set_extract_pixstack(int(data.size))

@@ -39,12 +39,15 @@ def test_protocol_runs_reuses_and_renders(tmp_path: Path) -> None:
     assert saved["commit"] and saved["machine"]["cpu_count"] >= 1
     for v in res["variants"].values():
         e = v["eval"]
-        assert set(e["retrieval"]) == {"model", "untrained", "pixels"}
+        assert set(e["retrieval"]) == {"model", "untrained", "pixels", "polar", "morphology"}
+        assert e["best_baseline"] in {"untrained", "pixels", "polar", "morphology"}
+        # every object as a query too: the whole catalog's worth of queries
+        assert v["eval_all"]["n_queries"] == 40 and set(v["eval_all"]["retrieval"]) == set(e["retrieval"])
         assert 0.0 <= e["retrieval"]["model"]["macro"]["precision@5"] <= 1.0
         # the demo-size index is exact (Flat) and reranks by the same score as evaluate
         assert v["index"]["recall_at_k_vs_exact"] == pytest.approx(1.0, abs=0.05)
         rho = v["parameters"]["axis_ratio"]
-        assert set(rho) == {"model", "untrained", "pixels", "random"}
+        assert set(rho) == {"model", "untrained", "pixels", "polar", "morphology", "random"}
         assert rho["model"]["n_pairs"] > 0
     w = res["variants"]["learned-weights"]["score_weights"]
     assert sum(w.values()) == pytest.approx(1.0, abs=1e-5)
@@ -63,6 +66,31 @@ def test_protocol_runs_reuses_and_renders(tmp_path: Path) -> None:
     assert text.startswith("# header")
     assert "| baseline | **model** |" in text and "|  | pixels |" in text
     assert "Spearman" in text and "arm pitch" in text
+    assert "P@5 all" in text and "(best baseline)" in text
+
+
+def test_seeds_are_kept_apart_and_summarised(tmp_path: Path) -> None:
+    from galaxy_retrieval.bench.quality import _seed_table
+
+    a, b = _cfg(tmp_path), _cfg(tmp_path, seed=1)
+    assert a.run_dir("defaults") != b.run_dir("defaults") and a.results_path() != b.results_path()
+    assert a.catalog_path() == b.catalog_path()  # one rendered catalog, split differently per seed
+
+    def res(p: float) -> dict:
+        r = {"model": {"macro": {"precision@5": p}}, "pixels": {"macro": {"precision@5": 0.5}}}
+        return {"parameters": {"k": 5}, "variants": {"defaults": {"eval": {"retrieval": r, "best_baseline": "pixels"}, "eval_all": {"retrieval": r}}}}
+
+    rows = _seed_table([res(0.6), res(0.7), res(0.8)])
+    assert rows[2].startswith("| defaults | 3 | 0.700 ± 0.100 | 0.500 ± 0.000 | 0.700 ± 0.100 |")
+
+
+def test_gz2_needs_its_folder(tmp_path: Path) -> None:
+    from galaxy_retrieval.bench.quality import prepare_catalog
+
+    with pytest.raises(ConfigError, match="gz2_path"):
+        _cfg(tmp_path, catalog="gz2")
+    with pytest.raises(ConfigError, match="labels.csv"):
+        prepare_catalog(_cfg(tmp_path, catalog="gz2", gz2_path=tmp_path))
 
 
 def test_config_rejects_unknown_catalog_and_variant(tmp_path: Path) -> None:

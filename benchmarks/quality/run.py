@@ -29,6 +29,7 @@ DEFAULT_VARIANTS = {
     "synthetic": "baseline,suppress,learned-weights,info-nce,suppress+info-nce,info-nce-50,suppress+info-nce-50,"
     "info-nce-t0.05,info-nce-t0.3,suppress+info-nce-t0.05-50",
     "first": "baseline,learned-weights,info-nce,no-zoom,info-nce-50,info-nce-t0.05",
+    "gz2": "info-nce-t0.05,info-nce-t0.05-framed,defaults,defaults-unframed",
 }
 RESULTS = HERE.parent / "results"
 
@@ -128,9 +129,10 @@ class PrintProgress:
 def write_readme() -> Path:
     results = []
     for name in CATALOGS:
-        p = RESULTS / f"quality_{name}.json"
-        if p.is_file():
-            results.append(json.loads(p.read_text("utf-8")))
+        # quality_<catalog>.json (seed 0), then quality_<catalog>-seedN.json
+        for p in [RESULTS / f"quality_{name}.json", *sorted(RESULTS.glob(f"quality_{name}-seed*.json"))]:
+            if p.is_file():
+                results.append(json.loads(p.read_text("utf-8")))
     out = HERE / "README.md"
     tmp = out.with_name(".README.md.tmp")
     tmp.write_text(render_readme(results, HEADER), "utf-8")
@@ -140,7 +142,13 @@ def write_readme() -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--catalog", default=",".join(CATALOGS), help=f"comma-separated: {', '.join(CATALOGS)}")
+    p.add_argument(
+        "--catalog",
+        default=None,
+        help=f"comma-separated: {', '.join(CATALOGS)} (default: synthetic and FIRST, and gz2 when --gz2 is given)",
+    )
+    p.add_argument("--gz2", type=Path, default=None, help="the GZ2 spiral / non-spiral image folder (labels.csv inside)")
+    p.add_argument("--seeds", default="0", help="comma-separated training seeds, e.g. 0,1,2 (each seed also splits the catalog)")
     p.add_argument(
         "--variants",
         default=None,
@@ -148,7 +156,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--preset", default="small")
     p.add_argument("--epochs", type=int, default=25)
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--synth-n", type=int, default=2000)
     p.add_argument("--time-budget", type=float, default=0.0, help="seconds per training run (0: none)")
     p.add_argument("--fresh", action="store_true", help="retrain and rebuild even when matching runs exist")
@@ -157,22 +164,26 @@ def main(argv: list[str] | None = None) -> int:
     if a.readme_only:
         print(f"wrote {write_readme()}")
         return 0
+    cats = a.catalog or ",".join(c for c in CATALOGS if c != "gz2" or a.gz2 is not None)
     try:
-        for cat in [c.strip() for c in a.catalog.split(",") if c.strip()]:
+        for cat, seed in [(c.strip(), int(s)) for c in cats.split(",") if c.strip() for s in a.seeds.split(",")]:
             cfg = QualityConfig(
                 catalog=cat,
                 variants=tuple(v.strip() for v in (a.variants or DEFAULT_VARIANTS[cat]).split(",") if v.strip()),
                 preset=a.preset,
                 epochs=a.epochs,
-                seed=a.seed,
+                seed=seed,
+                gz2_path=a.gz2,
                 synth_n=a.synth_n,
                 time_budget_s=a.time_budget or None,
                 fresh=a.fresh,
                 results_dir=RESULTS,
             )
-            print(f"=== {cat}: {', '.join(cfg.variants)}", flush=True)
+            print(f"=== {cat} (seed {seed}): {', '.join(cfg.variants)}", flush=True)
             res = run_quality(cfg, PrintProgress())
             for name, v in res["variants"].items():
+                if name not in cfg.variants:
+                    continue
                 r = v["eval"]["retrieval"]["model"]["macro"]
                 la = v["eval"]["loose_accuracy"]["model"]
                 px = v["eval"]["retrieval"]["pixels"]["macro"]

@@ -52,12 +52,14 @@ __all__ = [
     "SYNTH_PARAMETERS",
 ]
 
-CATALOGS = ("synthetic", "first")
+CATALOGS = ("synthetic", "first", "gz2")
 
-# Fraction of the centred square the model sees (ViTConfig.crop). The synthetic galaxies fill
-# their 256-px cutouts; FIRST sources sit in the central ~100 of 300 px and would shrink to a
-# few patches if the whole frame were resized to 64 px.
-DEFAULT_CROP = {"synthetic": 1.0, "first": 0.4}
+# The square the model sees when a variant does not choose (ViTConfig.framing). The synthetic
+# galaxies fill their 256-px cutouts; FIRST sources sit in the central ~100 of 300 px and would
+# shrink to a few patches if the whole frame were resized to 64 px (and `auto` framing, which
+# measures the core, would cut an FR II's lobes off); GZ2's SDSS galaxies span a fifth to a
+# half of their 424-px frames.
+DEFAULT_FRAMING = {"synthetic": "none", "first": "fixed:0.4", "gz2": "none"}
 # Source-suppression preset (galaxy_retrieval.suppress.PRESETS): "radio" keeps sources within
 # 30 % of the frame of the centre, so the separate lobes of an FRII stay.
 DEFAULT_SUPPRESS = {"synthetic": "optical", "first": "radio"}
@@ -81,8 +83,12 @@ class Variant:
     info_nce: bool = False  # InfoNCE over the batch instead of the paper's margin loss
     note: str = ""  # what else differs (training overrides), for the tables
     overrides: tuple[tuple[str, Any], ...] = ()  # further TrainConfig fields
+    # train with TrainConfig's defaults (`gr train`'s recipe) instead of the options above
+    defaults: bool = False
 
     def describe(self) -> str:
+        if self.defaults:
+            return "gr train's defaults" + (f", {self.note}" if self.note else "")
         on = [
             n
             for n, v in (
@@ -122,6 +128,10 @@ VARIANTS: dict[str, Variant] = {
             note="positives without zoom/brightness",
             overrides=(("num_augmentations", 3), ("augment", "no-zoom")),
         ),
+        # issue 10: object-aware framing, and the recipe measured on real cutouts (the defaults)
+        Variant("info-nce-t0.05-framed", info_nce=True, note="auto framing", overrides=(("temperature", 0.05), ("framing", "auto"))),
+        Variant("defaults", defaults=True),
+        Variant("defaults-unframed", defaults=True, note="framing off", overrides=(("framing", "none"),)),
     )
 }
 
@@ -137,7 +147,9 @@ class QualityConfig:
     synth_size: int = 256
     time_budget_s: float | None = None  # per training run
     k: int = 10
-    crop: float | None = None  # None: DEFAULT_CROP of the catalog
+    framing: str | None = None  # None: DEFAULT_FRAMING of the catalog, unless the variant sets it
+    gz2_path: Path | None = None  # the GZ2 image folder (spiral / non-spiral); needed for catalog "gz2"
+    evaluate_all: bool = True  # also every object as a query (leave-one-out), besides the held-out 10 %
     data_dir: Path = Path("data/quality")
     runs_dir: Path = Path("runs/quality")
     indexes_dir: Path = Path("indexes")
@@ -153,26 +165,38 @@ class QualityConfig:
             raise ConfigError(f"variants {unknown or '(none)'}; choices: {', '.join(VARIANTS)}")
         if self.epochs < 1 or self.k < 1 or self.synth_n < 20:
             raise ConfigError("epochs and k must be >= 1, synth_n >= 20")
+        if self.catalog == "gz2" and self.gz2_path is None:
+            raise ConfigError("catalog 'gz2' needs gz2_path: the GZ2 image folder with its labels.csv")
 
-    def model_crop(self) -> float:
-        return DEFAULT_CROP[self.catalog] if self.crop is None else float(self.crop)
+    def model_framing(self) -> str:
+        return DEFAULT_FRAMING[self.catalog] if self.framing is None else self.framing
 
     def catalog_path(self) -> Path:
-        return self.data_dir / (f"synthetic-{self.synth_n}-{self.synth_size}px-seed{self.seed}.h5" if self.catalog == "synthetic" else "first.h5")
+        if self.catalog == "gz2":
+            return Path(self.gz2_path)  # type: ignore[arg-type]
+        # the synthetic catalog is rendered with seed 0 whatever the training seed
+        return self.data_dir / (f"synthetic-{self.synth_n}-{self.synth_size}px-seed0.h5" if self.catalog == "synthetic" else "first.h5")
+
+    def _suffix(self) -> str:
+        return "" if self.seed == 0 else f"-seed{self.seed}"
 
     def run_dir(self, variant: str) -> Path:
-        return self.runs_dir / self.catalog / variant
+        return self.runs_dir / self.catalog / f"{variant}{self._suffix()}"
 
     def index_dir(self, variant: str) -> Path:
-        return self.indexes_dir / f"quality-{self.catalog}-{variant}"
+        return self.indexes_dir / f"quality-{self.catalog}-{variant}{self._suffix()}"
 
     def results_path(self) -> Path:
-        return self.results_dir / f"quality_{self.catalog}.json"
+        return self.results_dir / f"quality_{self.catalog}{self._suffix()}.json"
 
 
 def prepare_catalog(cfg: QualityConfig, progress: Progress = NULL_PROGRESS) -> Path:
     """Render or import the catalog once; later calls find the finished file."""
     path = cfg.catalog_path()
+    if cfg.catalog == "gz2":
+        if not (path / "labels.csv").is_file():
+            raise ConfigError(f"{path}: not the GZ2 image folder (no labels.csv there)")
+        return path
     if path.is_file():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -190,14 +214,20 @@ def prepare_catalog(cfg: QualityConfig, progress: Progress = NULL_PROGRESS) -> P
 
 
 def _train_config(cfg: QualityConfig, v: Variant):
-    from dataclasses import replace
-
-    from ..model.presets import preset
     from ..train import TrainConfig
 
     kw: dict[str, Any] = dict(preset=cfg.preset, epochs=cfg.epochs, seed=cfg.seed, time_budget_s=cfg.time_budget_s)
-    if cfg.model_crop() != 1.0:
-        kw["model"] = replace(preset(cfg.preset), crop=cfg.model_crop())
+    kw["framing"] = cfg.model_framing()
+    if v.defaults:
+        # `gr train`'s recipe as it stands; only the catalog's framing choice (FIRST: the
+        # central 40 %, whose lobes auto framing would cut) and the variant's overrides differ
+        if cfg.catalog == "first" and cfg.framing is None:
+            kw["framing"] = DEFAULT_FRAMING["first"]
+        else:
+            kw.pop("framing")
+        kw.update(dict(v.overrides))
+        kw.update(cfg.train_overrides)
+        return TrainConfig(**kw)
     if v.suppress:
         from ..suppress import PRESETS
 
@@ -346,12 +376,16 @@ def run_variant(cfg: QualityConfig, catalog_path: Path, name: str, progress: Pro
         t0 = time.perf_counter()
         rep = evaluate(emb, cat, split="test", ks=(1, cfg.k), batch_sizes=(8, 64), seed=cfg.seed, progress=progress)
         eval_s = time.perf_counter() - t0
+        # every object a query against all the others (leave-one-out): ten times the queries
+        # of the held-out split, so a fifth of its noise; what an outside evaluation does
+        rep_all = evaluate(emb, cat, split="all", ks=(1, cfg.k), batch_sizes=(8, 64), seed=cfg.seed, progress=progress) if cfg.evaluate_all else None
     rec: dict[str, Any] = {
-        "variant": {"name": v.name, "suppress": v.suppress, "learn_weights": v.learn_weights, "info_nce": v.info_nce, "describe": v.describe()},
+        "variant": {"name": v.name, "suppress": v.suppress, "learn_weights": v.learn_weights, "info_nce": v.info_nce, "describe": v.describe(), "seed": cfg.seed},
         "train": tr,
         "score_weights": emb.score_weights.to_dict(),
         "eval": rep.to_dict(),
         "eval_s": round(eval_s, 1),
+        "eval_all": None if rep_all is None else {k: v for k, v in rep_all.to_dict().items() if k in ("retrieval", "loose_accuracy", "n_queries", "framing", "best_baseline")},
         "index": _through_index(index, rep.query_rows, rep.neighbours["model"], cfg.k),
     }
     if cfg.catalog == "synthetic":
@@ -372,9 +406,24 @@ def run_quality(cfg: QualityConfig, progress: Progress = NULL_PROGRESS) -> dict[
         names = {str(k): v for k, v in (info.label_names or {}).items()}
         counts = {} if labels is None else {str(int(c)): int(n) for c, n in zip(*np.unique(labels[labels >= 0], return_counts=True))}
         cat_rec = {"name": cfg.catalog, "path": str(path), "count": len(cat), "source": cat.source, "label_names": names, "class_counts": counts}
+    p = cfg.results_path()
+    # variants measured before (other commits, other variants) stay unless measured again now
     variants = {}
+    if p.is_file() and not cfg.fresh:
+        try:
+            old = json.loads(p.read_text("utf-8"))
+            for name, rec in old.get("variants", {}).items():
+                rec.setdefault("commit", old.get("commit"))
+                rec.setdefault("created", old.get("created"))
+                variants[name] = rec
+        except ValueError:
+            variants = {}
     for name in cfg.variants:
-        variants[name] = run_variant(cfg, path, name, progress)
+        variants.pop(name, None)
+        rec = run_variant(cfg, path, name, progress)
+        rec["commit"] = git_commit()
+        rec["created"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        variants[name] = rec
     out = {
         "benchmark": "quality",
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -390,14 +439,13 @@ def run_quality(cfg: QualityConfig, progress: Progress = NULL_PROGRESS) -> dict[
             "synth_size": cfg.synth_size if cfg.catalog == "synthetic" else None,
             "time_budget_s": cfg.time_budget_s,
             "k": cfg.k,
-            "crop": cfg.model_crop(),
+            "framing": cfg.model_framing(),
             "train_overrides": cfg.train_overrides,
         },
         "catalog": cat_rec,
         "variants": variants,
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    p = cfg.results_path()
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".{p.name}.tmp")
     tmp.write_text(json.dumps(out, indent=1) + "\n", "utf-8")
@@ -414,18 +462,55 @@ def _f(x: Any, nd: int = 3) -> str:
     return f"{x:.{nd}f}"
 
 
+METHODS = ("model", "pixels", "untrained", "polar", "morphology")
+
+
 def _summary_table(res: dict[str, Any]) -> list[str]:
     k = res["parameters"]["k"]
-    cols = ["loose@8", "loose@64", "P@1", f"P@{k}", f"mAP@{k}", f"nDCG@{k}"]
+    cols = ["loose@8", "loose@64", "P@1", f"P@{k}", f"mAP@{k}", f"nDCG@{k}", f"P@{k} all"]
     lines = ["| variant | method | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
     for vname, v in res["variants"].items():
         e = v["eval"]
-        for m in ("model", "pixels", "untrained"):
+        ea = (v.get("eval_all") or {}).get("retrieval") or {}
+        best = e.get("best_baseline")
+        for m in METHODS:
+            if m not in e["loose_accuracy"]:
+                continue  # a baseline added after this variant was measured
             la = e["loose_accuracy"].get(m, {})
             r = (e["retrieval"] or {}).get(m, {}).get("macro", {})
-            cells = [la.get("8"), la.get("64"), r.get("precision@1"), r.get(f"precision@{k}"), r.get(f"map@{k}"), r.get(f"ndcg@{k}")]
-            label = "**model**" if m == "model" else m
+            cells = [la.get("8"), la.get("64"), r.get("precision@1"), r.get(f"precision@{k}"), r.get(f"map@{k}"), r.get(f"ndcg@{k}"),
+                     ea.get(m, {}).get("macro", {}).get(f"precision@{k}")]
+            label = "**model**" if m == "model" else (f"{m} (best baseline)" if m == best else m)
             lines.append(f"| {vname if m == 'model' else ''} | {label} | " + " | ".join(_f(c) for c in cells) + " |")
+    return lines
+
+
+def _seed_table(results: list[dict[str, Any]]) -> list[str]:
+    """Variants measured with several seeds: mean ± sd of the model's macro P@k and the best baseline's."""
+    k = results[0]["parameters"]["k"]
+    by: dict[str, list[tuple[float, float | None, float | None, float | None]]] = {}
+    for res in results:
+        for vname, v in res["variants"].items():
+            e, ea = v["eval"], (v.get("eval_all") or {}).get("retrieval") or {}
+            r = e["retrieval"] or {}
+            best = e.get("best_baseline")
+            p = r.get("model", {}).get("macro", {}).get(f"precision@{k}")
+            b = r.get(best, {}).get("macro", {}).get(f"precision@{k}") if best else None
+            pa = ea.get("model", {}).get("macro", {}).get(f"precision@{k}")
+            best_all = max(((m, x["macro"].get(f"precision@{k}", -1)) for m, x in ea.items() if m != "model"), key=lambda t: t[1], default=(None, None))[1]
+            if p is not None:
+                by.setdefault(vname, []).append((p, b, pa, best_all))
+    rows = {n: v for n, v in by.items() if len(v) > 1}
+    if not rows:
+        return []
+
+    def ms(xs: list[float | None]) -> str:
+        xs = [x for x in xs if x is not None]
+        return "–" if not xs else f"{np.mean(xs):.3f} ± {np.std(xs, ddof=1) if len(xs) > 1 else 0:.3f}"
+
+    lines = [f"| variant | seeds | model P@{k} | best baseline P@{k} | model P@{k} all | best baseline P@{k} all |", "|---|---|---|---|---|---|"]
+    for n, v in rows.items():
+        lines.append(f"| {n} | {len(v)} | {ms([x[0] for x in v])} | {ms([x[1] for x in v])} | {ms([x[2] for x in v])} | {ms([x[3] for x in v])} |")
     return lines
 
 
@@ -478,13 +563,28 @@ def _other_lines(res: dict[str, Any]) -> list[str]:
     return out
 
 
-_TITLES = {"synthetic": "Synthetic ten-class catalog (GalSim)", "first": "FIRST radio galaxies (firstgalaxydata)"}
+_TITLES = {
+    "synthetic": "Synthetic ten-class catalog (GalSim)",
+    "first": "FIRST radio galaxies (firstgalaxydata)",
+    "gz2": "Galaxy Zoo 2 SDSS cutouts, spiral / non-spiral (real optical development set)",
+}
+
+
+def _framing_words(p: dict[str, Any]) -> str:
+    if "framing" not in p:  # results recorded before framing: a central crop
+        return f"central {p.get('crop', 1.0):.0%} of the frame"
+    return {"none": "the whole frame"}.get(p["framing"], f"framing `{p['framing']}`") + " unless a variant says otherwise"
 
 
 def render_readme(results: list[dict[str, Any]], header: str) -> str:
     """``header`` (the protocol's description) followed by the tables of each results file."""
     parts = [header.rstrip(), ""]
+    seeds: dict[str, list[dict[str, Any]]] = {}
     for res in results:
+        seeds.setdefault(res["catalog"]["name"], []).append(res)
+    # one section per catalog: the seed-0 file's tables, then mean ± sd over every seed file
+    main = [r for r in results if r["parameters"].get("seed", 0) == 0]
+    for res in main:
         c, p, mch = res["catalog"], res["parameters"], res["machine"]
         counts = ", ".join(f"{(c.get('label_names') or {}).get(k, k)} {n}" for k, n in c.get("class_counts", {}).items())
         q = next(iter(res["variants"].values()))["eval"]["n_queries"]
@@ -492,7 +592,7 @@ def render_readme(results: list[dict[str, Any]], header: str) -> str:
             f"## {_TITLES.get(c['name'], c['name'])}",
             "",
             f"{c['count']:,} objects ({counts}); {q} held-out queries against the whole catalog, k = {p['k']}, "
-            f"preset `{p['preset']}` (central {p.get('crop', 1.0):.0%} of the frame), up to {p['epochs']} epochs, seed {p['seed']}. Measured {res['created']} on "
+            f"preset `{p['preset']}` ({_framing_words(p)}), up to {p['epochs']} epochs, seed {p['seed']}. Measured {res['created']} on "
             f"{mch.get('cpu')} ({mch.get('cpus_usable')} cores, device {mch.get('device')}), commit `{res['commit'][:12]}`; "
             f"whole protocol {res['seconds'] / 60:.0f} min. Raw numbers: `benchmarks/results/quality_{c['name']}.json`.",
             "",
@@ -508,5 +608,8 @@ def render_readme(results: list[dict[str, Any]], header: str) -> str:
         pt = _params_table(res)
         if pt:
             parts += [f"Spearman ρ between a query's true parameter and its top-{p['k']} neighbours' (pooled pairs):", "", *pt, ""]
+        st = _seed_table(seeds[c["name"]])
+        if st:
+            parts += [f"Over seeds (training seed = split seed; held-out P@{p['k']} and every object as a query):", "", *st, ""]
         parts += ["Runs:", "", *_other_lines(res), ""]
     return "\n".join(parts) + "\n"

@@ -8,7 +8,7 @@ import numpy as np
 
 from .galaxy10 import GALAXY10_SHORT
 
-__all__ = ["catalog_contact_sheet"]
+__all__ = ["catalog_contact_sheet", "framing_sheet"]
 
 
 def catalog_contact_sheet(catalog, out: str | Path, per_class: int = 3, max_images: int = 40, seed: int = 0) -> Path:
@@ -38,3 +38,33 @@ def catalog_contact_sheet(catalog, out: str | Path, per_class: int = 3, max_imag
             captions.append(str(lab))
     ncols = per_class * 2 if labels is not None else 8
     return contact_sheet(list(batch.images), captions, out, ncols=ncols)
+
+
+def framing_sheet(catalog, out: str | Path, framing, n: int = 24, seed: int = 0, ncols: int = 8) -> Path:
+    """Before/after pairs of ``n`` random objects: the whole cutout with the framed square
+    drawn on it (green: framed on its central source; red: none found, whole frame kept),
+    then what the model sees. For looking at what :mod:`galaxy_retrieval.framing` does."""
+    from PIL import Image, ImageDraw
+
+    from ..framing import Framing, frame_box
+    from ..viz import contact_sheet
+    from .images import to_uint8_rgb
+
+    framing = Framing.parse(framing)
+    rng = np.random.default_rng(seed)
+    rows = sorted(rng.choice(len(catalog), size=min(n, len(catalog)), replace=False).tolist())
+    batch = catalog.get_batch(rows)
+    tiles, captions = [], []
+    for oid, im in zip(batch.object_ids, batch.images):
+        rgb = to_uint8_rgb(np.asarray(im))
+        box = frame_box(rgb, framing)
+        marked = Image.fromarray(rgb.copy())
+        width = max(1, min(rgb.shape[:2]) // 128)
+        ImageDraw.Draw(marked).rectangle(
+            (box.left, box.top, box.left + box.side - 1, box.top + box.side - 1),
+            outline=(60, 220, 60) if box.found else (230, 60, 60),
+            width=width,
+        )
+        tiles += [np.asarray(marked), np.ascontiguousarray(box.cut(rgb))]
+        captions += [str(oid), f"{box.side} px" if box.found else "no source: whole"]
+    return contact_sheet(tiles, captions, out, ncols=ncols)
