@@ -64,7 +64,7 @@ class BuildConfig:
         if self.score_weights is not None and not isinstance(self.score_weights, ScoreWeights):
             raise ConfigError(f"score_weights must be a ScoreWeights or None, got {type(self.score_weights).__name__}")
         if self.dtype not in ("float32", "float16"):
-            raise ConfigError(f"--dtype must be float32 or float16, got {self.dtype!r}")
+            raise ConfigError(f"dtype must be float32 or float16, got {self.dtype!r}").resolved_by("dtype")
         if self.shard_rows < 1 or self.batch_size < 1:
             raise ConfigError(f"shard_rows ({self.shard_rows}) and batch_size ({self.batch_size}) must be ≥ 1")
 

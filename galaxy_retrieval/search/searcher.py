@@ -120,7 +120,9 @@ class GalaxySearcher:
             return emb
         model_dir = self.path / MODEL_DIR
         if not model_dir.is_dir():
-            raise CheckpointError(f"{self.path}: index has no model copy (built from shards); pass --checkpoint to embed query images")
+            raise CheckpointError(
+                f"{self.path}: index has no model copy (built from shards); give the checkpoint it was embedded with to embed query images"
+            ).resolved_by("checkpoint")
         emb = load_checkpoint(model_dir)
         if want and emb.sha256 != want:
             raise CheckpointError(f"{model_dir}: model weights do not match the index manifest (sha256 {emb.sha256[:12]}… vs {want[:12]}…)")
@@ -155,7 +157,7 @@ class GalaxySearcher:
     def position_at(self, ra: float, dec: float, radius_arcsec: float = 10.0) -> tuple[int, float]:
         names = self.table.column_names
         if "ra" not in names or "dec" not in names:
-            raise QueryError(f"{self.path}: the catalog has no ra/dec columns; query by --image or --object-id")
+            raise QueryError(f"{self.path}: the catalog has no ra/dec columns; query by image or object id").resolved_by("image", "object_id")
         ra_col = np.asarray(self.table.column("ra").to_numpy(zero_copy_only=False), dtype=np.float64)
         dec_col = np.asarray(self.table.column("dec").to_numpy(zero_copy_only=False), dtype=np.float64)
         return nearest_on_sky(float(ra), float(dec), ra_col, dec_col, float(radius_arcsec))

@@ -155,3 +155,22 @@ def test_import_first_names_the_flag(tmp_path: Path) -> None:
     r = gr("import-first", "--out", f)
     assert_user_error(r, f, "(--overwrite)")
     assert "overwrite=True" not in r.output
+
+
+def test_library_errors_name_settings_and_the_cli_their_flags(tiny: dict[str, Path], tmp_path: Path) -> None:
+    """A library caller has no flags to pass: the message speaks of the setting, the CLI adds
+    the flag (issue 12: import-first used to suggest `overwrite=True` on the command line)."""
+    from galaxy_retrieval.errors import CheckpointError
+    from galaxy_retrieval.index.build import BuildConfig, build_index_from_shards
+    from galaxy_retrieval.search.searcher import GalaxySearcher
+
+    from galaxy_retrieval.index.candidates import IndexSpec
+
+    shards = shutil.copytree(tiny["index"] / "embeddings", tmp_path / "shards")  # no manifest, no model beside them
+    build_index_from_shards(shards, tmp_path / "noshards", BuildConfig(index=IndexSpec(kind="flat")))
+    s = GalaxySearcher.open(tmp_path / "noshards")
+    with pytest.raises(CheckpointError) as ei:
+        s.query(image=np.zeros((32, 32, 3), np.uint8), k=3)
+    assert "--" not in str(ei.value) and ei.value.options == ("checkpoint",)
+    image = _folder(tmp_path / "imgs") / "g0.png"
+    assert_user_error(gr("query", "--index", tmp_path / "noshards", "--image", image), "no model copy", "(--checkpoint)")
