@@ -91,3 +91,21 @@ def test_image_queries_and_batches_in_threads_with_a_model(tiny: dict[str, Path]
     sequential = [work(c) for c in calls]
     with ThreadPoolExecutor(8) as ex:
         assert list(ex.map(work, calls)) == sequential
+
+
+def test_hnsw_ef_search_per_call_in_threads(tmp_path: Path) -> None:
+    x = _clustered(n=2000, d=32, seed=2)
+    build_index_from_shards(_write_shards(tmp_path / "shards", x, per=1000), tmp_path / "index", BuildConfig(index=IndexSpec(kind="HNSW8,Flat", ef_search=16)))
+    s = GalaxySearcher.open(tmp_path / "index")
+    stored = s.index.hnsw.efSearch
+
+    def work(call: tuple[int | None, int]) -> list:
+        ef, i = call
+        return s.search_vectors(np.asarray(s.vectors[[i, i + 500]], np.float32), k=20, refine=1, ef_search=ef)[1].tolist()
+
+    calls = [(ef, i) for i in range(0, 60, 5) for ef in (None, 1, 256)] * 2
+    sequential = [work(c) for c in calls]
+    assert any(a != b for a, b in zip(sequential[1::3], sequential[2::3]))  # ef reaches FAISS
+    with ThreadPoolExecutor(8) as ex:
+        assert list(ex.map(work, calls)) == sequential
+    assert s.index.hnsw.efSearch == stored == 16
