@@ -14,7 +14,10 @@ from pathlib import Path
 
 from .errors import OutputPathError
 
-__all__ = ["check_output_file", "check_output_dir", "first_missing", "remove_created_dirs"]
+__all__ = ["check_output_file", "check_output_dir", "first_missing", "remove_created_dirs", "PROBE_PREFIX"]
+
+#: name prefix of the probe files (gone a moment after they are made; ignore them when listing)
+PROBE_PREFIX = ".gr-probe-"
 
 
 def _nearest_existing(p: Path) -> Path:
@@ -28,7 +31,7 @@ def _probe(folder: Path, target: Path) -> None:
     if not folder.is_dir():
         raise OutputPathError(f"{target}: cannot be created, {folder} is a file, not a folder")
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".gr-probe-")
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=PROBE_PREFIX)
     except OSError as e:
         raise OutputPathError(f"{target}: cannot write in {folder} ({e.strerror or e})") from None
     os.close(fd)

@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 
 from .. import __version__
 from ..errors import CatalogError, ConfigError, GalaxyRetrievalError, IndexBusyError, IndexFormatError, NoSpaceError
-from ..paths import check_output_dir, first_missing, remove_created_dirs
+from ..paths import PROBE_PREFIX, check_output_dir, first_missing, remove_created_dirs
 from ..progress import NULL_PROGRESS, Progress
 from ..score import ScoreWeights
 from .atomic import TMP_SUFFIX, atomic_path, reserve_space, sha256_file, write_json_atomic
@@ -95,6 +95,8 @@ def _owned_entries(out: Path) -> tuple[list[Path], list[Path]]:
         return owned, foreign
     top = {MANIFEST_NAME, STATE_FILE, VECTORS_FILE, FAISS_FILE, LOCK_NAME}
     for p in sorted(out.iterdir()):
+        if p.name.startswith(PROBE_PREFIX):  # another writer checking the directory right now
+            continue
         if p.name in top and not p.is_dir():
             owned.append(p)
         elif _is_tmp_of(p.name, top):
