@@ -111,3 +111,47 @@ def test_synth_killed_then_rerun_is_identical(tmp_path: Path) -> None:
     generate_catalog(SynthConfig(n=24, size=32, seed=1, chunk_size=4, workers=1), tmp_path / "ref.h5")
     assert (tmp_path / "a.h5").read_bytes() == (tmp_path / "ref.h5").read_bytes()
     assert sorted(q.name for q in tmp_path.iterdir()) == ["a.h5", "ref.h5"]  # the partial is gone
+
+
+_SLOW_BUILD = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    import galaxy_retrieval.index.build as b
+    from galaxy_retrieval.catalog import open_catalog
+    from galaxy_retrieval.index.candidates import IndexSpec
+
+    ck, cat, out, go = sys.argv[1:5]
+    write = b.write_shard
+    def write_shard(path, *a, **k):
+        write(path, *a, **k)
+        if Path(path).name == "part-00001.parquet":  # mid-build: let the other writer try
+            print("building", flush=True)
+            while not Path(go).exists():
+                time.sleep(0.05)
+    b.write_shard = write_shard
+    with open_catalog(cat) as c:
+        b.build_index(ck, c, out, b.BuildConfig(shard_rows=8, batch_size=4, index=IndexSpec(kind="flat")))
+    """
+)
+
+
+@pytest.mark.slow
+def test_a_second_builder_with_overwrite_is_refused_and_the_first_finishes(tiny: dict[str, Path], tmp_path: Path) -> None:
+    """Two builders on one --out used to mix two models' shards into an index that verified."""
+    from .conftest import assert_user_error, gr, make_checkpoint
+
+    out, go = tmp_path / "idx", tmp_path / "go"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    a = subprocess.Popen([sys.executable, "-c", _SLOW_BUILD, str(tiny["checkpoint"]), str(tiny["catalog"]), str(out), str(go)], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert a.stdout.readline().strip() == "building"
+        other = make_checkpoint(tmp_path / "other", seed=1)
+        r = gr("build-index", "--checkpoint", other, "--catalog", tiny["catalog"], "--out", out, "--overwrite", "--shard-rows", 8, "--batch-size", 4)
+        assert_user_error(r, f"pid {a.pid}")
+    finally:
+        go.touch()
+        a.wait(timeout=300)
+    assert a.returncode == 0
+    for name in ["vectors.npy", *[f"embeddings/part-0000{i}.parquet" for i in range(4)]]:
+        assert (out / name).read_bytes() == (tiny["index"] / name).read_bytes(), name
