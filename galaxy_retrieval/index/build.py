@@ -310,13 +310,15 @@ def _check_unique_ids(catalog: Any) -> None:
 
 @contextmanager
 def _refusal_removes_new_dir(out: Path) -> Iterator[None]:
-    """A build refused in a directory it created leaves nothing behind. An interrupted build
-    (Ctrl-C, kill) or a full disk keeps its finished shards, so a rerun resumes."""
+    """A build refused in a new or empty directory leaves it as it was (a directory it created
+    goes). An interrupted build (Ctrl-C, kill) or a full disk keeps its finished shards, so a
+    rerun resumes; so does a refusal in a directory that already held a build."""
     top = first_missing(out)
+    fresh = top is not None or not _owned_entries(out)[0]
     try:
         yield
     except GalaxyRetrievalError as e:
-        if top is not None and not isinstance(e, (NoSpaceError, IndexBusyError)) and out.is_dir():
+        if fresh and not isinstance(e, (NoSpaceError, IndexBusyError)) and out.is_dir():
             owned, foreign = _owned_entries(out)
             if not foreign:
                 for p in owned:

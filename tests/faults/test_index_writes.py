@@ -210,3 +210,14 @@ def test_refused_after_embedding_removes_the_new_directory(tiny: dict[str, Path]
     r = gr("build-index", "--checkpoint", tiny["checkpoint"], "--catalog", folder, "--out", out, "--on-error", "skip")
     assert_user_error(r, "unreadable")
     assert not (tmp_path / "new").exists()
+
+
+def test_refused_build_in_an_empty_directory_leaves_it_empty(tiny: dict[str, Path], tmp_path: Path) -> None:
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    (folder / "g0.png").write_bytes(b"not a png")
+    out = tmp_path / "made-by-the-user"
+    out.mkdir()
+    r = gr("build-index", "--checkpoint", tiny["checkpoint"], "--catalog", folder, "--out", out, "--on-error", "skip")
+    assert_user_error(r, "unreadable")
+    assert out.is_dir() and list(out.iterdir()) == []
