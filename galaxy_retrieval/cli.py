@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
@@ -45,7 +46,18 @@ def _friendly(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except GalaxyRetrievalError as e:
-            err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            flags = " or ".join(f"--{o.replace('_', '-')}" for o in e.options)
+            err.print(f"[bold red]error:[/] {escape(str(e))}" + (f" ({flags})" if flags else ""), highlight=False, soft_wrap=True)
+            raise typer.Exit(EXIT_USER_ERROR) from None
+        except OSError as e:
+            # a full disk inside a third-party writer (h5py, matplotlib) that the library did
+            # not wrap: still one line naming the file, never a traceback
+            from .index.atomic import is_no_space
+
+            if not is_no_space(e):
+                raise
+            where = f"{escape(str(e.filename))}: " if e.filename else ""
+            err.print(f"[bold red]error:[/] {where}no space left on the device; free some space and rerun", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_USER_ERROR) from None
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/] (completed work is kept; rerun to resume)")
@@ -106,6 +118,21 @@ class RichProgress:
             self.console.print(message, highlight=False)
 
 
+@app.callback()
+def _options(
+    max_image_pixels: Optional[int] = typer.Option(
+        None, "--max-image-pixels", help="Largest image decoded, in pixels (default 89,478,485); larger files are unreadable images (decompression bombs).", show_default=False
+    ),
+) -> None:
+    """galaxy-retrieval: find the galaxies that look like this one."""
+    from .catalog.images import set_max_image_pixels
+
+    try:
+        set_max_image_pixels(max_image_pixels)
+    except GalaxyRetrievalError as e:
+        raise typer.BadParameter(str(e), param_hint="--max-image-pixels") from None
+
+
 class OnErrorChoice(str, Enum):
     fail = "fail"
     skip = "skip"
@@ -148,11 +175,15 @@ def synth(
     out_path: Path = typer.Option(Path("data/demo.h5"), "--out", help="HDF5 file to write (Galaxy10 DECaLS layout)."),
     workers: Optional[int] = typer.Option(None, help="Rendering processes (default: all cores)."),
     sheet: Optional[Path] = typer.Option(None, help="Also write a contact sheet PNG (3 galaxies of each class)."),
+    overwrite: bool = typer.Option(False, help="Replace an existing file at --out."),
 ) -> None:
     """Render a synthetic ten-class Galaxy10-style catalog with GalSim."""
+    from .paths import check_output_file
     from .synth import SynthConfig, generate_catalog
 
-    path = generate_catalog(SynthConfig(n=n, size=size, seed=seed, workers=workers), out_path, progress=RichProgress())
+    if sheet is not None:  # before rendering, not after
+        check_output_file(sheet)
+    path = generate_catalog(SynthConfig(n=n, size=size, seed=seed, workers=workers), out_path, progress=RichProgress(), overwrite=overwrite)
     out.print(f"wrote {path} ({n} galaxies, {size}×{size}×3)")
     if sheet is not None:
         from .catalog import open_catalog
@@ -172,7 +203,10 @@ def import_first_cmd(
     """Import the 2,158 FIRST radio galaxies (FRI, FRII, compact, bent) of the firstgalaxydata wheel."""
     from .catalog import open_catalog
     from .catalog.first import import_first
+    from .paths import check_output_file
 
+    if sheet is not None:  # before importing, not after
+        check_output_file(sheet)
     path = import_first(out_path, overwrite=overwrite, progress=RichProgress())
     with open_catalog(path) as cat:
         out.print(f"{path}: {len(cat):,} FIRST radio galaxies, classes {', '.join(cat.label_names.values())}")
@@ -194,7 +228,8 @@ def info(
 ) -> None:
     """Describe a catalog (count, image shape, labels, columns) or an index directory."""
 
-    if (path / "manifest.json").is_file():
+    # an interrupted build (state, no manifest) is an index too: read_manifest says so
+    if (path / "manifest.json").is_file() or (path / "build-state.json").is_file():
         from .index.manifest import read_manifest
 
         m = read_manifest(path)
@@ -395,7 +430,8 @@ def train(
 
 
 def _render_train(res: Any) -> None:
-    acc = ", ".join(f"batch {b}: {v:.3f}" for b, v in res.best_val_loose_acc.items())
+    # None: the validation set is smaller than that batch size, so it was not measured
+    acc = ", ".join(f"batch {b}: " + ("— (fewer validation images)" if v is None else f"{v:.3f}") for b, v in res.best_val_loose_acc.items())
     out.print(
         f"run [bold]{res.out_dir}[/]: best epoch {res.best_epoch}/{res.epochs_completed} ({res.stopped}), "
         f"val loss {res.best_val_loss:.4f}, val loose accuracy {acc}; {res.n_train} train / {res.n_val} val images, "
@@ -554,6 +590,16 @@ def build_index_cmd(
     secs = ", ".join(f"{k} {v:.1f}s" for k, v in res.seconds.items())
     if secs:
         out.print(f"time: {secs}")
+
+
+@app.command()
+@_friendly
+def verify(index: Path = typer.Option(..., help="Index directory (indexes/NAME).")) -> None:
+    """Hash every file of an index and check it against the manifest (e.g. after copying it)."""
+    from .index.verify import verify_index
+
+    rep = verify_index(index)
+    out.print(f"index [bold]{rep.path}[/]: {rep.count:,} objects; {rep.files} files, {rep.bytes / 1e6:,.1f} MB match manifest.json", highlight=False)
 
 
 @app.command()

@@ -162,7 +162,7 @@ def run_demo(cfg: DemoConfig, progress: Progress = NULL_PROGRESS, fresh: bool = 
         reused.append("catalog")
     else:
         progress.log(f"[1/5] synthetic catalog: rendering {s.n} galaxies at {s.size}² with GalSim")
-        generate_catalog(SynthConfig(n=s.n, size=s.size, seed=s.seed), s.out, progress=progress)
+        generate_catalog(SynthConfig(n=s.n, size=s.size, seed=s.seed), s.out, progress=progress, overwrite=True)
     cat = open_catalog(s.out)
     sheet = catalog_contact_sheet(cat, s.contact_sheet)
 

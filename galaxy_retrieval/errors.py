@@ -16,12 +16,26 @@ __all__ = [
     "IndexFormatError",
     "QueryError",
     "ConfigError",
+    "IndexBusyError",
+    "NoSpaceError",
+    "OutputPathError",
+    "TrainingDivergedError",
     "FetchError",
 ]
 
 
 class GalaxyRetrievalError(Exception):
-    """Base class of every error this package raises on purpose."""
+    """Base class of every error this package raises on purpose.
+
+    ``options`` names the settings (keyword arguments, e.g. ``"overwrite"``) that resolve the
+    error. Library messages speak of settings in words, never of command-line flags; the CLI
+    shows the flags of these options next to the message."""
+
+    options: tuple[str, ...] = ()
+
+    def resolved_by(self, *options: str) -> "GalaxyRetrievalError":
+        self.options = options
+        return self
 
 
 class CatalogError(GalaxyRetrievalError, ValueError):
@@ -51,6 +65,30 @@ class QueryError(GalaxyRetrievalError, ValueError):
 
 class ConfigError(GalaxyRetrievalError, ValueError):
     """A configuration value is out of range or of the wrong kind."""
+
+
+class IndexBusyError(GalaxyRetrievalError, RuntimeError):
+    """Another process holds the write lock of an index directory."""
+
+
+class NoSpaceError(GalaxyRetrievalError, OSError):
+    """A write failed because the file system is full (ENOSPC); carries the path written."""
+
+    def __init__(self, path: object) -> None:
+        self.path = str(path)
+        super().__init__(f"{self.path}: no space left on the device; free some space and rerun")
+
+    def __str__(self) -> str:  # OSError's own __str__ would print the args tuple
+        return self.args[0]
+
+
+class OutputPathError(GalaxyRetrievalError, ValueError):
+    """An output location cannot be written (under a regular file, a directory where a file is
+    wanted, a read-only or virtual file system); raised before any work starts."""
+
+
+class TrainingDivergedError(GalaxyRetrievalError, FloatingPointError):
+    """The training loss became NaN or infinite (learning rate too high, exploding gradients)."""
 
 
 class FetchError(GalaxyRetrievalError, OSError):

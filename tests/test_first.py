@@ -101,7 +101,7 @@ def test_missing_package_is_a_one_line_catalog_error(tmp_path: Path, monkeypatch
 
 
 def test_refuses_to_replace_a_file_it_did_not_write(tmp_path: Path, g10_file: Path) -> None:
-    with pytest.raises(CatalogError, match="not a FIRST import; pass overwrite=True"):
+    with pytest.raises(CatalogError, match="not a FIRST import; overwrite it"):
         import_first(g10_file)
     (tmp_path / "notes.h5").write_text("hello")
     with pytest.raises(CatalogError, match="not a FIRST import"):

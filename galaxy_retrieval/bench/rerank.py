@@ -47,6 +47,7 @@ import numpy as np
 from .. import __version__
 from ..errors import ConfigError
 from ..index.atomic import write_json_atomic
+from ..paths import check_output_dir, check_output_file
 from ..index.candidates import IndexSpec, build_faiss_index, check_factory, load_faiss_index, resolve_factory, set_search_params
 from ..progress import NULL_PROGRESS, Progress
 from ..search.exact import rerank, warmup
@@ -564,6 +565,9 @@ def run_rerank_benchmark(cfg: RerankBenchConfig, progress: Progress = NULL_PROGR
     built indexes) are kept in ``cfg.workdir`` and reused by later runs with the same inputs."""
     import faiss
 
+    if cfg.write_json:  # checked before the sweep, which can take an hour
+        check_output_file(Path(cfg.out_json) if cfg.out_json is not None else default_result_path(cfg))
+    check_output_dir(cfg.workdir)
     t_start = time.perf_counter()
     load_start = load_average()
     threads = cfg.threads or usable_cpus()

@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CatalogError
+from ..paths import check_output_file
 from ..progress import NULL_PROGRESS, Progress
 
 __all__ = ["FIRST_CLASSES", "import_first", "first_jname"]
@@ -202,13 +203,14 @@ def import_first(
     if out.exists() and not overwrite:
         attrs = _is_ours(out)
         if attrs is None:
-            raise CatalogError(f"{out} exists and is not a FIRST import; pass overwrite=True to replace it")
+            raise CatalogError(f"{out} exists and is not a FIRST import; overwrite it, or choose another output file").resolved_by("overwrite")
         if (
             int(attrs.get("format_version", -1)) == FORMAT_VERSION
             and int(attrs.get("count", -2)) == attrs["rows"]
         ):
             progress.log(f"{out} already holds the FIRST import ({attrs['rows']} objects); leaving it as is")
             return out
+    check_output_file(out)
     zip_path, version = _package_zip()
     out.parent.mkdir(parents=True, exist_ok=True)
     src_tmp = out.with_name(f".{out.name}.{os.getpid()}.src.tmp")

@@ -14,6 +14,7 @@ too) is an object whose id is its relative path without the suffix.
 from __future__ import annotations
 
 import csv
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -35,6 +36,13 @@ _DECODE_THREADS = 4
 def _is_image(p: Path) -> bool:
     name = p.name.lower()
     return p.suffix.lower() in IMAGE_SUFFIXES or any(name.endswith(s) for s in FITS_SUFFIXES)
+
+
+def _escapes(name: str) -> bool:
+    """Whether a CSV file name leaves the folder: absolute, or through '..'. Judged on the
+    name, not the resolved path, so images symlinked into the folder stay readable."""
+    norm = os.path.normpath(name)
+    return os.path.isabs(name) or norm == ".." or norm.startswith(".." + os.sep)
 
 
 def find_metadata_csvs(folder: Path) -> list[Path]:
@@ -186,8 +194,12 @@ class FolderCatalog(Catalog):
         keep: list[str] = []
         for key, (csv_path, line) in origin.items():
             f = (base / key) if key else base
-            if not key or not f.is_file():
-                msg = f"{csv_path}: line {line} names {key!r}, which is not a file in {base}"
+            # a catalog is its folder: '../x.jpg' or '/etc/hostname' would read (and index,
+            # and show in mosaics) files the folder's owner never put there
+            outside = bool(key) and _escapes(key)
+            if outside or not key or not f.is_file():
+                where = "outside the folder" if outside else "not a file in"
+                msg = f"{csv_path}: line {line} names {key!r}, which is {where} {base}"
                 if self.on_error == "fail":
                     raise CatalogError(msg)
                 self.skipped.append((line - 2, msg))

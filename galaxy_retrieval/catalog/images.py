@@ -13,12 +13,39 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ImageReadError
+from ..errors import ConfigError, ImageReadError
 
-__all__ = ["IMAGE_SUFFIXES", "FITS_SUFFIXES", "FITS_STRETCH", "UINT16_STRETCH", "to_uint8_rgb", "read_image", "asinh_stretch", "fits_layout", "describe_conversion"]
+__all__ = [
+    "IMAGE_SUFFIXES", "FITS_SUFFIXES", "FITS_STRETCH", "UINT16_STRETCH", "to_uint8_rgb", "read_image", "asinh_stretch",
+    "fits_layout", "describe_conversion", "set_max_image_pixels", "max_image_pixels",
+]
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"})
 FITS_SUFFIXES = frozenset({".fits", ".fit", ".fts", ".fits.gz"})
+
+# Largest image decoded, in pixels. A small file can declare 20000×20000 pixels (a
+# "decompression bomb": gigabytes once decoded); such a file is an unreadable image with a
+# reason, not a crash. Pillow's own default (~89 M pixels, e.g. 9459²) is generous for cutouts.
+_DEFAULT_MAX_PIXELS = 89_478_485
+_max_pixels = _DEFAULT_MAX_PIXELS
+
+
+def max_image_pixels() -> int:
+    return _max_pixels
+
+
+def set_max_image_pixels(n: int | None) -> None:
+    """Set the decode limit for this process (None: the default). Pillow's own bomb check
+    is moved with it, so that a raised limit is not refused by Pillow instead."""
+    global _max_pixels
+    from PIL import Image
+
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ConfigError(f"the image pixel limit must be a positive integer, got {n!r}")
+    _max_pixels = _DEFAULT_MAX_PIXELS if n is None else n
+    # never below Pillow's default: a lower limit is ours to apply (with our message), and
+    # other Pillow users in this process keep their protection
+    Image.MAX_IMAGE_PIXELS = max(_max_pixels, _DEFAULT_MAX_PIXELS)
 
 
 #: what ``gr info`` says about how FITS pixel values become 8-bit colours
@@ -113,10 +140,22 @@ def read_image(path: str | Path) -> np.ndarray:
         raise ImageReadError(p, "no such file")
     if _is_fits(p):
         return _read_fits(p)
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
+    def too_large(w: int, h: int) -> ImageReadError:
+        e = ImageReadError(p, f"{w}×{h} = {w * h:,} pixels is over the limit of {_max_pixels:,} (a decompression bomb?); raise the image pixel limit to read it")
+        return e.resolved_by("max_image_pixels")
+
     try:
-        with Image.open(p) as im:
+        with warnings.catch_warnings():
+            # over the limit is refused below; Pillow's warning for it would only be noise
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im_cm = Image.open(p)
+        with im_cm as im:
+            if im.width * im.height > _max_pixels:  # checked on the header, before decoding
+                raise too_large(im.width, im.height)
             im.load()  # decode now: truncated files fail here, not later
             mode = im.mode
             if mode == "P":
@@ -126,6 +165,11 @@ def read_image(path: str | Path) -> np.ndarray:
             elif mode == "1":
                 im = im.convert("L")
             arr = np.asarray(im)
+    except ImageReadError:
+        raise
+    except Image.DecompressionBombError as e:  # Pillow's own check (at twice its limit) came first
+        reason = str(e).rstrip(".")
+        raise ImageReadError(p, f"over the image pixel limit (a decompression bomb?): {reason}; raise the image pixel limit to read it").resolved_by("max_image_pixels") from None
     except UnidentifiedImageError:
         raise ImageReadError(p, "not a readable image (unknown or corrupt format)") from None
     except (OSError, SyntaxError, ValueError) as e:  # PIL reports truncation as OSError

@@ -12,6 +12,7 @@ import torch
 
 from ..errors import ConfigError, QueryError
 from ..framing import Framing, frame_images
+from ..paths import check_output_file
 from ..search.hits import Hit
 from .figure import TILE, explain_sheet
 
@@ -74,6 +75,7 @@ def explain_query(
         raise ConfigError(f"steps={steps!r} must be a positive integer")
     if Path(out).is_dir():
         raise ConfigError(f"{out}: is a directory; give the PNG file to write")
+    check_output_file(out)  # before minutes of attribution, not after
     t_open = time.perf_counter()
     s = GalaxySearcher.open(index, checkpoint=checkpoint)
     if isinstance(image, (str, Path)):

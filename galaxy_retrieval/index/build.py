@@ -16,25 +16,29 @@ training saw them, source suppression included (:attr:`Embedder.suppress`).
 from __future__ import annotations
 
 import datetime as _dt
+import fnmatch
 import json
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import __version__
-from ..errors import ConfigError, IndexFormatError
+from ..errors import CatalogError, ConfigError, GalaxyRetrievalError, IndexBusyError, IndexFormatError, NoSpaceError
+from ..paths import PROBE_PREFIX, check_output_dir, first_missing, remove_created_dirs
 from ..progress import NULL_PROGRESS, Progress
 from ..score import ScoreWeights
-from .atomic import atomic_path, sha256_file, write_json_atomic
-from .candidates import IndexSpec, build_faiss_index
+from .atomic import TMP_SUFFIX, atomic_path, reserve_space, sha256_file, write_json_atomic
+from .candidates import IndexSpec, build_faiss_index, check_index_spec
+from .lock import LOCK_NAME, directory_lock
 from .manifest import MANIFEST_NAME, Manifest, ShardEntry, read_manifest
-from .shards import SHARD_GLOB, read_shard_embeddings, shard_name, write_shard
+from .shards import MODEL_SHA_KEY, SHARD_GLOB, check_shard_models, read_shard_embeddings, shard_name, write_shard
 
 __all__ = ["BuildConfig", "BuildResult", "build_index", "build_index_from_shards", "EMBEDDINGS_DIR", "VECTORS_FILE", "FAISS_FILE", "MODEL_DIR"]
 
@@ -60,7 +64,7 @@ class BuildConfig:
         if self.score_weights is not None and not isinstance(self.score_weights, ScoreWeights):
             raise ConfigError(f"score_weights must be a ScoreWeights or None, got {type(self.score_weights).__name__}")
         if self.dtype not in ("float32", "float16"):
-            raise ConfigError(f"--dtype must be float32 or float16, got {self.dtype!r}")
+            raise ConfigError(f"dtype must be float32 or float16, got {self.dtype!r}").resolved_by("dtype")
         if self.shard_rows < 1 or self.batch_size < 1:
             raise ConfigError(f"shard_rows ({self.shard_rows}) and batch_size ({self.batch_size}) must be ≥ 1")
 
@@ -79,15 +83,89 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _prepare_out(out: Path, overwrite: bool) -> None:
+def _owned_entries(out: Path) -> tuple[list[Path], list[Path]]:
+    """(files and folders of ``out`` an index build writes, everything else in it).
+
+    Owned is what the layout of an index names (``indexes/README.md``): the manifest, the
+    build state, vectors, FAISS file, the model copy, shards and the temp files of each, and
+    the lock. Only these are ever deleted by an overwrite; anything else is the user's."""
+    owned: list[Path] = []
+    foreign: list[Path] = []
+    if not out.is_dir():
+        return owned, foreign
+    top = {MANIFEST_NAME, STATE_FILE, VECTORS_FILE, FAISS_FILE, LOCK_NAME}
+    for p in sorted(out.iterdir()):
+        if p.name.startswith(PROBE_PREFIX):  # another writer checking the directory right now
+            continue
+        if p.name in top and not p.is_dir():
+            owned.append(p)
+        elif _is_tmp_of(p.name, top):
+            owned.append(p)
+        elif p.name in (MODEL_DIR, EMBEDDINGS_DIR) and p.is_dir() and not p.is_symlink():
+            names = {"model.safetensors", "checkpoint.json"} if p.name == MODEL_DIR else None
+            for q in sorted(p.iterdir()):
+                ok = (q.name in names or _is_tmp_of(q.name, names)) if names is not None else (
+                    fnmatch.fnmatch(q.name, SHARD_GLOB) or fnmatch.fnmatch(q.name, ".part-*.parquet.*" + TMP_SUFFIX)
+                )
+                (owned if ok and q.is_file() else foreign).append(q)
+            owned.append(p)
+        else:
+            foreign.append(p)
+    return owned, foreign
+
+
+def _is_tmp_of(name: str, targets: set[str]) -> bool:
+    """``name`` is an :func:`atomic_path` temp file of one of ``targets`` (``.NAME.PID.tmp``)."""
+    if not (name.startswith(".") and name.endswith(TMP_SUFFIX)):
+        return False
+    stem, _, pid = name[1 : -len(TMP_SUFFIX)].rpartition(".")
+    return pid.isdigit() and stem in targets
+
+
+def _inside(p: Path, root: Path) -> bool:
+    p, root = p.resolve(), root.resolve()
+    return p == root or root in p.parents
+
+
+def _check_out(out: Path, overwrite: bool, inputs: dict[str, Path | None]) -> None:
+    """Refuse an output directory the build must not write into; read-only, so a refusal
+    leaves the directory as it was."""
     if out.exists() and not out.is_dir():
         raise IndexFormatError(f"{out}: exists and is not a directory")
+    check_output_dir(out)  # under a regular file, read-only, /proc: before the embedding pass
+    for what, p in inputs.items():
+        if p is not None and _inside(Path(p), out):
+            raise IndexFormatError(f"{out}: contains the {what} {p} that this build reads; choose an output directory outside it")
+    _, foreign = _owned_entries(out)
+    if foreign:
+        shown = ", ".join(str(f.relative_to(out)) for f in foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise IndexFormatError(
+            f"{out}: holds files that are not part of an index ({shown}); an index needs an empty or new directory"
+        )
     if (out / MANIFEST_NAME).exists() and not overwrite:
-        raise IndexFormatError(f"{out}: already holds a complete index; pass --overwrite to rebuild it, or choose another --out")
-    # Only a directory that is recognisably an index (finished or not) is ever deleted.
-    if overwrite and ((out / MANIFEST_NAME).exists() or (out / STATE_FILE).exists()):
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+        raise IndexFormatError(f"{out}: already holds a complete index; overwrite it, or choose another output directory").resolved_by("overwrite")
+
+
+def _prepare_out(out: Path, overwrite: bool) -> None:
+    """Called with the directory's write lock held: clear what an earlier build left.
+
+    With ``overwrite``, only the files the index owns are removed (never ``out`` itself nor
+    anything around it). Temp files are always removed: under the lock no other writer can
+    be writing them, so they are a killed run's litter (and may fill the disk)."""
+    _check_out(out, overwrite, {})  # again, under the lock: another writer may have finished meanwhile
+    owned, _ = _owned_entries(out)
+    discard = overwrite and ((out / MANIFEST_NAME).exists() or (out / STATE_FILE).exists())
+    for p in owned:
+        if p.name == LOCK_NAME:
+            continue
+        if discard or p.name.endswith(TMP_SUFFIX):
+            if p.is_dir():
+                continue  # emptied below; the folders themselves go once empty
+            p.unlink(missing_ok=True)
+    if discard:
+        for d in (out / MODEL_DIR, out / EMBEDDINGS_DIR):
+            if d.is_dir() and not any(d.iterdir()):
+                d.rmdir()
 
 
 def _check_state(out: Path, state: dict[str, Any]) -> None:
@@ -102,19 +180,21 @@ def _check_state(out: Path, state: dict[str, Any]) -> None:
             diff = sorted(k for k in set(old) | set(state) if old.get(k) != state.get(k))
             raise IndexFormatError(
                 f"{out}: holds an interrupted build of something else (differs in {', '.join(diff)}); "
-                "pass --overwrite to discard it, or choose another --out"
-            )
+                "overwrite it, or choose another output directory"
+            ).resolved_by("overwrite")
     write_json_atomic(p, state)
 
 
-def _shard_complete(path: Path, lo: int, hi: int) -> bool:
+def _shard_complete(path: Path, lo: int, hi: int, model_sha256: str) -> bool:
+    """Whether ``path`` is this build's shard of rows [lo, hi), embedded by this model: a
+    shard of another model (an earlier build, another writer) is embedded again."""
     if not path.is_file():
         return False
     try:
         meta = pq.read_schema(path).metadata or {}
     except (pa.ArrowInvalid, OSError):
         return False  # unreadable: embed it again
-    return meta.get(_RANGE_KEY) == f"{lo}:{hi}".encode()
+    return meta.get(_RANGE_KEY) == f"{lo}:{hi}".encode() and meta.get(MODEL_SHA_KEY) == model_sha256.encode()
 
 
 def _assemble_vectors(shard_paths: list[Path], dim: int, dtype: str, out: Path, progress: Progress) -> tuple[np.ndarray, list[int], list[str]]:
@@ -125,6 +205,8 @@ def _assemble_vectors(shard_paths: list[Path], dim: int, dtype: str, out: Path, 
     ids: list[str] = []
     with atomic_path(out) as tmp:
         mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(dtype), shape=(n, dim))
+        # the memmap's file is sparse: on a full disk the first write into it is a SIGBUS
+        reserve_space(tmp, tmp.stat().st_size)
         pos = 0
         with progress.task("assembling vectors", total=n, unit="vec") as t:
             for p in shard_paths:
@@ -196,13 +278,62 @@ def build_index(
     cfg: BuildConfig = BuildConfig(),
     progress: Progress = NULL_PROGRESS,
 ) -> BuildResult:
-    """Embed ``catalog`` with the checkpoint, write shards, and build the index directory."""
+    """Embed ``catalog`` with the checkpoint, write shards, and build the index directory.
+
+    Everything that can be checked before the embedding pass is (catalog size, duplicate ids,
+    FAISS factory and knobs, the output directory); a refusal of a build this call started
+    in a new directory removes that directory again. One writer at a time: the directory's
+    lock (:mod:`.lock`) is held throughout."""
     from ..model import load_checkpoint
 
     out = Path(out)
     embedder = load_checkpoint(checkpoint)
     n = len(catalog)
-    _prepare_out(out, cfg.overwrite)
+    if n == 0:
+        raise CatalogError(f"{catalog.path}: the catalog holds no objects; nothing to index")
+    check_index_spec(cfg.index, n, embedder.dim)
+    _check_unique_ids(catalog)
+    _check_out(out, cfg.overwrite, {"catalog": Path(catalog.path), **({"checkpoint": Path(checkpoint)} if cfg.overwrite else {})})
+    with _refusal_removes_new_dir(out), directory_lock(out):
+        _prepare_out(out, cfg.overwrite)
+        return _build_locked(Path(checkpoint), embedder, catalog, n, out, cfg, progress)
+
+
+def _check_unique_ids(catalog: Any) -> None:
+    """Duplicate object ids would only surface after the whole embedding pass; look first."""
+    seen: set[str] = set()
+    for oid in catalog.object_ids():
+        if oid in seen:
+            raise CatalogError(f"{catalog.path}: object id {oid!r} appears more than once; ids must be unique")
+        seen.add(oid)
+
+
+@contextmanager
+def _refusal_removes_new_dir(out: Path) -> Iterator[None]:
+    """A build refused in a new or empty directory leaves it as it was (a directory it created
+    goes). An interrupted build (Ctrl-C, kill) or a full disk keeps its finished shards, so a
+    rerun resumes; so does a refusal in a directory that already held a build."""
+    top = first_missing(out)
+    fresh = top is not None or not _owned_entries(out)[0]
+    try:
+        yield
+    except GalaxyRetrievalError as e:
+        if fresh and not isinstance(e, (NoSpaceError, IndexBusyError)) and out.is_dir():
+            owned, foreign = _owned_entries(out)
+            if not foreign:
+                for p in owned:
+                    if p.is_file():
+                        p.unlink(missing_ok=True)
+                for d in (out / MODEL_DIR, out / EMBEDDINGS_DIR):
+                    if d.is_dir() and not any(d.iterdir()):
+                        d.rmdir()
+                remove_created_dirs(out, top)
+        raise
+
+
+def _build_locked(
+    checkpoint: Path, embedder: Any, catalog: Any, n: int, out: Path, cfg: BuildConfig, progress: Progress
+) -> BuildResult:
     state = {
         "checkpoint_sha256": embedder.sha256,
         "catalog": catalog.source,
@@ -214,13 +345,11 @@ def build_index(
     if embedder.suppress is not None:  # part of what the vectors are
         state["suppress_sources"] = embedder.suppress.to_dict()
     _check_state(out, state)
-    _copy_model(Path(checkpoint), out / MODEL_DIR, embedder)
+    _copy_model(checkpoint, out / MODEL_DIR, embedder)
 
     shard_dir = out / EMBEDDINGS_DIR
     shard_dir.mkdir(exist_ok=True)
-    for tmp in shard_dir.glob(".part-*.tmp"):  # left by a killed run; never read, just litter
-        tmp.unlink(missing_ok=True)
-    nshards = max(1, -(-n // cfg.shard_rows))
+    nshards = -(-n // cfg.shard_rows)
     shard_paths: list[Path] = []
     embedded = reused = 0
     skipped: list[tuple[int, str]] = []
@@ -230,7 +359,7 @@ def build_index(
             lo, hi = i * cfg.shard_rows, min(n, (i + 1) * cfg.shard_rows)
             path = shard_dir / shard_name(i)
             shard_paths.append(path)
-            if _shard_complete(path, lo, hi):
+            if _shard_complete(path, lo, hi, embedder.sha256):
                 reused += 1
                 task.advance(hi - lo)
                 continue
@@ -257,7 +386,7 @@ def build_index(
                 np.concatenate(embs),
                 meta,
                 dtype=cfg.dtype,
-                extra_schema_metadata={_RANGE_KEY.decode(): f"{lo}:{hi}"},
+                extra_schema_metadata={_RANGE_KEY.decode(): f"{lo}:{hi}", MODEL_SHA_KEY.decode(): embedder.sha256},
             )
             embedded += 1
     seconds = {"embed": time.perf_counter() - t0}
@@ -284,56 +413,85 @@ def build_index_from_shards(
     paths = sorted(src.glob(SHARD_GLOB))
     if not paths:
         raise IndexFormatError(f"{src}: no shards named part-NNNNN.parquet")
-    schema = pq.read_schema(paths[0])
-    for name in ("object_id", "row", "embedding"):
-        if name not in schema.names:
-            raise IndexFormatError(f"{paths[0]}: shard lacks the {name!r} column")
-    emb_type = schema.field("embedding").type
-    if not pa.types.is_fixed_size_list(emb_type):
-        raise IndexFormatError(f"{paths[0]}: 'embedding' must be fixed_size_list<float>[D], found {emb_type}")
-    dim = emb_type.list_size
-    dtype = "float16" if emb_type.value_type == pa.float16() else "float32"
+    dim, dtype, count = _shards_layout(paths)
     out = Path(out)
-    _prepare_out(out, cfg.overwrite)
-    _check_state(out, {"from_shards": str(src.resolve()), "n_shards": len(paths), "dtype": dtype})
-    dst_dir = out / EMBEDDINGS_DIR
-    dst_dir.mkdir(exist_ok=True)
-    copied: list[Path] = []
-    for p in paths:
-        dst = dst_dir / p.name
-        if src.resolve() != dst_dir.resolve():
-            with atomic_path(dst) as tmp:
-                shutil.copyfile(p, tmp)
-        copied.append(dst)
-    model_info = None
-    src_weights = None
     src_manifest = src.parent / MANIFEST_NAME if src.name == EMBEDDINGS_DIR else src / MANIFEST_NAME
-    if src_manifest.is_file():
-        try:
-            d = json.loads(src_manifest.read_text())
-        except json.JSONDecodeError:
-            d = {}
-        d = d if isinstance(d, dict) else {}
-        model_info = d.get("model")
-        # the weights the shards' model is scored with: the manifest's, else its model's
-        src_weights = d.get("score_weights") or (model_info or {}).get("score_weights")
-    if model_info and (src_manifest.parent / MODEL_DIR).is_dir() and src_manifest.parent.resolve() != out.resolve():
-        shutil.copytree(src_manifest.parent / MODEL_DIR, out / MODEL_DIR, dirs_exist_ok=True)
-    catalog_info = {"source": f"shards:{src.resolve()}", "path": None, "kind": "shards", "count": sum(pq.read_metadata(p).num_rows for p in copied)}
+    model_info, src_weights = _source_manifest(src_manifest)
+    check_shard_models(paths, (model_info or {}).get("sha256"), str(src_manifest))
     if cfg.score_weights is not None:
         weights = cfg.score_weights
     else:
         try:
             weights = ScoreWeights.from_dict(src_weights) if src_weights else ScoreWeights()
-        except (ConfigError, KeyError, TypeError, ValueError) as e:
+        except (ConfigError, KeyError, TypeError, ValueError, AttributeError) as e:
             raise IndexFormatError(f"{src_manifest}: invalid score_weights {src_weights!r} ({e})") from None
-    manifest = _finish(out, copied, dim, dtype, cfg, weights, model_info, catalog_info, progress, {})
+    check_index_spec(cfg.index, count, dim)
+    in_place = src.resolve() == (out / EMBEDDINGS_DIR).resolve()
+    # the source shards may be this index's own (a cluster wrote them into out/embeddings);
+    # an overwrite would delete them before they are read
+    _check_out(out, cfg.overwrite, {"source shards": src} if cfg.overwrite or not in_place else {})
+    with _refusal_removes_new_dir(out), directory_lock(out):
+        _prepare_out(out, cfg.overwrite)
+        _check_state(out, {"from_shards": str(src.resolve()), "n_shards": len(paths), "dtype": dtype})
+        dst_dir = out / EMBEDDINGS_DIR
+        dst_dir.mkdir(exist_ok=True)
+        copied: list[Path] = []
+        for p in paths:
+            dst = dst_dir / p.name
+            if not in_place:
+                with atomic_path(dst) as tmp:
+                    shutil.copyfile(p, tmp)
+            copied.append(dst)
+        if model_info and (src_manifest.parent / MODEL_DIR).is_dir() and src_manifest.parent.resolve() != out.resolve():
+            _copy_model(src_manifest.parent / MODEL_DIR, out / MODEL_DIR, None)
+        catalog_info = {"source": f"shards:{src.resolve()}", "path": None, "kind": "shards", "count": count}
+        manifest = _finish(out, copied, dim, dtype, cfg, weights, model_info, catalog_info, progress, {})
     return BuildResult(out, manifest, 0, len(copied), [], {})
+
+
+def _shards_layout(paths: list[Path]) -> tuple[int, str, int]:
+    """(dimension, dtype, total rows) of externally written shards; each is checked to be a
+    readable Parquet file with the contract's columns before anything is written."""
+    dims: set[tuple[int, str]] = set()
+    count = 0
+    for p in paths:
+        try:
+            schema = pq.read_schema(p)
+            count += pq.read_metadata(p).num_rows
+        except (pa.ArrowInvalid, OSError) as e:
+            raise IndexFormatError(f"{p}: not a readable Parquet shard ({e})") from None
+        for name in ("object_id", "row", "embedding"):
+            if name not in schema.names:
+                raise IndexFormatError(f"{p}: shard lacks the {name!r} column")
+        emb_type = schema.field("embedding").type
+        if not pa.types.is_fixed_size_list(emb_type) or emb_type.value_type not in (pa.float16(), pa.float32()):
+            raise IndexFormatError(f"{p}: 'embedding' must be fixed_size_list<float>[D], found {emb_type}")
+        dims.add((emb_type.list_size, "float16" if emb_type.value_type == pa.float16() else "float32"))
+        if len(dims) > 1:
+            raise IndexFormatError(f"{p}: embeddings of {emb_type}, but {paths[0]} has {sorted(dims)[0]}; shards must agree")
+    if count == 0:
+        raise IndexFormatError(f"{paths[0].parent}: the shards hold no rows; nothing to index")
+    (dim, dtype), = dims
+    return dim, dtype, count
+
+
+def _source_manifest(path: Path) -> tuple[dict[str, Any] | None, Any]:
+    """(model info, score weights) of the manifest beside source shards, if there is one."""
+    if not path.is_file():
+        return None, None
+    try:
+        d = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        d = {}
+    d = d if isinstance(d, dict) else {}
+    model_info = d.get("model") if isinstance(d.get("model"), dict) else None
+    # the weights the shards' model is scored with: the manifest's, else its model's
+    return model_info, d.get("score_weights") or (model_info or {}).get("score_weights")
 
 
 def _copy_model(checkpoint: Path, dst: Path, embedder: Any) -> None:
     """Copy the checkpoint's weights and config next to the index (self-describing index)."""
-    src = Path(getattr(embedder, "path", checkpoint))
+    src = Path(getattr(embedder, "path", None) or checkpoint)
     src_dir = src if src.is_dir() else src.parent
     dst.mkdir(parents=True, exist_ok=True)
     for name in ("model.safetensors", "checkpoint.json"):

@@ -18,13 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, IndexFormatError
+from ..errors import ConfigError, IndexFormatError, NoSpaceError
 from ..progress import NULL_PROGRESS, Progress
 
 __all__ = [
     "IndexSpec",
     "resolve_factory",
     "check_factory",
+    "check_index_spec",
+    "search_params",
     "build_faiss_index",
     "load_faiss_index",
     "set_search_params",
@@ -59,11 +61,23 @@ class IndexSpec:
         if self.metric not in ("l2", "cosine"):
             raise ConfigError(f"index metric must be 'l2' or 'cosine', got {self.metric!r}")
         if self.kind.lower() not in _NAMED and "," not in self.kind and self.kind not in ("Flat", "IDMap,Flat") and not self.kind[:1].isupper():
-            raise ConfigError(f"--index must be one of {', '.join(_NAMED)} or a FAISS factory string (e.g. 'IVF1024,PQ64'), got {self.kind!r}")
+            raise ConfigError(
+                f"the index kind must be one of {', '.join(_NAMED)} or a FAISS factory string (e.g. 'IVF1024,PQ64'), got {self.kind!r}"
+            ).resolved_by("index")
         if self.train_size is not None and self.train_size < 1:
             raise ConfigError(f"train_size must be ≥ 1, got {self.train_size!r}")
         if self.ef_construction < 1:
             raise ConfigError(f"ef_construction must be ≥ 1, got {self.ef_construction!r}")
+        # 0 or negative knobs were accepted, stored, and then broke every query (1 hit of 5,
+        # or an overflow inside FAISS)
+        for name in ("nprobe", "ef_search", "hnsw_m", "add_chunk"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ConfigError(f"{name} must be an integer ≥ 1, got {v!r}")
+        for name in ("nlist", "pq_m"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, int) or v < 1):
+                raise ConfigError(f"{name} must be an integer ≥ 1, got {v!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -136,6 +150,46 @@ def check_factory(factory: str, dim: int, metric: str = "l2") -> Any:
         raise ConfigError(f"FAISS cannot build {factory!r} for dimension {dim}: {_faiss_message(e)}") from None
 
 
+def check_index_spec(spec: IndexSpec, n: int, dim: int) -> str:
+    """Everything about ``spec`` that can fail at this catalog size and dimension, checked
+    before the embedding pass rather than after it: the factory string is one FAISS can
+    build, and an inverted file has no more lists than there are vectors to train it.
+    Returns the factory string."""
+    factory, _ = resolve_factory(spec, n, dim)
+    check_factory(factory, dim, spec.metric)
+    nlist = _nlist_of(factory)
+    if n < nlist:
+        raise ConfigError(f"{factory}: {n} vectors are fewer than the {nlist} inverted lists; use a flat or HNSW index, or fewer lists").resolved_by("index")
+    return factory
+
+
+def search_params(index: Any, nprobe: int | None = None, ef_search: int | None = None) -> Any:
+    """FAISS per-call search parameters carrying these knobs for this index, or None when
+    none applies. Passed as ``index.search(x, k, params=...)`` they leave the shared index
+    untouched, so threads with different knobs can search one index at the same time."""
+    import faiss
+
+    if nprobe is None and ef_search is None:
+        return None
+    if isinstance(index, faiss.IndexPreTransform):
+        inner = search_params(faiss.downcast_index(index.index), nprobe, ef_search)
+        if inner is None:
+            return None
+        outer = faiss.SearchParametersPreTransform(index_params=inner)
+        outer.referenced_objects = [inner]  # SWIG keeps a raw pointer: keep the Python object alive
+        return outer
+    base = faiss.downcast_index(index)
+    if nprobe is not None and isinstance(base, faiss.IndexIVF):
+        if nprobe < 1:
+            raise ConfigError(f"nprobe must be ≥ 1, got {nprobe}")
+        return faiss.SearchParametersIVF(nprobe=int(nprobe))
+    if ef_search is not None and isinstance(base, faiss.IndexHNSW):
+        if ef_search < 1:
+            raise ConfigError(f"ef_search must be ≥ 1, got {ef_search}")
+        return faiss.SearchParametersHNSW(efSearch=int(ef_search))
+    return None
+
+
 def set_search_params(index: Any, nprobe: int | None = None, ef_search: int | None = None) -> None:
     """Apply the search knobs to whichever index type this is (ignored where meaningless)."""
     import faiss
@@ -183,7 +237,7 @@ def build_faiss_index(
         sel = np.sort(rng.choice(n, size=ntrain, replace=False)) if ntrain < n else np.arange(n)
         xt = _prepare(vectors[sel], spec.metric)
         if n < _nlist_of(factory):
-            raise ConfigError(f"{factory}: {n} vectors are fewer than the {_nlist_of(factory)} inverted lists; use --index flat or hnsw")
+            raise ConfigError(f"{factory}: {n} vectors are fewer than the {_nlist_of(factory)} inverted lists; use a flat or HNSW index").resolved_by("index")
         with progress.task("training index", total=None, unit="vec"):
             faiss.seed_global_rng = spec.seed  # type: ignore[attr-defined]
             _set_kmeans_seed(work, spec.seed)
@@ -206,7 +260,12 @@ def build_faiss_index(
     from .atomic import atomic_path
 
     with atomic_path(out) as tmp:
-        faiss.write_index(index, str(tmp))
+        try:
+            faiss.write_index(index, str(tmp))
+        except RuntimeError as e:  # FAISS reports a failed fwrite as RuntimeError + strerror
+            if "No space left on device" in str(e):
+                raise NoSpaceError(out) from None
+            raise
     return {
         "file": out.name,
         "factory": factory,

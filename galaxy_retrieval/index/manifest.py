@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import IndexFormatError
+from ..errors import GalaxyRetrievalError, IndexFormatError
+from ..score import ScoreWeights
 from .atomic import sha256_file, write_json_atomic
 
 __all__ = ["MANIFEST_NAME", "FORMAT", "FORMAT_VERSION", "ShardEntry", "Manifest", "read_manifest"]
@@ -64,9 +65,14 @@ class Manifest:
         try:
             shards = tuple(ShardEntry(**s) for s in d["shards"])
             kw = {k: d[k] for k in cls.__dataclass_fields__ if k in d and k != "shards"}
-            return cls(shards=shards, **kw)
+            m = cls(shards=shards, **kw)
         except (KeyError, TypeError) as e:
             raise IndexFormatError(f"{where}: malformed manifest ({e})") from None
+        try:  # the searcher reranks with these: a bad value must fail here, not in a query
+            ScoreWeights.from_dict(m.score_weights)
+        except (KeyError, TypeError, ValueError, AttributeError, GalaxyRetrievalError) as e:
+            raise IndexFormatError(f"{where}: invalid score_weights {m.score_weights!r} (need numbers cos, l2, l3; {e})") from None
+        return m
 
     def write(self, directory: str | Path) -> Path:
         return write_json_atomic(Path(directory) / MANIFEST_NAME, self.to_dict())

@@ -16,9 +16,13 @@ import pyarrow.parquet as pq
 from ..errors import IndexFormatError
 from .atomic import atomic_path
 
-__all__ = ["SHARD_GLOB", "shard_name", "shard_schema", "write_shard", "read_shard_table", "read_shard_embeddings"]
+__all__ = ["SHARD_GLOB", "MODEL_SHA_KEY", "shard_model_sha256", "shard_name", "shard_schema", "write_shard", "read_shard_table", "read_shard_embeddings", "check_shard_models"]
 
 SHARD_GLOB = "part-*.parquet"
+# Parquet schema metadata: the sha256 of the model weights that embedded the shard. Vectors
+# of two models are not comparable, so a shard is checked against the index's model when it
+# is reused by a build and when an index is opened.
+MODEL_SHA_KEY = b"galaxy_retrieval.model_sha256"
 
 
 def shard_name(i: int) -> str:
@@ -101,3 +105,33 @@ def read_shard_embeddings(path: str | Path) -> tuple[np.ndarray, np.ndarray, lis
     values = col.flatten().to_numpy(zero_copy_only=False)
     emb = values.reshape(-1, dim)
     return emb, t.column("row").to_numpy(), t.column("object_id").to_pylist()
+
+
+def shard_model_sha256(path: str | Path) -> str | None:
+    """The model sha256 recorded in a shard's schema metadata (None: not recorded, e.g. a
+    shard written by another tool)."""
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except FileNotFoundError:
+        raise IndexFormatError(f"{path}: shard missing") from None
+    except (pa.ArrowInvalid, OSError) as e:
+        raise IndexFormatError(f"{path}: not a readable Parquet shard ({e})") from None
+    v = meta.get(MODEL_SHA_KEY)
+    return None if v is None else v.decode("ascii", "replace")
+
+
+def check_shard_models(paths: Sequence[Path], expected: str | None, where: str) -> str | None:
+    """Refuse shards embedded by different models, or by another model than ``expected``.
+    Returns the one model sha256 the shards record (None if none records one)."""
+    found: str | None = None
+    first: Path | None = None
+    for p in paths:
+        sha = shard_model_sha256(p)
+        if sha is None:
+            continue
+        if expected and sha != expected:
+            raise IndexFormatError(f"{p}: embedded by model {sha[:12]}…, but {where} says {expected[:12]}…; vectors of two models cannot be mixed")
+        if found is not None and sha != found:
+            raise IndexFormatError(f"{p}: embedded by model {sha[:12]}…, but {first} by {found[:12]}…; vectors of two models cannot be mixed")
+        found, first = sha, first or p
+    return found

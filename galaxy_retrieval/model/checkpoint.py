@@ -25,13 +25,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..errors import CheckpointError, ConfigError
+from ..index.atomic import atomic_path, sha256_file
 from .config import ViTConfig
 from .vit import GalaxIDNetViT, build_model
 
@@ -42,6 +43,7 @@ __all__ = [
     "HISTORY_FILE",
     "PLOT_FILE",
     "LAST_DIR",
+    "settle_last",
     "USAGE_KEYS",
     "atomic_write_bytes",
     "atomic_write_json",
@@ -71,30 +73,14 @@ USAGE_KEYS = ("score_weights", "suppress_sources")
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``data`` atomically (:func:`galaxy_retrieval.index.atomic.atomic_path`: temp file,
+    fsync, rename; a full disk is a NoSpaceError naming ``path``)."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode("utf-8"))
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _weights_bytes(model: GalaxIDNetViT, extra_meta: dict[str, Any] | None = None) -> bytes:
@@ -259,8 +245,13 @@ def save_train_state(
     """Write ``last/``: weights, optimizer moments + extra tensors (RNG states), JSON state."""
     from safetensors.torch import save
 
+    # The resume point is one unit: written whole into last.new/, then swapped in by renames
+    # (a kill between writing the weights and the state once resumed "after epoch 3" with
+    # epoch-4 weights). state.json also records each file's sha256, checked on resume.
     last = run_dir / LAST_DIR
-    save_weights(last / WEIGHTS_FILE, model)
+    new = run_dir / (LAST_DIR + ".new")
+    shutil.rmtree(new, ignore_errors=True)
+    files = {WEIGHTS_FILE: save_weights(new / WEIGHTS_FILE, model)}
     osd = optimizer.state_dict()
     flat: dict[str, torch.Tensor] = {}
     scalars: dict[str, dict[str, Any]] = {}
@@ -272,12 +263,61 @@ def save_train_state(
                 scalars.setdefault(str(idx), {})[name] = val
     for k, v in tensors.items():
         flat[f"extra.{k}"] = v.detach().to("cpu").contiguous()
-    atomic_write_bytes(last / STATE_TENSORS, save(flat, metadata={_META_KEY: json.dumps({"kind": "galaxidnet-train-state"})}))
+    data = save(flat, metadata={_META_KEY: json.dumps({"kind": "galaxidnet-train-state"})})
+    atomic_write_bytes(new / STATE_TENSORS, data)
+    files[STATE_TENSORS] = hashlib.sha256(data).hexdigest()
     groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in osd["param_groups"]]
     atomic_write_json(
-        last / STATE_JSON,
-        {"format_version": FORMAT_VERSION, "state": state, "optimizer": {"param_groups": groups, "scalars": scalars}},
+        new / STATE_JSON,
+        {"format_version": FORMAT_VERSION, "state": state, "optimizer": {"param_groups": groups, "scalars": scalars}, "files": files},
     )
+    _fsync_dir(new)
+    old = run_dir / (LAST_DIR + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if last.exists():
+        os.replace(last, old)
+    os.replace(new, last)
+    _fsync_dir(run_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _fsync_dir(d: Path) -> None:
+    fd = os.open(d, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _last_is_whole(last: Path) -> bool:
+    """Whether ``last``-like directory holds a state.json whose recorded files match."""
+    try:
+        js = json.loads((last / STATE_JSON).read_text("utf-8"))
+    except (OSError, ValueError):
+        return False
+    files = js.get("files") if isinstance(js, dict) else None
+    if not isinstance(files, dict):
+        return False
+    return all((last / name).is_file() and sha256_file(last / name) == digest for name, digest in files.items())
+
+
+def settle_last(run_dir: str | Path) -> None:
+    """Finish or undo a swap of the resume point that a kill interrupted (see
+    :func:`save_train_state`): a whole ``last.new`` becomes ``last``; otherwise ``last``
+    (or, if the kill fell between the two renames, ``last.old``) stays the resume point."""
+    run_dir = Path(run_dir)
+    last, new, old = (run_dir / (LAST_DIR + sfx) for sfx in ("", ".new", ".old"))
+    if new.is_dir():
+        if _last_is_whole(new):
+            if last.exists():
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(last, old)
+            os.replace(new, last)
+        else:
+            shutil.rmtree(new, ignore_errors=True)
+    if not last.exists() and old.is_dir():
+        os.replace(old, last)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def load_train_state(
@@ -285,10 +325,17 @@ def load_train_state(
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Restore ``last/`` into ``model`` and ``optimizer``; return (extra tensors, JSON state)."""
     last = run_dir / LAST_DIR
+    settle_last(run_dir)
     state_json = last / STATE_JSON
     if not state_json.is_file():
         raise CheckpointError(f"{run_dir}: nothing to resume (no {LAST_DIR}/{STATE_JSON})")
     js = _read_meta_json(state_json)
+    for name, digest in (js.get("files") or {}).items():  # absent in runs written before the check
+        if not (last / name).is_file() or sha256_file(last / name) != digest:
+            raise CheckpointError(
+                f"{last / name}: does not match {state_json} (the resume point was changed or only partly written); "
+                "cannot resume this run"
+            )
     tensors, file_meta = read_weights(last / WEIGHTS_FILE)
     cfg = _config_from(last / WEIGHTS_FILE, file_meta, None, None)
     if cfg.shape_key() != model.config.shape_key():

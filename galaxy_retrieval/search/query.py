@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import QueryError
+from ..paths import check_output_file
 from .hits import Hit
 from .searcher import GalaxySearcher
 
@@ -49,6 +50,8 @@ def run_query(req: QueryRequest) -> QueryResult:
     kinds = [bool(req.images), req.object_id is not None, req.ra is not None or req.dec is not None]
     if sum(kinds) != 1:
         raise QueryError("give exactly one of --image (one or more), --object-id, or --ra with --dec")
+    if req.mosaic is not None:
+        check_output_file(req.mosaic)
     t_open = time.perf_counter()
     s = GalaxySearcher.open(req.index, checkpoint=req.checkpoint)
     s.warmup(model=bool(req.images) or req.fetch is not None)

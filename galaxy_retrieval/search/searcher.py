@@ -11,9 +11,10 @@
 re-orders them, and the top ``k`` are returned (LanceDB's ``refine_factor``). ``exact=True``
 bypasses FAISS and scans every vector: the ground truth.
 
-Safe to share between threads: lazy loading happens under a lock, FAISS searches with the
-index's stored knobs run concurrently, and per-call knobs (``nprobe``, ``ef_search``) take
-the lock while they are applied.
+Safe to share between threads: lazy loading happens under a lock, and FAISS searches run
+concurrently; per-call knobs (``nprobe``, ``ef_search``) travel as FAISS search parameters
+of that call only, never as changes to the shared index (which raced: other threads saw
+the knob, and FAISS read out of bounds).
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ from typing import Any, Sequence
 import numpy as np
 import pyarrow as pa
 
-from ..errors import CheckpointError, IndexFormatError, QueryError
+from ..errors import CheckpointError, ConfigError, IndexFormatError, QueryError
 from ..index.build import FAISS_FILE, MODEL_DIR, VECTORS_FILE
-from ..index.candidates import load_faiss_index, set_search_params
-from ..index.manifest import Manifest, read_manifest
-from ..index.shards import read_shard_table
+from ..index.candidates import load_faiss_index, search_params
+from ..index.manifest import MANIFEST_NAME, Manifest, read_manifest
+from ..index.shards import check_shard_models, read_shard_table
 from ..score import ScoreWeights
 from .hits import Hit, SkyHits
 from .sky import check_position, nearest_on_sky
@@ -60,6 +61,9 @@ class GalaxySearcher:
         if self.index.ntotal != manifest.count:
             raise IndexFormatError(f"{path / FAISS_FILE}: holds {self.index.ntotal} vectors, manifest says {manifest.count}")
         self._cosine = (manifest.faiss or {}).get("metric") == "cosine"
+        # a shard embedded by another model than the manifest's would answer with a mix of two
+        # models while every file still matches its digest
+        check_shard_models([path / s.file for s in manifest.shards], (manifest.model or {}).get("sha256"), f"{path / MANIFEST_NAME}")
         tables = [read_shard_table(path / s.file, _meta_columns(path / s.file)) for s in manifest.shards]
         self.table: pa.Table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
         self.object_ids: list[str] = self.table.column("object_id").to_pylist()
@@ -116,7 +120,9 @@ class GalaxySearcher:
             return emb
         model_dir = self.path / MODEL_DIR
         if not model_dir.is_dir():
-            raise CheckpointError(f"{self.path}: index has no model copy (built from shards); pass --checkpoint to embed query images")
+            raise CheckpointError(
+                f"{self.path}: index has no model copy (built from shards); give the checkpoint it was embedded with to embed query images"
+            ).resolved_by("checkpoint")
         emb = load_checkpoint(model_dir)
         if want and emb.sha256 != want:
             raise CheckpointError(f"{model_dir}: model weights do not match the index manifest (sha256 {emb.sha256[:12]}… vs {want[:12]}…)")
@@ -151,7 +157,7 @@ class GalaxySearcher:
     def position_at(self, ra: float, dec: float, radius_arcsec: float = 10.0) -> tuple[int, float]:
         names = self.table.column_names
         if "ra" not in names or "dec" not in names:
-            raise QueryError(f"{self.path}: the catalog has no ra/dec columns; query by --image or --object-id")
+            raise QueryError(f"{self.path}: the catalog has no ra/dec columns; query by image or object id").resolved_by("image", "object_id")
         ra_col = np.asarray(self.table.column("ra").to_numpy(zero_copy_only=False), dtype=np.float64)
         dec_col = np.asarray(self.table.column("dec").to_numpy(zero_copy_only=False), dtype=np.float64)
         return nearest_on_sky(float(ra), float(dec), ra_col, dec_col, float(radius_arcsec))
@@ -203,16 +209,11 @@ class GalaxySearcher:
             xs = xq
             if self._cosine:
                 xs = xq / np.maximum(np.linalg.norm(xq, axis=1, keepdims=True), 1e-30)
-            if nprobe is None and ef_search is None:
-                _, cand = self.index.search(xs, m)
-            else:
-                with self._lock:
-                    set_search_params(self.index, nprobe=nprobe, ef_search=ef_search)
-                    try:
-                        _, cand = self.index.search(xs, m)
-                    finally:
-                        spec = (self.manifest.faiss or {}).get("spec", {})
-                        set_search_params(self.index, nprobe=spec.get("nprobe"), ef_search=spec.get("ef_search"))
+            try:
+                params = search_params(self.index, nprobe=nprobe, ef_search=ef_search)
+            except ConfigError as e:
+                raise QueryError(str(e)) from None
+            _, cand = self.index.search(xs, m, params=params)
         scores, pos, terms = rerank(xq, cand.astype(np.int64), self.vectors, kk, self.weights)
         if exclude is None:
             return scores, pos, terms
@@ -298,13 +299,21 @@ class GalaxySearcher:
         path = fetch_cutout(ra, dec, fetch, cache_dir, http or HttpConfig())
         return SkyHits(self.query(image=path, k=k, refine=refine, exact=exact), ra, dec, None, None, path, why)
 
-    def query_batch(self, images: Sequence[Any], k: int = 10, refine: int = 10, exact: bool = False) -> list[list[Hit]]:
+    def query_batch(
+        self,
+        images: Sequence[Any],
+        k: int = 10,
+        refine: int = 10,
+        exact: bool = False,
+        nprobe: int | None = None,
+        ef_search: int | None = None,
+    ) -> list[list[Hit]]:
         """Several query images as one batch: one model call, one FAISS search, one rerank."""
         if len(images) == 0:
             return []
         self._check_k(k, refine, False)
         xq = self.embed(images)
-        s, p, t = self.search_vectors(xq, k, refine, exact)
+        s, p, t = self.search_vectors(xq, k, refine, exact, nprobe=nprobe, ef_search=ef_search)
         return [self._hits(s[i], p[i], t[i]) for i in range(len(images))]
 
     # ------------------------------------------------------------------ images of hits

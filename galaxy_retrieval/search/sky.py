@@ -35,5 +35,5 @@ def nearest_on_sky(ra0: float, dec0: float, ra: np.ndarray, dec: np.ndarray, rad
     i = int(np.argmin(sep))
     if not np.isfinite(sep[i]) or sep[i] > radius_arcsec:
         nearest = "no object has coordinates" if not np.isfinite(sep[i]) else f"the nearest is {sep[i]:.1f} arcsec away"
-        raise QueryError(f"no catalog object within {radius_arcsec:g} arcsec of RA {ra0:g}, Dec {dec0:g} ({nearest}; widen --radius)")
+        raise QueryError(f"no catalog object within {radius_arcsec:g} arcsec of RA {ra0:g}, Dec {dec0:g} ({nearest}; widen the radius)").resolved_by("radius")
     return i, float(sep[i])

@@ -33,7 +33,9 @@ from typing import Iterator
 import numpy as np
 
 from ..catalog.galaxy10 import GALAXY10_CLASSES
-from ..errors import ConfigError
+from ..errors import ConfigError, NoSpaceError
+from ..index.atomic import check_free_space, is_no_space
+from ..paths import check_output_file
 from ..progress import NULL_PROGRESS, Progress
 from .config import BANDS, SynthConfig
 from .params import N_CLASSES
@@ -110,7 +112,7 @@ def _chunks(cfg: SynthConfig, labels: np.ndarray, workers: int) -> Iterator[Chun
     # spawn, not fork: the caller may hold threads (torch, a progress bar) that fork would
     # copy mid-flight; the workers only need numpy and GalSim.
     ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_die_with_parent, initargs=(os.getpid(),)) as ex:
         # A bounded window of chunks in flight keeps memory flat however large n is,
         # while results are still taken strictly in order.
         window: deque[Future[Chunk]] = deque(ex.submit(render_chunk, cfg, lo, lab) for lo, lab in islice(tasks, 3 * workers))
@@ -123,6 +125,36 @@ def _chunks(cfg: SynthConfig, labels: np.ndarray, workers: int) -> Iterator[Chun
         finally:
             for fut in window:
                 fut.cancel()
+
+
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: end this worker when the process that started it dies.
+
+    A kill -9 of `gr synth` gives the pool no chance to shut its workers down, and they kept
+    rendering as orphans. Linux delivers SIGTERM on the parent's death once asked
+    (prctl PR_SET_PDEATHSIG); elsewhere a thread polls for a changed parent."""
+    import ctypes
+    import signal
+    import sys
+    import threading
+
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+    def watch() -> None:
+        import time
+
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
 def _create_datasets(f, cfg: SynthConfig) -> None:
@@ -162,11 +194,12 @@ def _write(f, c: Chunk) -> None:
     t["star_mask"][sl] = c.star_mask
 
 
-def generate_catalog(cfg: SynthConfig, out: str | Path, progress: Progress = NULL_PROGRESS) -> Path:
+def generate_catalog(cfg: SynthConfig, out: str | Path, progress: Progress = NULL_PROGRESS, overwrite: bool = False) -> Path:
     """Render ``cfg.n`` galaxies (balanced over the ten Galaxy10 classes) into ``out``.
 
-    Parent directories are created; an existing file at ``out`` is replaced only once the
-    new one is complete. Returns ``out`` as a :class:`~pathlib.Path`.
+    Parent directories are created; an existing file at ``out`` is an error unless
+    ``overwrite``, and is then replaced only once the new one is complete. A full disk is a
+    :class:`NoSpaceError` and leaves no partial file. Returns ``out`` as a :class:`~pathlib.Path`.
     """
     import h5py
 
@@ -175,12 +208,18 @@ def generate_catalog(cfg: SynthConfig, out: str | Path, progress: Progress = NUL
     out = Path(out)
     if out.is_dir():
         raise ConfigError(f"synth output {out} is a directory; give a file name such as {out / 'synth.h5'}")
+    if out.exists() and not overwrite:
+        raise ConfigError(f"{out}: exists; overwrite it, or choose another output file").resolved_by("overwrite")
+    check_output_file(out)
+    _remove_stale_partials(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     labels = balanced_labels(cfg.n, cfg.seed)
     n_chunks = -(-cfg.n // cfg.chunk_size)
     workers = max(1, min(cfg.resolved_workers(), n_chunks))
     progress.log(f"rendering {cfg.n} galaxies of {cfg.size}×{cfg.size} px (seed {cfg.seed}) on {workers} worker(s)")
     tmp = out.with_name(f"{out.name}.partial-{os.getpid()}")
+    per_object = _bytes_per_object(cfg)
+    check_free_space(out.parent, per_object * cfg.n, out)
     try:
         with h5py.File(tmp, "w") as f:
             f.attrs.update(
@@ -196,10 +235,39 @@ def generate_catalog(cfg: SynthConfig, out: str | Path, progress: Progress = NUL
             _create_datasets(f, cfg)
             with progress.task("rendering", total=cfg.n, unit="gal") as task:
                 for chunk in _chunks(cfg, labels, workers):
+                    # checked again before every write: HDF5 crashes the process on ENOSPC,
+                    # so it must never meet a full disk (another writer may be filling it)
+                    check_free_space(out.parent, per_object * (cfg.n - chunk.lo), out)
                     _write(f, chunk)
                     task.advance(len(chunk.images))
         os.replace(tmp, out)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        if is_no_space(e):
+            raise NoSpaceError(out) from None
         raise
     return out
+
+
+def _bytes_per_object(cfg: SynthConfig) -> int:
+    """An upper bound of the bytes one object adds to the file (compressed images: unknown
+    in advance, so only the rest is counted)."""
+    s = cfg.size
+    image = s * s * 3 if cfg.compression is None else 0
+    truth = 8 * len(TRUTH_SCALARS) + 12 * (cfg.max_stars + cfg.max_neighbours)
+    return image + s * s // 8 + truth + 64  # + star mask (gzip), ids, ra/dec/z, chunk index
+
+
+def _remove_stale_partials(out: Path) -> None:
+    """Partial files of killed runs (``NAME.partial-PID`` whose process is gone): they are
+    never complete, and on a nearly full disk they would keep a rerun from fitting."""
+    for p in out.parent.glob(f"{out.name}.partial-*"):
+        pid = p.name.rsplit("-", 1)[-1]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            p.unlink(missing_ok=True)
+        except PermissionError:  # alive, someone else's
+            pass

@@ -20,7 +20,7 @@ import torch
 
 from .. import __version__
 from ..catalog.base import Catalog
-from ..errors import CatalogError, CheckpointError
+from ..errors import CatalogError, CheckpointError, GalaxyRetrievalError, TrainingDivergedError
 from ..evaluate.metrics import loose_accuracy, split_loose_accuracy
 from ..model.checkpoint import (
     FORMAT_VERSION,
@@ -33,10 +33,12 @@ from ..model.checkpoint import (
     load_train_state,
     save_train_state,
     save_weights,
+    settle_last,
 )
 from ..model.device import autocast_for, pick_device
 from ..model.preprocess import normalize
 from ..model.vit import GalaxIDNetViT, build_model
+from ..paths import check_output_dir, first_missing, remove_created_dirs
 from ..progress import NULL_PROGRESS, Progress
 from ..score import ScoreWeights, contrastive_loss, info_nce_loss, score_torch, weight_logits, weights_from_logits
 from .augment import PairAugmenter
@@ -179,6 +181,29 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
 ) -> TrainResult:
+    """Train a GalaxIDNet ViT label-free on ``catalog`` and write ``out_dir``: see :func:`_train`.
+
+    A refused run (bad catalog or device, a diverging loss before the first epoch was saved)
+    in a directory this call created leaves no directory behind."""
+    out = check_output_dir(out_dir)
+    top = first_missing(out)
+    try:
+        return _train(cfg, catalog, out, progress, resume, overwrite)
+    except GalaxyRetrievalError:
+        if top is not None and out.is_dir() and not (out / LAST_DIR / "state.json").exists():
+            shutil.rmtree(out, ignore_errors=True)  # this call created it: nothing of the user's
+            remove_created_dirs(out.parent, top)
+        raise
+
+
+def _train(
+    cfg: TrainConfig,
+    catalog: Catalog,
+    out_dir: str | Path,
+    progress: Progress = NULL_PROGRESS,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> TrainResult:
     """Train a GalaxIDNet ViT label-free on ``catalog`` and write ``out_dir`` (see checkpoint.py).
 
     The catalog is split 80/10/10 by ``cfg.seed`` (:func:`split_indices`); only the 80 %
@@ -193,6 +218,7 @@ def train(
     t_start = time.perf_counter()
     out = Path(out_dir)
     if resume:
+        settle_last(out)  # a kill mid-save leaves the previous resume point or the new one, whole
         state_json = out / LAST_DIR / "state.json"
         if not state_json.is_file():
             raise CheckpointError(f"{out}: nothing to resume (no {LAST_DIR}/state.json); train without resume first")
@@ -212,13 +238,9 @@ def train(
                 f"{out / LAST_DIR}: run was trained with learn_score_weights={saved_learn}; "
                 f"got learn_score_weights={cfg.learn_score_weights} (resume with the run's setting)"
             )
-    if not resume and _has_run(out):
-        if not overwrite:
-            raise CheckpointError(f"{out}: already holds a training run; resume it or choose overwrite")
-        for name in (WEIGHTS_FILE, META_FILE, HISTORY_FILE, PLOT_FILE):
-            (out / name).unlink(missing_ok=True)
-        shutil.rmtree(out / LAST_DIR, ignore_errors=True)
-    out.mkdir(parents=True, exist_ok=True)
+    discard_old = not resume and _has_run(out)
+    if discard_old and not overwrite:
+        raise CheckpointError(f"{out}: already holds a training run; resume it or overwrite it").resolved_by("resume", "overwrite")
 
     device = pick_device(cfg.device)
     mcfg = cfg.model_config()
@@ -226,6 +248,8 @@ def train(
     g = torch.Generator().manual_seed(cfg.seed)
     augmenter = PairAugmenter(cfg.augment_config())
 
+    if len(catalog) < 3:  # named here: split_indices knows the count, not the file
+        raise CatalogError(f"{catalog.path}: holds {len(catalog)} objects; training needs at least 3 (train/val/test split)")
     train_rows, val_rows, _ = split_indices(len(catalog), cfg.seed)
     progress.log(
         f"device {device}; model {mcfg.name} ({mcfg.image_size}² input); "
@@ -246,6 +270,13 @@ def train(
     if not tr.preloaded:
         progress.log(f"training set larger than preload_max_bytes={cfg.preload_max_bytes}: streaming from the catalog")
     val = make_val_set(va, augmenter, cfg.seed, cfg.max_val_images)
+    # the old run goes only now that the new one has passed every check
+    if discard_old:
+        for name in (WEIGHTS_FILE, META_FILE, HISTORY_FILE, PLOT_FILE):
+            (out / name).unlink(missing_ok=True)
+        for d in ("", ".new", ".old"):
+            shutil.rmtree(out / (LAST_DIR + d), ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
 
     model = build_model(mcfg, seed=cfg.seed).to(device)
     theta: torch.Tensor | None = None  # learned score-weight logits
@@ -340,8 +371,9 @@ def train(
                 step += 1
                 lv = float(loss.detach())
                 if not math.isfinite(lv):
-                    raise FloatingPointError(
-                        f"training loss became {lv} at epoch {epoch + 1}, step {step}; lower lr (now {cfg.lr}) or set grad_clip"
+                    raise TrainingDivergedError(
+                        f"{out}: training loss became {lv} at epoch {epoch + 1}, step {step}; "
+                        f"lower the learning rate (now {cfg.lr:g}) or clip gradients"
                     )
                 k = len(anchors)
                 loss_sum += lv * k

@@ -1,0 +1,85 @@
+"""Output locations checked before the work that fills them starts.
+
+A path under a regular file, a directory where a file is wanted, or a read-only or virtual
+file system (``/proc``) used to surface as a traceback after minutes of rendering,
+training or embedding. These checks create nothing: they probe the nearest existing folder
+with a temp file that is removed at once.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import OutputPathError
+
+__all__ = ["check_output_file", "check_output_dir", "first_missing", "remove_created_dirs", "PROBE_PREFIX"]
+
+#: name prefix of the probe files (gone a moment after they are made; ignore them when listing)
+PROBE_PREFIX = ".gr-probe-"
+
+
+def _nearest_existing(p: Path) -> Path:
+    q = p
+    while not q.exists() and q != q.parent:
+        q = q.parent
+    return q
+
+
+def _probe(folder: Path, target: Path) -> None:
+    if not folder.is_dir():
+        raise OutputPathError(f"{target}: cannot be created, {folder} is a file, not a folder")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=PROBE_PREFIX)
+    except OSError as e:
+        raise OutputPathError(f"{target}: cannot write in {folder} ({e.strerror or e})") from None
+    os.close(fd)
+    os.unlink(tmp)
+
+
+def check_output_file(path: str | Path) -> Path:
+    """``path`` can be written as a file (it may exist: replacing is the caller's decision)."""
+    p = Path(path)
+    if p.is_dir():
+        raise OutputPathError(f"{p}: is a folder; give a file name")
+    if p.exists() and not os.access(p, os.W_OK):
+        raise OutputPathError(f"{p}: exists and is not writable")
+    _probe(_nearest_existing(p.parent), p)
+    return p
+
+
+def check_output_dir(path: str | Path) -> Path:
+    """``path`` is, or can be created as, a folder that files can be written into."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise OutputPathError(f"{p}: exists and is not a folder")
+    _probe(_nearest_existing(p), p)
+    return p
+
+
+def first_missing(path: str | Path) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet (what creating it would
+    create), or None if ``path`` exists."""
+    p = Path(path).absolute()
+    if p.exists():
+        return None
+    while not p.parent.exists():
+        p = p.parent
+    return p
+
+
+def remove_created_dirs(path: str | Path, top: Path | None) -> None:
+    """Undo the creation of ``path`` and its parents up to ``top`` (from :func:`first_missing`),
+    removing only folders that are empty: a refused command leaves the tree as it found it."""
+    if top is None:
+        return
+    p = Path(path).absolute()
+    while True:
+        try:
+            p.rmdir()
+        except OSError:  # not empty (or gone): stop, never remove anything else
+            return
+        if p == top or p == p.parent:
+            return
+        p = p.parent
