@@ -163,31 +163,42 @@ def check_index_spec(spec: IndexSpec, n: int, dim: int) -> str:
     return factory
 
 
-def search_params(index: Any, nprobe: int | None = None, ef_search: int | None = None) -> Any:
+def search_params(index: Any, nprobe: int | None = None, ef_search: int | None = None, sel: Any = None) -> Any:
     """FAISS per-call search parameters carrying these knobs for this index, or None when
     none applies. Passed as ``index.search(x, k, params=...)`` they leave the shared index
-    untouched, so threads with different knobs can search one index at the same time."""
+    untouched, so threads with different knobs can search one index at the same time.
+
+    ``sel`` (a ``faiss.IDSelector``) restricts the search to the ids it accepts: a metadata
+    filter or the live rows of an index with deletions, applied inside FAISS (prefiltering)."""
     import faiss
 
-    if nprobe is None and ef_search is None:
+    if nprobe is None and ef_search is None and sel is None:
         return None
     if isinstance(index, faiss.IndexPreTransform):
-        inner = search_params(faiss.downcast_index(index.index), nprobe, ef_search)
+        inner = search_params(faiss.downcast_index(index.index), nprobe, ef_search, sel)
         if inner is None:
             return None
         outer = faiss.SearchParametersPreTransform(index_params=inner)
         outer.referenced_objects = [inner]  # SWIG keeps a raw pointer: keep the Python object alive
         return outer
     base = faiss.downcast_index(index)
-    if nprobe is not None and isinstance(base, faiss.IndexIVF):
-        if nprobe < 1:
-            raise ConfigError(f"nprobe must be ≥ 1, got {nprobe}")
-        return faiss.SearchParametersIVF(nprobe=int(nprobe))
-    if ef_search is not None and isinstance(base, faiss.IndexHNSW):
-        if ef_search < 1:
-            raise ConfigError(f"ef_search must be ≥ 1, got {ef_search}")
-        return faiss.SearchParametersHNSW(efSearch=int(ef_search))
-    return None
+    if nprobe is not None and nprobe < 1:
+        raise ConfigError(f"nprobe must be ≥ 1, got {nprobe}")
+    if ef_search is not None and ef_search < 1:
+        raise ConfigError(f"ef_search must be ≥ 1, got {ef_search}")
+    params: Any = None
+    # a parameter object replaces every knob of its kind: one made for the selector alone
+    # must still carry the index's own nprobe / efSearch, not FAISS' defaults (1 and 16)
+    if isinstance(base, faiss.IndexIVF) and (nprobe is not None or sel is not None):
+        params = faiss.SearchParametersIVF(nprobe=int(nprobe if nprobe is not None else base.nprobe))
+    elif isinstance(base, faiss.IndexHNSW) and (ef_search is not None or sel is not None):
+        params = faiss.SearchParametersHNSW(efSearch=int(ef_search if ef_search is not None else base.hnsw.efSearch))
+    elif sel is not None:
+        params = faiss.SearchParameters()
+    if params is not None and sel is not None:
+        params.sel = sel
+        params.referenced_objects = [sel]
+    return params
 
 
 def set_search_params(index: Any, nprobe: int | None = None, ef_search: int | None = None) -> None:

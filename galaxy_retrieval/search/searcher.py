@@ -15,11 +15,20 @@ Safe to share between threads: lazy loading happens under a lock, and FAISS sear
 concurrently; per-call knobs (``nprobe``, ``ef_search``) travel as FAISS search parameters
 of that call only, never as changes to the shared index (which raced: other threads saw
 the knob, and FAISS read out of bounds).
+
+Deleted rows (the manifest's tombstone list) and ``where=`` filters (SQL run by DuckDB over
+the metadata, :mod:`~galaxy_retrieval.index.filters`) restrict every query path the same way:
+the allowed positions go to FAISS as an ID selector in that call's search parameters
+(prefiltering), and a selection small enough to read quickly is scanned exactly instead.
+When the FAISS shortlist holds fewer than k allowed rows (an IVF probe can miss a sparse
+selection), the query is refilled by the exact scan of the selection: k allowed rows exist →
+k hits.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -27,10 +36,12 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import CheckpointError, ConfigError, IndexFormatError, QueryError
-from ..index.build import FAISS_FILE, MODEL_DIR, VECTORS_FILE
+from ..index.build import MODEL_DIR
 from ..index.candidates import load_faiss_index, search_params
+from ..index.filters import select_positions
 from ..index.manifest import MANIFEST_NAME, Manifest, read_manifest
-from ..index.shards import check_shard_models, read_shard_table
+from ..index.shards import check_shard_models, read_metadata_table
+from ..index.tombstones import read_tombstones
 from ..score import ScoreWeights
 from .hits import Hit, SkyHits
 from .sky import check_position, nearest_on_sky
@@ -38,6 +49,34 @@ from .sky import check_position, nearest_on_sky
 __all__ = ["GalaxySearcher"]
 
 ImageLike = "str | Path | np.ndarray"
+
+# A selection (filter ∩ live rows) of at most this many stored numbers (rows × dimension) is
+# scanned exactly instead of searched with FAISS: 2²³ floats are 32 MB, a few ms to read,
+# and the scan has recall 1 where an IVF probe of a sparse selection finds few of its rows.
+EXACT_SCAN_ELEMENTS = 1 << 23
+_CACHED_FILTERS = 32
+
+
+class _Selection:
+    """The positions a query may return (sorted), and their FAISS ID selector (built once)."""
+
+    def __init__(self, positions: np.ndarray, n: int) -> None:
+        self.positions = positions
+        self._n = n
+        self._sel: Any = None
+        self._bits: np.ndarray | None = None
+
+    def selector(self) -> Any:
+        import faiss
+
+        if self._sel is None:
+            mask = np.zeros(self._n, bool)
+            mask[self.positions] = True
+            # a bitmap answers "is id i allowed" in O(1) for any selectivity; FAISS keeps a raw
+            # pointer into it, so the array lives as long as this selection
+            self._bits = np.packbits(mask, bitorder="little")
+            self._sel = faiss.IDSelectorBitmap(self._n, faiss.swig_ptr(self._bits))
+        return self._sel
 
 
 class GalaxySearcher:
@@ -50,22 +89,30 @@ class GalaxySearcher:
         self._embedder: Any = None
         self._catalog: Any = None
         self._id_to_pos: dict[str, int] | None = None
+        # the files of the manifest's version: a write makes new ones, so this searcher keeps
+        # answering from the version it opened
+        vec_path, faiss_path = path / manifest.vectors_file, path / manifest.faiss_file
         try:
-            self.vectors = np.load(path / VECTORS_FILE, mmap_mode="r")
+            self.vectors = np.load(vec_path, mmap_mode="r")
         except (OSError, ValueError) as e:
-            raise IndexFormatError(f"{path / VECTORS_FILE}: not a readable vector file ({e})") from None
+            raise IndexFormatError(f"{vec_path}: not a readable vector file ({e})") from None
         _advise_random(self.vectors)
         if self.vectors.shape != (manifest.count, manifest.dim):
-            raise IndexFormatError(f"{path / VECTORS_FILE}: shape {self.vectors.shape}, manifest says {(manifest.count, manifest.dim)}")
-        self.index = load_faiss_index(path / FAISS_FILE, manifest.faiss)
+            raise IndexFormatError(f"{vec_path}: shape {self.vectors.shape}, manifest says {(manifest.count, manifest.dim)}")
+        self.index = load_faiss_index(faiss_path, manifest.faiss)
         if self.index.ntotal != manifest.count:
-            raise IndexFormatError(f"{path / FAISS_FILE}: holds {self.index.ntotal} vectors, manifest says {manifest.count}")
+            raise IndexFormatError(f"{faiss_path}: holds {self.index.ntotal} vectors, manifest says {manifest.count}")
+        self.deleted, _ = read_tombstones(path, manifest.tombstones, manifest.count)
+        self._dead = np.zeros(manifest.count, bool)
+        self._dead[self.deleted] = True
+        # None: every row may be returned (the plain, unselected FAISS search)
+        self._live = _Selection(np.flatnonzero(~self._dead), manifest.count) if len(self.deleted) else None
+        self._filters: OrderedDict[str, _Selection] = OrderedDict()
         self._cosine = (manifest.faiss or {}).get("metric") == "cosine"
         # a shard embedded by another model than the manifest's would answer with a mix of two
         # models while every file still matches its digest
         check_shard_models([path / s.file for s in manifest.shards], (manifest.model or {}).get("sha256"), f"{path / MANIFEST_NAME}")
-        tables = [read_shard_table(path / s.file, _meta_columns(path / s.file)) for s in manifest.shards]
-        self.table: pa.Table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
+        self.table: pa.Table = read_metadata_table([path / s.file for s in manifest.shards])
         self.object_ids: list[str] = self.table.column("object_id").to_pylist()
         self.rows: np.ndarray = self.table.column("row").to_numpy()
 
@@ -80,12 +127,21 @@ class GalaxySearcher:
         index; it must be the checkpoint the index was built with.
         """
         p = Path(path)
-        m = read_manifest(p)
-        m.verify(p, full=verify)
-        return cls(p, m, checkpoint)
+        for attempt in range(3):
+            m = read_manifest(p)
+            try:
+                m.verify(p, full=verify)
+                return cls(p, m, checkpoint)
+            except IndexFormatError:
+                # a writer may have replaced the manifest and removed the files of the version
+                # just read; that is a newer version to open, not a damaged index
+                if attempt == 2 or read_manifest(p).version == m.version:
+                    raise
+        raise AssertionError("unreachable")
 
     def __len__(self) -> int:
-        return self.manifest.count
+        """Objects the index can return (deleted ones excluded)."""
+        return self.manifest.count - len(self.deleted)
 
     def warmup(self, model: bool = True) -> None:
         """Load what the first query would (model, compiled kernels), so it is not timed."""
@@ -152,6 +208,8 @@ class GalaxySearcher:
         pos = self._id_to_pos.get(str(object_id))
         if pos is None:
             raise QueryError(f"object id {object_id!r} is not in the index {self.path}")
+        if self._dead[pos]:
+            raise QueryError(f"object id {object_id!r} was deleted from the index {self.path}")
         return pos
 
     def position_at(self, ra: float, dec: float, radius_arcsec: float = 10.0) -> tuple[int, float]:
@@ -160,6 +218,8 @@ class GalaxySearcher:
             raise QueryError(f"{self.path}: the catalog has no ra/dec columns; query by image or object id").resolved_by("image", "object_id")
         ra_col = np.asarray(self.table.column("ra").to_numpy(zero_copy_only=False), dtype=np.float64)
         dec_col = np.asarray(self.table.column("dec").to_numpy(zero_copy_only=False), dtype=np.float64)
+        if len(self.deleted):  # a deleted object is not there to be found
+            ra_col = np.where(self._dead, np.nan, ra_col)
         return nearest_on_sky(float(ra), float(dec), ra_col, dec_col, float(radius_arcsec))
 
     def metadata(self, positions: Sequence[int]) -> list[dict[str, Any]]:
@@ -181,6 +241,37 @@ class GalaxySearcher:
         if refine < 1:
             raise QueryError(f"refine must be ≥ 1, got {refine}")
 
+    def select(self, where: str) -> np.ndarray:
+        """Positions (sorted) of the live rows matching the SQL condition ``where`` over the
+        metadata columns, e.g. ``"label = 3 AND redshift < 0.05"`` (DuckDB's SQL)."""
+        return self._selection(where).positions  # type: ignore[union-attr]
+
+    def _selection(self, where: str | None) -> _Selection | None:
+        if where is None:
+            return self._live
+        with self._lock:
+            hit = self._filters.get(where)
+            if hit is not None:
+                self._filters.move_to_end(where)
+                return hit
+        pos = select_positions(self.table, where)
+        sel = _Selection(pos[~self._dead[pos]], self.manifest.count)
+        with self._lock:  # repeated filters (a web form, a batch) are selected once
+            self._filters[where] = sel
+            while len(self._filters) > _CACHED_FILTERS:
+                self._filters.popitem(last=False)
+        return sel
+
+    def _scan(self, xq: np.ndarray, k: int, positions: np.ndarray | None) -> np.ndarray:
+        """Exact top-k positions, over every row or over ``positions`` only."""
+        from .exact import exact_knn
+
+        if positions is None:
+            return exact_knn(xq, self.vectors, k, self.weights)[1]
+        step = max(1, (1 << 24) // max(1, self.manifest.dim))  # ~64 MB of float32 per block
+        blocks = (self.vectors[positions[lo : lo + step]] for lo in range(0, len(positions), step))
+        return exact_knn(xq, blocks, k, self.weights, ids=positions)[1]
+
     def search_vectors(
         self,
         xq: np.ndarray,
@@ -190,40 +281,62 @@ class GalaxySearcher:
         exclude: Sequence[int] | None = None,
         nprobe: int | None = None,
         ef_search: int | None = None,
+        where: str | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Top-k of each query vector: (scores (nq, k), positions (nq, k), terms (nq, k, 3)).
 
-        ``exclude[i]`` is a position to leave out of query i's results (the query object)."""
-        from .exact import exact_knn, rerank
+        ``exclude[i]`` is a position to leave out of query i's results (the query object).
+        ``where`` keeps the rows matching this SQL condition; with fewer than k of them the
+        rows past the last are padding (position −1, score −inf)."""
+        from .exact import rerank
 
         xq = np.ascontiguousarray(np.atleast_2d(xq), dtype=np.float32)
         if xq.shape[1] != self.manifest.dim:
             raise QueryError(f"query vectors have dimension {xq.shape[1]}, the index has {self.manifest.dim}")
         extra = 1 if exclude is not None else 0
-        self._check_k(k, refine, exclude is not None)
-        kk = k + extra
-        if exact:
-            _, cand = exact_knn(xq, self.vectors, kk, self.weights)
+        if where is None:
+            self._check_k(k, refine, exclude is not None)
+        else:  # a filter may match fewer than k rows: those are the answer, not an error
+            self._check_k(1, refine, False)
+            if k < 1:
+                raise QueryError(f"k must be ≥ 1, got {k}")
+        sel = self._selection(where)
+        avail = self.manifest.count if sel is None else len(sel.positions)
+        kk = min(k + extra, avail)
+        if kk == 0:
+            return _pad(np.empty((len(xq), 0), np.float32), np.empty((len(xq), 0), np.int64), np.empty((len(xq), 0, 3), np.float32), k)
+        small = sel is not None and len(sel.positions) * self.manifest.dim <= EXACT_SCAN_ELEMENTS
+        if exact or small:
+            cand = self._scan(xq, kk, None if sel is None else sel.positions)
         else:
-            m = min(len(self), kk * refine)
+            m = min(avail, kk * refine)
             xs = xq
             if self._cosine:
                 xs = xq / np.maximum(np.linalg.norm(xq, axis=1, keepdims=True), 1e-30)
             try:
-                params = search_params(self.index, nprobe=nprobe, ef_search=ef_search)
+                params = search_params(self.index, nprobe=nprobe, ef_search=ef_search, sel=None if sel is None else sel.selector())
             except ConfigError as e:
                 raise QueryError(str(e)) from None
             _, cand = self.index.search(xs, m, params=params)
         scores, pos, terms = rerank(xq, cand.astype(np.int64), self.vectors, kk, self.weights)
+        if sel is not None and not (exact or small):
+            short = (pos >= 0).sum(axis=1) < kk
+            if short.any():  # refill from the exact scan of the selection
+                xr = xq[short]
+                scores[short], pos[short], terms[short] = rerank(xr, self._scan(xr, kk, sel.positions), self.vectors, kk, self.weights)
         if exclude is None:
-            return scores, pos, terms
-        out_s = np.empty((len(xq), k), np.float32)
-        out_p = np.empty((len(xq), k), np.int64)
-        out_t = np.empty((len(xq), k, 3), np.float32)
+            return _pad(scores, pos, terms, k)
+        keep_s, keep_p, keep_t = [], [], []
         for i, ex in enumerate(exclude):
-            keep = np.flatnonzero(pos[i] != ex)[:k]
-            out_s[i], out_p[i], out_t[i] = scores[i, keep], pos[i, keep], terms[i, keep]
-        return out_s, out_p, out_t
+            keep = np.flatnonzero((pos[i] != ex) & (pos[i] >= 0))[:k]
+            keep_s.append(scores[i, keep])
+            keep_p.append(pos[i, keep])
+            keep_t.append(terms[i, keep])
+        out = _pad(np.full((len(xq), 0), -np.inf, np.float32), np.full((len(xq), 0), -1, np.int64), np.full((len(xq), 0, 3), np.nan, np.float32), k)
+        for i in range(len(xq)):
+            n = len(keep_p[i])
+            out[0][i, :n], out[1][i, :n], out[2][i, :n] = keep_s[i], keep_p[i], keep_t[i]
+        return out
 
     def _hits(self, scores: np.ndarray, pos: np.ndarray, terms: np.ndarray) -> list[Hit]:
         valid = pos >= 0
@@ -247,21 +360,29 @@ class GalaxySearcher:
         exact: bool = False,
         nprobe: int | None = None,
         ef_search: int | None = None,
+        where: str | None = None,
     ) -> list[Hit]:
-        """The k most similar catalog objects to one query (give exactly one kind of query)."""
+        """The k most similar catalog objects to one query (give exactly one kind of query).
+
+        ``where``: only objects matching this SQL condition over the metadata columns, e.g.
+        ``"label = 3 AND redshift < 0.05"``; fewer than k hits when fewer match."""
         given = [image is not None, object_id is not None, ra is not None or dec is not None]
         if sum(given) != 1:
             raise QueryError("give exactly one of: an image, an object id, or ra and dec")
         if given[2] and (ra is None or dec is None):
             raise QueryError("a sky position needs both ra and dec")
+        if where is not None:
+            self._selection(where)  # a bad filter is reported before the model is loaded
         if image is not None:
-            self._check_k(k, refine, False)
+            if where is None:
+                self._check_k(k, refine, False)
             xq = self.embed([image])
-            return self._hits(*(a[0] for a in self.search_vectors(xq, k, refine, exact, nprobe=nprobe, ef_search=ef_search)))
+            return self._hits(*(a[0] for a in self.search_vectors(xq, k, refine, exact, nprobe=nprobe, ef_search=ef_search, where=where)))
         pos = self.position_of(object_id) if object_id is not None else self.position_at(ra, dec, radius_arcsec)[0]
-        self._check_k(k, refine, True)
+        if where is None:
+            self._check_k(k, refine, True)
         xq = np.asarray(self.vectors[pos : pos + 1], dtype=np.float32)
-        res = self.search_vectors(xq, k, refine, exact, exclude=[pos], nprobe=nprobe, ef_search=ef_search)
+        res = self.search_vectors(xq, k, refine, exact, exclude=[pos], nprobe=nprobe, ef_search=ef_search, where=where)
         return self._hits(*(a[0] for a in res))
 
     def query_sky(
@@ -276,6 +397,7 @@ class GalaxySearcher:
         fetch: Any = None,
         cache_dir: str | Path | None = None,
         http: Any = None,
+        where: str | None = None,
     ) -> SkyHits:
         """Neighbours of what is at (ra, dec): the nearest catalog object within the radius,
         or, when there is none and ``fetch`` (a :class:`~galaxy_retrieval.fetch.CutoutSpec`)
@@ -293,11 +415,11 @@ class GalaxySearcher:
             why = str(e)
         else:
             oid = self.object_ids[pos]
-            return SkyHits(self.query(object_id=oid, k=k, refine=refine, exact=exact), ra, dec, oid, sep)
+            return SkyHits(self.query(object_id=oid, k=k, refine=refine, exact=exact, where=where), ra, dec, oid, sep)
         from ..fetch import HttpConfig, fetch_cutout
 
         path = fetch_cutout(ra, dec, fetch, cache_dir, http or HttpConfig())
-        return SkyHits(self.query(image=path, k=k, refine=refine, exact=exact), ra, dec, None, None, path, why)
+        return SkyHits(self.query(image=path, k=k, refine=refine, exact=exact, where=where), ra, dec, None, None, path, why)
 
     def query_batch(
         self,
@@ -307,13 +429,17 @@ class GalaxySearcher:
         exact: bool = False,
         nprobe: int | None = None,
         ef_search: int | None = None,
+        where: str | None = None,
     ) -> list[list[Hit]]:
         """Several query images as one batch: one model call, one FAISS search, one rerank."""
         if len(images) == 0:
             return []
-        self._check_k(k, refine, False)
+        if where is None:
+            self._check_k(k, refine, False)
+        else:
+            self._selection(where)
         xq = self.embed(images)
-        s, p, t = self.search_vectors(xq, k, refine, exact, nprobe=nprobe, ef_search=ef_search)
+        s, p, t = self.search_vectors(xq, k, refine, exact, nprobe=nprobe, ef_search=ef_search, where=where)
         return [self._hits(s[i], p[i], t[i]) for i in range(len(images))]
 
     # ------------------------------------------------------------------ images of hits
@@ -332,14 +458,15 @@ class GalaxySearcher:
         return list(batch.images)
 
 
-def _meta_columns(shard: Path) -> list[str]:
-    import pyarrow.parquet as pq
-
-    try:
-        names = pq.read_schema(shard).names
-    except (pa.ArrowInvalid, OSError) as e:
-        raise IndexFormatError(f"{shard}: not a readable Parquet shard ({e})") from None
-    return [n for n in names if n != "embedding"]
+def _pad(scores: np.ndarray, pos: np.ndarray, terms: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The first k columns, padded past the last real one as FAISS pads (−inf, −1, NaN)."""
+    nq, have = pos.shape
+    out_s = np.full((nq, k), -np.inf, np.float32)
+    out_p = np.full((nq, k), -1, np.int64)
+    out_t = np.full((nq, k, 3), np.nan, np.float32)
+    n = min(k, have)
+    out_s[:, :n], out_p[:, :n], out_t[:, :n] = scores[:, :n], pos[:, :n], terms[:, :n]
+    return out_s, out_p, out_t
 
 
 def _advise_random(vectors: np.ndarray) -> None:
