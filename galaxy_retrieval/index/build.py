@@ -48,6 +48,8 @@ FAISS_FILE = "faiss.index"
 MODEL_DIR = "model"
 STATE_FILE = "build-state.json"
 _RANGE_KEY = b"galaxy_retrieval.rows"
+# files of later versions written by add/delete/compact/reindex (index/writes.py)
+VERSIONED_GLOBS = ("vectors-v*.npy", "faiss-v*.index", "deleted-v*.parquet")
 
 
 @dataclass(frozen=True)
@@ -97,9 +99,10 @@ def _owned_entries(out: Path) -> tuple[list[Path], list[Path]]:
     for p in sorted(out.iterdir()):
         if p.name.startswith(PROBE_PREFIX):  # another writer checking the directory right now
             continue
-        if p.name in top and not p.is_dir():
+        versioned = any(fnmatch.fnmatch(p.name, g) for g in VERSIONED_GLOBS)
+        if (p.name in top or versioned) and not p.is_dir():
             owned.append(p)
-        elif _is_tmp_of(p.name, top):
+        elif _is_tmp_of(p.name, top) or _is_versioned_tmp(p.name):
             owned.append(p)
         elif p.name in (MODEL_DIR, EMBEDDINGS_DIR) and p.is_dir() and not p.is_symlink():
             names = {"model.safetensors", "checkpoint.json"} if p.name == MODEL_DIR else None
@@ -120,6 +123,13 @@ def _is_tmp_of(name: str, targets: set[str]) -> bool:
         return False
     stem, _, pid = name[1 : -len(TMP_SUFFIX)].rpartition(".")
     return pid.isdigit() and stem in targets
+
+
+def _is_versioned_tmp(name: str) -> bool:
+    if not (name.startswith(".") and name.endswith(TMP_SUFFIX)):
+        return False
+    stem, _, pid = name[1 : -len(TMP_SUFFIX)].rpartition(".")
+    return pid.isdigit() and any(fnmatch.fnmatch(stem, g) for g in VERSIONED_GLOBS)
 
 
 def _inside(p: Path, root: Path) -> bool:

@@ -31,6 +31,9 @@ __all__ = [
     "load_faiss_index",
     "set_search_params",
     "faiss_gpu_count",
+    "add_to_faiss_index",
+    "write_faiss_index",
+    "ivf_balance",
 ]
 
 _NAMED = ("auto", "flat", "hnsw", "ivf-pq")
@@ -268,15 +271,7 @@ def build_faiss_index(
     set_search_params(index, nprobe=spec.nprobe, ef_search=spec.ef_search)
     build_s = time.perf_counter() - t0
     out = Path(out)
-    from .atomic import atomic_path
-
-    with atomic_path(out) as tmp:
-        try:
-            faiss.write_index(index, str(tmp))
-        except RuntimeError as e:  # FAISS reports a failed fwrite as RuntimeError + strerror
-            if "No space left on device" in str(e):
-                raise NoSpaceError(out) from None
-            raise
+    write_faiss_index(index, out)
     return {
         "file": out.name,
         "factory": factory,
@@ -288,6 +283,53 @@ def build_faiss_index(
         "add_seconds": round(build_s - train_s, 3),
         "built_on_gpu": gpu,
         "ntotal": int(index.ntotal),
+    }
+
+
+def write_faiss_index(index: Any, out: str | Path) -> Path:
+    """Write ``index`` to ``out`` atomically; a full disk is a :class:`NoSpaceError`."""
+    import faiss
+
+    from .atomic import atomic_path
+
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        try:
+            faiss.write_index(index, str(tmp))
+        except RuntimeError as e:  # FAISS reports a failed fwrite as RuntimeError + strerror
+            if "No space left on device" in str(e):
+                raise NoSpaceError(out) from None
+            raise
+    return out
+
+
+def add_to_faiss_index(index: Any, vectors: np.ndarray, metric: str, chunk: int = 65_536) -> None:
+    """Append ``vectors`` (ids continue from ``index.ntotal``) without training again: an
+    added object lands in the list of its nearest trained centroid. Adds can drift from the
+    data the quantiser was trained on; :func:`ivf_balance` shows it, a reindex repairs it."""
+    for lo in range(0, len(vectors), chunk):
+        index.add(_prepare(vectors[lo : lo + chunk], metric))
+
+
+def ivf_balance(index: Any) -> dict[str, Any] | None:
+    """How evenly an inverted file's lists are filled (None for a flat or HNSW index).
+
+    ``imbalance`` is FAISS' imbalance factor, Σ size² · nlist / N²: 1 for equal lists; a
+    search reads about that many times the vectors a balanced index would."""
+    import faiss
+
+    ivf = faiss.try_extract_index_ivf(index) if hasattr(faiss, "try_extract_index_ivf") else None
+    if ivf is None:
+        return None
+    sizes = np.array([ivf.invlists.list_size(i) for i in range(ivf.nlist)], np.int64)
+    n = int(sizes.sum())
+    return {
+        "nlist": int(ivf.nlist),
+        "vectors": n,
+        "empty_lists": int((sizes == 0).sum()),
+        "largest_list": int(sizes.max()) if len(sizes) else 0,
+        "mean_list": n / max(1, len(sizes)),
+        "imbalance": float((sizes.astype(np.float64) ** 2).sum() * len(sizes) / n**2) if n else 1.0,
     }
 
 

@@ -80,6 +80,9 @@ class _Selection:
 
 
 class GalaxySearcher:
+    # selections of at most this many stored numbers are scanned exactly (instance-settable)
+    exact_scan_elements: int = EXACT_SCAN_ELEMENTS
+
     def __init__(self, path: Path, manifest: Manifest, checkpoint: str | Path | None = None) -> None:
         self.path = path
         self.manifest = manifest
@@ -305,7 +308,7 @@ class GalaxySearcher:
         kk = min(k + extra, avail)
         if kk == 0:
             return _pad(np.empty((len(xq), 0), np.float32), np.empty((len(xq), 0), np.int64), np.empty((len(xq), 0, 3), np.float32), k)
-        small = sel is not None and len(sel.positions) * self.manifest.dim <= EXACT_SCAN_ELEMENTS
+        small = sel is not None and len(sel.positions) * self.manifest.dim <= self.exact_scan_elements
         if exact or small:
             cand = self._scan(xq, kk, None if sel is None else sel.positions)
         else:

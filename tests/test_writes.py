@@ -1,0 +1,169 @@
+"""The index as a vector database (issue 13): filters, deletes, compaction, reindex.
+
+Indexes are built from shards written here (no model); every result is checked against a
+brute-force reference: the paper's score over the allowed rows, sorted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from galaxy_retrieval.errors import IndexBusyError, QueryError
+from galaxy_retrieval.index import read_manifest
+from galaxy_retrieval.index.build import BuildConfig, build_index_from_shards
+from galaxy_retrieval.index.candidates import IndexSpec, ivf_balance, load_faiss_index
+from galaxy_retrieval.index.lock import directory_lock
+from galaxy_retrieval.index.verify import verify_index
+from galaxy_retrieval.index.writes import compact_index, delete_objects, reindex
+from galaxy_retrieval.score import score_numpy
+from galaxy_retrieval.search.searcher import GalaxySearcher
+
+from .test_index import _clustered, _write_shards
+
+N, D = 600, 32
+KINDS = {"flat": IndexSpec(kind="flat"), "hnsw": IndexSpec(kind="hnsw", ef_search=64), "ivf": IndexSpec(kind="IVF16,Flat", nprobe=2)}
+
+
+def _build(tmp: Path, kind: str = "flat") -> tuple[Path, np.ndarray]:
+    x = _clustered(N, D)
+    res = build_index_from_shards(_write_shards(tmp / "shards", x), tmp / "index", BuildConfig(index=KINDS[kind]))
+    return res.path, x
+
+
+def _reference(x: np.ndarray, q: int, allowed: np.ndarray, k: int, exclude_self: bool = True) -> list[int]:
+    """Top-k positions of row q's neighbours among ``allowed`` (bool mask), itself excluded."""
+    ref = score_numpy(x[q], x)
+    ref[~allowed] = -np.inf
+    if exclude_self:
+        ref[q] = -np.inf
+    order = np.argsort(-ref, kind="stable")[:k]
+    return [int(i) for i in order if np.isfinite(ref[i])]
+
+
+def _labels() -> np.ndarray:
+    return np.arange(N) % 5  # the metadata _write_shards writes
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+@pytest.mark.parametrize("where, want", [("label = 3", _labels() == 3), ("label = 3 AND row < 40", (_labels() == 3) & (np.arange(N) < 40)), ("row = 9", np.arange(N) == 9)])
+def test_filtered_results_equal_brute_force(tmp_path: Path, kind: str, where: str, want: np.ndarray) -> None:
+    path, x = _build(tmp_path, kind)
+    s = GalaxySearcher.open(path)
+    np.testing.assert_array_equal(s.select(where), np.flatnonzero(want))
+    for small in (True, False):  # the exact scan of a small selection, and FAISS with a selector
+        s.exact_scan_elements = 1 << 30 if small else 0
+        for q in (0, 7, 123):
+            hits = s.query(object_id=f"obj-{q:04d}", k=10, where=where)
+            # k matching rows exist → k hits, even where the IVF probe (nprobe 2) misses them
+            assert [h.row for h in hits] == _reference(x, q, want, 10), (small, q)
+            assert all(want[h.row] for h in hits)
+
+
+def test_filter_matching_fewer_than_k_returns_them_all(tmp_path: Path) -> None:
+    path, x = _build(tmp_path)
+    s = GalaxySearcher.open(path)
+    hits = s.query(object_id="obj-0001", k=10, where="row IN (1, 2, 3, 4)")
+    assert sorted(h.row for h in hits) == [2, 3, 4]
+    assert s.query(object_id="obj-0001", k=5, where="label = 99") == []
+    # a batch of vectors: every query gets the matching rows only
+    _, pos, _ = s.search_vectors(x[:3], k=4, where="label = 2")
+    for i in range(3):
+        assert pos[i].tolist() == _reference(x, i, _labels() == 2, 4, exclude_self=False)
+
+
+@pytest.mark.parametrize("where, reason", [("label = ", "syntax error"), ("redshift < 0.05", "redshift"), ("label = 'spiral'", "Conversion")])
+def test_bad_filter_is_one_line_naming_expression_and_columns(tmp_path: Path, where: str, reason: str) -> None:
+    path, _ = _build(tmp_path)
+    s = GalaxySearcher.open(path)
+    with pytest.raises(QueryError) as e:
+        s.query(object_id="obj-0001", where=where)
+    msg = str(e.value)
+    assert "\n" not in msg and repr(where) in msg and reason in msg
+    assert "the columns are object_id, row, label, ra, dec" in msg
+
+
+def test_filter_cannot_read_files(tmp_path: Path) -> None:
+    path, _ = _build(tmp_path)
+    (tmp_path / "secret.csv").write_text("a\n1\n")
+    with pytest.raises(QueryError, match="disabled"):
+        GalaxySearcher.open(path).select(f"row IN (SELECT a FROM read_csv('{tmp_path / 'secret.csv'}'))")
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_delete_is_honoured_by_every_query_path(tmp_path: Path, kind: str) -> None:
+    path, x = _build(tmp_path, kind)
+    before = GalaxySearcher.open(path)
+    q = 7
+    gone = [h.object_id for h in before.query(object_id=f"obj-{q:04d}", k=5)]
+    res = delete_objects(path, [*gone, "obj-0300", "no-such-1", "no-such-2"])
+    assert (res.deleted, res.not_found, res.live, res.version) == (6, ("no-such-1", "no-such-2"), N - 6, 2)
+    dead = np.isin([f"obj-{i:04d}" for i in range(N)], [*gone, "obj-0300"])
+    s = GalaxySearcher.open(path)
+    assert len(s) == N - 6 and s.manifest.version == 2
+    for exact in (False, True):
+        for small in (True, False):
+            s.exact_scan_elements = 1 << 30 if small else 0
+            hits = s.query(object_id=f"obj-{q:04d}", k=10, exact=exact)
+            assert [h.row for h in hits] == _reference(x, q, ~dead, 10)
+    with pytest.raises(QueryError, match="was deleted"):
+        s.query(object_id="obj-0300")
+    ra, dec = s.table.column("ra")[300].as_py(), s.table.column("dec")[300].as_py()
+    with pytest.raises(QueryError, match="no catalog object within"):
+        s.query(ra=ra, dec=dec, radius_arcsec=0.01)
+    assert not set(gone) & {h.object_id for h in s.query(object_id="obj-0001", k=10, where="label >= 0")}
+    # a searcher opened before the delete keeps answering from its version
+    assert [h.object_id for h in before.query(object_id=f"obj-{q:04d}", k=5)] == gone
+    # deleting again is a no-op that writes nothing
+    again = delete_objects(path, gone)
+    assert (again.deleted, again.already_deleted, again.version) == (0, 5, 2)
+    verify_index(path)
+
+
+def test_delete_by_filter_then_compact(tmp_path: Path) -> None:
+    path, x = _build(tmp_path, "ivf")
+    res = delete_objects(path, where="label = 0 OR row >= 500")
+    dead = (_labels() == 0) | (np.arange(N) >= 500)
+    assert res.deleted == int(dead.sum())
+    s = GalaxySearcher.open(path)
+    want = [s.object_ids[r] for r in _reference(x, 7, ~dead, 10)]
+    c = compact_index(path)
+    assert (c.removed, c.count, c.version) == (int(dead.sum()), int((~dead).sum()), 3)
+    m = read_manifest(path)
+    assert m.tombstones is None and m.count == c.count
+    # only the new version's files remain: old shards, vectors, FAISS index, tombstones are gone
+    listed = {e.file for e in m.shards} | {m.vectors_file, m.faiss_file}
+    on_disk = {str(p.relative_to(path)) for p in path.rglob("*") if p.is_file() and p.parent.name != "model"} - {"manifest.json", ".gr-write.lock"}
+    assert on_disk == listed
+    t = pq.read_table(path / "embeddings")
+    assert t.num_rows == c.count and not (set(t.column("object_id").to_pylist()) & {f"obj-{i:04d}" for i in np.flatnonzero(dead)})
+    s2 = GalaxySearcher.open(path)
+    s2.exact_scan_elements = 0
+    assert [h.object_id for h in s2.query(object_id="obj-0007", k=10, nprobe=16)] == want
+    assert load_faiss_index(path / m.faiss_file).ntotal == c.count
+    verify_index(path)
+
+
+def test_second_writer_is_refused(tmp_path: Path) -> None:
+    path, _ = _build(tmp_path)
+    before = read_manifest(path)
+    with directory_lock(path):
+        with pytest.raises(IndexBusyError, match="another writer"):
+            delete_objects(path, ["obj-0001"])
+    assert read_manifest(path) == before
+
+
+def test_reindex_rebuilds_faiss_and_reports_balance(tmp_path: Path) -> None:
+    path, x = _build(tmp_path, "ivf")
+    bal = ivf_balance(load_faiss_index(path / read_manifest(path).faiss_file))
+    assert bal is not None and bal["nlist"] == 16 and bal["vectors"] == N and bal["imbalance"] >= 1.0
+    m = reindex(path, IndexSpec(kind="IVF8,Flat", nprobe=8))
+    assert m.version == 2 and m.faiss["factory"] == "IVF8,Flat" and not (path / "faiss.index").exists()
+    s = GalaxySearcher.open(path)
+    assert [h.row for h in s.query(object_id="obj-0007", k=10)] == _reference(x, 7, np.ones(N, bool), 10)
+    assert ivf_balance(s.index)["nlist"] == 8
+    assert ivf_balance(load_faiss_index(path / m.faiss_file)) is not None
+    assert ivf_balance(GalaxySearcher.open(_build(tmp_path / "f")[0]).index) is None
