@@ -242,6 +242,14 @@ def info(
         t.add_row("embedding", f"{m.dim} × {m.dtype}")
         t.add_row("shards", f"{len(m.shards)} ({sum(s.bytes for s in m.shards) / 1e6:,.1f} MB)")
         t.add_row("candidate index", f"{f.get('factory')} ({f.get('metric')}), {f.get('bytes', 0) / 1e6:,.1f} MB")
+        t.add_row("version", f"{m.version}" + (f", {m.count - m.live_count:,} deleted (gr compact removes them)" if m.tombstones else ""))
+        bal = _ivf_balance(path, m)
+        if bal is not None:
+            t.add_row(
+                "IVF lists",
+                f"{bal['nlist']:,} lists, imbalance {bal['imbalance']:.2f} (1 = even), largest {bal['largest_list']:,} "
+                f"vs mean {bal['mean_list']:,.1f}, {bal['empty_lists']:,} empty" + (" — consider gr reindex" if bal["imbalance"] > 3 else ""),
+            )
         t.add_row("score weights", ", ".join(f"{k}={v:.3g}" for k, v in m.score_weights.items()))
         t.add_row("model", str((m.model or {}).get("preset", "—")) + f" sha256 {str((m.model or {}).get('sha256', ''))[:12]}")
         t.add_row("catalog", str(m.catalog.get("source")))
@@ -592,6 +600,97 @@ def build_index_cmd(
         out.print(f"time: {secs}")
 
 
+def _ivf_balance(path: Path, m: Any) -> Any:
+    from .index.candidates import ivf_balance, load_faiss_index
+
+    f = path / m.faiss_file
+    return ivf_balance(load_faiss_index(f)) if f.is_file() else None
+
+
+@app.command()
+@_friendly
+def delete(
+    index: Path = typer.Option(..., help="Index directory (indexes/NAME)."),
+    ids: Optional[Path] = typer.Option(None, help="Text file of object ids to delete, one per line."),
+    where: Optional[str] = typer.Option(None, help='Delete the objects matching this SQL condition over the metadata columns, e.g. "label = 9".'),
+) -> None:
+    """Delete objects from an index (a tombstone list; `gr compact` later removes them from the files)."""
+    from .index.writes import delete_objects, read_id_list
+
+    if (ids is None) == (where is None):
+        raise typer.BadParameter("give --ids FILE or --where EXPR")
+    res = delete_objects(index, read_id_list(ids) if ids is not None else None, where)
+    msg = f"deleted {res.deleted:,} objects from [bold]{res.path}[/] (version {res.version}; {res.live:,} remain)"
+    if res.already_deleted:
+        msg += f"; {res.already_deleted:,} were already deleted"
+    out.print(msg, highlight=False)
+    if res.not_found:
+        shown = ", ".join(res.not_found[:5]) + (" …" if len(res.not_found) > 5 else "")
+        out.print(f"[yellow]{len(res.not_found):,} ids not found in the index:[/] {escape(shown)}", highlight=False)
+
+
+@app.command()
+@_friendly
+def compact(index: Path = typer.Option(..., help="Index directory (indexes/NAME).")) -> None:
+    """Rewrite the shards, vectors and FAISS index without the deleted objects."""
+    from .index.writes import compact_index
+
+    res = compact_index(index, RichProgress())
+    if not res.removed:
+        out.print(f"{res.path}: nothing deleted, nothing to compact (version {res.version})", highlight=False)
+        return
+    out.print(f"compacted [bold]{res.path}[/]: {res.removed:,} deleted objects removed, {res.count:,} remain (version {res.version})", highlight=False)
+
+
+@app.command()
+@_friendly
+def reindex(
+    index: Path = typer.Option(..., help="Index directory (indexes/NAME)."),
+    kind: Optional[str] = typer.Option(None, "--index-kind", help="auto | flat | hnsw | ivf-pq | a FAISS factory string (default: as built)."),
+    nprobe: Optional[int] = typer.Option(None, help="IVF lists searched per query (default: as built)."),
+) -> None:
+    """Train and fill the FAISS candidate index again from the stored vectors (after many adds)."""
+    import dataclasses
+
+    from .index.candidates import IndexSpec
+    from .index.manifest import read_manifest
+    from .index.writes import reindex as reindex_index
+
+    spec = IndexSpec(**(read_manifest(index).faiss or {}).get("spec", {}))
+    if kind is not None:
+        spec = dataclasses.replace(spec, kind=kind)
+    if nprobe is not None:
+        spec = dataclasses.replace(spec, nprobe=nprobe)
+    m = reindex_index(index, spec, RichProgress())
+    f = m.faiss or {}
+    out.print(f"reindexed [bold]{index}[/]: FAISS {f.get('factory')} over {m.count:,} vectors (version {m.version})", highlight=False)
+
+
+@app.command()
+@_friendly
+def add(
+    index: Path = typer.Option(..., help="Index directory (indexes/NAME)."),
+    catalog: Path = typer.Option(..., help="HDF5 catalog or image folder of the objects to add."),
+    metadata: Optional[Path] = typer.Option(None, help="CSV of an image folder (default: the one inside it)."),
+    columns: Optional[str] = typer.Option(None, help=_COLUMNS_HELP),
+    upsert: bool = typer.Option(False, help="Replace objects whose id is already in the index (default: refuse)."),
+    batch_size: int = typer.Option(128, help="Images per model call."),
+    on_error: OnErrorChoice = typer.Option(OnErrorChoice.fail, help="Unreadable catalog images: fail, or skip and report."),
+) -> None:
+    """Embed new objects with the index's own model and add them (no retraining of FAISS)."""
+    from .index.writes import add_objects
+
+    with _open_catalog(catalog, metadata, on_error.value, columns) as cat:
+        res = add_objects(index, cat, upsert=upsert, batch_size=batch_size, progress=RichProgress())
+    out.print(
+        f"added {res.added:,} objects to [bold]{res.path}[/]" + (f" ({res.replaced:,} replaced)" if res.replaced else "")
+        + f" in {res.seconds:.1f} s (version {res.version})",
+        highlight=False,
+    )
+    if res.skipped:
+        out.print(f"[yellow]skipped {len(res.skipped)} unreadable images[/]")
+
+
 @app.command()
 @_friendly
 def verify(index: Path = typer.Option(..., help="Index directory (indexes/NAME).")) -> None:
@@ -621,6 +720,9 @@ def query(
     fetch_pixscale: Optional[float] = typer.Option(None, help="Arcsec per pixel of the fetched cutout (default: the survey's native scale)."),
     base_url: Optional[str] = typer.Option(None, help="A mirror of the cutout service (replaces the URL before the endpoint name)."),
     cache_dir: Optional[Path] = typer.Option(None, help="Where fetched cutouts are kept (default ~/.cache/galaxy-retrieval/cutouts)."),
+    where: Optional[str] = typer.Option(
+        None, help='Only objects matching this SQL condition over the metadata columns (DuckDB), e.g. "label = 3 AND redshift < 0.05"; fewer than k hits when fewer match.'
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Find the k catalog galaxies most similar to an image, an object id, or a sky position."""
@@ -649,6 +751,7 @@ def query(
             mosaic=mosaic,
             fetch=spec,
             cache_dir=cache_dir,
+            where=where,
         )
     )
     if res.fetched is not None:

@@ -40,7 +40,7 @@ from .manifest import Manifest, ShardEntry, read_manifest
 from .shards import MODEL_SHA_KEY, read_metadata_table, write_shard
 from .tombstones import read_tombstones, write_tombstones
 
-__all__ = ["DeleteResult", "CompactResult", "AddResult", "delete_objects", "compact_index", "reindex", "add_objects"]
+__all__ = ["DeleteResult", "CompactResult", "AddResult", "delete_objects", "compact_index", "reindex", "add_objects", "read_id_list"]
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,16 @@ def _checked_root(path: str | Path) -> Path:
 
 
 # --------------------------------------------------------------------------- delete
+
+
+def read_id_list(path: str | Path) -> list[str]:
+    """Object ids from a text file, one per line (blank lines and ``#`` comments skipped)."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise CatalogError(f"{p}: cannot read the id list ({e.strerror if isinstance(e, OSError) else e})") from None
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
 def delete_objects(path: str | Path, object_ids: Sequence[str] | None = None, where: str | None = None) -> DeleteResult:
@@ -386,7 +396,8 @@ def _extend_vectors(old: np.ndarray, new_shards: Sequence[Path], out: Path, dim:
         reserve_space(tmp, tmp.stat().st_size)  # a sparse memmap on a full disk is a SIGBUS
         step = 65_536
         for lo in range(0, len(old), step):
-            mm[lo : lo + step] = old[lo : lo + step]
+            hi = min(len(old), lo + step)
+            mm[lo:hi] = old[lo:hi]
         pos = len(old)
         for e in extra:
             if e.shape[1] != dim:

@@ -33,6 +33,7 @@ class QueryRequest:
     fetch: Any = None  # a fetch.CutoutSpec: with no catalog object near ra/dec, search the survey's cutout
     cache_dir: Path | None = None  # where fetched cutouts are kept (default ~/.cache/galaxy-retrieval/cutouts)
     http: Any = None  # a fetch.HttpConfig for that download
+    where: str | None = None  # SQL condition over the metadata columns (DuckDB), e.g. "label = 3"
 
 
 @dataclass(frozen=True)
@@ -54,23 +55,25 @@ def run_query(req: QueryRequest) -> QueryResult:
         check_output_file(req.mosaic)
     t_open = time.perf_counter()
     s = GalaxySearcher.open(req.index, checkpoint=req.checkpoint)
+    if req.where is not None:
+        s.select(req.where)  # a bad filter is refused before the model loads
     s.warmup(model=bool(req.images) or req.fetch is not None)
     open_seconds = time.perf_counter() - t_open
     t0 = time.perf_counter()
     query_images: list[np.ndarray] | None = None
     fetched: Path | None = None
     if req.images:
-        hits = s.query_batch(list(req.images), k=req.k, refine=req.refine, exact=req.exact)
+        hits = s.query_batch(list(req.images), k=req.k, refine=req.refine, exact=req.exact, where=req.where)
         labels = [str(p) for p in req.images]
     elif req.object_id is not None:
-        hits = [s.query(object_id=req.object_id, k=req.k, refine=req.refine, exact=req.exact)]
+        hits = [s.query(object_id=req.object_id, k=req.k, refine=req.refine, exact=req.exact, where=req.where)]
         labels = [f"object {req.object_id}"]
     else:
         if req.ra is None or req.dec is None:
             raise QueryError("a sky position needs both --ra and --dec")
         sky = s.query_sky(
             req.ra, req.dec, k=req.k, refine=req.refine, radius_arcsec=req.radius_arcsec, exact=req.exact,
-            fetch=req.fetch, cache_dir=req.cache_dir, http=req.http,
+            fetch=req.fetch, cache_dir=req.cache_dir, http=req.http, where=req.where,
         )
         hits = [sky.hits]
         labels = [sky.describe()]
