@@ -723,6 +723,11 @@ def query(
     where: Optional[str] = typer.Option(
         None, help='Only objects matching this SQL condition over the metadata columns (DuckDB), e.g. "label = 3 AND redshift < 0.05"; fewer than k hits when fewer match.'
     ),
+    least: bool = typer.Option(False, help="The k least similar objects instead (an exact scan; anomaly hunting)."),
+    min_separation: Optional[float] = typer.Option(
+        None, help="Arcsec: drop a hit this close to the query object or to a better hit (duplicate cutouts of one galaxy) and refill the list."
+    ),
+    output: Optional[Path] = typer.Option(None, help="Also write the hits (rank, query, object id, score and its terms, metadata) to .csv, .parquet or .json."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Find the k catalog galaxies most similar to an image, an object id, or a sky position."""
@@ -752,6 +757,9 @@ def query(
             fetch=spec,
             cache_dir=cache_dir,
             where=where,
+            order="least" if least else "most",
+            min_separation_arcsec=min_separation,
+            output=output,
         )
     )
     if res.fetched is not None:
@@ -766,7 +774,7 @@ def query(
         return
     names = res.label_names or {}
     for q, hs in zip(res.queries, res.hits):
-        t = Table(title=f"neighbours of {q}", title_justify="left", caption="score = (cos + 1/(1+L2) + 1/(1+L3)) / 3 by default")
+        t = Table(title=f"{'least similar to' if least else 'neighbours of'} {q}", title_justify="left", caption="score = (cos + 1/(1+L2) + 1/(1+L3)) / 3 by default")
         for col, just in (("#", "right"), ("object id", "left"), ("score", "right"), ("cos", "right"), ("1/(1+L2)", "right"), ("1/(1+L3)", "right"), ("label", "left"), ("ra", "right"), ("dec", "right")):
             t.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
         for h in hs:
@@ -781,6 +789,7 @@ def query(
     out.print(
         f"{sum(len(h) for h in res.hits)} hits in {res.seconds * 1000:.1f} ms (index opened and model loaded in {res.open_seconds:.1f} s)"
         + (f"; mosaic: {res.mosaic}" if res.mosaic else "")
+        + (f"; hits written to {res.output}" if res.output else "")
     )
 
 

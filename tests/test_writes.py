@@ -167,3 +167,89 @@ def test_reindex_rebuilds_faiss_and_reports_balance(tmp_path: Path) -> None:
     assert ivf_balance(s.index)["nlist"] == 8
     assert ivf_balance(load_faiss_index(path / m.faiss_file)) is not None
     assert ivf_balance(GalaxySearcher.open(_build(tmp_path / "f")[0]).index) is None
+
+
+# --------------------------------------------------------------------------- least, sky spread, exports
+
+
+def test_least_similar_is_the_bottom_of_the_exact_ranking(tmp_path: Path) -> None:
+    path, x = _build(tmp_path, "ivf")
+    delete_objects(path, ["obj-0100"])
+    s = GalaxySearcher.open(path)
+    for where, allowed in ((None, np.arange(N) != 100), ("label = 1", (_labels() == 1) & (np.arange(N) != 100))):
+        hits = s.query(object_id="obj-0007", k=6, order="least", where=where)
+        ref = score_numpy(x[7], x)
+        ref[~allowed | (np.arange(N) == 7)] = np.inf
+        assert [h.row for h in hits] == np.argsort(ref, kind="stable")[:6].tolist()
+        assert [h.score for h in hits] == sorted(h.score for h in hits)
+
+
+def _sky_index(tmp: Path, kind: str) -> tuple[Path, np.ndarray, np.ndarray, np.ndarray]:
+    """Groups of three rows 3.6" apart (one galaxy cut out three times), groups 1° apart."""
+    from galaxy_retrieval.index import shard_name, write_shard
+
+    base = _clustered(N // 3, D)
+    x = (np.repeat(base, 3, axis=0) + np.random.default_rng(2).normal(scale=1e-3, size=(N, D))).astype(np.float32)
+    ra = (np.arange(N) // 3) * 0.5 % 360
+    dec = (np.arange(N) % 3) * 1e-3
+    (tmp / "sky").mkdir(parents=True)
+    write_shard(tmp / "sky" / shard_name(0), [f"obj-{r:04d}" for r in range(N)], np.arange(N), x, {"ra": ra.tolist(), "dec": dec.tolist()})
+    res = build_index_from_shards(tmp / "sky", tmp / "index", BuildConfig(index=KINDS[kind]))
+    return res.path, x, ra, dec
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_min_separation_equals_greedy_reference(tmp_path: Path, kind: str) -> None:
+    from galaxy_retrieval.search.sky import angular_separation_arcsec
+
+    path, x, ra, dec = _sky_index(tmp_path, kind)
+    s = GalaxySearcher.open(path)
+    for q in (4, 250):
+        order = [i for i in np.argsort(-score_numpy(x[q], x), kind="stable") if i != q]
+        kept: list[int] = []
+        for i in order:  # greedy: drop what is within 10" of the query or of a better kept hit
+            near = [q, *kept]
+            if angular_separation_arcsec(ra[i], dec[i], ra[near], dec[near]).min() >= 10:
+                kept.append(int(i))
+            if len(kept) == 8:
+                break
+        for exact in (False, True):
+            hits = s.query(object_id=f"obj-{q:04d}", k=8, min_separation_arcsec=10, exact=exact)
+            assert [h.row for h in hits] == kept
+        plain = s.query(object_id=f"obj-{q:04d}", k=8)
+        assert [h.row for h in plain] != kept  # the test data does hold near-duplicates
+    with pytest.raises(QueryError, match="must be > 0"):
+        s.query(object_id="obj-0001", min_separation_arcsec=0)
+
+
+@pytest.mark.parametrize("ext", [".csv", ".parquet", ".json"])
+def test_hits_export_and_arrow_table(tmp_path: Path, ext: str) -> None:
+    import json
+
+    import pyarrow.csv as pcsv
+
+    from galaxy_retrieval.search.query import QueryRequest, run_query
+
+    path, _ = _build(tmp_path)
+    out = tmp_path / f"hits{ext}"
+    res = run_query(QueryRequest(index=path, object_id="obj-0007", k=4, where="label < 3", output=out))
+    t = res.table()
+    assert t.column_names == ["query", "rank", "object_id", "row", "score", "cos", "inv_l2", "inv_l3", "label", "ra", "dec"]
+    assert t.column("rank").to_pylist() == [1, 2, 3, 4] and set(t.column("query").to_pylist()) == {"object obj-0007"}
+    assert t.column("object_id").to_pylist() == [h.object_id for h in res.hits[0]]
+    back = pq.read_table(out) if ext == ".parquet" else pcsv.read_csv(out) if ext == ".csv" else None
+    if back is None:
+        recs = json.loads(out.read_text())
+        assert [r["object_id"] for r in recs] == t.column("object_id").to_pylist() and recs[0]["label"] < 3
+    else:
+        assert back.column("object_id").to_pylist() == t.column("object_id").to_pylist()
+        assert back.column("score").to_pylist() == pytest.approx(t.column("score").to_pylist())
+
+
+def test_hits_export_refuses_unknown_format_before_searching(tmp_path: Path) -> None:
+    from galaxy_retrieval.errors import OutputPathError
+    from galaxy_retrieval.search.query import QueryRequest, run_query
+
+    path, _ = _build(tmp_path)
+    with pytest.raises(OutputPathError, match=r"hits\.xlsx: unknown hits format '\.xlsx'"):
+        run_query(QueryRequest(index=path, object_id="obj-0007", output=tmp_path / "hits.xlsx"))

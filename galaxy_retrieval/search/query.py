@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import QueryError
 from ..paths import check_output_file
-from .hits import Hit
+from .hits import Hit, check_hits_path, hits_table, write_hits
 from .searcher import GalaxySearcher
 
 __all__ = ["QueryRequest", "QueryResult", "run_query"]
@@ -34,6 +34,9 @@ class QueryRequest:
     cache_dir: Path | None = None  # where fetched cutouts are kept (default ~/.cache/galaxy-retrieval/cutouts)
     http: Any = None  # a fetch.HttpConfig for that download
     where: str | None = None  # SQL condition over the metadata columns (DuckDB), e.g. "label = 3"
+    order: str = "most"  # "least": the least similar objects (exact scan)
+    min_separation_arcsec: float | None = None  # drop hits this close to the query or a better hit
+    output: Path | None = None  # the hits as .csv, .parquet or .json
 
 
 @dataclass(frozen=True)
@@ -45,14 +48,22 @@ class QueryResult:
     label_names: dict[int, str] | None
     open_seconds: float = 0.0  # opening + verifying the index, loading the model, warming the kernel
     fetched: Path | None = None  # the survey cutout searched with (a sky query with nothing near)
+    output: Path | None = None  # where the hits table was written
+
+    def table(self) -> Any:
+        """All hits as one Arrow table with a ``query`` column."""
+        return hits_table(self.queries, self.hits)
 
 
 def run_query(req: QueryRequest) -> QueryResult:
+    kw: dict[str, Any] = dict(k=req.k, refine=req.refine, exact=req.exact, where=req.where, order=req.order, min_separation_arcsec=req.min_separation_arcsec)
     kinds = [bool(req.images), req.object_id is not None, req.ra is not None or req.dec is not None]
     if sum(kinds) != 1:
         raise QueryError("give exactly one of --image (one or more), --object-id, or --ra with --dec")
     if req.mosaic is not None:
         check_output_file(req.mosaic)
+    if req.output is not None:
+        check_hits_path(req.output)
     t_open = time.perf_counter()
     s = GalaxySearcher.open(req.index, checkpoint=req.checkpoint)
     if req.where is not None:
@@ -63,23 +74,23 @@ def run_query(req: QueryRequest) -> QueryResult:
     query_images: list[np.ndarray] | None = None
     fetched: Path | None = None
     if req.images:
-        hits = s.query_batch(list(req.images), k=req.k, refine=req.refine, exact=req.exact, where=req.where)
+        hits = s.query_batch(list(req.images), **kw)
         labels = [str(p) for p in req.images]
     elif req.object_id is not None:
-        hits = [s.query(object_id=req.object_id, k=req.k, refine=req.refine, exact=req.exact, where=req.where)]
+        hits = [s.query(object_id=req.object_id, **kw)]
         labels = [f"object {req.object_id}"]
     else:
         if req.ra is None or req.dec is None:
             raise QueryError("a sky position needs both --ra and --dec")
         sky = s.query_sky(
-            req.ra, req.dec, k=req.k, refine=req.refine, radius_arcsec=req.radius_arcsec, exact=req.exact,
-            fetch=req.fetch, cache_dir=req.cache_dir, http=req.http, where=req.where,
+            req.ra, req.dec, radius_arcsec=req.radius_arcsec, fetch=req.fetch, cache_dir=req.cache_dir, http=req.http, **kw,
         )
         hits = [sky.hits]
         labels = [sky.describe()]
         if sky.cutout is not None:
             fetched = sky.cutout
     seconds = time.perf_counter() - t0
+    output = write_hits(req.output, hits_table(labels, hits)) if req.output is not None else None
     mosaic = None
     names = _label_names(s)
     if req.mosaic is not None:
@@ -96,7 +107,7 @@ def run_query(req: QueryRequest) -> QueryResult:
             captions = [f"query {oid}"]
         hit_images = [s.images_of([h.row for h in hs]) for hs in hits]
         mosaic = query_mosaic(query_images, hits, hit_images, req.mosaic, query_captions=captions, label_names=names)
-    return QueryResult(labels, hits, seconds, mosaic, names, open_seconds, fetched)
+    return QueryResult(labels, hits, seconds, mosaic, names, open_seconds, fetched, output)
 
 
 def _label_names(s: GalaxySearcher) -> dict[int, str] | None:

@@ -265,54 +265,32 @@ class GalaxySearcher:
                 self._filters.popitem(last=False)
         return sel
 
-    def _scan(self, xq: np.ndarray, k: int, positions: np.ndarray | None) -> np.ndarray:
-        """Exact top-k positions, over every row or over ``positions`` only."""
+    def _scan(self, xq: np.ndarray, k: int, positions: np.ndarray | None, least: bool = False) -> np.ndarray:
+        """Exact top-k (bottom-k) positions, over every row or over ``positions`` only."""
         from .exact import exact_knn
 
         if positions is None:
-            return exact_knn(xq, self.vectors, k, self.weights)[1]
+            return exact_knn(xq, self.vectors, k, self.weights, least=least)[1]
         step = max(1, (1 << 24) // max(1, self.manifest.dim))  # ~64 MB of float32 per block
         blocks = (self.vectors[positions[lo : lo + step]] for lo in range(0, len(positions), step))
-        return exact_knn(xq, blocks, k, self.weights, ids=positions)[1]
+        return exact_knn(xq, blocks, k, self.weights, ids=positions, least=least)[1]
 
-    def search_vectors(
-        self,
-        xq: np.ndarray,
-        k: int = 10,
-        refine: int = 10,
-        exact: bool = False,
-        exclude: Sequence[int] | None = None,
-        nprobe: int | None = None,
-        ef_search: int | None = None,
-        where: str | None = None,
+    def _candidates(
+        self, xq: np.ndarray, kk: int, refine: int, exact: bool, least: bool, sel: _Selection | None, nprobe: int | None, ef_search: int | None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Top-k of each query vector: (scores (nq, k), positions (nq, k), terms (nq, k, 3)).
-
-        ``exclude[i]`` is a position to leave out of query i's results (the query object).
-        ``where`` keeps the rows matching this SQL condition; with fewer than k of them the
-        rows past the last are padding (position −1, score −inf)."""
+        """Top-kk (bottom-kk with ``least``) of each query among the selection, reranked exactly."""
         from .exact import rerank
 
-        xq = np.ascontiguousarray(np.atleast_2d(xq), dtype=np.float32)
-        if xq.shape[1] != self.manifest.dim:
-            raise QueryError(f"query vectors have dimension {xq.shape[1]}, the index has {self.manifest.dim}")
-        extra = 1 if exclude is not None else 0
-        if where is None:
-            self._check_k(k, refine, exclude is not None)
-        else:  # a filter may match fewer than k rows: those are the answer, not an error
-            self._check_k(1, refine, False)
-            if k < 1:
-                raise QueryError(f"k must be ≥ 1, got {k}")
-        sel = self._selection(where)
-        avail = self.manifest.count if sel is None else len(sel.positions)
-        kk = min(k + extra, avail)
-        if kk == 0:
-            return _pad(np.empty((len(xq), 0), np.float32), np.empty((len(xq), 0), np.int64), np.empty((len(xq), 0, 3), np.float32), k)
         small = sel is not None and len(sel.positions) * self.manifest.dim <= self.exact_scan_elements
+        if least:
+            # no index shortlists the farthest objects: scan, then score the kk found
+            cand = self._scan(xq, kk, None if sel is None else sel.positions, least=True)
+            scores, pos, terms = rerank(xq, cand, self.vectors, kk, self.weights)
+            return _least_first(scores, pos, terms)
         if exact or small:
             cand = self._scan(xq, kk, None if sel is None else sel.positions)
         else:
-            m = min(avail, kk * refine)
+            m = min(self.manifest.count if sel is None else len(sel.positions), kk * refine)
             xs = xq
             if self._cosine:
                 xs = xq / np.maximum(np.linalg.norm(xq, axis=1, keepdims=True), 1e-30)
@@ -327,19 +305,79 @@ class GalaxySearcher:
             if short.any():  # refill from the exact scan of the selection
                 xr = xq[short]
                 scores[short], pos[short], terms[short] = rerank(xr, self._scan(xr, kk, sel.positions), self.vectors, kk, self.weights)
-        if exclude is None:
-            return _pad(scores, pos, terms, k)
-        keep_s, keep_p, keep_t = [], [], []
-        for i, ex in enumerate(exclude):
-            keep = np.flatnonzero((pos[i] != ex) & (pos[i] >= 0))[:k]
-            keep_s.append(scores[i, keep])
-            keep_p.append(pos[i, keep])
-            keep_t.append(terms[i, keep])
-        out = _pad(np.full((len(xq), 0), -np.inf, np.float32), np.full((len(xq), 0), -1, np.int64), np.full((len(xq), 0, 3), np.nan, np.float32), k)
-        for i in range(len(xq)):
-            n = len(keep_p[i])
-            out[0][i, :n], out[1][i, :n], out[2][i, :n] = keep_s[i], keep_p[i], keep_t[i]
-        return out
+        return scores, pos, terms
+
+    def search_vectors(
+        self,
+        xq: np.ndarray,
+        k: int = 10,
+        refine: int = 10,
+        exact: bool = False,
+        exclude: Sequence[int] | None = None,
+        nprobe: int | None = None,
+        ef_search: int | None = None,
+        where: str | None = None,
+        least: bool = False,
+        min_separation_arcsec: float | None = None,
+        positions: Sequence[tuple[float, float] | None] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Top-k of each query vector: (scores (nq, k), positions (nq, k), terms (nq, k, 3)).
+
+        ``exclude[i]`` is a position to leave out of query i's results (the query object).
+        ``where`` keeps the rows matching this SQL condition; with fewer than k of them the
+        rows past the last are padding (position −1, score −inf). ``least`` returns the k
+        least similar (an exact scan). ``min_separation_arcsec`` drops a hit within that
+        angle of the query's sky position (``positions[i]``, if any) or of a better hit, and
+        refills the list from further down (duplicate cutouts of one object)."""
+        xq = np.ascontiguousarray(np.atleast_2d(xq), dtype=np.float32)
+        if xq.shape[1] != self.manifest.dim:
+            raise QueryError(f"query vectors have dimension {xq.shape[1]}, the index has {self.manifest.dim}")
+        nq = len(xq)
+        extra = 1 if exclude is not None else 0
+        if where is None:
+            self._check_k(k, refine, exclude is not None)
+        else:  # a filter may match fewer than k rows: those are the answer, not an error
+            self._check_k(1, refine, False)
+            if k < 1:
+                raise QueryError(f"k must be ≥ 1, got {k}")
+        sky = None
+        if min_separation_arcsec is not None:
+            if not (np.isfinite(min_separation_arcsec) and min_separation_arcsec > 0):
+                raise QueryError(f"minimum separation {min_separation_arcsec!r} arcsec must be > 0")
+            sky = self._radec()
+        sel = self._selection(where)
+        avail = self.manifest.count if sel is None else len(sel.positions)
+        out_s = np.full((nq, k), -np.inf, np.float32)
+        out_p = np.full((nq, k), -1, np.int64)
+        out_t = np.full((nq, k, 3), np.nan, np.float32)
+        todo = np.arange(nq)
+        kk = min(avail, k + extra if sky is None else 2 * (k + extra))
+        while len(todo) and kk > 0:
+            scores, pos, terms = self._candidates(xq[todo], kk, refine, exact, least, sel, nprobe, ef_search)
+            short = []
+            for j, i in enumerate(todo):
+                keep = np.flatnonzero(pos[j] >= 0)
+                if exclude is not None:
+                    keep = keep[pos[j, keep] != exclude[i]]
+                if sky is not None:
+                    keep = _spread(keep, pos[j], sky, None if positions is None else positions[i], float(min_separation_arcsec))  # type: ignore[arg-type]
+                    if len(keep) < k and kk < avail:
+                        short.append(i)  # dropped too many: look further down the list
+                        continue
+                keep = keep[:k]
+                n = len(keep)
+                out_s[i, :n], out_p[i, :n], out_t[i, :n] = scores[j, keep], pos[j, keep], terms[j, keep]
+            todo = np.asarray(short, np.int64)
+            kk = min(avail, kk * 4)
+        return out_s, out_p, out_t
+
+    def _radec(self) -> tuple[np.ndarray, np.ndarray]:
+        names = self.table.column_names
+        if "ra" not in names or "dec" not in names:
+            raise QueryError(f"{self.path}: the catalog has no ra/dec columns, so hits cannot be separated on the sky")
+        ra = np.asarray(self.table.column("ra").to_numpy(zero_copy_only=False), dtype=np.float64)
+        dec = np.asarray(self.table.column("dec").to_numpy(zero_copy_only=False), dtype=np.float64)
+        return ra, dec
 
     def _hits(self, scores: np.ndarray, pos: np.ndarray, terms: np.ndarray) -> list[Hit]:
         valid = pos >= 0
@@ -364,28 +402,40 @@ class GalaxySearcher:
         nprobe: int | None = None,
         ef_search: int | None = None,
         where: str | None = None,
+        order: str = "most",
+        min_separation_arcsec: float | None = None,
     ) -> list[Hit]:
         """The k most similar catalog objects to one query (give exactly one kind of query).
 
         ``where``: only objects matching this SQL condition over the metadata columns, e.g.
-        ``"label = 3 AND redshift < 0.05"``; fewer than k hits when fewer match."""
+        ``"label = 3 AND redshift < 0.05"``; fewer than k hits when fewer match.
+        ``order="least"``: the k least similar instead (an exact scan), least first.
+        ``min_separation_arcsec``: drop a hit within that angle of the query object or of a
+        better hit (another cutout of the same galaxy) and refill the list."""
         given = [image is not None, object_id is not None, ra is not None or dec is not None]
         if sum(given) != 1:
             raise QueryError("give exactly one of: an image, an object id, or ra and dec")
         if given[2] and (ra is None or dec is None):
             raise QueryError("a sky position needs both ra and dec")
+        if order not in ("most", "least"):
+            raise QueryError(f"order must be 'most' or 'least', got {order!r}")
         if where is not None:
             self._selection(where)  # a bad filter is reported before the model is loaded
+        kw = dict(nprobe=nprobe, ef_search=ef_search, where=where, least=order == "least", min_separation_arcsec=min_separation_arcsec)
         if image is not None:
             if where is None:
                 self._check_k(k, refine, False)
             xq = self.embed([image])
-            return self._hits(*(a[0] for a in self.search_vectors(xq, k, refine, exact, nprobe=nprobe, ef_search=ef_search, where=where)))
+            return self._hits(*(a[0] for a in self.search_vectors(xq, k, refine, exact, **kw)))  # type: ignore[arg-type]
         pos = self.position_of(object_id) if object_id is not None else self.position_at(ra, dec, radius_arcsec)[0]
         if where is None:
             self._check_k(k, refine, True)
         xq = np.asarray(self.vectors[pos : pos + 1], dtype=np.float32)
-        res = self.search_vectors(xq, k, refine, exact, exclude=[pos], nprobe=nprobe, ef_search=ef_search, where=where)
+        here = None
+        if min_separation_arcsec is not None:
+            r, d = self._radec()
+            here = [(float(r[pos]), float(d[pos])) if np.isfinite(r[pos]) and np.isfinite(d[pos]) else None]
+        res = self.search_vectors(xq, k, refine, exact, exclude=[pos], positions=here, **kw)  # type: ignore[arg-type]
         return self._hits(*(a[0] for a in res))
 
     def query_sky(
@@ -401,6 +451,8 @@ class GalaxySearcher:
         cache_dir: str | Path | None = None,
         http: Any = None,
         where: str | None = None,
+        order: str = "most",
+        min_separation_arcsec: float | None = None,
     ) -> SkyHits:
         """Neighbours of what is at (ra, dec): the nearest catalog object within the radius,
         or, when there is none and ``fetch`` (a :class:`~galaxy_retrieval.fetch.CutoutSpec`)
@@ -418,11 +470,13 @@ class GalaxySearcher:
             why = str(e)
         else:
             oid = self.object_ids[pos]
-            return SkyHits(self.query(object_id=oid, k=k, refine=refine, exact=exact, where=where), ra, dec, oid, sep)
+            hits = self.query(object_id=oid, k=k, refine=refine, exact=exact, where=where, order=order, min_separation_arcsec=min_separation_arcsec)
+            return SkyHits(hits, ra, dec, oid, sep)
         from ..fetch import HttpConfig, fetch_cutout
 
         path = fetch_cutout(ra, dec, fetch, cache_dir, http or HttpConfig())
-        return SkyHits(self.query(image=path, k=k, refine=refine, exact=exact, where=where), ra, dec, None, None, path, why)
+        hits = self.query(image=path, k=k, refine=refine, exact=exact, where=where, order=order, min_separation_arcsec=min_separation_arcsec)
+        return SkyHits(hits, ra, dec, None, None, path, why)
 
     def query_batch(
         self,
@@ -433,8 +487,12 @@ class GalaxySearcher:
         nprobe: int | None = None,
         ef_search: int | None = None,
         where: str | None = None,
+        order: str = "most",
+        min_separation_arcsec: float | None = None,
     ) -> list[list[Hit]]:
         """Several query images as one batch: one model call, one FAISS search, one rerank."""
+        if order not in ("most", "least"):
+            raise QueryError(f"order must be 'most' or 'least', got {order!r}")
         if len(images) == 0:
             return []
         if where is None:
@@ -442,7 +500,9 @@ class GalaxySearcher:
         else:
             self._selection(where)
         xq = self.embed(images)
-        s, p, t = self.search_vectors(xq, k, refine, exact, nprobe=nprobe, ef_search=ef_search, where=where)
+        s, p, t = self.search_vectors(
+            xq, k, refine, exact, nprobe=nprobe, ef_search=ef_search, where=where, least=order == "least", min_separation_arcsec=min_separation_arcsec
+        )
         return [self._hits(s[i], p[i], t[i]) for i in range(len(images))]
 
     # ------------------------------------------------------------------ images of hits
@@ -461,15 +521,34 @@ class GalaxySearcher:
         return list(batch.images)
 
 
-def _pad(scores: np.ndarray, pos: np.ndarray, terms: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The first k columns, padded past the last real one as FAISS pads (−inf, −1, NaN)."""
-    nq, have = pos.shape
-    out_s = np.full((nq, k), -np.inf, np.float32)
-    out_p = np.full((nq, k), -1, np.int64)
-    out_t = np.full((nq, k, 3), np.nan, np.float32)
-    n = min(k, have)
-    out_s[:, :n], out_p[:, :n], out_t[:, :n] = scores[:, :n], pos[:, :n], terms[:, :n]
-    return out_s, out_p, out_t
+def _least_first(scores: np.ndarray, pos: np.ndarray, terms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's real entries (reranked, best first) reversed: least similar first."""
+    out = (scores.copy(), pos.copy(), terms.copy())
+    for i in range(len(pos)):
+        n = int((pos[i] >= 0).sum())
+        for a, src in zip(out, (scores, pos, terms)):
+            a[i, :n] = src[i, :n][::-1]
+    return out
+
+
+def _spread(keep: np.ndarray, pos: np.ndarray, sky: tuple[np.ndarray, np.ndarray], query: tuple[float, float] | None, min_sep: float) -> np.ndarray:
+    """The entries of ``keep`` (in rank order) at least ``min_sep`` arcsec from the query's
+    position and from every better entry kept; objects without coordinates are kept."""
+    from .sky import angular_separation_arcsec
+
+    ra, dec = sky
+    taken_ra: list[float] = [] if query is None else [float(query[0])]
+    taken_dec: list[float] = [] if query is None else [float(query[1])]
+    out = []
+    for j in keep:
+        r, d = ra[pos[j]], dec[pos[j]]
+        if np.isfinite(r) and np.isfinite(d):
+            if taken_ra and angular_separation_arcsec(r, d, np.asarray(taken_ra), np.asarray(taken_dec)).min() < min_sep:
+                continue
+            taken_ra.append(float(r))
+            taken_dec.append(float(d))
+        out.append(j)
+    return np.asarray(out, np.int64)
 
 
 def _advise_random(vectors: np.ndarray) -> None:
