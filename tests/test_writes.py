@@ -253,3 +253,36 @@ def test_hits_export_refuses_unknown_format_before_searching(tmp_path: Path) -> 
     path, _ = _build(tmp_path)
     with pytest.raises(OutputPathError, match=r"hits\.xlsx: unknown hits format '\.xlsx'"):
         run_query(QueryRequest(index=path, object_id="obj-0007", output=tmp_path / "hits.xlsx"))
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_append_vectors_without_retraining_and_refusals(tmp_path: Path, kind: str) -> None:
+    from galaxy_retrieval.errors import CatalogError, IndexFormatError
+    from galaxy_retrieval.index.writes import append_vectors
+
+    path, x = _build(tmp_path, kind)
+    trained = load_faiss_index(path / read_manifest(path).faiss_file)
+    before = {p: p.read_bytes() for p in path.rglob("*") if p.is_file()}
+    with pytest.raises(IndexFormatError, match="16-dimensional|32-dimensional"):
+        append_vectors(path, ["a", "b"], np.zeros((2, 16), np.float32))
+    with pytest.raises(CatalogError, match="'a' appears more than once"):
+        append_vectors(path, ["a", "a"], np.zeros((2, D), np.float32))
+    with pytest.raises(IndexFormatError, match="'obj-0003' is already in the index"):
+        append_vectors(path, ["new", "obj-0003"], np.zeros((2, D), np.float32))
+    assert {p: p.read_bytes() for p in path.rglob("*") if p.is_file()} == before
+    extra = _clustered(50, D, seed=7)
+    res = append_vectors(path, [f"new-{i}" for i in range(50)], extra, {"label": [7] * 50})
+    assert (res.added, res.version) == (50, 2)
+    s = GalaxySearcher.open(path)
+    s.exact_scan_elements = 0
+    allx = np.concatenate([x, extra])
+    ref = score_numpy(extra[3], allx)
+    ref[N + 3] = -np.inf
+    hits = s.query(object_id="new-3", k=5, nprobe=16)
+    assert [s.position_of(h.object_id) for h in hits] == [int(i) for i in np.argsort(-ref, kind="stable")[:5]]
+    assert {h.object_id for h in s.query(object_id="new-3", k=5, where="label = 7")} <= {f"new-{i}" for i in range(50)}
+    if kind == "ivf":  # the quantiser is the trained one: same centroids, no retraining
+        import faiss
+
+        after = faiss.extract_index_ivf(s.index)
+        np.testing.assert_array_equal(after.quantizer.reconstruct_n(0, 16), faiss.extract_index_ivf(trained).quantizer.reconstruct_n(0, 16))

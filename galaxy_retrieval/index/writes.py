@@ -40,7 +40,7 @@ from .manifest import Manifest, ShardEntry, read_manifest
 from .shards import MODEL_SHA_KEY, read_metadata_table, write_shard
 from .tombstones import read_tombstones, write_tombstones
 
-__all__ = ["DeleteResult", "CompactResult", "AddResult", "delete_objects", "compact_index", "reindex", "add_objects", "read_id_list"]
+__all__ = ["DeleteResult", "CompactResult", "AddResult", "delete_objects", "compact_index", "reindex", "add_objects", "append_vectors", "read_id_list"]
 
 
 @dataclass(frozen=True)
@@ -282,10 +282,7 @@ def add_objects(
     n = len(catalog)
     if n == 0:
         raise CatalogError(f"{catalog.path}: the catalog holds no objects; nothing to add")
-    new_ids = list(catalog.object_ids())
-    if len(set(new_ids)) != len(new_ids):
-        dup = next(i for i in new_ids if new_ids.count(i) > 1)
-        raise CatalogError(f"{catalog.path}: object id {dup!r} appears more than once; ids must be unique")
+    new_ids = _unique_ids(list(catalog.object_ids()), str(catalog.path))
     with directory_lock(root):
         m = _open_for_write(root)
         if not (root / MODEL_DIR).is_dir():
@@ -296,6 +293,74 @@ def add_objects(
             raise CheckpointError(f"{root / MODEL_DIR}: model weights do not match the index manifest (sha256 {embedder.sha256[:12]}… vs {want[:12]}…)")
         if embedder.dim != m.dim:
             raise CheckpointError(f"{root / MODEL_DIR}: embeds {embedder.dim} dimensions, the index holds {m.dim}")
+        state = _AddState.of(root, m, new_ids, upsert)
+        try:
+            new_paths, skipped = _embed_shards(root, m, embedder, catalog, batch_size, progress)
+            if not new_paths:
+                raise CatalogError(f"{catalog.path}: every image was unreadable; nothing added")
+            version, added, replaced = _append(root, m, state, new_paths, catalog.source)
+        except Exception:
+            # a refusal mid-way (an image the model cannot take, a full disk) leaves the
+            # directory as it was; a kill leaves these files to the next write's sweep
+            _open_for_write(root)
+            raise
+    return AddResult(root, version, added, replaced, skipped, time.perf_counter() - t0)
+
+
+def append_vectors(
+    path: str | Path,
+    object_ids: Sequence[str],
+    embeddings: np.ndarray,
+    metadata: dict[str, Sequence[Any]] | None = None,
+    upsert: bool = False,
+    source: str = "vectors",
+) -> AddResult:
+    """Append already-made embeddings (N, D) with their ids and metadata columns: the index
+    side of :func:`add_objects`, for vectors computed elsewhere with the index's model (or
+    for an index of foreign embeddings). A wrong dimension is refused before any write."""
+    t0 = time.perf_counter()
+    root = _checked_root(path)
+    x = np.asarray(embeddings)
+    ids = _unique_ids([str(o) for o in object_ids], source)
+    m0 = read_manifest(root)
+    if x.ndim != 2 or x.shape[1] != m0.dim or len(x) != len(ids) or len(ids) == 0:
+        raise IndexFormatError(f"{source}: {len(ids)} ids and embeddings of shape {x.shape}; the index {root} holds {m0.dim}-dimensional vectors")
+    if not np.isfinite(x).all():
+        raise IndexFormatError(f"{source}: embeddings hold NaN or infinite values")
+    with directory_lock(root):
+        m = _open_for_write(root)
+        state = _AddState.of(root, m, ids, upsert)
+        try:
+            dst = root / EMBEDDINGS_DIR / f"part-v{m.version + 1:05d}-00000.parquet"
+            sha = (m.model or {}).get("sha256")
+            meta = {**(metadata or {}), "source": [source] * len(ids)}
+            write_shard(dst, ids, np.arange(len(ids)), x, meta, dtype=m.dtype, extra_schema_metadata={MODEL_SHA_KEY.decode(): sha} if sha else None)
+            version, added, replaced = _append(root, m, state, [dst], source)
+        except Exception:
+            _open_for_write(root)
+            raise
+    return AddResult(root, version, added, replaced, [], time.perf_counter() - t0)
+
+
+def _unique_ids(ids: list[str], where: str) -> list[str]:
+    if len(set(ids)) != len(ids):
+        seen: set[str] = set()
+        dup = next(i for i in ids if i in seen or seen.add(i))  # type: ignore[func-returns-value]
+        raise CatalogError(f"{where}: object id {dup!r} appears more than once; ids must be unique")
+    return ids
+
+
+@dataclass
+class _AddState:
+    """What an add needs to know of the index before it writes: ids and live rows."""
+
+    old_ids: list[str]
+    is_dead: np.ndarray
+    live_pos: dict[str, int]
+    clash: list[str]
+
+    @classmethod
+    def of(cls, root: Path, m: Manifest, new_ids: list[str], upsert: bool) -> "_AddState":
         table = read_metadata_table([root / s.file for s in m.shards])
         dead, _ = read_tombstones(root, m.tombstones, m.count)
         is_dead = np.zeros(m.count, bool)
@@ -306,23 +371,14 @@ def add_objects(
         if clash and not upsert:
             more = f" and {len(clash) - 1} more" if len(clash) > 1 else ""
             raise IndexFormatError(f"{root}: object id {clash[0]!r}{more} is already in the index; replace existing objects, or leave them out").resolved_by("upsert")
-        try:
-            return _add_locked(root, m, embedder, catalog, n, table, is_dead, live_pos, clash, batch_size, progress, t0)
-        except Exception:
-            # a refusal mid-way (an image the model cannot take, a full disk) leaves the
-            # directory as it was; a kill leaves these files to the next write's sweep
-            _open_for_write(root)
-            raise
+        return cls(old_ids, is_dead, live_pos, clash)
 
 
-def _add_locked(
-    root: Path, m: Manifest, embedder: Any, catalog: Any, n: int, table: pa.Table, is_dead: np.ndarray,
-    live_pos: dict[str, int], clash: list[str], batch_size: int, progress: Progress, t0: float,
-) -> AddResult:
-    old_ids = table.column("object_id").to_pylist()
+def _embed_shards(root: Path, m: Manifest, embedder: Any, catalog: Any, batch_size: int, progress: Progress) -> tuple[list[Path], list[tuple[int, str]]]:
+    """Embed the catalog into shards of the next version (a kill leaves them unnamed by any
+    manifest; the rerun removes and writes them again)."""
     version = m.version + 1
-    # embed into new shards of this version (a kill leaves them unnamed by any manifest;
-    # the rerun removes and writes them again)
+    n = len(catalog)
     shard_rows = max(s.rows for s in m.shards) if m.shards else 8192
     new_paths: list[Path] = []
     skipped: list[tuple[int, str]] = []
@@ -348,8 +404,13 @@ def _add_locked(
             dst = root / EMBEDDINGS_DIR / f"part-v{version:05d}-{len(new_paths):05d}.parquet"
             write_shard(dst, ids, np.concatenate(rows), np.concatenate(embs), meta, dtype=m.dtype, extra_schema_metadata={MODEL_SHA_KEY.decode(): embedder.sha256})
             new_paths.append(dst)
-    if not new_paths:
-        raise CatalogError(f"{catalog.path}: every image was unreadable; nothing added")
+    return new_paths, skipped
+
+
+def _append(root: Path, m: Manifest, st: _AddState, new_paths: list[Path], source: str) -> tuple[int, int, int]:
+    """The new shards are written: extend the vectors, add to FAISS, tombstone replaced rows,
+    write the manifest. Returns (version, rows added, rows replaced)."""
+    version = m.version + 1
     # the vectors file of this version: the old rows, then the new ones (the old file stays
     # for readers of the old version until the manifest moves on)
     added_n = sum(pq.read_metadata(p).num_rows for p in new_paths)
@@ -360,13 +421,11 @@ def _add_locked(
     add_to_faiss_index(index, new_vec[m.count :], (m.faiss or {}).get("metric", "l2"))
     faiss_out = write_faiss_index(index, root / _vname("faiss", version, ".index"))
     tomb = m.tombstones
-    replaced = 0
-    if clash:
-        replaced = len(clash)
-        is_dead = np.concatenate([is_dead, np.zeros(added_n, bool)])
-        is_dead[[live_pos[oid] for oid in clash]] = True
+    if st.clash:
+        is_dead = np.concatenate([st.is_dead, np.zeros(added_n, bool)])
+        is_dead[[st.live_pos[oid] for oid in st.clash]] = True
         allpos = np.flatnonzero(is_dead)
-        all_ids = old_ids + [oid for p in new_paths for oid in pq.read_table(p, columns=["object_id"]).column("object_id").to_pylist()]
+        all_ids = st.old_ids + [oid for p in new_paths for oid in pq.read_table(p, columns=["object_id"]).column("object_id").to_pylist()]
         tomb = write_tombstones(root, version, allpos, [all_ids[i] for i in allpos])
     count = m.count + added_n
     new = dataclasses.replace(
@@ -379,10 +438,10 @@ def _add_locked(
         vectors=_vectors_entry(vec_out, m.dtype, count, m.dim),
         faiss={**(m.faiss or {}), **_file_entry(faiss_out), "ntotal": int(index.ntotal)},
         tombstones=tomb,
-        catalog={**m.catalog, "added": [*m.catalog.get("added", []), {"source": catalog.source, "count": added_n}]},
+        catalog={**m.catalog, "added": [*m.catalog.get("added", []), {"source": source, "count": added_n}]},
     )
     _commit(root, m, new)
-    return AddResult(root, version, added_n, replaced, skipped, time.perf_counter() - t0)
+    return version, added_n, len(st.clash)
 
 
 def _extend_vectors(old: np.ndarray, new_shards: Sequence[Path], out: Path, dim: int, dtype: str) -> np.ndarray:
