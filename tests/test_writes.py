@@ -286,3 +286,32 @@ def test_append_vectors_without_retraining_and_refusals(tmp_path: Path, kind: st
 
         after = faiss.extract_index_ivf(s.index)
         np.testing.assert_array_equal(after.quantizer.reconstruct_n(0, 16), faiss.extract_index_ivf(trained).quantizer.reconstruct_n(0, 16))
+
+
+def test_cli_query_least_separation_output_and_info_balance(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from galaxy_retrieval.cli import app
+
+    path, x, ra, dec = _sky_index(tmp_path, "ivf")
+    run = CliRunner().invoke
+    out = tmp_path / "hits.csv"
+    r = run(app, ["query", "--index", str(path), "--object-id", "obj-0004", "--k", "5", "--min-separation", "10", "--output", str(out)])
+    assert r.exit_code == 0, r.output
+    assert f"hits written to {out}" in r.output.replace("\n", "")
+    rows = out.read_text().splitlines()
+    assert rows[0].split(",")[:8] == ['"query"', '"rank"', '"object_id"', '"row"', '"score"', '"cos"', '"inv_l2"', '"inv_l3"']
+    got = [int(line.split(",")[3]) for line in rows[1:]]
+    assert len(got) == 5 and not {3, 5} & set(got)  # the query's own duplicates are dropped
+    r = run(app, ["query", "--index", str(path), "--object-id", "obj-0004", "--k", "3", "--least", "--json"])
+    assert r.exit_code == 0, r.output
+    import json
+
+    hits = json.loads(r.output)["results"][0]["hits"]
+    ref = score_numpy(x[4], x)
+    ref[4] = np.inf
+    assert [h["row"] for h in hits] == np.argsort(ref, kind="stable")[:3].tolist()
+    r = run(app, ["query", "--index", str(path), "--object-id", "obj-0004", "--output", str(tmp_path / "hits.txt")])
+    assert r.exit_code == 2 and "unknown hits format '.txt'" in r.output and "Traceback" not in r.output
+    r = run(app, ["info", str(path)])
+    assert r.exit_code == 0 and "16 lists, imbalance" in " ".join(r.output.split()), r.output
