@@ -705,8 +705,16 @@ def verify(index: Path = typer.Option(..., help="Index directory (indexes/NAME).
 @_friendly
 def query(
     index: Path = typer.Option(..., help="Index directory (indexes/NAME)."),
-    image: Optional[list[Path]] = typer.Option(None, help="Query image(s); several run as one batch."),
-    object_id: Optional[str] = typer.Option(None, "--object-id", help="A catalog object to find neighbours of."),
+    image: Optional[list[Path]] = typer.Option(None, help="Query image(s); several run as one batch (one query each) unless combined."),
+    object_id: Optional[list[str]] = typer.Option(None, "--object-id", help="A catalog object to find neighbours of; repeat it to combine several."),
+    negative: Optional[list[Path]] = typer.Option(None, help="An image the hits should NOT look like (repeatable); combines the examples."),
+    negative_id: Optional[list[str]] = typer.Option(None, "--negative-id", help="A catalog object the hits should NOT look like (repeatable)."),
+    combine: bool = typer.Option(
+        False,
+        help="Treat every --image/--object-id as a positive example of ONE query: FAISS shortlists k×refine around the mean "
+        "of the positives' embeddings, and candidates are ranked by their mean score to the positives minus their mean score "
+        "to the negatives (implied by --negative/--negative-id or several --object-id).",
+    ),
     ra: Optional[float] = typer.Option(None, help="Right ascension, degrees."),
     dec: Optional[float] = typer.Option(None, help="Declination, degrees."),
     radius: float = typer.Option(10.0, help="Search radius around --ra/--dec, arcsec."),
@@ -741,11 +749,17 @@ def query(
             raise typer.BadParameter("--fetch applies to a query by --ra and --dec")
         spec = CutoutSpec(survey=fetch.value, size=fetch_size, pixscale=fetch_pixscale, base_url=base_url)
 
+    ids = list(object_id or ())
+    several = combine or bool(negative) or bool(negative_id) or len(ids) > 1
     res = run_query(
         QueryRequest(
             index=index,
             images=tuple(image or ()),
-            object_id=object_id,
+            object_id=ids[0] if ids and not several else None,
+            positive_ids=tuple(ids) if several else (),
+            negative_images=tuple(negative or ()),
+            negative_ids=tuple(negative_id or ()),
+            combine=several,
             ra=ra,
             dec=dec,
             radius_arcsec=radius,

@@ -315,3 +315,27 @@ def test_cli_query_least_separation_output_and_info_balance(tmp_path: Path) -> N
     assert r.exit_code == 2 and "unknown hits format '.txt'" in r.output and "Traceback" not in r.output
     r = run(app, ["info", str(path)])
     assert r.exit_code == 0 and "16 lists, imbalance" in " ".join(r.output.split()), r.output
+
+
+@pytest.mark.parametrize("exact", [False, True])
+def test_positive_and_negative_examples_equal_the_reference(tmp_path: Path, exact: bool) -> None:
+    path, x = _build(tmp_path, "flat")
+    delete_objects(path, ["obj-0011"])
+    s = GalaxySearcher.open(path)
+    # positives alike (as a user picks them: the mean lies among both), a negative elsewhere
+    near = int(np.argsort(-score_numpy(x[7], x), kind="stable")[1])
+    pos_ids, neg_ids = [7, near], [300]
+    combined = (score_numpy(x[7], x) + score_numpy(x[near], x)) / 2 - score_numpy(x[300], x)
+    combined[[7, near, 300, 11]] = -np.inf  # the examples themselves and a deleted row
+    want = np.argsort(-combined, kind="stable")[:8].tolist()
+    # exact scores every row; the shortlist of k×refine around the positives' mean finds the same here
+    hits = s.query_examples([f"obj-{i:04d}" for i in pos_ids], [f"obj-{i:04d}" for i in neg_ids], k=8, refine=20, exact=exact)
+    assert [h.row for h in hits] == want
+    assert [h.score for h in hits] == pytest.approx(combined[want].tolist(), rel=1e-5)
+    # one positive, no negative: the ordinary query
+    one = s.query_examples(["obj-0007"], k=6, exact=exact)
+    assert [h.row for h in one] == [h.row for h in s.query(object_id="obj-0007", k=6, exact=True)]
+    filt = s.query_examples(["obj-0007"], ["obj-0300"], k=50, where="label = 4", exact=exact)
+    assert filt and all(h.row % 5 == 4 for h in filt)
+    with pytest.raises(QueryError, match="at least one positive"):
+        s.query_examples([])

@@ -37,6 +37,12 @@ class QueryRequest:
     order: str = "most"  # "least": the least similar objects (exact scan)
     min_separation_arcsec: float | None = None  # drop hits this close to the query or a better hit
     output: Path | None = None  # the hits as .csv, .parquet or .json
+    # several examples as one query (GalaxySearcher.query_examples): the images and object ids
+    # above plus these are positives, the negatives below count against a candidate
+    positive_ids: tuple[str, ...] = ()
+    negative_images: tuple[Path, ...] = ()
+    negative_ids: tuple[str, ...] = ()
+    combine: bool = False  # the images/ids are positives of one query even with no negative
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,8 @@ class QueryResult:
 
 
 def run_query(req: QueryRequest) -> QueryResult:
+    if req.combine or req.positive_ids or req.negative_images or req.negative_ids:
+        return _run_examples(req)
     kw: dict[str, Any] = dict(k=req.k, refine=req.refine, exact=req.exact, where=req.where, order=req.order, min_separation_arcsec=req.min_separation_arcsec)
     kinds = [bool(req.images), req.object_id is not None, req.ra is not None or req.dec is not None]
     if sum(kinds) != 1:
@@ -121,3 +129,29 @@ def _label_names(s: GalaxySearcher) -> dict[int, str] | None:
     return None
 
 
+
+
+def _run_examples(req: QueryRequest) -> QueryResult:
+    """Several positive (and negative) examples as one query."""
+    positives: list[Any] = [*req.images, *([req.object_id] if req.object_id is not None else []), *req.positive_ids]
+    negatives: list[Any] = [*req.negative_images, *req.negative_ids]
+    if not positives:
+        raise QueryError("give at least one positive example (an image or an object id) next to the negative ones")
+    if req.ra is not None or req.dec is not None or req.fetch is not None:
+        raise QueryError("a sky position cannot be combined with other examples; give the object id found there")
+    if req.order != "most" or req.min_separation_arcsec is not None or req.mosaic is not None:
+        raise QueryError("several examples combine with a filter, k, refine and exact only (not least, a minimum separation or a mosaic)")
+    if req.output is not None:
+        check_hits_path(req.output)
+    t_open = time.perf_counter()
+    s = GalaxySearcher.open(req.index, checkpoint=req.checkpoint)
+    if req.where is not None:
+        s.select(req.where)
+    s.warmup(model=bool(req.images or req.negative_images))
+    open_seconds = time.perf_counter() - t_open
+    t0 = time.perf_counter()
+    hits = s.query_examples(positives, negatives, k=req.k, refine=req.refine, exact=req.exact, where=req.where)
+    seconds = time.perf_counter() - t0
+    label = "like " + ", ".join(str(p) for p in positives) + ("; unlike " + ", ".join(str(n) for n in negatives) if negatives else "")
+    output = write_hits(req.output, hits_table([label], [hits])) if req.output is not None else None
+    return QueryResult([label], [hits], seconds, None, _label_names(s), open_seconds, None, output)

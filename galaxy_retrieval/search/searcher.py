@@ -505,6 +505,88 @@ class GalaxySearcher:
         )
         return [self._hits(s[i], p[i], t[i]) for i in range(len(images))]
 
+    def query_examples(
+        self,
+        positive: Sequence[Any],
+        negative: Sequence[Any] = (),
+        *,
+        k: int = 10,
+        refine: int = 10,
+        exact: bool = False,
+        where: str | None = None,
+        nprobe: int | None = None,
+        ef_search: int | None = None,
+    ) -> list[Hit]:
+        """Objects like all of ``positive`` and unlike ``negative``.
+
+        Each example is a catalog object id (a ``str``) or an image (a ``Path`` or a uint8
+        array). Combination: FAISS shortlists ``k × refine`` candidates around the mean of the
+        positives' embeddings; each candidate's score is its mean score to the positives minus
+        its mean score to the negatives, and the top k by that score come back (``exact``: every
+        row is scored so). A hit's ``score`` is that combination, its three terms the means
+        over the positives. The examples given by id are never returned."""
+        from .exact import score_terms
+
+        if len(positive) == 0:
+            raise QueryError("give at least one positive example (an object id or an image)")
+        if k < 1:
+            raise QueryError(f"k must be ≥ 1, got {k}")
+        if where is not None:
+            self._selection(where)
+        xp, ex_p = self._example_vectors(positive)
+        xn, ex_n = self._example_vectors(negative) if len(negative) else (np.empty((0, self.manifest.dim), np.float32), [])
+        examples = set(ex_p) | set(ex_n)
+        sel = self._selection(where)
+        allowed = sel.positions if sel is not None else None
+        avail = self.manifest.count if allowed is None else len(allowed)
+        kk = min(avail, k + len(examples))
+        if kk == 0:
+            return []
+        if exact:
+            cand = allowed if allowed is not None else np.arange(self.manifest.count)
+        else:
+            mean = xp.mean(axis=0, keepdims=True)
+            _, pos, _ = self._candidates(mean, min(avail, kk * refine), 1, False, False, sel, nprobe, ef_search)
+            cand = pos[0][pos[0] >= 0]
+        w = np.array(self.weights.as_tuple(), np.float64)
+        best_s: list[np.ndarray] = []
+        best_p: list[np.ndarray] = []
+        best_t: list[np.ndarray] = []
+        step = max(1, (1 << 24) // max(1, self.manifest.dim))
+        for lo in range(0, len(cand), step):  # blocks: an exact pass may cover every row
+            c = np.asarray(cand[lo : lo + step], np.int64)
+            rows = np.asarray(self.vectors[c])
+            tp = np.stack(score_terms(xp, rows), axis=-1).astype(np.float64)  # (p, m, 3)
+            score = (tp @ w).mean(axis=0)
+            if len(xn):
+                score = score - (np.stack(score_terms(xn, rows), axis=-1).astype(np.float64) @ w).mean(axis=0)
+            best_s.append(score)
+            best_p.append(c)
+            best_t.append(tp.mean(axis=0))
+        score, pos, terms = np.concatenate(best_s), np.concatenate(best_p), np.concatenate(best_t)
+        keep = ~np.isin(pos, list(examples)) if examples else np.ones(len(pos), bool)
+        score, pos, terms = score[keep], pos[keep], terms[keep]
+        order = np.lexsort((pos, -score))[:k]  # score descending, ties → lower position
+        return self._hits(score[order].astype(np.float32), pos[order], terms[order].astype(np.float32))
+
+    def _example_vectors(self, examples: Sequence[Any]) -> tuple[np.ndarray, list[int]]:
+        """(vectors (n, D), positions of the examples given by id)."""
+        vecs: list[np.ndarray | None] = []
+        images: list[Any] = []
+        positions: list[int] = []
+        for e in examples:
+            if isinstance(e, str):
+                p = self.position_of(e)
+                positions.append(p)
+                vecs.append(np.asarray(self.vectors[p], np.float32))
+            else:
+                images.append(e)
+                vecs.append(None)
+        if images:
+            emb = iter(self.embed(images))
+            vecs = [v if v is not None else next(emb) for v in vecs]
+        return np.stack(vecs).astype(np.float32), positions  # type: ignore[arg-type]
+
     # ------------------------------------------------------------------ images of hits
 
     def images_of(self, rows: Sequence[int]) -> list[np.ndarray]:

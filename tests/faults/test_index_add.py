@@ -131,3 +131,22 @@ def test_cli_delete_compact_query_where_and_info(index: Path, tmp_path: Path) ->
     assert len(GalaxySearcher.open(index)) == 25
     r = gr("delete", "--index", index, "--where", "nosuch = 1")
     assert_user_error(r, "'nosuch = 1'", "label")
+
+
+def test_cli_several_examples(tiny: dict[str, Path], index: Path, tmp_path: Path) -> None:
+    import json
+
+    from PIL import Image
+
+    with h5py.File(tiny["catalog"]) as f:
+        Image.fromarray(f["images"][20]).save(tmp_path / "neg.png")
+    r = gr("query", "--index", index, "--object-id", "3", "--object-id", "13", "--negative-id", "5", "--negative", tmp_path / "neg.png", "--k", "6", "--exact", "--json")
+    assert r.exit_code == 0, r.output
+    got = json.loads(r.output)["results"][0]
+    s = GalaxySearcher.open(index)
+    want = s.query_examples(["3", "13"], ["5", tmp_path / "neg.png"], k=6, exact=True)
+    assert [h["object_id"] for h in got["hits"]] == [h.object_id for h in want]
+    assert not {"3", "13", "5"} & {h["object_id"] for h in got["hits"]}
+    assert got["query"].startswith("like 3, 13; unlike")
+    r = gr("query", "--index", index, "--negative-id", "5")
+    assert_user_error(r, "at least one positive")
