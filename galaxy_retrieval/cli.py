@@ -552,6 +552,13 @@ def build_index_cmd(
     metadata: Optional[Path] = typer.Option(None, help="CSV of an image folder (default: the one inside it)."),
     columns: Optional[str] = typer.Option(None, help=_COLUMNS_HELP),
     from_shards: Optional[Path] = typer.Option(None, "--from-shards", help="Build from existing Parquet shards instead (no model)."),
+    from_parquet: Optional[Path] = typer.Option(
+        None, "--from-parquet", help="Build from embeddings made elsewhere: a Parquet file or folder (with --id-column and --vector-columns; no model)."
+    ),
+    id_column: Optional[str] = typer.Option(None, "--id-column", help="With --from-parquet: the column of object ids."),
+    vector_columns: Optional[str] = typer.Option(
+        None, "--vector-columns", help="With --from-parquet: a glob of numeric columns in file order (e.g. 'feat_pca_*') or one list column."
+    ),
     index: str = typer.Option("auto", help="auto | flat | hnsw | ivf-pq | a FAISS factory string."),
     metric: str = typer.Option("l2", help="Shortlist metric: l2 (raw vectors) or cosine."),
     dtype: str = typer.Option("float32", help="Stored embeddings: float32 or float16."),
@@ -574,7 +581,15 @@ def build_index_cmd(
         overwrite=overwrite,
     )
     progress = RichProgress()
-    if from_shards is not None:
+    if from_parquet is not None:
+        from .index.foreign import build_index_from_parquet
+
+        if from_shards is not None or checkpoint is not None or catalog is not None:
+            raise typer.BadParameter("--from-parquet builds without --from-shards/--checkpoint/--catalog")
+        if id_column is None or vector_columns is None:
+            raise typer.BadParameter("--from-parquet needs --id-column and --vector-columns")
+        res = build_index_from_parquet(from_parquet, out_dir, id_column, vector_columns, cfg, progress)
+    elif from_shards is not None:
         if checkpoint is not None or catalog is not None:
             raise typer.BadParameter("--from-shards builds without --checkpoint/--catalog; give one or the other")
         res = build_index_from_shards(from_shards, out_dir, cfg, progress)

@@ -413,7 +413,11 @@ def _build_locked(
 
 
 def build_index_from_shards(
-    shards: str | Path, out: str | Path, cfg: BuildConfig = BuildConfig(), progress: Progress = NULL_PROGRESS
+    shards: str | Path,
+    out: str | Path,
+    cfg: BuildConfig = BuildConfig(),
+    progress: Progress = NULL_PROGRESS,
+    catalog_info: dict[str, Any] | None = None,
 ) -> BuildResult:
     """Build the vectors and FAISS index from existing shards (e.g. written on a cluster);
     no model needed. Shards are copied into ``out`` so the index stays self-contained."""
@@ -454,7 +458,7 @@ def build_index_from_shards(
             copied.append(dst)
         if model_info and (src_manifest.parent / MODEL_DIR).is_dir() and src_manifest.parent.resolve() != out.resolve():
             _copy_model(src_manifest.parent / MODEL_DIR, out / MODEL_DIR, None)
-        catalog_info = {"source": f"shards:{src.resolve()}", "path": None, "kind": "shards", "count": count}
+        catalog_info = catalog_info or {"source": f"shards:{src.resolve()}", "path": None, "kind": "shards", "count": count}
         manifest = _finish(out, copied, dim, dtype, cfg, weights, model_info, catalog_info, progress, {})
     return BuildResult(out, manifest, 0, len(copied), [], {})
 
@@ -474,9 +478,17 @@ def _shards_layout(paths: list[Path]) -> tuple[int, str, int]:
             if name not in schema.names:
                 raise IndexFormatError(f"{p}: shard lacks the {name!r} column")
         emb_type = schema.field("embedding").type
-        if not pa.types.is_fixed_size_list(emb_type) or emb_type.value_type not in (pa.float16(), pa.float32()):
-            raise IndexFormatError(f"{p}: 'embedding' must be fixed_size_list<float>[D], found {emb_type}")
-        dims.add((emb_type.list_size, "float16" if emb_type.value_type == pa.float16() else "float32"))
+        # list<float> is what DuckDB and Polars write for an array column: accepted, its
+        # length read from the first row (every row is checked when the vectors are assembled)
+        listy = pa.types.is_list(emb_type) or pa.types.is_large_list(emb_type)
+        if not (pa.types.is_fixed_size_list(emb_type) or listy) or emb_type.value_type not in (pa.float16(), pa.float32(), pa.float64()):
+            raise IndexFormatError(f"{p}: 'embedding' must be fixed_size_list<float>[D] or list<float>, found {emb_type}")
+        if listy:
+            first = pq.ParquetFile(p).read_row_group(0, columns=["embedding"]).column("embedding")
+            size = len(first[0].values) if len(first) and first[0].is_valid else 0
+        else:
+            size = emb_type.list_size
+        dims.add((size, "float16" if emb_type.value_type == pa.float16() else "float32"))
         if len(dims) > 1:
             raise IndexFormatError(f"{p}: embeddings of {emb_type}, but {paths[0]} has {sorted(dims)[0]}; shards must agree")
     if count == 0:

@@ -115,9 +115,21 @@ def read_shard_embeddings(path: str | Path) -> tuple[np.ndarray, np.ndarray, lis
     """(embeddings (n, D), rows (n,), object_ids) of one shard."""
     t = read_shard_table(path, ["object_id", "row", "embedding"])
     col = t.column("embedding").combine_chunks()
-    dim = col.type.list_size
+    if pa.types.is_fixed_size_list(col.type):
+        dim = col.type.list_size
+    else:  # list<float> (DuckDB, Polars): every row must have the same length
+        import pyarrow.compute as pc
+
+        if col.null_count:
+            raise IndexFormatError(f"{path}: {col.null_count} rows have no embedding")
+        lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)
+        dim = int(lengths[0]) if len(lengths) else 0
+        if len(lengths) and (lengths != dim).any():
+            raise IndexFormatError(f"{path}: embeddings of lengths {int(lengths.min())} to {int(lengths.max())}; all must have one dimension")
     values = col.flatten().to_numpy(zero_copy_only=False)
-    emb = values.reshape(-1, dim)
+    if values.dtype == np.float64:
+        values = values.astype(np.float32)
+    emb = values.reshape(-1, dim) if dim else values.reshape(len(col), 0)
     return emb, t.column("row").to_numpy(), t.column("object_id").to_pylist()
 
 
