@@ -720,10 +720,16 @@ def verify(index: Path = typer.Option(..., help="Index directory (indexes/NAME).
 @_friendly
 def query(
     index: Path = typer.Option(..., help="Index directory (indexes/NAME)."),
-    image: Optional[list[Path]] = typer.Option(None, help="Query image(s); several run as one batch (one query each) unless combined."),
+    image: Optional[list[Path]] = typer.Option(
+        None, help="Query image(s): --image a.png b.png or --image a.png --image b.png; several run as one batch (one query each) unless combined."
+    ),
+    more_images: Optional[list[Path]] = typer.Argument(None, hidden=True, show_default=False, metavar="[IMAGE]..."),
     object_id: Optional[list[str]] = typer.Option(None, "--object-id", help="A catalog object to find neighbours of; repeat it to combine several."),
     negative: Optional[list[Path]] = typer.Option(None, help="An image the hits should NOT look like (repeatable); combines the examples."),
     negative_id: Optional[list[str]] = typer.Option(None, "--negative-id", help="A catalog object the hits should NOT look like (repeatable)."),
+    targets: Optional[Path] = typer.Option(
+        None, help="A CSV with one query per row: a column of object ids, or ra and dec, or image paths (relative to the CSV); all hits in one table with a query column."
+    ),
     combine: bool = typer.Option(
         False,
         help="Treat every --image/--object-id as a positive example of ONE query: FAISS shortlists k×refine around the mean "
@@ -764,6 +770,9 @@ def query(
             raise typer.BadParameter("--fetch applies to a query by --ra and --dec")
         spec = CutoutSpec(survey=fetch.value, size=fetch_size, pixscale=fetch_pixscale, base_url=base_url)
 
+    if more_images and not image:
+        raise typer.BadParameter(f"unexpected argument {more_images[0]}; query images follow --image")
+    image = [*(image or ()), *(more_images or ())]
     ids = list(object_id or ())
     several = combine or bool(negative) or bool(negative_id) or len(ids) > 1
     res = run_query(
@@ -775,6 +784,7 @@ def query(
             negative_images=tuple(negative or ()),
             negative_ids=tuple(negative_id or ()),
             combine=several,
+            targets=targets,
             ra=ra,
             dec=dec,
             radius_arcsec=radius,

@@ -339,3 +339,23 @@ def test_positive_and_negative_examples_equal_the_reference(tmp_path: Path, exac
     assert filt and all(h.row % 5 == 4 for h in filt)
     with pytest.raises(QueryError, match="at least one positive"):
         s.query_examples([])
+
+
+def test_batch_targets_ids_and_sky_into_one_table(tmp_path: Path) -> None:
+    from galaxy_retrieval.search.query import QueryRequest, run_query
+
+    path, x = _build(tmp_path)
+    s = GalaxySearcher.open(path)
+    (tmp_path / "ids.csv").write_text("objid,comment\nobj-0007,a\nobj-0100,b\n")
+    res = run_query(QueryRequest(index=path, targets=tmp_path / "ids.csv", k=3, output=tmp_path / "hits.parquet"))
+    assert res.queries == ["object obj-0007", "object obj-0100"]
+    assert [[h.object_id for h in hs] for hs in res.hits] == [[h.object_id for h in s.query(object_id=o, k=3)] for o in ("obj-0007", "obj-0100")]
+    t = pq.read_table(tmp_path / "hits.parquet")
+    assert t.num_rows == 6 and t.column("query").to_pylist() == ["object obj-0007"] * 3 + ["object obj-0100"] * 3
+    ra, dec = s.table.column("ra")[42].as_py(), s.table.column("dec")[42].as_py()
+    (tmp_path / "sky.csv").write_text(f"RAJ2000,DEJ2000\n{ra},{dec}\n")
+    res = run_query(QueryRequest(index=path, targets=tmp_path / "sky.csv", k=2))
+    assert res.queries[0].startswith("object obj-0042") and len(res.hits[0]) == 2
+    (tmp_path / "bad.csv").write_text("name\nx\n")
+    with pytest.raises(QueryError, match="needs a column of object ids, ra and dec, or image paths; the columns are name"):
+        run_query(QueryRequest(index=path, targets=tmp_path / "bad.csv"))

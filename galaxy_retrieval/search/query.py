@@ -43,6 +43,7 @@ class QueryRequest:
     negative_images: tuple[Path, ...] = ()
     negative_ids: tuple[str, ...] = ()
     combine: bool = False  # the images/ids are positives of one query even with no negative
+    targets: Path | None = None  # a CSV of object ids, ra/dec, or image paths: one query per row
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ class QueryResult:
 
 
 def run_query(req: QueryRequest) -> QueryResult:
+    if req.targets is not None:
+        return _run_targets(req)
     if req.combine or req.positive_ids or req.negative_images or req.negative_ids:
         return _run_examples(req)
     kw: dict[str, Any] = dict(k=req.k, refine=req.refine, exact=req.exact, where=req.where, order=req.order, min_separation_arcsec=req.min_separation_arcsec)
@@ -155,3 +158,67 @@ def _run_examples(req: QueryRequest) -> QueryResult:
     label = "like " + ", ".join(str(p) for p in positives) + ("; unlike " + ", ".join(str(n) for n in negatives) if negatives else "")
     output = write_hits(req.output, hits_table([label], [hits])) if req.output is not None else None
     return QueryResult([label], [hits], seconds, None, _label_names(s), open_seconds, None, output)
+
+
+def read_targets(path: Path) -> tuple[str, list[Any]]:
+    """The queries of a targets CSV: ("object_id", ids) | ("sky", [(ra, dec)]) | ("image",
+    paths relative to the CSV's folder). Column names are recognised as catalogs' are
+    (``objid``, ``RAJ2000``, ``file`` …); object ids win over positions over images."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    from ..catalog.columns import resolve_columns
+
+    try:
+        t = pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(strings_can_be_null=True))
+    except FileNotFoundError:
+        raise QueryError(f"{path}: no such targets file") from None
+    except (pa.ArrowInvalid, OSError) as e:
+        raise QueryError(f"{path}: not a readable CSV ({str(e).splitlines()[0]})") from None
+    cmap = resolve_columns(t.column_names, where=str(path))
+    by = {cmap.canonical(c): c for c in t.column_names}
+    if t.num_rows == 0:
+        raise QueryError(f"{path}: no targets (the file has a header only)")
+    if "object_id" in by:
+        return "object_id", [str(v) for v in t.column(by["object_id"]).to_pylist()]
+    if "ra" in by and "dec" in by:
+        ra, dec = t.column(by["ra"]).to_pylist(), t.column(by["dec"]).to_pylist()
+        bad = next((i for i, (r, d) in enumerate(zip(ra, dec)) if not isinstance(r, (int, float)) or not isinstance(d, (int, float))), None)
+        if bad is not None:
+            raise QueryError(f"{path}: row {bad + 1} has no numeric ra/dec ({ra[bad]!r}, {dec[bad]!r})")
+        return "sky", list(zip((float(r) for r in ra), (float(d) for d in dec)))
+    if "filename" in by:
+        return "image", [path.parent / str(v) for v in t.column(by["filename"]).to_pylist()]
+    raise QueryError(f"{path}: needs a column of object ids, ra and dec, or image paths; the columns are {', '.join(t.column_names)}")
+
+
+def _run_targets(req: QueryRequest) -> QueryResult:
+    """One query per row of a targets CSV, all hits in one table (``query`` column)."""
+    if req.images or req.object_id is not None or req.ra is not None or req.dec is not None or req.positive_ids or req.negative_images or req.negative_ids:
+        raise QueryError(f"{req.targets}: a targets file replaces the single query; give one or the other")
+    if req.mosaic is not None:
+        raise QueryError("a mosaic shows one query; leave it out with a targets file")
+    if req.output is not None:
+        check_hits_path(req.output)
+    kind, targets = read_targets(Path(req.targets))  # type: ignore[arg-type]
+    kw: dict[str, Any] = dict(k=req.k, refine=req.refine, exact=req.exact, where=req.where, order=req.order, min_separation_arcsec=req.min_separation_arcsec)
+    t_open = time.perf_counter()
+    s = GalaxySearcher.open(req.index, checkpoint=req.checkpoint)
+    if req.where is not None:
+        s.select(req.where)
+    s.warmup(model=kind == "image")
+    open_seconds = time.perf_counter() - t_open
+    t0 = time.perf_counter()
+    if kind == "image":
+        hits = s.query_batch(targets, **kw)
+        labels = [str(p) for p in targets]
+    elif kind == "object_id":
+        hits = [s.query(object_id=oid, **kw) for oid in targets]
+        labels = [f"object {oid}" for oid in targets]
+    else:
+        found = [s.query_sky(ra, dec, radius_arcsec=req.radius_arcsec, **kw) for ra, dec in targets]
+        hits = [f.hits for f in found]
+        labels = [f.describe() for f in found]
+    seconds = time.perf_counter() - t0
+    output = write_hits(req.output, hits_table(labels, hits)) if req.output is not None else None
+    return QueryResult(labels, hits, seconds, None, _label_names(s), open_seconds, None, output)

@@ -150,3 +150,21 @@ def test_cli_several_examples(tiny: dict[str, Path], index: Path, tmp_path: Path
     assert got["query"].startswith("like 3, 13; unlike")
     r = gr("query", "--index", index, "--negative-id", "5")
     assert_user_error(r, "at least one positive")
+
+
+def test_cli_image_flag_takes_several_paths(tiny: dict[str, Path], index: Path, tmp_path: Path) -> None:
+    import json
+
+    from PIL import Image
+
+    with h5py.File(tiny["catalog"]) as f:
+        for i in (1, 2, 3):
+            Image.fromarray(f["images"][i]).save(tmp_path / f"q{i}.png")
+    a, b, c = (tmp_path / f"q{i}.png" for i in (1, 2, 3))
+    one = gr("query", "--index", index, "--image", a, b, c, "--k", "2", "--json")
+    assert one.exit_code == 0, one.output
+    many = gr("query", "--index", index, "--image", a, "--image", b, "--image", c, "--k", "2", "--json")
+    assert json.loads(one.output)["results"] == json.loads(many.output)["results"]
+    assert [r["query"] for r in json.loads(one.output)["results"]] == [str(a), str(b), str(c)]
+    r = gr("query", "--index", index, a)
+    assert r.exit_code == 2 and "unexpected argument" in r.output
