@@ -253,6 +253,8 @@ def info(
         t.add_row("score weights", ", ".join(f"{k}={v:.3g}" for k, v in m.score_weights.items()))
         t.add_row("model", str((m.model or {}).get("preset", "—")) + f" sha256 {str((m.model or {}).get('sha256', ''))[:12]}")
         t.add_row("catalog", str(m.catalog.get("source")))
+        if m.catalog.get("label_names"):
+            t.add_row("classes", ", ".join(f"{k} {v}" for k, v in m.catalog["label_names"].items()))
         t.add_row("created", f"{m.created} (galaxy-retrieval {m.package_version})")
         out.print(t)
         return

@@ -389,6 +389,9 @@ def _build_locked(
             if not embs:
                 raise IndexFormatError(f"{catalog.path}: every image in rows {lo}–{hi - 1} was unreadable")
             meta["source"] = [catalog.source] * len(ids)
+            names_of = getattr(catalog, "file_names", None)
+            if names_of is not None and "filename" not in meta:  # image folders: which file each row is
+                meta["filename"] = names_of(np.concatenate(rows).tolist())
             write_shard(
                 path,
                 ids,

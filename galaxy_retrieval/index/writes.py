@@ -401,6 +401,9 @@ def _embed_shards(root: Path, m: Manifest, embedder: Any, catalog: Any, batch_si
             if not embs:
                 continue
             meta["source"] = [catalog.source] * len(ids)
+            names_of = getattr(catalog, "file_names", None)
+            if names_of is not None and "filename" not in meta:  # image folders: which file each row is
+                meta["filename"] = names_of(np.concatenate(rows).tolist())
             dst = root / EMBEDDINGS_DIR / f"part-v{version:05d}-{len(new_paths):05d}.parquet"
             write_shard(dst, ids, np.concatenate(rows), np.concatenate(embs), meta, dtype=m.dtype, extra_schema_metadata={MODEL_SHA_KEY.decode(): embedder.sha256})
             new_paths.append(dst)

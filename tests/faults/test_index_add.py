@@ -168,3 +168,24 @@ def test_cli_image_flag_takes_several_paths(tiny: dict[str, Path], index: Path, 
     assert [r["query"] for r in json.loads(one.output)["results"]] == [str(a), str(b), str(c)]
     r = gr("query", "--index", index, a)
     assert r.exit_code == 2 and "unexpected argument" in r.output
+
+
+def test_folder_index_keeps_file_names_and_info_shows_classes(tiny: dict[str, Path], tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    folder = tmp_path / "imgs"
+    (folder / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    lines = ["filename,label"]
+    for i in range(6):
+        name = f"sub/g{i}.png" if i % 2 else f"g{i}.png"
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(folder / name)
+        lines.append(f"{name},{'FRI' if i < 3 else 'FRII'}")
+    (folder / "labels.csv").write_text("\n".join(lines) + "\n")
+    r = gr("build-index", "--checkpoint", tiny["checkpoint"], "--catalog", folder, "--out", tmp_path / "idx", "--index", "flat")
+    assert r.exit_code == 0, r.output
+    t = pq.read_table(tmp_path / "idx" / "embeddings")
+    assert sorted(t.column("filename").to_pylist()) == sorted(line.split(",")[0] for line in lines[1:])
+    r = gr("info", tmp_path / "idx")
+    assert r.exit_code == 0 and "0 FRI, 1 FRII" in r.output, r.output
