@@ -64,19 +64,22 @@ class _Selection:
         self.positions = positions
         self._n = n
         self._sel: Any = None
-        self._bits: np.ndarray | None = None
+        self._lock = threading.Lock()
 
     def selector(self) -> Any:
         import faiss
 
-        if self._sel is None:
-            mask = np.zeros(self._n, bool)
-            mask[self.positions] = True
-            # a bitmap answers "is id i allowed" in O(1) for any selectivity; FAISS keeps a raw
-            # pointer into it, so the array lives as long as this selection
-            self._bits = np.packbits(mask, bitorder="little")
-            self._sel = faiss.IDSelectorBitmap(self._n, faiss.swig_ptr(self._bits))
-        return self._sel
+        with self._lock:  # built once: a second build would free the bitmap another thread searches with
+            if self._sel is None:
+                mask = np.zeros(self._n, bool)
+                mask[self.positions] = True
+                # a bitmap answers "is id i allowed" in O(1) for any selectivity; FAISS keeps a
+                # raw pointer into it, so the selector holds the array
+                bits = np.packbits(mask, bitorder="little")
+                sel = faiss.IDSelectorBitmap(self._n, faiss.swig_ptr(bits))
+                sel.bits_owner = bits
+                self._sel = sel
+            return self._sel
 
 
 class GalaxySearcher:
@@ -130,7 +133,8 @@ class GalaxySearcher:
         index; it must be the checkpoint the index was built with.
         """
         p = Path(path)
-        for attempt in range(3):
+        attempts = 3
+        while True:
             m = read_manifest(p)
             try:
                 m.verify(p, full=verify)
@@ -138,9 +142,9 @@ class GalaxySearcher:
             except IndexFormatError:
                 # a writer may have replaced the manifest and removed the files of the version
                 # just read; that is a newer version to open, not a damaged index
-                if attempt == 2 or read_manifest(p).version == m.version:
+                attempts -= 1
+                if attempts == 0 or read_manifest(p).version == m.version:
                     raise
-        raise AssertionError("unreachable")
 
     def __len__(self) -> int:
         """Objects the index can return (deleted ones excluded)."""
@@ -336,10 +340,8 @@ class GalaxySearcher:
         extra = 1 if exclude is not None else 0
         if where is None:
             self._check_k(k, refine, exclude is not None)
-        else:  # a filter may match fewer than k rows: those are the answer, not an error
-            self._check_k(1, refine, False)
-            if k < 1:
-                raise QueryError(f"k must be ≥ 1, got {k}")
+        elif k < 1 or refine < 1:  # a filter may match fewer than k rows: those are the answer, not an error
+            raise QueryError(f"k and refine must be ≥ 1, got k={k}, refine={refine}")
         sky = None
         if min_separation_arcsec is not None:
             if not (np.isfinite(min_separation_arcsec) and min_separation_arcsec > 0):
