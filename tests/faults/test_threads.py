@@ -122,7 +122,7 @@ def test_eight_threads_mixing_filters_and_deletions_get_the_sequential_answers(t
 
     def run(s: GalaxySearcher, call: tuple[str | None, int | None, int]) -> list:
         where, nprobe, i = call
-        return [(h.object_id, round(h.score, 6)) for h in s.query(object_id=f"obj-{i * 37 + 1:04d}", k=10, refine=2, nprobe=nprobe, where=where)]
+        return [(h.object_id, round(h.score, 6)) for h in s.query(object_id=f"obj-{i * 70 + 1:04d}", k=10, refine=2, nprobe=nprobe, where=where)]
 
     calls = [(w, n, i) for i in range(10) for w in wheres for n in (None, 1, 16)]
     s = GalaxySearcher.open(tmp_path / "index")
