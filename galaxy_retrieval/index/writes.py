@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import fnmatch
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path

@@ -189,3 +189,20 @@ def test_folder_index_keeps_file_names_and_info_shows_classes(tiny: dict[str, Pa
     assert sorted(t.column("filename").to_pylist()) == sorted(line.split(",")[0] for line in lines[1:])
     r = gr("info", tmp_path / "idx")
     assert r.exit_code == 0 and "0 FRI, 1 FRII" in r.output, r.output
+
+
+def test_add_refused_mid_embedding_leaves_the_index_as_it_was(index: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(10):
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(folder / f"n{i}.png")
+    (folder / "n9.png").write_bytes(b"not a png")  # the last batch fails, after shards were written
+    before = snapshot(index)
+    r = gr("add", "--index", index, "--catalog", folder, "--batch-size", "3")
+    assert_user_error(r, "n9.png")
+    assert snapshot(index) == before
+    r = gr("add", "--index", index, "--catalog", folder, "--batch-size", "3", "--on-error", "skip")
+    assert r.exit_code == 0 and "added 9 objects" in r.output and "skipped 1" in r.output, r.output
