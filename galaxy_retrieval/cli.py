@@ -392,7 +392,7 @@ def train(
     metadata: Optional[Path] = typer.Option(None, help="CSV of an image folder."),
     columns: Optional[str] = typer.Option(None, help=_COLUMNS_HELP),
     on_error: OnErrorChoice = typer.Option(OnErrorChoice.fail, help="Unreadable catalog images: fail, or skip and report."),
-    preset: str = typer.Option("small", help="Model preset: small, paper, tiny."),
+    preset: str = typer.Option("polar", help="Model preset: polar (the rotation-invariant CNN on a polar resampling: measured best on real cutouts), small (the paper's ViT at 64 px), paper (the paper's ViT at 224 px), tiny."),
     epochs: int = typer.Option(30, help="Maximum epochs (early stopping may end sooner)."),
     batch_size: int = typer.Option(128, help="Images per training batch."),
     lr: float = typer.Option(1e-3, help="Adam learning rate."),

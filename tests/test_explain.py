@@ -160,3 +160,25 @@ def test_explain_bad_inputs_are_one_line_errors(tiny_index: dict[str, Path]) -> 
         assert message in r.output and "Traceback" not in r.output
         assert r.output.strip().count("\n") == 0
     assert not out.exists()
+
+
+def test_similarity_maps_work_for_the_polar_backbone_and_rollout_is_refused(tmp_path: Path) -> None:
+    polar = build_model(preset("polar", image_size=32, hidden=8, depth=3, out_dim=16), seed=0).eval()
+    g = torch.Generator().manual_seed(4)
+    x = torch.full((1, 3, 32, 32), -0.8)
+    x[0, :, 8:24, 8:24] += torch.rand(3, 16, 16, generator=g)
+    with torch.no_grad():
+        target = polar.embed(torch.randn(1, 3, 32, 32, generator=g))
+    res = similarity_maps(polar, x, target, ScoreWeights(), steps=64)
+    assert res.maps.shape == (1, 4, 4)
+    torch.testing.assert_close(res.maps.flatten(1).sum(1), res.scores - res.baseline_scores, rtol=0, atol=5e-3)
+    # an index built with the polar model: similarity works, rollout says why it cannot
+    cat = write_galaxy10_h5(tmp_path / "cat.h5", n=12, size=32, seed=5)
+    save_weights(tmp_path / "ck" / "model.safetensors", polar)
+    with open_catalog(cat) as c:
+        build_index(tmp_path / "ck", c, tmp_path / "index", BuildConfig(shard_rows=8, batch_size=8, index=IndexSpec(kind="flat")))
+        q = np.asarray(c.get_batch([3]).images[0])
+    r = explain_query(tmp_path / "index", q, tmp_path / "x.png", k=3)
+    assert r.maps.shape == (4, 4, 4) and (tmp_path / "x.png").is_file()
+    with pytest.raises(ConfigError, match="transformer"):
+        explain_query(tmp_path / "index", q, tmp_path / "y.png", k=3, method="rollout")

@@ -110,3 +110,36 @@ def test_auto_framing_through_preprocessing_matches_cutting_then_resizing():
     # a channel-first uint8 tensor gives the same
     t = torch.from_numpy(np.stack(ims)).permute(0, 3, 1, 2)
     assert torch.equal(images_to_float(t, 32, framing=f), got)
+
+
+def test_the_checkpoint_framing_makes_embeddings_independent_of_the_cutout_size():
+    """A galaxy cut out at 96 px or at 192 px (the same pixels plus more sky) is the same
+    object: with auto framing the model sees the same square, so the vectors agree."""
+    import dataclasses
+
+    from galaxy_retrieval.model import Embedder
+    from galaxy_retrieval.model.presets import preset
+    from galaxy_retrieval.model.vit import build_model
+
+    big = _scene(192, 5.0, 95.5, 95.5, seed=3)
+    small = big[48:144, 48:144]
+    cfg = dataclasses.replace(preset("tiny"), framing=Framing(mode="auto"))
+    framed = Embedder.from_model(build_model(cfg, seed=0), device="cpu")
+    whole = Embedder.from_model(build_model(preset("tiny"), seed=0), device="cpu")
+    a, b = framed.embed([big, small])
+    assert np.abs(a - b).max() < 0.05 * np.abs(a).max()
+    # what the model sees: the galaxy at the same apparent size with framing, at half the
+    # size in the larger cutout without
+    from galaxy_retrieval.model.preprocess import images_to_float
+
+    def size(x):  # flux-weighted rms radius of the grey image above its border level
+        g = x.mean(dim=0)
+        g = (g - g[0].median()).clamp(min=0)
+        yy, xx = np.indices(g.shape)
+        c = (g.shape[0] - 1) / 2
+        return float(np.sqrt((g.numpy() * ((yy - c) ** 2 + (xx - c) ** 2)).sum() / g.numpy().sum()))
+
+    xf = images_to_float([big, small], 32, framing=Framing(mode="auto"))
+    xw = images_to_float([big, small], 32)
+    assert abs(size(xf[0]) / size(xf[1]) - 1) < 0.15
+    assert size(xw[0]) / size(xw[1]) < 0.8  # 0.5 for the light alone; sky noise pulls it up

@@ -131,6 +131,7 @@ VARIANTS: dict[str, Variant] = {
         # issue 10: object-aware framing, and the recipe measured on real cutouts (the defaults)
         Variant("info-nce-t0.05-framed", info_nce=True, note="auto framing", overrides=(("temperature", 0.05), ("framing", "auto"))),
         Variant("defaults", defaults=True),
+        Variant("galaxy-vit", defaults=True, note="the paper's ViT (`small` preset) instead of the polar CNN", overrides=(("preset", "small"),)),
         Variant("defaults-unframed", defaults=True, note="framing off", overrides=(("framing", "none"),)),
     )
 }

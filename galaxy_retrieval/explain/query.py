@@ -94,6 +94,11 @@ def explain_query(
     t0 = time.perf_counter()
     emb = s.embedder
     model = emb.model
+    if method == "rollout" and model.config.backbone != "vit":
+        raise ConfigError(
+            f"attention rollout needs a transformer; this index's model is the {model.config.backbone} backbone: "
+            "use the similarity method"
+        )
     views = model_views([qim, *hit_images], model.config.framing, emb.suppress)
     x = to_model_input(views, replace(model.config, framing=Framing()), emb.device)
     if method == "rollout":

@@ -8,7 +8,9 @@ from typing import Any
 from ..errors import ConfigError
 from ..framing import Framing
 
-__all__ = ["ViTConfig"]
+__all__ = ["ViTConfig", "BACKBONES"]
+
+BACKBONES: tuple[str, ...] = ("vit", "polar")
 
 
 @dataclass(frozen=True)
@@ -40,8 +42,13 @@ class ViTConfig:
     norm_std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     name: str = "custom"  # the preset it came from ("paper", "small") or "custom"
     framing: Framing = Framing()
+    #: "vit": the paper's transformer; "polar": the rotation-invariant CNN of
+    #: :mod:`galaxy_retrieval.model.polar` (``hidden`` its first width, ``depth`` its stages)
+    backbone: str = "vit"
 
     def __post_init__(self) -> None:
+        if self.backbone not in BACKBONES:
+            raise ConfigError(f"model config backbone={self.backbone!r}; choices: {', '.join(BACKBONES)}")
         if not isinstance(self.framing, Framing):
             # a spec string ("auto", "fixed:0.4") or a dict from a checkpoint
             object.__setattr__(self, "framing", Framing.from_dict(self.framing))

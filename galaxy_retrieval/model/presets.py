@@ -6,6 +6,8 @@
 ``small``  the same architecture at a size that trains in minutes on two CPU cores
            (64² input, 8² patches → 64 tokens); chosen by measurement on the synthetic
            demo catalog (benchmarks/results/train_embed_speed.json).
+``polar``  the rotation-invariant CNN on a polar resampling (:mod:`galaxy_retrieval.model.polar`):
+           64² input → 32 radii × 64 angles, widths 32-64-128-256, 256 outputs.
 ``tiny``   for tests only.
 """
 
@@ -30,12 +32,17 @@ def _small(**kw: Any) -> ViTConfig:
                                mlp_hidden=384, out_dim=256, name="small"), **kw})
 
 
+def _polar(**kw: Any) -> ViTConfig:
+    return ViTConfig(**{**dict(image_size=64, patch_size=8, hidden=32, depth=4, num_heads=4,
+                               mlp_hidden=64, out_dim=256, name="polar", backbone="polar"), **kw})
+
+
 def _tiny(**kw: Any) -> ViTConfig:
     return ViTConfig(**{**dict(image_size=32, patch_size=8, hidden=32, depth=1, num_heads=2,
                                mlp_hidden=64, out_dim=16, name="tiny"), **kw})
 
 
-PRESETS: dict[str, Callable[..., ViTConfig]] = {"paper": _paper, "small": _small, "tiny": _tiny}
+PRESETS: dict[str, Callable[..., ViTConfig]] = {"paper": _paper, "small": _small, "polar": _polar, "tiny": _tiny}
 
 
 def preset_names() -> list[str]:

@@ -81,14 +81,18 @@ class GalaxIDNetViT(nn.Module):
     forward = embed
 
 
-def build_model(config: ViTConfig, seed: int | None = None) -> GalaxIDNetViT:
-    """A freshly initialised model; with ``seed`` the initial weights depend on it only
-    (the global RNG is restored afterwards), so "untrained, same seed" is reproducible."""
+def build_model(config: ViTConfig, seed: int | None = None) -> nn.Module:
+    """A freshly initialised model of ``config.backbone`` (the ViT, or the polar CNN of
+    :mod:`galaxy_retrieval.model.polar`); with ``seed`` the initial weights depend on it
+    only (the global RNG is restored afterwards), so "untrained, same seed" is reproducible."""
+    from .polar import PolarCNN
+
+    cls = PolarCNN if config.backbone == "polar" else GalaxIDNetViT
     if seed is None:
-        return GalaxIDNetViT(config)
+        return cls(config)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
-        return GalaxIDNetViT(config)
+        return cls(config)
 
 
 def count_parameters(model: GalaxIDNetViT) -> int:

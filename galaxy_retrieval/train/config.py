@@ -95,7 +95,7 @@ class TrainConfig:
         :func:`~galaxy_retrieval.evaluate.evaluate` do the same to their images.
     """
 
-    preset: str = "small"
+    preset: str = "polar"
     model: ViTConfig | None = None  # overrides ``preset`` when given
     epochs: int = 30
     batch_size: int = 128
@@ -192,7 +192,7 @@ class TrainConfig:
     def paper_faithful(cls, **overrides: Any) -> "TrainConfig":
         """The paper's training recipe (§3.4): untouched anchors, one positive and one
         harsh-negative pair per image, constant learning rate."""
-        base = dict(pair_mode="paper", loss="contrastive", augment_anchors=False, lr_schedule="constant", warmup_epochs=0.0,
+        base = dict(preset="small", pair_mode="paper", loss="contrastive", augment_anchors=False, lr_schedule="constant", warmup_epochs=0.0,
                     augment=None, framing=None, select_by="val_loss", epochs=25, batch_size=64)
         return cls(**{**base, **overrides})
 
@@ -243,6 +243,7 @@ class TrainConfig:
         kw.setdefault("loss", "contrastive")
         kw.setdefault("temperature", 0.1)  # the default when the option was added
         kw.setdefault("framing", None)
+        kw.setdefault("preset", "small")
         kw.setdefault("select_by", "val_loss")
         if kw.get("model") is not None:
             kw["model"] = ViTConfig.from_dict(kw["model"])
