@@ -242,9 +242,19 @@ def info(
         t.add_row("embedding", f"{m.dim} × {m.dtype}")
         t.add_row("shards", f"{len(m.shards)} ({sum(s.bytes for s in m.shards) / 1e6:,.1f} MB)")
         t.add_row("candidate index", f"{f.get('factory')} ({f.get('metric')}), {f.get('bytes', 0) / 1e6:,.1f} MB")
+        t.add_row("version", f"{m.version}" + (f", {m.count - m.live_count:,} deleted (gr compact removes them)" if m.tombstones else ""))
+        bal = _ivf_balance(path, m)
+        if bal is not None:
+            t.add_row(
+                "IVF lists",
+                f"{bal['nlist']:,} lists, imbalance {bal['imbalance']:.2f} (1 = even), largest {bal['largest_list']:,} "
+                f"vs mean {bal['mean_list']:,.1f}, {bal['empty_lists']:,} empty" + (" — consider gr reindex" if bal["imbalance"] > 3 else ""),
+            )
         t.add_row("score weights", ", ".join(f"{k}={v:.3g}" for k, v in m.score_weights.items()))
         t.add_row("model", str((m.model or {}).get("preset", "—")) + f" sha256 {str((m.model or {}).get('sha256', ''))[:12]}")
         t.add_row("catalog", str(m.catalog.get("source")))
+        if m.catalog.get("label_names"):
+            t.add_row("classes", ", ".join(f"{k} {v}" for k, v in m.catalog["label_names"].items()))
         t.add_row("created", f"{m.created} (galaxy-retrieval {m.package_version})")
         out.print(t)
         return
@@ -544,6 +554,13 @@ def build_index_cmd(
     metadata: Optional[Path] = typer.Option(None, help="CSV of an image folder (default: the one inside it)."),
     columns: Optional[str] = typer.Option(None, help=_COLUMNS_HELP),
     from_shards: Optional[Path] = typer.Option(None, "--from-shards", help="Build from existing Parquet shards instead (no model)."),
+    from_parquet: Optional[Path] = typer.Option(
+        None, "--from-parquet", help="Build from embeddings made elsewhere: a Parquet file or folder (with --id-column and --vector-columns; no model)."
+    ),
+    id_column: Optional[str] = typer.Option(None, "--id-column", help="With --from-parquet: the column of object ids."),
+    vector_columns: Optional[str] = typer.Option(
+        None, "--vector-columns", help="With --from-parquet: a glob of numeric columns in file order (e.g. 'feat_pca_*') or one list column."
+    ),
     index: str = typer.Option("auto", help="auto | flat | hnsw | ivf-pq | a FAISS factory string."),
     metric: str = typer.Option("l2", help="Shortlist metric: l2 (raw vectors) or cosine."),
     dtype: str = typer.Option("float32", help="Stored embeddings: float32 or float16."),
@@ -566,7 +583,15 @@ def build_index_cmd(
         overwrite=overwrite,
     )
     progress = RichProgress()
-    if from_shards is not None:
+    if from_parquet is not None:
+        from .index.foreign import build_index_from_parquet
+
+        if from_shards is not None or checkpoint is not None or catalog is not None:
+            raise typer.BadParameter("--from-parquet builds without --from-shards/--checkpoint/--catalog")
+        if id_column is None or vector_columns is None:
+            raise typer.BadParameter("--from-parquet needs --id-column and --vector-columns")
+        res = build_index_from_parquet(from_parquet, out_dir, id_column, vector_columns, cfg, progress)
+    elif from_shards is not None:
         if checkpoint is not None or catalog is not None:
             raise typer.BadParameter("--from-shards builds without --checkpoint/--catalog; give one or the other")
         res = build_index_from_shards(from_shards, out_dir, cfg, progress)
@@ -592,6 +617,97 @@ def build_index_cmd(
         out.print(f"time: {secs}")
 
 
+def _ivf_balance(path: Path, m: Any) -> Any:
+    from .index.candidates import ivf_balance, load_faiss_index
+
+    f = path / m.faiss_file
+    return ivf_balance(load_faiss_index(f)) if f.is_file() else None
+
+
+@app.command()
+@_friendly
+def delete(
+    index: Path = typer.Option(..., help="Index directory (indexes/NAME)."),
+    ids: Optional[Path] = typer.Option(None, help="Text file of object ids to delete, one per line."),
+    where: Optional[str] = typer.Option(None, help='Delete the objects matching this SQL condition over the metadata columns, e.g. "label = 9".'),
+) -> None:
+    """Delete objects from an index (a tombstone list; `gr compact` later removes them from the files)."""
+    from .index.writes import delete_objects, read_id_list
+
+    if (ids is None) == (where is None):
+        raise typer.BadParameter("give --ids FILE or --where EXPR")
+    res = delete_objects(index, read_id_list(ids) if ids is not None else None, where)
+    msg = f"deleted {res.deleted:,} objects from [bold]{res.path}[/] (version {res.version}; {res.live:,} remain)"
+    if res.already_deleted:
+        msg += f"; {res.already_deleted:,} were already deleted"
+    out.print(msg, highlight=False)
+    if res.not_found:
+        shown = ", ".join(res.not_found[:5]) + (" …" if len(res.not_found) > 5 else "")
+        out.print(f"[yellow]{len(res.not_found):,} ids not found in the index:[/] {escape(shown)}", highlight=False)
+
+
+@app.command()
+@_friendly
+def compact(index: Path = typer.Option(..., help="Index directory (indexes/NAME).")) -> None:
+    """Rewrite the shards, vectors and FAISS index without the deleted objects."""
+    from .index.writes import compact_index
+
+    res = compact_index(index, RichProgress())
+    if not res.removed:
+        out.print(f"{res.path}: nothing deleted, nothing to compact (version {res.version})", highlight=False)
+        return
+    out.print(f"compacted [bold]{res.path}[/]: {res.removed:,} deleted objects removed, {res.count:,} remain (version {res.version})", highlight=False)
+
+
+@app.command()
+@_friendly
+def reindex(
+    index: Path = typer.Option(..., help="Index directory (indexes/NAME)."),
+    kind: Optional[str] = typer.Option(None, "--index-kind", help="auto | flat | hnsw | ivf-pq | a FAISS factory string (default: as built)."),
+    nprobe: Optional[int] = typer.Option(None, help="IVF lists searched per query (default: as built)."),
+) -> None:
+    """Train and fill the FAISS candidate index again from the stored vectors (after many adds)."""
+    import dataclasses
+
+    from .index.candidates import IndexSpec
+    from .index.manifest import read_manifest
+    from .index.writes import reindex as reindex_index
+
+    spec = IndexSpec(**(read_manifest(index).faiss or {}).get("spec", {}))
+    if kind is not None:
+        spec = dataclasses.replace(spec, kind=kind)
+    if nprobe is not None:
+        spec = dataclasses.replace(spec, nprobe=nprobe)
+    m = reindex_index(index, spec, RichProgress())
+    f = m.faiss or {}
+    out.print(f"reindexed [bold]{index}[/]: FAISS {f.get('factory')} over {m.count:,} vectors (version {m.version})", highlight=False)
+
+
+@app.command()
+@_friendly
+def add(
+    index: Path = typer.Option(..., help="Index directory (indexes/NAME)."),
+    catalog: Path = typer.Option(..., help="HDF5 catalog or image folder of the objects to add."),
+    metadata: Optional[Path] = typer.Option(None, help="CSV of an image folder (default: the one inside it)."),
+    columns: Optional[str] = typer.Option(None, help=_COLUMNS_HELP),
+    upsert: bool = typer.Option(False, help="Replace objects whose id is already in the index (default: refuse)."),
+    batch_size: int = typer.Option(128, help="Images per model call."),
+    on_error: OnErrorChoice = typer.Option(OnErrorChoice.fail, help="Unreadable catalog images: fail, or skip and report."),
+) -> None:
+    """Embed new objects with the index's own model and add them (no retraining of FAISS)."""
+    from .index.writes import add_objects
+
+    with _open_catalog(catalog, metadata, on_error.value, columns) as cat:
+        res = add_objects(index, cat, upsert=upsert, batch_size=batch_size, progress=RichProgress())
+    out.print(
+        f"added {res.added:,} objects to [bold]{res.path}[/]" + (f" ({res.replaced:,} replaced)" if res.replaced else "")
+        + f" in {res.seconds:.1f} s (version {res.version})",
+        highlight=False,
+    )
+    if res.skipped:
+        out.print(f"[yellow]skipped {len(res.skipped)} unreadable images[/]")
+
+
 @app.command()
 @_friendly
 def verify(index: Path = typer.Option(..., help="Index directory (indexes/NAME).")) -> None:
@@ -606,8 +722,22 @@ def verify(index: Path = typer.Option(..., help="Index directory (indexes/NAME).
 @_friendly
 def query(
     index: Path = typer.Option(..., help="Index directory (indexes/NAME)."),
-    image: Optional[list[Path]] = typer.Option(None, help="Query image(s); several run as one batch."),
-    object_id: Optional[str] = typer.Option(None, "--object-id", help="A catalog object to find neighbours of."),
+    image: Optional[list[Path]] = typer.Option(
+        None, help="Query image(s): --image a.png b.png or --image a.png --image b.png; several run as one batch (one query each) unless combined."
+    ),
+    more_images: Optional[list[Path]] = typer.Argument(None, hidden=True, show_default=False, metavar="[IMAGE]..."),
+    object_id: Optional[list[str]] = typer.Option(None, "--object-id", help="A catalog object to find neighbours of; repeat it to combine several."),
+    negative: Optional[list[Path]] = typer.Option(None, help="An image the hits should NOT look like (repeatable); combines the examples."),
+    negative_id: Optional[list[str]] = typer.Option(None, "--negative-id", help="A catalog object the hits should NOT look like (repeatable)."),
+    targets: Optional[Path] = typer.Option(
+        None, help="A CSV with one query per row: a column of object ids, or ra and dec, or image paths (relative to the CSV); all hits in one table with a query column."
+    ),
+    combine: bool = typer.Option(
+        False,
+        help="Treat every --image/--object-id as a positive example of ONE query: FAISS shortlists k×refine around the mean "
+        "of the positives' embeddings, and candidates are ranked by their mean score to the positives minus their mean score "
+        "to the negatives (implied by --negative/--negative-id or several --object-id).",
+    ),
     ra: Optional[float] = typer.Option(None, help="Right ascension, degrees."),
     dec: Optional[float] = typer.Option(None, help="Declination, degrees."),
     radius: float = typer.Option(10.0, help="Search radius around --ra/--dec, arcsec."),
@@ -621,6 +751,14 @@ def query(
     fetch_pixscale: Optional[float] = typer.Option(None, help="Arcsec per pixel of the fetched cutout (default: the survey's native scale)."),
     base_url: Optional[str] = typer.Option(None, help="A mirror of the cutout service (replaces the URL before the endpoint name)."),
     cache_dir: Optional[Path] = typer.Option(None, help="Where fetched cutouts are kept (default ~/.cache/galaxy-retrieval/cutouts)."),
+    where: Optional[str] = typer.Option(
+        None, help='Only objects matching this SQL condition over the metadata columns (DuckDB), e.g. "label = 3 AND redshift < 0.05"; fewer than k hits when fewer match.'
+    ),
+    least: bool = typer.Option(False, help="The k least similar objects instead (an exact scan; anomaly hunting)."),
+    min_separation: Optional[float] = typer.Option(
+        None, help="Arcsec: drop a hit this close to the query object or to a better hit (duplicate cutouts of one galaxy) and refill the list."
+    ),
+    output: Optional[Path] = typer.Option(None, help="Also write the hits (rank, query, object id, score and its terms, metadata) to .csv, .parquet or .json."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Find the k catalog galaxies most similar to an image, an object id, or a sky position."""
@@ -634,11 +772,21 @@ def query(
             raise typer.BadParameter("--fetch applies to a query by --ra and --dec")
         spec = CutoutSpec(survey=fetch.value, size=fetch_size, pixscale=fetch_pixscale, base_url=base_url)
 
+    if more_images and not image:
+        raise typer.BadParameter(f"unexpected argument {more_images[0]}; query images follow --image")
+    image = [*(image or ()), *(more_images or ())]
+    ids = list(object_id or ())
+    several = combine or bool(negative) or bool(negative_id) or len(ids) > 1
     res = run_query(
         QueryRequest(
             index=index,
             images=tuple(image or ()),
-            object_id=object_id,
+            object_id=ids[0] if ids and not several else None,
+            positive_ids=tuple(ids) if several else (),
+            negative_images=tuple(negative or ()),
+            negative_ids=tuple(negative_id or ()),
+            combine=several,
+            targets=targets,
             ra=ra,
             dec=dec,
             radius_arcsec=radius,
@@ -649,6 +797,10 @@ def query(
             mosaic=mosaic,
             fetch=spec,
             cache_dir=cache_dir,
+            where=where,
+            order="least" if least else "most",
+            min_separation_arcsec=min_separation,
+            output=output,
         )
     )
     if res.fetched is not None:
@@ -663,7 +815,7 @@ def query(
         return
     names = res.label_names or {}
     for q, hs in zip(res.queries, res.hits):
-        t = Table(title=f"neighbours of {q}", title_justify="left", caption="score = (cos + 1/(1+L2) + 1/(1+L3)) / 3 by default")
+        t = Table(title=f"{'least similar to' if least else 'neighbours of'} {q}", title_justify="left", caption="score = (cos + 1/(1+L2) + 1/(1+L3)) / 3 by default")
         for col, just in (("#", "right"), ("object id", "left"), ("score", "right"), ("cos", "right"), ("1/(1+L2)", "right"), ("1/(1+L3)", "right"), ("label", "left"), ("ra", "right"), ("dec", "right")):
             t.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
         for h in hs:
@@ -678,6 +830,7 @@ def query(
     out.print(
         f"{sum(len(h) for h in res.hits)} hits in {res.seconds * 1000:.1f} ms (index opened and model loaded in {res.open_seconds:.1f} s)"
         + (f"; mosaic: {res.mosaic}" if res.mosaic else "")
+        + (f"; hits written to {res.output}" if res.output else "")
     )
 
 

@@ -229,6 +229,17 @@ class FolderCatalog(Catalog):
     def __len__(self) -> int:
         return len(self._files)
 
+    def file_names(self, rows: Sequence[int]) -> list[str]:
+        """The image file of each row, relative to the folder (kept in the index's shards)."""
+        out = []
+        for r in rows:
+            f = self._files[int(r)]
+            try:
+                out.append(f.relative_to(self.root).as_posix())
+            except ValueError:
+                out.append(str(f))
+        return out
+
     @property
     def columns(self) -> list[str]:
         return list(self._meta)

@@ -48,6 +48,8 @@ FAISS_FILE = "faiss.index"
 MODEL_DIR = "model"
 STATE_FILE = "build-state.json"
 _RANGE_KEY = b"galaxy_retrieval.rows"
+# files of later versions written by add/delete/compact/reindex (index/writes.py)
+VERSIONED_GLOBS = ("vectors-v*.npy", "faiss-v*.index", "deleted-v*.parquet")
 
 
 @dataclass(frozen=True)
@@ -97,9 +99,10 @@ def _owned_entries(out: Path) -> tuple[list[Path], list[Path]]:
     for p in sorted(out.iterdir()):
         if p.name.startswith(PROBE_PREFIX):  # another writer checking the directory right now
             continue
-        if p.name in top and not p.is_dir():
+        versioned = any(fnmatch.fnmatch(p.name, g) for g in VERSIONED_GLOBS)
+        if (p.name in top or versioned) and not p.is_dir():
             owned.append(p)
-        elif _is_tmp_of(p.name, top):
+        elif _is_tmp_of(p.name, top) or _is_versioned_tmp(p.name):
             owned.append(p)
         elif p.name in (MODEL_DIR, EMBEDDINGS_DIR) and p.is_dir() and not p.is_symlink():
             names = {"model.safetensors", "checkpoint.json"} if p.name == MODEL_DIR else None
@@ -120,6 +123,13 @@ def _is_tmp_of(name: str, targets: set[str]) -> bool:
         return False
     stem, _, pid = name[1 : -len(TMP_SUFFIX)].rpartition(".")
     return pid.isdigit() and stem in targets
+
+
+def _is_versioned_tmp(name: str) -> bool:
+    if not (name.startswith(".") and name.endswith(TMP_SUFFIX)):
+        return False
+    stem, _, pid = name[1 : -len(TMP_SUFFIX)].rpartition(".")
+    return pid.isdigit() and any(fnmatch.fnmatch(stem, g) for g in VERSIONED_GLOBS)
 
 
 def _inside(p: Path, root: Path) -> bool:
@@ -379,6 +389,9 @@ def _build_locked(
             if not embs:
                 raise IndexFormatError(f"{catalog.path}: every image in rows {lo}–{hi - 1} was unreadable")
             meta["source"] = [catalog.source] * len(ids)
+            names_of = getattr(catalog, "file_names", None)
+            if names_of is not None and "filename" not in meta:  # image folders: which file each row is
+                meta["filename"] = names_of(np.concatenate(rows).tolist())
             write_shard(
                 path,
                 ids,
@@ -403,7 +416,11 @@ def _build_locked(
 
 
 def build_index_from_shards(
-    shards: str | Path, out: str | Path, cfg: BuildConfig = BuildConfig(), progress: Progress = NULL_PROGRESS
+    shards: str | Path,
+    out: str | Path,
+    cfg: BuildConfig = BuildConfig(),
+    progress: Progress = NULL_PROGRESS,
+    catalog_info: dict[str, Any] | None = None,
 ) -> BuildResult:
     """Build the vectors and FAISS index from existing shards (e.g. written on a cluster);
     no model needed. Shards are copied into ``out`` so the index stays self-contained."""
@@ -444,7 +461,7 @@ def build_index_from_shards(
             copied.append(dst)
         if model_info and (src_manifest.parent / MODEL_DIR).is_dir() and src_manifest.parent.resolve() != out.resolve():
             _copy_model(src_manifest.parent / MODEL_DIR, out / MODEL_DIR, None)
-        catalog_info = {"source": f"shards:{src.resolve()}", "path": None, "kind": "shards", "count": count}
+        catalog_info = catalog_info or {"source": f"shards:{src.resolve()}", "path": None, "kind": "shards", "count": count}
         manifest = _finish(out, copied, dim, dtype, cfg, weights, model_info, catalog_info, progress, {})
     return BuildResult(out, manifest, 0, len(copied), [], {})
 
@@ -464,9 +481,17 @@ def _shards_layout(paths: list[Path]) -> tuple[int, str, int]:
             if name not in schema.names:
                 raise IndexFormatError(f"{p}: shard lacks the {name!r} column")
         emb_type = schema.field("embedding").type
-        if not pa.types.is_fixed_size_list(emb_type) or emb_type.value_type not in (pa.float16(), pa.float32()):
-            raise IndexFormatError(f"{p}: 'embedding' must be fixed_size_list<float>[D], found {emb_type}")
-        dims.add((emb_type.list_size, "float16" if emb_type.value_type == pa.float16() else "float32"))
+        # list<float> is what DuckDB and Polars write for an array column: accepted, its
+        # length read from the first row (every row is checked when the vectors are assembled)
+        listy = pa.types.is_list(emb_type) or pa.types.is_large_list(emb_type)
+        if not (pa.types.is_fixed_size_list(emb_type) or listy) or emb_type.value_type not in (pa.float16(), pa.float32(), pa.float64()):
+            raise IndexFormatError(f"{p}: 'embedding' must be fixed_size_list<float>[D] or list<float>, found {emb_type}")
+        if listy:
+            first = pq.ParquetFile(p).read_row_group(0, columns=["embedding"]).column("embedding")
+            size = len(first[0].values) if len(first) and first[0].is_valid else 0
+        else:
+            size = emb_type.list_size
+        dims.add((size, "float16" if emb_type.value_type == pa.float16() else "float32"))
         if len(dims) > 1:
             raise IndexFormatError(f"{p}: embeddings of {emb_type}, but {paths[0]} has {sorted(dims)[0]}; shards must agree")
     if count == 0:

@@ -31,6 +31,9 @@ __all__ = [
     "load_faiss_index",
     "set_search_params",
     "faiss_gpu_count",
+    "add_to_faiss_index",
+    "write_faiss_index",
+    "ivf_balance",
 ]
 
 _NAMED = ("auto", "flat", "hnsw", "ivf-pq")
@@ -163,31 +166,42 @@ def check_index_spec(spec: IndexSpec, n: int, dim: int) -> str:
     return factory
 
 
-def search_params(index: Any, nprobe: int | None = None, ef_search: int | None = None) -> Any:
+def search_params(index: Any, nprobe: int | None = None, ef_search: int | None = None, sel: Any = None) -> Any:
     """FAISS per-call search parameters carrying these knobs for this index, or None when
     none applies. Passed as ``index.search(x, k, params=...)`` they leave the shared index
-    untouched, so threads with different knobs can search one index at the same time."""
+    untouched, so threads with different knobs can search one index at the same time.
+
+    ``sel`` (a ``faiss.IDSelector``) restricts the search to the ids it accepts: a metadata
+    filter or the live rows of an index with deletions, applied inside FAISS (prefiltering)."""
     import faiss
 
-    if nprobe is None and ef_search is None:
+    if nprobe is None and ef_search is None and sel is None:
         return None
     if isinstance(index, faiss.IndexPreTransform):
-        inner = search_params(faiss.downcast_index(index.index), nprobe, ef_search)
+        inner = search_params(faiss.downcast_index(index.index), nprobe, ef_search, sel)
         if inner is None:
             return None
         outer = faiss.SearchParametersPreTransform(index_params=inner)
         outer.referenced_objects = [inner]  # SWIG keeps a raw pointer: keep the Python object alive
         return outer
     base = faiss.downcast_index(index)
-    if nprobe is not None and isinstance(base, faiss.IndexIVF):
-        if nprobe < 1:
-            raise ConfigError(f"nprobe must be ≥ 1, got {nprobe}")
-        return faiss.SearchParametersIVF(nprobe=int(nprobe))
-    if ef_search is not None and isinstance(base, faiss.IndexHNSW):
-        if ef_search < 1:
-            raise ConfigError(f"ef_search must be ≥ 1, got {ef_search}")
-        return faiss.SearchParametersHNSW(efSearch=int(ef_search))
-    return None
+    if nprobe is not None and nprobe < 1:
+        raise ConfigError(f"nprobe must be ≥ 1, got {nprobe}")
+    if ef_search is not None and ef_search < 1:
+        raise ConfigError(f"ef_search must be ≥ 1, got {ef_search}")
+    params: Any = None
+    # a parameter object replaces every knob of its kind: one made for the selector alone
+    # must still carry the index's own nprobe / efSearch, not FAISS' defaults (1 and 16)
+    if isinstance(base, faiss.IndexIVF) and (nprobe is not None or sel is not None):
+        params = faiss.SearchParametersIVF(nprobe=int(nprobe if nprobe is not None else base.nprobe))
+    elif isinstance(base, faiss.IndexHNSW) and (ef_search is not None or sel is not None):
+        params = faiss.SearchParametersHNSW(efSearch=int(ef_search if ef_search is not None else base.hnsw.efSearch))
+    elif sel is not None:
+        params = faiss.SearchParameters()
+    if params is not None and sel is not None:
+        params.sel = sel
+        params.referenced_objects = [sel]
+    return params
 
 
 def set_search_params(index: Any, nprobe: int | None = None, ef_search: int | None = None) -> None:
@@ -257,15 +271,7 @@ def build_faiss_index(
     set_search_params(index, nprobe=spec.nprobe, ef_search=spec.ef_search)
     build_s = time.perf_counter() - t0
     out = Path(out)
-    from .atomic import atomic_path
-
-    with atomic_path(out) as tmp:
-        try:
-            faiss.write_index(index, str(tmp))
-        except RuntimeError as e:  # FAISS reports a failed fwrite as RuntimeError + strerror
-            if "No space left on device" in str(e):
-                raise NoSpaceError(out) from None
-            raise
+    write_faiss_index(index, out)
     return {
         "file": out.name,
         "factory": factory,
@@ -277,6 +283,53 @@ def build_faiss_index(
         "add_seconds": round(build_s - train_s, 3),
         "built_on_gpu": gpu,
         "ntotal": int(index.ntotal),
+    }
+
+
+def write_faiss_index(index: Any, out: str | Path) -> Path:
+    """Write ``index`` to ``out`` atomically; a full disk is a :class:`NoSpaceError`."""
+    import faiss
+
+    from .atomic import atomic_path
+
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        try:
+            faiss.write_index(index, str(tmp))
+        except RuntimeError as e:  # FAISS reports a failed fwrite as RuntimeError + strerror
+            if "No space left on device" in str(e):
+                raise NoSpaceError(out) from None
+            raise
+    return out
+
+
+def add_to_faiss_index(index: Any, vectors: np.ndarray, metric: str, chunk: int = 65_536) -> None:
+    """Append ``vectors`` (ids continue from ``index.ntotal``) without training again: an
+    added object lands in the list of its nearest trained centroid. Adds can drift from the
+    data the quantiser was trained on; :func:`ivf_balance` shows it, a reindex repairs it."""
+    for lo in range(0, len(vectors), chunk):
+        index.add(_prepare(vectors[lo : lo + chunk], metric))
+
+
+def ivf_balance(index: Any) -> dict[str, Any] | None:
+    """How evenly an inverted file's lists are filled (None for a flat or HNSW index).
+
+    ``imbalance`` is FAISS' imbalance factor, Σ size² · nlist / N²: 1 for equal lists; a
+    search reads about that many times the vectors a balanced index would."""
+    import faiss
+
+    ivf = faiss.try_extract_index_ivf(index) if hasattr(faiss, "try_extract_index_ivf") else None
+    if ivf is None:
+        return None
+    sizes = np.array([ivf.invlists.list_size(i) for i in range(ivf.nlist)], np.int64)
+    n = int(sizes.sum())
+    return {
+        "nlist": int(ivf.nlist),
+        "vectors": n,
+        "empty_lists": int((sizes == 0).sum()),
+        "largest_list": int(sizes.max()) if len(sizes) else 0,
+        "mean_list": n / max(1, len(sizes)),
+        "imbalance": float((sizes.astype(np.float64) ** 2).sum() * len(sizes) / n**2) if n else 1.0,
     }
 
 

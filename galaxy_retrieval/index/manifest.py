@@ -21,7 +21,9 @@ __all__ = ["MANIFEST_NAME", "FORMAT", "FORMAT_VERSION", "ShardEntry", "Manifest"
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "galaxy-retrieval-index"
-FORMAT_VERSION = 1
+# 2: a manifest may name a tombstone list (deleted rows) and per-version vector/FAISS files;
+# a reader of version 1 would ignore the tombstones and answer with deleted objects.
+FORMAT_VERSION = 2
 # Above this many bytes, opening checks sizes only unless a full check is asked for:
 # hashing a 100M-object survey's shards on every open would take minutes.
 FULL_VERIFY_LIMIT = 2 << 30
@@ -52,12 +54,29 @@ class Manifest:
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+    # incremented by every write (delete, compact, reindex); readers keep the version they opened
+    version: int = 1
+    updated: str = ""
+    # the deleted rows of this version: {"file", "count", "bytes", "sha256"} (see tombstones.py)
+    tombstones: dict[str, Any] | None = None
+
+    @property
+    def vectors_file(self) -> str:
+        return (self.vectors or {}).get("file") or "vectors.npy"
+
+    @property
+    def faiss_file(self) -> str:
+        return (self.faiss or {}).get("file") or "faiss.index"
+
+    @property
+    def live_count(self) -> int:
+        return self.count - int((self.tombstones or {}).get("count", 0))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["shards"] = [asdict(s) for s in self.shards]
         # stable, human-friendly key order: what it is first
-        order = ["format", "format_version", "complete", "created", "package_version", "count", "dim", "dtype"]
+        order = ["format", "format_version", "version", "complete", "created", "updated", "package_version", "count", "dim", "dtype"]
         return {**{k: d[k] for k in order}, **{k: v for k, v in d.items() if k not in order}}
 
     @classmethod
@@ -81,7 +100,7 @@ class Manifest:
         """Check every listed file. ``full=None``: hash when the index is small enough."""
         root = Path(directory)
         files: list[tuple[str, int, str | None]] = [(s.file, s.bytes, s.sha256) for s in self.shards]
-        for part in (self.vectors, self.faiss):
+        for part in (self.vectors, self.faiss, self.tombstones):
             if part and part.get("file"):
                 files.append((part["file"], part.get("bytes", -1), part.get("sha256")))
         total = sum(b for _, b, _ in files if b > 0)

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from ..errors import IndexFormatError
 from .atomic import atomic_path
 
-__all__ = ["SHARD_GLOB", "MODEL_SHA_KEY", "shard_model_sha256", "shard_name", "shard_schema", "write_shard", "read_shard_table", "read_shard_embeddings", "check_shard_models"]
+__all__ = ["SHARD_GLOB", "MODEL_SHA_KEY", "shard_model_sha256", "shard_name", "shard_schema", "write_shard", "read_shard_table", "read_metadata_table", "read_shard_embeddings", "check_shard_models"]
 
 SHARD_GLOB = "part-*.parquet"
 # Parquet schema metadata: the sha256 of the model weights that embedded the shard. Vectors
@@ -97,13 +97,39 @@ def read_shard_table(path: str | Path, columns: list[str] | None = None) -> pa.T
         raise IndexFormatError(f"{path}: not a readable Parquet shard ({e})") from None
 
 
+def read_metadata_table(paths: Sequence[Path]) -> pa.Table:
+    """Every column but the embedding, of these shards in order: one row per index position."""
+    tables = []
+    for p in paths:
+        try:
+            names = pq.read_schema(p).names
+        except FileNotFoundError:
+            raise IndexFormatError(f"{p}: shard missing") from None
+        except (pa.ArrowInvalid, OSError) as e:
+            raise IndexFormatError(f"{p}: not a readable Parquet shard ({e})") from None
+        tables.append(read_shard_table(p, [n for n in names if n != "embedding"]))
+    return pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
+
+
 def read_shard_embeddings(path: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(embeddings (n, D), rows (n,), object_ids) of one shard."""
     t = read_shard_table(path, ["object_id", "row", "embedding"])
     col = t.column("embedding").combine_chunks()
-    dim = col.type.list_size
+    if pa.types.is_fixed_size_list(col.type):
+        dim = col.type.list_size
+    else:  # list<float> (DuckDB, Polars): every row must have the same length
+        import pyarrow.compute as pc
+
+        if col.null_count:
+            raise IndexFormatError(f"{path}: {col.null_count} rows have no embedding")
+        lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)
+        dim = int(lengths[0]) if len(lengths) else 0
+        if len(lengths) and (lengths != dim).any():
+            raise IndexFormatError(f"{path}: embeddings of lengths {int(lengths.min())} to {int(lengths.max())}; all must have one dimension")
     values = col.flatten().to_numpy(zero_copy_only=False)
-    emb = values.reshape(-1, dim)
+    if values.dtype == np.float64:
+        values = values.astype(np.float32)
+    emb = values.reshape(-1, dim) if dim else values.reshape(len(col), 0)
     return emb, t.column("row").to_numpy(), t.column("object_id").to_pylist()
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import IndexFormatError
 from .atomic import sha256_file
-from .build import MODEL_DIR, VECTORS_FILE
+from .build import MODEL_DIR
 from .manifest import MANIFEST_NAME, read_manifest
 from .shards import check_shard_models
 
@@ -37,16 +37,17 @@ def verify_index(path: str | Path) -> VerifyReport:
     where = str(root / MANIFEST_NAME)
     model_sha = (m.model or {}).get("sha256")
     check_shard_models([root / s.file for s in m.shards], model_sha, where)
-    files = [root / s.file for s in m.shards] + [root / part["file"] for part in (m.vectors, m.faiss) if part and part.get("file")]
+    files = [root / s.file for s in m.shards] + [root / part["file"] for part in (m.vectors, m.faiss, m.tombstones) if part and part.get("file")]
     weights = root / MODEL_DIR / "model.safetensors"
     if model_sha and weights.is_file():
         if sha256_file(weights) != model_sha:
             raise IndexFormatError(f"{weights}: sha256 does not match the model the manifest names ({model_sha[:12]}…)")
         files.append(weights)
+    vec = root / m.vectors_file
     try:
-        shape = np.load(root / VECTORS_FILE, mmap_mode="r").shape
+        shape = np.load(vec, mmap_mode="r").shape
     except (OSError, ValueError) as e:
-        raise IndexFormatError(f"{root / VECTORS_FILE}: not a readable vector file ({e})") from None
+        raise IndexFormatError(f"{vec}: not a readable vector file ({e})") from None
     if shape != (m.count, m.dim):
-        raise IndexFormatError(f"{root / VECTORS_FILE}: shape {shape}, manifest says {(m.count, m.dim)}")
+        raise IndexFormatError(f"{vec}: shape {shape}, manifest says {(m.count, m.dim)}")
     return VerifyReport(root, m.count, len(files), sum(f.stat().st_size for f in files))

@@ -454,8 +454,11 @@ def exact_knn(
     block_rows: int = 65536,
     ids: np.ndarray | None = None,
     device: Device = "auto",
+    least: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k rows by the weighted score, scanning ``xb`` block by block.
+
+    ``least``: the k rows of lowest score instead, lowest first (anomaly hunting).
 
     ``xb``: an (N, D) array, ``np.memmap`` or other sliceable array (read ``block_rows``
     rows at a time), or an iterable of (n_i, D) blocks in row order. ``ids`` (N,) non-negative
@@ -494,12 +497,16 @@ def exact_knn(
         for q0 in range(0, nq, step):
             q1 = min(nq, q0 + step)
             s = _scan(q[q0:q1], qn[q0:q1], rows, w, backend)[0]
+            if least:  # the same bounded selection, of the negated scores
+                s = -s
             top_s, top_i, _ = _select(s, bid, k)
             best_s[q0:q1], best_i[q0:q1], _ = _select(
                 np.concatenate([best_s[q0:q1], top_s], axis=1), np.concatenate([best_i[q0:q1], top_i], axis=1), k
             )
     if id_map is not None and offset != len(id_map):
         raise QueryError(f"ids has {len(id_map)} entries but the vectors have {offset} rows")
+    if least:
+        best_s = np.where(best_i >= 0, -best_s, -np.inf).astype(np.float32)
     return best_s, best_i
 
 

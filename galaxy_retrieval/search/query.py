@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import QueryError
 from ..paths import check_output_file
-from .hits import Hit
+from .hits import Hit, check_hits_path, hits_table, write_hits
 from .searcher import GalaxySearcher
 
 __all__ = ["QueryRequest", "QueryResult", "run_query"]
@@ -33,6 +33,17 @@ class QueryRequest:
     fetch: Any = None  # a fetch.CutoutSpec: with no catalog object near ra/dec, search the survey's cutout
     cache_dir: Path | None = None  # where fetched cutouts are kept (default ~/.cache/galaxy-retrieval/cutouts)
     http: Any = None  # a fetch.HttpConfig for that download
+    where: str | None = None  # SQL condition over the metadata columns (DuckDB), e.g. "label = 3"
+    order: str = "most"  # "least": the least similar objects (exact scan)
+    min_separation_arcsec: float | None = None  # drop hits this close to the query or a better hit
+    output: Path | None = None  # the hits as .csv, .parquet or .json
+    # several examples as one query (GalaxySearcher.query_examples): the images and object ids
+    # above plus these are positives, the negatives below count against a candidate
+    positive_ids: tuple[str, ...] = ()
+    negative_images: tuple[Path, ...] = ()
+    negative_ids: tuple[str, ...] = ()
+    combine: bool = False  # the images/ids are positives of one query even with no negative
+    targets: Path | None = None  # a CSV of object ids, ra/dec, or image paths: one query per row
 
 
 @dataclass(frozen=True)
@@ -44,39 +55,53 @@ class QueryResult:
     label_names: dict[int, str] | None
     open_seconds: float = 0.0  # opening + verifying the index, loading the model, warming the kernel
     fetched: Path | None = None  # the survey cutout searched with (a sky query with nothing near)
+    output: Path | None = None  # where the hits table was written
+
+    def table(self) -> Any:
+        """All hits as one Arrow table with a ``query`` column."""
+        return hits_table(self.queries, self.hits)
 
 
 def run_query(req: QueryRequest) -> QueryResult:
+    if req.targets is not None:
+        return _run_targets(req)
+    if req.combine or req.positive_ids or req.negative_images or req.negative_ids:
+        return _run_examples(req)
+    kw: dict[str, Any] = dict(k=req.k, refine=req.refine, exact=req.exact, where=req.where, order=req.order, min_separation_arcsec=req.min_separation_arcsec)
     kinds = [bool(req.images), req.object_id is not None, req.ra is not None or req.dec is not None]
     if sum(kinds) != 1:
         raise QueryError("give exactly one of --image (one or more), --object-id, or --ra with --dec")
     if req.mosaic is not None:
         check_output_file(req.mosaic)
+    if req.output is not None:
+        check_hits_path(req.output)
     t_open = time.perf_counter()
     s = GalaxySearcher.open(req.index, checkpoint=req.checkpoint)
+    if req.where is not None:
+        s.select(req.where)  # a bad filter is refused before the model loads
     s.warmup(model=bool(req.images) or req.fetch is not None)
     open_seconds = time.perf_counter() - t_open
     t0 = time.perf_counter()
     query_images: list[np.ndarray] | None = None
     fetched: Path | None = None
     if req.images:
-        hits = s.query_batch(list(req.images), k=req.k, refine=req.refine, exact=req.exact)
+        hits = s.query_batch(list(req.images), **kw)
         labels = [str(p) for p in req.images]
     elif req.object_id is not None:
-        hits = [s.query(object_id=req.object_id, k=req.k, refine=req.refine, exact=req.exact)]
+        hits = [s.query(object_id=req.object_id, **kw)]
         labels = [f"object {req.object_id}"]
     else:
         if req.ra is None or req.dec is None:
             raise QueryError("a sky position needs both --ra and --dec")
         sky = s.query_sky(
-            req.ra, req.dec, k=req.k, refine=req.refine, radius_arcsec=req.radius_arcsec, exact=req.exact,
-            fetch=req.fetch, cache_dir=req.cache_dir, http=req.http,
+            req.ra, req.dec, radius_arcsec=req.radius_arcsec, fetch=req.fetch, cache_dir=req.cache_dir, http=req.http, **kw,
         )
         hits = [sky.hits]
         labels = [sky.describe()]
         if sky.cutout is not None:
             fetched = sky.cutout
     seconds = time.perf_counter() - t0
+    output = write_hits(req.output, hits_table(labels, hits)) if req.output is not None else None
     mosaic = None
     names = _label_names(s)
     if req.mosaic is not None:
@@ -93,7 +118,7 @@ def run_query(req: QueryRequest) -> QueryResult:
             captions = [f"query {oid}"]
         hit_images = [s.images_of([h.row for h in hs]) for hs in hits]
         mosaic = query_mosaic(query_images, hits, hit_images, req.mosaic, query_captions=captions, label_names=names)
-    return QueryResult(labels, hits, seconds, mosaic, names, open_seconds, fetched)
+    return QueryResult(labels, hits, seconds, mosaic, names, open_seconds, fetched, output)
 
 
 def _label_names(s: GalaxySearcher) -> dict[int, str] | None:
@@ -107,3 +132,93 @@ def _label_names(s: GalaxySearcher) -> dict[int, str] | None:
     return None
 
 
+
+
+def _run_examples(req: QueryRequest) -> QueryResult:
+    """Several positive (and negative) examples as one query."""
+    positives: list[Any] = [*req.images, *([req.object_id] if req.object_id is not None else []), *req.positive_ids]
+    negatives: list[Any] = [*req.negative_images, *req.negative_ids]
+    if not positives:
+        raise QueryError("give at least one positive example (an image or an object id) next to the negative ones")
+    if req.ra is not None or req.dec is not None or req.fetch is not None:
+        raise QueryError("a sky position cannot be combined with other examples; give the object id found there")
+    if req.order != "most" or req.min_separation_arcsec is not None or req.mosaic is not None:
+        raise QueryError("several examples combine with a filter, k, refine and exact only (not least, a minimum separation or a mosaic)")
+    if req.output is not None:
+        check_hits_path(req.output)
+    t_open = time.perf_counter()
+    s = GalaxySearcher.open(req.index, checkpoint=req.checkpoint)
+    if req.where is not None:
+        s.select(req.where)
+    s.warmup(model=bool(req.images or req.negative_images))
+    open_seconds = time.perf_counter() - t_open
+    t0 = time.perf_counter()
+    hits = s.query_examples(positives, negatives, k=req.k, refine=req.refine, exact=req.exact, where=req.where)
+    seconds = time.perf_counter() - t0
+    label = "like " + ", ".join(str(p) for p in positives) + ("; unlike " + ", ".join(str(n) for n in negatives) if negatives else "")
+    output = write_hits(req.output, hits_table([label], [hits])) if req.output is not None else None
+    return QueryResult([label], [hits], seconds, None, _label_names(s), open_seconds, None, output)
+
+
+def read_targets(path: Path) -> tuple[str, list[Any]]:
+    """The queries of a targets CSV: ("object_id", ids) | ("sky", [(ra, dec)]) | ("image",
+    paths relative to the CSV's folder). Column names are recognised as catalogs' are
+    (``objid``, ``RAJ2000``, ``file`` …); object ids win over positions over images."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    from ..catalog.columns import resolve_columns
+
+    try:
+        t = pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(strings_can_be_null=True))
+    except FileNotFoundError:
+        raise QueryError(f"{path}: no such targets file") from None
+    except (pa.ArrowInvalid, OSError) as e:
+        raise QueryError(f"{path}: not a readable CSV ({str(e).splitlines()[0]})") from None
+    cmap = resolve_columns(t.column_names, where=str(path))
+    by = {cmap.canonical(c): c for c in t.column_names}
+    if t.num_rows == 0:
+        raise QueryError(f"{path}: no targets (the file has a header only)")
+    if "object_id" in by:
+        return "object_id", [str(v) for v in t.column(by["object_id"]).to_pylist()]
+    if "ra" in by and "dec" in by:
+        ra, dec = t.column(by["ra"]).to_pylist(), t.column(by["dec"]).to_pylist()
+        bad = next((i for i, (r, d) in enumerate(zip(ra, dec)) if not isinstance(r, (int, float)) or not isinstance(d, (int, float))), None)
+        if bad is not None:
+            raise QueryError(f"{path}: row {bad + 1} has no numeric ra/dec ({ra[bad]!r}, {dec[bad]!r})")
+        return "sky", list(zip((float(r) for r in ra), (float(d) for d in dec)))
+    if "filename" in by:
+        return "image", [path.parent / str(v) for v in t.column(by["filename"]).to_pylist()]
+    raise QueryError(f"{path}: needs a column of object ids, ra and dec, or image paths; the columns are {', '.join(t.column_names)}")
+
+
+def _run_targets(req: QueryRequest) -> QueryResult:
+    """One query per row of a targets CSV, all hits in one table (``query`` column)."""
+    if req.images or req.object_id is not None or req.ra is not None or req.dec is not None or req.positive_ids or req.negative_images or req.negative_ids:
+        raise QueryError(f"{req.targets}: a targets file replaces the single query; give one or the other")
+    if req.mosaic is not None:
+        raise QueryError("a mosaic shows one query; leave it out with a targets file")
+    if req.output is not None:
+        check_hits_path(req.output)
+    kind, targets = read_targets(Path(req.targets))  # type: ignore[arg-type]
+    kw: dict[str, Any] = dict(k=req.k, refine=req.refine, exact=req.exact, where=req.where, order=req.order, min_separation_arcsec=req.min_separation_arcsec)
+    t_open = time.perf_counter()
+    s = GalaxySearcher.open(req.index, checkpoint=req.checkpoint)
+    if req.where is not None:
+        s.select(req.where)
+    s.warmup(model=kind == "image")
+    open_seconds = time.perf_counter() - t_open
+    t0 = time.perf_counter()
+    if kind == "image":
+        hits = s.query_batch(targets, **kw)
+        labels = [str(p) for p in targets]
+    elif kind == "object_id":
+        hits = [s.query(object_id=oid, **kw) for oid in targets]
+        labels = [f"object {oid}" for oid in targets]
+    else:
+        found = [s.query_sky(ra, dec, radius_arcsec=req.radius_arcsec, **kw) for ra, dec in targets]
+        hits = [f.hits for f in found]
+        labels = [f.describe() for f in found]
+    seconds = time.perf_counter() - t0
+    output = write_hits(req.output, hits_table(labels, hits)) if req.output is not None else None
+    return QueryResult(labels, hits, seconds, None, _label_names(s), open_seconds, None, output)

@@ -15,11 +15,20 @@ Safe to share between threads: lazy loading happens under a lock, and FAISS sear
 concurrently; per-call knobs (``nprobe``, ``ef_search``) travel as FAISS search parameters
 of that call only, never as changes to the shared index (which raced: other threads saw
 the knob, and FAISS read out of bounds).
+
+Deleted rows (the manifest's tombstone list) and ``where=`` filters (SQL run by DuckDB over
+the metadata, :mod:`~galaxy_retrieval.index.filters`) restrict every query path the same way:
+the allowed positions go to FAISS as an ID selector in that call's search parameters
+(prefiltering), and a selection small enough to read quickly is scanned exactly instead.
+When the FAISS shortlist holds fewer than k allowed rows (an IVF probe can miss a sparse
+selection), the query is refilled by the exact scan of the selection: k allowed rows exist →
+k hits.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -27,10 +36,12 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import CheckpointError, ConfigError, IndexFormatError, QueryError
-from ..index.build import FAISS_FILE, MODEL_DIR, VECTORS_FILE
+from ..index.build import MODEL_DIR
 from ..index.candidates import load_faiss_index, search_params
+from ..index.filters import select_positions
 from ..index.manifest import MANIFEST_NAME, Manifest, read_manifest
-from ..index.shards import check_shard_models, read_shard_table
+from ..index.shards import check_shard_models, read_metadata_table
+from ..index.tombstones import read_tombstones
 from ..score import ScoreWeights
 from .hits import Hit, SkyHits
 from .sky import check_position, nearest_on_sky
@@ -39,8 +50,42 @@ __all__ = ["GalaxySearcher"]
 
 ImageLike = "str | Path | np.ndarray"
 
+# A selection (filter ∩ live rows) of at most this many stored numbers (rows × dimension) is
+# scanned exactly instead of searched with FAISS: 2²³ floats are 32 MB, a few ms to read,
+# and the scan has recall 1 where an IVF probe of a sparse selection finds few of its rows.
+EXACT_SCAN_ELEMENTS = 1 << 23
+_CACHED_FILTERS = 32
+
+
+class _Selection:
+    """The positions a query may return (sorted), and their FAISS ID selector (built once)."""
+
+    def __init__(self, positions: np.ndarray, n: int) -> None:
+        self.positions = positions
+        self._n = n
+        self._sel: Any = None
+        self._lock = threading.Lock()
+
+    def selector(self) -> Any:
+        import faiss
+
+        with self._lock:  # built once: a second build would free the bitmap another thread searches with
+            if self._sel is None:
+                mask = np.zeros(self._n, bool)
+                mask[self.positions] = True
+                # a bitmap answers "is id i allowed" in O(1) for any selectivity; FAISS keeps a
+                # raw pointer into it, so the selector holds the array
+                bits = np.packbits(mask, bitorder="little")
+                sel = faiss.IDSelectorBitmap(self._n, faiss.swig_ptr(bits))
+                sel.bits_owner = bits
+                self._sel = sel
+            return self._sel
+
 
 class GalaxySearcher:
+    # selections of at most this many stored numbers are scanned exactly (instance-settable)
+    exact_scan_elements: int = EXACT_SCAN_ELEMENTS
+
     def __init__(self, path: Path, manifest: Manifest, checkpoint: str | Path | None = None) -> None:
         self.path = path
         self.manifest = manifest
@@ -50,22 +95,30 @@ class GalaxySearcher:
         self._embedder: Any = None
         self._catalog: Any = None
         self._id_to_pos: dict[str, int] | None = None
+        # the files of the manifest's version: a write makes new ones, so this searcher keeps
+        # answering from the version it opened
+        vec_path, faiss_path = path / manifest.vectors_file, path / manifest.faiss_file
         try:
-            self.vectors = np.load(path / VECTORS_FILE, mmap_mode="r")
+            self.vectors = np.load(vec_path, mmap_mode="r")
         except (OSError, ValueError) as e:
-            raise IndexFormatError(f"{path / VECTORS_FILE}: not a readable vector file ({e})") from None
+            raise IndexFormatError(f"{vec_path}: not a readable vector file ({e})") from None
         _advise_random(self.vectors)
         if self.vectors.shape != (manifest.count, manifest.dim):
-            raise IndexFormatError(f"{path / VECTORS_FILE}: shape {self.vectors.shape}, manifest says {(manifest.count, manifest.dim)}")
-        self.index = load_faiss_index(path / FAISS_FILE, manifest.faiss)
+            raise IndexFormatError(f"{vec_path}: shape {self.vectors.shape}, manifest says {(manifest.count, manifest.dim)}")
+        self.index = load_faiss_index(faiss_path, manifest.faiss)
         if self.index.ntotal != manifest.count:
-            raise IndexFormatError(f"{path / FAISS_FILE}: holds {self.index.ntotal} vectors, manifest says {manifest.count}")
+            raise IndexFormatError(f"{faiss_path}: holds {self.index.ntotal} vectors, manifest says {manifest.count}")
+        self.deleted, _ = read_tombstones(path, manifest.tombstones, manifest.count)
+        self._dead = np.zeros(manifest.count, bool)
+        self._dead[self.deleted] = True
+        # None: every row may be returned (the plain, unselected FAISS search)
+        self._live = _Selection(np.flatnonzero(~self._dead), manifest.count) if len(self.deleted) else None
+        self._filters: OrderedDict[str, _Selection] = OrderedDict()
         self._cosine = (manifest.faiss or {}).get("metric") == "cosine"
         # a shard embedded by another model than the manifest's would answer with a mix of two
         # models while every file still matches its digest
         check_shard_models([path / s.file for s in manifest.shards], (manifest.model or {}).get("sha256"), f"{path / MANIFEST_NAME}")
-        tables = [read_shard_table(path / s.file, _meta_columns(path / s.file)) for s in manifest.shards]
-        self.table: pa.Table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
+        self.table: pa.Table = read_metadata_table([path / s.file for s in manifest.shards])
         self.object_ids: list[str] = self.table.column("object_id").to_pylist()
         self.rows: np.ndarray = self.table.column("row").to_numpy()
 
@@ -80,12 +133,22 @@ class GalaxySearcher:
         index; it must be the checkpoint the index was built with.
         """
         p = Path(path)
-        m = read_manifest(p)
-        m.verify(p, full=verify)
-        return cls(p, m, checkpoint)
+        attempts = 3
+        while True:
+            m = read_manifest(p)
+            try:
+                m.verify(p, full=verify)
+                return cls(p, m, checkpoint)
+            except IndexFormatError:
+                # a writer may have replaced the manifest and removed the files of the version
+                # just read; that is a newer version to open, not a damaged index
+                attempts -= 1
+                if attempts == 0 or read_manifest(p).version == m.version:
+                    raise
 
     def __len__(self) -> int:
-        return self.manifest.count
+        """Objects the index can return (deleted ones excluded)."""
+        return self.manifest.count - len(self.deleted)
 
     def warmup(self, model: bool = True) -> None:
         """Load what the first query would (model, compiled kernels), so it is not timed."""
@@ -152,6 +215,8 @@ class GalaxySearcher:
         pos = self._id_to_pos.get(str(object_id))
         if pos is None:
             raise QueryError(f"object id {object_id!r} is not in the index {self.path}")
+        if self._dead[pos]:
+            raise QueryError(f"object id {object_id!r} was deleted from the index {self.path}")
         return pos
 
     def position_at(self, ra: float, dec: float, radius_arcsec: float = 10.0) -> tuple[int, float]:
@@ -160,6 +225,8 @@ class GalaxySearcher:
             raise QueryError(f"{self.path}: the catalog has no ra/dec columns; query by image or object id").resolved_by("image", "object_id")
         ra_col = np.asarray(self.table.column("ra").to_numpy(zero_copy_only=False), dtype=np.float64)
         dec_col = np.asarray(self.table.column("dec").to_numpy(zero_copy_only=False), dtype=np.float64)
+        if len(self.deleted):  # a deleted object is not there to be found
+            ra_col = np.where(self._dead, np.nan, ra_col)
         return nearest_on_sky(float(ra), float(dec), ra_col, dec_col, float(radius_arcsec))
 
     def metadata(self, positions: Sequence[int]) -> list[dict[str, Any]]:
@@ -181,6 +248,69 @@ class GalaxySearcher:
         if refine < 1:
             raise QueryError(f"refine must be ≥ 1, got {refine}")
 
+    def select(self, where: str) -> np.ndarray:
+        """Positions (sorted) of the live rows matching the SQL condition ``where`` over the
+        metadata columns, e.g. ``"label = 3 AND redshift < 0.05"`` (DuckDB's SQL)."""
+        return self._selection(where).positions  # type: ignore[union-attr]
+
+    def _selection(self, where: str | None) -> _Selection | None:
+        if where is None:
+            return self._live
+        with self._lock:
+            hit = self._filters.get(where)
+            if hit is not None:
+                self._filters.move_to_end(where)
+                return hit
+        pos = select_positions(self.table, where)
+        sel = _Selection(pos[~self._dead[pos]], self.manifest.count)
+        with self._lock:  # repeated filters (a web form, a batch) are selected once
+            self._filters[where] = sel
+            while len(self._filters) > _CACHED_FILTERS:
+                self._filters.popitem(last=False)
+        return sel
+
+    def _scan(self, xq: np.ndarray, k: int, positions: np.ndarray | None, least: bool = False) -> np.ndarray:
+        """Exact top-k (bottom-k) positions, over every row or over ``positions`` only."""
+        from .exact import exact_knn
+
+        if positions is None:
+            return exact_knn(xq, self.vectors, k, self.weights, least=least)[1]
+        step = max(1, (1 << 24) // max(1, self.manifest.dim))  # ~64 MB of float32 per block
+        blocks = (self.vectors[positions[lo : lo + step]] for lo in range(0, len(positions), step))
+        return exact_knn(xq, blocks, k, self.weights, ids=positions, least=least)[1]
+
+    def _candidates(
+        self, xq: np.ndarray, kk: int, refine: int, exact: bool, least: bool, sel: _Selection | None, nprobe: int | None, ef_search: int | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Top-kk (bottom-kk with ``least``) of each query among the selection, reranked exactly."""
+        from .exact import rerank
+
+        small = sel is not None and len(sel.positions) * self.manifest.dim <= self.exact_scan_elements
+        if least:
+            # no index shortlists the farthest objects: scan, then score the kk found
+            cand = self._scan(xq, kk, None if sel is None else sel.positions, least=True)
+            scores, pos, terms = rerank(xq, cand, self.vectors, kk, self.weights)
+            return _least_first(scores, pos, terms)
+        if exact or small:
+            cand = self._scan(xq, kk, None if sel is None else sel.positions)
+        else:
+            m = min(self.manifest.count if sel is None else len(sel.positions), kk * refine)
+            xs = xq
+            if self._cosine:
+                xs = xq / np.maximum(np.linalg.norm(xq, axis=1, keepdims=True), 1e-30)
+            try:
+                params = search_params(self.index, nprobe=nprobe, ef_search=ef_search, sel=None if sel is None else sel.selector())
+            except ConfigError as e:
+                raise QueryError(str(e)) from None
+            _, cand = self.index.search(xs, m, params=params)
+        scores, pos, terms = rerank(xq, cand.astype(np.int64), self.vectors, kk, self.weights)
+        if sel is not None and not (exact or small):
+            short = (pos >= 0).sum(axis=1) < kk
+            if short.any():  # refill from the exact scan of the selection
+                xr = xq[short]
+                scores[short], pos[short], terms[short] = rerank(xr, self._scan(xr, kk, sel.positions), self.vectors, kk, self.weights)
+        return scores, pos, terms
+
     def search_vectors(
         self,
         xq: np.ndarray,
@@ -190,40 +320,66 @@ class GalaxySearcher:
         exclude: Sequence[int] | None = None,
         nprobe: int | None = None,
         ef_search: int | None = None,
+        where: str | None = None,
+        least: bool = False,
+        min_separation_arcsec: float | None = None,
+        positions: Sequence[tuple[float, float] | None] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Top-k of each query vector: (scores (nq, k), positions (nq, k), terms (nq, k, 3)).
 
-        ``exclude[i]`` is a position to leave out of query i's results (the query object)."""
-        from .exact import exact_knn, rerank
-
+        ``exclude[i]`` is a position to leave out of query i's results (the query object).
+        ``where`` keeps the rows matching this SQL condition; with fewer than k of them the
+        rows past the last are padding (position −1, score −inf). ``least`` returns the k
+        least similar (an exact scan). ``min_separation_arcsec`` drops a hit within that
+        angle of the query's sky position (``positions[i]``, if any) or of a better hit, and
+        refills the list from further down (duplicate cutouts of one object)."""
         xq = np.ascontiguousarray(np.atleast_2d(xq), dtype=np.float32)
         if xq.shape[1] != self.manifest.dim:
             raise QueryError(f"query vectors have dimension {xq.shape[1]}, the index has {self.manifest.dim}")
+        nq = len(xq)
         extra = 1 if exclude is not None else 0
-        self._check_k(k, refine, exclude is not None)
-        kk = k + extra
-        if exact:
-            _, cand = exact_knn(xq, self.vectors, kk, self.weights)
-        else:
-            m = min(len(self), kk * refine)
-            xs = xq
-            if self._cosine:
-                xs = xq / np.maximum(np.linalg.norm(xq, axis=1, keepdims=True), 1e-30)
-            try:
-                params = search_params(self.index, nprobe=nprobe, ef_search=ef_search)
-            except ConfigError as e:
-                raise QueryError(str(e)) from None
-            _, cand = self.index.search(xs, m, params=params)
-        scores, pos, terms = rerank(xq, cand.astype(np.int64), self.vectors, kk, self.weights)
-        if exclude is None:
-            return scores, pos, terms
-        out_s = np.empty((len(xq), k), np.float32)
-        out_p = np.empty((len(xq), k), np.int64)
-        out_t = np.empty((len(xq), k, 3), np.float32)
-        for i, ex in enumerate(exclude):
-            keep = np.flatnonzero(pos[i] != ex)[:k]
-            out_s[i], out_p[i], out_t[i] = scores[i, keep], pos[i, keep], terms[i, keep]
+        if where is None:
+            self._check_k(k, refine, exclude is not None)
+        elif k < 1 or refine < 1:  # a filter may match fewer than k rows: those are the answer, not an error
+            raise QueryError(f"k and refine must be ≥ 1, got k={k}, refine={refine}")
+        sky = None
+        if min_separation_arcsec is not None:
+            if not (np.isfinite(min_separation_arcsec) and min_separation_arcsec > 0):
+                raise QueryError(f"minimum separation {min_separation_arcsec!r} arcsec must be > 0")
+            sky = self._radec()
+        sel = self._selection(where)
+        avail = self.manifest.count if sel is None else len(sel.positions)
+        out_s = np.full((nq, k), -np.inf, np.float32)
+        out_p = np.full((nq, k), -1, np.int64)
+        out_t = np.full((nq, k, 3), np.nan, np.float32)
+        todo = np.arange(nq)
+        kk = min(avail, k + extra if sky is None else 2 * (k + extra))
+        while len(todo) and kk > 0:
+            scores, pos, terms = self._candidates(xq[todo], kk, refine, exact, least, sel, nprobe, ef_search)
+            short = []
+            for j, i in enumerate(todo):
+                keep = np.flatnonzero(pos[j] >= 0)
+                if exclude is not None:
+                    keep = keep[pos[j, keep] != exclude[i]]
+                if sky is not None:
+                    keep = _spread(keep, pos[j], sky, None if positions is None else positions[i], float(min_separation_arcsec))  # type: ignore[arg-type]
+                    if len(keep) < k and kk < avail:
+                        short.append(i)  # dropped too many: look further down the list
+                        continue
+                keep = keep[:k]
+                n = len(keep)
+                out_s[i, :n], out_p[i, :n], out_t[i, :n] = scores[j, keep], pos[j, keep], terms[j, keep]
+            todo = np.asarray(short, np.int64)
+            kk = min(avail, kk * 4)
         return out_s, out_p, out_t
+
+    def _radec(self) -> tuple[np.ndarray, np.ndarray]:
+        names = self.table.column_names
+        if "ra" not in names or "dec" not in names:
+            raise QueryError(f"{self.path}: the catalog has no ra/dec columns, so hits cannot be separated on the sky")
+        ra = np.asarray(self.table.column("ra").to_numpy(zero_copy_only=False), dtype=np.float64)
+        dec = np.asarray(self.table.column("dec").to_numpy(zero_copy_only=False), dtype=np.float64)
+        return ra, dec
 
     def _hits(self, scores: np.ndarray, pos: np.ndarray, terms: np.ndarray) -> list[Hit]:
         valid = pos >= 0
@@ -247,21 +403,41 @@ class GalaxySearcher:
         exact: bool = False,
         nprobe: int | None = None,
         ef_search: int | None = None,
+        where: str | None = None,
+        order: str = "most",
+        min_separation_arcsec: float | None = None,
     ) -> list[Hit]:
-        """The k most similar catalog objects to one query (give exactly one kind of query)."""
+        """The k most similar catalog objects to one query (give exactly one kind of query).
+
+        ``where``: only objects matching this SQL condition over the metadata columns, e.g.
+        ``"label = 3 AND redshift < 0.05"``; fewer than k hits when fewer match.
+        ``order="least"``: the k least similar instead (an exact scan), least first.
+        ``min_separation_arcsec``: drop a hit within that angle of the query object or of a
+        better hit (another cutout of the same galaxy) and refill the list."""
         given = [image is not None, object_id is not None, ra is not None or dec is not None]
         if sum(given) != 1:
             raise QueryError("give exactly one of: an image, an object id, or ra and dec")
         if given[2] and (ra is None or dec is None):
             raise QueryError("a sky position needs both ra and dec")
+        if order not in ("most", "least"):
+            raise QueryError(f"order must be 'most' or 'least', got {order!r}")
+        if where is not None:
+            self._selection(where)  # a bad filter is reported before the model is loaded
+        kw = dict(nprobe=nprobe, ef_search=ef_search, where=where, least=order == "least", min_separation_arcsec=min_separation_arcsec)
         if image is not None:
-            self._check_k(k, refine, False)
+            if where is None:
+                self._check_k(k, refine, False)
             xq = self.embed([image])
-            return self._hits(*(a[0] for a in self.search_vectors(xq, k, refine, exact, nprobe=nprobe, ef_search=ef_search)))
+            return self._hits(*(a[0] for a in self.search_vectors(xq, k, refine, exact, **kw)))  # type: ignore[arg-type]
         pos = self.position_of(object_id) if object_id is not None else self.position_at(ra, dec, radius_arcsec)[0]
-        self._check_k(k, refine, True)
+        if where is None:
+            self._check_k(k, refine, True)
         xq = np.asarray(self.vectors[pos : pos + 1], dtype=np.float32)
-        res = self.search_vectors(xq, k, refine, exact, exclude=[pos], nprobe=nprobe, ef_search=ef_search)
+        here = None
+        if min_separation_arcsec is not None:
+            r, d = self._radec()
+            here = [(float(r[pos]), float(d[pos])) if np.isfinite(r[pos]) and np.isfinite(d[pos]) else None]
+        res = self.search_vectors(xq, k, refine, exact, exclude=[pos], positions=here, **kw)  # type: ignore[arg-type]
         return self._hits(*(a[0] for a in res))
 
     def query_sky(
@@ -276,6 +452,9 @@ class GalaxySearcher:
         fetch: Any = None,
         cache_dir: str | Path | None = None,
         http: Any = None,
+        where: str | None = None,
+        order: str = "most",
+        min_separation_arcsec: float | None = None,
     ) -> SkyHits:
         """Neighbours of what is at (ra, dec): the nearest catalog object within the radius,
         or, when there is none and ``fetch`` (a :class:`~galaxy_retrieval.fetch.CutoutSpec`)
@@ -293,11 +472,13 @@ class GalaxySearcher:
             why = str(e)
         else:
             oid = self.object_ids[pos]
-            return SkyHits(self.query(object_id=oid, k=k, refine=refine, exact=exact), ra, dec, oid, sep)
+            hits = self.query(object_id=oid, k=k, refine=refine, exact=exact, where=where, order=order, min_separation_arcsec=min_separation_arcsec)
+            return SkyHits(hits, ra, dec, oid, sep)
         from ..fetch import HttpConfig, fetch_cutout
 
         path = fetch_cutout(ra, dec, fetch, cache_dir, http or HttpConfig())
-        return SkyHits(self.query(image=path, k=k, refine=refine, exact=exact), ra, dec, None, None, path, why)
+        hits = self.query(image=path, k=k, refine=refine, exact=exact, where=where, order=order, min_separation_arcsec=min_separation_arcsec)
+        return SkyHits(hits, ra, dec, None, None, path, why)
 
     def query_batch(
         self,
@@ -307,14 +488,106 @@ class GalaxySearcher:
         exact: bool = False,
         nprobe: int | None = None,
         ef_search: int | None = None,
+        where: str | None = None,
+        order: str = "most",
+        min_separation_arcsec: float | None = None,
     ) -> list[list[Hit]]:
         """Several query images as one batch: one model call, one FAISS search, one rerank."""
+        if order not in ("most", "least"):
+            raise QueryError(f"order must be 'most' or 'least', got {order!r}")
         if len(images) == 0:
             return []
-        self._check_k(k, refine, False)
+        if where is None:
+            self._check_k(k, refine, False)
+        else:
+            self._selection(where)
         xq = self.embed(images)
-        s, p, t = self.search_vectors(xq, k, refine, exact, nprobe=nprobe, ef_search=ef_search)
+        s, p, t = self.search_vectors(
+            xq, k, refine, exact, nprobe=nprobe, ef_search=ef_search, where=where, least=order == "least", min_separation_arcsec=min_separation_arcsec
+        )
         return [self._hits(s[i], p[i], t[i]) for i in range(len(images))]
+
+    def query_examples(
+        self,
+        positive: Sequence[Any],
+        negative: Sequence[Any] = (),
+        *,
+        k: int = 10,
+        refine: int = 10,
+        exact: bool = False,
+        where: str | None = None,
+        nprobe: int | None = None,
+        ef_search: int | None = None,
+    ) -> list[Hit]:
+        """Objects like all of ``positive`` and unlike ``negative``.
+
+        Each example is a catalog object id (a ``str``) or an image (a ``Path`` or a uint8
+        array). Combination: FAISS shortlists ``k × refine`` candidates around the mean of the
+        positives' embeddings; each candidate's score is its mean score to the positives minus
+        its mean score to the negatives, and the top k by that score come back (``exact``: every
+        row is scored so). A hit's ``score`` is that combination, its three terms the means
+        over the positives. The examples given by id are never returned."""
+        from .exact import score_terms
+
+        if len(positive) == 0:
+            raise QueryError("give at least one positive example (an object id or an image)")
+        if k < 1:
+            raise QueryError(f"k must be ≥ 1, got {k}")
+        if where is not None:
+            self._selection(where)
+        xp, ex_p = self._example_vectors(positive)
+        xn, ex_n = self._example_vectors(negative) if len(negative) else (np.empty((0, self.manifest.dim), np.float32), [])
+        examples = set(ex_p) | set(ex_n)
+        sel = self._selection(where)
+        allowed = sel.positions if sel is not None else None
+        avail = self.manifest.count if allowed is None else len(allowed)
+        kk = min(avail, k + len(examples))
+        if kk == 0:
+            return []
+        if exact:
+            cand = allowed if allowed is not None else np.arange(self.manifest.count)
+        else:
+            mean = xp.mean(axis=0, keepdims=True)
+            _, pos, _ = self._candidates(mean, min(avail, kk * refine), 1, False, False, sel, nprobe, ef_search)
+            cand = pos[0][pos[0] >= 0]
+        w = np.array(self.weights.as_tuple(), np.float64)
+        best_s: list[np.ndarray] = []
+        best_p: list[np.ndarray] = []
+        best_t: list[np.ndarray] = []
+        step = max(1, (1 << 24) // max(1, self.manifest.dim))
+        for lo in range(0, len(cand), step):  # blocks: an exact pass may cover every row
+            c = np.asarray(cand[lo : lo + step], np.int64)
+            rows = np.asarray(self.vectors[c])
+            tp = np.stack(score_terms(xp, rows), axis=-1).astype(np.float64)  # (p, m, 3)
+            score = (tp @ w).mean(axis=0)
+            if len(xn):
+                score = score - (np.stack(score_terms(xn, rows), axis=-1).astype(np.float64) @ w).mean(axis=0)
+            best_s.append(score)
+            best_p.append(c)
+            best_t.append(tp.mean(axis=0))
+        score, pos, terms = np.concatenate(best_s), np.concatenate(best_p), np.concatenate(best_t)
+        keep = ~np.isin(pos, list(examples)) if examples else np.ones(len(pos), bool)
+        score, pos, terms = score[keep], pos[keep], terms[keep]
+        order = np.lexsort((pos, -score))[:k]  # score descending, ties → lower position
+        return self._hits(score[order].astype(np.float32), pos[order], terms[order].astype(np.float32))
+
+    def _example_vectors(self, examples: Sequence[Any]) -> tuple[np.ndarray, list[int]]:
+        """(vectors (n, D), positions of the examples given by id)."""
+        vecs: list[np.ndarray | None] = []
+        images: list[Any] = []
+        positions: list[int] = []
+        for e in examples:
+            if isinstance(e, str):
+                p = self.position_of(e)
+                positions.append(p)
+                vecs.append(np.asarray(self.vectors[p], np.float32))
+            else:
+                images.append(e)
+                vecs.append(None)
+        if images:
+            emb = iter(self.embed(images))
+            vecs = [v if v is not None else next(emb) for v in vecs]
+        return np.stack(vecs).astype(np.float32), positions  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ images of hits
 
@@ -332,14 +605,34 @@ class GalaxySearcher:
         return list(batch.images)
 
 
-def _meta_columns(shard: Path) -> list[str]:
-    import pyarrow.parquet as pq
+def _least_first(scores: np.ndarray, pos: np.ndarray, terms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's real entries (reranked, best first) reversed: least similar first."""
+    out = (scores.copy(), pos.copy(), terms.copy())
+    for i in range(len(pos)):
+        n = int((pos[i] >= 0).sum())
+        for a, src in zip(out, (scores, pos, terms)):
+            a[i, :n] = src[i, :n][::-1]
+    return out
 
-    try:
-        names = pq.read_schema(shard).names
-    except (pa.ArrowInvalid, OSError) as e:
-        raise IndexFormatError(f"{shard}: not a readable Parquet shard ({e})") from None
-    return [n for n in names if n != "embedding"]
+
+def _spread(keep: np.ndarray, pos: np.ndarray, sky: tuple[np.ndarray, np.ndarray], query: tuple[float, float] | None, min_sep: float) -> np.ndarray:
+    """The entries of ``keep`` (in rank order) at least ``min_sep`` arcsec from the query's
+    position and from every better entry kept; objects without coordinates are kept."""
+    from .sky import angular_separation_arcsec
+
+    ra, dec = sky
+    taken_ra: list[float] = [] if query is None else [float(query[0])]
+    taken_dec: list[float] = [] if query is None else [float(query[1])]
+    out = []
+    for j in keep:
+        r, d = ra[pos[j]], dec[pos[j]]
+        if np.isfinite(r) and np.isfinite(d):
+            if taken_ra and angular_separation_arcsec(r, d, np.asarray(taken_ra), np.asarray(taken_dec)).min() < min_sep:
+                continue
+            taken_ra.append(float(r))
+            taken_dec.append(float(d))
+        out.append(j)
+    return np.asarray(out, np.int64)
 
 
 def _advise_random(vectors: np.ndarray) -> None:

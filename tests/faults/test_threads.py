@@ -109,3 +109,27 @@ def test_hnsw_ef_search_per_call_in_threads(tmp_path: Path) -> None:
     with ThreadPoolExecutor(8) as ex:
         assert list(ex.map(work, calls)) == sequential
     assert s.index.hnsw.efSearch == stored == 16
+
+
+def test_eight_threads_mixing_filters_and_deletions_get_the_sequential_answers(tmp_path: Path) -> None:
+    """Filters are selected (DuckDB) and their FAISS selectors built lazily, under threads."""
+    from galaxy_retrieval.index.writes import delete_objects
+
+    x = _clustered(n=2000, d=32)
+    build_index_from_shards(_write_shards(tmp_path / "shards", x, per=500), tmp_path / "index", BuildConfig(index=IndexSpec(kind="IVF16,Flat", nprobe=4)))
+    delete_objects(tmp_path / "index", [f"obj-{i:04d}" for i in range(0, 2000, 7)])
+    wheres = (None, "label = 1", "label IN (2, 3) AND row < 1500", "row % 11 = 0")
+
+    def run(s: GalaxySearcher, call: tuple[str | None, int | None, int]) -> list:
+        where, nprobe, i = call
+        return [(h.object_id, round(h.score, 6)) for h in s.query(object_id=f"obj-{i * 70 + 1:04d}", k=10, refine=2, nprobe=nprobe, where=where)]
+
+    calls = [(w, n, i) for i in range(10) for w in wheres for n in (None, 1, 16)]
+    s = GalaxySearcher.open(tmp_path / "index")
+    s.exact_scan_elements = 0  # every filter through FAISS' selector
+    sequential = [run(s, c) for c in calls]
+    for _ in range(2):
+        fresh = GalaxySearcher.open(tmp_path / "index")  # selections and selectors not built yet
+        fresh.exact_scan_elements = 0
+        with ThreadPoolExecutor(8) as ex:
+            assert list(ex.map(lambda c: run(fresh, c), calls)) == sequential
