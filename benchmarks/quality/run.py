@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help=f"comma-separated: {', '.join(VARIANTS)} (default: {'; '.join(f'{c}: {v}' for c, v in DEFAULT_VARIANTS.items())})",
     )
-    p.add_argument("--preset", default="small")
+    p.add_argument("--preset", default=None, help="model preset (default: gr train's for the `defaults` variants, small for the older ones)")
     p.add_argument("--epochs", type=int, default=25)
     p.add_argument("--synth-n", type=int, default=2000)
     p.add_argument("--time-budget", type=float, default=0.0, help="seconds per training run (0: none)")

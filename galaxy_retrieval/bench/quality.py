@@ -141,7 +141,9 @@ VARIANTS: dict[str, Variant] = {
 class QualityConfig:
     catalog: str = "synthetic"
     variants: tuple[str, ...] = ("baseline", "suppress", "learned-weights")
-    preset: str = "small"
+    # None: TrainConfig's default for the `defaults` variants, "small" (the ViT they were
+    # defined with) for the older ones
+    preset: str | None = None
     epochs: int = 25
     seed: int = 0
     synth_n: int = 2000
@@ -217,9 +219,11 @@ def prepare_catalog(cfg: QualityConfig, progress: Progress = NULL_PROGRESS) -> P
 def _train_config(cfg: QualityConfig, v: Variant):
     from ..train import TrainConfig
 
-    kw: dict[str, Any] = dict(preset=cfg.preset, epochs=cfg.epochs, seed=cfg.seed, time_budget_s=cfg.time_budget_s)
+    kw: dict[str, Any] = dict(preset=cfg.preset or "small", epochs=cfg.epochs, seed=cfg.seed, time_budget_s=cfg.time_budget_s)
     kw["framing"] = cfg.model_framing()
     if v.defaults:
+        if cfg.preset is None:
+            kw.pop("preset")
         # `gr train`'s recipe as it stands; only the catalog's framing choice (FIRST: the
         # central 40 %, whose lobes auto framing would cut) and the variant's overrides differ
         if cfg.catalog == "first" and cfg.framing is None:
@@ -643,7 +647,7 @@ def render_readme(results: list[dict[str, Any]], header: str) -> str:
             f"## {_TITLES.get(c['name'], c['name'])}",
             "",
             f"{c['count']:,} objects ({counts}); {q} held-out queries against the whole catalog, k = {p['k']}, "
-            f"preset `{p['preset']}` ({_framing_words(p)}), up to {p['epochs']} epochs, seed {p['seed']}. Measured {res['created']} on "
+            f"preset {'`' + p['preset'] + '`' if p.get('preset') else 'as each variant says'} ({_framing_words(p)}), up to {p['epochs']} epochs, seed {p['seed']}. Measured {res['created']} on "
             f"{mch.get('cpu')} ({mch.get('cpus_usable')} cores, device {mch.get('device')}), commit `{res['commit'][:12]}`; "
             f"whole protocol {res['seconds'] / 60:.0f} min. Raw numbers: `benchmarks/results/quality_{c['name']}.json`.",
             "",
