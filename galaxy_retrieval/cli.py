@@ -415,7 +415,7 @@ def train(
     resume: bool = typer.Option(False, help="Continue the run in --out from its last epoch."),
     overwrite: bool = typer.Option(False, help="Replace an existing run in --out."),
 ) -> None:
-    """Train the GalaxIDNet ViT label-free with the contrastive pair loss."""
+    """Train a model label-free on a catalog (contrastive pairs of augmented views, paper §3.4)."""
     from .framing import Framing
     from .train.augment import GALAXY_AUGMENT
     from .suppress import PRESETS as SUPPRESS_PRESETS
