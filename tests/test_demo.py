@@ -14,7 +14,7 @@ def test_shipped_pipeline_loads() -> None:
     cfg = load_demo_config(DEFAULT_PIPELINE, root="/repo")
     assert cfg.synth.n == 2000 and cfg.synth.size == 256
     assert cfg.synth.out == Path("/repo/data/demo/catalog.h5")
-    assert cfg.train.preset == "small" and cfg.index.out == Path("/repo/indexes/demo")
+    assert cfg.train.preset == "polar" and cfg.index.out == Path("/repo/indexes/demo")
 
 
 def test_bad_pipeline_files(tmp_path: Path) -> None:
