@@ -98,7 +98,7 @@ function card(h) {
   const lab = h.label_name || (h.label !== null && h.label !== undefined ? `label ${h.label}` : "");
   const sky = h.ra !== null && h.dec !== null && h.ra !== undefined;
   el.innerHTML = `
-    <img loading="lazy" src="${thumb(h.row)}" alt="object ${escapeHtml(h.object_id)}" title="search from ${escapeHtml(h.object_id)}">
+    <img src="${thumb(h.row)}" alt="object ${escapeHtml(h.object_id)}" title="search from ${escapeHtml(h.object_id)}">
     <div class="meta">
       <div class="top"><span>#${h.rank} · <strong>${escapeHtml(h.object_id)}</strong></span><span class="score">${fmt(h.score, 3)}</span></div>
       <div class="label">${escapeHtml(lab)}</div>
