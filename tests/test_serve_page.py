@@ -160,6 +160,12 @@ def test_page_search_upload_and_deduplicate(browser, server: str, paired_index: 
     assert "Legacy Survey" in page.inner_text("#grid .hit")
     page.screenshot(path=str(shots / "desktop.png"), full_page=True)
 
+    # "why" opens the gr explain sheet of this query in a dialog
+    page.click("#grid .hit:nth-child(2) .whybtn")
+    page.wait_for_function("document.getElementById('whyimg').naturalWidth > 0", timeout=60_000)
+    assert "Which patches" in page.inner_text("#whytext")
+    page.keyboard.press("Escape")
+
     # the de-duplication slider, moved as a hand does (keyboard), re-searches: one per pair
     page.focus("#sep")
     page.keyboard.press("End")
