@@ -95,12 +95,13 @@ function escapeHtml(s) { return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&a
 function card(h) {
   const el = document.createElement("article");
   el.className = "hit"; el.dataset.objectId = h.object_id;
-  const lab = h.label_name || (h.label !== null && h.label !== undefined ? `label ${h.label}` : "");
+  const lab = h.label_name || (typeof h.label === "string" ? h.label : (h.label !== null && h.label !== undefined ? `label ${h.label}` : ""));
   const sky = h.ra !== null && h.dec !== null && h.ra !== undefined;
   el.innerHTML = `
     <img src="${thumb(h.row)}" alt="object ${escapeHtml(h.object_id)}" title="search from ${escapeHtml(h.object_id)}">
     <div class="meta">
-      <div class="top"><span>#${h.rank} · <strong>${escapeHtml(h.object_id)}</strong></span><span class="score">${fmt(h.score, 3)}</span></div>
+      <div class="top"><span>#${h.rank}</span><span class="score" title="score (cos ${fmt(h.cos, 3)})">${fmt(h.score, 3)}</span></div>
+      <div class="oid" title="${escapeHtml(h.object_id)}">${escapeHtml(h.object_id)}</div>
       <div class="label">${escapeHtml(lab)}</div>
       <div class="coords">${sky ? `${fmt(h.ra, 4)}, ${fmt(h.dec, 4)}` : "no coordinates"}</div>
       <div class="row">${sky ? `<a href="${viewer(h.ra, h.dec)}" target="_blank" rel="noopener">Legacy Survey ↗</a>` : "<span></span>"}<button type="button" class="whybtn">why</button></div>
