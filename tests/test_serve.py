@@ -70,7 +70,7 @@ def test_search_by_id_matches_the_library(client: TestClient, searcher: GalaxySe
     want = searcher.query(object_id="3", k=5)
     assert [h["object_id"] for h in body["hits"]] == [h.object_id for h in want]
     np.testing.assert_allclose([h["score"] for h in body["hits"]], [h.score for h in want], rtol=1e-6)
-    assert body["query"]["kind"] == "object_id" and body["query"]["row"] == 3 and "3" not in [h["object_id"] for h in body["hits"]]
+    assert body["query"]["kind"] == "object_id" and body["query"]["row"] == 3 and body["query"]["label"] == 3 and "3" not in [h["object_id"] for h in body["hits"]]
     h0 = body["hits"][0]
     assert h0["label_name"] and h0["ra"] is not None and "redshift" in h0["metadata"]
 

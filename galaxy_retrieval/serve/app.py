@@ -190,14 +190,14 @@ def _search(st: _State, req: SearchRequest, image: Optional[np.ndarray]) -> Sear
         elif req.object_id is not None:
             pos = s.position_of(req.object_id)
             o = _object_out(st, pos)
-            q = QueryOut(kind="object_id", object_id=o.object_id, row=o.row, ra=o.ra, dec=o.dec)
+            q = QueryOut(kind="object_id", object_id=o.object_id, row=o.row, label=o.label, label_name=o.label_name, ra=o.ra, dec=o.dec)
             hits = s.query(object_id=req.object_id, order=order, min_separation_arcsec=req.min_separation_arcsec, **kw)
         elif kinds[2]:
             if req.ra is None or req.dec is None:
                 raise HTTPException(400, "a sky position needs both ra and dec")
             sky = s.query_sky(req.ra, req.dec, radius_arcsec=req.radius_arcsec, order=order, min_separation_arcsec=req.min_separation_arcsec, **kw)
             o = _object_out(st, s.position_of(sky.object_id))  # type: ignore[arg-type]
-            q = QueryOut(kind="sky", object_id=o.object_id, row=o.row, ra=req.ra, dec=req.dec, separation_arcsec=sky.separation_arcsec)
+            q = QueryOut(kind="sky", object_id=o.object_id, row=o.row, label=o.label, label_name=o.label_name, ra=req.ra, dec=req.dec, separation_arcsec=sky.separation_arcsec)
             hits = sky.hits
         elif req.vector is not None:
             q = QueryOut(kind="vector")

@@ -44,6 +44,8 @@ class QueryOut(BaseModel):
     kind: Literal["object_id", "sky", "image", "vector", "examples"]
     object_id: Optional[str] = Field(None, description="The catalog object searched from, when there is one.")
     row: Optional[int] = None
+    label: Any = None
+    label_name: Optional[str] = None
     ra: Optional[float] = None
     dec: Optional[float] = None
     separation_arcsec: Optional[float] = Field(None, description="Of the object found from the given ra/dec.")

@@ -84,7 +84,11 @@ function show(r) {
   const d = document.createElement("div");
   const what = q.kind === "image" ? `uploaded image ${upload ? upload.name : ""}` :
     q.kind === "sky" ? `object ${q.object_id}, ${fmt(q.separation_arcsec, 1)}″ from RA ${q.ra} Dec ${q.dec}` : `object ${q.object_id}`;
-  d.innerHTML = `<div><strong>Query</strong> ${escapeHtml(what)}</div>`;
+  const lab = q.label_name || (q.label !== null && q.label !== undefined ? String(q.label) : "");
+  const sky = q.ra !== null && q.ra !== undefined && q.dec !== null && q.dec !== undefined;
+  d.innerHTML = `<div><strong>Query</strong> ${escapeHtml(what)}</div>` +
+    (lab ? `<div class="muted">${escapeHtml(lab)}</div>` : "") +
+    (sky ? `<div class="muted">${fmt(q.ra, 4)}, ${fmt(q.dec, 4)} · <a href="${viewer(q.ra, q.dec)}" target="_blank" rel="noopener">Legacy Survey ↗</a></div>` : "");
   box.append(d);
   const grid = $("grid");
   grid.replaceChildren(...r.hits.map(card));
@@ -123,7 +127,8 @@ async function why(h) {
   try {
     const blob = await (await api("/api/explain", { method: "POST", body: f })).blob();
     $("whyimg").src = URL.createObjectURL(blob);
-    $("whytext").textContent = `Which patches the score of each match rests on, for the query and its ${Math.min(h.rank, 8)} best matches (red: pulls together, blue: against). The search found these without the query's options.`;
+    const self = last.upload ? "" : " The sheet searches by the query's image, so its first match is the query object itself.";
+    $("whytext").textContent = `Which patches the score of each match rests on, for the query and its ${Math.min(h.rank, 8)} best matches (red: pulls together, blue: against), without the filter and de-duplication options.${self}`;
   } catch (e) { $("whytext").textContent = e.message; }
 }
 
