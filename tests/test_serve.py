@@ -192,3 +192,10 @@ def test_the_page_and_its_assets_are_served(client: TestClient) -> None:
         r = client.get(asset)
         assert r.status_code == 200 and "cdn" not in r.text.lower()
     assert client.get("/static/../app.py").status_code == 404
+
+
+def test_config_travels_to_worker_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = ServeConfig(index=tmp_path / "i", checkpoint=tmp_path / "ck", api_key="k", cors_origins=("http://a", "http://b"), max_upload_bytes=123)
+    for k, v in cfg.to_env().items():
+        monkeypatch.setenv(k, v)
+    assert ServeConfig.from_env() == cfg

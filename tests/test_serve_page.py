@@ -160,6 +160,13 @@ def test_page_search_upload_and_deduplicate(browser, server: str, paired_index: 
     assert "Legacy Survey" in page.inner_text("#grid .hit")
     page.screenshot(path=str(shots / "desktop.png"), full_page=True)
 
+    # CSV downloads the shown result
+    with page.expect_download() as dl:
+        page.click("#csv")
+    rows = Path(dl.value.path()).read_text().strip().splitlines()
+    assert rows[0].startswith('"query","rank","object_id"') and len(rows) == K + 1
+    assert [r.split(",")[2].strip('"') for r in rows[1:]] == ids
+
     # "why" opens the gr explain sheet of this query in a dialog
     page.click("#grid .hit:nth-child(2) .whybtn")
     page.wait_for_function("document.getElementById('whyimg').naturalWidth > 0", timeout=60_000)
