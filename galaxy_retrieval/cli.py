@@ -540,6 +540,7 @@ def demo(
     out.print(f"query took {res.query.seconds * 1000:.1f} ms; mosaic: [bold]{res.query.mosaic}[/]")
     if res.explain is not None:
         out.print(f"why they matched ({res.explain.method} maps): [bold]{res.explain.out}[/]")
+    out.print(f"search it in the browser: [bold]gr serve --index {res.build.path}[/], then open http://127.0.0.1:8000/?q={res.query_object}", highlight=False)
 
 
 # --------------------------------------------------------------------------- index / query
@@ -859,6 +860,30 @@ def explain(
 
     res = explain_query(index, image, out_png, k=k, method=method.value, steps=steps, checkpoint=checkpoint)
     out.print(f"explained {len(res.hits)} hits of {image} ({res.method}) in {res.seconds:.1f} s: {res.out}", highlight=False)
+
+
+@app.command()
+@_friendly
+def serve(
+    index: Path = typer.Option(..., help="Index directory (indexes/NAME)."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on; 0.0.0.0 opens the server to the network."),
+    port: int = typer.Option(8000, help="TCP port."),
+    workers: int = typer.Option(1, help="Server processes, each with its own copy of the model."),
+    api_key: Optional[str] = typer.Option(None, envvar="GR_API_KEY", help="Require this key in the X-API-Key header of /api/ requests."),
+    cors: Optional[list[str]] = typer.Option(None, help="Allow pages from this origin (repeatable) to call the API; none by default."),
+    max_upload_mb: float = typer.Option(10.0, help="Largest image upload accepted."),
+    checkpoint: Optional[Path] = typer.Option(None, help="Use this checkpoint (must match the index)."),
+) -> None:
+    """Serve the search API (/api/, documented at /docs) and the search page (/) for one index."""
+    try:
+        from .serve import ServeConfig, run_server
+    except ImportError as e:
+        raise ConfigError(f"gr serve needs the serve extra ({e.name} is missing): pip install -e '.[serve]'") from None
+
+    cfg = ServeConfig(index=index, checkpoint=checkpoint, api_key=api_key, cors_origins=tuple(cors or ()), max_upload_bytes=int(max_upload_mb * 1024 * 1024))
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    err.print(f"serving [bold]{index}[/] at [bold]http://{shown}:{port}/[/] (API docs: /docs); Ctrl-C stops", highlight=False)
+    run_server(cfg, host=host, port=port, workers=workers)
 
 
 @app.command("rerank-benchmark")

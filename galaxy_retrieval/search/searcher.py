@@ -440,6 +440,27 @@ class GalaxySearcher:
         res = self.search_vectors(xq, k, refine, exact, exclude=[pos], positions=here, **kw)  # type: ignore[arg-type]
         return self._hits(*(a[0] for a in res))
 
+    def query_vector(
+        self,
+        vector: Any,
+        *,
+        k: int = 10,
+        refine: int = 10,
+        exact: bool = False,
+        where: str | None = None,
+        order: str = "most",
+        min_separation_arcsec: float | None = None,
+    ) -> list[Hit]:
+        """The k most similar catalog objects to one embedding ``vector`` (length = the index's
+        dimension), e.g. one computed elsewhere with the same model; options as :meth:`query`."""
+        if order not in ("most", "least"):
+            raise QueryError(f"order must be 'most' or 'least', got {order!r}")
+        xq = np.asarray(vector, dtype=np.float32)
+        if xq.ndim != 1 or not np.isfinite(xq).all():
+            raise QueryError(f"a query vector is one list of {self.manifest.dim} finite numbers")
+        res = self.search_vectors(xq[None], k, refine, exact, where=where, least=order == "least", min_separation_arcsec=min_separation_arcsec)
+        return self._hits(*(a[0] for a in res))
+
     def query_sky(
         self,
         ra: float,

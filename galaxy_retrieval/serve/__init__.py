@@ -1,0 +1,13 @@
+"""`gr serve`: the search API and the web page over one index (FastAPI + uvicorn, the
+``serve`` extra).
+
+    from galaxy_retrieval.serve import ServeConfig, create_app, run_server
+    run_server(ServeConfig(index="indexes/demo"), port=8000)
+"""
+
+from __future__ import annotations
+
+from .app import ServeConfig, app_from_env, create_app
+from .run import run_server
+
+__all__ = ["ServeConfig", "create_app", "app_from_env", "run_server"]

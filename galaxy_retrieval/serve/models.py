@@ -1,0 +1,89 @@
+"""Request and response bodies of the search API; FastAPI turns them into /openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, Field
+
+
+class SearchRequest(BaseModel):
+    """One query: exactly one of ``object_id``, ``ra``+``dec``, ``vector`` or ``positive``
+    (an image goes in a multipart form's ``image`` field instead of this JSON body)."""
+
+    object_id: Optional[str] = Field(None, description="Search from this catalog object.", examples=["42"])
+    ra: Optional[float] = Field(None, description="Right ascension in degrees; searches from the nearest catalog object.")
+    dec: Optional[float] = Field(None, description="Declination in degrees (with ra).")
+    radius_arcsec: float = Field(10.0, gt=0, description="How far from ra/dec the catalog object may lie.")
+    vector: Optional[list[float]] = Field(None, description="An embedding made with the index's model.")
+    positive: list[str] = Field(default_factory=list, description="Object ids the results should resemble (with negative).")
+    negative: list[str] = Field(default_factory=list, description="Object ids the results should not resemble.")
+    k: int = Field(10, ge=1, le=1000, description="Number of results.")
+    refine: int = Field(10, ge=1, le=1000, description="FAISS shortlists k × refine candidates for the exact rerank.")
+    where: Optional[str] = Field(None, description="SQL condition over the metadata columns, e.g. \"label = 3 AND redshift < 0.05\".")
+    min_separation_arcsec: Optional[float] = Field(None, gt=0, description="Drop results within this angle of the query or of a better result.")
+    least: bool = Field(False, description="The k least similar instead of the most similar.")
+
+
+class HitOut(BaseModel):
+    rank: int
+    object_id: str
+    row: int = Field(description="Row in the source catalog; /api/rows/{row}/image.png shows it.")
+    score: float
+    cos: float
+    inv_l2: float
+    inv_l3: float
+    label: Any = None
+    label_name: Optional[str] = None
+    ra: Optional[float] = None
+    dec: Optional[float] = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class QueryOut(BaseModel):
+    kind: Literal["object_id", "sky", "image", "vector", "examples"]
+    object_id: Optional[str] = Field(None, description="The catalog object searched from, when there is one.")
+    row: Optional[int] = None
+    label: Any = None
+    label_name: Optional[str] = None
+    ra: Optional[float] = None
+    dec: Optional[float] = None
+    separation_arcsec: Optional[float] = Field(None, description="Of the object found from the given ra/dec.")
+
+
+class SearchResponse(BaseModel):
+    query: QueryOut
+    hits: list[HitOut]
+    milliseconds: float
+
+
+class ObjectOut(BaseModel):
+    object_id: str
+    row: int
+    label: Any = None
+    label_name: Optional[str] = None
+    ra: Optional[float] = None
+    dec: Optional[float] = None
+    metadata: dict[str, Any]
+
+
+class InfoOut(BaseModel):
+    index: str
+    count: int = Field(description="Objects the index can return (deleted ones excluded).")
+    dims: int
+    model: dict[str, Any]
+    faiss_factory: Optional[str]
+    metric: Optional[str]
+    columns: list[str]
+    label_names: dict[int, str]
+    catalog_available: bool = Field(description="Whether cutouts can be shown (the source catalog is readable).")
+    max_upload_bytes: int
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+    count: int
+
+
+class ErrorOut(BaseModel):
+    detail: str
