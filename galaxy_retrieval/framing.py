@@ -44,7 +44,7 @@ import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["Framing", "Box", "FRAMING_MODES", "frame_box", "frame_boxes", "frame_images", "FramingStats"]
+__all__ = ["Framing", "Box", "FRAMING_MODES", "centred_square", "frame_box", "frame_boxes", "frame_images", "FramingStats"]
 
 FRAMING_MODES: tuple[str, ...] = ("none", "fixed", "auto")
 
@@ -167,7 +167,8 @@ class Box:
         return image[self.top : self.top + self.side, self.left : self.left + self.side]
 
 
-def _centred_square(h: int, w: int, fraction: float = 1.0) -> tuple[int, int, int]:
+def centred_square(h: int, w: int, fraction: float = 1.0) -> tuple[int, int, int]:
+    """(top, left, side) of the centred square of an h × w frame, or of its central ``fraction``."""
     m = min(h, w)
     if fraction < 1.0:
         m = max(1, int(round(m * fraction)))
@@ -280,7 +281,7 @@ def frame_box(image: np.ndarray, cfg: Framing) -> Box:
     """The square of ``image`` (H, W[, C]) the model should see under ``cfg``."""
     h, w = image.shape[:2]
     if cfg.mode != "auto":
-        top, left, side = _centred_square(h, w, cfg.fraction if cfg.mode == "fixed" else 1.0)
+        top, left, side = centred_square(h, w, cfg.fraction if cfg.mode == "fixed" else 1.0)
         return Box(top, left, side, True)
     a = np.ascontiguousarray(image)
     key = (hashlib.blake2b(a.data, digest_size=16, person=str(a.shape).encode()[:16]).digest(), cfg)
@@ -302,7 +303,7 @@ def _auto_box(image: np.ndarray, cfg: Framing) -> Box:
     found = _central_extent(image, cfg)
     m = min(h, w)
     if found is None:
-        top, left, side = _centred_square(h, w)
+        top, left, side = centred_square(h, w)
         return Box(top, left, side, False)
     x, y, extent = found
     side = int(round(2 * cfg.margin * extent))

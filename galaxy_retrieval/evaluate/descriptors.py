@@ -45,14 +45,6 @@ def pixel_features(x01: torch.Tensor, side: int = PIXEL_SIDE) -> np.ndarray:
     return x.reshape(x.shape[0], -1).numpy().astype(np.float32)
 
 
-def _polar_grid(n_r: int, n_theta: int, r_max: float = 1.0) -> torch.Tensor:
-    """(1, n_r, n_theta, 2) sampling grid in grid_sample's [-1, 1] coordinates."""
-    r = (torch.arange(n_r, dtype=torch.float32) + 0.5) / n_r * r_max
-    t = torch.arange(n_theta, dtype=torch.float32) * (2 * math.pi / n_theta)
-    rr, tt = torch.meshgrid(r, t, indexing="ij")
-    return torch.stack([rr * torch.cos(tt), rr * torch.sin(tt)], dim=-1)[None]
-
-
 def polar_fourier_features(x01: torch.Tensor, n_r: int = 16, n_theta: int = 32, modes: int = 8) -> np.ndarray:
     """|FFT over angle| of a polar resampling: (B, 3, S, S) → (B, 3·n_r·(modes+1)) float32.
 
@@ -68,7 +60,9 @@ def polar_fourier_features(x01: torch.Tensor, n_r: int = 16, n_theta: int = 32, 
     step = max(1, int(round(math.pi * s / 2 / n_theta / 2)))
     if step > 1:
         x = F.avg_pool2d(x, kernel_size=2 * step - 1, stride=1, padding=step - 1, count_include_pad=False)
-    grid = _polar_grid(n_r, n_theta).expand(x.shape[0], -1, -1, -1)
+    from ..model.polar import polar_grid  # the rings the polar backbone samples too
+
+    grid = polar_grid(n_r, n_theta).expand(x.shape[0], -1, -1, -1)
     p = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)  # (B, 3, n_r, n_theta)
     spec = torch.fft.rfft(p, dim=-1).abs()[..., : modes + 1] / n_theta
     return spec.reshape(spec.shape[0], -1).numpy().astype(np.float32)

@@ -36,7 +36,16 @@ from torch import nn
 
 from .config import ViTConfig
 
-__all__ = ["PolarCNN"]
+__all__ = ["PolarCNN", "polar_grid"]
+
+
+def polar_grid(n_r: int, n_theta: int) -> torch.Tensor:
+    """(1, n_r, n_theta, 2) ring sampling points in ``grid_sample``'s [-1, 1] coordinates:
+    ``n_r`` radii at ring centres out to the inscribed circle, ``n_theta`` angles from 0."""
+    r = (torch.arange(n_r, dtype=torch.float32) + 0.5) / n_r
+    t = torch.arange(n_theta, dtype=torch.float32) * (2 * math.pi / n_theta)
+    rr, tt = torch.meshgrid(r, t, indexing="ij")
+    return torch.stack([rr * torch.cos(tt), rr * torch.sin(tt)], dim=-1)[None]
 
 
 class _CircularConv(nn.Module):
@@ -74,11 +83,8 @@ class PolarCNN(nn.Module):
         self.config = config
         s, w = config.image_size, config.hidden
         self.n_r, self.n_theta = s // 2, s
-        r = (torch.arange(self.n_r, dtype=torch.float32) + 0.5) / self.n_r  # out to the inscribed circle
-        t = torch.arange(self.n_theta, dtype=torch.float32) * (2 * math.pi / self.n_theta)
-        rr, tt = torch.meshgrid(r, t, indexing="ij")
         # persistent=False: recomputed from the config, never read from a checkpoint
-        self.register_buffer("grid", torch.stack([rr * torch.cos(tt), rr * torch.sin(tt)], dim=-1)[None], persistent=False)
+        self.register_buffer("grid", polar_grid(self.n_r, self.n_theta), persistent=False)
         layers: list[nn.Module] = [_CircularConv(config.in_chans, w, 1), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
         # the first stage halves the angle axis only (S angles → S/2, as many as radii)
         cin, stride = w, (1, 2)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..framing import Framing, FramingStats, frame_images
+from ..framing import Framing, FramingStats, centred_square, frame_images
 from .config import ViTConfig
 
 __all__ = ["images_to_float", "resize_uint8", "normalize", "to_model_input"]
@@ -41,11 +41,8 @@ def _resize_group(x: torch.Tensor, size: int, framing: Framing = _WHOLE) -> torc
     """(B, C, H, W) float in [0, 1] → (B, C, size, size): the centred square (or its
     central ``framing.fraction`` for ``fixed`` framing), resized."""
     h, w = x.shape[-2:]
-    m = min(h, w)
-    if framing.mode == "fixed" and framing.fraction < 1.0:
-        m = max(1, int(round(m * framing.fraction)))
+    top, left, m = centred_square(h, w, framing.fraction if framing.mode == "fixed" else 1.0)
     if h != m or w != m:
-        top, left = (h - m) // 2, (w - m) // 2
         x = x[..., top : top + m, left : left + m]
     if x.shape[-1] != size:
         x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)

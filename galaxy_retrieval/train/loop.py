@@ -181,7 +181,7 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
 ) -> TrainResult:
-    """Train a GalaxIDNet ViT label-free on ``catalog`` and write ``out_dir``: see :func:`_train`.
+    """Train a model (the config's backbone) label-free on ``catalog`` and write ``out_dir``: see :func:`_train`.
 
     A refused run (bad catalog or device, a diverging loss before the first epoch was saved)
     in a directory this call created leaves no directory behind."""
