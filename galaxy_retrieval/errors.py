@@ -21,6 +21,7 @@ __all__ = [
     "OutputPathError",
     "TrainingDivergedError",
     "FetchError",
+    "EngineError",
 ]
 
 
@@ -94,3 +95,7 @@ class TrainingDivergedError(GalaxyRetrievalError, FloatingPointError):
 class FetchError(GalaxyRetrievalError, OSError):
     """A download failed: server unreachable, HTTP error, a non-image answer, a truncated body,
     or a checksum that does not match."""
+
+
+class EngineError(GalaxyRetrievalError, RuntimeError):
+    """The distributed engine (Ray) is not installed, cannot be reached, or its job failed."""

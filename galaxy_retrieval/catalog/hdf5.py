@@ -107,6 +107,10 @@ class HDF5Catalog(Catalog):
             self._pid = os.getpid()
         return self._fh
 
+    def __getstate__(self) -> dict[str, Any]:
+        # pickled to other processes (Ray actors): the handle stays here, the copy reopens
+        return {**self.__dict__, "_fh": None, "_pid": -1}
+
     def __len__(self) -> int:
         return self._n
 

@@ -37,6 +37,7 @@ from ..score import ScoreWeights
 from .atomic import TMP_SUFFIX, atomic_path, reserve_space, sha256_file, write_json_atomic
 from .candidates import IndexSpec, build_faiss_index, check_index_spec
 from .lock import LOCK_NAME, directory_lock
+from .ray_engine import ENGINES, RayConfig
 from .manifest import MANIFEST_NAME, Manifest, ShardEntry, read_manifest
 from .shards import MODEL_SHA_KEY, SHARD_GLOB, check_shard_models, read_shard_embeddings, shard_name, write_shard
 
@@ -61,8 +62,16 @@ class BuildConfig:
     # None: the checkpoint's (from shards: the source manifest's, else the paper's 1/3 each)
     score_weights: ScoreWeights | None = None
     overwrite: bool = False
+    # who runs the embedding pass: "local" (this process) or "ray" (Ray Data actors, ray_engine.py);
+    # both write the same shards, so either resumes the other's interrupted build
+    engine: str = "local"
+    ray: RayConfig | None = None  # with engine="ray"; None: a local Ray with one actor per CPU
 
     def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}").resolved_by("engine")
+        if self.ray is not None and not isinstance(self.ray, RayConfig):
+            raise ConfigError(f"ray must be a RayConfig or None, got {type(self.ray).__name__}")
         if self.score_weights is not None and not isinstance(self.score_weights, ScoreWeights):
             raise ConfigError(f"score_weights must be a ScoreWeights or None, got {type(self.score_weights).__name__}")
         if self.dtype not in ("float32", "float16"):
@@ -361,47 +370,30 @@ def _build_locked(
     shard_dir.mkdir(exist_ok=True)
     nshards = -(-n // cfg.shard_rows)
     shard_paths: list[Path] = []
-    embedded = reused = 0
+    reused = 0
     skipped: list[tuple[int, str]] = []
     t0 = time.perf_counter()
-    with progress.task("embedding", total=n, unit="img") as task:
-        for i in range(nshards):
-            lo, hi = i * cfg.shard_rows, min(n, (i + 1) * cfg.shard_rows)
-            path = shard_dir / shard_name(i)
-            shard_paths.append(path)
-            if _shard_complete(path, lo, hi, embedder.sha256):
-                reused += 1
-                task.advance(hi - lo)
-                continue
-            ids: list[str] = []
-            rows: list[np.ndarray] = []
-            embs: list[np.ndarray] = []
-            meta: dict[str, list[Any]] = {}
-            for batch in catalog.iter_batches(cfg.batch_size, lo, hi):
-                skipped.extend(batch.skipped)
-                if len(batch):
-                    embs.append(embedder.embed(batch.images, batch_size=cfg.batch_size))
-                    ids.extend(batch.object_ids)
-                    rows.append(batch.rows)
-                    for k, v in batch.metadata.items():
-                        meta.setdefault(k, []).extend(v)
-                task.advance(len(batch) + len(batch.skipped))
-            if not embs:
-                raise IndexFormatError(f"{catalog.path}: every image in rows {lo}–{hi - 1} was unreadable")
-            meta["source"] = [catalog.source] * len(ids)
-            names_of = getattr(catalog, "file_names", None)
-            if names_of is not None and "filename" not in meta:  # image folders: which file each row is
-                meta["filename"] = names_of(np.concatenate(rows).tolist())
-            write_shard(
-                path,
-                ids,
-                np.concatenate(rows),
-                np.concatenate(embs),
-                meta,
-                dtype=cfg.dtype,
-                extra_schema_metadata={_RANGE_KEY.decode(): f"{lo}:{hi}", MODEL_SHA_KEY.decode(): embedder.sha256},
-            )
-            embedded += 1
+    pending: list[tuple[int, int, int]] = []
+    for i in range(nshards):
+        lo, hi = i * cfg.shard_rows, min(n, (i + 1) * cfg.shard_rows)
+        path = shard_dir / shard_name(i)
+        shard_paths.append(path)
+        if _shard_complete(path, lo, hi, embedder.sha256):
+            reused += 1
+        else:
+            pending.append((i, lo, hi))
+    done = n - sum(hi - lo for _, lo, hi in pending)
+    if cfg.engine == "ray":  # the same shards, embedded by a pool of Ray actors
+        from .ray_engine import embed_shards_ray
+
+        skipped.extend(embed_shards_ray(checkpoint, catalog, shard_dir, pending, cfg, embedder, progress, done))
+    else:
+        with progress.task("embedding", total=n, unit="img") as task:
+            if done:
+                task.advance(done)
+            for i, lo, hi in pending:
+                skipped.extend(embed_shard(catalog, embedder, shard_dir / shard_name(i), lo, hi, cfg.batch_size, cfg.dtype, task.advance))
+    embedded = len(pending)
     seconds = {"embed": time.perf_counter() - t0}
     for stale in shard_dir.glob(SHARD_GLOB):  # from a longer catalog of an earlier attempt
         if stale not in shard_paths:
@@ -413,6 +405,47 @@ def _build_locked(
     weights = cfg.score_weights if cfg.score_weights is not None else embedder.score_weights
     manifest = _finish(out, shard_paths, embedder.dim, cfg.dtype, cfg, weights, embedder.manifest_info(), catalog_info, progress, seconds)
     return BuildResult(out, manifest, embedded, reused, skipped, seconds)
+
+
+
+def embed_shard(
+    catalog: Any, embedder: Any, path: Path, lo: int, hi: int, batch_size: int, dtype: str, advance: Any = None
+) -> list[tuple[int, str]]:
+    """Embed catalog rows [lo, hi) in fixed batches and write them as one shard, atomically.
+
+    The one embedding step of every engine (local loop, Ray actors): the same rows in the same
+    batches make the same shard. Returns the rows skipped as unreadable."""
+    ids: list[str] = []
+    rows: list[np.ndarray] = []
+    embs: list[np.ndarray] = []
+    meta: dict[str, list[Any]] = {}
+    skipped: list[tuple[int, str]] = []
+    for batch in catalog.iter_batches(batch_size, lo, hi):
+        skipped.extend(batch.skipped)
+        if len(batch):
+            embs.append(embedder.embed(batch.images, batch_size=batch_size))
+            ids.extend(batch.object_ids)
+            rows.append(batch.rows)
+            for k, v in batch.metadata.items():
+                meta.setdefault(k, []).extend(v)
+        if advance is not None:
+            advance(len(batch) + len(batch.skipped))
+    if not embs:
+        raise IndexFormatError(f"{catalog.path}: every image in rows {lo}–{hi - 1} was unreadable")
+    meta["source"] = [catalog.source] * len(ids)
+    names_of = getattr(catalog, "file_names", None)
+    if names_of is not None and "filename" not in meta:  # image folders: which file each row is
+        meta["filename"] = names_of(np.concatenate(rows).tolist())
+    write_shard(
+        path,
+        ids,
+        np.concatenate(rows),
+        np.concatenate(embs),
+        meta,
+        dtype=dtype,
+        extra_schema_metadata={_RANGE_KEY.decode(): f"{lo}:{hi}", MODEL_SHA_KEY.decode(): embedder.sha256},
+    )
+    return skipped
 
 
 def build_index_from_shards(
