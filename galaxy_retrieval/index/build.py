@@ -39,6 +39,7 @@ from .candidates import IndexSpec, build_faiss_index, check_index_spec
 from .lock import LOCK_NAME, directory_lock
 from .ray_engine import ENGINES, RayConfig
 from .manifest import MANIFEST_NAME, Manifest, ShardEntry, read_manifest
+from .ondisk import is_parts_dir
 from .shards import MODEL_SHA_KEY, SHARD_GLOB, check_shard_models, read_shard_embeddings, shard_name, write_shard
 
 __all__ = ["BuildConfig", "BuildResult", "build_index", "build_index_from_shards", "EMBEDDINGS_DIR", "VECTORS_FILE", "FAISS_FILE", "MODEL_DIR"]
@@ -46,6 +47,7 @@ __all__ = ["BuildConfig", "BuildResult", "build_index", "build_index_from_shards
 EMBEDDINGS_DIR = "embeddings"
 VECTORS_FILE = "vectors.npy"
 FAISS_FILE = "faiss.index"
+FAISS_DATA_FILE = "faiss.ivfdata"  # the inverted lists of an on-disk index (index/ondisk.py)
 MODEL_DIR = "model"
 STATE_FILE = "build-state.json"
 _RANGE_KEY = b"galaxy_retrieval.rows"
@@ -104,14 +106,14 @@ def _owned_entries(out: Path) -> tuple[list[Path], list[Path]]:
     foreign: list[Path] = []
     if not out.is_dir():
         return owned, foreign
-    top = {MANIFEST_NAME, STATE_FILE, VECTORS_FILE, FAISS_FILE, LOCK_NAME}
+    top = {MANIFEST_NAME, STATE_FILE, VECTORS_FILE, FAISS_FILE, FAISS_DATA_FILE, LOCK_NAME}
     for p in sorted(out.iterdir()):
         if p.name.startswith(PROBE_PREFIX):  # another writer checking the directory right now
             continue
         versioned = any(fnmatch.fnmatch(p.name, g) for g in VERSIONED_GLOBS)
         if (p.name in top or versioned) and not p.is_dir():
             owned.append(p)
-        elif _is_tmp_of(p.name, top) or _is_versioned_tmp(p.name):
+        elif _is_tmp_of(p.name, top) or _is_versioned_tmp(p.name) or (p.is_dir() and is_parts_dir(p.name)):
             owned.append(p)
         elif p.name in (MODEL_DIR, EMBEDDINGS_DIR) and p.is_dir() and not p.is_symlink():
             names = {"model.safetensors", "checkpoint.json"} if p.name == MODEL_DIR else None
@@ -179,6 +181,8 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
             continue
         if discard or p.name.endswith(TMP_SUFFIX):
             if p.is_dir():
+                if is_parts_dir(p.name):  # a killed on-disk build's parts
+                    shutil.rmtree(p, ignore_errors=True)
                 continue  # emptied below; the folders themselves go once empty
             p.unlink(missing_ok=True)
     if discard:

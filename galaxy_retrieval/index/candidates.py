@@ -34,6 +34,7 @@ __all__ = [
     "add_to_faiss_index",
     "write_faiss_index",
     "ivf_balance",
+    "training_sample",
 ]
 
 _NAMED = ("auto", "flat", "hnsw", "ivf-pq")
@@ -59,6 +60,9 @@ class IndexSpec:
     # Vectors sampled to train PCA/OPQ/IVF/PQ; default max(16384, 64·nlist). A PCA on
     # 2048-d or k-means on 4096 lists needs ~50k–100k, not the whole catalog.
     train_size: int | None = None
+    # inverted lists in a file the searcher memory-maps (index/ondisk.py) instead of in RAM;
+    # needs an IVF factory (``auto`` then always picks its IVF branch)
+    ondisk: bool = False
 
     def __post_init__(self) -> None:
         if self.metric not in ("l2", "cosine"):
@@ -77,6 +81,8 @@ class IndexSpec:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ConfigError(f"{name} must be an integer ≥ 1, got {v!r}")
+        if not isinstance(self.ondisk, bool):
+            raise ConfigError(f"ondisk must be true or false, got {self.ondisk!r}")
         for name in ("nlist", "pq_m"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or v < 1):
@@ -97,7 +103,7 @@ def resolve_factory(spec: IndexSpec, n: int, dim: int) -> tuple[str, str]:
     """The FAISS factory string for ``spec`` at this size, and a sentence saying why."""
     kind = spec.kind.lower()
     if kind == "auto":
-        if n <= _FLAT_MAX:
+        if n <= _FLAT_MAX and not spec.ondisk:
             kind, why = "flat", f"{n:,} vectors ≤ {_FLAT_MAX:,}: an exact flat scan is fast enough and has recall 1"
         else:
             # Measured (benchmarks/README.md): at 1M × 2048 this reaches recall@10 0.995 after
@@ -159,7 +165,9 @@ def check_index_spec(spec: IndexSpec, n: int, dim: int) -> str:
     build, and an inverted file has no more lists than there are vectors to train it.
     Returns the factory string."""
     factory, _ = resolve_factory(spec, n, dim)
-    check_factory(factory, dim, spec.metric)
+    index = check_factory(factory, dim, spec.metric)
+    if spec.ondisk and not _is_ivf(index):
+        raise ConfigError(f"{factory}: on-disk inverted lists need an inverted-file (IVF) index, e.g. auto or ivf-pq").resolved_by("index")
     nlist = _nlist_of(factory)
     if n < nlist:
         raise ConfigError(f"{factory}: {n} vectors are fewer than the {nlist} inverted lists; use a flat or HNSW index, or fewer lists").resolved_by("index")
@@ -237,6 +245,11 @@ def build_faiss_index(
     import faiss
 
     n, dim = vectors.shape
+    if spec.ondisk:
+        from .ondisk import build_ondisk_index
+
+        check_index_spec(spec, n, dim)
+        return build_ondisk_index(vectors, spec, out, progress)
     factory, why = resolve_factory(spec, n, dim)
     index = check_factory(factory, dim, spec.metric)
     _set_ef_construction(index, spec.ef_construction)
@@ -246,10 +259,8 @@ def build_faiss_index(
     gpu = faiss_gpu_count() > 0 and "HNSW" not in factory
     work = faiss.index_cpu_to_all_gpus(index) if gpu else index
     if not index.is_trained:
-        rng = np.random.default_rng(spec.seed)
-        ntrain = min(n, spec.train_size or max(256 * 64, 64 * _nlist_of(factory)))
-        sel = np.sort(rng.choice(n, size=ntrain, replace=False)) if ntrain < n else np.arange(n)
-        xt = _prepare(vectors[sel], spec.metric)
+        xt = _prepare(training_sample(vectors, spec, factory), spec.metric)
+        ntrain = len(xt)
         if n < _nlist_of(factory):
             raise ConfigError(f"{factory}: {n} vectors are fewer than the {_nlist_of(factory)} inverted lists; use a flat or HNSW index").resolved_by("index")
         with progress.task("training index", total=None, unit="vec"):
@@ -284,6 +295,23 @@ def build_faiss_index(
         "built_on_gpu": gpu,
         "ntotal": int(index.ntotal),
     }
+
+
+def training_sample(vectors: np.ndarray, spec: IndexSpec, factory: str) -> np.ndarray:
+    """The rows an index of ``factory`` is trained on: ``spec.train_size`` (default
+    max(16384, 64·nlist)) drawn without replacement with ``spec.seed``, in row order (a
+    memmap is read forwards)."""
+    n = len(vectors)
+    rng = np.random.default_rng(spec.seed)
+    ntrain = min(n, spec.train_size or max(256 * 64, 64 * _nlist_of(factory)))
+    sel = np.sort(rng.choice(n, size=ntrain, replace=False)) if ntrain < n else np.arange(n)
+    return np.asarray(vectors[sel])
+
+
+def _is_ivf(index: Any) -> bool:
+    import faiss
+
+    return faiss.try_extract_index_ivf(index) is not None
 
 
 def write_faiss_index(index: Any, out: str | Path) -> Path:
@@ -370,6 +398,12 @@ def load_faiss_index(path: str | Path, info: dict[str, Any] | None = None) -> An
     p = Path(path)
     if not p.is_file():
         raise IndexFormatError(f"{p}: FAISS index file missing")
+    if info and info.get("ondisk"):
+        from .ondisk import open_ondisk
+
+        index = open_ondisk(p, info["ondisk"])
+        set_search_params(index, nprobe=info.get("spec", {}).get("nprobe"))
+        return index
     try:
         index = faiss.read_index(str(p))
     except RuntimeError as e:

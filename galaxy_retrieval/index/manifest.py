@@ -100,8 +100,8 @@ class Manifest:
         """Check every listed file. ``full=None``: hash when the index is small enough."""
         root = Path(directory)
         files: list[tuple[str, int, str | None]] = [(s.file, s.bytes, s.sha256) for s in self.shards]
-        for part in (self.vectors, self.faiss, self.tombstones):
-            if part and part.get("file"):
+        for part in (self.vectors, self.faiss, (self.faiss or {}).get("ondisk"), self.tombstones):
+            if part and part.get("file"):  # "ondisk": the inverted lists of an on-disk IVF index
                 files.append((part["file"], part.get("bytes", -1), part.get("sha256")))
         total = sum(b for _, b, _ in files if b > 0)
         do_hash = total <= FULL_VERIFY_LIMIT if full is None else full

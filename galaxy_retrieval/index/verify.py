@@ -37,7 +37,7 @@ def verify_index(path: str | Path) -> VerifyReport:
     where = str(root / MANIFEST_NAME)
     model_sha = (m.model or {}).get("sha256")
     check_shard_models([root / s.file for s in m.shards], model_sha, where)
-    files = [root / s.file for s in m.shards] + [root / part["file"] for part in (m.vectors, m.faiss, m.tombstones) if part and part.get("file")]
+    files = [root / s.file for s in m.shards] + [root / part["file"] for part in (m.vectors, m.faiss, (m.faiss or {}).get("ondisk"), m.tombstones) if part and part.get("file")]
     weights = root / MODEL_DIR / "model.safetensors"
     if model_sha and weights.is_file():
         if sha256_file(weights) != model_sha:

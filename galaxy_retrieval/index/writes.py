@@ -106,6 +106,13 @@ def _commit(root: Path, old: Manifest, new: Manifest) -> Manifest:
     return new
 
 
+def _refuse_ondisk(root: Path, m: Manifest) -> None:
+    """Versioned rewrites copy the FAISS file; an on-disk index's inverted lists are a second,
+    large file those rewrites do not carry yet, so they are refused rather than half-done."""
+    if (m.faiss or {}).get("ondisk"):
+        raise IndexFormatError(f"{root}: the index keeps its inverted lists on disk; adds, compaction and reindexing need a new build of it")
+
+
 def _checked_root(path: str | Path) -> Path:
     root = Path(path)
     read_manifest(root)  # before the lock: taking it would create a missing directory
@@ -180,6 +187,7 @@ def compact_index(path: str | Path, progress: Progress = NULL_PROGRESS) -> Compa
     root = _checked_root(path)
     with directory_lock(root):
         m = _open_for_write(root)
+        _refuse_ondisk(root, m)
         dead, _ = read_tombstones(root, m.tombstones, m.count)
         if len(dead) == 0:
             return CompactResult(root, m.version, 0, m.count)
@@ -250,6 +258,7 @@ def reindex(path: str | Path, spec: IndexSpec | None = None, progress: Progress 
     root = _checked_root(path)
     with directory_lock(root):
         m = _open_for_write(root)
+        _refuse_ondisk(root, m)
         if spec is None:
             spec = IndexSpec(**(m.faiss or {}).get("spec", {}))
         vectors = np.load(root / m.vectors_file, mmap_mode="r")
@@ -284,6 +293,7 @@ def add_objects(
     new_ids = _unique_ids(list(catalog.object_ids()), str(catalog.path))
     with directory_lock(root):
         m = _open_for_write(root)
+        _refuse_ondisk(root, m)
         if not (root / MODEL_DIR).is_dir():
             raise CheckpointError(f"{root}: the index has no model copy (built from shards), so new images cannot be embedded like its own")
         embedder = load_checkpoint(root / MODEL_DIR)
@@ -328,6 +338,7 @@ def append_vectors(
         raise IndexFormatError(f"{source}: embeddings hold NaN or infinite values")
     with directory_lock(root):
         m = _open_for_write(root)
+        _refuse_ondisk(root, m)
         state = _AddState.of(root, m, ids, upsert)
         try:
             dst = root / EMBEDDINGS_DIR / f"part-v{m.version + 1:05d}-00000.parquet"
