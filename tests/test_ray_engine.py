@@ -23,11 +23,16 @@ from galaxy_retrieval.index.build import BuildConfig, build_index  # noqa: E402
 from galaxy_retrieval.index.candidates import IndexSpec  # noqa: E402
 from galaxy_retrieval.index.ray_engine import RayConfig  # noqa: E402
 from galaxy_retrieval.index.verify import verify_index  # noqa: E402
+from galaxy_retrieval.search.searcher import GalaxySearcher  # noqa: E402
 
 from .conftest import write_galaxy10_h5  # noqa: E402
 from .test_build import _checkpoint  # noqa: E402
 
-CFG = BuildConfig(shard_rows=8, batch_size=4, index=IndexSpec(kind="flat"))
+# an inverted file with its lists on disk: the Ray build fills its parts in parallel tasks
+# Ray's own DataContext warns about its deprecated settings when first created
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+
+CFG = BuildConfig(shard_rows=8, batch_size=4, index=IndexSpec(kind="IVF2,Flat", nprobe=2, ondisk=True))
 RAY = dataclasses.replace(CFG, engine="ray")
 
 
@@ -73,14 +78,21 @@ def _same_index(a: Path, b: Path) -> None:
     assert [(s["file"], s["rows"], s["sha256"]) for s in ma["shards"]] == [(s["file"], s["rows"], s["sha256"]) for s in mb["shards"]]
     assert np.array_equal(np.load(a / "vectors.npy"), np.load(b / "vectors.npy"))
     assert ma["vectors"]["sha256"] == mb["vectors"]["sha256"] and ma["count"] == mb["count"]
+    # the inverted lists, merged from parts filled by Ray tasks, are the one-process lists
+    assert ma["faiss"]["ondisk"]["sha256"] == mb["faiss"]["ondisk"]["sha256"]
+    assert ma["faiss"]["factory"] == mb["faiss"]["factory"] == "IVF2,Flat"
 
 
 def test_ray_build_equals_the_local_build(cluster) -> None:
     with open_catalog(cluster["catalog"]) as c:
         res = build_index(cluster["checkpoint"], c, cluster["tmp"] / "ray", RAY)
     assert (res.embedded_shards, res.reused_shards) == (4, 0)
+    assert res.manifest.faiss["parts"] == 4  # a part per shard, filled by four Ray tasks
     _same_index(cluster["local"], res.path)
     verify_index(res.path)
+    qa = GalaxySearcher.open(cluster["local"]).query(object_id="3", k=5)
+    qb = GalaxySearcher.open(res.path).query(object_id="3", k=5)
+    assert [(h.object_id, h.score) for h in qa] == [(h.object_id, h.score) for h in qb]
 
 
 def test_a_worker_killed_mid_run_is_retried_without_a_lost_or_repeated_row(cluster) -> None:

@@ -38,6 +38,7 @@ from .atomic import TMP_SUFFIX, atomic_path, reserve_space, sha256_file, write_j
 from .candidates import IndexSpec, build_faiss_index, check_index_spec
 from .lock import LOCK_NAME, directory_lock
 from .ray_engine import ENGINES, RayConfig
+from .ray_engine import session as engine_session
 from .manifest import MANIFEST_NAME, Manifest, ShardEntry, read_manifest
 from .ondisk import is_parts_dir
 from .shards import MODEL_SHA_KEY, SHARD_GLOB, check_shard_models, read_shard_embeddings, shard_name, write_shard
@@ -265,7 +266,12 @@ def _finish(
         raise IndexFormatError(f"{out / EMBEDDINGS_DIR}: object_id {dup!r} appears in more than one row")
     seconds["assemble"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    faiss_info = build_faiss_index(vectors, cfg.index, out / FAISS_FILE, progress)
+    if cfg.engine == "ray" and cfg.index.ondisk:  # the parts filled by parallel Ray tasks
+        from .ray_engine import build_ondisk_ray
+
+        faiss_info = build_ondisk_ray(vectors, cfg, out / FAISS_FILE, progress)
+    else:
+        faiss_info = build_faiss_index(vectors, cfg.index, out / FAISS_FILE, progress)
     seconds["faiss"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     entries = tuple(
@@ -317,7 +323,7 @@ def build_index(
     check_index_spec(cfg.index, n, embedder.dim)
     _check_unique_ids(catalog)
     _check_out(out, cfg.overwrite, {"catalog": Path(catalog.path), **({"checkpoint": Path(checkpoint)} if cfg.overwrite else {})})
-    with _refusal_removes_new_dir(out), directory_lock(out):
+    with _refusal_removes_new_dir(out), directory_lock(out), engine_session(cfg):
         _prepare_out(out, cfg.overwrite)
         return _build_locked(Path(checkpoint), embedder, catalog, n, out, cfg, progress)
 
@@ -484,7 +490,7 @@ def build_index_from_shards(
     # the source shards may be this index's own (a cluster wrote them into out/embeddings);
     # an overwrite would delete them before they are read
     _check_out(out, cfg.overwrite, {"source shards": src} if cfg.overwrite or not in_place else {})
-    with _refusal_removes_new_dir(out), directory_lock(out):
+    with _refusal_removes_new_dir(out), directory_lock(out), engine_session(cfg):
         _prepare_out(out, cfg.overwrite)
         _check_state(out, {"from_shards": str(src.resolve()), "n_shards": len(paths), "dtype": dtype})
         dst_dir = out / EMBEDDINGS_DIR

@@ -25,16 +25,17 @@ import functools
 import json
 import logging
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from ..errors import ConfigError, EngineError, GalaxyRetrievalError
 from ..progress import NULL_PROGRESS, Progress
 
-__all__ = ["RayConfig", "require_ray", "connect", "embed_shards_ray", "ENGINES", "RAY_EXTRA"]
+__all__ = ["RayConfig", "require_ray", "connect", "session", "embed_shards_ray", "build_ondisk_ray", "ENGINES", "RAY_EXTRA"]
 
 ENGINES = ("local", "ray")
 RAY_EXTRA = "distributed"
@@ -230,3 +231,71 @@ def embed_shards_ray(
     finally:
         if started:
             ray.shutdown()
+
+
+@contextmanager
+def session(cfg: Any) -> Iterator[None]:
+    """One Ray connection for a whole build (embedding and index parts) when ``cfg.engine``
+    is ``"ray"``; nothing otherwise."""
+    if getattr(cfg, "engine", "local") != "ray":
+        yield
+        return
+    ray = require_ray()
+    started = connect(cfg.ray or RayConfig())
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _fill(trained: str, vectors_file: str, lo: int, hi: int, part: str, metric: str, chunk: int) -> str:
+    """One Ray task: positions [lo, hi) of the vector file into a copy of the trained index."""
+    from .ondisk import fill_part
+
+    vectors = np.load(vectors_file, mmap_mode="r")
+    return str(fill_part(trained, vectors[lo:hi], np.arange(lo, hi, dtype=np.int64), part, metric=metric, chunk=chunk))
+
+
+def build_ondisk_ray(vectors: np.ndarray, cfg: Any, out: Path, progress: Progress = NULL_PROGRESS) -> dict[str, Any]:
+    """The on-disk IVF index (:mod:`.ondisk`) with its parts filled by parallel Ray tasks.
+
+    Trained once on the driver, on the same sample as the one-process build; each part of
+    about a shard's rows is added to a copy of the trained index by a task that memory-maps
+    the vector file; the parts are merged in order, so the result is the one-process index.
+    ``vectors`` must be a memmap of a file every node sees (the index's ``vectors.npy``)."""
+    from .candidates import check_index_spec
+    from .ondisk import build_ondisk_index
+
+    ray = require_ray()
+    rc: RayConfig = cfg.ray or RayConfig()
+    spec = cfg.index
+    n, dim = vectors.shape
+    check_index_spec(spec, n, dim)
+    vectors_file = str(Path(vectors.filename).resolve())  # type: ignore[attr-defined]
+    # about a shard per part, but no more than a few hundred parts to merge
+    part_rows = max(cfg.shard_rows, -(-n // 256))
+
+    def fill_parts(trained: Path, ranges: list[tuple[int, int]], folder: Path) -> list[Path]:
+        task = ray.remote(num_cpus=rc.cpus_per_worker, max_retries=rc.max_restarts)(_fill)
+        refs = [
+            task.remote(str(trained.resolve()), vectors_file, lo, hi, str((folder / f"part-{i:05d}.index").resolve()), spec.metric, spec.add_chunk)
+            for i, (lo, hi) in enumerate(ranges)
+        ]
+        size = {r: hi - lo for r, (lo, hi) in zip(refs, ranges)}
+        with progress.task("adding to index", total=n, unit="vec") as t:
+            waiting = list(refs)
+            try:
+                while waiting:
+                    ready, waiting = ray.wait(waiting, num_returns=1)
+                    ray.get(ready)  # raises what the task raised
+                    t.advance(size[ready[0]])
+                return [Path(p) for p in ray.get(refs)]
+            except Exception as e:
+                cause = _cause(e)
+                if cause is not None:
+                    raise cause from None
+                first = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+                raise EngineError(f"the Ray index job failed ({type(e).__name__}: {first[:300]}); the embeddings are kept, and a rerun builds the index again") from None
+
+    return build_ondisk_index(vectors, spec, out, progress, fill_parts=fill_parts, part_rows=part_rows)
