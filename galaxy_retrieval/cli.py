@@ -549,6 +549,7 @@ def demo(
 @app.command("build-index")
 @_friendly
 def build_index_cmd(
+    ctx: typer.Context,
     out_dir: Path = typer.Option(..., "--out", help="Index directory to create, e.g. indexes/demo."),
     checkpoint: Optional[Path] = typer.Option(None, help="Trained model (runs/NAME)."),
     catalog: Optional[Path] = typer.Option(None, help="HDF5 catalog or image folder to embed."),
@@ -571,18 +572,27 @@ def build_index_cmd(
     ef_search: int = typer.Option(128, help="HNSW search breadth (stored as the default)."),
     overwrite: bool = typer.Option(False, help="Replace a complete index or a different interrupted build at --out."),
     on_error: OnErrorChoice = typer.Option(OnErrorChoice.fail, help="Unreadable catalog images: fail, or skip and report."),
+    engine: str = typer.Option("local", help="Who embeds and fills the index: local (this process) or ray (Ray Data actors; the distributed extra)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="With --engine ray: auto (the cluster of `ray start`), ray://HOST:PORT, or local (start one here; the default)."),
+    pipeline: Optional[Path] = typer.Option(None, help="Build settings from a pipeline TOML with build, index and ray tables (e.g. pipelines/scale-out.toml); flags given win."),
 ) -> None:
     """Embed a catalog into Parquet shards and build the FAISS candidate index (resumable)."""
-    from .index.build import BuildConfig, build_index, build_index_from_shards
-    from .index.candidates import IndexSpec
+    from .index.build import build_index, build_index_from_shards
+    from .index.pipeline import load_build_pipeline
 
-    cfg = BuildConfig(
-        dtype=dtype,
-        shard_rows=shard_rows,
-        batch_size=batch_size,
-        index=IndexSpec(kind=index, metric=metric, nprobe=nprobe, ef_search=ef_search),
-        overwrite=overwrite,
-    )
+    # each flag typed on the command line overrides the pipeline file (or the default)
+    where = {"dtype": "build", "shard_rows": "build", "batch_size": "build", "engine": "build", "overwrite": "build",
+             "index": "index", "metric": "index", "nprobe": "index", "ef_search": "index", "ray_address": "ray"}
+    values = {"dtype": dtype, "shard_rows": shard_rows, "batch_size": batch_size, "engine": engine, "overwrite": overwrite,
+              "index": index, "metric": metric, "nprobe": nprobe, "ef_search": ef_search, "ray_address": ray_address}
+    field = {"index": "kind", "ray_address": "address"}
+    overrides: dict[str, dict[str, Any]] = {"build": {}, "index": {}, "ray": {}}
+    for name, section in where.items():
+        # by name: typer vendors its own click, whose ParameterSource is not click's
+        if pipeline is None or getattr(ctx.get_parameter_source(name), "name", "DEFAULT") != "DEFAULT":
+            if section != "ray" or values[name] is not None:
+                overrides[section][field.get(name, name)] = values[name]
+    cfg = load_build_pipeline(pipeline, overrides)
     progress = RichProgress()
     if from_parquet is not None:
         from .index.foreign import build_index_from_parquet

@@ -45,8 +45,8 @@ RAY_EXTRA = "distributed"
 class RayConfig:
     """Where and how wide the Ray engine runs.
 
-    ``address``: None starts a local Ray on this machine (or joins the cluster that the
-    ``RAY_ADDRESS`` environment variable names); ``"auto"`` joins the cluster this node
+    ``address``: None (or ``"local"``) starts a local Ray on this machine (or joins the
+    cluster that the ``RAY_ADDRESS`` environment variable names); ``"auto"`` joins the cluster this node
     belongs to (``ray start --head`` / ``ray start --address``); ``"ray://HOST:10001"``
     connects through Ray Client. ``workers``: embedder actors (None: one per GPU of the
     cluster, else one per ``cpus_per_worker`` CPUs). ``gpus_per_worker``: None gives each
@@ -62,8 +62,8 @@ class RayConfig:
     max_restarts: int = 4
 
     def __post_init__(self) -> None:
-        if self.address is not None and not (self.address == "auto" or self.address.startswith("ray://") or ":" in self.address):
-            raise ConfigError(f"ray address {self.address!r}: expected 'auto', 'ray://HOST:PORT' or HOST:PORT").resolved_by("ray_address")
+        if self.address is not None and not (self.address in ("auto", "local") or self.address.startswith("ray://") or ":" in self.address):
+            raise ConfigError(f"ray address {self.address!r}: expected auto, local, ray://HOST:PORT or HOST:PORT").resolved_by("ray_address")
         if self.workers is not None and self.workers < 1:
             raise ConfigError(f"ray workers must be ≥ 1, got {self.workers}")
         if self.cpus_per_worker <= 0 or (self.gpus_per_worker is not None and self.gpus_per_worker < 0):
@@ -103,7 +103,7 @@ def connect(rc: RayConfig) -> bool:
     if ray.is_initialized():
         return False
     try:
-        ray.init(address=rc.address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        ray.init(address=None if rc.address == "local" else rc.address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError, ValueError) as e:
         where = rc.address or "a local Ray"
         raise EngineError(f"cannot connect to Ray at {where} ({str(e).splitlines()[0] if str(e) else type(e).__name__})").resolved_by("ray_address") from None
@@ -134,6 +134,31 @@ class _ShardEmbedder:
             s = embed_shard(self.catalog, self.embedder, self.shard_dir / shard_name(int(i)), int(lo), int(hi), self.batch_size, self.dtype)
             skipped.append(json.dumps(s))
         return {"shard": batch["shard"], "lo": batch["lo"], "hi": batch["hi"], "skipped": np.array(skipped, dtype=object)}
+
+
+def _shape(ray: Any, rc: RayConfig, progress: Progress) -> tuple[float, float, int]:
+    """(CPUs per actor, GPUs per actor, actors) on the cluster Ray is connected to.
+
+    A request larger than any node holds would wait forever for a node that never comes, so
+    it is cut to the largest node (e.g. the scale-out pipeline's 4 CPUs on a 2-CPU laptop)."""
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    big_cpu = max((r.get("CPU", 0.0) for r in nodes), default=1.0) or 1.0
+    big_gpu = max((r.get("GPU", 0.0) for r in nodes), default=0.0)
+    cpus = rc.cpus_per_worker
+    if cpus > big_cpu:
+        progress.log(f"{cpus:g} CPUs per worker asked, the largest Ray node has {big_cpu:g}: using {big_cpu:g}")
+        cpus = big_cpu
+    gpus = rc.gpus_per_worker if rc.gpus_per_worker is not None else (1.0 if big_gpu > 0 else 0.0)
+    if gpus > big_gpu:
+        raise EngineError(f"{gpus:g} GPUs per worker asked, but the largest Ray node has {big_gpu:g}")
+    res = ray.cluster_resources()
+    if rc.workers is not None:
+        workers = rc.workers
+    elif gpus > 0:
+        workers = max(1, int(res.get("GPU", 0) // gpus))
+    else:
+        workers = max(1, int(res.get("CPU", 1) // cpus))
+    return cpus, gpus, workers
 
 
 def _cause(e: BaseException) -> GalaxyRetrievalError | None:
@@ -178,15 +203,8 @@ def embed_shards_ray(
 
         ctx = rd.DataContext.get_current()
         ctx.enable_progress_bars = False  # ours is drawn from the finished shards
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
-        res = ray.cluster_resources()
-        gpus = rc.gpus_per_worker if rc.gpus_per_worker is not None else (1.0 if res.get("GPU", 0) > 0 else 0.0)
-        if rc.workers is not None:
-            workers = rc.workers
-        elif gpus > 0:
-            workers = max(1, int(res.get("GPU", 0) // gpus))
-        else:
-            workers = max(1, int(res.get("CPU", 1) // rc.cpus_per_worker))
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
+        cpus, gpus, workers = _shape(ray, rc, progress)
         workers = min(workers, len(pending))
         ranges = [{"shard": i, "lo": lo, "hi": hi} for i, lo, hi in pending]
         ds = rd.from_items(ranges, override_num_blocks=len(ranges))
@@ -197,7 +215,7 @@ def embed_shards_ray(
                 _ShardEmbedder,
                 batch_size=1,  # a shard per call: the unit of retry and of resume
                 compute=rd.ActorPoolStrategy(size=workers),
-                num_cpus=rc.cpus_per_worker,
+                num_cpus=cpus,
                 num_gpus=gpus,
                 fn_constructor_kwargs={
                     "checkpoint": str(Path(embedder.path or checkpoint).resolve()),
@@ -277,7 +295,8 @@ def build_ondisk_ray(vectors: np.ndarray, cfg: Any, out: Path, progress: Progres
     part_rows = max(cfg.shard_rows, -(-n // 256))
 
     def fill_parts(trained: Path, ranges: list[tuple[int, int]], folder: Path) -> list[Path]:
-        task = ray.remote(num_cpus=rc.cpus_per_worker, max_retries=rc.max_restarts)(_fill)
+        cpus, _, _ = _shape(ray, rc, NULL_PROGRESS)
+        task = ray.remote(num_cpus=cpus, max_retries=rc.max_restarts)(_fill)
         refs = [
             task.remote(str(trained.resolve()), vectors_file, lo, hi, str((folder / f"part-{i:05d}.index").resolve()), spec.metric, spec.add_chunk)
             for i, (lo, hi) in enumerate(ranges)

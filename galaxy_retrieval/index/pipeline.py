@@ -1,0 +1,62 @@
+"""Build settings from a pipeline file (``pipelines/scale-out.toml``): ``[build]``, ``[index]``
+and ``[ray]`` become one :class:`~.build.BuildConfig`.
+
+Values given explicitly (``overrides``, e.g. the command line's flags) win over the file's,
+and the file's over the defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import ConfigError
+from .build import BuildConfig
+from .candidates import IndexSpec
+from .ray_engine import RayConfig
+
+__all__ = ["load_build_pipeline", "SECTIONS"]
+
+SECTIONS = {"build": BuildConfig, "index": IndexSpec, "ray": RayConfig}
+_NOT_IN_FILE = {"build": {"index", "ray", "score_weights", "overwrite"}}
+
+
+def _known(section: str) -> set[str]:
+    return {f.name for f in dataclasses.fields(SECTIONS[section])} - _NOT_IN_FILE.get(section, set())
+
+
+def load_build_pipeline(path: str | Path | None = None, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> BuildConfig:
+    """The :class:`BuildConfig` of a pipeline file (None: defaults only), with ``overrides``
+    (``{"build": {"engine": "ray"}, "index": {"kind": "flat"}, "ray": {"address": "auto"}}``)
+    applied on top. Unknown sections and keys are refused, naming the file."""
+    d: dict[str, Any] = {}
+    where = "build settings"
+    if path is not None:
+        p = Path(path)
+        where = str(p)
+        if not p.is_file():
+            raise ConfigError(f"{p}: pipeline file not found")
+        try:
+            d = tomllib.loads(p.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{p}: not valid TOML ({e})") from None
+        unknown = sorted(set(d) - set(SECTIONS))
+        if unknown:
+            raise ConfigError(f"{p}: unknown section(s) {', '.join(unknown)} (known: {', '.join(SECTIONS)})")
+    merged: dict[str, dict[str, Any]] = {}
+    for name in SECTIONS:
+        sec = d.get(name, {})
+        if not isinstance(sec, dict):
+            raise ConfigError(f"{where}: [{name}] must be a table")
+        bad = sorted(set(sec) - _known(name))
+        if bad:
+            raise ConfigError(f"{where} [{name}]: unknown key(s) {', '.join(bad)} (known: {', '.join(sorted(_known(name)))})")
+        merged[name] = {**sec, **dict((overrides or {}).get(name, {}))}
+    try:
+        index = IndexSpec(**merged["index"])
+        ray = RayConfig(**merged["ray"]) if merged["ray"] or merged["build"].get("engine") == "ray" else None
+        return BuildConfig(**merged["build"], index=index, ray=ray)
+    except TypeError as e:
+        raise ConfigError(f"{where}: {e}") from None
