@@ -27,6 +27,7 @@ from galaxy_retrieval.search.searcher import GalaxySearcher  # noqa: E402
 
 from .conftest import write_galaxy10_h5  # noqa: E402
 from .test_build import _checkpoint  # noqa: E402
+from .test_parquet_folder import write_folder  # noqa: E402
 
 # an inverted file with its lists on disk: the Ray build fills its parts in parallel tasks
 # Ray's own DataContext warns about its deprecated settings when first created
@@ -72,12 +73,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
     cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
 
 
-def _same_index(a: Path, b: Path) -> None:
+def _same_index(a: Path, b: Path, ondisk: bool = True) -> None:
     """Bitwise: the same rows, ids and vectors, the same shard bytes."""
     ma, mb = (json.loads((p / "manifest.json").read_text()) for p in (a, b))
     assert [(s["file"], s["rows"], s["sha256"]) for s in ma["shards"]] == [(s["file"], s["rows"], s["sha256"]) for s in mb["shards"]]
     assert np.array_equal(np.load(a / "vectors.npy"), np.load(b / "vectors.npy"))
     assert ma["vectors"]["sha256"] == mb["vectors"]["sha256"] and ma["count"] == mb["count"]
+    if not ondisk:
+        return
     # the inverted lists, merged from parts filled by Ray tasks, are the one-process lists
     assert ma["faiss"]["ondisk"]["sha256"] == mb["faiss"]["ondisk"]["sha256"]
     assert ma["faiss"]["factory"] == mb["faiss"]["factory"] == "IVF2,Flat"
@@ -115,3 +118,15 @@ def test_a_failed_job_keeps_its_shards_and_a_rerun_resumes(cluster) -> None:
     assert res.embedded_shards + res.reused_shards == 4 and res.embedded_shards >= 1
     _same_index(cluster["local"], out)
     verify_index(out)
+
+
+def test_an_image_folder_listed_in_a_parquet_table(cluster) -> None:
+    root = write_folder(cluster["tmp"] / "folder", n=12)
+    cfg = BuildConfig(shard_rows=4, batch_size=2, index=IndexSpec(kind="flat"))
+    with open_catalog(root, metadata=root / "paths.parquet") as c:
+        local = build_index(cluster["checkpoint"], c, cluster["tmp"] / "folder-local", cfg)
+        res = build_index(cluster["checkpoint"], c, cluster["tmp"] / "folder-ray", dataclasses.replace(cfg, engine="ray"))
+    assert res.embedded_shards == 3
+    _same_index(local.path, res.path, ondisk=False)
+    hits = GalaxySearcher.open(res.path).query(object_id="G4", k=5)
+    assert len(hits) == 5 and all(h.metadata["filename"] == f"img/g{int(h.object_id[1:]):03d}.png" for h in hits)

@@ -46,7 +46,8 @@ def open_catalog(
 ) -> Catalog:
     """Open an HDF5 file or an image folder as a :class:`Catalog`.
 
-    ``metadata`` names a CSV for an image folder (otherwise one in the folder is used).
+    ``metadata`` names a CSV (or a Parquet table) for an image folder (otherwise a CSV in the
+    folder is used).
     ``columns`` maps raw column names to catalog names (``{"RA": "ra", "z": "redshift"}``)
     beyond the spellings recognised anyway (:data:`~.columns.ALIASES`).
     ``on_error="skip"`` drops unreadable images while streaming and records them in

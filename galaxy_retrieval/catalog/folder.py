@@ -7,8 +7,10 @@ column; a CSV without one is left out with a warning naming it. Rows name each f
 column recognised case-insensitively (``filename``, ``file``, ``path``, ``image``…, see
 :mod:`.columns`) relative to the folder, and may carry ``object_id`` (``objid``, ``id_str``…),
 ``label``, ``ra`` (``RA``, ``RAJ2000``…), ``dec``, ``redshift`` (``z``) and any other columns;
-``columns=`` maps other spellings. Without a CSV every image below the folder (subfolders
-too) is an object whose id is its relative path without the suffix.
+``columns=`` maps other spellings. ``metadata=`` may also name a Parquet table of the same
+columns (image paths and metadata, as survey pipelines write them). Without a CSV every
+image below the folder (subfolders too) is an object whose id is its relative path without
+the suffix.
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ def _parse_column(values: list[str]) -> list[Any]:
 def _read_csv(csv_path: Path) -> tuple[list[str], list[dict[str, str]]]:
     if not csv_path.is_file():
         raise CatalogError(f"{csv_path}: metadata CSV not found")
+    if csv_path.suffix.lower() == ".parquet":
+        return _read_parquet_table(csv_path)
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
@@ -78,6 +82,23 @@ def _read_csv(csv_path: Path) -> tuple[list[str], list[dict[str, str]]]:
     if not header:
         raise CatalogError(f"{csv_path}: empty CSV (no header row)")
     return header, rows
+
+
+def _read_parquet_table(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """A Parquet table of image paths and metadata (what a survey pipeline writes), read as
+    the CSV would be: its cells as text, parsed back into numbers like CSV cells."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        t = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise CatalogError(f"{path}: not a readable Parquet table ({e})") from None
+    header = [str(n).strip() for n in t.column_names]
+    if not header:
+        raise CatalogError(f"{path}: the table has no columns")
+    cols = [["" if v is None else str(v) for v in t.column(i).to_pylist()] for i in range(t.num_columns)]
+    return header, [dict(zip(header, r)) for r in zip(*cols)]
 
 
 class FolderCatalog(Catalog):
