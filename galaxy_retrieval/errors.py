@@ -51,6 +51,9 @@ class ImageReadError(CatalogError):
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
 
+    def __reduce__(self):  # pickled across processes (Ray workers) with its own arguments
+        return (type(self), (self.path, self.reason), self.__dict__)
+
 
 class CheckpointError(GalaxyRetrievalError, ValueError):
     """A model checkpoint is missing, corrupt, or does not match what it is used with."""
@@ -78,6 +81,9 @@ class NoSpaceError(GalaxyRetrievalError, OSError):
     def __init__(self, path: object) -> None:
         self.path = str(path)
         super().__init__(f"{self.path}: no space left on the device; free some space and rerun")
+
+    def __reduce__(self):
+        return (type(self), (self.path,), self.__dict__)
 
     def __str__(self) -> str:  # OSError's own __str__ would print the args tuple
         return self.args[0]

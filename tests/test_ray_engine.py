@@ -18,7 +18,7 @@ ray = pytest.importorskip("ray")
 pytest.importorskip("ray.data")
 
 from galaxy_retrieval.catalog import HDF5Catalog, open_catalog  # noqa: E402
-from galaxy_retrieval.errors import EngineError  # noqa: E402
+from galaxy_retrieval.errors import CatalogError, EngineError  # noqa: E402
 from galaxy_retrieval.index.build import BuildConfig, build_index  # noqa: E402
 from galaxy_retrieval.index.candidates import IndexSpec  # noqa: E402
 from galaxy_retrieval.index.ray_engine import RayConfig  # noqa: E402
@@ -130,3 +130,15 @@ def test_an_image_folder_listed_in_a_parquet_table(cluster) -> None:
     _same_index(local.path, res.path, ondisk=False)
     hits = GalaxySearcher.open(res.path).query(object_id="G4", k=5)
     assert len(hits) == 5 and all(h.metadata["filename"] == f"img/g{int(h.object_id[1:]):03d}.png" for h in hits)
+
+
+def test_an_unreadable_image_on_a_worker_is_the_local_error_or_a_skipped_row(cluster) -> None:
+    root = write_folder(cluster["tmp"] / "bad-folder", n=8)
+    (root / "img" / "g003.png").write_bytes(b"not a png")
+    cfg = BuildConfig(shard_rows=4, batch_size=2, index=IndexSpec(kind="flat"), engine="ray")
+    with open_catalog(root, metadata=root / "paths.parquet") as c:
+        with pytest.raises(CatalogError, match=r"g003\.png: not a readable image"):
+            build_index(cluster["checkpoint"], c, cluster["tmp"] / "bad-fail", cfg)
+    with open_catalog(root, metadata=root / "paths.parquet", on_error="skip") as c:
+        res = build_index(cluster["checkpoint"], c, cluster["tmp"] / "bad-skip", cfg)
+    assert [r for r, _ in res.skipped] == [3] and res.manifest.count == 7

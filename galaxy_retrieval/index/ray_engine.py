@@ -170,9 +170,11 @@ def _cause(e: BaseException) -> GalaxyRetrievalError | None:
         if x is None or id(x) in seen:
             continue
         seen.add(id(x))
-        if isinstance(x, GalaxyRetrievalError):
+        # Ray re-raises a task's error as a subclass of both RayTaskError and its type; the
+        # error itself, with its one-line message, is the one from our own modules
+        if isinstance(x, GalaxyRetrievalError) and type(x).__module__.startswith("galaxy_retrieval"):
             return x
-        stack += [x.__cause__, x.__context__, getattr(x, "cause", None)]
+        stack += [x.__context__, x.__cause__, getattr(x, "cause", None)]
     return None
 
 
@@ -203,6 +205,9 @@ def embed_shards_ray(
 
         ctx = rd.DataContext.get_current()
         ctx.enable_progress_bars = False  # ours is drawn from the finished shards
+        # an actor's CatalogError (an unreadable image) reaches the driver as itself, not
+        # wrapped in a UserCodeException that drops it
+        ctx.raise_original_map_exception = True
         logging.getLogger("ray.data").setLevel(logging.ERROR)
         cpus, gpus, workers = _shape(ray, rc, progress)
         workers = min(workers, len(pending))
