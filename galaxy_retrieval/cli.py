@@ -52,7 +52,7 @@ def _friendly(fn: Callable) -> Callable:
         except OSError as e:
             # a full disk inside a third-party writer (h5py, matplotlib) that the library did
             # not wrap: still one line naming the file, never a traceback
-            from .index.atomic import is_no_space
+            from .atomic import is_no_space
 
             if not is_no_space(e):
                 raise
@@ -187,7 +187,7 @@ def synth(
     out.print(f"wrote {path} ({n} galaxies, {size}×{size}×3)")
     if sheet is not None:
         from .catalog import open_catalog
-        from .catalog.preview import catalog_contact_sheet
+        from .viz.catalog import catalog_contact_sheet
 
         with open_catalog(path) as cat:
             out.print(f"contact sheet: {catalog_contact_sheet(cat, sheet)}")
@@ -211,7 +211,7 @@ def import_first_cmd(
     with open_catalog(path) as cat:
         out.print(f"{path}: {len(cat):,} FIRST radio galaxies, classes {', '.join(cat.label_names.values())}")
         if sheet is not None:
-            from .catalog.preview import catalog_contact_sheet
+            from .viz.catalog import catalog_contact_sheet
 
             out.print(f"contact sheet: {catalog_contact_sheet(cat, sheet, per_class=6)}")
 
@@ -262,7 +262,7 @@ def info(
     with _open_catalog(path, metadata, columns=columns) as cat:
         inf = cat.info()
         if framing_sheet is not None:
-            from .catalog.preview import framing_sheet as write_sheet
+            from .viz.catalog import framing_sheet as write_sheet
 
             out.print(f"framing sheet ({framing}): {write_sheet(cat, framing_sheet, framing)}")
     if as_json:

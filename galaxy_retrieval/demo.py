@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 
+from .atomic import atomic_path
 from .errors import ConfigError
 from .progress import NULL_PROGRESS, Progress
 
@@ -147,7 +148,7 @@ def run_demo(cfg: DemoConfig, progress: Progress = NULL_PROGRESS, fresh: bool = 
     from PIL import Image
 
     from .catalog import open_catalog
-    from .catalog.preview import catalog_contact_sheet
+    from .viz.catalog import catalog_contact_sheet
     from .evaluate import evaluate
     from .index.build import BuildConfig, build_index
     from .index.candidates import IndexSpec
@@ -198,8 +199,8 @@ def run_demo(cfg: DemoConfig, progress: Progress = NULL_PROGRESS, fresh: bool = 
     # a held-out spiral if there is one: the most recognisable query for a first look
     pick = next((int(r) for r in test_rows if labels is not None and labels[r] == 5), int(test_rows[0]))
     rec = cat[pick]
-    q.query_image.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(rec.image).save(q.query_image)
+    with atomic_path(q.query_image) as tmp:
+        Image.fromarray(rec.image).save(tmp, format="PNG")
     progress.log(f"[5/5] querying with {q.query_image} (held-out object {rec.object_id})")
     result = run_query(QueryRequest(index=cfg.index.out, images=(q.query_image,), k=q.k, refine=q.refine, mosaic=q.mosaic))
     explained = None

@@ -29,15 +29,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .. import __version__
+from ..version import __version__
 from ..errors import CatalogError, ConfigError, GalaxyRetrievalError, IndexBusyError, IndexFormatError, NoSpaceError
 from ..paths import PROBE_PREFIX, check_output_dir, first_missing, remove_created_dirs
 from ..progress import NULL_PROGRESS, Progress
 from ..score import ScoreWeights
-from .atomic import TMP_SUFFIX, atomic_path, reserve_space, sha256_file, write_json_atomic
+from ..atomic import TMP_SUFFIX, atomic_path, reserve_space, sha256_file, atomic_write_json
 from .candidates import IndexSpec, build_faiss_index, check_index_spec
 from .lock import LOCK_NAME, directory_lock
-from .manifest import MANIFEST_NAME, Manifest, ShardEntry, read_manifest
+from .manifest import MANIFEST_NAME, Manifest, ShardEntry
 from .shards import MODEL_SHA_KEY, SHARD_GLOB, check_shard_models, read_shard_embeddings, shard_name, write_shard
 
 __all__ = ["BuildConfig", "BuildResult", "build_index", "build_index_from_shards", "EMBEDDINGS_DIR", "VECTORS_FILE", "FAISS_FILE", "MODEL_DIR"]
@@ -192,7 +192,7 @@ def _check_state(out: Path, state: dict[str, Any]) -> None:
                 f"{out}: holds an interrupted build of something else (differs in {', '.join(diff)}); "
                 "overwrite it, or choose another output directory"
             ).resolved_by("overwrite")
-    write_json_atomic(p, state)
+    atomic_write_json(p, state)
 
 
 def _shard_complete(path: Path, lo: int, hi: int, model_sha256: str) -> bool:

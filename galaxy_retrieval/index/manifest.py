@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import GalaxyRetrievalError, IndexFormatError
 from ..score import ScoreWeights
-from .atomic import sha256_file, write_json_atomic
+from ..atomic import sha256_file, atomic_write_json
 
 __all__ = ["MANIFEST_NAME", "FORMAT", "FORMAT_VERSION", "ShardEntry", "Manifest", "read_manifest"]
 
@@ -94,7 +94,7 @@ class Manifest:
         return m
 
     def write(self, directory: str | Path) -> Path:
-        return write_json_atomic(Path(directory) / MANIFEST_NAME, self.to_dict())
+        return atomic_write_json(Path(directory) / MANIFEST_NAME, self.to_dict())
 
     def verify(self, directory: str | Path, full: bool | None = None) -> None:
         """Check every listed file. ``full=None``: hash when the index is small enough."""

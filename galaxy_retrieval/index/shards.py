@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import IndexFormatError
-from .atomic import atomic_path
+from ..atomic import atomic_path
 
 __all__ = ["SHARD_GLOB", "MODEL_SHA_KEY", "shard_model_sha256", "shard_name", "shard_schema", "write_shard", "read_shard_table", "read_metadata_table", "read_shard_embeddings", "check_shard_models"]
 

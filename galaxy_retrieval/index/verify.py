@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import IndexFormatError
-from .atomic import sha256_file
+from ..atomic import sha256_file
 from .build import MODEL_DIR
 from .manifest import MANIFEST_NAME, read_manifest
 from .shards import check_shard_models

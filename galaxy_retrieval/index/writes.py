@@ -27,10 +27,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .. import __version__
+from ..version import __version__
 from ..errors import CatalogError, CheckpointError, IndexFormatError, QueryError
 from ..progress import NULL_PROGRESS, Progress
-from .atomic import TMP_SUFFIX, atomic_path, sha256_file
+from ..atomic import TMP_SUFFIX, atomic_path, sha256_file
 from .build import EMBEDDINGS_DIR, MODEL_DIR, VERSIONED_GLOBS, _RANGE_KEY, _assemble_vectors
 from .candidates import IndexSpec, add_to_faiss_index, build_faiss_index, load_faiss_index, write_faiss_index
 from .filters import select_positions
@@ -447,7 +447,7 @@ def _append(root: Path, m: Manifest, st: _AddState, new_paths: list[Path], sourc
 
 
 def _extend_vectors(old: np.ndarray, new_shards: Sequence[Path], out: Path, dim: int, dtype: str) -> np.ndarray:
-    from .atomic import reserve_space
+    from ..atomic import reserve_space
     from .shards import read_shard_embeddings
 
     extra = [read_shard_embeddings(p)[0] for p in new_shards]

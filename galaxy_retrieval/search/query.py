@@ -106,7 +106,7 @@ def run_query(req: QueryRequest) -> QueryResult:
     names = _label_names(s)
     if req.mosaic is not None:
         from ..catalog.images import read_image
-        from .mosaic import query_mosaic
+        from ..viz.mosaic import query_mosaic
 
         if req.images or fetched is not None:
             paths = list(req.images) if req.images else [fetched]

@@ -138,7 +138,7 @@ def test_open_refuses_an_index_mixing_two_models(tiny: dict[str, Path], tmp_path
     """Every file matches the manifest's digests, yet one shard is another model's."""
     import json
 
-    from galaxy_retrieval.index.atomic import sha256_file
+    from galaxy_retrieval.atomic import sha256_file
 
     other = make_checkpoint(tmp_path / "other", seed=1)
     with open_catalog(tiny["catalog"]) as c:
