@@ -229,7 +229,9 @@ def info(
     """Describe a catalog (count, image shape, labels, columns) or an index directory."""
 
     # an interrupted build (state, no manifest) is an index too: read_manifest says so
-    if (path / "manifest.json").is_file() or (path / "build-state.json").is_file():
+    from .index.layout import is_index_dir
+
+    if is_index_dir(path):
         from .index.manifest import read_manifest
 
         m = read_manifest(path)

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..errors import ConfigError, IndexFormatError
 from ..atomic import atomic_write_json, commit_file
-from ..index.build import FAISS_FILE, VECTORS_FILE
+from ..index.layout import FAISS_FILE, VECTORS_FILE
 from ..index.manifest import read_manifest
 from ..progress import NULL_PROGRESS, Progress
 from ..score import ScoreWeights

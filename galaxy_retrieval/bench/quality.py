@@ -302,7 +302,8 @@ def _train(cfg: QualityConfig, v: Variant, catalog: Any, progress: Progress) -> 
 
 def _index(cfg: QualityConfig, v: Variant, catalog: Any, progress: Progress) -> Path:
     from ..index.build import BuildConfig, build_index
-    from ..index.manifest import MANIFEST_NAME, read_manifest
+    from ..index.layout import MANIFEST_NAME
+    from ..index.manifest import read_manifest
     from ..model import load_checkpoint
 
     run, out = cfg.run_dir(v.name), cfg.index_dir(v.name)

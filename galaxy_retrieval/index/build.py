@@ -36,20 +36,13 @@ from ..progress import NULL_PROGRESS, Progress
 from ..score import ScoreWeights
 from ..atomic import TMP_SUFFIX, atomic_path, reserve_space, sha256_file, atomic_write_json
 from .candidates import IndexSpec, build_faiss_index, check_index_spec
-from .lock import LOCK_NAME, directory_lock
-from .manifest import MANIFEST_NAME, Manifest, ShardEntry
-from .shards import MODEL_SHA_KEY, SHARD_GLOB, check_shard_models, read_shard_embeddings, shard_name, write_shard
+from .layout import EMBEDDINGS_DIR, FAISS_FILE, LOCK_NAME, MANIFEST_NAME, MODEL_DIR, SHARD_GLOB, STATE_FILE, VECTORS_FILE, VERSIONED_GLOBS, shard_name
+from .lock import directory_lock
+from .manifest import Manifest, ShardEntry
+from .shards import MODEL_SHA_KEY, RANGE_KEY, check_shard_models, read_shard_embeddings, write_shard
 
-__all__ = ["BuildConfig", "BuildResult", "build_index", "build_index_from_shards", "EMBEDDINGS_DIR", "VECTORS_FILE", "FAISS_FILE", "MODEL_DIR"]
+__all__ = ["BuildConfig", "BuildResult", "build_index", "build_index_from_shards"]
 
-EMBEDDINGS_DIR = "embeddings"
-VECTORS_FILE = "vectors.npy"
-FAISS_FILE = "faiss.index"
-MODEL_DIR = "model"
-STATE_FILE = "build-state.json"
-_RANGE_KEY = b"galaxy_retrieval.rows"
-# files of later versions written by add/delete/compact/reindex (index/writes.py)
-VERSIONED_GLOBS = ("vectors-v*.npy", "faiss-v*.index", "deleted-v*.parquet")
 
 
 @dataclass(frozen=True)
@@ -204,7 +197,7 @@ def _shard_complete(path: Path, lo: int, hi: int, model_sha256: str) -> bool:
         meta = pq.read_schema(path).metadata or {}
     except (pa.ArrowInvalid, OSError):
         return False  # unreadable: embed it again
-    return meta.get(_RANGE_KEY) == f"{lo}:{hi}".encode() and meta.get(MODEL_SHA_KEY) == model_sha256.encode()
+    return meta.get(RANGE_KEY) == f"{lo}:{hi}".encode() and meta.get(MODEL_SHA_KEY) == model_sha256.encode()
 
 
 def _assemble_vectors(shard_paths: list[Path], dim: int, dtype: str, out: Path, progress: Progress) -> tuple[np.ndarray, list[int], list[str]]:
@@ -399,7 +392,7 @@ def _build_locked(
                 np.concatenate(embs),
                 meta,
                 dtype=cfg.dtype,
-                extra_schema_metadata={_RANGE_KEY.decode(): f"{lo}:{hi}", MODEL_SHA_KEY.decode(): embedder.sha256},
+                extra_schema_metadata={RANGE_KEY.decode(): f"{lo}:{hi}", MODEL_SHA_KEY.decode(): embedder.sha256},
             )
             embedded += 1
     seconds = {"embed": time.perf_counter() - t0}

@@ -14,8 +14,8 @@ import numpy as np
 
 from ..errors import IndexFormatError
 from ..atomic import sha256_file
-from .build import MODEL_DIR
-from .manifest import MANIFEST_NAME, read_manifest
+from .layout import MANIFEST_NAME, MODEL_DIR
+from .manifest import read_manifest
 from .shards import check_shard_models
 
 __all__ = ["VerifyReport", "verify_index"]

@@ -31,12 +31,13 @@ from ..version import __version__
 from ..errors import CatalogError, CheckpointError, IndexFormatError, QueryError
 from ..progress import NULL_PROGRESS, Progress
 from ..atomic import TMP_SUFFIX, atomic_path, sha256_file
-from .build import EMBEDDINGS_DIR, MODEL_DIR, VERSIONED_GLOBS, _RANGE_KEY, _assemble_vectors
+from .build import _assemble_vectors
+from .layout import EMBEDDINGS_DIR, MODEL_DIR, VERSIONED_GLOBS
 from .candidates import IndexSpec, add_to_faiss_index, build_faiss_index, load_faiss_index, write_faiss_index
 from .filters import select_positions
 from .lock import directory_lock
 from .manifest import Manifest, ShardEntry, read_manifest
-from .shards import MODEL_SHA_KEY, read_metadata_table, write_shard
+from .shards import MODEL_SHA_KEY, RANGE_KEY, read_metadata_table, write_shard
 from .tombstones import read_tombstones, write_tombstones
 
 __all__ = ["DeleteResult", "CompactResult", "AddResult", "delete_objects", "compact_index", "reindex", "add_objects", "append_vectors", "read_id_list"]
@@ -198,7 +199,7 @@ def compact_index(path: str | Path, progress: Progress = NULL_PROGRESS) -> Compa
                 continue
             t = t.filter(pa.array(keep))
             meta = dict(t.schema.metadata or {})
-            meta.pop(_RANGE_KEY, None)  # no longer the build's row range: never resumed from
+            meta.pop(RANGE_KEY, None)  # no longer the build's row range: never resumed from
             t = t.replace_schema_metadata(meta)
             dst = root / EMBEDDINGS_DIR / f"part-v{version:05d}-{len(new_paths):05d}.parquet"
             with atomic_path(dst) as tmp:

@@ -36,10 +36,10 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import CheckpointError, ConfigError, IndexFormatError, QueryError
-from ..index.build import MODEL_DIR
 from ..index.candidates import load_faiss_index, search_params
 from ..index.filters import select_positions
-from ..index.manifest import MANIFEST_NAME, Manifest, read_manifest
+from ..index.layout import MANIFEST_NAME, MODEL_DIR
+from ..index.manifest import Manifest, read_manifest
 from ..index.shards import check_shard_models, read_metadata_table
 from ..index.tombstones import read_tombstones
 from ..score import ScoreWeights

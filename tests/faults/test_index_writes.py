@@ -19,7 +19,8 @@ import pytest
 from galaxy_retrieval.catalog import open_catalog
 from galaxy_retrieval.errors import IndexBusyError, IndexFormatError
 from galaxy_retrieval.index.build import build_index
-from galaxy_retrieval.index.lock import LOCK_NAME, directory_lock
+from galaxy_retrieval.index.layout import LOCK_NAME
+from galaxy_retrieval.index.lock import directory_lock
 from galaxy_retrieval.index.shards import shard_model_sha256
 from galaxy_retrieval.search.searcher import GalaxySearcher
 
