@@ -66,7 +66,7 @@ class IndexSpec:
         if self.kind.lower() not in _NAMED and "," not in self.kind and self.kind not in ("Flat", "IDMap,Flat") and not self.kind[:1].isupper():
             raise ConfigError(
                 f"the index kind must be one of {', '.join(_NAMED)} or a FAISS factory string (e.g. 'IVF1024,PQ64'), got {self.kind!r}"
-            ).resolved_by("index")
+            ).resolved_by("index_type")
         if self.train_size is not None and self.train_size < 1:
             raise ConfigError(f"train_size must be ≥ 1, got {self.train_size!r}")
         if self.ef_construction < 1:
@@ -168,7 +168,7 @@ def check_index_spec(spec: IndexSpec, n: int, dim: int) -> str:
     check_factory(factory, dim, spec.metric)
     nlist = _nlist_of(factory)
     if n < nlist:
-        raise ConfigError(f"{factory}: {n} vectors are fewer than the {nlist} inverted lists; use a flat or HNSW index, or fewer lists").resolved_by("index")
+        raise ConfigError(f"{factory}: {n} vectors are fewer than the {nlist} inverted lists; use a flat or HNSW index, or fewer lists").resolved_by("index_type")
     return factory
 
 
@@ -256,7 +256,7 @@ def build_faiss_index(
         sel = np.sort(rng.choice(n, size=ntrain, replace=False)) if ntrain < n else np.arange(n)
         xt = shortlist_vectors(vectors[sel], spec.metric)
         if n < _nlist_of(factory):
-            raise ConfigError(f"{factory}: {n} vectors are fewer than the {_nlist_of(factory)} inverted lists; use a flat or HNSW index").resolved_by("index")
+            raise ConfigError(f"{factory}: {n} vectors are fewer than the {_nlist_of(factory)} inverted lists; use a flat or HNSW index").resolved_by("index_type")
         with progress.task("training index", total=None, unit="vec"):
             faiss.seed_global_rng = spec.seed  # type: ignore[attr-defined]
             _set_kmeans_seed(work, spec.seed)

@@ -30,7 +30,7 @@ from .conftest import CFG, assert_user_error, gr, make_checkpoint, snapshot
 
 
 def _build_args(tiny: dict[str, Path], out: Path, *extra: object) -> list[object]:
-    return ["build-index", "--checkpoint", tiny["checkpoint"], "--catalog", tiny["catalog"], "--out", out, "--shard-rows", 8, "--index", "flat", *extra]
+    return ["build-index", "--checkpoint", tiny["checkpoint"], "--catalog", tiny["catalog"], "--out", out, "--shard-rows", 8, "--index-type", "flat", *extra]
 
 
 # ------------------------------------------------------------------ overwrite owns only its files
@@ -58,7 +58,7 @@ def test_overwrite_refuses_a_directory_holding_other_files(tiny: dict[str, Path]
         "folder of user files": (d, tiny["catalog"]),
     }[where]
     before = snapshot(tmp_path)
-    r = gr("build-index", "--checkpoint", tiny["checkpoint"], "--catalog", cat, "--out", out, "--overwrite", "--index", "flat")
+    r = gr("build-index", "--checkpoint", tiny["checkpoint"], "--catalog", cat, "--out", out, "--overwrite", "--index-type", "flat")
     assert_user_error(r, out)
     assert "catalog" in r.output or "not part of an index" in r.output
     assert snapshot(tmp_path) == before
