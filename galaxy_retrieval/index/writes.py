@@ -1,6 +1,6 @@
 """Writes to an existing index: delete (tombstones), compact, reindex, add.
 
-Every write follows one protocol (``/work/shared/ARCHITECTURE.md``, "Writes to an index"):
+Every write follows one protocol (``indexes/README.md``, "Writes"):
 
 1. take the directory's write lock (:mod:`.lock`): one writer at a time, a second one fails
    fast with :class:`IndexBusyError`;

@@ -71,7 +71,7 @@ class GalaxIDNetViT(nn.Module):
         return self.head(h)
 
     def pool(self, features: torch.Tensor) -> torch.Tensor:
-        """Mean over patch outputs (ARCHITECTURE.md: one vector per object)."""
+        """Mean over patch outputs: one vector per object, whatever the patch count."""
         return features.mean(dim=1)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
