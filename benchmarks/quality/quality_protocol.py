@@ -258,21 +258,9 @@ def _train_config(cfg: QualityConfig, v: Variant):
 _DONE = "quality-done.json"
 
 
-def _same_config(saved: Any, tcfg: Any) -> bool:
-    """Whether a recorded training config is ``tcfg``; fields added to TrainConfig since the
-    run was recorded take their defaults, so a new option does not retrain every run."""
-    from galaxy_retrieval.train import TrainConfig
-
-    try:
-        return TrainConfig.from_dict(saved) == tcfg
-    except (ConfigError, TypeError, KeyError, ValueError):
-        return False
-
-
 def _train(cfg: QualityConfig, v: Variant, catalog: Any, progress: Progress) -> dict[str, Any]:
     """Train (or reuse/resume) the variant's run; returns what the results record of it."""
-    from galaxy_retrieval.model.checkpoint import LAST_DIR, META_FILE
-    from galaxy_retrieval.train import train
+    from galaxy_retrieval.train import resumable_with, same_config, train
 
     tcfg = _train_config(cfg, v)
     run = cfg.run_dir(v.name)
@@ -280,13 +268,10 @@ def _train(cfg: QualityConfig, v: Variant, catalog: Any, progress: Progress) -> 
     want = tcfg.to_dict()
     if not cfg.fresh and done.is_file():
         rec = json.loads(done.read_text("utf-8"))
-        if _same_config(rec.get("train_config"), tcfg):
+        if same_config(rec.get("train_config"), tcfg):
             progress.log(f"[{v.name}] reusing the finished training run {run}")
             return rec
-    resume = False
-    if not cfg.fresh and (run / LAST_DIR / "state.json").is_file() and (run / META_FILE).is_file():
-        meta = json.loads((run / META_FILE).read_text("utf-8"))
-        resume = _same_config(meta.get("train"), tcfg)
+    resume = not cfg.fresh and resumable_with(run, tcfg)
     progress.log(f"[{v.name}] {'resuming' if resume else 'training'} {run} ({v.describe()})")
     t0 = time.perf_counter()
     res = train(tcfg, catalog, run, progress=progress, resume=resume, overwrite=not resume)
