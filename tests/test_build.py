@@ -184,7 +184,7 @@ def test_cli_build_index_bad_inputs(setup: dict[str, Path], tmp_path: Path) -> N
     r = runner.invoke(app, ["build-index", "--checkpoint", str(setup["checkpoint"]), "--catalog", str(setup["catalog"]), "--out", str(setup["index"])])
     assert r.exit_code == 2 and "already holds a complete index" in r.output
     r = runner.invoke(app, ["build-index", "--checkpoint", str(setup["checkpoint"]), "--catalog", str(setup["catalog"]), "--out", str(tmp_path / "o"), "--dtype", "int8"])
-    assert r.exit_code == 2 and "dtype must be float32 or float16, got 'int8' (--dtype)" in r.output
+    assert r.exit_code == 2 and "--dtype" in r.output and "int8" in r.output and "float16" in r.output  # the choices
     assert not (tmp_path / "o" / "manifest.json").exists()
 
 
