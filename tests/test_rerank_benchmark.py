@@ -105,9 +105,9 @@ def test_config_rejects_bad_input(tmp_path: Path) -> None:
         RerankBenchConfig(synthetic=10, index=tmp_path)
     with pytest.raises(ConfigError, match="exactly one"):
         RerankBenchConfig()
-    with pytest.raises(ConfigError, match="--refine"):
+    with pytest.raises(ConfigError, match="refine must be comma-separated"):
         RerankBenchConfig(synthetic=10, refine="1,x")
-    with pytest.raises(ConfigError, match="--dtype"):
+    with pytest.raises(ConfigError, match="dtype must be float32 or float16"):
         RerankBenchConfig(synthetic=10, dtype="int8")
     with pytest.raises(ConfigError, match="could not parse index string"):
         run_rerank_benchmark(_cfg(tmp_path, indexes=("NOPE12",)))
@@ -213,9 +213,9 @@ def test_cli_prints_a_table_and_writes_json(tmp_path: Path) -> None:
     "args, message",
     [
         (["--index", "{tmp}/missing"], "missing: no such index directory"),
-        (["--index", "{tmp}", "--synthetic", "100"], "give either --index PATH or --synthetic N"),
+        (["--index", "{tmp}", "--synthetic", "100"], "give either an index directory or a synthetic catalog size (exactly one of them) (--index or --synthetic)"),
         (["--synthetic", "100", "--dim", "16", "--indexes", "PCA7,Bogus"], "FAISS cannot build 'PCA7,Bogus' for dimension 16"),
-        (["--synthetic", "100", "--refine", "two"], "--refine must be comma-separated integers"),
+        (["--synthetic", "100", "--refine", "two"], "refine must be comma-separated integers (e.g. 1,2,5), got 'two' (--refine)"),
     ],
 )
 def test_cli_bad_input_is_a_one_line_error(tmp_path: Path, args: list[str], message: str) -> None:
