@@ -22,7 +22,7 @@ def test_ray_not_installed_is_one_line_naming_the_extra(tiny: dict[str, Path], t
     monkeypatch.setitem(sys.modules, "ray", None)
     monkeypatch.setitem(sys.modules, "ray.data", None)
     out = tmp_path / "idx"
-    r = gr("build-index", "--checkpoint", tiny["checkpoint"], "--catalog", tiny["catalog"], "--out", out, "--engine", "ray", "--index", "flat")
+    r = gr("build-index", "--checkpoint", tiny["checkpoint"], "--catalog", tiny["catalog"], "--out", out, "--engine", "ray", "--index-type", "flat")
     assert_user_error(r, "Ray", "distributed", "pip install")
     assert not out.exists()  # a refused build leaves no directory behind
 
