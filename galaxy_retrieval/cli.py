@@ -569,6 +569,7 @@ def build_index_cmd(
     batch_size: int = typer.Option(128, help="Images per model call."),
     nprobe: int = typer.Option(256, help="IVF lists searched per query (stored as the default)."),
     ef_search: int = typer.Option(128, help="HNSW search breadth (stored as the default)."),
+    ondisk: bool = typer.Option(False, "--ondisk", help="Keep the IVF inverted lists in a file the searcher memory-maps (catalogs larger than RAM)."),
     overwrite: bool = typer.Option(False, help="Replace a complete index or a different interrupted build at --out."),
     on_error: OnErrorChoice = typer.Option(OnErrorChoice.fail, help="Unreadable catalog images: fail, or skip and report."),
 ) -> None:
@@ -580,7 +581,7 @@ def build_index_cmd(
         dtype=dtype,
         shard_rows=shard_rows,
         batch_size=batch_size,
-        index=IndexSpec(kind=index, metric=metric, nprobe=nprobe, ef_search=ef_search),
+        index=IndexSpec(kind=index, metric=metric, nprobe=nprobe, ef_search=ef_search, ondisk=ondisk),
         overwrite=overwrite,
     )
     progress = RichProgress()
