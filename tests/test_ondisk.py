@@ -187,3 +187,15 @@ def test_writes_that_rewrite_faiss_are_refused(indexes: tuple[Path, Path]) -> No
     _, disk = indexes
     with pytest.raises(IndexFormatError, match="inverted lists on disk"):
         compact_index(disk)
+
+
+def test_object_ids_are_looked_up_without_a_python_list(indexes: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from galaxy_retrieval.search import ids
+
+    _, disk = indexes
+    s = GalaxySearcher.open(disk)
+    assert len(s.object_ids) == N and s.object_ids[17] == "obj-0017" and list(s.object_ids)[-1] == "obj-2999"
+    assert s.position_of("obj-1234") == 1234
+    monkeypatch.setattr(ids, "HASHED_MAX", 0)  # a large catalog: a scan of the column, no dict
+    fresh = ids.ObjectIds(s.table.column("object_id"))
+    assert fresh.position("obj-2001") == 2001 and fresh.position("nope") is None and fresh._pos is None
