@@ -203,8 +203,7 @@ def query_phase(a: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     s = GalaxySearcher.open(idx, verify=False)
     open_s = time.perf_counter() - t0
-    if a.lists_advice == "random":
-        advise_lists(s.index, mmap.MADV_RANDOM)
+    advise_lists(s.index, mmap.MADV_RANDOM if a.lists_advice == "random" else mmap.MADV_NORMAL)
     set_prefetch(s.index, a.prefetch)
     mem_open = _mem_status()
     from galaxy_retrieval.search.exact import warmup
@@ -335,7 +334,7 @@ def main() -> None:
     ap.add_argument("--shard-rows", type=int, default=262_144)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-cold", dest="cold", action="store_false", help="skip the cold-cache passes")
-    ap.add_argument("--lists-advice", default="normal", choices=("normal", "random"), help="madvise of the inverted lists' mapping")
+    ap.add_argument("--lists-advice", default="random", choices=("normal", "random"), help="madvise of the inverted lists' mapping (the searcher's default: random)")
     ap.add_argument("--prefetch", type=int, default=0, help="FAISS prefetch threads per search on the on-disk lists (the searcher's default: 0)")
     ap.add_argument("--workdir", type=Path, default=Path("data/scale"))
     ap.add_argument("--out-json", type=Path, default=None)

@@ -29,6 +29,7 @@ appends each part's lists in part order, which is the order a sequential add fil
 
 from __future__ import annotations
 
+import mmap
 import os
 import shutil
 import sys
@@ -291,6 +292,9 @@ def open_ondisk(path: str | Path, info: dict[str, Any] | None = None) -> Any:
     except RuntimeError as e:
         raise IndexFormatError(f"{path}: not a readable on-disk FAISS index ({str(e).strip().splitlines()[-1]})") from None
     set_prefetch(index, PREFETCH_THREADS)
+    # a probe reads a few scattered lists; the kernel's default read-around of a fault (up to
+    # read_ahead_kb, 8 MB here) made cold queries 2× slower at 1M (benchmarks/README.md)
+    advise_lists(index, mmap.MADV_RANDOM)
     return index
 
 
