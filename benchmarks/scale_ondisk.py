@@ -252,7 +252,9 @@ def _fmt_bytes(b: float) -> str:
 
 def render(results: list[dict[str, Any]]) -> str:
     lines = [SECTION_START, ""]
-    for r in results:
+    main = [r for r in results if "-cold-" not in r["file"]]
+    variants = [r for r in results if "-cold-" in r["file"]]
+    for r in main:
         p = r["parameters"]
         q = r["queries"]
         b = r["build"]
@@ -263,7 +265,8 @@ def render(results: list[dict[str, Any]]) -> str:
             "",
             f"Index `{f['factory']}`, inverted lists on disk ({_fmt_bytes(f['ondisk']['bytes'])} `faiss.ivfdata` "
             f"+ {_fmt_bytes(f['bytes'])} `faiss.index`), vectors {_fmt_bytes(r['sizes']['vectors_bytes'])} `vectors.npy`; "
-            f"{p['queries']} held-out queries, k = {p['k']}, one query per call on one thread; load average "
+            f"{p['queries']} held-out queries, k = {p['k']}, one query per call on one thread; lists advice "
+            f"{q.get('lists_advice')}, prefetch threads {q.get('prefetch_threads', 32)}; load average "
             f"{r['machine'].get('load_average')} at the start, {r.get('load_average_end')} at the end.",
             "",
             "| build | seconds |",
@@ -293,8 +296,107 @@ def render(results: list[dict[str, Any]]) -> str:
                 f"{cold.get('p50_ms', float('nan')):.1f} | {cold.get('p99_ms', float('nan')):.1f} |"
             )
         lines.append("")
+    if variants:
+        lines += [
+            "Cold queries under other settings of the inverted lists' mapping (`--lists-advice`, `--prefetch`; same index, same queries):",
+            "",
+            "| N | file | lists advice | prefetch threads | nprobe | refine | recall@10 | cold p50 ms | cold p99 ms | warm p50 ms |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in main + variants:
+            q = r["queries"]
+            for pt in q["points"]:
+                if any(v["queries"]["points"][0]["nprobe"] == pt["nprobe"] and v["queries"]["points"][0]["refine"] == pt["refine"] and v["parameters"]["n"] == r["parameters"]["n"] for v in variants) and "cold" in pt:
+                    lines.append(
+                        f"| {r['parameters']['n']:,} | `{r['file']}` | {q.get('lists_advice')} | {q.get('prefetch_threads', 32)} | {pt['nprobe']} | {pt['refine']} | "
+                        f"{pt['recall_at_k']:.3f} | {pt['cold']['p50_ms']:.1f} | {pt['cold']['p99_ms']:.1f} | {pt['warm']['p50_ms']:.2f} |"
+                    )
+        lines.append("")
+    lines += render_sizing(sizing(results))
     lines.append(SECTION_END)
     return "\n".join(lines)
+
+
+def sizing(results: list[dict[str, Any]], target: int = 100_000_000) -> dict[str, Any] | None:
+    """Bytes per object and build rates measured by the largest main run, projected to
+    ``target`` objects at 256 and 2048 dimensions (float16). Every figure says whether it
+    was measured or is projected, and from what."""
+    main = [r for r in results if "-cold-" not in r["file"]]
+    if not main:
+        return None
+    big = max(main, key=lambda r: r["parameters"]["n"])
+    small = min(main, key=lambda r: r["parameters"]["n"])
+    n, dim = big["parameters"]["n"], big["parameters"]["dim"]
+    f = big["build"]["faiss"]
+    sz = big["sizes"]
+    lists_b = sz["faiss_lists_bytes"] / n
+    shard_b = sz["shards_bytes"] / n
+    shard_meta_b = shard_b - dim * 2  # ids, rows and Parquet overhead beyond the float16 vector
+    anon = lambda r: r["queries"]["memory"]["after_open"]["RssAnon"]  # noqa: E731
+    per_obj_anon = (anon(big) - anon(small)) / (n - small["parameters"]["n"]) if big is not small else None
+    fixed_anon = anon(big) - per_obj_anon * n if per_obj_anon is not None else anon(big)
+    add_rate = n / max(1e-9, f["add_seconds"])
+    secs = big["build"]["seconds"]
+    rows = []
+    for d in (256, 2048):
+        vec = d * 2
+        rows.append(
+            {
+                "dim": d,
+                "vectors_bytes_per_object": vec,
+                "vectors_note": "float16 rows: dim × 2 B (measured at 256: file size / N)",
+                "lists_bytes_per_object": round(lists_b, 1),
+                "lists_note": f"PCA64 + SQ8: 64 B code + 8 B id, independent of dim (measured {lists_b:.1f} at {dim}-d)",
+                "shards_bytes_per_object": round(vec + shard_meta_b, 1),
+                "shards_note": f"measured {shard_b:.0f} at {dim}-d; at 2048 the vector part scaled (projected)" if d != dim else "measured",
+                "searcher_resident_bytes_per_object": None if per_obj_anon is None else round(per_obj_anon, 1),
+                "at_target": {
+                    "vectors_GB": round(vec * target / 1e9, 1),
+                    "lists_GB": round(lists_b * target / 1e9, 1),
+                    "shards_GB": round((vec + shard_meta_b) * target / 1e9, 1),
+                    "searcher_resident_GB": None if per_obj_anon is None else round((fixed_anon + per_obj_anon * target) / 1e9, 2),
+                },
+            }
+        )
+    return {
+        "target_objects": target,
+        "measured_at": {"n": n, "dim": dim, "file": big["file"]},
+        "per_object": rows,
+        "build_rates_this_machine": {
+            "faiss_add_objects_per_s": round(add_rate),
+            "faiss_add_hours_at_target": round(target / add_rate / 3600, 1),
+            "faiss_add_note": f"measured at {n:,} ({f['factory']}, 2 shared cores); projected linear in N at the same nlist (more lists cost more per add)",
+            "train_seconds": f["train_seconds"],
+            "assemble_objects_per_s": round(n / secs["assemble"]) if secs.get("assemble") else None,
+        },
+    }
+
+
+def render_sizing(sz: dict[str, Any] | None) -> list[str]:
+    if sz is None:
+        return []
+    t = sz["target_objects"]
+    lines = [
+        f"Sizing for {t / 1e6:.0f}M objects from the {sz['measured_at']['n']:,}-object run (`{sz['measured_at']['file']}`); "
+        "the 256-d figures are measured per object and multiplied, the 2048-d vector and shard figures are projected from the row size:",
+        "",
+        "| dim | vectors B/obj | IVF lists B/obj | shards B/obj | searcher RssAnon B/obj | vectors GB | lists GB | shards GB | searcher resident GB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sz["per_object"]:
+        a = r["at_target"]
+        lines.append(
+            f"| {r['dim']} | {r['vectors_bytes_per_object']:,} | {r['lists_bytes_per_object']} | {r['shards_bytes_per_object']:,.0f} | "
+            f"{r['searcher_resident_bytes_per_object']} | {a['vectors_GB']:,} | {a['lists_GB']} | {a['shards_GB']:,} | {a['searcher_resident_GB']} |"
+        )
+    b = sz["build_rates_this_machine"]
+    lines += [
+        "",
+        f"Index build on this 2-core machine: adding runs at {b['faiss_add_objects_per_s']:,} objects/s, {b['faiss_add_hours_at_target']} h for "
+        f"{t / 1e6:.0f}M ({b['faiss_add_note']}); training took {b['train_seconds']:.0f} s on its sample.",
+        "",
+    ]
+    return lines
 
 
 def _section_results() -> list[dict[str, Any]]:

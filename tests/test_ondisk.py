@@ -199,3 +199,14 @@ def test_object_ids_are_looked_up_without_a_python_list(indexes: tuple[Path, Pat
     monkeypatch.setattr(ids, "HASHED_MAX", 0)  # a large catalog: a scan of the column, no dict
     fresh = ids.ObjectIds(s.table.column("object_id"))
     assert fresh.position("obj-2001") == 2001 and fresh.position("nope") is None and fresh._pos is None
+
+
+def test_benchmark_section_of_the_readme_is_generated_from_the_json() -> None:
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("scale_ondisk", root / "benchmarks" / "scale_ondisk.py")
+    mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    text = (root / "benchmarks" / "README.md").read_text()
+    assert mod._readme_with(mod.render(mod._section_results())) == text, "run: python benchmarks/scale_ondisk.py --render"
