@@ -80,7 +80,7 @@ def test_refusals_name_the_columns_and_write_nothing(tmp_path: Path) -> None:
 def test_cli_from_parquet(tmp_path: Path) -> None:
     x = _clustered(N, D)
     src = _zoobot(tmp_path / "z.parquet", x)
-    r = CliRunner().invoke(app, ["build-index", "--from-parquet", str(src), "--id-column", "id_str", "--vector-columns", "feat_pca_*", "--out", str(tmp_path / "i"), "--index", "flat"])
+    r = CliRunner().invoke(app, ["build-index", "--from-parquet", str(src), "--id-column", "id_str", "--vector-columns", "feat_pca_*", "--out", str(tmp_path / "i"), "--index-type", "flat"])
     assert r.exit_code == 0, r.output
     _check(GalaxySearcher.open(tmp_path / "i"), x)
 

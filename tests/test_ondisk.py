@@ -210,3 +210,17 @@ def test_benchmark_section_of_the_readme_is_generated_from_the_json() -> None:
     spec.loader.exec_module(mod)  # type: ignore[union-attr]
     text = (root / "benchmarks" / "README.md").read_text()
     assert mod._readme_with(mod.render(mod._section_results())) == text, "run: python benchmarks/scale_ondisk.py --render"
+
+
+def test_cli_builds_an_ondisk_index_and_queries_it(tmp_path: Path, x: np.ndarray) -> None:
+    from typer.testing import CliRunner
+
+    from galaxy_retrieval.cli import app
+
+    shards = _write_shards(tmp_path / "shards", x, per=1000)
+    out = tmp_path / "idx"
+    r = CliRunner().invoke(app, ["build-index", "--from-shards", str(shards), "--out", str(out), "--index-type", "IVF32,SQ8", "--nprobe", "8", "--ondisk"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "manifest.json").read_text())["faiss"]["ondisk"]["file"] == "faiss.ivfdata"
+    r = CliRunner().invoke(app, ["build-index", "--from-shards", str(shards), "--out", str(tmp_path / "bad"), "--index-type", "hnsw", "--ondisk"])
+    assert r.exit_code == 2 and "inverted-file" in r.output and "Traceback" not in r.output

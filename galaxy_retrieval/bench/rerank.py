@@ -44,17 +44,18 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from .. import __version__
+from ..version import __version__
 from ..errors import ConfigError
-from ..index.atomic import write_json_atomic
+from ..atomic import atomic_write_json
 from ..paths import check_output_dir, check_output_file
-from ..index.candidates import IndexSpec, build_faiss_index, check_factory, load_faiss_index, resolve_factory, set_search_params
+from ..index.candidates import IndexSpec, auto_nlist, build_faiss_index, check_factory, load_faiss_index, resolve_factory, search_params
 from ..progress import NULL_PROGRESS, Progress
-from ..search.exact import rerank, warmup
-from .baseline import ExactBaseline, GroundTruth, drop_self, ground_truth, measure_exact
+from ..search.exact import warmup
+from ..search.shortlist import shortlist_rerank
+from .baseline import ExactBaseline, GroundTruth, ground_truth, measure_exact
 from .datasets import BenchData, SyntheticSpec, advise_random, evict_from_page_cache, existing_faiss_file, index_data, synthetic_data
 from .machine import git_commit, load_average, machine_info, usable_cpus
-from .metrics import pareto_front, percentile_ms, recall_at, recall_at_tie_aware
+from ..metrics import pareto_front, percentile_ms, recall_at, recall_at_tie_aware
 
 __all__ = [
     "RerankBenchConfig",
@@ -92,10 +93,10 @@ def _ints(name: str, values: Sequence[int], low: int = 1) -> tuple[int, ...]:
     out = []
     for v in values:
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-            raise ConfigError(f"--{name} values must be integers ≥ {low}, got {v!r}")
+            raise ConfigError(f"{name} values must be integers ≥ {low}, got {v!r}").resolved_by(name)
         out.append(int(v))
     if not out:
-        raise ConfigError(f"--{name} needs at least one value")
+        raise ConfigError(f"{name} needs at least one value").resolved_by(name)
     return tuple(dict.fromkeys(out))  # in order, without repeats
 
 
@@ -132,25 +133,25 @@ class RerankBenchConfig:
 
     def __post_init__(self) -> None:
         if (self.index is None) == (self.synthetic is None):
-            raise ConfigError("give either --index PATH or --synthetic N (exactly one of them)")
+            raise ConfigError("give either an index directory or a synthetic catalog size (exactly one of them)").resolved_by("index", "synthetic")
         if self.synthetic is not None:
             SyntheticSpec(n=self.synthetic, dim=self.dim, dtype=self.dtype, seed=self.seed)  # validates
         if isinstance(self.queries, bool) or not isinstance(self.queries, int) or self.queries < 1:
-            raise ConfigError(f"--queries must be a positive integer, got {self.queries!r}")
+            raise ConfigError(f"the query count must be a positive integer, got {self.queries!r}").resolved_by("queries")
         # List fields take sequences or command-line text ("1,2,5"; see parse_index_list).
         for name in ("k", "refine", "nprobe", "ef_search"):
             object.__setattr__(self, name, parse_int_list(getattr(self, name), name.replace("_", "-")))
         object.__setattr__(self, "indexes", parse_index_list(self.indexes))
         if self.metric not in (None, "l2", "cosine"):
-            raise ConfigError(f"--metric must be l2 or cosine, got {self.metric!r}")
+            raise ConfigError(f"the shortlist metric must be l2 or cosine, got {self.metric!r}").resolved_by("metric")
         for name in ("ef_construction", "train_size", "exact_queries"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {v!r}")
+                raise ConfigError(f"{name} must be a positive integer, got {v!r}").resolved_by(name)
         for name in ("threads", "latency_queries"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-                raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {v!r}")
+                raise ConfigError(f"{name} must be a positive integer, got {v!r}").resolved_by(name)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -174,14 +175,14 @@ def parse_index_list(values: str | Sequence[str]) -> tuple[str, ...]:
             try:
                 parts = next(csv.reader([text], skipinitialspace=True, strict=True))
             except csv.Error as e:
-                raise ConfigError(f"--indexes {value!r}: {e}") from None
+                raise ConfigError(f"index type {value!r}: {e}").resolved_by("indexes") from None
         elif all(p.strip().lower() in _NAMED for p in text.split(",")):
             parts = text.split(",")
         else:
             parts = [text]
         items.extend(p.strip() for p in parts)
     if not items or any(not p for p in items):
-        raise ConfigError(f"--indexes has an empty entry: {values!r}")
+        raise ConfigError(f"the index types have an empty entry: {values!r}").resolved_by("indexes")
     return tuple(dict.fromkeys(items))
 
 
@@ -195,18 +196,8 @@ def parse_int_list(text: str | Sequence[int], name: str) -> tuple[int, ...]:
         try:
             vals.append(int(part))
         except ValueError:
-            raise ConfigError(f"--{name} must be comma-separated integers (e.g. 1,2,5), got {text!r}") from None
+            raise ConfigError(f"{name} must be comma-separated integers (e.g. 1,2,5), got {text!r}").resolved_by(name) from None
     return _ints(name, vals)
-
-
-def auto_nlist(n: int) -> int:
-    """Inverted lists for ``n`` vectors: 4·√n rounded to a power of two (FAISS' guideline
-    of 4–16·√n), at most n/39 so that k-means has its 39 training points per list."""
-    want = 4 * np.sqrt(max(n, 1))
-    nlist = 1 << int(round(np.log2(want)))
-    while nlist > 1 and nlist * 39 > n:
-        nlist //= 2
-    return max(1, nlist)
 
 
 def _size_tag(n: int) -> str:
@@ -397,7 +388,7 @@ def _resolve(cfg: RerankBenchConfig, n: int, dim: int, metric: str) -> list[tupl
     for name in cfg.indexes:
         if name.lower() == "existing":
             if cfg.index is None:
-                raise ConfigError("the index type 'existing' (the index directory's own FAISS index) needs --index")
+                raise ConfigError("the index type 'existing' (the index directory's own FAISS index) needs an index directory").resolved_by("index")
             out.append((name, "existing"))
             continue
         kind = name.replace("{nlist}", str(auto_nlist(n)))
@@ -443,7 +434,7 @@ def _get_index(cfg: RerankBenchConfig, data: BenchData, name: str, factory: str,
     if info is None:
         path.parent.mkdir(parents=True, exist_ok=True)
         info = build_faiss_index(data.vectors, spec, path, progress)
-        write_json_atomic(side, info)
+        atomic_write_json(side, info)
         index = faiss.read_index(str(path))
         reused = False
     else:
@@ -456,16 +447,10 @@ def _get_index(cfg: RerankBenchConfig, data: BenchData, name: str, factory: str,
     )
 
 
-def _search_queries(data: BenchData, metric: str) -> np.ndarray:
-    if metric != "cosine":
-        return data.queries
-    return np.ascontiguousarray(data.queries / np.maximum(np.linalg.norm(data.queries, axis=1, keepdims=True), 1e-30), dtype=np.float32)
-
-
 def _measure(
     cfg: RerankBenchConfig,
     data: BenchData,
-    xs: np.ndarray,
+    metric: str,
     gt: GroundTruth,
     exact: ExactBaseline,
     index: Any,
@@ -478,31 +463,32 @@ def _measure(
 ) -> OperatingPoint:
     xq = data.queries
     nq = len(xq)
-    extra = 0 if data.exclude is None else 1
-    kk = k + extra
-    m = min(data.n, kk * refine)
+    m = min(data.n, (k + (0 if data.exclude is None else 1)) * refine)
     nlat = min(nq, cfg.latency_queries or 1000)
     exc = data.exclude
+    params = search_params(index, nprobe=nprobe, ef_search=ef_search)
+
+    def search(q0: int, q1: int, timings: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        # the searcher's own path (search.shortlist), with the run's per-call knobs
+        s, ids, _ = shortlist_rerank(
+            index, data.vectors, xq[q0:q1], k, refine, data.weights, metric=metric, params=params,
+            exclude=None if exc is None else exc[q0:q1], device="cpu", timings=timings,
+        )
+        return s, ids
 
     # Single queries: one at a time, one thread each for FAISS and the reranker.
     t_search = np.empty(nlat)
     t_total = np.empty(nlat)
     with _threads(1):
         for i in range(min(_WARM_QUERIES, nlat)):  # code paths and FAISS' per-thread buffers
-            _, c = index.search(xs[i : i + 1], m)
-            rerank(xq[i : i + 1], c, data.vectors, kk, data.weights, device="cpu")
+            search(i, i + 1)
         if cfg.cold:
             evict_from_page_cache(data)
         for i in range(nlat):
-            t0 = time.perf_counter()
-            _, c = index.search(xs[i : i + 1], m)
-            t1 = time.perf_counter()
-            s, ids, _ = rerank(xq[i : i + 1], c, data.vectors, kk, data.weights, device="cpu")
-            if exc is not None:
-                s, ids = drop_self(s, ids, exc[i : i + 1], k)
-            t2 = time.perf_counter()
-            t_search[i] = t1 - t0
-            t_total[i] = t2 - t0
+            tm: dict[str, float] = {}
+            search(i, i + 1, tm)
+            t_search[i] = tm["shortlist"]
+            t_total[i] = tm["total"]
 
     # Batches, all threads: throughput, and the results recall is computed on.
     step = max(1, min(nq, (_BATCH_RERANK_BYTES // data.vector_bytes) // m))
@@ -515,10 +501,9 @@ def _measure(
         t0 = time.perf_counter()
         for q0 in range(0, nq, step):
             q1 = min(nq, q0 + step)
-            _, c = index.search(xs[q0:q1], m)
-            n_cand += int((c >= 0).sum())
-            s, ids, _ = rerank(xq[q0:q1], c, data.vectors, kk, data.weights, device="cpu")
-            found_s[q0:q1], found_i[q0:q1] = drop_self(s, ids, None if exc is None else exc[q0:q1], k)
+            tm = {}
+            found_s[q0:q1], found_i[q0:q1] = search(q0, q1, tm)
+            n_cand += int(tm["candidates"])
         t_batch = time.perf_counter() - t0
 
     rs = [r for r in RECALL_AT if r <= k]
@@ -578,7 +563,7 @@ def run_rerank_benchmark(cfg: RerankBenchConfig, progress: Progress = NULL_PROGR
         # Bad factory strings fail here, before minutes of data generation.
         plan = _resolve(cfg, cfg.synthetic, cfg.dim, metric)
         if max(cfg.k) > cfg.synthetic:
-            raise ConfigError(f"--k {max(cfg.k)} is more than the {cfg.synthetic} catalog vectors")
+            raise ConfigError(f"k={max(cfg.k)} is more than the {cfg.synthetic} catalog vectors").resolved_by("k")
         data = synthetic_data(SyntheticSpec(n=cfg.synthetic, dim=cfg.dim, dtype=cfg.dtype, seed=cfg.seed), workdir, cfg.queries, progress)
     else:
         data = index_data(cfg.index, cfg.queries, seed=cfg.seed)  # type: ignore[arg-type]
@@ -586,7 +571,7 @@ def run_rerank_benchmark(cfg: RerankBenchConfig, progress: Progress = NULL_PROGR
         plan = _resolve(cfg, data.n, data.dim, metric)
     extra = 0 if data.exclude is None else 1
     if max(cfg.k) + extra > data.n:
-        raise ConfigError(f"--k {max(cfg.k)} is more than the {data.n - extra} catalog vectors a query can find")
+        raise ConfigError(f"k={max(cfg.k)} is more than the {data.n - extra} catalog vectors a query can find").resolved_by("k")
 
     with _threads(threads):
         warmup()
@@ -597,7 +582,6 @@ def run_rerank_benchmark(cfg: RerankBenchConfig, progress: Progress = NULL_PROGR
         f"exact scan: {exact.single_query_s * 1e3:.1f} ms/query ({exact.scan_over_read:.2f}× a plain read of "
         f"{exact.catalog_bytes / 1e9:.2f} GB, {exact.read_s * 1e3:.1f} ms)"
     )
-    xs = _search_queries(data, metric)
     random_access = bool(cfg.cold and not cfg.readahead and advise_random(data))
 
     builds: list[IndexBuild] = []
@@ -611,10 +595,9 @@ def run_rerank_benchmark(cfg: RerankBenchConfig, progress: Progress = NULL_PROGR
         total = len(knob_sets) * len(cfg.k) * len(cfg.refine)
         with progress.task(f"sweeping {build.factory}", total=total, unit="pt") as t:
             for nprobe, ef in knob_sets:
-                set_search_params(index, nprobe=nprobe, ef_search=ef)
                 for k in cfg.k:
                     for refine in cfg.refine:
-                        p = _measure(cfg, data, xs, gt, exact, index, build, k, refine, nprobe, ef, threads)
+                        p = _measure(cfg, data, metric, gt, exact, index, build, k, refine, nprobe, ef, threads)
                         points.append(p)
                         t.advance(1)
                         t.update(recall=p.recall.get(PARETO_AT, p.recall[min(p.recall)]), p50_ms=p.p50_ms)
@@ -645,6 +628,6 @@ def run_rerank_benchmark(cfg: RerankBenchConfig, progress: Progress = NULL_PROGR
     if cfg.write_json:
         path = Path(cfg.out_json) if cfg.out_json is not None else default_result_path(cfg)
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(path, result.to_dict())
+        atomic_write_json(path, result.to_dict())
         result = RerankBenchResult(**{**{f.name: getattr(result, f.name) for f in fields(result)}, "json_path": path})
     return result

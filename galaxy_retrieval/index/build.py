@@ -29,29 +29,34 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .. import __version__
+from ..version import __version__
 from ..errors import CatalogError, ConfigError, GalaxyRetrievalError, IndexBusyError, IndexFormatError, NoSpaceError
 from ..paths import PROBE_PREFIX, check_output_dir, first_missing, remove_created_dirs
 from ..progress import NULL_PROGRESS, Progress
 from ..score import ScoreWeights
-from .atomic import TMP_SUFFIX, atomic_path, reserve_space, sha256_file, write_json_atomic
+from ..atomic import TMP_SUFFIX, atomic_path, reserve_space, sha256_file, atomic_write_json
 from .candidates import IndexSpec, build_faiss_index, check_index_spec
-from .lock import LOCK_NAME, directory_lock
-from .manifest import MANIFEST_NAME, Manifest, ShardEntry, read_manifest
+from .embed import embed_rows
+from .layout import (
+    EMBEDDINGS_DIR,
+    FAISS_DATA_FILE,
+    FAISS_FILE,
+    LOCK_NAME,
+    MANIFEST_NAME,
+    MODEL_DIR,
+    SHARD_GLOB,
+    STATE_FILE,
+    VECTORS_FILE,
+    VERSIONED_GLOBS,
+    shard_name,
+)
+from .lock import directory_lock
+from .manifest import Manifest, ShardEntry
 from .ondisk import is_parts_dir
-from .shards import MODEL_SHA_KEY, SHARD_GLOB, check_shard_models, read_shard_embeddings, shard_name, write_shard
+from .shards import MODEL_SHA_KEY, RANGE_KEY, check_shard_models, read_shard_embeddings, write_shard
 
-__all__ = ["BuildConfig", "BuildResult", "build_index", "build_index_from_shards", "EMBEDDINGS_DIR", "VECTORS_FILE", "FAISS_FILE", "MODEL_DIR"]
+__all__ = ["BuildConfig", "BuildResult", "build_index", "build_index_from_shards"]
 
-EMBEDDINGS_DIR = "embeddings"
-VECTORS_FILE = "vectors.npy"
-FAISS_FILE = "faiss.index"
-FAISS_DATA_FILE = "faiss.ivfdata"  # the inverted lists of an on-disk index (index/ondisk.py)
-MODEL_DIR = "model"
-STATE_FILE = "build-state.json"
-_RANGE_KEY = b"galaxy_retrieval.rows"
-# files of later versions written by add/delete/compact/reindex (index/writes.py)
-VERSIONED_GLOBS = ("vectors-v*.npy", "faiss-v*.index", "deleted-v*.parquet")
 
 
 @dataclass(frozen=True)
@@ -196,7 +201,7 @@ def _check_state(out: Path, state: dict[str, Any]) -> None:
                 f"{out}: holds an interrupted build of something else (differs in {', '.join(diff)}); "
                 "overwrite it, or choose another output directory"
             ).resolved_by("overwrite")
-    write_json_atomic(p, state)
+    atomic_write_json(p, state)
 
 
 def _shard_complete(path: Path, lo: int, hi: int, model_sha256: str) -> bool:
@@ -208,7 +213,7 @@ def _shard_complete(path: Path, lo: int, hi: int, model_sha256: str) -> bool:
         meta = pq.read_schema(path).metadata or {}
     except (pa.ArrowInvalid, OSError):
         return False  # unreadable: embed it again
-    return meta.get(_RANGE_KEY) == f"{lo}:{hi}".encode() and meta.get(MODEL_SHA_KEY) == model_sha256.encode()
+    return meta.get(RANGE_KEY) == f"{lo}:{hi}".encode() and meta.get(MODEL_SHA_KEY) == model_sha256.encode()
 
 
 def _assemble_vectors(shard_paths: list[Path], dim: int, dtype: str, out: Path, progress: Progress) -> tuple[np.ndarray, list[int], list[str]]:
@@ -377,33 +382,17 @@ def _build_locked(
                 reused += 1
                 task.advance(hi - lo)
                 continue
-            ids: list[str] = []
-            rows: list[np.ndarray] = []
-            embs: list[np.ndarray] = []
-            meta: dict[str, list[Any]] = {}
-            for batch in catalog.iter_batches(cfg.batch_size, lo, hi):
-                skipped.extend(batch.skipped)
-                if len(batch):
-                    embs.append(embedder.embed(batch.images, batch_size=cfg.batch_size))
-                    ids.extend(batch.object_ids)
-                    rows.append(batch.rows)
-                    for k, v in batch.metadata.items():
-                        meta.setdefault(k, []).extend(v)
-                task.advance(len(batch) + len(batch.skipped))
-            if not embs:
+            got = embed_rows(catalog, embedder, lo, hi, cfg.batch_size, skipped, task.advance)
+            if got is None:
                 raise IndexFormatError(f"{catalog.path}: every image in rows {lo}–{hi - 1} was unreadable")
-            meta["source"] = [catalog.source] * len(ids)
-            names_of = getattr(catalog, "file_names", None)
-            if names_of is not None and "filename" not in meta:  # image folders: which file each row is
-                meta["filename"] = names_of(np.concatenate(rows).tolist())
             write_shard(
                 path,
-                ids,
-                np.concatenate(rows),
-                np.concatenate(embs),
-                meta,
+                got.ids,
+                got.rows,
+                got.vectors,
+                got.metadata,
                 dtype=cfg.dtype,
-                extra_schema_metadata={_RANGE_KEY.decode(): f"{lo}:{hi}", MODEL_SHA_KEY.decode(): embedder.sha256},
+                extra_schema_metadata={RANGE_KEY.decode(): f"{lo}:{hi}", MODEL_SHA_KEY.decode(): embedder.sha256},
             )
             embedded += 1
     seconds = {"embed": time.perf_counter() - t0}

@@ -42,7 +42,7 @@ import numpy as np
 
 from ..errors import ConfigError, IndexFormatError, NoSpaceError
 from ..progress import NULL_PROGRESS, Progress
-from .atomic import TMP_SUFFIX, is_no_space, sha256_file
+from ..atomic import TMP_SUFFIX, is_no_space, sha256_file
 
 __all__ = [
     "DATA_SUFFIX",
@@ -82,7 +82,7 @@ def _ivf(index: Any) -> Any:
 
     ivf = faiss.try_extract_index_ivf(index)
     if ivf is None:
-        raise ConfigError(f"on-disk inverted lists need an inverted-file (IVF) index, got {type(faiss.downcast_index(index)).__name__}").resolved_by("index")
+        raise ConfigError(f"on-disk inverted lists need an inverted-file (IVF) index, got {type(faiss.downcast_index(index)).__name__}").resolved_by("index_type")
     return ivf
 
 
@@ -91,11 +91,11 @@ def train_ivf(sample: np.ndarray, *, factory: str, metric: str = "l2", seed: int
     trained on ``sample`` (n, D); vectors are normalised first for ``metric="cosine"``."""
     import faiss
 
-    from .candidates import _faiss_message, _prepare, _set_kmeans_seed, check_factory
+    from .candidates import _faiss_message, _set_kmeans_seed, check_factory, shortlist_vectors
 
     index = check_factory(factory, sample.shape[1], metric)
     _ivf(index)
-    xt = _prepare(sample, metric)
+    xt = shortlist_vectors(sample, metric)
     faiss.seed_global_rng = seed  # type: ignore[attr-defined]
     _set_kmeans_seed(index, seed)
     try:
@@ -185,7 +185,7 @@ def fill_part(
     """Add ``vectors`` (n, D; any float dtype, a memmap works) with ``ids`` (their global
     positions, int64) to a copy of the trained index and write it to ``part_path``
     (atomically). Independent of every other part: safe to run in parallel tasks."""
-    from .candidates import _prepare
+    from .candidates import shortlist_vectors
 
     ids = np.ascontiguousarray(ids, dtype=np.int64)
     if len(ids) != len(vectors):
@@ -194,7 +194,7 @@ def fill_part(
     if index.ntotal:
         raise IndexFormatError(f"{trained_path}: the trained index is not empty ({index.ntotal} vectors)")
     for lo in range(0, len(ids), chunk):
-        index.add_with_ids(_prepare(vectors[lo : lo + chunk], metric), ids[lo : lo + chunk])
+        index.add_with_ids(shortlist_vectors(vectors[lo : lo + chunk], metric), ids[lo : lo + chunk])
     part_path = Path(part_path)
     _write_index(index, part_path)
     return part_path

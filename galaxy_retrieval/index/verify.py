@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import IndexFormatError
-from .atomic import sha256_file
-from .build import MODEL_DIR
-from .manifest import MANIFEST_NAME, read_manifest
+from ..atomic import sha256_file
+from .layout import MANIFEST_NAME, MODEL_DIR
+from .manifest import read_manifest
 from .shards import check_shard_models
 
 __all__ = ["VerifyReport", "verify_index"]

@@ -62,6 +62,17 @@ class QueryResult:
         return hits_table(self.queries, self.hits)
 
 
+def _open(req: QueryRequest, model: bool) -> tuple[GalaxySearcher, float]:
+    """Open the index for a request, check its filter (a bad one is refused before the model
+    loads), warm what the queries will use; returns the searcher and the seconds it took."""
+    t_open = time.perf_counter()
+    s = GalaxySearcher.open(req.index, checkpoint=req.checkpoint)
+    if req.where is not None:
+        s.select(req.where)
+    s.warmup(model=model)
+    return s, time.perf_counter() - t_open
+
+
 def run_query(req: QueryRequest) -> QueryResult:
     if req.targets is not None:
         return _run_targets(req)
@@ -70,17 +81,12 @@ def run_query(req: QueryRequest) -> QueryResult:
     kw: dict[str, Any] = dict(k=req.k, refine=req.refine, exact=req.exact, where=req.where, order=req.order, min_separation_arcsec=req.min_separation_arcsec)
     kinds = [bool(req.images), req.object_id is not None, req.ra is not None or req.dec is not None]
     if sum(kinds) != 1:
-        raise QueryError("give exactly one of --image (one or more), --object-id, or --ra with --dec")
+        raise QueryError("give exactly one kind of query: images (one or more), an object id, or a sky position (RA and Dec)").resolved_by("image", "object_id", "ra", "dec")
     if req.mosaic is not None:
         check_output_file(req.mosaic)
     if req.output is not None:
         check_hits_path(req.output)
-    t_open = time.perf_counter()
-    s = GalaxySearcher.open(req.index, checkpoint=req.checkpoint)
-    if req.where is not None:
-        s.select(req.where)  # a bad filter is refused before the model loads
-    s.warmup(model=bool(req.images) or req.fetch is not None)
-    open_seconds = time.perf_counter() - t_open
+    s, open_seconds = _open(req, model=bool(req.images) or req.fetch is not None)
     t0 = time.perf_counter()
     query_images: list[np.ndarray] | None = None
     fetched: Path | None = None
@@ -92,7 +98,7 @@ def run_query(req: QueryRequest) -> QueryResult:
         labels = [f"object {req.object_id}"]
     else:
         if req.ra is None or req.dec is None:
-            raise QueryError("a sky position needs both --ra and --dec")
+            raise QueryError("a sky position needs both RA and Dec").resolved_by("ra", "dec")
         sky = s.query_sky(
             req.ra, req.dec, radius_arcsec=req.radius_arcsec, fetch=req.fetch, cache_dir=req.cache_dir, http=req.http, **kw,
         )
@@ -106,7 +112,7 @@ def run_query(req: QueryRequest) -> QueryResult:
     names = _label_names(s)
     if req.mosaic is not None:
         from ..catalog.images import read_image
-        from .mosaic import query_mosaic
+        from ..viz.mosaic import query_mosaic
 
         if req.images or fetched is not None:
             paths = list(req.images) if req.images else [fetched]
@@ -146,12 +152,7 @@ def _run_examples(req: QueryRequest) -> QueryResult:
         raise QueryError("several examples combine with a filter, k, refine and exact only (not least, a minimum separation or a mosaic)")
     if req.output is not None:
         check_hits_path(req.output)
-    t_open = time.perf_counter()
-    s = GalaxySearcher.open(req.index, checkpoint=req.checkpoint)
-    if req.where is not None:
-        s.select(req.where)
-    s.warmup(model=bool(req.images or req.negative_images))
-    open_seconds = time.perf_counter() - t_open
+    s, open_seconds = _open(req, model=bool(req.images or req.negative_images))
     t0 = time.perf_counter()
     hits = s.query_examples(positives, negatives, k=req.k, refine=req.refine, exact=req.exact, where=req.where)
     seconds = time.perf_counter() - t0
@@ -202,12 +203,7 @@ def _run_targets(req: QueryRequest) -> QueryResult:
         check_hits_path(req.output)
     kind, targets = read_targets(Path(req.targets))  # type: ignore[arg-type]
     kw: dict[str, Any] = dict(k=req.k, refine=req.refine, exact=req.exact, where=req.where, order=req.order, min_separation_arcsec=req.min_separation_arcsec)
-    t_open = time.perf_counter()
-    s = GalaxySearcher.open(req.index, checkpoint=req.checkpoint)
-    if req.where is not None:
-        s.select(req.where)
-    s.warmup(model=kind == "image")
-    open_seconds = time.perf_counter() - t_open
+    s, open_seconds = _open(req, model=kind == "image")
     t0 = time.perf_counter()
     if kind == "image":
         hits = s.query_batch(targets, **kw)
