@@ -622,6 +622,7 @@ def build_index_cmd(
     batch_size: int = typer.Option(128, help="Images per model call."),
     nprobe: int = typer.Option(256, help="IVF lists searched per query (stored as the default)."),
     ef_search: int = typer.Option(128, help="HNSW search breadth (stored as the default)."),
+    ondisk: bool = typer.Option(False, "--ondisk", help="Keep the IVF inverted lists in a file the searcher memory-maps (catalogs larger than RAM)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a complete index or a different interrupted build at --out."),
     on_error: OnErrorChoice = typer.Option(OnErrorChoice.fail, help="Unreadable catalog images: fail, or skip and report."),
     engine: EngineChoice = typer.Option(EngineChoice.local, help="Who embeds and fills the index: this process, or Ray Data actors (the distributed extra)."),
@@ -634,9 +635,9 @@ def build_index_cmd(
 
     # each flag typed on the command line overrides the pipeline file (or the default)
     where = {"dtype": "build", "shard_rows": "build", "batch_size": "build", "engine": "build", "overwrite": "build",
-             "index_type": "index", "metric": "index", "nprobe": "index", "ef_search": "index", "ray_address": "ray"}
+             "index_type": "index", "metric": "index", "nprobe": "index", "ef_search": "index", "ondisk": "index", "ray_address": "ray"}
     values = {"dtype": dtype.value, "shard_rows": shard_rows, "batch_size": batch_size, "engine": engine.value, "overwrite": overwrite,
-              "index_type": index_type, "metric": metric.value, "nprobe": nprobe, "ef_search": ef_search, "ray_address": ray_address}
+              "index_type": index_type, "metric": metric.value, "nprobe": nprobe, "ef_search": ef_search, "ondisk": ondisk, "ray_address": ray_address}
     field = {"index_type": "kind", "ray_address": "address"}
     overrides: dict[str, dict[str, Any]] = {"build": {}, "index": {}, "ray": {}}
     for name, section in where.items():

@@ -187,3 +187,40 @@ def test_writes_that_rewrite_faiss_are_refused(indexes: tuple[Path, Path]) -> No
     _, disk = indexes
     with pytest.raises(IndexFormatError, match="inverted lists on disk"):
         compact_index(disk)
+
+
+def test_object_ids_are_looked_up_without_a_python_list(indexes: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from galaxy_retrieval.search import ids
+
+    _, disk = indexes
+    s = GalaxySearcher.open(disk)
+    assert len(s.object_ids) == N and s.object_ids[17] == "obj-0017" and list(s.object_ids)[-1] == "obj-2999"
+    assert s.position_of("obj-1234") == 1234
+    monkeypatch.setattr(ids, "HASHED_MAX", 0)  # a large catalog: a scan of the column, no dict
+    fresh = ids.ObjectIds(s.table.column("object_id"))
+    assert fresh.position("obj-2001") == 2001 and fresh.position("nope") is None and fresh._pos is None
+
+
+def test_benchmark_section_of_the_readme_is_generated_from_the_json() -> None:
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("scale_ondisk", root / "benchmarks" / "scale_ondisk.py")
+    mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    text = (root / "benchmarks" / "README.md").read_text()
+    assert mod._readme_with(mod.render(mod._section_results())) == text, "run: python benchmarks/scale_ondisk.py --render"
+
+
+def test_cli_builds_an_ondisk_index_and_queries_it(tmp_path: Path, x: np.ndarray) -> None:
+    from typer.testing import CliRunner
+
+    from galaxy_retrieval.cli import app
+
+    shards = _write_shards(tmp_path / "shards", x, per=1000)
+    out = tmp_path / "idx"
+    r = CliRunner().invoke(app, ["build-index", "--from-shards", str(shards), "--out", str(out), "--index-type", "IVF32,SQ8", "--nprobe", "8", "--ondisk"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "manifest.json").read_text())["faiss"]["ondisk"]["file"] == "faiss.ivfdata"
+    r = CliRunner().invoke(app, ["build-index", "--from-shards", str(shards), "--out", str(tmp_path / "bad"), "--index-type", "hnsw", "--ondisk"])
+    assert r.exit_code == 2 and "inverted-file" in r.output and "Traceback" not in r.output

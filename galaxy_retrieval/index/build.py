@@ -37,7 +37,19 @@ from ..score import ScoreWeights
 from ..atomic import TMP_SUFFIX, atomic_path, reserve_space, sha256_file, atomic_write_json
 from .candidates import IndexSpec, build_faiss_index, check_index_spec
 from .embed import embed_rows
-from .layout import EMBEDDINGS_DIR, FAISS_FILE, LOCK_NAME, MANIFEST_NAME, MODEL_DIR, SHARD_GLOB, STATE_FILE, VECTORS_FILE, VERSIONED_GLOBS, shard_name
+from .layout import (
+    EMBEDDINGS_DIR,
+    FAISS_DATA_FILE,
+    FAISS_FILE,
+    LOCK_NAME,
+    MANIFEST_NAME,
+    MODEL_DIR,
+    SHARD_GLOB,
+    STATE_FILE,
+    VECTORS_FILE,
+    VERSIONED_GLOBS,
+    shard_name,
+)
 from .lock import directory_lock
 from .manifest import Manifest, ShardEntry
 from .ondisk import is_parts_dir
@@ -47,7 +59,6 @@ from .shards import MODEL_SHA_KEY, RANGE_KEY, check_shard_models, read_shard_emb
 
 __all__ = ["BuildConfig", "BuildResult", "build_index", "build_index_from_shards"]
 
-FAISS_DATA_FILE = "faiss.ivfdata"  # the inverted lists of an on-disk index (index/ondisk.py)
 
 
 @dataclass(frozen=True)

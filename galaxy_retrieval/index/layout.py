@@ -8,6 +8,7 @@ both take their names from here, so a reader never imports a writer to learn a f
       build-state.json         an unfinished build's parameters (for resume)
       embeddings/part-NNNNN.parquet   shards of ids, vectors and metadata, by row range
       vectors.npy, faiss.index the assembled full-precision vectors and the FAISS shortlist
+      faiss.ivfdata            an on-disk IVF index's inverted lists (memory-mapped)
       vectors-vN.npy, faiss-vN.index, deleted-vN.parquet   files of later versions
       model/                   a copy of the checkpoint that embedded the shards
       .gr-write.lock           held by the one writer at a time
@@ -24,6 +25,7 @@ __all__ = [
     "SHARD_GLOB",
     "VECTORS_FILE",
     "FAISS_FILE",
+    "FAISS_DATA_FILE",
     "MODEL_DIR",
     "LOCK_NAME",
     "VERSIONED_GLOBS",
@@ -37,6 +39,8 @@ EMBEDDINGS_DIR = "embeddings"
 SHARD_GLOB = "part-*.parquet"
 VECTORS_FILE = "vectors.npy"
 FAISS_FILE = "faiss.index"
+#: the inverted lists of an on-disk IVF index (index/ondisk.py), beside its faiss.index
+FAISS_DATA_FILE = "faiss.ivfdata"
 MODEL_DIR = "model"
 LOCK_NAME = ".gr-write.lock"
 #: files of later versions written by add/delete/compact/reindex (index/writes.py)

@@ -29,6 +29,7 @@ appends each part's lists in part order, which is the order a sequential add fil
 
 from __future__ import annotations
 
+import mmap
 import os
 import shutil
 import sys
@@ -55,6 +56,9 @@ __all__ = [
     "part_ranges",
     "parts_dir_for",
     "is_parts_dir",
+    "lists_mapping",
+    "advise_lists",
+    "set_prefetch",
 ]
 
 DATA_SUFFIX = ".ivfdata"
@@ -62,6 +66,8 @@ PARTS_MARK = ".parts."
 # rows per part in a one-process build: each part is one FAISS add into a copy of the
 # trained index (its codes held in RAM until written), so this bounds the build's memory
 PART_ROWS = 1 << 20
+# searches fault the lists in from the scanning thread (see set_prefetch)
+PREFETCH_THREADS = 0
 
 
 def data_file_for(index_file: str | Path) -> Path:
@@ -282,9 +288,28 @@ def open_ondisk(path: str | Path, info: dict[str, Any] | None = None) -> Any:
         flags |= faiss.IO_FLAG_ONDISK_SAME_DIR
     try:
         with _stdout_to_stderr():
-            return faiss.read_index(str(path), flags)
+            index = faiss.read_index(str(path), flags)
     except RuntimeError as e:
         raise IndexFormatError(f"{path}: not a readable on-disk FAISS index ({str(e).strip().splitlines()[-1]})") from None
+    set_prefetch(index, PREFETCH_THREADS)
+    # a probe reads a few scattered lists; the kernel's default read-around of a fault (up to
+    # read_ahead_kb, 8 MB here) made cold queries 2× slower at 1M (benchmarks/README.md)
+    advise_lists(index, mmap.MADV_RANDOM)
+    return index
+
+
+def set_prefetch(index: Any, threads: int) -> None:
+    """Threads FAISS starts on every search to fault the probed lists in ahead of the scan.
+
+    FAISS' default (32) creates them per query: 2.7 ms of thread start-up per query measured
+    here, 10× the search itself when the lists are page-cached. Prefetching pays only when
+    the lists are cold (parallel reads); see benchmarks/README.md (scale_ondisk)."""
+    import faiss
+
+    ivf = faiss.try_extract_index_ivf(index)
+    lists = faiss.downcast_InvertedLists(ivf.invlists) if ivf is not None else None
+    if isinstance(lists, faiss.OnDiskInvertedLists):
+        lists.prefetch_nthread = int(threads)
 
 
 def parts_dir_for(index_file: str | Path) -> Path:
@@ -296,6 +321,31 @@ def parts_dir_for(index_file: str | Path) -> Path:
 
 def is_parts_dir(name: str) -> bool:
     return name.startswith(".") and PARTS_MARK in name and name.endswith(TMP_SUFFIX)
+
+
+def lists_mapping(index: Any) -> tuple[int, int] | None:
+    """(address, bytes) of the memory map holding an on-disk index's inverted lists, or None
+    for lists in RAM: for ``madvise`` (benchmarks evict it to measure cold queries)."""
+    import faiss
+
+    ivf = faiss.try_extract_index_ivf(index)
+    lists = faiss.downcast_InvertedLists(ivf.invlists) if ivf is not None else None
+    if not isinstance(lists, faiss.OnDiskInvertedLists) or lists.ptr is None:
+        return None
+    return int(lists.ptr), int(lists.totsize)
+
+
+def advise_lists(index: Any, advice: int) -> bool:
+    """``madvise(advice)`` over the inverted lists' memory map (e.g. ``mmap.MADV_RANDOM``,
+    ``mmap.MADV_DONTNEED``); False when the index has no on-disk lists or the call failed."""
+    import ctypes
+
+    where = lists_mapping(index)
+    if where is None or where[1] == 0:
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    return libc.madvise(ctypes.c_void_p(where[0]), ctypes.c_size_t(where[1]), int(advice)) == 0
 
 
 def part_ranges(n: int, rows: int = PART_ROWS) -> list[tuple[int, int]]:

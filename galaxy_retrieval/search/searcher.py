@@ -44,6 +44,7 @@ from ..index.shards import check_shard_models, read_metadata_table
 from ..index.tombstones import read_tombstones
 from ..score import ScoreWeights
 from .hits import Hit, SkyHits
+from .ids import ObjectIds
 from .sky import check_position, nearest_on_sky
 
 __all__ = ["GalaxySearcher"]
@@ -93,7 +94,6 @@ class GalaxySearcher:
         self._lock = threading.RLock()
         self._embedder: Any = None
         self._catalog: Any = None
-        self._id_to_pos: dict[str, int] | None = None
         # the files of the manifest's version: a write makes new ones, so this searcher keeps
         # answering from the version it opened
         vec_path, faiss_path = path / manifest.vectors_file, path / manifest.faiss_file
@@ -118,7 +118,7 @@ class GalaxySearcher:
         # models while every file still matches its digest
         check_shard_models([path / s.file for s in manifest.shards], (manifest.model or {}).get("sha256"), f"{path / MANIFEST_NAME}")
         self.table: pa.Table = read_metadata_table([path / s.file for s in manifest.shards])
-        self.object_ids: list[str] = self.table.column("object_id").to_pylist()
+        self.object_ids = ObjectIds(self.table.column("object_id"))  # not a list: 670 MB at 10M objects
         self.rows: np.ndarray = self.table.column("row").to_numpy()
 
     # ------------------------------------------------------------------ opening
@@ -209,9 +209,7 @@ class GalaxySearcher:
 
     def position_of(self, object_id: str) -> int:
         with self._lock:
-            if self._id_to_pos is None:
-                self._id_to_pos = {oid: i for i, oid in enumerate(self.object_ids)}
-        pos = self._id_to_pos.get(str(object_id))
+            pos = self.object_ids.position(str(object_id))
         if pos is None:
             raise QueryError(f"object id {object_id!r} is not in the index {self.path}")
         if self._dead[pos]:
