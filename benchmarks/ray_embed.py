@@ -8,9 +8,8 @@ per worker). The runs are interleaved — ray×1, ray×2, local, ray×1, ray×2,
 ratio compares runs under the same load. Timed: the embedding pass of the build (actor
 start-up and model load included, FAISS excluded); images/s = catalog size / that time.
 
-    python benchmarks/ray_embed.py                       # measure; writes results/ray_embed.json
-    python benchmarks/ray_embed.py --render              # rewrite its section of benchmarks/README.md
-    python benchmarks/ray_embed.py --check               # exit 1 if that section is not current
+    python benchmarks/ray_embed.py         # measure; writes results/ray_embed.json
+    python docs/readme.py                  # its section of benchmarks/README.md, from the JSON
 
 Data goes to ``--workdir`` (default ``data/bench/ray_embed``; several GB at the defaults).
 """
@@ -21,7 +20,6 @@ import argparse
 import dataclasses
 import datetime as dt
 import json
-import re
 import shutil
 import statistics
 import sys
@@ -30,8 +28,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "ray_embed.json"
-README = ROOT / "benchmarks" / "README.md"
-BEGIN, END = "<!-- generated:ray_embed -->", "<!-- /generated:ray_embed -->"
 
 
 def _catalog(path: Path, n: int, size: int, seed: int) -> Path:
@@ -118,33 +114,6 @@ def measure(args: argparse.Namespace) -> dict:
     }
 
 
-def render(d: dict) -> str:
-    """The README section's table, from the JSON alone."""
-    p, m = d["parameters"], d["machine"]
-    names = {"ray1": "Ray, 1 worker (1 CPU)", "ray2": "Ray, 2 workers (1 CPU each)", "local": "local, one process (all threads)"}
-    lines = [
-        BEGIN,
-        f"{p['n']:,} images of {p['size']}² embedded by the `{p['preset']}` preset into {-(-p['n'] // p['shard_rows'])} shards "
-        f"(batches of {p['batch_size']}) on a local Ray of {p['cpus']} CPUs, {p['repeats']} interleaved repeats; "
-        f"commit `{d['commit'][:12]}`, Ray {m.get('ray')}, load average {m.get('load_average_start')} at the start, "
-        f"{d.get('load_average_end')} at the end.",
-        "",
-        "| engine | images/s (median) | runs (images/s) |",
-        "|---|---|---|",
-    ]
-    for name, s in d["summary"].items():
-        each = ", ".join(f"{r['images_per_s']:.0f}" for r in d["runs"] if r["engine"] == name)
-        lines.append(f"| {names.get(name, name)} | {s['images_per_s_median']:.0f} | {each} |")
-    r = d["ratios"]
-    lines += ["", f"**2 workers / 1 worker: {r['ray2_over_ray1']:.2f}×**" + (f"; 2 Ray workers / the local build: {r['ray2_over_local']:.2f}×." if "ray2_over_local" in r else "."), END]
-    return "\n".join(lines)
-
-
-def _section(text: str) -> str | None:
-    m = re.search(re.escape(BEGIN) + r".*?" + re.escape(END), text, re.S)
-    return m.group(0) if m else None
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=6144, help="catalog images")
@@ -157,22 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--order", default="ray1,ray2,local", help="engines per repeat, in order")
     ap.add_argument("--workdir", default=str(ROOT / "data" / "bench" / "ray_embed"))
     ap.add_argument("--out-json", default=str(RESULTS))
-    ap.add_argument("--render", action="store_true", help="only rewrite the README section from the JSON")
-    ap.add_argument("--check", action="store_true", help="only check that the README section is current")
     args = ap.parse_args(argv)
-    if not (args.render or args.check):
-        d = measure(args)
-        Path(args.out_json).write_text(json.dumps(d, indent=1) + "\n")
-        print(json.dumps(d["ratios"]))
-    d = json.loads(Path(args.out_json).read_text())
-    text = README.read_text()
-    want, have = render(d), _section(text)
-    if args.check:
-        if have != want:
-            print(f"{README}: the ray_embed section is not what {Path(args.out_json).name} gives; run benchmarks/ray_embed.py --render", file=sys.stderr)
-            return 1
-        return 0
-    README.write_text(text.replace(have, want) if have else text.rstrip("\n") + "\n\n" + want + "\n")
+    d = measure(args)
+    Path(args.out_json).write_text(json.dumps(d, indent=1) + "\n")
+    print(json.dumps(d["ratios"]))
+    print("its section of benchmarks/README.md: python docs/readme.py")
     return 0
 
 

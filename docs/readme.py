@@ -367,6 +367,29 @@ def bench_serve() -> str:
     return "\n".join(out)
 
 
+def bench_ray_embed() -> str:
+    d = _load("ray_embed.json")
+    if d is None:
+        return "(no result recorded)"
+    p, m = d["parameters"], d["machine"]
+    names = {"ray1": "Ray, 1 worker (1 CPU)", "ray2": "Ray, 2 workers (1 CPU each)", "local": "local, one process (all threads)"}
+    out = [
+        f"{p['n']:,} images of {p['size']}² embedded by the `{p['preset']}` preset (untrained) into {-(-p['n'] // p['shard_rows'])} shards "
+        f"(batches of {p['batch_size']}) on a local Ray of {p['cpus']} CPUs, {p['repeats']} interleaved repeats; commit `{d['commit'][:12]}`, "
+        f"Ray {m.get('ray')}; load average {m.get('load_average_start')} at the start, {d.get('load_average_end')} at the end.",
+        "",
+        "| engine | images/s (median) | each run (images/s) |",
+        "| --- | --- | --- |",
+    ]
+    for name, s in d["summary"].items():
+        each = ", ".join(f"{r['images_per_s']:.0f}" for r in d["runs"] if r["engine"] == name)
+        out.append(f"| {names.get(name, name)} | {s['images_per_s_median']:.0f} | {each} |")
+    r = d["ratios"]
+    local = f"; 2 Ray workers / the local build: **{r['ray2_over_local']:.2f}×**" if "ray2_over_local" in r else ""
+    out += ["", f"2 workers / 1 worker: **{r['ray2_over_ray1']:.2f}×**{local}."]
+    return "\n".join(out)
+
+
 BENCH_README = ROOT / "benchmarks" / "README.md"
 BENCH_BLOCKS: dict[str, Callable[[], str]] = {
     "exact-kernel": bench_exact_kernel,
@@ -375,6 +398,7 @@ BENCH_BLOCKS: dict[str, Callable[[], str]] = {
     "rerank-cold": bench_rerank_cold,
     "scaling": bench_scaling,
     "serve": bench_serve,
+    "ray-embed": bench_ray_embed,
 }
 
 
