@@ -422,7 +422,6 @@ def _build_locked(
     return BuildResult(out, manifest, embedded, reused, skipped, seconds)
 
 
-
 def embed_shard(
     catalog: Any, embedder: Any, path: Path, lo: int, hi: int, batch_size: int, dtype: str, advance: Any = None
 ) -> list[tuple[int, str]]:
