@@ -258,7 +258,8 @@ def info(
         t.add_row("objects", f"{m.count:,}")
         t.add_row("embedding", f"{m.dim} × {m.dtype}")
         t.add_row("shards", f"{len(m.shards)} ({sum(s.bytes for s in m.shards) / 1e6:,.1f} MB)")
-        t.add_row("candidate index", f"{f.get('factory')} ({f.get('metric')}), {f.get('bytes', 0) / 1e6:,.1f} MB")
+        lists = f"; inverted lists on disk, {f['ondisk'].get('bytes', 0) / 1e6:,.1f} MB memory-mapped" if f.get("ondisk") else ""
+        t.add_row("candidate index", f"{f.get('factory')} ({f.get('metric')}), {f.get('bytes', 0) / 1e6:,.1f} MB{lists}")
         t.add_row("version", f"{m.version}" + (f", {m.count - m.live_count:,} deleted (gr compact removes them)" if m.tombstones else ""))
         bal = _ivf_balance(path, m)
         if bal is not None:

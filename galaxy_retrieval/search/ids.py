@@ -23,8 +23,8 @@ HASHED_MAX = 2_000_000
 
 class ObjectIds(Sequence[str]):
     def __init__(self, column: pa.ChunkedArray | pa.Array) -> None:
-        col = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-        self._col = col
+        # the table's own chunks (one per shard), not a combined copy of them
+        self._col = column
         self._pos: dict[str, int] | None = None
 
     def __len__(self) -> int:
