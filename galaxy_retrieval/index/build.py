@@ -39,6 +39,7 @@ from .candidates import IndexSpec, build_faiss_index, check_index_spec
 from .lock import LOCK_NAME, directory_lock
 from .manifest import MANIFEST_NAME, Manifest, ShardEntry, read_manifest
 from .shards import MODEL_SHA_KEY, SHARD_GLOB, check_shard_models, read_shard_embeddings, shard_name, write_shard
+from .vectors import vectors_entry
 
 __all__ = ["BuildConfig", "BuildResult", "build_index", "build_index_from_shards", "EMBEDDINGS_DIR", "VECTORS_FILE", "FAISS_FILE", "MODEL_DIR"]
 
@@ -270,7 +271,7 @@ def _finish(
         model=model_info,
         catalog=catalog_info,
         faiss={**faiss_info, "bytes": faiss_file.stat().st_size, "sha256": sha256_file(faiss_file)},
-        vectors={"file": VECTORS_FILE, "dtype": dtype, "shape": [len(ids), dim], "bytes": vec.stat().st_size, "sha256": sha256_file(vec)},
+        vectors=vectors_entry(vec, dtype, len(ids), dim),  # segmented: adds append to it
         created=_now(),
         package_version=__version__,
         extra={"seconds": {k: round(v, 3) for k, v in seconds.items()}},

@@ -45,6 +45,7 @@ from ..index.filters import select_positions
 from ..index.manifest import MANIFEST_NAME, Manifest, read_manifest
 from ..index.shards import check_shard_models, read_metadata_table
 from ..index.tombstones import read_tombstones
+from ..index.vectors import open_vectors
 from ..score import ScoreWeights
 from .hits import Hit, SkyHits
 from .sky import check_position, nearest_on_sky
@@ -101,13 +102,9 @@ class GalaxySearcher:
         # the files of the manifest's version: a write makes new ones, so this searcher keeps
         # answering from the version it opened
         vec_path, faiss_path = path / manifest.vectors_file, path / manifest.faiss_file
-        try:
-            self.vectors = np.load(vec_path, mmap_mode="r")
-        except (OSError, ValueError) as e:
-            raise IndexFormatError(f"{vec_path}: not a readable vector file ({e})") from None
+        # the version's rows only: an add may be appending after them right now (vectors.py)
+        self.vectors = open_vectors(path, manifest.vectors, manifest.count, manifest.dim, manifest.vectors_file)
         _advise_random(self.vectors)
-        if self.vectors.shape != (manifest.count, manifest.dim):
-            raise IndexFormatError(f"{vec_path}: shape {self.vectors.shape}, manifest says {(manifest.count, manifest.dim)}")
         self.index = load_faiss_index(faiss_path, manifest.faiss)
         if self.index.ntotal != manifest.count:
             raise IndexFormatError(f"{faiss_path}: holds {self.index.ntotal} vectors, manifest says {manifest.count}")
