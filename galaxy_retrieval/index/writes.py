@@ -6,11 +6,13 @@ Every write follows one protocol (``/work/shared/ARCHITECTURE.md``, "Writes to a
    fast with :class:`IndexBusyError`;
 2. write the files of version n+1 under new names (``embeddings/part-vNNNNN-*.parquet``,
    ``vectors-vNNNNN.npy``, ``faiss-vNNNNN.index``, ``deleted-vNNNNN.parquet``), each atomically;
+   an add instead appends its rows to the vectors file after version n's (:mod:`.vectors`);
 3. write manifest n+1 atomically, last; only then remove the files version n alone used.
 
-A kill at any point before step 3 leaves manifest n, whose files are all still there, so the
-index answers as before, and a rerun writes the same names again. A searcher opened on
-version n keeps its memory maps and in-memory copies after the files are removed.
+A kill at any point before step 3 leaves manifest n, whose files are all still there (and
+whose vector rows are untouched), so the index answers as before, and a rerun writes the same
+names again after truncating what the killed add appended. A searcher opened on version n
+keeps its memory maps and in-memory copies after the files are removed.
 """
 
 from __future__ import annotations
