@@ -101,7 +101,7 @@ class GalaxySearcher:
         self._id_to_pos: dict[str, int] | None = None
         # the files of the manifest's version: a write makes new ones, so this searcher keeps
         # answering from the version it opened
-        vec_path, faiss_path = path / manifest.vectors_file, path / manifest.faiss_file
+        faiss_path = path / manifest.faiss_file
         # the version's rows only: an add may be appending after them right now (vectors.py)
         self.vectors = open_vectors(path, manifest.vectors, manifest.count, manifest.dim, manifest.vectors_file)
         _advise_random(self.vectors)
