@@ -27,8 +27,9 @@ app = typer.Typer(
     name="gr",
     help="galaxy-retrieval: find the galaxies that look like this one.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # gr --install-completion bash|zsh|fish
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 # Piped output (files, CI logs) gets a fixed, generous width instead of rich's default 80
 # columns, so result tables are not squeezed into ellipses.
@@ -52,7 +53,7 @@ def _friendly(fn: Callable) -> Callable:
         except OSError as e:
             # a full disk inside a third-party writer (h5py, matplotlib) that the library did
             # not wrap: still one line naming the file, never a traceback
-            from .index.atomic import is_no_space
+            from .atomic import is_no_space
 
             if not is_no_space(e):
                 raise
@@ -118,11 +119,20 @@ class RichProgress:
             self.console.print(message, highlight=False)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from .version import __version__
+
+        out.print(f"galaxy-retrieval {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _options(
     max_image_pixels: Optional[int] = typer.Option(
         None, "--max-image-pixels", help="Largest image decoded, in pixels (default 89,478,485); larger files are unreadable images (decompression bombs).", show_default=False
     ),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", callback=_print_version, is_eager=True),
 ) -> None:
     """galaxy-retrieval: find the galaxies that look like this one."""
     from .catalog.images import set_max_image_pixels
@@ -175,7 +185,7 @@ def synth(
     out_path: Path = typer.Option(Path("data/demo.h5"), "--out", help="HDF5 file to write (Galaxy10 DECaLS layout)."),
     workers: Optional[int] = typer.Option(None, help="Rendering processes (default: all cores)."),
     sheet: Optional[Path] = typer.Option(None, help="Also write a contact sheet PNG (3 galaxies of each class)."),
-    overwrite: bool = typer.Option(False, help="Replace an existing file at --out."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file at --out."),
 ) -> None:
     """Render a synthetic ten-class Galaxy10-style catalog with GalSim."""
     from .paths import check_output_file
@@ -187,7 +197,7 @@ def synth(
     out.print(f"wrote {path} ({n} galaxies, {size}×{size}×3)")
     if sheet is not None:
         from .catalog import open_catalog
-        from .catalog.preview import catalog_contact_sheet
+        from .viz.catalog import catalog_contact_sheet
 
         with open_catalog(path) as cat:
             out.print(f"contact sheet: {catalog_contact_sheet(cat, sheet)}")
@@ -197,7 +207,7 @@ def synth(
 @_friendly
 def import_first_cmd(
     out_path: Path = typer.Option(Path("data/first.h5"), "--out", help="HDF5 catalog to write."),
-    overwrite: bool = typer.Option(False, help="Rewrite an existing file."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Rewrite an existing file."),
     sheet: Optional[Path] = typer.Option(None, help="Also write a contact sheet PNG (6 sources of each class)."),
 ) -> None:
     """Import the 2,158 FIRST radio galaxies (FRI, FRII, compact, bent) of the firstgalaxydata wheel."""
@@ -211,7 +221,7 @@ def import_first_cmd(
     with open_catalog(path) as cat:
         out.print(f"{path}: {len(cat):,} FIRST radio galaxies, classes {', '.join(cat.label_names.values())}")
         if sheet is not None:
-            from .catalog.preview import catalog_contact_sheet
+            from .viz.catalog import catalog_contact_sheet
 
             out.print(f"contact sheet: {catalog_contact_sheet(cat, sheet, per_class=6)}")
 
@@ -229,7 +239,9 @@ def info(
     """Describe a catalog (count, image shape, labels, columns) or an index directory."""
 
     # an interrupted build (state, no manifest) is an index too: read_manifest says so
-    if (path / "manifest.json").is_file() or (path / "build-state.json").is_file():
+    from .index.layout import is_index_dir
+
+    if is_index_dir(path):
         from .index.manifest import read_manifest
 
         m = read_manifest(path)
@@ -262,7 +274,7 @@ def info(
     with _open_catalog(path, metadata, columns=columns) as cat:
         inf = cat.info()
         if framing_sheet is not None:
-            from .catalog.preview import framing_sheet as write_sheet
+            from .viz.catalog import framing_sheet as write_sheet
 
             out.print(f"framing sheet ({framing}): {write_sheet(cat, framing_sheet, framing)}")
     if as_json:
@@ -384,6 +396,41 @@ class SelectByChoice(str, Enum):
     val_loss = "val_loss"
 
 
+class PresetChoice(str, Enum):  # model.presets.PRESETS (a test keeps them equal)
+    polar = "polar"
+    small = "small"
+    paper = "paper"
+    tiny = "tiny"
+
+
+class LossChoice(str, Enum):
+    info_nce = "info_nce"
+    contrastive = "contrastive"
+
+
+class SuppressChoice(str, Enum):  # "none" and suppress.PRESETS (a test keeps them equal)
+    none = "none"
+    optical = "optical"
+    radio = "radio"
+
+
+class SplitChoice(str, Enum):
+    test = "test"
+    val = "val"
+    train = "train"
+    all = "all"
+
+
+class MetricChoice(str, Enum):
+    l2 = "l2"
+    cosine = "cosine"
+
+
+class DtypeChoice(str, Enum):
+    float32 = "float32"
+    float16 = "float16"
+
+
 @app.command()
 @_friendly
 def train(
@@ -392,7 +439,7 @@ def train(
     metadata: Optional[Path] = typer.Option(None, help="CSV of an image folder."),
     columns: Optional[str] = typer.Option(None, help=_COLUMNS_HELP),
     on_error: OnErrorChoice = typer.Option(OnErrorChoice.fail, help="Unreadable catalog images: fail, or skip and report."),
-    preset: str = typer.Option("polar", help="Model preset: polar (the rotation-invariant CNN on a polar resampling: measured best on real cutouts), small (the paper's ViT at 64 px), paper (the paper's ViT at 224 px), tiny."),
+    preset: PresetChoice = typer.Option(PresetChoice.polar, help="Model preset: polar (the rotation-invariant CNN on a polar resampling: measured best on real cutouts), small (the paper's ViT at 64 px), paper (the paper's ViT at 224 px), tiny."),
     epochs: int = typer.Option(30, help="Maximum epochs (early stopping may end sooner)."),
     batch_size: int = typer.Option(128, help="Images per training batch."),
     lr: float = typer.Option(1e-3, help="Adam learning rate."),
@@ -405,15 +452,17 @@ def train(
     save_computations: bool = typer.Option(False, "--save-computations", help="Each image gets a positive OR a negative pair (paper option)."),
     patience: int = typer.Option(6, help="Early stopping: epochs without a better validation loss."),
     time_budget: Optional[float] = typer.Option(None, help="Stop before an epoch that would end past this many seconds."),
-    loss: Optional[str] = typer.Option(None, help="info_nce: InfoNCE over the batch (default with in_batch pairs, measured better); contrastive: the paper's margin loss (§3.4; default with paper pairs)."),
+    loss: Optional[LossChoice] = typer.Option(
+        None, help="Default: info_nce (InfoNCE over the batch, measured better) with in_batch pairs, contrastive (the paper's margin loss, §3.4) with paper pairs.", show_default=False
+    ),
     temperature: float = typer.Option(0.1, help="InfoNCE temperature."),
     learn_weights: bool = typer.Option(False, "--learn-weights", help="Learn the score's cosine/L2/L3 weights with the model (§3.6); the index then reranks with them."),
-    suppress_sources: str = typer.Option("none", help="Replace sources other than the central object by sky before training, indexing and querying: none, optical (stars, neighbours) or radio (keeps sources near the centre, e.g. lobes)."),
+    suppress_sources: SuppressChoice = typer.Option(SuppressChoice.none, help="Replace sources other than the central object by sky before training, indexing and querying: none, optical (stars, neighbours) or radio (keeps sources near the centre, e.g. lobes)."),
     framing: str = typer.Option("auto", help="The square the model sees: auto (around the central source, measured in each image: survey cutouts), auto:MARGIN (box half-side in Petrosian radii, default 1.5), fixed:F (central fraction F, e.g. fixed:0.4 for FIRST radio images), none (whole frame)."),
     seed: int = typer.Option(0, help="Seed of the split, initialisation and augmentations."),
     device: str = typer.Option("auto", help="auto (cuda, mps, cpu), or a torch device."),
-    resume: bool = typer.Option(False, help="Continue the run in --out from its last epoch."),
-    overwrite: bool = typer.Option(False, help="Replace an existing run in --out."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last epoch."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run in --out."),
 ) -> None:
     """Train a model label-free on a catalog (contrastive pairs of augmented views, paper §3.4)."""
     from .framing import Framing
@@ -422,15 +471,13 @@ def train(
     from .train import TrainConfig
     from .train import train as train_fn
 
-    if suppress_sources != "none" and suppress_sources not in SUPPRESS_PRESETS:
-        raise ConfigError(f"--suppress-sources {suppress_sources!r}; choices: none, {', '.join(SUPPRESS_PRESETS)}")
     cfg = TrainConfig(
-        preset=preset, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+        preset=preset.value, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
         num_augmentations=num_augmentations, augment=GALAXY_AUGMENT if augment == AugmentChoice.galaxy else None,
         select_by=select_by.value, pair_mode=pair_mode.value, augment_anchors=augment_anchors, save_computations=save_computations,
         patience=patience, time_budget_s=time_budget, seed=seed, device=device, learn_score_weights=learn_weights,
-        loss=loss, temperature=temperature,
-        suppress_sources=None if suppress_sources == "none" else SUPPRESS_PRESETS[suppress_sources],
+        loss=None if loss is None else loss.value, temperature=temperature,
+        suppress_sources=None if suppress_sources == SuppressChoice.none else SUPPRESS_PRESETS[suppress_sources.value],
         framing=Framing.parse(framing),
     )
     with _open_catalog(catalog, metadata, on_error.value, columns) as cat:
@@ -461,15 +508,15 @@ def evaluate(
     metadata: Optional[Path] = typer.Option(None, help="CSV of an image folder."),
     columns: Optional[str] = typer.Option(None, help=_COLUMNS_HELP),
     on_error: OnErrorChoice = typer.Option(OnErrorChoice.fail, help="Unreadable catalog images: fail, or skip and report."),
-    split: str = typer.Option("test", help="test | val | train | all."),
-    baselines: bool = typer.Option(True, help="Also score the untrained network and raw pixels."),
+    split: SplitChoice = typer.Option(SplitChoice.test, help="Which part of the training split the queries come from."),
+    baselines: bool = typer.Option(True, help="Also score the baselines: the untrained network, raw pixels, the polar Fourier descriptor and morphology."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Loose accuracy (batch 8, 64) and label retrieval precision/mAP against baselines."""
     from .evaluate import evaluate as evaluate_fn
 
     with _open_catalog(catalog, metadata, on_error.value, columns) as cat:
-        rep = evaluate_fn(checkpoint, cat, split=split, progress=RichProgress(), baselines=baselines)
+        rep = evaluate_fn(checkpoint, cat, split=split.value, progress=RichProgress(), baselines=baselines)
         if as_json:
             print(json.dumps(rep.to_dict(), default=str))
             return
@@ -515,7 +562,7 @@ def _fmt(v: Any) -> str:
 @_friendly
 def demo(
     pipeline: Optional[Path] = typer.Option(None, help="Pipeline TOML (default: pipelines/demo.toml)."),
-    fresh: bool = typer.Option(False, help="Redo every step instead of reusing finished ones."),
+    fresh: bool = typer.Option(False, "--fresh", help="Redo every step instead of reusing finished ones."),
 ) -> None:
     """Synthetic catalog → training → evaluation → index → query with a mosaic, end to end."""
     from .demo import DEFAULT_PIPELINE, load_demo_config, run_demo
@@ -562,14 +609,14 @@ def build_index_cmd(
     vector_columns: Optional[str] = typer.Option(
         None, "--vector-columns", help="With --from-parquet: a glob of numeric columns in file order (e.g. 'feat_pca_*') or one list column."
     ),
-    index: str = typer.Option("auto", help="auto | flat | hnsw | ivf-pq | a FAISS factory string."),
-    metric: str = typer.Option("l2", help="Shortlist metric: l2 (raw vectors) or cosine."),
-    dtype: str = typer.Option("float32", help="Stored embeddings: float32 or float16."),
+    index_type: str = typer.Option("auto", "--index-type", help="auto | flat | hnsw | ivf-pq | a FAISS factory string."),
+    metric: MetricChoice = typer.Option(MetricChoice.l2, help="Shortlist metric: l2 (raw vectors) or cosine."),
+    dtype: DtypeChoice = typer.Option(DtypeChoice.float32, help="Stored embeddings."),
     shard_rows: int = typer.Option(8192, help="Objects per Parquet shard."),
     batch_size: int = typer.Option(128, help="Images per model call."),
     nprobe: int = typer.Option(256, help="IVF lists searched per query (stored as the default)."),
     ef_search: int = typer.Option(128, help="HNSW search breadth (stored as the default)."),
-    overwrite: bool = typer.Option(False, help="Replace a complete index or a different interrupted build at --out."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a complete index or a different interrupted build at --out."),
     on_error: OnErrorChoice = typer.Option(OnErrorChoice.fail, help="Unreadable catalog images: fail, or skip and report."),
 ) -> None:
     """Embed a catalog into Parquet shards and build the FAISS candidate index (resumable)."""
@@ -577,10 +624,10 @@ def build_index_cmd(
     from .index.candidates import IndexSpec
 
     cfg = BuildConfig(
-        dtype=dtype,
+        dtype=dtype.value,
         shard_rows=shard_rows,
         batch_size=batch_size,
-        index=IndexSpec(kind=index, metric=metric, nprobe=nprobe, ef_search=ef_search),
+        index=IndexSpec(kind=index_type, metric=metric.value, nprobe=nprobe, ef_search=ef_search),
         overwrite=overwrite,
     )
     progress = RichProgress()
@@ -664,7 +711,7 @@ def compact(index: Path = typer.Option(..., help="Index directory (indexes/NAME)
 @_friendly
 def reindex(
     index: Path = typer.Option(..., help="Index directory (indexes/NAME)."),
-    kind: Optional[str] = typer.Option(None, "--index-kind", help="auto | flat | hnsw | ivf-pq | a FAISS factory string (default: as built)."),
+    kind: Optional[str] = typer.Option(None, "--index-type", help="auto | flat | hnsw | ivf-pq | a FAISS factory string (default: as built)."),
     nprobe: Optional[int] = typer.Option(None, help="IVF lists searched per query (default: as built)."),
 ) -> None:
     """Train and fill the FAISS candidate index again from the stored vectors (after many adds)."""
@@ -691,7 +738,7 @@ def add(
     catalog: Path = typer.Option(..., help="HDF5 catalog or image folder of the objects to add."),
     metadata: Optional[Path] = typer.Option(None, help="CSV of an image folder (default: the one inside it)."),
     columns: Optional[str] = typer.Option(None, help=_COLUMNS_HELP),
-    upsert: bool = typer.Option(False, help="Replace objects whose id is already in the index (default: refuse)."),
+    upsert: bool = typer.Option(False, "--upsert", help="Replace objects whose id is already in the index (default: refuse)."),
     batch_size: int = typer.Option(128, help="Images per model call."),
     on_error: OnErrorChoice = typer.Option(OnErrorChoice.fail, help="Unreadable catalog images: fail, or skip and report."),
 ) -> None:
@@ -744,7 +791,7 @@ def query(
     radius: float = typer.Option(10.0, help="Search radius around --ra/--dec, arcsec."),
     k: int = typer.Option(10, help="Number of results."),
     refine: int = typer.Option(10, help="Shortlist k×refine candidates from FAISS, rerank them exactly."),
-    exact: bool = typer.Option(False, help="Bypass the index: exact scan of every vector (ground truth)."),
+    exact: bool = typer.Option(False, "--exact", help="Bypass the index: exact scan of every vector (ground truth)."),
     checkpoint: Optional[Path] = typer.Option(None, help="Use this checkpoint (must match the index)."),
     mosaic: Optional[Path] = typer.Option(None, help="Write the query and its hits as a PNG grid."),
     fetch: Optional[SurveyChoice] = typer.Option(None, help="With --ra/--dec: when no catalog object is within --radius, download this survey's cutout there and search with it."),
@@ -755,7 +802,7 @@ def query(
     where: Optional[str] = typer.Option(
         None, help='Only objects matching this SQL condition over the metadata columns (DuckDB), e.g. "label = 3 AND redshift < 0.05"; fewer than k hits when fewer match.'
     ),
-    least: bool = typer.Option(False, help="The k least similar objects instead (an exact scan; anomaly hunting)."),
+    least: bool = typer.Option(False, "--least", help="The k least similar objects instead (an exact scan; anomaly hunting)."),
     min_separation: Optional[float] = typer.Option(
         None, help="Arcsec: drop a hit this close to the query object or to a better hit (duplicate cutouts of one galaxy) and refill the list."
     ),
@@ -892,7 +939,7 @@ def rerank_benchmark_cmd(
     index: Optional[Path] = typer.Option(None, help="Index directory (indexes/NAME): its embeddings, queries = its own objects, themselves excluded."),
     synthetic: Optional[int] = typer.Option(None, help="Instead: a synthetic clustered catalog of this many vectors (held-out queries)."),
     dim: int = typer.Option(2048, help="Synthetic: vector dimension."),
-    dtype: str = typer.Option("float32", help="Synthetic: stored vectors, float32 or float16."),
+    dtype: DtypeChoice = typer.Option(DtypeChoice.float32, help="Synthetic: stored vectors."),
     workdir: Path = typer.Option(Path("data/bench"), help="Cache of synthetic vectors, ground truth and built indexes (reused)."),
     queries: int = typer.Option(1000, help="Query vectors (ground truth for all; latency on up to --latency-queries)."),
     k: str = typer.Option("10", help="Results per query, comma-separated (recall@1/10/100 where ≤ k)."),
@@ -900,15 +947,15 @@ def rerank_benchmark_cmd(
     refine: str = typer.Option("1,2,5,10,20", help="Shortlist factors: FAISS returns k×refine candidates, reranked exactly."),
     nprobe: str = typer.Option("32,64,128,256,512", help="IVF lists probed (IVF indexes)."),
     ef_search: str = typer.Option("64,128,256,512", help="HNSW search breadth (HNSW indexes)."),
-    metric: Optional[str] = typer.Option(None, help="Shortlist metric: l2 or cosine (default: l2, or the index's)."),
+    metric: Optional[MetricChoice] = typer.Option(None, help="Shortlist metric (default: l2, or the index's).", show_default=False),
     ef_construction: int = typer.Option(40, help="HNSW build breadth."),
     train_size: int = typer.Option(100_000, help="Vectors sampled to train PCA/IVF/PQ."),
     threads: Optional[int] = typer.Option(None, help="Threads for builds, batches and the exact scan (default: all cores)."),
     latency_queries: Optional[int] = typer.Option(None, help="Queries timed one at a time (default: min(queries, 1000))."),
     exact_queries: int = typer.Option(3, help="Exact one-query scans timed (median)."),
-    cold: bool = typer.Option(False, help="Evict the vectors from the page cache before each timed pass (catalog on disk)."),
-    readahead: bool = typer.Option(False, help="With --cold: keep the OS readahead on the vectors (default: MADV_RANDOM)."),
-    rebuild: bool = typer.Option(False, help="Recompute ground truth and rebuild indexes instead of reusing the cache."),
+    cold: bool = typer.Option(False, "--cold", help="Evict the vectors from the page cache before each timed pass (catalog on disk)."),
+    readahead: bool = typer.Option(False, "--readahead", help="With --cold: keep the OS readahead on the vectors (default: MADV_RANDOM)."),
+    rebuild: bool = typer.Option(False, "--rebuild", help="Recompute ground truth and rebuild indexes instead of reusing the cache."),
     seed: int = typer.Option(0, help="Synthetic data, query choice and index training seed."),
     out_json: Optional[Path] = typer.Option(None, "--out-json", help="Result JSON (default: benchmarks/results/rerank_<catalog>.json)."),
     pareto_only: bool = typer.Option(False, "--pareto-only", help="Show only the Pareto-optimal points (the JSON has all)."),
@@ -917,9 +964,9 @@ def rerank_benchmark_cmd(
     from .bench import DEFAULT_INDEXES, RerankBenchConfig, run_rerank_benchmark
 
     cfg = RerankBenchConfig(
-        index=index, synthetic=synthetic, dim=dim, dtype=dtype, workdir=workdir, queries=queries, k=k,
+        index=index, synthetic=synthetic, dim=dim, dtype=dtype.value, workdir=workdir, queries=queries, k=k,
         indexes=tuple(indexes) if indexes else DEFAULT_INDEXES, refine=refine, nprobe=nprobe, ef_search=ef_search,
-        metric=metric, ef_construction=ef_construction, train_size=train_size, threads=threads,
+        metric=None if metric is None else metric.value, ef_construction=ef_construction, train_size=train_size, threads=threads,
         latency_queries=latency_queries, exact_queries=exact_queries, cold=cold, readahead=readahead, rebuild=rebuild, seed=seed, out_json=out_json,
     )
     res = run_rerank_benchmark(cfg, progress=RichProgress())
@@ -964,10 +1011,6 @@ def rerank_benchmark_cmd(
 
 def _fmt_num(v: Any, spec: str) -> str:
     return "—" if v is None else format(v, spec)
-
-
-def main() -> None:  # pragma: no cover - console entry
-    app()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,19 +7,24 @@ twice costs seconds the second time (``fresh=True`` redoes everything).
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
+import time
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 
+from .atomic import atomic_path, atomic_write_json
 from .errors import ConfigError
 from .progress import NULL_PROGRESS, Progress
 
-__all__ = ["DemoConfig", "DemoResult", "load_demo_config", "run_demo", "DEFAULT_PIPELINE"]
+__all__ = ["DemoConfig", "DemoResult", "load_demo_config", "run_demo", "demo_results", "DEFAULT_PIPELINE", "RESULTS_FILE"]
 
 DEFAULT_PIPELINE = Path(__file__).resolve().parent.parent / "pipelines" / "demo.toml"
+#: the demo's figures, written into the run directory
+RESULTS_FILE = "results.json"
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,8 @@ class DemoResult:
     query_object: str
     reused: list[str]
     explain: Any = None  # ExplainResult, when the pipeline asks for one
+    seconds: dict[str, float] = field(default_factory=dict)  # per step, and "total"
+    results_file: Path | None = None  # the run's figures as JSON (README tables are made from it)
 
 
 def _catalog_matches(path: Path, s: SynthStep) -> bool:
@@ -147,7 +154,7 @@ def run_demo(cfg: DemoConfig, progress: Progress = NULL_PROGRESS, fresh: bool = 
     from PIL import Image
 
     from .catalog import open_catalog
-    from .catalog.preview import catalog_contact_sheet
+    from .viz.catalog import catalog_contact_sheet
     from .evaluate import evaluate
     from .index.build import BuildConfig, build_index
     from .index.candidates import IndexSpec
@@ -156,6 +163,7 @@ def run_demo(cfg: DemoConfig, progress: Progress = NULL_PROGRESS, fresh: bool = 
     from .train import TrainConfig, split_indices, train
 
     reused: list[str] = []
+    clock = _Clock()
     s = cfg.synth
     if not fresh and _catalog_matches(s.out, s):
         progress.log(f"[1/5] synthetic catalog: reusing {s.out}")
@@ -165,23 +173,28 @@ def run_demo(cfg: DemoConfig, progress: Progress = NULL_PROGRESS, fresh: bool = 
         generate_catalog(SynthConfig(n=s.n, size=s.size, seed=s.seed), s.out, progress=progress, overwrite=True)
     cat = open_catalog(s.out)
     sheet = catalog_contact_sheet(cat, s.contact_sheet)
+    clock.lap("catalog")
 
     t = cfg.train
     try:
         tcfg = TrainConfig(preset=t.preset, seed=t.seed, **t.options)
     except TypeError as e:
         raise ConfigError(f"[train] in the pipeline file: {e}") from None
-    want = {"preset": t.preset, "seed": t.seed, **t.options}
+    # compared as the run records them (a framing or augmentation is stored as a dict)
+    recorded = tcfg.to_dict()
+    want = {k: recorded[k] for k in ("preset", "seed", *t.options)}
     train_result = None
     if not fresh and _run_matches(t.out, want):
-        progress.log(f"[2/5] training: reusing {t.out} (same settings; pass --fresh to retrain)")
+        progress.log(f"[2/5] training: reusing {t.out} (same settings; a fresh run retrains)")
         reused.append("training")
     else:
         progress.log(f"[2/5] training the {t.preset} preset label-free on {len(cat)} galaxies")
         train_result = train(tcfg, cat, t.out, progress=progress, overwrite=True)
+    clock.lap("training")
 
     progress.log("[3/5] evaluating on the held-out 10 % (labels only measure)")
     report = evaluate(t.out, cat, progress=progress)
+    clock.lap("evaluation")
 
     progress.log(f"[4/5] building the index {cfg.index.out}")
     build = build_index(
@@ -191,6 +204,7 @@ def run_demo(cfg: DemoConfig, progress: Progress = NULL_PROGRESS, fresh: bool = 
         BuildConfig(shard_rows=cfg.index.shard_rows, index=IndexSpec(kind=cfg.index.kind), overwrite=True),
         progress=progress,
     )
+    clock.lap("index")
 
     q = cfg.query
     _, _, test_rows = split_indices(len(cat), t.seed)
@@ -198,16 +212,73 @@ def run_demo(cfg: DemoConfig, progress: Progress = NULL_PROGRESS, fresh: bool = 
     # a held-out spiral if there is one: the most recognisable query for a first look
     pick = next((int(r) for r in test_rows if labels is not None and labels[r] == 5), int(test_rows[0]))
     rec = cat[pick]
-    q.query_image.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(rec.image).save(q.query_image)
+    with atomic_path(q.query_image) as tmp:
+        Image.fromarray(rec.image).save(tmp, format="PNG")
     progress.log(f"[5/5] querying with {q.query_image} (held-out object {rec.object_id})")
     result = run_query(QueryRequest(index=cfg.index.out, images=(q.query_image,), k=q.k, refine=q.refine, mosaic=q.mosaic))
+    clock.lap("query")
     explained = None
     if q.explain is not None:
         from .explain import explain_query
 
         explained = explain_query(cfg.index.out, q.query_image, q.explain, k=6)
+        clock.lap("explain")
     cat.close()
-    return DemoResult(s.out, sheet, train_result, t.out, report, build, result, rec.object_id, reused, explained)
+    seconds = clock.laps()
+    out = DemoResult(s.out, sheet, train_result, t.out, report, build, result, rec.object_id, reused, explained, seconds)
+    results_file = t.out / RESULTS_FILE
+    atomic_write_json(results_file, demo_results(cfg, out, labels[pick] if labels is not None else None))
+    return DemoResult(**{**out.__dict__, "results_file": results_file})
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self._t0 = self._last = time.perf_counter()
+        self._laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self._laps[name] = round(now - self._last, 2)
+        self._last = now
+
+    def laps(self) -> dict[str, float]:
+        return {**self._laps, "total": round(time.perf_counter() - self._t0, 2)}
+
+
+def demo_results(cfg: DemoConfig, res: DemoResult, query_label: Any) -> dict[str, Any]:
+    """What a demo run measured, as the JSON ``runs/demo/results.json`` (and, copied with
+    ``docs/readme.py --record-demo``, ``benchmarks/results/demo.json``, which README figures are made from)."""
+    from .bench.machine import git_commit, machine_info
+
+    rep = res.evaluation
+    p10 = {}
+    if rep.retrieval:
+        p10 = {m: r.macro.get("precision@10") for m, r in rep.retrieval.items()}
+    hits = res.query.hits[0] if res.query.hits else []
+    return {
+        "benchmark": "demo",
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "commit": git_commit(),
+        "machine": machine_info(),
+        "pipeline": {"synth": {"n": cfg.synth.n, "size": cfg.synth.size, "seed": cfg.synth.seed},
+                     "train": {"preset": cfg.train.preset, "seed": cfg.train.seed, **cfg.train.options},
+                     "index": {"kind": cfg.index.kind}, "query": {"k": cfg.query.k, "refine": cfg.query.refine}},
+        "reused": list(res.reused),
+        "seconds": res.seconds,
+        "epochs": None if res.train is None else len(res.train.history),
+        "evaluation": {
+            "split": rep.split,
+            "n_queries": rep.n_queries,
+            "precision@10_macro": p10,
+            "best_baseline": rep.best_baseline(),
+            "loose_accuracy": {m: {str(b): v for b, v in d.items()} for m, d in rep.loose_accuracy.items()},
+        },
+        "query": {
+            "object": res.query_object,
+            "label": None if query_label is None else int(query_label),
+            "hit_labels": [h.metadata.get("label") for h in hits],
+            "seconds": res.query.seconds,
+        },
+    }
 
 

@@ -6,8 +6,8 @@ with ‖x‖₃ = (Σ|xᵢ|³)^(1/3). The paper's published code computed the "L
 mistake; we implement the formula as written. Each term lies in [0, 1] for cos ≥ 0, so with
 weights summing to one the score's maximum is 1, which is why the loss margin is 1.0 (§3.4).
 
-This module holds the torch version (differentiable, used in training) and a plain numpy
-reference. The weights can also be learned with the model (the paper's future work, §3.6):
+This module holds the torch version (differentiable, used in training and on a GPU) and a
+plain numpy reference. The losses built on it live in :mod:`galaxy_retrieval.train.losses`. The weights can also be learned with the model (the paper's future work, §3.6):
 training then scores with w = softmax(θ), so they stay positive and sum to one and the
 margin keeps its meaning; :func:`weight_logits` and :func:`weights_from_logits` convert. The fast exact scan used for ground truth and reranking lives in
 ``galaxy_retrieval.search.exact`` and is tested against :func:`score_terms_numpy`.
@@ -27,8 +27,6 @@ __all__ = [
     "score_numpy",
     "score_terms_torch",
     "score_torch",
-    "contrastive_loss",
-    "info_nce_loss",
     "weight_logits",
     "weights_from_logits",
 ]
@@ -138,27 +136,3 @@ def score_torch(a, b, weights=ScoreWeights()):
     else:
         w1, w2, w3 = weights.to(device=c.device, dtype=c.dtype).unbind(0)
     return w1 * c + w2 * i2 + w3 * i3
-
-
-def info_nce_loss(s, temperature: float = 0.1):
-    """Symmetric InfoNCE (SimCLR's NT-Xent, van den Oord et al. 2018) on a (B, B) score matrix
-    whose diagonal holds the positive pairs: cross-entropy of softmax(s / τ) picking the
-    positive, over rows (anchor → positives) and columns (positive → anchors), averaged.
-
-    Unlike the paper's loss, which pushes every negative pair's score towards 0 whatever
-    the two images are, it only asks the positive to outscore the batch's negatives; the
-    temperature τ sets how hard the closest negatives weigh."""
-    import torch
-    import torch.nn.functional as F
-
-    logits = s.float() / temperature
-    target = torch.arange(s.shape[0], device=s.device)
-    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
-
-
-def contrastive_loss(s, y, margin: float = 1.0):
-    """Paper §3.4: L = mean[(1 − y)² · s² + y · max(0, m − s)²], y = 1 positive, 0 negative."""
-    import torch
-
-    y = y.to(s.dtype)
-    return ((1 - y) ** 2 * s**2 + y * torch.clamp(margin - s, min=0) ** 2).mean()

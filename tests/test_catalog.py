@@ -183,7 +183,7 @@ def test_folder_bad_inputs(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match=r"b.csv: line 2 gives label='2' for 'ok.png', but .*a.csv gives '1'"):
         open_catalog(d)
 
-    with pytest.raises(CatalogError, match="--metadata applies to image folders"):
+    with pytest.raises(CatalogError, match="a metadata table applies to image folders"):
         open_catalog(write_galaxy10_h5(tmp_path / "x.h5", n=2), metadata=d / "a.csv")
 
 

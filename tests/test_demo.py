@@ -30,3 +30,29 @@ def test_bad_pipeline_files(tmp_path: Path) -> None:
         load_demo_config(p)
     with pytest.raises(ConfigError, match="pipeline file not found"):
         load_demo_config(tmp_path / "nope.toml")
+
+
+def test_run_demo_end_to_end_on_a_tiny_pipeline(tmp_path: Path) -> None:
+    """`gr demo`'s own path (run_demo) on a tiny config: every step runs, a second run reuses
+    the catalog and the training, and the results file holds what was measured."""
+    import json
+
+    from galaxy_retrieval.demo import RESULTS_FILE, run_demo
+
+    p = tmp_path / "tiny.toml"
+    p.write_text(
+        "[synth]\nn = 40\nsize = 48\nseed = 1\nout = 'data/c.h5'\ncontact_sheet = 'data/sheet.png'\n"
+        "[train]\npreset = 'tiny'\nout = 'runs/t'\nepochs = 1\nbatch_size = 8\nframing = 'none'\n"
+        "[index]\nout = 'indexes/t'\nshard_rows = 16\n"
+        "[query]\nk = 3\nquery_image = 'data/q.png'\nmosaic = 'runs/t/mosaic.png'\nexplain = 'runs/t/explain.png'\n"
+    )
+    cfg = load_demo_config(p, root=tmp_path)
+    res = run_demo(cfg)
+    assert res.catalog.is_file() and res.contact_sheet.is_file() and res.query.mosaic.is_file() and res.explain.out.is_file()
+    assert res.build.manifest.count == 40 and len(res.query.hits[0]) == 3
+    assert res.reused == [] and set(res.seconds) >= {"catalog", "training", "evaluation", "index", "query", "explain", "total"}
+    rec = json.loads((tmp_path / "runs/t" / RESULTS_FILE).read_text())
+    assert rec["benchmark"] == "demo" and rec["epochs"] == 1 and rec["query"]["object"] == res.query_object
+    assert set(rec["evaluation"]["precision@10_macro"]) >= {"model", "pixels", "polar"}
+    again = run_demo(cfg)
+    assert again.reused == ["catalog", "training"] and again.train is None

@@ -15,8 +15,6 @@ from galaxy_retrieval.errors import ConfigError
 from galaxy_retrieval.evaluate import (
     average_precision_at_k,
     evaluate,
-    exact_scores,
-    exact_topk,
     loose_accuracy,
     macro_average,
     ndcg_at_k,
@@ -26,6 +24,7 @@ from galaxy_retrieval.evaluate import (
 from galaxy_retrieval.evaluate.retrieval import _retrieval_scores
 from galaxy_retrieval.model import Embedder, build_model, preset
 from galaxy_retrieval.score import ScoreWeights, score_numpy
+from galaxy_retrieval.search.exact import exact_knn
 from galaxy_retrieval.train import TrainConfig, train
 
 # rank:         1  2  3  4  5
@@ -91,18 +90,18 @@ def test_loose_accuracy_by_hand():
     assert n == 4 and acc == 1.0
 
 
-def test_exact_scores_match_reference_and_exclude_self():
+def test_exact_knn_excludes_self():
     rng = np.random.default_rng(0)
     xb = rng.normal(size=(50, 12)).astype(np.float32)
     xq = xb[:5] + rng.normal(scale=0.1, size=(5, 12)).astype(np.float32)
     w = ScoreWeights(0.5, 0.3, 0.2)
-    s = exact_scores(torch.tensor(xq), torch.tensor(xb), w).numpy()
-    for i in range(5):
-        np.testing.assert_allclose(s[i], score_numpy(xq[i], xb, w), rtol=1e-5, atol=1e-6)
-    D, I = exact_topk(xq, xb, 4, w)
+    D, I = exact_knn(xq, xb, 4, w)
     assert I[:, 0].tolist() == [0, 1, 2, 3, 4]  # its unperturbed self comes first
-    assert np.all(np.diff(D, axis=1) <= 0)
-    D2, I2 = exact_topk(xq, xb, 4, w, exclude=np.arange(5))
+    for i in range(5):  # the reference formula agrees on the scores and the order
+        ref = score_numpy(xq[i], xb, w)
+        np.testing.assert_allclose(D[i], ref[I[i]], rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(I[i], np.argsort(-ref, kind="stable")[:4])
+    D2, I2 = exact_knn(xq, xb, 4, w, exclude=np.arange(5))
     assert not np.any(I2 == np.arange(5)[:, None])
     np.testing.assert_array_equal(I2[:, :3], I[:, 1:])
 
@@ -197,8 +196,13 @@ def test_evaluate_gives_ranked_neighbours_outside_the_json(tmp_path):
     from galaxy_retrieval.model.preprocess import images_to_float
 
     feats = pixel_features(images_to_float(cat.get_batch(np.arange(80)).images, 32))
-    _, I = exact_topk(feats[q], feats, 5, ScoreWeights.from_dict(rep.score_weights), exclude=q)
-    np.testing.assert_array_equal(rep.neighbours["pixels"], I)
+    w = ScoreWeights.from_dict(rep.score_weights)
+    for i, qi in enumerate(q):  # checked against the reference formula, not the search engine
+        ref = score_numpy(feats[qi], feats, w)
+        ref[qi] = -np.inf
+        got = ref[rep.neighbours["pixels"][i]]
+        assert np.all(np.diff(got) <= 1e-6)  # best first
+        assert got[-1] >= np.sort(ref)[-5] - 1e-6  # and no better row was left out
     d = rep.to_dict()
     assert "neighbours" not in d and "query_rows" not in d and d["suppress_sources"] is None
     json.dumps(d)

@@ -9,7 +9,7 @@ import pytest
 
 from galaxy_retrieval.errors import ConfigError, QueryError
 from galaxy_retrieval.score import ScoreWeights, score_numpy, score_terms_numpy
-from galaxy_retrieval.search import exact
+from galaxy_retrieval.search import exact, kernels, topk
 from galaxy_retrieval.search.exact import exact_knn, rerank, score_matrix, score_terms
 from galaxy_retrieval.search.synthetic import clustered_vectors
 
@@ -137,17 +137,17 @@ def test_exact_knn_splits_queries_to_bound_memory(monkeypatch):
 def test_selection_orders_nan_last_and_padding_after_real_rows():
     s = np.array([[0.5, np.nan, 0.5, -np.inf, 0.9, -np.inf]], np.float32)
     ids = np.array([[7, 1, 3, -1, 9, 4]])
-    top_s, top_i, cols = exact._select(s, ids, 6)
+    top_s, top_i, cols = topk.select(s, ids, 6)
     np.testing.assert_array_equal(top_i, [[9, 3, 7, 1, 4, -1]])  # NaN ranks as −inf, before padding
     np.testing.assert_array_equal(top_s, np.array([[0.9, 0.5, 0.5, -np.inf, -np.inf, -np.inf]], np.float32))
     np.testing.assert_array_equal(cols, [[4, 2, 0, 1, 5, 3]])
     # Rising scores are the heap's worst case: every column replaces the root.
     rising = np.arange(1000, dtype=np.float32)[None, :]
-    np.testing.assert_array_equal(exact._select(rising, np.arange(1000), 5)[1], [[999, 998, 997, 996, 995]])
+    np.testing.assert_array_equal(topk.select(rising, np.arange(1000), 5)[1], [[999, 998, 997, 996, 995]])
     # Many queries over many columns take the parallel path; few distinct scores → many ties.
     many = np.random.default_rng(0).integers(0, 50, size=(3, 30_000)).astype(np.float32)
     ids = np.random.default_rng(1).permutation(30_000)
-    top_s, top_i, _ = exact._select(many, ids, 40)
+    top_s, top_i, _ = topk.select(many, ids, 40)
     want_s, want_i = _brute_topk(many, 40, ids)
     np.testing.assert_array_equal(top_i, want_i)
     np.testing.assert_array_equal(top_s, want_s)
@@ -223,7 +223,8 @@ def test_rerank_of_every_row_is_exact_knn(tmp_path: Path, dtype):
 
 
 def test_torch_path_matches_the_kernel(monkeypatch):
-    """The CUDA code path, run by torch on the CPU: same numbers as the numba kernel."""
+    """The CUDA code path (the training's torch score, chunked), run by torch on the CPU: same
+    numbers as the numba kernel."""
     pytest.importorskip("torch")
     xq, xb = _data(dim=64)
     want_terms = score_terms(xq, xb, device="cpu")
@@ -233,7 +234,7 @@ def test_torch_path_matches_the_kernel(monkeypatch):
     want_rr = rerank(xq, cand, xb, 5, device="cpu")
     monkeypatch.setattr(exact, "_resolve_device", lambda device, work: "cpu")
     monkeypatch.setattr(exact, "_SCORE_BUDGET_BYTES", 1000)  # query chunks of 1–2
-    monkeypatch.setattr(exact, "_TORCH_ROWS", 64)  # and row chunks
+    monkeypatch.setattr(kernels, "_TORCH_BUDGET_BYTES", 64 * 64 * 4 * 4)  # and row chunks
     for got, want in zip(score_terms(xq, xb), want_terms):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     s, i = exact_knn(xq, xb, 8, block_rows=100)

@@ -113,7 +113,7 @@ def test_interrupted_build_resumes_without_overwrite(tmp_path: Path, monkeypatch
 def test_cli_from_parquet(tmp_path: Path) -> None:
     x = _clustered(N, D)
     src = _zoobot(tmp_path / "z.parquet", x)
-    r = CliRunner().invoke(app, ["build-index", "--from-parquet", str(src), "--id-column", "id_str", "--vector-columns", "feat_pca_*", "--out", str(tmp_path / "i"), "--index", "flat"])
+    r = CliRunner().invoke(app, ["build-index", "--from-parquet", str(src), "--id-column", "id_str", "--vector-columns", "feat_pca_*", "--out", str(tmp_path / "i"), "--index-type", "flat"])
     assert r.exit_code == 0, r.output
     _check(GalaxySearcher.open(tmp_path / "i"), x)
 

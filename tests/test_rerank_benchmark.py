@@ -19,8 +19,8 @@ from galaxy_retrieval.bench import (
     recall_at_tie_aware,
     run_rerank_benchmark,
 )
-from galaxy_retrieval.bench.baseline import drop_self
-from galaxy_retrieval.bench.rerank import auto_nlist
+from galaxy_retrieval.search.exact import leave_out
+from galaxy_retrieval.index.candidates import auto_nlist
 from galaxy_retrieval.cli import app
 from galaxy_retrieval.errors import ConfigError
 from galaxy_retrieval.index.build import BuildConfig, build_index_from_shards
@@ -75,12 +75,14 @@ def test_recall_plain_and_tie_aware() -> None:
         recall_at(found, truth, 4)
 
 
-def test_drop_self_removes_the_query_row_and_keeps_order() -> None:
+def test_leave_out_removes_the_query_row_and_keeps_order() -> None:
     s = np.array([[1.0, 0.9, 0.8], [1.0, 0.9, 0.8]], np.float32)
     i = np.array([[5, 7, 2], [3, 4, 1]])
-    s2, i2 = drop_self(s, i, np.array([7, 9]), 2)
+    t = np.stack([s, s * 2, s * 3], axis=-1)
+    i2, s2, t2 = leave_out(np.array([7, 9]), i, s, t, k=2)
     np.testing.assert_array_equal(i2, [[5, 2], [3, 4]])
     np.testing.assert_array_equal(s2, np.array([[1.0, 0.8], [1.0, 0.9]], np.float32))
+    np.testing.assert_array_equal(t2[..., 1], s2 * 2)  # the terms travel with their rows
 
 
 def test_parse_index_list() -> None:

@@ -14,7 +14,8 @@ import torch
 from galaxy_retrieval.catalog.hdf5 import HDF5Catalog
 from galaxy_retrieval.errors import CatalogError, CheckpointError, ConfigError
 from galaxy_retrieval.model import load_checkpoint, preset
-from galaxy_retrieval.score import ScoreWeights, contrastive_loss, score_torch
+from galaxy_retrieval.score import ScoreWeights, score_torch
+from galaxy_retrieval.train.losses import contrastive_loss
 from galaxy_retrieval.train import AugmentConfig, PairAugmenter, TrainConfig, split_indices, train
 from galaxy_retrieval.train.pairs import make_pair_batch, other_positions, pair_loss
 
@@ -422,7 +423,7 @@ def test_info_nce_loss_by_hand():
 
     import torch
 
-    from galaxy_retrieval.score import info_nce_loss
+    from galaxy_retrieval.train.losses import info_nce_loss
 
     s = torch.tensor([[0.9, 0.1], [0.3, 0.7]])
     t = 0.5

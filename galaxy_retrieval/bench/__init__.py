@@ -10,7 +10,7 @@ from __future__ import annotations
 from .baseline import ExactBaseline, GroundTruth, ground_truth, measure_exact
 from .datasets import QUERY_RESERVE, BenchData, SyntheticSpec, index_data, synthetic_data
 from .machine import git_commit, machine_info
-from .metrics import pareto_front, recall_at, recall_at_tie_aware
+from ..metrics import pareto_front, recall_at, recall_at_tie_aware
 from .rerank import (
     DEFAULT_INDEXES,
     RECALL_AT,

@@ -22,13 +22,14 @@ from typing import Any
 import numpy as np
 from numba import njit, prange
 
+from ..atomic import atomic_path
 from ..errors import ConfigError
 from ..progress import NULL_PROGRESS, Progress
 from ..score import ScoreWeights
-from ..search.exact import exact_knn
+from ..search.exact import exact_knn, leave_out
 from .datasets import BenchData
 
-__all__ = ["GroundTruth", "ExactBaseline", "ground_truth", "measure_exact", "drop_self", "read_sum"]
+__all__ = ["GroundTruth", "ExactBaseline", "ground_truth", "measure_exact", "read_sum"]
 
 _GT_BLOCK = 65_536
 
@@ -63,19 +64,6 @@ class GroundTruth:
     file: Path | None
 
 
-def drop_self(scores: np.ndarray, ids: np.ndarray, exclude: np.ndarray | None, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each query's results without its own row ``exclude[i]`` (if given), cut to ``k``.
-
-    The inputs have at least k + 1 columns when ``exclude`` is given, so k remain."""
-    if exclude is None:
-        return scores[:, :k], ids[:, :k]
-    keep = ids != np.asarray(exclude)[:, None]
-    # Stable: the kept columns keep their order; a query whose row was not among the results
-    # simply loses its last column.
-    order = np.argsort(~keep, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(scores, order, axis=1), np.take_along_axis(ids, order, axis=1)
-
-
 def _counted(x: np.ndarray, handle: Any) -> Iterator[np.ndarray]:
     for s in range(0, x.shape[0], _GT_BLOCK):
         block = x[s : s + _GT_BLOCK]
@@ -98,7 +86,7 @@ def ground_truth(data: BenchData, k: int, workdir: str | Path, progress: Progres
                 s, i, sec = z["scores"], z["ids"], float(z["seconds"])
             if s.shape == (len(data.queries), kk) and i.shape == s.shape:
                 progress.log(f"ground truth: reusing {path} (computed in {sec:.1f} s)")
-                s, i = drop_self(s, i, data.exclude, k)
+                i, s = leave_out(data.exclude, i, s, k=k)
                 return GroundTruth(s, i, sec, True, path)
         except (OSError, ValueError, KeyError):
             pass
@@ -106,11 +94,9 @@ def ground_truth(data: BenchData, k: int, workdir: str | Path, progress: Progres
     with progress.task(f"exact ground truth ({len(data.queries):,} queries × {data.n:,} vectors)", total=data.n, unit="vec") as t:
         s, i = exact_knn(data.queries, _counted(data.vectors, t), kk, ScoreWeights(*w), block_rows=_GT_BLOCK, device="cpu")
     sec = time.perf_counter() - t0
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial.npz")
-    np.savez(tmp, scores=s, ids=i, seconds=np.float64(sec))
-    tmp.replace(path)
-    s, i = drop_self(s, i, data.exclude, k)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, scores=s, ids=i, seconds=np.float64(sec))
+    i, s = leave_out(data.exclude, i, s, k=k)
     return GroundTruth(s, i, sec, False, path)
 
 

@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, IndexFormatError
-from ..index.atomic import write_json_atomic
-from ..index.build import FAISS_FILE, VECTORS_FILE
+from ..atomic import atomic_write_json, commit_file
+from ..index.layout import FAISS_FILE, VECTORS_FILE
 from ..index.manifest import read_manifest
 from ..progress import NULL_PROGRESS, Progress
 from ..score import ScoreWeights
@@ -155,11 +155,9 @@ def _synthetic_file(spec: SyntheticSpec, workdir: Path, progress: Progress) -> t
         )
     mm.flush()
     del mm
-    with open(tmp, "rb+") as f:  # on disk, not dirty in the page cache: --cold can then evict it
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    commit_file(tmp, path)  # fsynced: on disk, not dirty in the page cache, so --cold can evict it
     meta = {"params": want, "rows": rows, "catalog_rows": spec.n, "seconds": round(time.perf_counter() - t0, 2)}
-    write_json_atomic(side, meta)
+    atomic_write_json(side, meta)
     return path, meta
 
 

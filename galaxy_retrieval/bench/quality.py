@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from ..atomic import atomic_write_json
 from ..errors import ConfigError
 from ..progress import NULL_PROGRESS, Progress
 from .machine import git_commit, machine_info
@@ -295,13 +296,14 @@ def _train(cfg: QualityConfig, v: Variant, catalog: Any, progress: Progress) -> 
         "wall_s_last_call": round(time.perf_counter() - t0, 1),
         "train_s": round(float(sum(h["seconds"] for h in res.history)), 1),
     }
-    done.write_text(json.dumps(rec, indent=1) + "\n", "utf-8")
+    atomic_write_json(done, rec)
     return rec
 
 
 def _index(cfg: QualityConfig, v: Variant, catalog: Any, progress: Progress) -> Path:
     from ..index.build import BuildConfig, build_index
-    from ..index.manifest import MANIFEST_NAME, read_manifest
+    from ..index.layout import MANIFEST_NAME
+    from ..index.manifest import read_manifest
     from ..model import load_checkpoint
 
     run, out = cfg.run_dir(v.name), cfg.index_dir(v.name)
@@ -454,10 +456,7 @@ def run_quality(cfg: QualityConfig, progress: Progress = NULL_PROGRESS) -> dict[
         "variants": variants,
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp")
-    tmp.write_text(json.dumps(out, indent=1) + "\n", "utf-8")
-    tmp.replace(p)
+    atomic_write_json(p, out)
     return out
 
 

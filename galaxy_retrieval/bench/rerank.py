@@ -44,17 +44,18 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from .. import __version__
+from ..version import __version__
 from ..errors import ConfigError
-from ..index.atomic import write_json_atomic
+from ..atomic import atomic_write_json
 from ..paths import check_output_dir, check_output_file
-from ..index.candidates import IndexSpec, build_faiss_index, check_factory, load_faiss_index, resolve_factory, set_search_params
+from ..index.candidates import IndexSpec, auto_nlist, build_faiss_index, check_factory, load_faiss_index, resolve_factory, search_params
 from ..progress import NULL_PROGRESS, Progress
-from ..search.exact import rerank, warmup
-from .baseline import ExactBaseline, GroundTruth, drop_self, ground_truth, measure_exact
+from ..search.exact import warmup
+from ..search.shortlist import shortlist_rerank
+from .baseline import ExactBaseline, GroundTruth, ground_truth, measure_exact
 from .datasets import BenchData, SyntheticSpec, advise_random, evict_from_page_cache, existing_faiss_file, index_data, synthetic_data
 from .machine import git_commit, load_average, machine_info, usable_cpus
-from .metrics import pareto_front, percentile_ms, recall_at, recall_at_tie_aware
+from ..metrics import pareto_front, percentile_ms, recall_at, recall_at_tie_aware
 
 __all__ = [
     "RerankBenchConfig",
@@ -197,16 +198,6 @@ def parse_int_list(text: str | Sequence[int], name: str) -> tuple[int, ...]:
         except ValueError:
             raise ConfigError(f"--{name} must be comma-separated integers (e.g. 1,2,5), got {text!r}") from None
     return _ints(name, vals)
-
-
-def auto_nlist(n: int) -> int:
-    """Inverted lists for ``n`` vectors: 4·√n rounded to a power of two (FAISS' guideline
-    of 4–16·√n), at most n/39 so that k-means has its 39 training points per list."""
-    want = 4 * np.sqrt(max(n, 1))
-    nlist = 1 << int(round(np.log2(want)))
-    while nlist > 1 and nlist * 39 > n:
-        nlist //= 2
-    return max(1, nlist)
 
 
 def _size_tag(n: int) -> str:
@@ -443,7 +434,7 @@ def _get_index(cfg: RerankBenchConfig, data: BenchData, name: str, factory: str,
     if info is None:
         path.parent.mkdir(parents=True, exist_ok=True)
         info = build_faiss_index(data.vectors, spec, path, progress)
-        write_json_atomic(side, info)
+        atomic_write_json(side, info)
         index = faiss.read_index(str(path))
         reused = False
     else:
@@ -456,16 +447,10 @@ def _get_index(cfg: RerankBenchConfig, data: BenchData, name: str, factory: str,
     )
 
 
-def _search_queries(data: BenchData, metric: str) -> np.ndarray:
-    if metric != "cosine":
-        return data.queries
-    return np.ascontiguousarray(data.queries / np.maximum(np.linalg.norm(data.queries, axis=1, keepdims=True), 1e-30), dtype=np.float32)
-
-
 def _measure(
     cfg: RerankBenchConfig,
     data: BenchData,
-    xs: np.ndarray,
+    metric: str,
     gt: GroundTruth,
     exact: ExactBaseline,
     index: Any,
@@ -478,31 +463,32 @@ def _measure(
 ) -> OperatingPoint:
     xq = data.queries
     nq = len(xq)
-    extra = 0 if data.exclude is None else 1
-    kk = k + extra
-    m = min(data.n, kk * refine)
+    m = min(data.n, (k + (0 if data.exclude is None else 1)) * refine)
     nlat = min(nq, cfg.latency_queries or 1000)
     exc = data.exclude
+    params = search_params(index, nprobe=nprobe, ef_search=ef_search)
+
+    def search(q0: int, q1: int, timings: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        # the searcher's own path (search.shortlist), with the run's per-call knobs
+        s, ids, _ = shortlist_rerank(
+            index, data.vectors, xq[q0:q1], k, refine, data.weights, metric=metric, params=params,
+            exclude=None if exc is None else exc[q0:q1], device="cpu", timings=timings,
+        )
+        return s, ids
 
     # Single queries: one at a time, one thread each for FAISS and the reranker.
     t_search = np.empty(nlat)
     t_total = np.empty(nlat)
     with _threads(1):
         for i in range(min(_WARM_QUERIES, nlat)):  # code paths and FAISS' per-thread buffers
-            _, c = index.search(xs[i : i + 1], m)
-            rerank(xq[i : i + 1], c, data.vectors, kk, data.weights, device="cpu")
+            search(i, i + 1)
         if cfg.cold:
             evict_from_page_cache(data)
         for i in range(nlat):
-            t0 = time.perf_counter()
-            _, c = index.search(xs[i : i + 1], m)
-            t1 = time.perf_counter()
-            s, ids, _ = rerank(xq[i : i + 1], c, data.vectors, kk, data.weights, device="cpu")
-            if exc is not None:
-                s, ids = drop_self(s, ids, exc[i : i + 1], k)
-            t2 = time.perf_counter()
-            t_search[i] = t1 - t0
-            t_total[i] = t2 - t0
+            tm: dict[str, float] = {}
+            search(i, i + 1, tm)
+            t_search[i] = tm["shortlist"]
+            t_total[i] = tm["total"]
 
     # Batches, all threads: throughput, and the results recall is computed on.
     step = max(1, min(nq, (_BATCH_RERANK_BYTES // data.vector_bytes) // m))
@@ -515,10 +501,9 @@ def _measure(
         t0 = time.perf_counter()
         for q0 in range(0, nq, step):
             q1 = min(nq, q0 + step)
-            _, c = index.search(xs[q0:q1], m)
-            n_cand += int((c >= 0).sum())
-            s, ids, _ = rerank(xq[q0:q1], c, data.vectors, kk, data.weights, device="cpu")
-            found_s[q0:q1], found_i[q0:q1] = drop_self(s, ids, None if exc is None else exc[q0:q1], k)
+            tm = {}
+            found_s[q0:q1], found_i[q0:q1] = search(q0, q1, tm)
+            n_cand += int(tm["candidates"])
         t_batch = time.perf_counter() - t0
 
     rs = [r for r in RECALL_AT if r <= k]
@@ -597,7 +582,6 @@ def run_rerank_benchmark(cfg: RerankBenchConfig, progress: Progress = NULL_PROGR
         f"exact scan: {exact.single_query_s * 1e3:.1f} ms/query ({exact.scan_over_read:.2f}× a plain read of "
         f"{exact.catalog_bytes / 1e9:.2f} GB, {exact.read_s * 1e3:.1f} ms)"
     )
-    xs = _search_queries(data, metric)
     random_access = bool(cfg.cold and not cfg.readahead and advise_random(data))
 
     builds: list[IndexBuild] = []
@@ -611,10 +595,9 @@ def run_rerank_benchmark(cfg: RerankBenchConfig, progress: Progress = NULL_PROGR
         total = len(knob_sets) * len(cfg.k) * len(cfg.refine)
         with progress.task(f"sweeping {build.factory}", total=total, unit="pt") as t:
             for nprobe, ef in knob_sets:
-                set_search_params(index, nprobe=nprobe, ef_search=ef)
                 for k in cfg.k:
                     for refine in cfg.refine:
-                        p = _measure(cfg, data, xs, gt, exact, index, build, k, refine, nprobe, ef, threads)
+                        p = _measure(cfg, data, metric, gt, exact, index, build, k, refine, nprobe, ef, threads)
                         points.append(p)
                         t.advance(1)
                         t.update(recall=p.recall.get(PARETO_AT, p.recall[min(p.recall)]), p50_ms=p.p50_ms)
@@ -645,6 +628,6 @@ def run_rerank_benchmark(cfg: RerankBenchConfig, progress: Progress = NULL_PROGR
     if cfg.write_json:
         path = Path(cfg.out_json) if cfg.out_json is not None else default_result_path(cfg)
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(path, result.to_dict())
+        atomic_write_json(path, result.to_dict())
         result = RerankBenchResult(**{**{f.name: getattr(result, f.name) for f in fields(result)}, "json_path": path})
     return result

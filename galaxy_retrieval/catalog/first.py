@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from ..atomic import commit_file
 from ..errors import CatalogError
 from ..paths import check_output_file
 from ..progress import NULL_PROGRESS, Progress
@@ -247,9 +248,7 @@ def import_first(
                         block = idx[lo : lo + _WRITE_BLOCK]
                         images[lo : lo + len(block)] = np.stack([src[f"data_{i}/Img"][()] for i in block])
                         task.advance(len(block))
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
+        commit_file(tmp, out)
     finally:
         src_tmp.unlink(missing_ok=True)
         tmp.unlink(missing_ok=True)

@@ -291,7 +291,6 @@ class FolderCatalog(Catalog):
 
     def _read_range(self, lo: int, hi: int, load_images: bool) -> Batch:
         if not load_images:
-            rows = list(range(lo, hi))
             meta = {c: v[lo:hi] for c, v in self._meta.items()}
             return Batch(self._ids[lo:hi], [], meta, np.arange(lo, hi, dtype=np.int64))
         return self.get_batch(range(lo, hi))

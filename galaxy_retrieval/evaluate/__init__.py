@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from .descriptors import morphology_features, pixel_features, polar_fourier_features, standardize
-from .metrics import average_precision_at_k, loose_accuracy, macro_average, ndcg_at_k, precision_at_k, split_loose_accuracy
-from .retrieval import BASELINES, EvalReport, RetrievalScores, evaluate, exact_scores, exact_topk
+from ..metrics import average_precision_at_k, loose_accuracy, macro_average, ndcg_at_k, precision_at_k, split_loose_accuracy
+from .retrieval import BASELINES, EvalReport, RetrievalScores, evaluate
 
 __all__ = [
     "evaluate",
     "EvalReport",
     "RetrievalScores",
-    "exact_scores",
-    "exact_topk",
     "BASELINES",
     "pixel_features",
     "polar_fourier_features",

@@ -40,7 +40,6 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..catalog.base import Catalog
 from ..errors import CatalogError, ConfigError
@@ -49,6 +48,7 @@ from ..model.preprocess import images_to_float
 from ..model.vit import build_model
 from ..progress import NULL_PROGRESS, Progress
 from ..score import ScoreWeights
+from ..search.exact import exact_knn
 from ..suppress import SuppressConfig
 from ..train.augment import AugmentConfig, PairAugmenter
 from ..train.config import TrainConfig
@@ -56,59 +56,14 @@ from ..train.data import read_rows
 from ..train.splits import SPLITS, split_indices
 from ..framing import FramingStats
 from .descriptors import PIXEL_SIDE, morphology_features, pixel_features, polar_fourier_features
-from .metrics import average_precision_at_k, loose_accuracy, macro_average, ndcg_at_k, precision_at_k
+from ..metrics import average_precision_at_k, loose_accuracy, macro_average, ndcg_at_k, precision_at_k
 
-__all__ = ["evaluate", "EvalReport", "RetrievalScores", "BASELINES", "exact_scores", "exact_topk", "pixel_features", "PIXEL_SIDE"]
+__all__ = ["evaluate", "EvalReport", "RetrievalScores", "BASELINES", "pixel_features", "PIXEL_SIDE"]
 
 #: baselines whose components have different units: standardised over the database
 _STANDARDISED = ("polar", "morphology")
 #: every baseline :func:`evaluate` measures, in report order
 BASELINES: tuple[str, ...] = ("untrained", "pixels", "polar", "morphology")
-
-
-def exact_scores(xq: torch.Tensor, xb: torch.Tensor, weights: ScoreWeights = ScoreWeights()) -> torch.Tensor:
-    """The weighted score of §3.6 between every query row and every database row → (Q, N).
-
-    Same formula as :func:`galaxy_retrieval.score.score_torch`, computed all-pairs:
-    cosine by a matrix product of normalised rows, L2 and L3 by ``torch.cdist``."""
-    xq = xq.float()
-    xb = xb.float()
-    w1, w2, w3 = weights.as_tuple()
-    cos = F.normalize(xq, dim=1, eps=1e-8) @ F.normalize(xb, dim=1, eps=1e-8).T
-    l2 = torch.cdist(xq, xb, p=2.0, compute_mode="donot_use_mm_for_euclid_dist")
-    l3 = torch.cdist(xq, xb, p=3.0)
-    return w1 * cos + w2 / (1.0 + l2) + w3 / (1.0 + l3)
-
-
-def exact_topk(
-    xq: np.ndarray,
-    xb: np.ndarray,
-    k: int,
-    weights: ScoreWeights = ScoreWeights(),
-    exclude: np.ndarray | None = None,
-    block: int = 256,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Brute-force top-k by the exact score → (D, I), faiss-style, best first.
-
-    ``exclude[q]`` is a database position never returned for query q (the query itself),
-    or −1 for none. Queries are processed ``block`` at a time."""
-    xb_t = torch.as_tensor(np.ascontiguousarray(xb, dtype=np.float32))
-    n = xb_t.shape[0]
-    if not 1 <= k <= n - (0 if exclude is None else 1):
-        raise ConfigError(f"k={k} must be between 1 and the database size {n}{' minus the query' if exclude is not None else ''}")
-    D = np.empty((len(xq), k), np.float32)
-    I = np.empty((len(xq), k), np.int64)
-    for lo in range(0, len(xq), block):
-        q = torch.as_tensor(np.ascontiguousarray(xq[lo : lo + block], dtype=np.float32))
-        s = exact_scores(q, xb_t, weights)
-        if exclude is not None:
-            ex = torch.as_tensor(exclude[lo : lo + block], dtype=torch.long)
-            ok = ex >= 0
-            s[torch.arange(len(q))[ok], ex[ok]] = -math.inf
-        d, i = torch.topk(s, k, dim=1, largest=True, sorted=True)
-        D[lo : lo + len(q)] = d.numpy()
-        I[lo : lo + len(q)] = i.numpy()
-    return D, I
 
 
 @dataclass(frozen=True)
@@ -363,7 +318,7 @@ def evaluate(
         with progress.task("exact retrieval", total=len(methods) * len(q_rows), unit="query") as t:
             for m in methods:
                 xb = db[m] if len(db_rows) == n else db[m][db_rows]
-                _, I = exact_topk(xb[pos_of[q_rows]], xb, kmax, weights, exclude=pos_of[q_rows])
+                _, I = exact_knn(xb[pos_of[q_rows]], xb, kmax, weights, exclude=pos_of[q_rows])
                 neighbours[m] = db_rows[I]
                 if len(ql):
                     retrieval[m] = _retrieval_scores(neighbours[m][keep], ql, db_labels, ks_eff)

@@ -13,7 +13,7 @@ mean pooling — where an embedding draws from, the same whatever it is compared
 from __future__ import annotations
 
 from .attribution import SimilarityMaps, similarity_maps, sky_baseline
-from .figure import explain_sheet, sheet_size
+from ..viz.explain import explain_sheet, sheet_size
 from .query import METHODS, ExplainResult, explain_query
 from .rollout import attention_maps, rollout, rollout_maps
 

@@ -14,7 +14,7 @@ from ..errors import ConfigError, QueryError
 from ..framing import Framing, frame_images
 from ..paths import check_output_file
 from ..search.hits import Hit
-from .figure import TILE, explain_sheet
+from ..viz.explain import TILE, explain_sheet
 
 __all__ = ["METHODS", "ExplainResult", "explain_query"]
 

@@ -25,7 +25,7 @@ import httpx
 
 from ..catalog.base import OnError
 from ..errors import ConfigError, FetchError
-from ..index.atomic import atomic_path
+from ..atomic import atomic_path
 from ..progress import NULL_PROGRESS, Progress
 from .http import HttpConfig, check_image_bytes, get_checked, make_client
 from .surveys import CutoutSpec, cutout_url

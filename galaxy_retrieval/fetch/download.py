@@ -6,7 +6,7 @@ the rest with an HTTP ``Range`` request; a server that ignores ranges sends the 
 the download restarts. Only a file whose checksum (or, without one, size and format) checks out
 is renamed to its final name, so a file under the final name is always the complete file.
 
-Not :func:`~galaxy_retrieval.index.atomic.atomic_path`: its temporary file is deleted when
+Not :func:`~galaxy_retrieval.atomic.atomic_path`: its temporary file is deleted when
 the writer fails, and here the partial file is exactly what must survive to be resumed.
 """
 
@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from ..errors import ConfigError, FetchError
-from ..index.atomic import sha256_file
+from ..atomic import commit_file, sha256_file
 from ..progress import NULL_PROGRESS, Progress
 from .http import RETRY_STATUS, HttpConfig, make_client, retry_wait
 
@@ -192,7 +192,7 @@ def download(
             f"{url}: {reason} (gave up after {attempts} attempts; {have:,} bytes kept in {part}, rerun to resume)"
         )
     verified = _verify(part, expected, remote.size, keep=False)
-    os.replace(part, final)
+    commit_file(part, final)
     return DownloadResult(final, final.stat().st_size, transferred, resumed_from, verified, attempts=attempt, notes=notes)
 
 

@@ -43,7 +43,7 @@ class HttpConfig:
 
 
 def make_client(cfg: HttpConfig) -> httpx.Client:
-    from .. import __version__
+    from ..version import __version__
 
     limits = httpx.Limits(max_connections=cfg.concurrency, max_keepalive_connections=cfg.concurrency)
     return httpx.Client(

@@ -10,8 +10,9 @@ Layout of ``indexes/<name>/`` (see ``indexes/README.md``)::
     build-state.json       present only while a build is in progress (what it is building)
 """
 
-from .manifest import MANIFEST_NAME, Manifest, ShardEntry, read_manifest
-from .shards import SHARD_GLOB, read_shard_table, shard_name, shard_schema, write_shard
+from .layout import MANIFEST_NAME, SHARD_GLOB, shard_name
+from .manifest import Manifest, ShardEntry, read_manifest
+from .shards import read_shard_table, shard_schema, write_shard
 
 __all__ = [
     "Manifest",

@@ -29,28 +29,21 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .. import __version__
+from ..version import __version__
 from ..errors import CatalogError, ConfigError, GalaxyRetrievalError, IndexBusyError, IndexFormatError, NoSpaceError
 from ..paths import PROBE_PREFIX, check_output_dir, first_missing, remove_created_dirs
 from ..progress import NULL_PROGRESS, Progress
 from ..score import ScoreWeights
-from .atomic import TMP_SUFFIX, atomic_path, reserve_space, sha256_file, write_json_atomic
+from ..atomic import TMP_SUFFIX, atomic_path, reserve_space, sha256_file, atomic_write_json
 from .candidates import IndexSpec, build_faiss_index, check_index_spec
-from .lock import LOCK_NAME, directory_lock
-from .manifest import MANIFEST_NAME, Manifest, ShardEntry, read_manifest
-from .shards import MODEL_SHA_KEY, SHARD_GLOB, check_shard_models, read_shard_embeddings, shard_name, write_shard
+from .layout import EMBEDDINGS_DIR, FAISS_FILE, LOCK_NAME, MANIFEST_NAME, MODEL_DIR, SHARD_GLOB, STATE_FILE, VECTORS_FILE, VERSIONED_GLOBS, shard_name
+from .lock import directory_lock
+from .manifest import Manifest, ShardEntry
+from .shards import MODEL_SHA_KEY, RANGE_KEY, check_shard_models, read_shard_embeddings, write_shard
 from .vectors import vectors_entry
 
-__all__ = ["BuildConfig", "BuildResult", "build_index", "build_index_from_shards", "EMBEDDINGS_DIR", "VECTORS_FILE", "FAISS_FILE", "MODEL_DIR"]
+__all__ = ["BuildConfig", "BuildResult", "build_index", "build_index_from_shards"]
 
-EMBEDDINGS_DIR = "embeddings"
-VECTORS_FILE = "vectors.npy"
-FAISS_FILE = "faiss.index"
-MODEL_DIR = "model"
-STATE_FILE = "build-state.json"
-_RANGE_KEY = b"galaxy_retrieval.rows"
-# files of later versions written by add/delete/compact/reindex (index/writes.py)
-VERSIONED_GLOBS = ("vectors-v*.npy", "faiss-v*.index", "deleted-v*.parquet")
 
 
 @dataclass(frozen=True)
@@ -193,7 +186,7 @@ def _check_state(out: Path, state: dict[str, Any]) -> None:
                 f"{out}: holds an interrupted build of something else (differs in {', '.join(diff)}); "
                 "overwrite it, or choose another output directory"
             ).resolved_by("overwrite")
-    write_json_atomic(p, state)
+    atomic_write_json(p, state)
 
 
 def _shard_complete(path: Path, lo: int, hi: int, model_sha256: str) -> bool:
@@ -205,7 +198,7 @@ def _shard_complete(path: Path, lo: int, hi: int, model_sha256: str) -> bool:
         meta = pq.read_schema(path).metadata or {}
     except (pa.ArrowInvalid, OSError):
         return False  # unreadable: embed it again
-    return meta.get(_RANGE_KEY) == f"{lo}:{hi}".encode() and meta.get(MODEL_SHA_KEY) == model_sha256.encode()
+    return meta.get(RANGE_KEY) == f"{lo}:{hi}".encode() and meta.get(MODEL_SHA_KEY) == model_sha256.encode()
 
 
 def _assemble_vectors(shard_paths: list[Path], dim: int, dtype: str, out: Path, progress: Progress) -> tuple[np.ndarray, list[int], list[str]]:
@@ -400,7 +393,7 @@ def _build_locked(
                 np.concatenate(embs),
                 meta,
                 dtype=cfg.dtype,
-                extra_schema_metadata={_RANGE_KEY.decode(): f"{lo}:{hi}", MODEL_SHA_KEY.decode(): embedder.sha256},
+                extra_schema_metadata={RANGE_KEY.decode(): f"{lo}:{hi}", MODEL_SHA_KEY.decode(): embedder.sha256},
             )
             embedded += 1
     seconds = {"embed": time.perf_counter() - t0}

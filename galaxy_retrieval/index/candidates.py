@@ -66,7 +66,7 @@ class IndexSpec:
         if self.kind.lower() not in _NAMED and "," not in self.kind and self.kind not in ("Flat", "IDMap,Flat") and not self.kind[:1].isupper():
             raise ConfigError(
                 f"the index kind must be one of {', '.join(_NAMED)} or a FAISS factory string (e.g. 'IVF1024,PQ64'), got {self.kind!r}"
-            ).resolved_by("index")
+            ).resolved_by("index_type")
         if self.train_size is not None and self.train_size < 1:
             raise ConfigError(f"train_size must be ≥ 1, got {self.train_size!r}")
         if self.ef_construction < 1:
@@ -103,7 +103,7 @@ def resolve_factory(spec: IndexSpec, n: int, dim: int) -> tuple[str, str]:
             # Measured (benchmarks/README.md): at 1M × 2048 this reaches recall@10 0.995 after
             # the exact rerank at ~1 ms p50 with 90 B/vector in RAM, while an HNSW graph stalled
             # at recall 0.7 on clustered data and builds far slower.
-            nlist = spec.nlist or _pow2_nlist(n)
+            nlist = spec.nlist or auto_nlist(n)
             pca = f"PCA{_AUTO_PCA}," if dim > 2 * _AUTO_PCA else ""
             return f"{pca}IVF{nlist},SQ8", (
                 f"{n:,} vectors > {_FLAT_MAX:,}: {'PCA to 64 dimensions, ' if pca else ''}an inverted file of {nlist} lists "
@@ -116,14 +116,20 @@ def resolve_factory(spec: IndexSpec, n: int, dim: int) -> tuple[str, str]:
     if kind == "hnsw":
         return f"HNSW{spec.hnsw_m},Flat", why
     if kind == "ivf-pq":
-        nlist = spec.nlist or max(1, min(65536, int(4 * math.sqrt(max(n, 1)))))
+        nlist = spec.nlist or auto_nlist(n)
         return f"IVF{nlist},PQ{_pq_m(dim, spec.pq_m)}", why
     return spec.kind, why
 
 
-def _pow2_nlist(n: int) -> int:
-    """≈ 4·√N inverted lists, rounded to a power of two, within FAISS's sensible range."""
-    return int(min(65536, max(16, 2 ** round(math.log2(4 * math.sqrt(max(n, 1)))))))
+def auto_nlist(n: int) -> int:
+    """Inverted lists for ``n`` vectors: 4·√n rounded to a power of two (FAISS' guideline of
+    4–16·√n), at most 65,536, and at most n/39 so that k-means has its 39 training points per
+    list. The one rule for every IVF the package builds (auto, ``ivf-pq``, the benchmarks)."""
+    nlist = 1 << int(round(math.log2(4 * math.sqrt(max(n, 1)))))
+    nlist = min(nlist, 65536)
+    while nlist > 1 and nlist * 39 > n:
+        nlist //= 2
+    return max(1, nlist)
 
 
 def faiss_gpu_count() -> int:
@@ -162,7 +168,7 @@ def check_index_spec(spec: IndexSpec, n: int, dim: int) -> str:
     check_factory(factory, dim, spec.metric)
     nlist = _nlist_of(factory)
     if n < nlist:
-        raise ConfigError(f"{factory}: {n} vectors are fewer than the {nlist} inverted lists; use a flat or HNSW index, or fewer lists").resolved_by("index")
+        raise ConfigError(f"{factory}: {n} vectors are fewer than the {nlist} inverted lists; use a flat or HNSW index, or fewer lists").resolved_by("index_type")
     return factory
 
 
@@ -219,13 +225,12 @@ def set_search_params(index: Any, nprobe: int | None = None, ef_search: int | No
         hnsw.efSearch = int(ef_search)
 
 
-def _prepare(x: np.ndarray, metric: str) -> np.ndarray:
+def shortlist_vectors(x: np.ndarray, metric: str) -> np.ndarray:
+    """Vectors as the FAISS index sees them: float32, and unit length for the cosine metric
+    (inner product of unit vectors). Stored and query vectors both go through here."""
     x = np.ascontiguousarray(x, dtype=np.float32)
     if metric == "cosine":
-        import faiss
-
-        x = x.copy()
-        faiss.normalize_L2(x)
+        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-30)
     return x
 
 
@@ -249,9 +254,9 @@ def build_faiss_index(
         rng = np.random.default_rng(spec.seed)
         ntrain = min(n, spec.train_size or max(256 * 64, 64 * _nlist_of(factory)))
         sel = np.sort(rng.choice(n, size=ntrain, replace=False)) if ntrain < n else np.arange(n)
-        xt = _prepare(vectors[sel], spec.metric)
+        xt = shortlist_vectors(vectors[sel], spec.metric)
         if n < _nlist_of(factory):
-            raise ConfigError(f"{factory}: {n} vectors are fewer than the {_nlist_of(factory)} inverted lists; use a flat or HNSW index").resolved_by("index")
+            raise ConfigError(f"{factory}: {n} vectors are fewer than the {_nlist_of(factory)} inverted lists; use a flat or HNSW index").resolved_by("index_type")
         with progress.task("training index", total=None, unit="vec"):
             faiss.seed_global_rng = spec.seed  # type: ignore[attr-defined]
             _set_kmeans_seed(work, spec.seed)
@@ -264,7 +269,7 @@ def build_faiss_index(
     with progress.task("adding to index", total=n, unit="vec") as t:
         for lo in range(0, n, spec.add_chunk):
             hi = min(n, lo + spec.add_chunk)
-            work.add(_prepare(vectors[lo:hi], spec.metric))
+            work.add(shortlist_vectors(vectors[lo:hi], spec.metric))
             t.advance(hi - lo)
     if gpu:
         index = faiss.index_gpu_to_cpu(work)
@@ -290,7 +295,7 @@ def write_faiss_index(index: Any, out: str | Path) -> Path:
     """Write ``index`` to ``out`` atomically; a full disk is a :class:`NoSpaceError`."""
     import faiss
 
-    from .atomic import atomic_path
+    from ..atomic import atomic_path
 
     out = Path(out)
     with atomic_path(out) as tmp:
@@ -308,7 +313,7 @@ def add_to_faiss_index(index: Any, vectors: np.ndarray, metric: str, chunk: int 
     added object lands in the list of its nearest trained centroid. Adds can drift from the
     data the quantiser was trained on; :func:`ivf_balance` shows it, a reindex repairs it."""
     for lo in range(0, len(vectors), chunk):
-        index.add(_prepare(vectors[lo : lo + chunk], metric))
+        index.add(shortlist_vectors(vectors[lo : lo + chunk], metric))
 
 
 def ivf_balance(index: Any) -> dict[str, Any] | None:

@@ -27,20 +27,11 @@ import pyarrow.parquet as pq
 from ..errors import CatalogError
 from ..progress import NULL_PROGRESS, Progress
 from ..score import ScoreWeights
-from .build import (
-    _RANGE_KEY,
-    EMBEDDINGS_DIR,
-    BuildConfig,
-    BuildResult,
-    _check_out,
-    _check_state,
-    _finish,
-    _prepare_out,
-    _refusal_removes_new_dir,
-)
+from .build import BuildConfig, BuildResult, _check_out, _check_state, _finish, _prepare_out, _refusal_removes_new_dir
 from .candidates import check_index_spec
+from .layout import EMBEDDINGS_DIR, SHARD_GLOB, shard_name
 from .lock import directory_lock
-from .shards import SHARD_GLOB, shard_name, write_shard
+from .shards import RANGE_KEY, write_shard
 
 __all__ = ["build_index_from_parquet"]
 
@@ -161,7 +152,7 @@ def build_index_from_parquet(
                         meta["source"] = [f"parquet:{f.name}"] * n
                         write_shard(
                             dst, [str(v) for v in batch.column(id_column).to_pylist()], np.arange(pos, pos + n), x, meta,
-                            dtype=cfg.dtype, extra_schema_metadata={_RANGE_KEY.decode(): f"{pos}:{pos + n}"},
+                            dtype=cfg.dtype, extra_schema_metadata={RANGE_KEY.decode(): f"{pos}:{pos + n}"},
                         )
                         converted += 1
                     pos += n
@@ -194,4 +185,4 @@ def _converted(path: Path, lo: int, hi: int) -> bool:
         meta = pq.read_schema(path).metadata or {}
     except (pa.ArrowInvalid, OSError):
         return False
-    return meta.get(_RANGE_KEY) == f"{lo}:{hi}".encode()
+    return meta.get(RANGE_KEY) == f"{lo}:{hi}".encode()

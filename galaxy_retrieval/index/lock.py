@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import IndexBusyError
+from .layout import LOCK_NAME
 
 __all__ = ["LOCK_NAME", "directory_lock"]
 
-LOCK_NAME = ".gr-write.lock"
 
 
 @contextmanager

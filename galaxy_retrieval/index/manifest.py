@@ -15,11 +15,11 @@ from typing import Any
 
 from ..errors import GalaxyRetrievalError, IndexFormatError
 from ..score import ScoreWeights
-from .atomic import sha256_file, write_json_atomic
+from ..atomic import atomic_write_json, sha256_file
+from .layout import MANIFEST_NAME, STATE_FILE
 
 __all__ = ["MANIFEST_NAME", "FORMAT", "FORMAT_VERSION", "ShardEntry", "Manifest", "read_manifest"]
 
-MANIFEST_NAME = "manifest.json"
 FORMAT = "galaxy-retrieval-index"
 # 2: a manifest may name a tombstone list (deleted rows) and per-version vector/FAISS files;
 # a reader of version 1 would ignore the tombstones and answer with deleted objects.
@@ -96,7 +96,7 @@ class Manifest:
         return m
 
     def write(self, directory: str | Path) -> Path:
-        return write_json_atomic(Path(directory) / MANIFEST_NAME, self.to_dict())
+        return atomic_write_json(Path(directory) / MANIFEST_NAME, self.to_dict())
 
     def verify(self, directory: str | Path, full: bool | None = None) -> None:
         """Check every listed file. ``full=None``: hash when the index is small enough."""
@@ -133,7 +133,7 @@ def read_manifest(directory: str | Path, require_complete: bool = True) -> Manif
         raise IndexFormatError(f"{root}: not a directory (an index is a directory with a manifest.json)")
     p = root / MANIFEST_NAME
     if not p.is_file():
-        hint = " — a build was interrupted; rerun gr build-index to finish it" if (root / "build-state.json").exists() else ""
+        hint = " — a build was interrupted; rerun gr build-index to finish it" if (root / STATE_FILE).exists() else ""
         raise IndexFormatError(f"{root}: no manifest.json, not a complete index{hint}")
     try:
         d = json.loads(p.read_text())

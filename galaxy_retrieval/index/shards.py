@@ -14,19 +14,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import IndexFormatError
-from .atomic import atomic_path
+from ..atomic import atomic_path
+from .layout import SHARD_GLOB, shard_name
 
-__all__ = ["SHARD_GLOB", "MODEL_SHA_KEY", "shard_model_sha256", "shard_name", "shard_schema", "write_shard", "read_shard_table", "read_metadata_table", "read_shard_embeddings", "check_shard_models"]
+__all__ = ["MODEL_SHA_KEY", "RANGE_KEY", "shard_model_sha256", "shard_name", "shard_schema", "write_shard", "read_shard_table", "read_metadata_table", "read_shard_embeddings", "check_shard_models"]
 
-SHARD_GLOB = "part-*.parquet"
 # Parquet schema metadata: the sha256 of the model weights that embedded the shard. Vectors
 # of two models are not comparable, so a shard is checked against the index's model when it
 # is reused by a build and when an index is opened.
 MODEL_SHA_KEY = b"galaxy_retrieval.model_sha256"
-
-
-def shard_name(i: int) -> str:
-    return f"part-{i:05d}.parquet"
+#: Parquet schema metadata: the catalog row range ``"lo:hi"`` a build's shard holds, so that an
+#: interrupted build reuses it; shards rewritten by add/compact drop it.
+RANGE_KEY = b"galaxy_retrieval.rows"
 
 
 def _pa_float(dtype: str) -> pa.DataType:

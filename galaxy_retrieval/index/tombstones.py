@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import IndexFormatError
-from .atomic import atomic_path, sha256_file
+from ..atomic import atomic_path, sha256_file
 
 __all__ = ["tombstone_name", "write_tombstones", "read_tombstones"]
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import IndexFormatError
-from .atomic import sha256_file
-from .build import MODEL_DIR
-from .manifest import MANIFEST_NAME, read_manifest
+from ..atomic import sha256_file
+from .layout import MANIFEST_NAME, MODEL_DIR
+from .manifest import read_manifest
 from .shards import check_shard_models
 from .vectors import open_vectors
 

@@ -29,16 +29,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .. import __version__
+from ..version import __version__
 from ..errors import CatalogError, CheckpointError, IndexFormatError, QueryError
 from ..progress import NULL_PROGRESS, Progress
-from .atomic import TMP_SUFFIX, atomic_path, sha256_file
-from .build import EMBEDDINGS_DIR, MODEL_DIR, VERSIONED_GLOBS, _RANGE_KEY, _assemble_vectors
+from ..atomic import TMP_SUFFIX, atomic_path, sha256_file
+from .build import _assemble_vectors
+from .layout import EMBEDDINGS_DIR, MODEL_DIR, VERSIONED_GLOBS
 from .candidates import IndexSpec, add_to_faiss_index, build_faiss_index, load_faiss_index, write_faiss_index
 from .filters import select_positions
 from .lock import directory_lock
 from .manifest import FORMAT_VERSION, Manifest, ShardEntry, read_manifest
-from .shards import MODEL_SHA_KEY, read_metadata_table, write_shard
+from .shards import MODEL_SHA_KEY, RANGE_KEY, read_metadata_table, write_shard
 from .tombstones import read_tombstones, write_tombstones
 from .vectors import append_rows, can_append, open_vectors, repair_vectors, vectors_entry
 
@@ -203,7 +204,7 @@ def compact_index(path: str | Path, progress: Progress = NULL_PROGRESS) -> Compa
                 continue
             t = t.filter(pa.array(keep))
             meta = dict(t.schema.metadata or {})
-            meta.pop(_RANGE_KEY, None)  # no longer the build's row range: never resumed from
+            meta.pop(RANGE_KEY, None)  # no longer the build's row range: never resumed from
             t = t.replace_schema_metadata(meta)
             dst = root / EMBEDDINGS_DIR / f"part-v{version:05d}-{len(new_paths):05d}.parquet"
             with atomic_path(dst) as tmp:
@@ -466,7 +467,7 @@ def _append_vectors(root: Path, entry: dict[str, Any], count: int, dim: int, ext
 
 
 def _extend_vectors(old: np.ndarray, extra: Sequence[np.ndarray], out: Path, dim: int, dtype: str) -> None:
-    from .atomic import reserve_space
+    from ..atomic import reserve_space
 
     n = len(old) + sum(len(e) for e in extra)
     with atomic_path(out) as tmp:

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from ..errors import CheckpointError, ConfigError
-from ..index.atomic import atomic_path, sha256_file
+from ..atomic import atomic_write_bytes, atomic_write_json, fsync_dir, sha256_file
 from .config import ViTConfig
 from .vit import GalaxIDNetViT, build_model
 
@@ -45,8 +45,6 @@ __all__ = [
     "LAST_DIR",
     "settle_last",
     "USAGE_KEYS",
-    "atomic_write_bytes",
-    "atomic_write_json",
     "sha256_file",
     "save_weights",
     "read_weights",
@@ -70,17 +68,6 @@ _META_KEY = "galaxy_retrieval"
 #: metadata a training run also writes into the best weights file (when set), so that file
 #: alone is used as the run intended: learned score weights, source suppression
 USAGE_KEYS = ("score_weights", "suppress_sources")
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` atomically (:func:`galaxy_retrieval.index.atomic.atomic_path`: temp file,
-    fsync, rename; a full disk is a NoSpaceError naming ``path``)."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-
-
-def atomic_write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode("utf-8"))
 
 
 def _weights_bytes(model: GalaxIDNetViT, extra_meta: dict[str, Any] | None = None) -> bytes:
@@ -271,22 +258,14 @@ def save_train_state(
         new / STATE_JSON,
         {"format_version": FORMAT_VERSION, "state": state, "optimizer": {"param_groups": groups, "scalars": scalars}, "files": files},
     )
-    _fsync_dir(new)
+    fsync_dir(new)
     old = run_dir / (LAST_DIR + ".old")
     shutil.rmtree(old, ignore_errors=True)
     if last.exists():
         os.replace(last, old)
     os.replace(new, last)
-    _fsync_dir(run_dir)
+    fsync_dir(run_dir)
     shutil.rmtree(old, ignore_errors=True)
-
-
-def _fsync_dir(d: Path) -> None:
-    fd = os.open(d, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _last_is_whole(last: Path) -> bool:

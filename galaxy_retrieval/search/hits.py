@@ -88,7 +88,7 @@ def write_hits(path: str | Path, table: Any) -> Path:
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
 
-    from ..index.atomic import atomic_path
+    from ..atomic import atomic_path
 
     p = check_hits_path(path)
     with atomic_path(p) as tmp:

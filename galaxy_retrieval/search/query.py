@@ -70,7 +70,7 @@ def run_query(req: QueryRequest) -> QueryResult:
     kw: dict[str, Any] = dict(k=req.k, refine=req.refine, exact=req.exact, where=req.where, order=req.order, min_separation_arcsec=req.min_separation_arcsec)
     kinds = [bool(req.images), req.object_id is not None, req.ra is not None or req.dec is not None]
     if sum(kinds) != 1:
-        raise QueryError("give exactly one of --image (one or more), --object-id, or --ra with --dec")
+        raise QueryError("give exactly one kind of query: images (one or more), an object id, or a sky position (RA and Dec)").resolved_by("image", "object_id", "ra", "dec")
     if req.mosaic is not None:
         check_output_file(req.mosaic)
     if req.output is not None:
@@ -92,7 +92,7 @@ def run_query(req: QueryRequest) -> QueryResult:
         labels = [f"object {req.object_id}"]
     else:
         if req.ra is None or req.dec is None:
-            raise QueryError("a sky position needs both --ra and --dec")
+            raise QueryError("a sky position needs both RA and Dec").resolved_by("ra", "dec")
         sky = s.query_sky(
             req.ra, req.dec, radius_arcsec=req.radius_arcsec, fetch=req.fetch, cache_dir=req.cache_dir, http=req.http, **kw,
         )
@@ -106,7 +106,7 @@ def run_query(req: QueryRequest) -> QueryResult:
     names = _label_names(s)
     if req.mosaic is not None:
         from ..catalog.images import read_image
-        from .mosaic import query_mosaic
+        from ..viz.mosaic import query_mosaic
 
         if req.images or fetched is not None:
             paths = list(req.images) if req.images else [fetched]

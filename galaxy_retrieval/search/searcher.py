@@ -39,10 +39,10 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import CheckpointError, ConfigError, IndexFormatError, QueryError
-from ..index.build import MODEL_DIR
 from ..index.candidates import load_faiss_index, search_params
 from ..index.filters import select_positions
-from ..index.manifest import MANIFEST_NAME, Manifest, read_manifest
+from ..index.layout import MANIFEST_NAME, MODEL_DIR
+from ..index.manifest import Manifest, read_manifest
 from ..index.shards import check_shard_models, read_metadata_table
 from ..index.tombstones import read_tombstones
 from ..index.vectors import open_vectors
@@ -294,19 +294,21 @@ class GalaxySearcher:
             return _least_first(scores, pos, terms)
         if exact or small:
             cand = self._scan(xq, kk, None if sel is None else sel.positions)
+            scores, pos, terms = rerank(xq, cand.astype(np.int64), self.vectors, kk, self.weights)
         else:
-            m = min(self.manifest.count if sel is None else len(sel.positions), kk * refine)
-            xs = xq
-            if self._cosine:
-                xs = xq / np.maximum(np.linalg.norm(xq, axis=1, keepdims=True), 1e-30)
+            from .shortlist import shortlist_rerank
+
             if sel is not None:
                 nprobe, ef_search = self._filtered_knobs(len(sel.positions), nprobe, ef_search)
             try:
                 params = search_params(self.index, nprobe=nprobe, ef_search=ef_search, sel=None if sel is None else sel.selector())
             except ConfigError as e:
                 raise QueryError(str(e)) from None
-            _, cand = self.index.search(xs, m, params=params)
-        scores, pos, terms = rerank(xq, cand.astype(np.int64), self.vectors, kk, self.weights)
+            # a filter's selection caps the candidates FAISS can return
+            refine = min(refine, max(1, -(-len(sel.positions) // kk))) if sel is not None else refine
+            scores, pos, terms = shortlist_rerank(
+                self.index, self.vectors, xq, kk, refine, self.weights, metric="cosine" if self._cosine else "l2", params=params
+            )
         if sel is not None and not (exact or small):
             short = (pos >= 0).sum(axis=1) < kk
             if short.any():  # refill from the exact scan of the selection
@@ -377,11 +379,13 @@ class GalaxySearcher:
         kk = min(avail, k + extra if sky is None else 2 * (k + extra))
         while len(todo) and kk > 0:
             scores, pos, terms = self._candidates(xq[todo], kk, refine, exact, least, sel, nprobe, ef_search)
+            if exclude is not None:
+                from .topk import leave_out
+
+                pos, scores, terms = leave_out(np.asarray(exclude, np.int64)[todo], pos, scores, terms, k=pos.shape[1])
             short = []
             for j, i in enumerate(todo):
                 keep = np.flatnonzero(pos[j] >= 0)
-                if exclude is not None:
-                    keep = keep[pos[j, keep] != exclude[i]]
                 if sky is not None:
                     keep = _spread(keep, pos[j], sky, None if positions is None else positions[i], float(min_separation_arcsec))  # type: ignore[arg-type]
                     if len(keep) < k and kk < avail:

@@ -34,7 +34,7 @@ import numpy as np
 
 from ..catalog.galaxy10 import GALAXY10_CLASSES
 from ..errors import ConfigError, NoSpaceError
-from ..index.atomic import check_free_space, is_no_space
+from ..atomic import check_free_space, commit_file, is_no_space
 from ..paths import check_output_file
 from ..progress import NULL_PROGRESS, Progress
 from .config import BANDS, SynthConfig
@@ -52,7 +52,7 @@ _LABEL_STREAM = 2**62
 
 
 def _package_version() -> str:
-    from .. import __version__
+    from ..version import __version__
 
     return str(__version__)
 
@@ -240,7 +240,7 @@ def generate_catalog(cfg: SynthConfig, out: str | Path, progress: Progress = NUL
                     check_free_space(out.parent, per_object * (cfg.n - chunk.lo), out)
                     _write(f, chunk)
                     task.advance(len(chunk.images))
-        os.replace(tmp, out)
+        commit_file(tmp, out)
     except BaseException as e:
         tmp.unlink(missing_ok=True)
         if is_no_space(e):

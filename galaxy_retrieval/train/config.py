@@ -59,7 +59,7 @@ class TrainConfig:
     loss
         ``"contrastive"``: the paper's margin loss on the weighted score (§3.4).
         ``"info_nce"`` (needs ``pair_mode="in_batch"``): symmetric InfoNCE on the B×B score
-        matrix with ``temperature`` (:func:`galaxy_retrieval.score.info_nce_loss`); the
+        matrix with ``temperature`` (:func:`galaxy_retrieval.train.losses.info_nce_loss`); the
         score itself, and so the index's ranking, is the paper's. Validation then reports
         the InfoNCE of the validation pairs as ``val_loss``, so the best epoch is chosen by
         the loss being optimised.
@@ -78,7 +78,7 @@ class TrainConfig:
         what picks the best epoch (whose weights the run keeps) and drives early stopping:
         ``"val_loss"``, the training objective on the validation pairs, or
         ``"split_loose_acc"``, loose accuracy against the whole validation split
-        (:func:`~galaxy_retrieval.evaluate.metrics.split_loose_accuracy`), label-free and
+        (:func:`~galaxy_retrieval.metrics.split_loose_accuracy`), label-free and
         unlike the loss or batch-8/64 loose accuracy not saturated on real cutouts.
     framing
         the square cut from each cutout before it is resized

@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import __version__
+from ..version import __version__
 from ..catalog.base import Catalog
 from ..errors import CatalogError, CheckpointError, GalaxyRetrievalError, TrainingDivergedError
-from ..evaluate.metrics import loose_accuracy, split_loose_accuracy
+from ..metrics import loose_accuracy, split_loose_accuracy
+from ..atomic import atomic_write_json
 from ..model.checkpoint import (
     FORMAT_VERSION,
     HISTORY_FILE,
@@ -29,7 +30,6 @@ from ..model.checkpoint import (
     META_FILE,
     PLOT_FILE,
     WEIGHTS_FILE,
-    atomic_write_json,
     load_train_state,
     save_train_state,
     save_weights,
@@ -40,12 +40,13 @@ from ..model.preprocess import normalize
 from ..model.vit import GalaxIDNetViT, build_model
 from ..paths import check_output_dir, first_missing, remove_created_dirs
 from ..progress import NULL_PROGRESS, Progress
-from ..score import ScoreWeights, contrastive_loss, info_nce_loss, score_torch, weight_logits, weights_from_logits
+from ..score import ScoreWeights, score_torch, weight_logits, weights_from_logits
+from .losses import contrastive_loss, info_nce_loss
 from .augment import PairAugmenter
 from .config import TrainConfig
 from .data import ImageStore
 from .pairs import make_pair_batch, other_positions, pair_loss
-from .plot import plot_history
+from ..viz.curves import plot_history
 from .splits import split_indices
 
 __all__ = ["train", "TrainResult", "validate", "ValSet", "make_val_set"]

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..score import ScoreWeights, contrastive_loss, info_nce_loss, score_torch
+from ..score import ScoreWeights, score_torch
+from .losses import contrastive_loss, info_nce_loss
 from .augment import PairAugmenter
 
 __all__ = ["PairBatch", "make_pair_batch", "pair_loss", "other_positions"]

@@ -49,7 +49,7 @@ def test_bomb_is_an_unreadable_image_in_every_command(tiny: dict[str, Path], tmp
         assert_user_error(r, "bomb.png", "10000×10000", "--max-image-pixels")
     assert snapshot(tmp_path, tiny["index"]) == before
     # with --on-error skip it is reported and the rest is indexed
-    r = gr("build-index", "--checkpoint", tiny["checkpoint"], "--catalog", folder, "--out", tmp_path / "idx", "--on-error", "skip", "--index", "flat")
+    r = gr("build-index", "--checkpoint", tiny["checkpoint"], "--catalog", folder, "--out", tmp_path / "idx", "--on-error", "skip", "--index-type", "flat")
     assert r.exit_code == 0, r.output
     assert "skipped 1 unreadable" in r.output and "zz-bomb.png" in r.output
 

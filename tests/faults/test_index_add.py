@@ -186,7 +186,7 @@ def test_folder_index_keeps_file_names_and_info_shows_classes(tiny: dict[str, Pa
         Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(folder / name)
         lines.append(f"{name},{'FRI' if i < 3 else 'FRII'}")
     (folder / "labels.csv").write_text("\n".join(lines) + "\n")
-    r = gr("build-index", "--checkpoint", tiny["checkpoint"], "--catalog", folder, "--out", tmp_path / "idx", "--index", "flat")
+    r = gr("build-index", "--checkpoint", tiny["checkpoint"], "--catalog", folder, "--out", tmp_path / "idx", "--index-type", "flat")
     assert r.exit_code == 0, r.output
     t = pq.read_table(tmp_path / "idx" / "embeddings")
     assert sorted(t.column("filename").to_pylist()) == sorted(line.split(",")[0] for line in lines[1:])

@@ -19,7 +19,8 @@ import pytest
 from galaxy_retrieval.catalog import open_catalog
 from galaxy_retrieval.errors import IndexBusyError, IndexFormatError
 from galaxy_retrieval.index.build import build_index
-from galaxy_retrieval.index.lock import LOCK_NAME, directory_lock
+from galaxy_retrieval.index.layout import LOCK_NAME
+from galaxy_retrieval.index.lock import directory_lock
 from galaxy_retrieval.index.shards import shard_model_sha256
 from galaxy_retrieval.search.searcher import GalaxySearcher
 
@@ -29,7 +30,7 @@ from .conftest import CFG, assert_user_error, gr, make_checkpoint, snapshot
 
 
 def _build_args(tiny: dict[str, Path], out: Path, *extra: object) -> list[object]:
-    return ["build-index", "--checkpoint", tiny["checkpoint"], "--catalog", tiny["catalog"], "--out", out, "--shard-rows", 8, "--index", "flat", *extra]
+    return ["build-index", "--checkpoint", tiny["checkpoint"], "--catalog", tiny["catalog"], "--out", out, "--shard-rows", 8, "--index-type", "flat", *extra]
 
 
 # ------------------------------------------------------------------ overwrite owns only its files
@@ -57,7 +58,7 @@ def test_overwrite_refuses_a_directory_holding_other_files(tiny: dict[str, Path]
         "folder of user files": (d, tiny["catalog"]),
     }[where]
     before = snapshot(tmp_path)
-    r = gr("build-index", "--checkpoint", tiny["checkpoint"], "--catalog", cat, "--out", out, "--overwrite", "--index", "flat")
+    r = gr("build-index", "--checkpoint", tiny["checkpoint"], "--catalog", cat, "--out", out, "--overwrite", "--index-type", "flat")
     assert_user_error(r, out)
     assert "catalog" in r.output or "not part of an index" in r.output
     assert snapshot(tmp_path) == before
@@ -138,7 +139,7 @@ def test_open_refuses_an_index_mixing_two_models(tiny: dict[str, Path], tmp_path
     """Every file matches the manifest's digests, yet one shard is another model's."""
     import json
 
-    from galaxy_retrieval.index.atomic import sha256_file
+    from galaxy_retrieval.atomic import sha256_file
 
     other = make_checkpoint(tmp_path / "other", seed=1)
     with open_catalog(tiny["catalog"]) as c:

@@ -11,7 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import ConfigError
+from ..atomic import atomic_path
+from ..errors import ConfigError
 
 __all__ = ["contact_sheet"]
 
@@ -46,7 +47,7 @@ def contact_sheet(
     """
     from PIL import Image
 
-    from .catalog.images import to_uint8_rgb
+    from ..catalog.images import to_uint8_rgb
 
     if len(images) == 0:
         raise ConfigError("contact_sheet: no images given")
@@ -73,8 +74,8 @@ def contact_sheet(
             im = _caption(im, str(captions[i]), font)
         sheet.paste(im, ((i % cols) * tile, (i // cols) * tile))
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(out, format="PNG")
+    with atomic_path(out) as tmp:
+        sheet.save(tmp, format="PNG")
     return out
 
 

@@ -1,4 +1,8 @@
-"""Atomic file writes: write beside the target, fsync, rename. A reader never sees half a file."""
+"""Atomic file writes: write beside the target, fsync, rename. A reader never sees half a file.
+
+The one I/O module every writer uses: :func:`atomic_path` (yield a temp path, then commit it),
+:func:`commit_file` (for writers that build their own temp file, such as HDF5 or a resumable
+download), the byte/JSON writers, :func:`fsync_dir` and :func:`sha256_file`."""
 
 from __future__ import annotations
 
@@ -10,9 +14,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import NoSpaceError
+from .errors import NoSpaceError
 
-__all__ = ["atomic_path", "write_json_atomic", "sha256_file", "reserve_space", "check_free_space", "is_no_space", "TMP_SUFFIX"]
+__all__ = [
+    "atomic_path",
+    "commit_file",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "fsync_dir",
+    "sha256_file",
+    "reserve_space",
+    "check_free_space",
+    "is_no_space",
+    "TMP_SUFFIX",
+]
 
 TMP_SUFFIX = ".tmp"
 
@@ -64,9 +79,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        commit_file(tmp, target)
     except OSError as e:
         if is_no_space(e) and not isinstance(e, NoSpaceError):
             raise NoSpaceError(target) from None
@@ -76,10 +89,39 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
             tmp.unlink()
 
 
-def write_json_atomic(target: str | Path, obj: Any) -> Path:
-    with atomic_path(target) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+def commit_file(tmp: str | Path, target: str | Path) -> Path:
+    """Make a finished temp file ``tmp`` the file ``target``: fsync its bytes, then rename (atomic
+    on one file system), then fsync the folder so the rename itself survives a power cut."""
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, target)
+    fsync_dir(Path(target).parent)
     return Path(target)
+
+
+def fsync_dir(folder: str | Path) -> None:
+    """Flush a folder's entries (renames, new files) to disk; a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(target: str | Path, data: bytes) -> Path:
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+    return Path(target)
+
+
+def atomic_write_json(target: str | Path, obj: Any) -> Path:
+    return atomic_write_bytes(target, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode("utf-8"))
+
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .galaxy10 import GALAXY10_SHORT
+from ..catalog.galaxy10 import GALAXY10_SHORT
+from .sheet import contact_sheet
 
 __all__ = ["catalog_contact_sheet", "framing_sheet"]
 
 
 def catalog_contact_sheet(catalog, out: str | Path, per_class: int = 3, max_images: int = 40, seed: int = 0) -> Path:
     """Write a PNG of ``per_class`` objects of each label (or a random sample if unlabelled)."""
-    from ..viz import contact_sheet
 
     labels = catalog.labels()
     rng = np.random.default_rng(seed)
@@ -47,8 +47,7 @@ def framing_sheet(catalog, out: str | Path, framing, n: int = 24, seed: int = 0,
     from PIL import Image, ImageDraw
 
     from ..framing import Framing, frame_box
-    from ..viz import contact_sheet
-    from .images import to_uint8_rgb
+    from ..catalog.images import to_uint8_rgb
 
     framing = Framing.parse(framing)
     rng = np.random.default_rng(seed)

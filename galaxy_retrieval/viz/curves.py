@@ -19,7 +19,7 @@ def plot_history(
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from ..model.checkpoint import atomic_write_bytes
+    from ..atomic import atomic_write_bytes
 
     fig = Figure(figsize=(10, 4), dpi=100)
     FigureCanvasAgg(fig)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..index.atomic import atomic_path
-from .hits import Hit
+from ..atomic import atomic_path
+
+if TYPE_CHECKING:  # drawn from the hits' fields only: viz sits below search
+    from ..search.hits import Hit
 
 __all__ = ["query_mosaic"]
 
@@ -35,7 +37,7 @@ def _label_name(label: object, names: dict[int, str] | None) -> str:
 
 def query_mosaic(
     query_images: Sequence[np.ndarray],
-    hits: Sequence[Sequence[Hit]],
+    hits: Sequence[Sequence["Hit"]],
     hit_images: Sequence[Sequence[np.ndarray]],
     out: str | Path,
     tile: int = 160,

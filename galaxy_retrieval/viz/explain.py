@@ -26,7 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..index.atomic import atomic_path
+from ..atomic import atomic_path
 
 __all__ = ["sheet_size", "explain_sheet", "overlay"]
 

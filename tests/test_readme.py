@@ -1,0 +1,68 @@
+"""README.md and docs/cli.md are made, not typed: their generated blocks must be current."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from galaxy_retrieval.cli import LossChoice, PresetChoice, SuppressChoice, app
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _readme_module():
+    spec = importlib.util.spec_from_file_location("gr_readme", ROOT / "docs" / "readme.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    return mod
+
+
+def test_generated_blocks_are_current() -> None:
+    mod = _readme_module()
+    assert mod.render_readme((ROOT / "README.md").read_text("utf-8")) == (ROOT / "README.md").read_text("utf-8"), "run python docs/readme.py"
+    assert mod.cli_reference() == (ROOT / "docs" / "cli.md").read_text("utf-8"), "run python docs/readme.py"
+
+
+def test_the_check_notices_drift(tmp_path: Path) -> None:
+    mod = _readme_module()
+    text = (ROOT / "README.md").read_text("utf-8")
+    stale = text.replace("| `gr compact --index <path>` |", "| `gr compact --index <path> --dry-run` |")
+    assert stale != text and mod.render_readme(stale) == text  # regenerated back
+
+
+def test_every_command_is_in_the_reference() -> None:
+    import typer.main
+
+    names = set(typer.main.get_command(app).commands)
+    ref = (ROOT / "docs" / "cli.md").read_text("utf-8")
+    table = (ROOT / "README.md").read_text("utf-8")
+    assert names == set(re.findall(r"^## `gr ([\w-]+)`", ref, re.M))
+    assert all(f"`gr {n}" in table for n in names)
+
+
+def test_readme_does_not_point_outside_the_repository() -> None:
+    for doc in ("README.md", "benchmarks/README.md", "indexes/README.md", "docs/cli.md"):
+        assert "../shared" not in (ROOT / doc).read_text("utf-8"), doc
+
+
+def test_cli_choices_match_the_library() -> None:
+    from galaxy_retrieval.model.presets import PRESETS
+    from galaxy_retrieval.suppress import PRESETS as SUPPRESS
+
+    assert {c.value for c in PresetChoice} == set(PRESETS)
+    assert {c.value for c in SuppressChoice} == {"none", *SUPPRESS}
+    assert {c.value for c in LossChoice} == {"info_nce", "contrastive"}
+
+
+def test_version_and_short_help() -> None:
+    from galaxy_retrieval.version import __version__
+
+    r = CliRunner().invoke(app, ["--version"])
+    assert r.exit_code == 0 and __version__ in r.output
+    r = CliRunner().invoke(app, ["query", "-h"])
+    assert r.exit_code == 0 and "--index" in r.output
+    r = CliRunner().invoke(app, ["build-index", "-h"])
+    assert "--index-type" in r.output
