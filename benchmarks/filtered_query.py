@@ -1,6 +1,7 @@
 """Filtered queries and adds on synthetic clustered vectors (issue 13).
 
-    python benchmarks/filtered_query.py --out-json benchmarks/results/filtered_1M-d256-float16.json --readme
+    python benchmarks/filtered_query.py --nprobe 256,128,512 --out-json benchmarks/results/filtered_1M-d256-float16.json --readme
+    python benchmarks/filtered_query.py --nprobe 256,128,512 --threads 0 --out-json benchmarks/results/filtered_1M-d256-float16-allthreads.json --readme
     python benchmarks/filtered_query.py --check   # benchmarks/README.md §5 is the recorded JSON's table
 
 Builds an index of ``--n`` clustered vectors (``galaxy_retrieval.search.synthetic``) whose
@@ -17,9 +18,9 @@ all ``n`` from shards, as objects per second, then ``--small-add`` more onto tha
 a small add on a large index); embedding costs the same per object on both paths and is not
 included.
 
-``--readme`` rewrites the ``generated:filtered_query`` block of
-benchmarks/README.md from ``--out-json``; ``--check`` fails when that section is not what the
-recorded JSON (``RESULT``) renders to.
+``--readme`` rewrites the ``generated:filtered_query`` block of benchmarks/README.md from the
+recorded JSONs (``RESULTS``; after the run when given with ``--out-json``); ``--check`` fails
+when that block is not what they render to.
 """
 
 from __future__ import annotations
@@ -31,13 +32,17 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "benchmarks" / "README.md"
 RESULT = ROOT / "benchmarks" / "results" / "filtered_1M-d256-float16.json"
+# the same run with every core on each query (--threads 0), shown below the main one
+RESULTS = (RESULT, ROOT / "benchmarks" / "results" / "filtered_1M-d256-float16-allthreads.json")
 # the marker style of docs/readme.py, which generates README.md's blocks the same way
 BEGIN, END = "<!-- generated:filtered_query -->", "<!-- /generated:filtered_query -->"
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
@@ -64,8 +69,35 @@ def _recall(found: list[np.ndarray], gt: np.ndarray, k: int) -> float:
     return float(np.mean([len(set(f[f >= 0]) & set(g[g >= 0])) / max(1, min(k, (g >= 0).sum())) for f, g in zip(found, gt)]))
 
 
+@contextmanager
+def _threads(n: int) -> Iterator[None]:
+    """FAISS (OpenMP) and the numba kernels with ``n`` threads (0: leave them), then restore."""
+    import faiss
+    import numba
+
+    if n <= 0:
+        yield
+        return
+    f0, n0 = faiss.omp_get_max_threads(), numba.get_num_threads()
+    faiss.omp_set_num_threads(n)
+    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(f0)
+        numba.set_num_threads(n0)
+
+
+THREADS = 1  # set from --threads in run()
+
+
 def _timed(s: GalaxySearcher, xq: np.ndarray, k: int, refine: int, **kw: object) -> tuple[list[float], list[np.ndarray]]:
     """One query per call, as a user's request is: (seconds per call, positions found)."""
+    with _threads(THREADS):
+        return _timed_loop(s, xq, k, refine, **kw)
+
+
+def _timed_loop(s: GalaxySearcher, xq: np.ndarray, k: int, refine: int, **kw: object) -> tuple[list[float], list[np.ndarray]]:
     times, found = [], []
     for i in range(len(xq)):
         t0 = time.perf_counter()
@@ -90,6 +122,11 @@ def main() -> None:
     ap.add_argument("--index", default="auto", help="auto | flat | hnsw | ivf-pq | a FAISS factory string")
     ap.add_argument("--nprobe", default="256", help="IVF lists probed by an unfiltered query; a comma list runs each")
     ap.add_argument("--selectivities", default="0.5,0.05,0.001")
+    ap.add_argument(
+        "--threads", type=int, default=1,
+        help="FAISS and numba threads for the timed queries (0: all). 1, as §4 times single queries: a server answers concurrent "
+        "queries on the other cores, and a parallel region on a busy 2-core box waits a scheduler slice for its second thread",
+    )
     ap.add_argument("--compare-queries", type=int, default=50, help="queries run with each path forced, per selectivity")
     ap.add_argument("--add", type=int, default=None, help="vectors appended in the add measurement (default n/10)")
     ap.add_argument("--small-add", type=int, default=1000, help="vectors appended after that, onto n")
@@ -98,13 +135,13 @@ def main() -> None:
     ap.add_argument("--exact-scan-elements", type=int, default=None, help="selections of at most this many rows×dim are scanned exactly (default: the searcher's); 0 forces FAISS")
     ap.add_argument("--workdir", type=Path, default=None, help="where the indexes are built (default a temp dir, removed)")
     ap.add_argument("--out-json", type=Path, default=None)
-    ap.add_argument("--readme", action="store_true", help="rewrite benchmarks/README.md's section from --out-json (or RESULT), no run without --n given")
-    ap.add_argument("--check", action="store_true", help="only check that benchmarks/README.md's section is what RESULT renders to")
+    ap.add_argument("--readme", action="store_true", help="rewrite benchmarks/README.md's block from the recorded JSONs (after the run, with --out-json; else only that)")
+    ap.add_argument("--check", action="store_true", help="only check that benchmarks/README.md's block is what the recorded JSONs render to")
     args = ap.parse_args()
     if args.check:
         sys.exit(check_readme())
     if args.readme and args.out_json is None:
-        write_readme(json.loads(RESULT.read_text()))
+        write_readme()
         return
 
     work = Path(tempfile.mkdtemp(prefix="gr-filtered-", dir=args.workdir))
@@ -118,10 +155,12 @@ def main() -> None:
         args.out_json.parent.mkdir(parents=True, exist_ok=True)
         args.out_json.write_text(text + "\n")
         if args.readme:
-            write_readme(result)
+            write_readme()
 
 
 def run(args: argparse.Namespace, work: Path) -> dict:
+    global THREADS
+    THREADS = args.threads
     n, dim, k = args.n, args.dim, args.k
     add = args.add or max(1, n // 10)
     t0 = time.perf_counter()
@@ -220,12 +259,14 @@ def run(args: argparse.Namespace, work: Path) -> dict:
     }
 
 
-def render(r: dict) -> str:
+def render(r: dict, name: str = RESULT.name) -> str:
     """The Markdown of benchmarks/README.md §5's results from one recorded run."""
     p, m, a = r["params"], r["machine"], r["add"]
     load = m.get("load_average")
+    threads = p.get("threads", 0)
     out = [
-        f"Recorded: `results/{RESULT.name}` — {p['n']:,} × {p['dim']} {p['dtype']}, `{p['factory']}`, "
+        f"**`results/{name}`** ({'one FAISS and one numba thread per query' if threads == 1 else 'all cores on each query' if not threads else f'{threads} threads per query'}): "
+        f"{p['n']:,} × {p['dim']} {p['dtype']}, `{p['factory']}`, "
         f"k {p['k']}, refine {p['refine']}, {p['queries']} held-out queries "
         f"({p['compare_queries']} with each path forced); {m.get('cpu_count', m.get('cpus', '?'))} CPUs, load average {load} at the end; commit `{str(r['commit'])[:10]}`.",
         "",
@@ -267,18 +308,22 @@ def _section(text: str) -> tuple[int, int]:
     return i + len(BEGIN), j
 
 
-def write_readme(result: dict) -> None:
+def render_all() -> str:
+    return "\n\n".join(render(json.loads(f.read_text()), f.name) for f in RESULTS if f.is_file())
+
+
+def write_readme() -> None:
     text = README.read_text()
     i, j = _section(text)
-    README.write_text(text[:i] + "\n" + render(result) + "\n" + text[j:])
+    README.write_text(text[:i] + "\n" + render_all() + "\n" + text[j:])
 
 
 def check_readme() -> int:
-    """0 when benchmarks/README.md's section is what the recorded JSON renders to."""
+    """0 when benchmarks/README.md's section is what the recorded JSONs render to."""
     text = README.read_text()
     i, j = _section(text)
-    if text[i:j].strip() != render(json.loads(RESULT.read_text())).strip():
-        print(f"{README}: the filtered-query section is not generated from {RESULT.name}; run filtered_query.py --readme", file=sys.stderr)
+    if text[i:j].strip() != render_all().strip():
+        print(f"{README}: the filtered-query section is not generated from {', '.join(f.name for f in RESULTS)}; run filtered_query.py --readme", file=sys.stderr)
         return 1
     return 0
 
