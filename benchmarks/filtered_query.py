@@ -127,6 +127,7 @@ def main() -> None:
         help="FAISS and numba threads for the timed queries (0: all). 1, as §4 times single queries: a server answers concurrent "
         "queries on the other cores, and a parallel region on a busy 2-core box waits a scheduler slice for its second thread",
     )
+    ap.add_argument("--sweep-nprobe", default="", help="also run FAISS + ID selector at these fixed nprobe values per selectivity (no widening)")
     ap.add_argument("--compare-queries", type=int, default=50, help="queries run with each path forced, per selectivity")
     ap.add_argument("--add", type=int, default=None, help="vectors appended in the add measurement (default n/10)")
     ap.add_argument("--small-add", type=int, default=1000, help="vectors appended after that, onto n")
@@ -221,6 +222,15 @@ def run(args: argparse.Namespace, work: Path) -> dict:
             rows.append(row)
             print(f"nprobe {nprobe}, selectivity {sel:g}: {m:,} rows ({row['path']}), recall@{k} {row['recall_at_k']:.4f}, p50 {row['p50_ms']} ms; "
                   f"forced exact {row['forced_exact']}, forced FAISS {row['forced_faiss']}", file=sys.stderr)
+    # FAISS with the selection at fixed probe widths (no scaling): what each width recalls
+    sweep = []
+    s.exact_scan_elements, s.scale_filtered_probe = 0, False
+    for sel in sels if args.sweep_nprobe else []:
+        for npr in [int(v) for v in args.sweep_nprobe.split(",")]:
+            t, f = _timed(s, cq, k, args.refine, where=f"u < {sel}", nprobe=npr)
+            sweep.append({"selectivity": sel, "nprobe": npr, "queries": len(cq), "recall_at_k": round(_recall(f, gts[sel][: len(cq)], k), 4), "p50_ms": _ms(t, 50)})
+            print(f"sweep: selectivity {sel:g}, nprobe {npr}: {sweep[-1]}", file=sys.stderr)
+    s.exact_scan_elements, s.scale_filtered_probe = plan_limit, True
     factory = s.manifest.faiss["factory"]
     del s
     shutil.rmtree(work / "full")
@@ -246,6 +256,7 @@ def run(args: argparse.Namespace, work: Path) -> dict:
         "seconds": {"generate": round(gen_s, 1), "ground_truth_unfiltered": round(gt_s, 1)},
         "exact_scan_elements": plan_limit,
         "filtered": rows,
+        "sweep": sweep,
         "add": {
             "added": add,
             "onto": n - add,
@@ -288,6 +299,13 @@ def render(r: dict, name: str = RESULT.name) -> str:
             f"Aim (recall@10 ≥ 0.99 and p50 ≤ 10 ms at every selectivity), index nprobe {npr}: met at {len(met)} of {len(aims)} selectivities"
             + ("." if len(met) == len(aims) else "; missed at " + ", ".join(f"{row['selectivity'] * 100:g} %" for row in aims if row not in met) + ".")
         )
+    if r.get("sweep"):
+        widths = list(dict.fromkeys(x["nprobe"] for x in r["sweep"]))
+        out += ["", "FAISS + ID selector at fixed probe widths (no widening; recall@10 / p50 ms):", "",
+                "| selectivity | " + " | ".join(f"nprobe {w}" for w in widths) + " |", "|---|" + "---|" * len(widths)]
+        for sel in dict.fromkeys(x["selectivity"] for x in r["sweep"]):
+            cells = {x["nprobe"]: f"{x['recall_at_k']:.4f} / {x['p50_ms']:.2f}" for x in r["sweep"] if x["selectivity"] == sel}
+            out.append(f"| {sel * 100:g} % | " + " | ".join(cells.get(w, "–") for w in widths) + " |")
     out += [
         "",
         "| add | objects | onto | seconds | objects/s |",
