@@ -1,7 +1,6 @@
 """Filtered queries and adds on synthetic clustered vectors (issue 13).
 
-    python benchmarks/filtered_query.py --nprobe 256,128,512 --out-json benchmarks/results/filtered_1M-d256-float16.json --readme
-    python benchmarks/filtered_query.py --nprobe 256,128,512 --threads 0 --out-json benchmarks/results/filtered_1M-d256-float16-allthreads.json --readme
+    python benchmarks/filtered_query.py --nprobe 256,128,512 --sweep-nprobe 256,512,1024,2048,4096 --out-json benchmarks/results/filtered_1M-d256-float16.json --readme
     python benchmarks/filtered_query.py --check   # benchmarks/README.md §5 is the recorded JSON's table
 
 Builds an index of ``--n`` clustered vectors (``galaxy_retrieval.search.synthetic``) whose
@@ -41,8 +40,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "benchmarks" / "README.md"
 RESULT = ROOT / "benchmarks" / "results" / "filtered_1M-d256-float16.json"
-# the same run with every core on each query (--threads 0), shown below the main one
-RESULTS = (RESULT, ROOT / "benchmarks" / "results" / "filtered_1M-d256-float16-allthreads.json")
+RESULTS = (RESULT,)  # rendered in this order
 # the marker style of docs/readme.py, which generates README.md's blocks the same way
 BEGIN, END = "<!-- generated:filtered_query -->", "<!-- /generated:filtered_query -->"
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing

@@ -64,16 +64,15 @@ def test_filtered_results_equal_brute_force(tmp_path: Path, kind: str, where: st
 
 
 def test_sparse_selection_widens_the_ivf_probe(tmp_path: Path) -> None:
-    """A filter keeping a fraction f probes nprobe/f lists: the probe meets as many selected
-    rows as an unfiltered one meets rows. With the index's nprobe 1 (one list of 16, ~8
-    rows of the 20 % selected) the shortlist of 20 missed true neighbours in other lists
-    while holding ≥ k rows, so no exact refill repaired it."""
+    """A filter keeping a fraction f probes nprobe/√f lists. With the index's nprobe 1 (one
+    list of 16, ~8 rows of the 20 % selected) the shortlist of 20 missed true neighbours in
+    other lists while holding ≥ k rows, so no exact refill repaired it."""
     x = _clustered(N, D)
     res = build_index_from_shards(_write_shards(tmp_path / "shards", x), tmp_path / "index", BuildConfig(index=IndexSpec(kind="IVF16,Flat", nprobe=1)))
     s = GalaxySearcher.open(res.path)
     s.exact_scan_elements = 0  # the FAISS path, however small the selection
-    assert s._filtered_knobs(N // 5, None, None) == (5, None) and s._filtered_knobs(N // 5, 2, None) == (10, None)
-    assert s._filtered_knobs(3, None, None) == (16, None) and s._filtered_knobs(N, 3, None) == (3, None)
+    assert s._filtered_knobs(N // 5, None, None) == (3, None) and s._filtered_knobs(N // 4, 2, None) == (4, None)
+    assert s._filtered_knobs(1, None, None) == (16, None) and s._filtered_knobs(N, 3, None) == (3, None)
     want = _labels() == 3
     for q in range(0, N, 37):
         hits = s.query(object_id=f"obj-{q:04d}", k=5, refine=4, where="label = 3")
