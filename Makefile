@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test quality clean
+.PHONY: setup demo test quality readme clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,11 @@ test: $(STAMP)
 # the retrieval-quality protocol (benchmarks/quality/README.md): synthetic and FIRST; with GZ2=DIR also the GZ2 folder
 quality: $(STAMP)
 	$(PY) benchmarks/quality/run.py $(if $(GZ2),--gz2 $(GZ2) --catalog synthetic,first,gz2)
+
+# README.md's generated blocks and docs/cli.md, from the commands' help and benchmarks/results/*.json
+# (after a demo run: $(PY) docs/readme.py --record-demo runs/demo/results.json)
+readme: $(STAMP)
+	$(PY) docs/readme.py
 
 clean:
 	rm -rf data/demo runs/demo indexes/demo

@@ -8,7 +8,6 @@ twice costs seconds the second time (``fresh=True`` redoes everything).
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import time
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -139,17 +138,6 @@ def _catalog_matches(path: Path, s: SynthStep) -> bool:
         return False
 
 
-def _run_matches(run: Path, cfg_dict: dict[str, Any]) -> bool:
-    meta = run / "checkpoint.json"
-    if not (run / "model.safetensors").is_file() or not meta.is_file():
-        return False
-    try:
-        saved = json.loads(meta.read_text()).get("train", {})
-    except json.JSONDecodeError:
-        return False
-    return all(saved.get(k) == v for k, v in cfg_dict.items())
-
-
 def run_demo(cfg: DemoConfig, progress: Progress = NULL_PROGRESS, fresh: bool = False) -> DemoResult:
     from PIL import Image
 
@@ -160,7 +148,7 @@ def run_demo(cfg: DemoConfig, progress: Progress = NULL_PROGRESS, fresh: bool = 
     from .index.candidates import IndexSpec
     from .search.query import QueryRequest, run_query
     from .synth import SynthConfig, generate_catalog
-    from .train import TrainConfig, split_indices, train
+    from .train import TrainConfig, split_indices, train, trained_with
 
     reused: list[str] = []
     clock = _Clock()
@@ -180,11 +168,8 @@ def run_demo(cfg: DemoConfig, progress: Progress = NULL_PROGRESS, fresh: bool = 
         tcfg = TrainConfig(preset=t.preset, seed=t.seed, **t.options)
     except TypeError as e:
         raise ConfigError(f"[train] in the pipeline file: {e}") from None
-    # compared as the run records them (a framing or augmentation is stored as a dict)
-    recorded = tcfg.to_dict()
-    want = {k: recorded[k] for k in ("preset", "seed", *t.options)}
     train_result = None
-    if not fresh and _run_matches(t.out, want):
+    if not fresh and trained_with(t.out, tcfg):
         progress.log(f"[2/5] training: reusing {t.out} (same settings; a fresh run retrains)")
         reused.append("training")
     else:

@@ -184,11 +184,13 @@ def test_cli_build_index_bad_inputs(setup: dict[str, Path], tmp_path: Path) -> N
     r = runner.invoke(app, ["build-index", "--checkpoint", str(setup["checkpoint"]), "--catalog", str(setup["catalog"]), "--out", str(setup["index"])])
     assert r.exit_code == 2 and "already holds a complete index" in r.output
     r = runner.invoke(app, ["build-index", "--checkpoint", str(setup["checkpoint"]), "--catalog", str(setup["catalog"]), "--out", str(tmp_path / "o"), "--dtype", "int8"])
-    assert r.exit_code == 2 and "dtype must be float32 or float16, got 'int8' (--dtype)" in r.output
+    assert r.exit_code == 2 and "--dtype" in r.output and "int8" in r.output and "float16" in r.output  # the choices
     assert not (tmp_path / "o" / "manifest.json").exists()
 
 
 def test_searcher_is_safe_from_several_threads(setup: dict[str, Path]) -> None:
+    """The lazy model load and the embed → search path under threads (this small index is
+    Flat; per-call nprobe on an IVF index is tested in tests/faults/test_threads.py)."""
     from concurrent.futures import ThreadPoolExecutor
 
     s = GalaxySearcher.open(setup["index"])  # fresh: the lazy model load races too
@@ -197,7 +199,7 @@ def test_searcher_is_safe_from_several_threads(setup: dict[str, Path]) -> None:
 
     def work(i: int) -> tuple[list[str], list[str]]:
         by_image = s.query(image=images[i], k=5)
-        by_id = s.query(object_id=str(i), k=5, nprobe=4)
+        by_id = s.query(object_id=str(i), k=5)
         return [h.object_id for h in by_image], [h.object_id for h in by_id]
 
     with ThreadPoolExecutor(4) as ex:

@@ -12,15 +12,8 @@ import torch
 
 from galaxy_retrieval.catalog.hdf5 import HDF5Catalog
 from galaxy_retrieval.errors import ConfigError
-from galaxy_retrieval.evaluate import (
-    average_precision_at_k,
-    evaluate,
-    loose_accuracy,
-    macro_average,
-    ndcg_at_k,
-    pixel_features,
-    precision_at_k,
-)
+from galaxy_retrieval.evaluate import evaluate, pixel_features
+from galaxy_retrieval.metrics import average_precision_at_k, loose_accuracy, macro_average, ndcg_at_k, precision_at_k
 from galaxy_retrieval.evaluate.retrieval import _retrieval_scores
 from galaxy_retrieval.model import Embedder, build_model, preset
 from galaxy_retrieval.score import ScoreWeights, score_numpy

@@ -273,3 +273,9 @@ def test_clustered_vectors_are_deterministic_and_fill_a_memmap(tmp_path: Path):
 
 def test_warmup_compiles_the_kernels():
     exact.warmup()
+    # float32 and float16 (as uint16 bits) rows, writable and read-only: four variants each
+    for kernel in (kernels._scan_kernel,):
+        rows = {str(sig[2]) for sig in kernel.signatures}
+        assert any("float32" in r for r in rows) and any("uint16" in r for r in rows)
+        assert any("readonly" in r for r in rows) and any("readonly" not in r for r in rows)
+    assert kernels._pairs_kernel.signatures and topk._topk_serial.signatures

@@ -112,7 +112,7 @@ def test_bad_rows_and_server_trouble_become_one_line_each(server: LocalServer, t
     lines = [str(p) for p in res.problems]
     assert lines[0] == "line 3 (b): HTTP 503 Service Unavailable (gave up after 3 attempts)"
     assert lines[1].startswith("line 4 (c): the server sent an HTML page (text/html")
-    assert lines[2].startswith("line 5 (d): download from 127.0.0.1:") and "cut short" in lines[2] and "after 3 attempts" in lines[2]
+    assert lines[2].startswith("line 5 (d): the transfer from 127.0.0.1:") and "cut short" in lines[2] and "after 3 attempts" in lines[2]
     assert lines[3] == "line 6 (e): Dec 95 out of range: expected degrees in [-90, 90]"
     assert lines[4] == "line 7 (f): RA 'abc' is not a number"
     assert lines[5] == "line 8 (g): HTTP 404 Not Found"
@@ -129,7 +129,7 @@ def test_truncated_image_with_honest_length_and_timeouts(server: LocalServer, tm
     with pytest.raises(FetchError, match="truncated or corrupt image"):
         fetch_cutout(10, 0, spec, tmp_path / "cache", FAST)
     server.script = {"ra=20.0": [("sleep", 1.0)]}
-    with pytest.raises(FetchError, match=r"no answer from 127.0.0.1:\d+ within 0.2 s \(gave up after 1 attempt\)"):
+    with pytest.raises(FetchError, match=r"no data from 127.0.0.1:\d+ within 0.2 s \(gave up after 1 attempt\)"):
         fetch_cutout(20, 0, spec, tmp_path / "cache", HttpConfig(timeout_s=0.2, retries=0))
     assert not any((tmp_path / "cache").rglob("*.jpg"))
     p = fetch_cutout(30, 0, spec, tmp_path / "cache", FAST)

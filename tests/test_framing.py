@@ -128,6 +128,8 @@ def test_the_checkpoint_framing_makes_embeddings_independent_of_the_cutout_size(
     whole = Embedder.from_model(build_model(preset("tiny"), seed=0), device="cpu")
     a, b = framed.embed([big, small])
     assert np.abs(a - b).max() < 0.05 * np.abs(a).max()
+    c, d = whole.embed([big, small])  # the same network without framing sees two sizes
+    assert np.abs(c - d).max() > 2 * np.abs(a - b).max()
     # what the model sees: the galaxy at the same apparent size with framing, at half the
     # size in the larger cutout without
     from galaxy_retrieval.model.preprocess import images_to_float

@@ -131,3 +131,22 @@ def test_a_package_imports_alone(module: str) -> None:
 
 def test_the_package_imports() -> None:
     importlib.import_module("galaxy_retrieval")
+
+
+def test_library_errors_do_not_name_command_line_flags() -> None:
+    """Messages raised by the library speak of settings in words; the CLI adds the flag
+    (``GalaxyRetrievalError.resolved_by``), so the same error reads right from Python."""
+    import re
+
+    flag = re.compile(r"(^|[\s(\"'])--[a-z]")
+    found = []
+    for path in SOURCES:
+        if path.name == "cli.py":
+            continue
+        tree = ast.parse(path.read_text("utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Raise) and node.exc is not None:
+                for s in ast.walk(node.exc):
+                    if isinstance(s, ast.Constant) and isinstance(s.value, str) and flag.search(s.value):
+                        found.append(f"{path.relative_to(ROOT.parent)}:{node.lineno}: {s.value!r}")
+    assert not found, "\n".join(found)

@@ -5,7 +5,6 @@ the grid fills, an image dropped on the page, the de-duplication slider moved.""
 from __future__ import annotations
 
 import base64
-import io
 import os
 import shutil
 import socket

@@ -18,7 +18,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from galaxy_retrieval.bench.quality import CATALOGS, VARIANTS, QualityConfig, render_readme, run_quality
+from quality_protocol import CATALOGS, VARIANTS, QualityConfig, render_readme, run_quality  # this folder: the script's own dir is on sys.path
+from galaxy_retrieval.atomic import atomic_write_bytes
 from galaxy_retrieval.errors import GalaxyRetrievalError
 
 HERE = Path(__file__).resolve().parent
@@ -43,7 +44,7 @@ with held-out labels, with each option on and off beside classical baselines:
     make quality GZ2=DIR            # and the Galaxy Zoo 2 spiral / non-spiral folder (DIR/labels.csv)
     .venv/bin/python benchmarks/quality/run.py --catalog gz2 --gz2 DIR --variants defaults --seeds 0,1,2
 
-What is measured (`galaxy_retrieval/bench/quality.py`):
+What is measured (`benchmarks/quality/quality_protocol.py`):
 
 - the catalog is split 80/10/10 by the seed; training sees the 80 % without labels, the
   validation 10 % picks the epoch, and the **held-out 10 % are the queries**, searched against
@@ -120,9 +121,7 @@ def write_readme() -> Path:
             if p.is_file():
                 results.append(json.loads(p.read_text("utf-8")))
     out = HERE / "README.md"
-    tmp = out.with_name(".README.md.tmp")
-    tmp.write_text(render_readme(results, HEADER), "utf-8")
-    tmp.replace(out)
+    atomic_write_bytes(out, render_readme(results, HEADER).encode("utf-8"))
     return out
 
 

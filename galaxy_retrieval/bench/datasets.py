@@ -58,11 +58,11 @@ class SyntheticSpec:
 
     def __post_init__(self) -> None:
         if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
-            raise ConfigError(f"--synthetic must be a positive number of vectors, got {self.n!r}")
+            raise ConfigError(f"the synthetic catalog size must be a positive number of vectors, got {self.n!r}").resolved_by("synthetic")
         if isinstance(self.dim, bool) or not isinstance(self.dim, int) or self.dim < 1:
-            raise ConfigError(f"--dim must be a positive integer, got {self.dim!r}")
+            raise ConfigError(f"the dimension must be a positive integer, got {self.dim!r}").resolved_by("dim")
         if self.dtype not in ("float32", "float16"):
-            raise ConfigError(f"--dtype must be float32 or float16, got {self.dtype!r}")
+            raise ConfigError(f"the vector dtype must be float32 or float16, got {self.dtype!r}").resolved_by("dtype")
 
     @property
     def stem(self) -> str:
@@ -145,7 +145,7 @@ def _synthetic_file(spec: SyntheticSpec, workdir: Path, progress: Progress) -> t
     need = rows * spec.dim * np.dtype(spec.dtype).itemsize
     free = _free_bytes(workdir)
     if free is not None and free < need + (1 << 30):
-        raise ConfigError(f"{workdir}: {need / 1e9:.1f} GB needed for the synthetic catalog, {free / 1e9:.1f} GB free; choose another --workdir")
+        raise ConfigError(f"{workdir}: {need / 1e9:.1f} GB needed for the synthetic catalog, {free / 1e9:.1f} GB free; choose another work directory").resolved_by("workdir")
     t0 = time.perf_counter()
     mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(spec.dtype), shape=(rows, spec.dim))
     with progress.task(f"generating {spec.n:,} + {QUERY_RESERVE:,} clustered vectors", total=rows, unit="vec") as t:
@@ -173,7 +173,7 @@ def synthetic_data(spec: SyntheticSpec, workdir: str | Path, nq: int, progress: 
     """The synthetic catalog ``spec`` (generated into ``workdir`` or reused) and its first
     ``nq`` held-out query vectors."""
     if not 1 <= nq <= QUERY_RESERVE:
-        raise ConfigError(f"--queries must be between 1 and {QUERY_RESERVE:,} for a synthetic catalog, got {nq}")
+        raise ConfigError(f"the query count must be between 1 and {QUERY_RESERVE:,} for a synthetic catalog, got {nq}").resolved_by("queries")
     path, meta = _synthetic_file(spec, Path(workdir), progress)
     mm = np.load(path, mmap_mode="r")
     xq = np.ascontiguousarray(mm[spec.n : spec.n + nq], dtype=np.float32)
@@ -210,7 +210,7 @@ def index_data(path: str | Path, nq: int, seed: int = 0) -> BenchData:
     if vectors.shape != (m.count, m.dim):
         raise IndexFormatError(f"{vf}: shape {vectors.shape}, the manifest says {(m.count, m.dim)}")
     if not 1 <= nq <= m.count:
-        raise ConfigError(f"--queries must be between 1 and the index's {m.count:,} objects, got {nq}")
+        raise ConfigError(f"the query count must be between 1 and the index's {m.count:,} objects, got {nq}").resolved_by("queries")
     rng = np.random.default_rng(seed)
     pos = np.sort(rng.choice(m.count, size=nq, replace=False)).astype(np.int64)
     xq = np.ascontiguousarray(vectors[pos], dtype=np.float32)
@@ -243,7 +243,7 @@ def index_data(path: str | Path, nq: int, seed: int = 0) -> BenchData:
 
 def existing_faiss_file(data: BenchData) -> Path:
     if data.index_dir is None:
-        raise ConfigError("the index name 'existing' (the index directory's own FAISS index) needs --index")
+        raise ConfigError("the index name 'existing' (the index directory's own FAISS index) needs an index directory").resolved_by("index")
     return data.index_dir / FAISS_FILE
 
 

@@ -93,10 +93,10 @@ def _ints(name: str, values: Sequence[int], low: int = 1) -> tuple[int, ...]:
     out = []
     for v in values:
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-            raise ConfigError(f"--{name} values must be integers ≥ {low}, got {v!r}")
+            raise ConfigError(f"{name} values must be integers ≥ {low}, got {v!r}").resolved_by(name)
         out.append(int(v))
     if not out:
-        raise ConfigError(f"--{name} needs at least one value")
+        raise ConfigError(f"{name} needs at least one value").resolved_by(name)
     return tuple(dict.fromkeys(out))  # in order, without repeats
 
 
@@ -133,25 +133,25 @@ class RerankBenchConfig:
 
     def __post_init__(self) -> None:
         if (self.index is None) == (self.synthetic is None):
-            raise ConfigError("give either --index PATH or --synthetic N (exactly one of them)")
+            raise ConfigError("give either an index directory or a synthetic catalog size (exactly one of them)").resolved_by("index", "synthetic")
         if self.synthetic is not None:
             SyntheticSpec(n=self.synthetic, dim=self.dim, dtype=self.dtype, seed=self.seed)  # validates
         if isinstance(self.queries, bool) or not isinstance(self.queries, int) or self.queries < 1:
-            raise ConfigError(f"--queries must be a positive integer, got {self.queries!r}")
+            raise ConfigError(f"the query count must be a positive integer, got {self.queries!r}").resolved_by("queries")
         # List fields take sequences or command-line text ("1,2,5"; see parse_index_list).
         for name in ("k", "refine", "nprobe", "ef_search"):
             object.__setattr__(self, name, parse_int_list(getattr(self, name), name.replace("_", "-")))
         object.__setattr__(self, "indexes", parse_index_list(self.indexes))
         if self.metric not in (None, "l2", "cosine"):
-            raise ConfigError(f"--metric must be l2 or cosine, got {self.metric!r}")
+            raise ConfigError(f"the shortlist metric must be l2 or cosine, got {self.metric!r}").resolved_by("metric")
         for name in ("ef_construction", "train_size", "exact_queries"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {v!r}")
+                raise ConfigError(f"{name} must be a positive integer, got {v!r}").resolved_by(name)
         for name in ("threads", "latency_queries"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-                raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {v!r}")
+                raise ConfigError(f"{name} must be a positive integer, got {v!r}").resolved_by(name)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -175,14 +175,14 @@ def parse_index_list(values: str | Sequence[str]) -> tuple[str, ...]:
             try:
                 parts = next(csv.reader([text], skipinitialspace=True, strict=True))
             except csv.Error as e:
-                raise ConfigError(f"--indexes {value!r}: {e}") from None
+                raise ConfigError(f"index type {value!r}: {e}").resolved_by("indexes") from None
         elif all(p.strip().lower() in _NAMED for p in text.split(",")):
             parts = text.split(",")
         else:
             parts = [text]
         items.extend(p.strip() for p in parts)
     if not items or any(not p for p in items):
-        raise ConfigError(f"--indexes has an empty entry: {values!r}")
+        raise ConfigError(f"the index types have an empty entry: {values!r}").resolved_by("indexes")
     return tuple(dict.fromkeys(items))
 
 
@@ -196,7 +196,7 @@ def parse_int_list(text: str | Sequence[int], name: str) -> tuple[int, ...]:
         try:
             vals.append(int(part))
         except ValueError:
-            raise ConfigError(f"--{name} must be comma-separated integers (e.g. 1,2,5), got {text!r}") from None
+            raise ConfigError(f"{name} must be comma-separated integers (e.g. 1,2,5), got {text!r}").resolved_by(name) from None
     return _ints(name, vals)
 
 
@@ -388,7 +388,7 @@ def _resolve(cfg: RerankBenchConfig, n: int, dim: int, metric: str) -> list[tupl
     for name in cfg.indexes:
         if name.lower() == "existing":
             if cfg.index is None:
-                raise ConfigError("the index type 'existing' (the index directory's own FAISS index) needs --index")
+                raise ConfigError("the index type 'existing' (the index directory's own FAISS index) needs an index directory").resolved_by("index")
             out.append((name, "existing"))
             continue
         kind = name.replace("{nlist}", str(auto_nlist(n)))
@@ -563,7 +563,7 @@ def run_rerank_benchmark(cfg: RerankBenchConfig, progress: Progress = NULL_PROGR
         # Bad factory strings fail here, before minutes of data generation.
         plan = _resolve(cfg, cfg.synthetic, cfg.dim, metric)
         if max(cfg.k) > cfg.synthetic:
-            raise ConfigError(f"--k {max(cfg.k)} is more than the {cfg.synthetic} catalog vectors")
+            raise ConfigError(f"k={max(cfg.k)} is more than the {cfg.synthetic} catalog vectors").resolved_by("k")
         data = synthetic_data(SyntheticSpec(n=cfg.synthetic, dim=cfg.dim, dtype=cfg.dtype, seed=cfg.seed), workdir, cfg.queries, progress)
     else:
         data = index_data(cfg.index, cfg.queries, seed=cfg.seed)  # type: ignore[arg-type]
@@ -571,7 +571,7 @@ def run_rerank_benchmark(cfg: RerankBenchConfig, progress: Progress = NULL_PROGR
         plan = _resolve(cfg, data.n, data.dim, metric)
     extra = 0 if data.exclude is None else 1
     if max(cfg.k) + extra > data.n:
-        raise ConfigError(f"--k {max(cfg.k)} is more than the {data.n - extra} catalog vectors a query can find")
+        raise ConfigError(f"k={max(cfg.k)} is more than the {data.n - extra} catalog vectors a query can find").resolved_by("k")
 
     with _threads(threads):
         warmup()

@@ -25,7 +25,7 @@ import httpx
 from ..errors import ConfigError, FetchError
 from ..atomic import commit_file, sha256_file
 from ..progress import NULL_PROGRESS, Progress
-from .http import RETRY_STATUS, HttpConfig, make_client, retry_wait
+from .http import RETRY_STATUS, HttpConfig, make_client, retry_wait, transport_failure
 
 __all__ = ["RemoteFile", "DATASETS", "DownloadResult", "download", "download_dataset"]
 
@@ -175,12 +175,8 @@ def download(
                         complete = True
                 except _Retry:
                     pass
-                except httpx.TimeoutException:
-                    reason = f"no data from the server within {http.timeout_s:g} s"
-                except httpx.RemoteProtocolError as e:
-                    reason = f"the transfer was cut short ({e})"
                 except httpx.TransportError as e:
-                    reason = f"cannot reach the server ({e or type(e).__name__})"
+                    reason = transport_failure(e, http.timeout_s)
                 if not complete and attempt < attempts:
                     time.sleep(retry_wait(http, attempt, response))
     finally:

@@ -68,6 +68,15 @@ def _host(url: str) -> str:
     return parts.netloc or url
 
 
+def transport_failure(e: httpx.HTTPError, timeout_s: float, where: str = "the server") -> str:
+    """Why an attempt failed, in words, for a timeout, a cut-short transfer or no connection."""
+    if isinstance(e, httpx.TimeoutException):
+        return f"no data from {where} within {timeout_s:g} s"
+    if isinstance(e, httpx.RemoteProtocolError):
+        return f"the transfer from {where} was cut short ({e})"
+    return f"cannot reach {where} ({e or type(e).__name__})"
+
+
 def get_checked(
     client: httpx.Client,
     url: str,
@@ -86,12 +95,8 @@ def get_checked(
         response = None
         try:
             response = client.get(url)
-        except httpx.TimeoutException:
-            reason = f"no answer from {_host(url)} within {cfg.timeout_s:g} s"
-        except httpx.RemoteProtocolError as e:
-            reason = f"download from {_host(url)} cut short ({e})"
         except httpx.TransportError as e:
-            reason = f"cannot reach {_host(url)} ({e or type(e).__name__})"
+            reason = transport_failure(e, cfg.timeout_s, _host(url))
         else:
             status = response.status_code
             if status == 200:

@@ -36,6 +36,7 @@ from ..progress import NULL_PROGRESS, Progress
 from ..score import ScoreWeights
 from ..atomic import TMP_SUFFIX, atomic_path, reserve_space, sha256_file, atomic_write_json
 from .candidates import IndexSpec, build_faiss_index, check_index_spec
+from .embed import embed_rows
 from .layout import EMBEDDINGS_DIR, FAISS_FILE, LOCK_NAME, MANIFEST_NAME, MODEL_DIR, SHARD_GLOB, STATE_FILE, VECTORS_FILE, VERSIONED_GLOBS, shard_name
 from .lock import directory_lock
 from .manifest import Manifest, ShardEntry
@@ -367,31 +368,15 @@ def _build_locked(
                 reused += 1
                 task.advance(hi - lo)
                 continue
-            ids: list[str] = []
-            rows: list[np.ndarray] = []
-            embs: list[np.ndarray] = []
-            meta: dict[str, list[Any]] = {}
-            for batch in catalog.iter_batches(cfg.batch_size, lo, hi):
-                skipped.extend(batch.skipped)
-                if len(batch):
-                    embs.append(embedder.embed(batch.images, batch_size=cfg.batch_size))
-                    ids.extend(batch.object_ids)
-                    rows.append(batch.rows)
-                    for k, v in batch.metadata.items():
-                        meta.setdefault(k, []).extend(v)
-                task.advance(len(batch) + len(batch.skipped))
-            if not embs:
+            got = embed_rows(catalog, embedder, lo, hi, cfg.batch_size, skipped, task.advance)
+            if got is None:
                 raise IndexFormatError(f"{catalog.path}: every image in rows {lo}–{hi - 1} was unreadable")
-            meta["source"] = [catalog.source] * len(ids)
-            names_of = getattr(catalog, "file_names", None)
-            if names_of is not None and "filename" not in meta:  # image folders: which file each row is
-                meta["filename"] = names_of(np.concatenate(rows).tolist())
             write_shard(
                 path,
-                ids,
-                np.concatenate(rows),
-                np.concatenate(embs),
-                meta,
+                got.ids,
+                got.rows,
+                got.vectors,
+                got.metadata,
                 dtype=cfg.dtype,
                 extra_schema_metadata={RANGE_KEY.decode(): f"{lo}:{hi}", MODEL_SHA_KEY.decode(): embedder.sha256},
             )

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from ..errors import IndexFormatError
 from ..atomic import atomic_path
-from .layout import SHARD_GLOB, shard_name
+from .layout import shard_name
 
 __all__ = ["MODEL_SHA_KEY", "RANGE_KEY", "shard_model_sha256", "shard_name", "shard_schema", "write_shard", "read_shard_table", "read_metadata_table", "read_shard_embeddings", "check_shard_models"]
 

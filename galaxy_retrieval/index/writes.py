@@ -1,6 +1,6 @@
 """Writes to an existing index: delete (tombstones), compact, reindex, add.
 
-Every write follows one protocol (``/work/shared/ARCHITECTURE.md``, "Writes to an index"):
+Every write follows one protocol (``indexes/README.md``, "Writes"):
 
 1. take the directory's write lock (:mod:`.lock`): one writer at a time, a second one fails
    fast with :class:`IndexBusyError`;
@@ -34,6 +34,7 @@ from ..errors import CatalogError, CheckpointError, IndexFormatError, QueryError
 from ..progress import NULL_PROGRESS, Progress
 from ..atomic import TMP_SUFFIX, atomic_path, sha256_file
 from .build import _assemble_vectors
+from .embed import embed_rows
 from .layout import EMBEDDINGS_DIR, MODEL_DIR, VERSIONED_GLOBS
 from .candidates import IndexSpec, add_to_faiss_index, build_faiss_index, load_faiss_index, write_faiss_index
 from .filters import select_positions
@@ -386,27 +387,11 @@ def _embed_shards(root: Path, m: Manifest, embedder: Any, catalog: Any, batch_si
     with progress.task("embedding", total=n, unit="img") as task:
         for lo in range(0, n, shard_rows):
             hi = min(n, lo + shard_rows)
-            ids: list[str] = []
-            rows: list[np.ndarray] = []
-            embs: list[np.ndarray] = []
-            meta: dict[str, list[Any]] = {}
-            for batch in catalog.iter_batches(batch_size, lo, hi):
-                skipped.extend(batch.skipped)
-                if len(batch):
-                    embs.append(embedder.embed(batch.images, batch_size=batch_size))
-                    ids.extend(batch.object_ids)
-                    rows.append(batch.rows)
-                    for k, v in batch.metadata.items():
-                        meta.setdefault(k, []).extend(v)
-                task.advance(len(batch) + len(batch.skipped))
-            if not embs:
+            got = embed_rows(catalog, embedder, lo, hi, batch_size, skipped, task.advance)
+            if got is None:
                 continue
-            meta["source"] = [catalog.source] * len(ids)
-            names_of = getattr(catalog, "file_names", None)
-            if names_of is not None and "filename" not in meta:  # image folders: which file each row is
-                meta["filename"] = names_of(np.concatenate(rows).tolist())
             dst = root / EMBEDDINGS_DIR / f"part-v{version:05d}-{len(new_paths):05d}.parquet"
-            write_shard(dst, ids, np.concatenate(rows), np.concatenate(embs), meta, dtype=m.dtype, extra_schema_metadata={MODEL_SHA_KEY.decode(): embedder.sha256})
+            write_shard(dst, got.ids, got.rows, got.vectors, got.metadata, dtype=m.dtype, extra_schema_metadata={MODEL_SHA_KEY.decode(): embedder.sha256})
             new_paths.append(dst)
     return new_paths, skipped
 

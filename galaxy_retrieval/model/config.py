@@ -118,6 +118,16 @@ class ViTConfig:
                 kw[f] = tuple(kw[f])
         return cls(**kw)
 
+    def check_input(self, x) -> None:
+        """Refuse a model input that is not (B, in_chans, image_size, image_size); every
+        backbone takes exactly that."""
+        s = self.image_size
+        if x.ndim != 4 or x.shape[1] != self.in_chans or x.shape[2] != s or x.shape[3] != s:
+            raise ValueError(
+                f"expected input of shape (B, {self.in_chans}, {s}, {s}), got {tuple(x.shape)}; "
+                "use galaxy_retrieval.model.preprocess.to_model_input for images of other sizes"
+            )
+
     def shape_key(self) -> tuple:
         """Everything that decides tensor shapes and preprocessing (not the name)."""
         d = self.to_dict()

@@ -104,12 +104,7 @@ class PolarCNN(nn.Module):
                              padding_mode="border", align_corners=False)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        s = self.config.image_size
-        if x.ndim != 4 or x.shape[1] != self.config.in_chans or x.shape[2] != s or x.shape[3] != s:
-            raise ValueError(
-                f"expected input of shape (B, {self.config.in_chans}, {s}, {s}), got {tuple(x.shape)}; "
-                "use galaxy_retrieval.model.preprocess.to_model_input for images of other sizes"
-            )
+        self.config.check_input(x)
         f = self.features(self.polar(x)).mean(dim=3)  # (B, C, radii): invariant to rotation
         return self.head(f.flatten(1))
 

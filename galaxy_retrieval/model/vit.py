@@ -59,19 +59,14 @@ class GalaxIDNetViT(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, S, S) normalised float → (B, P, out_dim) per-patch outputs."""
-        s = self.config.image_size
-        if x.ndim != 4 or x.shape[1] != self.config.in_chans or x.shape[2] != s or x.shape[3] != s:
-            raise ValueError(
-                f"expected input of shape (B, {self.config.in_chans}, {s}, {s}), got {tuple(x.shape)}; "
-                "use galaxy_retrieval.model.preprocess.to_model_input for images of other sizes"
-            )
+        self.config.check_input(x)
         h = self.patch_embed(x) + self.pos_table.to(x.dtype)
         for blk in self.blocks:
             h = blk(h)
         return self.head(h)
 
     def pool(self, features: torch.Tensor) -> torch.Tensor:
-        """Mean over patch outputs (ARCHITECTURE.md: one vector per object)."""
+        """Mean over patch outputs: one vector per object, whatever the patch count."""
         return features.mean(dim=1)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:

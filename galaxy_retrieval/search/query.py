@@ -62,6 +62,17 @@ class QueryResult:
         return hits_table(self.queries, self.hits)
 
 
+def _open(req: QueryRequest, model: bool) -> tuple[GalaxySearcher, float]:
+    """Open the index for a request, check its filter (a bad one is refused before the model
+    loads), warm what the queries will use; returns the searcher and the seconds it took."""
+    t_open = time.perf_counter()
+    s = GalaxySearcher.open(req.index, checkpoint=req.checkpoint)
+    if req.where is not None:
+        s.select(req.where)
+    s.warmup(model=model)
+    return s, time.perf_counter() - t_open
+
+
 def run_query(req: QueryRequest) -> QueryResult:
     if req.targets is not None:
         return _run_targets(req)
@@ -75,12 +86,7 @@ def run_query(req: QueryRequest) -> QueryResult:
         check_output_file(req.mosaic)
     if req.output is not None:
         check_hits_path(req.output)
-    t_open = time.perf_counter()
-    s = GalaxySearcher.open(req.index, checkpoint=req.checkpoint)
-    if req.where is not None:
-        s.select(req.where)  # a bad filter is refused before the model loads
-    s.warmup(model=bool(req.images) or req.fetch is not None)
-    open_seconds = time.perf_counter() - t_open
+    s, open_seconds = _open(req, model=bool(req.images) or req.fetch is not None)
     t0 = time.perf_counter()
     query_images: list[np.ndarray] | None = None
     fetched: Path | None = None
@@ -146,12 +152,7 @@ def _run_examples(req: QueryRequest) -> QueryResult:
         raise QueryError("several examples combine with a filter, k, refine and exact only (not least, a minimum separation or a mosaic)")
     if req.output is not None:
         check_hits_path(req.output)
-    t_open = time.perf_counter()
-    s = GalaxySearcher.open(req.index, checkpoint=req.checkpoint)
-    if req.where is not None:
-        s.select(req.where)
-    s.warmup(model=bool(req.images or req.negative_images))
-    open_seconds = time.perf_counter() - t_open
+    s, open_seconds = _open(req, model=bool(req.images or req.negative_images))
     t0 = time.perf_counter()
     hits = s.query_examples(positives, negatives, k=req.k, refine=req.refine, exact=req.exact, where=req.where)
     seconds = time.perf_counter() - t0
@@ -202,12 +203,7 @@ def _run_targets(req: QueryRequest) -> QueryResult:
         check_hits_path(req.output)
     kind, targets = read_targets(Path(req.targets))  # type: ignore[arg-type]
     kw: dict[str, Any] = dict(k=req.k, refine=req.refine, exact=req.exact, where=req.where, order=req.order, min_separation_arcsec=req.min_separation_arcsec)
-    t_open = time.perf_counter()
-    s = GalaxySearcher.open(req.index, checkpoint=req.checkpoint)
-    if req.where is not None:
-        s.select(req.where)
-    s.warmup(model=kind == "image")
-    open_seconds = time.perf_counter() - t_open
+    s, open_seconds = _open(req, model=kind == "image")
     t0 = time.perf_counter()
     if kind == "image":
         hits = s.query_batch(targets, **kw)

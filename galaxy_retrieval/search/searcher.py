@@ -52,7 +52,6 @@ from .sky import check_position, nearest_on_sky
 
 __all__ = ["GalaxySearcher"]
 
-ImageLike = "str | Path | np.ndarray"
 
 # A selection (filter ∩ live rows) of at most this many stored numbers (rows × dimension) is
 # scanned exactly instead of searched with FAISS: 2²³ floats are 32 MB, a few ms to read,

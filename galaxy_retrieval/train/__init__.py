@@ -5,6 +5,7 @@ from __future__ import annotations
 from .augment import NEGATIVE_TRANSFORMS, POSITIVE_TRANSFORMS, AugmentConfig, PairAugmenter
 from .config import TrainConfig
 from .loop import TrainResult, train, validate
+from .reuse import resumable_with, same_config, trained_with
 from .splits import split_indices
 
 __all__ = [
@@ -13,6 +14,9 @@ __all__ = [
     "TrainResult",
     "validate",
     "split_indices",
+    "trained_with",
+    "resumable_with",
+    "same_config",
     "AugmentConfig",
     "PairAugmenter",
     "POSITIVE_TRANSFORMS",

@@ -219,26 +219,7 @@ def _train(
     t_start = time.perf_counter()
     out = Path(out_dir)
     if resume:
-        settle_last(out)  # a kill mid-save leaves the previous resume point or the new one, whole
-        state_json = out / LAST_DIR / "state.json"
-        if not state_json.is_file():
-            raise CheckpointError(f"{out}: nothing to resume (no {LAST_DIR}/state.json); train without resume first")
-        # checked before any data is loaded: the seed fixes the split, so it cannot change
-        try:
-            saved = json.loads(state_json.read_text("utf-8")).get("state", {})
-        except (OSError, ValueError) as e:
-            raise CheckpointError(f"{state_json}: unreadable resume state ({e})") from None
-        saved_seed = saved.get("seed", cfg.seed)
-        if saved_seed != cfg.seed:
-            raise CheckpointError(
-                f"{out / LAST_DIR}: run was trained with seed {saved_seed} (which fixes the data split); got seed {cfg.seed}"
-            )
-        saved_learn = bool(saved.get("learn_score_weights", False))
-        if saved_learn != cfg.learn_score_weights:
-            raise CheckpointError(
-                f"{out / LAST_DIR}: run was trained with learn_score_weights={saved_learn}; "
-                f"got learn_score_weights={cfg.learn_score_weights} (resume with the run's setting)"
-            )
+        _check_resumable(out, cfg)
     discard_old = not resume and _has_run(out)
     if discard_old and not overwrite:
         raise CheckpointError(f"{out}: already holds a training run; resume it or overwrite it").resolved_by("resume", "overwrite")
@@ -249,27 +230,8 @@ def _train(
     g = torch.Generator().manual_seed(cfg.seed)
     augmenter = PairAugmenter(cfg.augment_config())
 
-    if len(catalog) < 3:  # named here: split_indices knows the count, not the file
-        raise CatalogError(f"{catalog.path}: holds {len(catalog)} objects; training needs at least 3 (train/val/test split)")
-    train_rows, val_rows, _ = split_indices(len(catalog), cfg.seed)
-    progress.log(
-        f"device {device}; model {mcfg.name} ({mcfg.image_size}² input); "
-        f"split {len(train_rows)} train / {len(val_rows)} val / {len(catalog) - len(train_rows) - len(val_rows)} test"
-    )
-    sup = cfg.suppress_sources
-    tr = ImageStore(catalog, train_rows, mcfg.image_size, cfg.preload_max_bytes, progress, "training set", suppress=sup, framing=mcfg.framing)
-    va = ImageStore(catalog, val_rows, mcfg.image_size, cfg.preload_max_bytes, progress, "validation set", suppress=sup, framing=mcfg.framing)
-    for store in (tr, va):
-        st = store.framing_stats
-        if mcfg.framing.mode == "auto" and st.images:
-            progress.log(
-                f"framing: {st.images - st.fallback} of {st.images} {store.name} images framed on their central source"
-                + (f", {st.fallback} without one kept whole" if st.fallback else "")
-            )
-    if len(tr) < 2:
-        raise CatalogError(f"{catalog.path}: training needs at least 2 readable training images, got {len(tr)}")
-    if not tr.preloaded:
-        progress.log(f"training set larger than preload_max_bytes={cfg.preload_max_bytes}: streaming from the catalog")
+    progress.log(f"device {device}; model {mcfg.name} ({mcfg.image_size}² input)")
+    tr, va = _image_stores(cfg, catalog, progress)
     val = make_val_set(va, augmenter, cfg.seed, cfg.max_val_images)
     # the old run goes only now that the new one has passed every check
     if discard_old:
@@ -280,18 +242,7 @@ def _train(
     out.mkdir(parents=True, exist_ok=True)
 
     model = build_model(mcfg, seed=cfg.seed).to(device)
-    theta: torch.Tensor | None = None  # learned score-weight logits
-    if cfg.learn_score_weights:
-        theta = torch.nn.Parameter(weight_logits(cfg.score_weights).to(device))
-        # θ only sets the balance of three terms: decaying it would pull the weights
-        # towards 1/3 each for no reason
-        opt = torch.optim.Adam(
-            [{"params": list(model.parameters())}, {"params": [theta], "weight_decay": 0.0}],
-            lr=cfg.lr,
-            weight_decay=cfg.weight_decay,
-        )
-    else:
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt, theta = _optimizer(model, cfg, device)
 
     def current_weights() -> ScoreWeights:
         return cfg.score_weights if theta is None else weights_from_logits(theta)
@@ -324,9 +275,7 @@ def _train(
             best_weights = st.get("best_score_weights")
         progress.log(f"resuming {out} after epoch {start_epoch} (best epoch {best_epoch}, val loss {best_val:.4f})")
 
-    n = len(tr)
-    bsz = min(cfg.batch_size, n)
-    steps_per_epoch = math.ceil(n / bsz)
+    steps_per_epoch = math.ceil(len(tr) / min(cfg.batch_size, len(tr)))
     stopped = "completed" if start_epoch < cfg.epochs else "nothing_to_do"
     last_epoch_s = 0.0
     model.train()
@@ -337,51 +286,7 @@ def _train(
             progress.log(f"stopping before epoch {epoch + 1}: it would end past the {cfg.time_budget_s:.0f} s budget")
             break
         t_epoch = time.perf_counter()
-        perm = torch.randperm(n, generator=g)
-        loss_sum, acc_sum, seen = 0.0, 0.0, 0
-        # progress counts pairs in paper mode, images (each against the whole batch) in in_batch mode
-        per_image = 1 if cfg.pair_mode == "in_batch" or cfg.save_computations else 2
-        unit = "img" if cfg.pair_mode == "in_batch" else "pair"
-        with progress.task(f"train epoch {epoch + 1}/{cfg.epochs}", total=n * per_image, unit=unit) as t:
-            for lo in range(0, n, bsz):
-                pos = perm[lo : lo + bsz]
-                if len(pos) < 2:  # a lone leftover image has no in-batch negatives
-                    continue
-                # augment where the model runs: on a GPU the transforms are GPU work too
-                anchors = tr.get(pos).to(device).float() / 255.0
-                others = None
-                if cfg.pair_mode == "paper":
-                    others = tr.get(other_positions(pos, n, g)).to(device).float() / 255.0
-                    m = min(len(anchors), len(others))  # streamed catalogs may skip unreadable rows
-                    anchors, others = anchors[:m], others[:m]
-                batch = make_pair_batch(
-                    anchors, others, augmenter, g, cfg.pair_mode, cfg.save_computations, cfg.augment_anchors
-                )
-                for group in opt.param_groups:
-                    group["lr"] = _lr_at(cfg, step, steps_per_epoch)
-                x = normalize(batch.images, mcfg)
-                with autocast_for(device):
-                    emb = model.embed(x)  # one model call for every image of every pair
-                w = cfg.score_weights if theta is None else torch.softmax(theta, dim=0)
-                loss, acc = pair_loss(emb.float(), batch, w, cfg.margin, cfg.loss, cfg.temperature)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                opt.step()
-                step += 1
-                lv = float(loss.detach())
-                if not math.isfinite(lv):
-                    raise TrainingDivergedError(
-                        f"{out}: training loss became {lv} at epoch {epoch + 1}, step {step}; "
-                        f"lower the learning rate (now {cfg.lr:g}) or clip gradients"
-                    )
-                k = len(anchors)
-                loss_sum += lv * k
-                acc_sum += acc * k
-                seen += k
-                t.advance(k * per_image)
-                t.update(loss=loss_sum / seen, acc=acc_sum / seen)
+        loss_sum, acc_sum, seen, step = _train_epoch(model, opt, theta, tr, augmenter, g, cfg, device, epoch, step, steps_per_epoch, out, progress)
         epoch_w = current_weights()
         metrics = validate(model, val, cfg, device, epoch_w)
         epoch_s = time.perf_counter() - t_epoch
@@ -461,6 +366,123 @@ def _train(
         resumed_from_epoch=start_epoch if resume else 0,
         score_weights=best_weights,
     )
+
+
+def _check_resumable(out: Path, cfg: TrainConfig) -> None:
+    """Refuse to resume a run that ``cfg`` cannot continue; checked before any data is
+    loaded (the seed fixes the split, so it cannot change)."""
+    settle_last(out)  # a kill mid-save leaves the previous resume point or the new one, whole
+    state_json = out / LAST_DIR / "state.json"
+    if not state_json.is_file():
+        raise CheckpointError(f"{out}: nothing to resume (no {LAST_DIR}/state.json); train without resume first")
+    try:
+        saved = json.loads(state_json.read_text("utf-8")).get("state", {})
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{state_json}: unreadable resume state ({e})") from None
+    saved_seed = saved.get("seed", cfg.seed)
+    if saved_seed != cfg.seed:
+        raise CheckpointError(f"{out / LAST_DIR}: run was trained with seed {saved_seed} (which fixes the data split); got seed {cfg.seed}")
+    saved_learn = bool(saved.get("learn_score_weights", False))
+    if saved_learn != cfg.learn_score_weights:
+        raise CheckpointError(
+            f"{out / LAST_DIR}: run was trained with learn_score_weights={saved_learn}; "
+            f"got learn_score_weights={cfg.learn_score_weights} (resume with the run's setting)"
+        )
+
+
+def _image_stores(cfg: TrainConfig, catalog: Catalog, progress: Progress) -> tuple[ImageStore, ImageStore]:
+    """The training and validation images of the seed's split, framed and suppressed as the
+    model will see them (preloaded when they fit)."""
+    mcfg = cfg.model_config()
+    if len(catalog) < 3:  # named here: split_indices knows the count, not the file
+        raise CatalogError(f"{catalog.path}: holds {len(catalog)} objects; training needs at least 3 (train/val/test split)")
+    train_rows, val_rows, _ = split_indices(len(catalog), cfg.seed)
+    progress.log(f"split {len(train_rows)} train / {len(val_rows)} val / {len(catalog) - len(train_rows) - len(val_rows)} test")
+    sup = cfg.suppress_sources
+    tr = ImageStore(catalog, train_rows, mcfg.image_size, cfg.preload_max_bytes, progress, "training set", suppress=sup, framing=mcfg.framing)
+    va = ImageStore(catalog, val_rows, mcfg.image_size, cfg.preload_max_bytes, progress, "validation set", suppress=sup, framing=mcfg.framing)
+    for store in (tr, va):
+        st = store.framing_stats
+        if mcfg.framing.mode == "auto" and st.images:
+            progress.log(
+                f"framing: {st.images - st.fallback} of {st.images} {store.name} images framed on their central source"
+                + (f", {st.fallback} without one kept whole" if st.fallback else "")
+            )
+    if len(tr) < 2:
+        raise CatalogError(f"{catalog.path}: training needs at least 2 readable training images, got {len(tr)}")
+    if not tr.preloaded:
+        progress.log(f"training set larger than preload_max_bytes={cfg.preload_max_bytes}: streaming from the catalog")
+    return tr, va
+
+
+def _optimizer(model: torch.nn.Module, cfg: TrainConfig, device: Any) -> tuple[torch.optim.Optimizer, torch.Tensor | None]:
+    """Adam over the model, and over θ (the learned score-weight logits) when they are learned."""
+    if not cfg.learn_score_weights:
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay), None
+    theta = torch.nn.Parameter(weight_logits(cfg.score_weights).to(device))
+    # θ only sets the balance of three terms: decaying it would pull the weights towards 1/3
+    # each for no reason
+    opt = torch.optim.Adam(
+        [{"params": list(model.parameters())}, {"params": [theta], "weight_decay": 0.0}],
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+    )
+    return opt, theta
+
+
+def _train_epoch(
+    model: Any, opt: Any, theta: Any, tr: ImageStore, augmenter: PairAugmenter, g: torch.Generator, cfg: TrainConfig,
+    device: Any, epoch: int, step: int, steps_per_epoch: int, out: Path, progress: Progress,
+) -> tuple[float, float, int, int]:
+    """One pass over the training images in a random order. Returns (loss sum, pair-accuracy
+    sum, images seen, the optimiser step count after the epoch)."""
+    mcfg = cfg.model_config()
+    n = len(tr)
+    bsz = min(cfg.batch_size, n)
+    perm = torch.randperm(n, generator=g)
+    loss_sum, acc_sum, seen = 0.0, 0.0, 0
+    # progress counts pairs in paper mode, images (each against the whole batch) in in_batch mode
+    per_image = 1 if cfg.pair_mode == "in_batch" or cfg.save_computations else 2
+    unit = "img" if cfg.pair_mode == "in_batch" else "pair"
+    with progress.task(f"train epoch {epoch + 1}/{cfg.epochs}", total=n * per_image, unit=unit) as t:
+        for lo in range(0, n, bsz):
+            pos = perm[lo : lo + bsz]
+            if len(pos) < 2:  # a lone leftover image has no in-batch negatives
+                continue
+            # augment where the model runs: on a GPU the transforms are GPU work too
+            anchors = tr.get(pos).to(device).float() / 255.0
+            others = None
+            if cfg.pair_mode == "paper":
+                others = tr.get(other_positions(pos, n, g)).to(device).float() / 255.0
+                m = min(len(anchors), len(others))  # streamed catalogs may skip unreadable rows
+                anchors, others = anchors[:m], others[:m]
+            batch = make_pair_batch(anchors, others, augmenter, g, cfg.pair_mode, cfg.save_computations, cfg.augment_anchors)
+            for group in opt.param_groups:
+                group["lr"] = _lr_at(cfg, step, steps_per_epoch)
+            x = normalize(batch.images, mcfg)
+            with autocast_for(device):
+                emb = model.embed(x)  # one model call for every image of every pair
+            w = cfg.score_weights if theta is None else torch.softmax(theta, dim=0)
+            loss, acc = pair_loss(emb.float(), batch, w, cfg.margin, cfg.loss, cfg.temperature)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            step += 1
+            lv = float(loss.detach())
+            if not math.isfinite(lv):
+                raise TrainingDivergedError(
+                    f"{out}: training loss became {lv} at epoch {epoch + 1}, step {step}; "
+                    f"lower the learning rate (now {cfg.lr:g}) or clip gradients"
+                )
+            k = len(anchors)
+            loss_sum += lv * k
+            acc_sum += acc * k
+            seen += k
+            t.advance(k * per_image)
+            t.update(loss=loss_sum / seen, acc=acc_sum / seen)
+    return loss_sum, acc_sum, seen, step
 
 
 def _usage_meta(cfg: TrainConfig, best_weights: dict[str, float] | None) -> dict[str, Any] | None:

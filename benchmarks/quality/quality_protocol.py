@@ -36,10 +36,10 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_write_json
-from ..errors import ConfigError
-from ..progress import NULL_PROGRESS, Progress
-from .machine import git_commit, machine_info
+from galaxy_retrieval.atomic import atomic_write_json
+from galaxy_retrieval.errors import ConfigError
+from galaxy_retrieval.progress import NULL_PROGRESS, Progress
+from galaxy_retrieval.bench.machine import git_commit, machine_info
 
 __all__ = [
     "Variant",
@@ -205,12 +205,12 @@ def prepare_catalog(cfg: QualityConfig, progress: Progress = NULL_PROGRESS) -> P
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     if cfg.catalog == "synthetic":
-        from ..synth import SynthConfig, generate_catalog
+        from galaxy_retrieval.synth import SynthConfig, generate_catalog
 
         progress.log(f"rendering {cfg.synth_n} synthetic galaxies into {path}")
         generate_catalog(SynthConfig(n=cfg.synth_n, size=cfg.synth_size, seed=cfg.seed), path, progress=progress)
     else:
-        from ..catalog.first import import_first
+        from galaxy_retrieval.catalog.first import import_first
 
         progress.log(f"importing the FIRST radio galaxies into {path}")
         import_first(path, progress=progress)
@@ -218,7 +218,7 @@ def prepare_catalog(cfg: QualityConfig, progress: Progress = NULL_PROGRESS) -> P
 
 
 def _train_config(cfg: QualityConfig, v: Variant):
-    from ..train import TrainConfig
+    from galaxy_retrieval.train import TrainConfig
 
     kw: dict[str, Any] = dict(preset=cfg.preset or "small", epochs=cfg.epochs, seed=cfg.seed, time_budget_s=cfg.time_budget_s)
     kw["framing"] = cfg.model_framing()
@@ -238,7 +238,7 @@ def _train_config(cfg: QualityConfig, v: Variant):
     # the paper's transform sets, batch 64, the best epoch by validation loss
     kw.update(augment=None, batch_size=64, select_by="val_loss")
     if v.suppress:
-        from ..suppress import PRESETS
+        from galaxy_retrieval.suppress import PRESETS
 
         kw["suppress_sources"] = PRESETS[DEFAULT_SUPPRESS[cfg.catalog]]
     if v.learn_weights:
@@ -247,7 +247,7 @@ def _train_config(cfg: QualityConfig, v: Variant):
     kw.update(loss="info_nce" if v.info_nce else "contrastive", temperature=0.1)
     for key, value in v.overrides:
         if key == "augment" and value == "no-zoom":
-            from ..train.augment import POSITIVE_TRANSFORMS, AugmentConfig
+            from galaxy_retrieval.train.augment import POSITIVE_TRANSFORMS, AugmentConfig
 
             value = AugmentConfig(positive_set=tuple(t for t in POSITIVE_TRANSFORMS if t not in ("scale", "brightness")))
         kw[key] = value
@@ -258,21 +258,9 @@ def _train_config(cfg: QualityConfig, v: Variant):
 _DONE = "quality-done.json"
 
 
-def _same_config(saved: Any, tcfg: Any) -> bool:
-    """Whether a recorded training config is ``tcfg``; fields added to TrainConfig since the
-    run was recorded take their defaults, so a new option does not retrain every run."""
-    from ..train import TrainConfig
-
-    try:
-        return TrainConfig.from_dict(saved) == tcfg
-    except (ConfigError, TypeError, KeyError, ValueError):
-        return False
-
-
 def _train(cfg: QualityConfig, v: Variant, catalog: Any, progress: Progress) -> dict[str, Any]:
     """Train (or reuse/resume) the variant's run; returns what the results record of it."""
-    from ..model.checkpoint import LAST_DIR, META_FILE
-    from ..train import train
+    from galaxy_retrieval.train import resumable_with, same_config, train
 
     tcfg = _train_config(cfg, v)
     run = cfg.run_dir(v.name)
@@ -280,13 +268,10 @@ def _train(cfg: QualityConfig, v: Variant, catalog: Any, progress: Progress) -> 
     want = tcfg.to_dict()
     if not cfg.fresh and done.is_file():
         rec = json.loads(done.read_text("utf-8"))
-        if _same_config(rec.get("train_config"), tcfg):
+        if same_config(rec.get("train_config"), tcfg):
             progress.log(f"[{v.name}] reusing the finished training run {run}")
             return rec
-    resume = False
-    if not cfg.fresh and (run / LAST_DIR / "state.json").is_file() and (run / META_FILE).is_file():
-        meta = json.loads((run / META_FILE).read_text("utf-8"))
-        resume = _same_config(meta.get("train"), tcfg)
+    resume = not cfg.fresh and resumable_with(run, tcfg)
     progress.log(f"[{v.name}] {'resuming' if resume else 'training'} {run} ({v.describe()})")
     t0 = time.perf_counter()
     res = train(tcfg, catalog, run, progress=progress, resume=resume, overwrite=not resume)
@@ -301,10 +286,10 @@ def _train(cfg: QualityConfig, v: Variant, catalog: Any, progress: Progress) -> 
 
 
 def _index(cfg: QualityConfig, v: Variant, catalog: Any, progress: Progress) -> Path:
-    from ..index.build import BuildConfig, build_index
-    from ..index.layout import MANIFEST_NAME
-    from ..index.manifest import read_manifest
-    from ..model import load_checkpoint
+    from galaxy_retrieval.index.build import BuildConfig, build_index
+    from galaxy_retrieval.index.layout import MANIFEST_NAME
+    from galaxy_retrieval.index.manifest import read_manifest
+    from galaxy_retrieval.model import load_checkpoint
 
     run, out = cfg.run_dir(v.name), cfg.index_dir(v.name)
     if not cfg.fresh and (out / MANIFEST_NAME).is_file():
@@ -319,7 +304,7 @@ def _index(cfg: QualityConfig, v: Variant, catalog: Any, progress: Progress) -> 
 
 def _through_index(index: Path, query_rows: np.ndarray, exact_nb: np.ndarray, k: int) -> dict[str, Any]:
     """Answer the held-out queries through the index; recall@k against the exact top k."""
-    from ..search.searcher import GalaxySearcher
+    from galaxy_retrieval.search.searcher import GalaxySearcher
 
     s = GalaxySearcher.open(index)
     pos_of_row = {int(r): i for i, r in enumerate(s.rows)}
@@ -348,7 +333,7 @@ def _through_index(index: Path, query_rows: np.ndarray, exact_nb: np.ndarray, k:
 def _parameter_agreement(catalog_path: Path, query_rows: np.ndarray, neighbours: dict[str, np.ndarray], k: int) -> dict[str, Any]:
     import h5py
 
-    from ..evaluate.params import parameter_agreement
+    from galaxy_retrieval.evaluate.params import parameter_agreement
 
     out: dict[str, Any] = {}
     with h5py.File(catalog_path, "r") as f:
@@ -374,9 +359,9 @@ def _parameter_agreement(catalog_path: Path, query_rows: np.ndarray, neighbours:
 
 def run_variant(cfg: QualityConfig, catalog_path: Path, name: str, progress: Progress = NULL_PROGRESS) -> dict[str, Any]:
     """Train, index and evaluate one variant; the JSON-ready record of it."""
-    from ..catalog import open_catalog
-    from ..evaluate import evaluate
-    from ..model import load_checkpoint
+    from galaxy_retrieval.catalog import open_catalog
+    from galaxy_retrieval.evaluate import evaluate
+    from galaxy_retrieval.model import load_checkpoint
 
     v = VARIANTS[name]
     with open_catalog(catalog_path) as cat:
@@ -405,8 +390,8 @@ def run_variant(cfg: QualityConfig, catalog_path: Path, name: str, progress: Pro
 
 def run_quality(cfg: QualityConfig, progress: Progress = NULL_PROGRESS) -> dict[str, Any]:
     """The whole protocol on one catalog; writes and returns ``cfg.results_path()``'s content."""
-    from ..catalog import open_catalog
-    from ..model import pick_device
+    from galaxy_retrieval.catalog import open_catalog
+    from galaxy_retrieval.model import pick_device
 
     t0 = time.perf_counter()
     path = prepare_catalog(cfg, progress)
@@ -505,7 +490,7 @@ def selection_agreement(results: list[dict[str, Any]]) -> dict[str, dict[str, An
     """How well each label-free signal, read at each run's chosen epoch, ranks the runs of
     one catalog (every variant and seed) as their held-out macro P@k does: Spearman ρ over
     the runs that recorded it, and the number of runs."""
-    from ..evaluate.params import spearman
+    from galaxy_retrieval.evaluate.params import spearman
 
     k = results[0]["parameters"]["k"]
     pts: dict[str, list[tuple[float, float]]] = {s: [] for s in SELECTION_SIGNALS}
