@@ -1,7 +1,6 @@
 """Filtered queries and adds on synthetic clustered vectors (issue 13).
 
     python benchmarks/filtered_query.py --nprobe 256,128,512 --sweep-nprobe 256,512,1024,2048,4096 --out-json benchmarks/results/filtered_1M-d256-float16.json --readme
-    python benchmarks/filtered_query.py --check   # benchmarks/README.md §5 is the recorded JSON's table
 
 Builds an index of ``--n`` clustered vectors (``galaxy_retrieval.search.synthetic``) whose
 shards carry a uniform column ``u`` in [0, 1) and a ``label``; ``where="u < s"`` then selects
@@ -17,9 +16,8 @@ all ``n`` from shards, as objects per second, then ``--small-add`` more onto tha
 a small add on a large index); embedding costs the same per object on both paths and is not
 included.
 
-``--readme`` rewrites the ``generated:filtered_query`` block of benchmarks/README.md from the
-recorded JSONs (``RESULTS``; after the run when given with ``--out-json``); ``--check`` fails
-when that block is not what they render to.
+benchmarks/README.md §5 is generated from ``results/filtered_1M-d256-float16.json`` by
+``docs/readme.py`` (``--readme`` runs it after writing ``--out-json``).
 """
 
 from __future__ import annotations
@@ -28,6 +26,7 @@ import argparse
 import json
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -38,11 +37,6 @@ from typing import Iterator
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "benchmarks" / "README.md"
-RESULT = ROOT / "benchmarks" / "results" / "filtered_1M-d256-float16.json"
-RESULTS = (RESULT,)  # rendered in this order
-# the marker style of docs/readme.py, which generates README.md's blocks the same way
-BEGIN, END = "<!-- generated:filtered_query -->", "<!-- /generated:filtered_query -->"
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from galaxy_retrieval.bench.machine import git_commit, machine_info  # noqa: E402
@@ -134,14 +128,8 @@ def main() -> None:
     ap.add_argument("--exact-scan-elements", type=int, default=None, help="selections of at most this many rows×dim are scanned exactly (default: the searcher's); 0 forces FAISS")
     ap.add_argument("--workdir", type=Path, default=None, help="where the indexes are built (default a temp dir, removed)")
     ap.add_argument("--out-json", type=Path, default=None)
-    ap.add_argument("--readme", action="store_true", help="rewrite benchmarks/README.md's block from the recorded JSONs (after the run, with --out-json; else only that)")
-    ap.add_argument("--check", action="store_true", help="only check that benchmarks/README.md's block is what the recorded JSONs render to")
+    ap.add_argument("--readme", action="store_true", help="after writing --out-json, regenerate the READMEs (python docs/readme.py)")
     args = ap.parse_args()
-    if args.check:
-        sys.exit(check_readme())
-    if args.readme and args.out_json is None:
-        write_readme()
-        return
 
     work = Path(tempfile.mkdtemp(prefix="gr-filtered-", dir=args.workdir))
     try:
@@ -154,7 +142,7 @@ def main() -> None:
         args.out_json.parent.mkdir(parents=True, exist_ok=True)
         args.out_json.write_text(text + "\n")
         if args.readme:
-            write_readme()
+            subprocess.run([sys.executable, str(ROOT / "docs" / "readme.py")], check=True)
 
 
 def run(args: argparse.Namespace, work: Path) -> dict:
@@ -266,82 +254,6 @@ def run(args: argparse.Namespace, work: Path) -> dict:
             **small,
         },
     }
-
-
-def render(r: dict, name: str = RESULT.name) -> str:
-    """The Markdown of benchmarks/README.md §5's results from one recorded run."""
-    p, m, a = r["params"], r["machine"], r["add"]
-    load = m.get("load_average")
-    threads = p.get("threads", 0)
-    out = [
-        f"**`results/{name}`** ({'one FAISS and one numba thread per query' if threads == 1 else 'all cores on each query' if not threads else f'{threads} threads per query'}): "
-        f"{p['n']:,} × {p['dim']} {p['dtype']}, `{p['factory']}`, "
-        f"k {p['k']}, refine {p['refine']}, {p['queries']} held-out queries "
-        f"({p['compare_queries']} with each path forced); {m.get('cpu_count', m.get('cpus', '?'))} CPUs, load average {load} at the end; commit `{str(r['commit'])[:10]}`.",
-        "",
-        "| index nprobe | selectivity | rows matched | plan | nprobe used | recall@10 | p50 ms | p90 ms | forced exact: recall / p50 ms | forced FAISS: recall / p50 ms | DuckDB select ms |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in r["filtered"]:
-        fe, ff = row.get("forced_exact"), row.get("forced_faiss")
-        out.append(
-            f"| {row['index_nprobe']} | {row['selectivity'] * 100:g} % | {row['matched']:,} | {row['path']} | {row['nprobe'] if row['nprobe'] is not None else '–'} | "
-            f"{row['recall_at_k']:.4f} | {row['p50_ms']:.2f} | {row['p90_ms']:.2f} | "
-            + (f"{fe['recall_at_k']:.4f} / {fe['p50_ms']:.2f} | {ff['recall_at_k']:.4f} / {ff['p50_ms']:.2f} | {row['select_ms_uncached']:.0f} |" if fe else "– | – | – |")
-        )
-    out.append("")
-    for npr in dict.fromkeys(row["index_nprobe"] for row in r["filtered"]):
-        aims = [row for row in r["filtered"] if row["selectivity"] < 1 and row["index_nprobe"] == npr]
-        met = [row for row in aims if row["recall_at_k"] >= 0.99 and row["p50_ms"] <= 10]
-        out.append(
-            f"Aim (recall@10 ≥ 0.99 and p50 ≤ 10 ms at every selectivity), index nprobe {npr}: met at {len(met)} of {len(aims)} selectivities"
-            + ("." if len(met) == len(aims) else "; missed at " + ", ".join(f"{row['selectivity'] * 100:g} %" for row in aims if row not in met) + ".")
-        )
-    if r.get("sweep"):
-        widths = list(dict.fromkeys(x["nprobe"] for x in r["sweep"]))
-        out += ["", "FAISS + ID selector at fixed probe widths (no widening; recall@10 / p50 ms):", "",
-                "| selectivity | " + " | ".join(f"nprobe {w}" for w in widths) + " |", "|---|" + "---|" * len(widths)]
-        for sel in dict.fromkeys(x["selectivity"] for x in r["sweep"]):
-            cells = {x["nprobe"]: f"{x['recall_at_k']:.4f} / {x['p50_ms']:.2f}" for x in r["sweep"] if x["selectivity"] == sel}
-            out.append(f"| {sel * 100:g} % | " + " | ".join(cells.get(w, "–") for w in widths) + " |")
-    out += [
-        "",
-        "| add | objects | onto | seconds | objects/s |",
-        "|---|---|---|---|---|",
-        f"| full build from shards | {a['onto'] + a['added']:,} | – | {a['full_build_seconds']:.1f} | {a['full_build_objects_per_s']:,.0f} |",
-        f"| add | {a['added']:,} | {a['onto']:,} | {a['add_seconds']:.1f} | {a['add_objects_per_s']:,.0f} |",
-    ]
-    if "small_added" in a:
-        out.append(f"| add | {a['small_added']:,} | {a['small_onto']:,} | {a['small_add_seconds']:.2f} | {a['small_add_objects_per_s']:,.0f} |")
-    out += ["", f"Adding {a['added']:,} took {a['add_vs_rebuild_speedup']:g}× less time than rebuilding all {a['onto'] + a['added']:,}."]
-    return "\n".join(out)
-
-
-def _section(text: str) -> tuple[int, int]:
-    i, j = text.find(BEGIN), text.find(END)
-    if i < 0 or j < i:
-        raise SystemExit(f"{README}: no {BEGIN!r} … {END!r} section")
-    return i + len(BEGIN), j
-
-
-def render_all() -> str:
-    return "\n\n".join(render(json.loads(f.read_text()), f.name) for f in RESULTS if f.is_file())
-
-
-def write_readme() -> None:
-    text = README.read_text()
-    i, j = _section(text)
-    README.write_text(text[:i] + "\n" + render_all() + "\n" + text[j:])
-
-
-def check_readme() -> int:
-    """0 when benchmarks/README.md's section is what the recorded JSONs render to."""
-    text = README.read_text()
-    i, j = _section(text)
-    if text[i:j].strip() != render_all().strip():
-        print(f"{README}: the filtered-query section is not generated from {', '.join(f.name for f in RESULTS)}; run filtered_query.py --readme", file=sys.stderr)
-        return 1
-    return 0
 
 
 if __name__ == "__main__":
