@@ -17,6 +17,7 @@ from ..errors import GalaxyRetrievalError, IndexFormatError
 from ..score import ScoreWeights
 from ..atomic import atomic_write_json, sha256_file
 from .layout import MANIFEST_NAME, STATE_FILE
+from .vectors import can_append, data_bytes, verify_vectors
 
 __all__ = ["MANIFEST_NAME", "FORMAT", "FORMAT_VERSION", "ShardEntry", "Manifest", "read_manifest"]
 
@@ -101,8 +102,6 @@ class Manifest:
     def verify(self, directory: str | Path, full: bool | None = None) -> None:
         """Check every listed file. ``full=None``: hash when the index is small enough."""
         root = Path(directory)
-        from .vectors import can_append, data_bytes, verify_vectors
-
         files: list[tuple[str, int, str | None]] = [(s.file, s.bytes, s.sha256) for s in self.shards]
         segmented = can_append(self.vectors)
         for part in (self.faiss, self.tombstones) if segmented else (self.vectors, self.faiss, self.tombstones):

@@ -91,13 +91,14 @@ def vectors_entry(path: Path, dtype: str, count: int, dim: int) -> dict[str, Any
 
 
 def can_append(entry: dict[str, Any] | None) -> bool:
-    return bool(entry) and "segments" in entry and "offset" in entry  # type: ignore[operator]
+    """Whether ``entry`` is segmented (format 3), so adds may append to its file."""
+    return entry is not None and "segments" in entry and "offset" in entry
 
 
 def open_vectors(root: Path, entry: dict[str, Any] | None, count: int, dim: int, file: str) -> np.ndarray:
     """The version's ``count × dim`` rows, memory-mapped read-only."""
     path = root / file
-    if not can_append(entry):
+    if entry is None or not can_append(entry):
         try:
             v = np.load(path, mmap_mode="r")
         except (OSError, ValueError) as e:
@@ -105,7 +106,6 @@ def open_vectors(root: Path, entry: dict[str, Any] | None, count: int, dim: int,
         if v.shape != (count, dim):
             raise IndexFormatError(f"{path}: shape {v.shape}, manifest says {(count, dim)}")
         return v
-    assert entry is not None
     need = int(entry["offset"]) + data_bytes(entry, count, dim)
     try:
         size = path.stat().st_size
@@ -139,9 +139,8 @@ def repair_vectors(root: Path, entry: dict[str, Any] | None, count: int, dim: in
     """Called by a writer holding the lock: drop bytes an interrupted add appended past the
     manifest's rows, and set the header's shape back to them. Readers never map past their
     version's rows, and no version has more rows in this file than the current one."""
-    if not can_append(entry):
+    if entry is None or not can_append(entry):
         return
-    assert entry is not None
     path = root / entry["file"]
     end = int(entry["offset"]) + data_bytes(entry, count, dim)
     if not path.is_file() or path.stat().st_size < end:
