@@ -126,7 +126,9 @@ def demo_paragraph() -> str:
     others = [m for m in ("untrained", "pixels") if p10.get(m) is not None]
     load = d["machine"].get("load_average")
     q = d["query"]
-    same = sum(1 for lab in q["hit_labels"] if lab == q["label"]) if q.get("label") is not None else None
+    # the query is a catalog object's own image, so it finds itself first: count the others
+    neighbours = [lab for oid, lab in zip(q.get("hit_ids", [None] * len(q["hit_labels"])), q["hit_labels"]) if oid != q["object"]]
+    same = sum(1 for lab in neighbours if lab == q["label"]) if q.get("label") is not None else None
     text = (
         f"Recorded run ({d['created'][:10]}, commit {d['commit'][:7]}, {d['machine'].get('cpu_count')} CPUs, load average "
         f"{load[0] if load else '?'} at the start): {_mmss(d['seconds']['total'])} after the set-up"
@@ -140,7 +142,7 @@ def demo_paragraph() -> str:
         text += ", " + " and ".join(f"{m} {p10[m]:.3f}" for m in others)
     text += "."
     if same is not None:
-        text += f" {same} of the query's {len(q['hit_labels'])} neighbours share its class."
+        text += f" {same} of the query's {len(neighbours)} neighbours share its class."
     return text
 
 
