@@ -22,6 +22,7 @@ The engine only says what to compute; Ray schedules, retries and scales.
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import logging
 import warnings
@@ -238,18 +239,26 @@ def embed_shards_ray(
         with progress.task("embedding", total=n, unit="img") as task:
             if done:
                 task.advance(done)
+            failure: BaseException | None = None
             try:
                 for row in ds.iter_rows():
                     skipped.extend((int(r), str(why)) for r, why in json.loads(row["skipped"]))
                     task.advance(int(row["hi"]) - int(row["lo"]))
             except Exception as e:  # Ray wraps what the actors raised
                 cause = _cause(e)
-                if cause is not None:
-                    raise cause from None
-                first = (str(e).strip().splitlines() or [type(e).__name__])[-1]
-                raise EngineError(
-                    f"the Ray embedding job failed ({type(e).__name__}: {first[:300]}); the shards it finished are kept, and a rerun resumes from them"
-                ) from None
+                if cause is None:
+                    first = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+                    cause = EngineError(
+                        f"the Ray embedding job failed ({type(e).__name__}: {first[:300]}); the shards it finished are kept, and a rerun resumes from them"
+                    )
+                failure = cause
+            if failure is not None:
+                # raised here, not in the except block: the error must not carry Ray's traceback
+                # (as its context), whose frames keep the failed job's executor and so its actors,
+                # with their CPUs/GPUs, alive; a next job in this session would wait for them forever
+                del ds
+                gc.collect()
+                raise failure
         return sorted(skipped)
     finally:
         if started:
