@@ -261,6 +261,7 @@ def demo_results(cfg: DemoConfig, res: DemoResult, query_label: Any) -> dict[str
         "query": {
             "object": res.query_object,
             "label": None if query_label is None else int(query_label),
+            "hit_ids": [h.object_id for h in hits],
             "hit_labels": [h.metadata.get("label") for h in hits],
             "seconds": res.query.seconds,
         },

@@ -60,7 +60,7 @@ def test_zoobot_style_parquet(tmp_path: Path, as_list: bool) -> None:
     s = GalaxySearcher.open(res.path)
     np.testing.assert_array_equal(np.asarray(s.vectors), x.astype(np.float32))
     _check(s, x)
-    assert not [p for p in tmp_path.iterdir() if "from-parquet" in p.name]  # staging removed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["idx", "z.parquet"]  # no staging left beside it
 
 
 def test_refusals_name_the_columns_and_write_nothing(tmp_path: Path) -> None:
@@ -75,6 +75,39 @@ def test_refusals_name_the_columns_and_write_nothing(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="'same' appears more than once"):
         build_index_from_parquet(tmp_path / "dup.parquet", tmp_path / "c", "id_str", "feat_pca_*", CFG)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dup.parquet", "z.parquet"]
+
+
+def test_interrupted_build_resumes_without_overwrite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build stopped after two shards (Ctrl-C; a kill -9 leaves the same files) keeps them;
+    the rerun converts only the rest and gives the index an uninterrupted build gives. A rerun
+    of another conversion into that directory is refused, naming what differs."""
+    import galaxy_retrieval.index.foreign as foreign
+    from galaxy_retrieval.errors import IndexFormatError
+
+    x = _clustered(N, D)
+    src = _zoobot(tmp_path / "z.parquet", x)
+    real, calls = foreign.write_shard, []
+
+    def stop_after_two(*a: object, **k: object) -> None:
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(a[0])
+        real(*a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(foreign, "write_shard", stop_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        build_index_from_parquet(src, tmp_path / "idx", "id_str", "feat_pca_*", CFG)
+    monkeypatch.setattr(foreign, "write_shard", real)
+    assert not (tmp_path / "idx" / "manifest.json").exists() and len(list((tmp_path / "idx" / "embeddings").glob("part-*.parquet"))) == 2
+    with pytest.raises(IndexFormatError, match="interrupted build of something else .*vector_columns"):
+        build_index_from_parquet(src, tmp_path / "idx", "id_str", "feat_pca_1*", CFG)
+    res = build_index_from_parquet(src, tmp_path / "idx", "id_str", "feat_pca_*", CFG)
+    assert (res.embedded_shards, res.reused_shards) == (1, 2)  # 300 rows in shards of ≤128
+    fresh = build_index_from_parquet(src, tmp_path / "fresh", "id_str", "feat_pca_*", CFG)
+    assert [e.sha256 for e in res.manifest.shards] == [e.sha256 for e in fresh.manifest.shards]
+    s = GalaxySearcher.open(res.path, verify=True)
+    np.testing.assert_array_equal(np.asarray(s.vectors), x.astype(np.float32))
+    _check(s, x)
 
 
 def test_cli_from_parquet(tmp_path: Path) -> None:

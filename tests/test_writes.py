@@ -63,6 +63,22 @@ def test_filtered_results_equal_brute_force(tmp_path: Path, kind: str, where: st
             assert all(want[h.row] for h in hits)
 
 
+def test_sparse_selection_widens_the_ivf_probe(tmp_path: Path) -> None:
+    """A filter keeping a fraction f probes nprobe/√f lists. With the index's nprobe 1 (one
+    list of 16, ~8 rows of the 20 % selected) the shortlist of 20 missed true neighbours in
+    other lists while holding ≥ k rows, so no exact refill repaired it."""
+    x = _clustered(N, D)
+    res = build_index_from_shards(_write_shards(tmp_path / "shards", x), tmp_path / "index", BuildConfig(index=IndexSpec(kind="IVF16,Flat", nprobe=1)))
+    s = GalaxySearcher.open(res.path)
+    s.exact_scan_elements = 0  # the FAISS path, however small the selection
+    assert s._filtered_knobs(N // 5, None, None) == (3, None) and s._filtered_knobs(N // 4, 2, None) == (4, None)
+    assert s._filtered_knobs(1, None, None) == (16, None) and s._filtered_knobs(N, 3, None) == (3, None)
+    want = _labels() == 3
+    for q in range(0, N, 37):
+        hits = s.query(object_id=f"obj-{q:04d}", k=5, refine=4, where="label = 3")
+        assert [h.row for h in hits] == _reference(x, q, want, 5), q
+
+
 def test_filter_matching_fewer_than_k_returns_them_all(tmp_path: Path) -> None:
     path, x = _build(tmp_path)
     s = GalaxySearcher.open(path)
@@ -359,3 +375,53 @@ def test_batch_targets_ids_and_sky_into_one_table(tmp_path: Path) -> None:
     (tmp_path / "bad.csv").write_text("name\nx\n")
     with pytest.raises(QueryError, match="needs a column of object ids, ra and dec, or image paths; the columns are name"):
         run_query(QueryRequest(index=path, targets=tmp_path / "bad.csv"))
+
+
+def test_add_appends_to_the_vectors_file_in_place(tmp_path: Path) -> None:
+    """An add writes the new rows after the old ones in the same file (O(added), not O(N));
+    a reader of the old version keeps answering; bytes a killed add appended past the
+    manifest's rows are ignored by readers and truncated by the next writer."""
+    import hashlib
+    import json
+    import os
+
+    from galaxy_retrieval.index.writes import append_vectors
+
+    path, x = _build(tmp_path)
+    vec = path / "vectors.npy"
+    inode, row = vec.stat().st_ino, D * 4
+    old = GalaxySearcher.open(path)
+    want = [h.object_id for h in old.query(object_id="obj-0005", k=5)]
+    extra = _clustered(40, D, seed=3)
+    append_vectors(path, [f"new-{i}" for i in range(40)], extra)
+    m = read_manifest(path)
+    assert m.vectors_file == "vectors.npy" and vec.stat().st_ino == inode
+    assert [seg["rows"] for seg in m.vectors["segments"]] == [N, 40]
+    assert vec.stat().st_size == m.vectors["offset"] + (N + 40) * row
+    assert np.load(vec).shape == (N + 40, D)  # the .npy header follows the newest version
+    assert [h.object_id for h in old.query(object_id="obj-0005", k=5)] == want and len(old) == N
+    np.testing.assert_array_equal(np.asarray(GalaxySearcher.open(path).vectors[N:]), extra)
+
+    # a killed add: rows appended and the header moved on, no manifest for them
+    with open(vec, "ab") as f:
+        f.write(np.ones((7, D), np.float32).tobytes())
+    hdr = np.lib.format
+    with open(vec, "r+b") as f:
+        hdr.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (N + 47, D)})
+    s = GalaxySearcher.open(path, verify=True)
+    assert len(s) == N + 40 and s.vectors.shape == (N + 40, D)
+    verify_index(path)
+    append_vectors(path, ["late"], extra[:1] * 2)  # the next writer drops the 7 rows first
+    assert vec.stat().st_size == m.vectors["offset"] + (N + 41) * row and np.load(vec).shape == (N + 41, D)
+    np.testing.assert_array_equal(np.asarray(GalaxySearcher.open(path).vectors[-1]), extra[0] * 2)
+
+    # an index of format 2 (one digest over the whole file): the first add copies once
+    d = json.loads((path / "manifest.json").read_text())
+    d["format_version"], d["vectors"] = 2, {"file": "vectors.npy", "dtype": "float32", "shape": [N + 41, D], "bytes": vec.stat().st_size, "sha256": hashlib.sha256(vec.read_bytes()).hexdigest()}
+    (path / "manifest.json").write_text(json.dumps(d))
+    GalaxySearcher.open(path, verify=True)
+    append_vectors(path, ["later"], extra[:1])
+    m = read_manifest(path)
+    assert m.format_version == 3 and m.vectors_file == "vectors-v00004.npy" and not vec.exists() and [seg["rows"] for seg in m.vectors["segments"]] == [N + 42]
+    verify_index(path)
+    assert os.path.getsize(path / m.vectors_file) == m.vectors["offset"] + (N + 42) * row

@@ -54,6 +54,7 @@ from .lock import directory_lock
 from .manifest import Manifest, ShardEntry
 from .ondisk import is_parts_dir
 from .shards import MODEL_SHA_KEY, RANGE_KEY, check_shard_models, read_shard_embeddings, write_shard
+from .vectors import vectors_entry
 
 __all__ = ["BuildConfig", "BuildResult", "build_index", "build_index_from_shards"]
 
@@ -279,7 +280,7 @@ def _finish(
         model=model_info,
         catalog=catalog_info,
         faiss={**faiss_info, "bytes": faiss_file.stat().st_size, "sha256": sha256_file(faiss_file)},
-        vectors={"file": VECTORS_FILE, "dtype": dtype, "shape": [len(ids), dim], "bytes": vec.stat().st_size, "sha256": sha256_file(vec)},
+        vectors=vectors_entry(vec, dtype, len(ids), dim),  # segmented: adds append to it
         created=_now(),
         package_version=__version__,
         extra={"seconds": {k: round(v, 3) for k, v in seconds.items()}},

@@ -8,14 +8,16 @@ The rows are converted into contract shards (``object_id``, ``row``, ``embedding
 column as metadata: ``ra``/``dec`` make sky queries work) and indexed as
 :func:`~galaxy_retrieval.index.build.build_index_from_shards` does. Such an index has no model:
 it answers object-id, sky and vector queries; an image query needs the checkpoint that made
-the vectors. Everything checkable (columns, types, ids) is checked before anything is written.
+the vectors. Everything checkable (columns, types, ids, the FAISS factory at this size) is
+checked before anything is written. The shards are written straight into the index directory,
+each atomically and always covering the same source rows, so an interrupted build resumes
+when rerun, as the image build does (``build-state.json`` refuses a different source).
 """
 
 from __future__ import annotations
 
 import fnmatch
-import shutil
-import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +26,12 @@ import pyarrow.parquet as pq
 
 from ..errors import CatalogError
 from ..progress import NULL_PROGRESS, Progress
-from .build import BuildConfig, BuildResult, _check_out, build_index_from_shards
-from .shards import shard_name, write_shard
+from ..score import ScoreWeights
+from .build import BuildConfig, BuildResult, _check_out, _check_state, _finish, _prepare_out, _refusal_removes_new_dir
+from .candidates import check_index_spec
+from .layout import EMBEDDINGS_DIR, SHARD_GLOB, shard_name
+from .lock import directory_lock
+from .shards import RANGE_KEY, write_shard
 
 __all__ = ["build_index_from_parquet"]
 
@@ -106,29 +112,77 @@ def build_index_from_parquet(
         if oid in seen:
             raise CatalogError(f"{src}: object id {oid!r} appears more than once; ids must be unique")
         seen.add(oid)
+    dim = _first_dim(files[0], cols)
+    check_index_spec(cfg.index, len(ids), dim)  # before any write: a factory this size cannot take
     _check_out(out, cfg.overwrite, {"source": src})  # an existing index is refused before the conversion
     meta_cols = [n for n in schema.names if n not in cols and n != id_column and n not in ("object_id", "row", "embedding")]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.from-parquet-", dir=out.parent))
-    try:
-        pos, i, dim = 0, 0, None
-        for f in files:
-            for batch in pq.ParquetFile(f).iter_batches(batch_size=cfg.shard_rows, columns=[id_column, *cols, *meta_cols]):
-                x = _vectors(batch, cols)
-                if dim is None:
-                    dim = x.shape[1]
-                if x.shape[1] != dim:
-                    raise CatalogError(f"{f}: vectors of dimension {x.shape[1]}, earlier ones {dim}")
-                if not np.isfinite(x).all():
-                    raise CatalogError(f"{f}: vectors hold NaN or infinite values near row {pos}")
-                n = len(x)
-                meta = {c: batch.column(c).to_pylist() for c in meta_cols}
-                meta["source"] = [f"parquet:{f.name}"] * n
-                write_shard(staging / shard_name(i), [str(v) for v in batch.column(id_column).to_pylist()], np.arange(pos, pos + n), x, meta, dtype=cfg.dtype)
-                pos += n
-                i += 1
+    # what is being built: a rerun after an interruption resumes only the same conversion
+    state = {
+        "from_parquet": str(src.resolve()),
+        "files": [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files],
+        "id_column": id_column,
+        "vector_columns": vector_columns,
+        "shard_rows": cfg.shard_rows,
+        "dtype": cfg.dtype,
+    }
+    with _refusal_removes_new_dir(out), directory_lock(out):
+        _prepare_out(out, cfg.overwrite)
+        _check_state(out, state)
+        shard_dir = out / EMBEDDINGS_DIR
+        shard_dir.mkdir(exist_ok=True)
+        t0 = time.perf_counter()
+        paths: list[Path] = []
+        converted = 0
+        pos = 0
+        with progress.task("converting", total=len(ids), unit="vec") as task:
+            for f in files:
+                for batch in pq.ParquetFile(f).iter_batches(batch_size=cfg.shard_rows, columns=[id_column, *cols, *meta_cols]):
+                    n = batch.num_rows
+                    dst = shard_dir / shard_name(len(paths))
+                    paths.append(dst)
+                    # shard i always holds the same rows of the same files (batches are
+                    # deterministic), each written atomically: a rerun keeps the finished ones
+                    if not _converted(dst, pos, pos + n):
+                        x = _vectors(batch, cols)
+                        if x.shape[1] != dim:
+                            raise CatalogError(f"{f}: vectors of dimension {x.shape[1]}, earlier ones {dim}")
+                        if not np.isfinite(x).all():
+                            raise CatalogError(f"{f}: vectors hold NaN or infinite values near row {pos}")
+                        meta = {c: batch.column(c).to_pylist() for c in meta_cols}
+                        meta["source"] = [f"parquet:{f.name}"] * n
+                        write_shard(
+                            dst, [str(v) for v in batch.column(id_column).to_pylist()], np.arange(pos, pos + n), x, meta,
+                            dtype=cfg.dtype, extra_schema_metadata={RANGE_KEY.decode(): f"{pos}:{pos + n}"},
+                        )
+                        converted += 1
+                    pos += n
+                    task.advance(n)
+        for stale in shard_dir.glob(SHARD_GLOB):  # from a longer source of an earlier attempt
+            if stale not in paths:
+                stale.unlink()
+        seconds = {"convert": time.perf_counter() - t0}
         info = {"source": f"parquet:{src.resolve()}", "path": None, "kind": "parquet", "count": pos, "id_column": id_column, "vector_columns": vector_columns}
-        res = build_index_from_shards(staging, out, cfg, progress, catalog_info=info)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return res
+        weights = cfg.score_weights if cfg.score_weights is not None else ScoreWeights()
+        manifest = _finish(out, paths, dim, cfg.dtype, cfg, weights, None, info, progress, seconds)
+    return BuildResult(out, manifest, converted, len(paths) - converted, [], seconds)
+
+
+def _first_dim(f: Path, cols: list[str]) -> int:
+    if len(cols) > 1 or pa.types.is_floating(pq.read_schema(f).field(cols[0]).type) or pa.types.is_integer(pq.read_schema(f).field(cols[0]).type):
+        return len(cols)
+    for batch in pq.ParquetFile(f).iter_batches(batch_size=1, columns=cols):
+        if batch.num_rows:
+            return int(_vectors(batch, cols).shape[1])
+    raise CatalogError(f"{f}: holds no rows")
+
+
+def _converted(path: Path, lo: int, hi: int) -> bool:
+    """Whether ``path`` is the finished shard of rows [lo, hi) (written atomically, so present
+    means complete; the range says it is this conversion's)."""
+    if not path.is_file():
+        return False
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except (pa.ArrowInvalid, OSError):
+        return False
+    return meta.get(RANGE_KEY) == f"{lo}:{hi}".encode()

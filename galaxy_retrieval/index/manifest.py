@@ -17,13 +17,16 @@ from ..errors import GalaxyRetrievalError, IndexFormatError
 from ..score import ScoreWeights
 from ..atomic import atomic_write_json, sha256_file
 from .layout import MANIFEST_NAME, STATE_FILE
+from .vectors import can_append, data_bytes, verify_vectors
 
 __all__ = ["MANIFEST_NAME", "FORMAT", "FORMAT_VERSION", "ShardEntry", "Manifest", "read_manifest"]
 
 FORMAT = "galaxy-retrieval-index"
 # 2: a manifest may name a tombstone list (deleted rows) and per-version vector/FAISS files;
 # a reader of version 1 would ignore the tombstones and answer with deleted objects.
-FORMAT_VERSION = 2
+# 3: the vectors entry may be segmented (an add appends to the file; vectors.py): a reader of
+# version 2 would read the .npy header's shape, which an interrupted add leaves too large.
+FORMAT_VERSION = 3
 # Above this many bytes, opening checks sizes only unless a full check is asked for:
 # hashing a 100M-object survey's shards on every open would take minutes.
 FULL_VERIFY_LIMIT = 2 << 30
@@ -100,10 +103,12 @@ class Manifest:
         """Check every listed file. ``full=None``: hash when the index is small enough."""
         root = Path(directory)
         files: list[tuple[str, int, str | None]] = [(s.file, s.bytes, s.sha256) for s in self.shards]
-        for part in (self.vectors, self.faiss, (self.faiss or {}).get("ondisk"), self.tombstones):
-            if part and part.get("file"):  # "ondisk": the inverted lists of an on-disk IVF index
+        segmented = can_append(self.vectors)
+        ondisk = (self.faiss or {}).get("ondisk")  # the inverted lists of an on-disk IVF index
+        for part in (self.faiss, ondisk, self.tombstones) if segmented else (self.vectors, self.faiss, ondisk, self.tombstones):
+            if part and part.get("file"):
                 files.append((part["file"], part.get("bytes", -1), part.get("sha256")))
-        total = sum(b for _, b, _ in files if b > 0)
+        total = sum(b for _, b, _ in files if b > 0) + (data_bytes(self.vectors, self.count, self.dim) if segmented else 0)  # type: ignore[arg-type]
         do_hash = total <= FULL_VERIFY_LIMIT if full is None else full
         for rel, nbytes, digest in files:
             p = root / rel
@@ -114,6 +119,8 @@ class Manifest:
                 raise IndexFormatError(f"{p}: {size} bytes, but the manifest says {nbytes} (truncated or replaced?)")
             if do_hash and digest and sha256_file(p) != digest:
                 raise IndexFormatError(f"{p}: sha256 does not match the manifest (the file was changed after the build)")
+        if segmented:  # appended to by adds: its size and digests are per segment (vectors.py)
+            verify_vectors(root, self.vectors, self.count, self.dim, do_hash)  # type: ignore[arg-type]
         if sum(s.rows for s in self.shards) != self.count:
             raise IndexFormatError(f"{root / MANIFEST_NAME}: shard rows add up to {sum(s.rows for s in self.shards)}, not {self.count}")
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import IndexFormatError
 from ..atomic import sha256_file
 from .layout import MANIFEST_NAME, MODEL_DIR
 from .manifest import read_manifest
 from .shards import check_shard_models
+from .vectors import open_vectors
 
 __all__ = ["VerifyReport", "verify_index"]
 
@@ -43,11 +42,5 @@ def verify_index(path: str | Path) -> VerifyReport:
         if sha256_file(weights) != model_sha:
             raise IndexFormatError(f"{weights}: sha256 does not match the model the manifest names ({model_sha[:12]}…)")
         files.append(weights)
-    vec = root / m.vectors_file
-    try:
-        shape = np.load(vec, mmap_mode="r").shape
-    except (OSError, ValueError) as e:
-        raise IndexFormatError(f"{vec}: not a readable vector file ({e})") from None
-    if shape != (m.count, m.dim):
-        raise IndexFormatError(f"{vec}: shape {shape}, manifest says {(m.count, m.dim)}")
+    open_vectors(root, m.vectors, m.count, m.dim, m.vectors_file)  # readable, the manifest's shape
     return VerifyReport(root, m.count, len(files), sum(f.stat().st_size for f in files))

@@ -6,11 +6,13 @@ Every write follows one protocol (``indexes/README.md``, "Writes"):
    fast with :class:`IndexBusyError`;
 2. write the files of version n+1 under new names (``embeddings/part-vNNNNN-*.parquet``,
    ``vectors-vNNNNN.npy``, ``faiss-vNNNNN.index``, ``deleted-vNNNNN.parquet``), each atomically;
+   an add instead appends its rows to the vectors file after version n's (:mod:`.vectors`);
 3. write manifest n+1 atomically, last; only then remove the files version n alone used.
 
-A kill at any point before step 3 leaves manifest n, whose files are all still there, so the
-index answers as before, and a rerun writes the same names again. A searcher opened on
-version n keeps its memory maps and in-memory copies after the files are removed.
+A kill at any point before step 3 leaves manifest n, whose files are all still there (and
+whose vector rows are untouched), so the index answers as before, and a rerun writes the same
+names again after truncating what the killed add appended. A searcher opened on version n
+keeps its memory maps and in-memory copies after the files are removed.
 """
 
 from __future__ import annotations
@@ -37,9 +39,10 @@ from .layout import EMBEDDINGS_DIR, MODEL_DIR, VERSIONED_GLOBS
 from .candidates import IndexSpec, add_to_faiss_index, build_faiss_index, load_faiss_index, write_faiss_index
 from .filters import select_positions
 from .lock import directory_lock
-from .manifest import Manifest, ShardEntry, read_manifest
+from .manifest import FORMAT_VERSION, Manifest, ShardEntry, read_manifest
 from .shards import MODEL_SHA_KEY, RANGE_KEY, read_metadata_table, write_shard
 from .tombstones import read_tombstones, write_tombstones
+from .vectors import append_rows, can_append, open_vectors, repair_vectors, vectors_entry
 
 __all__ = ["DeleteResult", "CompactResult", "AddResult", "delete_objects", "compact_index", "reindex", "add_objects", "append_vectors", "read_id_list"]
 
@@ -95,11 +98,13 @@ def _open_for_write(root: Path) -> Manifest:
             tmp = name.startswith(".") and name.endswith(TMP_SUFFIX)
             if p.is_file() and (stale or tmp):
                 p.unlink(missing_ok=True)
+    repair_vectors(root, m.vectors, m.count, m.dim)  # rows a killed add appended past this version
     return m
 
 
 def _commit(root: Path, old: Manifest, new: Manifest) -> Manifest:
     """Write ``new`` as the index's manifest, then remove the files only ``old`` named."""
+    new = dataclasses.replace(new, format_version=FORMAT_VERSION)  # a write may use this package's layout
     new.write(root)
     now = {s.file for s in new.shards} | {p["file"] for p in (new.vectors, new.faiss, new.tombstones) if p and p.get("file")}
     before = {s.file for s in old.shards} | {p["file"] for p in (old.vectors, old.faiss, old.tombstones) if p and p.get("file")}
@@ -228,7 +233,7 @@ def compact_index(path: str | Path, progress: Progress = NULL_PROGRESS) -> Compa
             package_version=__version__,
             count=len(ids),
             shards=_entries(root, new_paths),
-            vectors=_vectors_entry(root / _vname("vectors", version, ".npy"), m.dtype, len(ids), m.dim),
+            vectors=vectors_entry(root / _vname("vectors", version, ".npy"), m.dtype, len(ids), m.dim),
             faiss={**(m.faiss or {}), **_file_entry(faiss_out), "ntotal": int(index.ntotal)},
             tombstones=None,
         )
@@ -238,10 +243,6 @@ def compact_index(path: str | Path, progress: Progress = NULL_PROGRESS) -> Compa
 
 def _file_entry(p: Path) -> dict[str, Any]:
     return {"file": p.name, "bytes": p.stat().st_size, "sha256": sha256_file(p)}
-
-
-def _vectors_entry(p: Path, dtype: str, n: int, dim: int) -> dict[str, Any]:
-    return {"file": p.name, "dtype": dtype, "shape": [n, dim], "bytes": p.stat().st_size, "sha256": sha256_file(p)}
 
 
 def _entries(root: Path, paths: Sequence[Path]) -> tuple[ShardEntry, ...]:
@@ -263,7 +264,7 @@ def reindex(path: str | Path, spec: IndexSpec | None = None, progress: Progress 
         _refuse_ondisk(root, m)
         if spec is None:
             spec = IndexSpec(**(m.faiss or {}).get("spec", {}))
-        vectors = np.load(root / m.vectors_file, mmap_mode="r")
+        vectors = open_vectors(root, m.vectors, m.count, m.dim, m.vectors_file)
         version = m.version + 1
         out = root / _vname("faiss", version, ".index")
         info = build_faiss_index(vectors, spec, out, progress)
@@ -410,14 +411,17 @@ def _append(root: Path, m: Manifest, st: _AddState, new_paths: list[Path], sourc
     """The new shards are written: extend the vectors, add to FAISS, tombstone replaced rows,
     write the manifest. Returns (version, rows added, rows replaced)."""
     version = m.version + 1
-    # the vectors file of this version: the old rows, then the new ones (the old file stays
-    # for readers of the old version until the manifest moves on)
     added_n = sum(pq.read_metadata(p).num_rows for p in new_paths)
-    vec_out = root / _vname("vectors", version, ".npy")
-    old_vec = np.load(root / m.vectors_file, mmap_mode="r")
-    new_vec = _extend_vectors(old_vec, new_paths, vec_out, m.dim, m.dtype)
+    extra = _new_embeddings(new_paths, m.dim)
+    if can_append(m.vectors):
+        # appended after the old rows in the same file: readers of version n map only theirs
+        vectors = _append_vectors(root, m.vectors, m.count, m.dim, extra)  # type: ignore[arg-type]
+    else:  # a file of format 2 (whole-file digest): this version's file, rows copied once
+        vec_out = root / _vname("vectors", version, ".npy")
+        _extend_vectors(open_vectors(root, m.vectors, m.count, m.dim, m.vectors_file), extra, vec_out, m.dim, m.dtype)
+        vectors = vectors_entry(vec_out, m.dtype, m.count + added_n, m.dim)
     index = load_faiss_index(root / m.faiss_file, m.faiss)
-    add_to_faiss_index(index, new_vec[m.count :], (m.faiss or {}).get("metric", "l2"))
+    add_to_faiss_index(index, np.concatenate(extra), (m.faiss or {}).get("metric", "l2"))
     faiss_out = write_faiss_index(index, root / _vname("faiss", version, ".index"))
     tomb = m.tombstones
     if st.clash:
@@ -434,7 +438,7 @@ def _append(root: Path, m: Manifest, st: _AddState, new_paths: list[Path], sourc
         package_version=__version__,
         count=count,
         shards=m.shards + _entries(root, new_paths),
-        vectors=_vectors_entry(vec_out, m.dtype, count, m.dim),
+        vectors=vectors,
         faiss={**(m.faiss or {}), **_file_entry(faiss_out), "ntotal": int(index.ntotal)},
         tombstones=tomb,
         catalog={**m.catalog, "added": [*m.catalog.get("added", []), {"source": source, "count": added_n}]},
@@ -443,11 +447,24 @@ def _append(root: Path, m: Manifest, st: _AddState, new_paths: list[Path], sourc
     return version, added_n, len(st.clash)
 
 
-def _extend_vectors(old: np.ndarray, new_shards: Sequence[Path], out: Path, dim: int, dtype: str) -> np.ndarray:
-    from ..atomic import reserve_space
+def _new_embeddings(new_shards: Sequence[Path], dim: int) -> list[np.ndarray]:
     from .shards import read_shard_embeddings
 
     extra = [read_shard_embeddings(p)[0] for p in new_shards]
+    for p, e in zip(new_shards, extra):
+        if e.shape[1] != dim:
+            raise IndexFormatError(f"{p}: new embeddings have dimension {e.shape[1]}, the index {dim}")
+    return extra
+
+
+def _append_vectors(root: Path, entry: dict[str, Any], count: int, dim: int, extra: list[np.ndarray]) -> dict[str, Any]:
+    # a stage of its own: the kill tests stop an add right after it (tests/faults)
+    return append_rows(root, entry, count, dim, extra)
+
+
+def _extend_vectors(old: np.ndarray, extra: Sequence[np.ndarray], out: Path, dim: int, dtype: str) -> None:
+    from ..atomic import reserve_space
+
     n = len(old) + sum(len(e) for e in extra)
     with atomic_path(out) as tmp:
         mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(dtype), shape=(n, dim))
@@ -458,10 +475,7 @@ def _extend_vectors(old: np.ndarray, new_shards: Sequence[Path], out: Path, dim:
             mm[lo:hi] = old[lo:hi]
         pos = len(old)
         for e in extra:
-            if e.shape[1] != dim:
-                raise IndexFormatError(f"{out}: new embeddings have dimension {e.shape[1]}, the index {dim}")
             mm[pos : pos + len(e)] = e
             pos += len(e)
         mm.flush()
         del mm
-    return np.load(out, mmap_mode="r")

@@ -53,7 +53,10 @@ def test_add_embeds_with_the_index_model_and_matches_a_full_build(tiny: dict[str
     hits = s.query(object_id="new-2", k=8)
     assert [h.object_id for h in hits] == [h.object_id for h in s.query(object_id="new-2", k=8, exact=True)]
     assert len(before) == 30 and before.query(object_id="0", k=3)  # the old reader keeps its version
-    assert not (index / "vectors.npy").exists() and not (index / "faiss.index").exists()
+    # the new rows were appended to the same vectors file (no copy of the old rows); the
+    # FAISS index of version 1 is gone, the old reader keeps its in-memory copy
+    assert read_manifest(index).vectors_file == "vectors.npy" and not (index / "faiss.index").exists()
+    assert np.load(index / "vectors.npy", mmap_mode="r").shape == (36, s.manifest.dim)
     verify_index(index)
 
 
@@ -71,7 +74,7 @@ def test_add_refuses_a_present_id_by_name_unless_upsert(index: Path, tmp_path: P
     assert "7" in {h.object_id for h in s.query(object_id="new-a", k=30)}
 
 
-@pytest.mark.parametrize("stage", ["write_shard", "_extend_vectors", "write_faiss_index", "write_tombstones"])
+@pytest.mark.parametrize("stage", ["write_shard", "_append_vectors", "write_faiss_index", "write_tombstones"])
 def test_kill_9_mid_add_leaves_the_old_version_and_a_rerun_completes(index: Path, tmp_path: Path, stage: str) -> None:
     cat = _catalog(tmp_path / "new.h5", ["new-0", "new-1", "3"], seed=5)
     code = textwrap.dedent(
