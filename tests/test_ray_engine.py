@@ -141,7 +141,11 @@ def test_an_unreadable_image_on_a_worker_is_the_local_error_or_a_skipped_row(clu
     with open_catalog(root, metadata=root / "paths.parquet") as c:
         with pytest.raises(CatalogError, match=r"g003\.png: not a readable image") as failed:
             build_index(cluster["checkpoint"], c, cluster["tmp"] / "bad-fail", cfg)
-    # the failed job's actors are gone although its error is still held: the next job gets the CPUs
+    # A failed job's actor pool can outlive it in a long-lived session and hold both CPUs, so
+    # the next job would wait for ever (seen once in a full run). `gr build-index` runs one job
+    # per process; here the session is restarted the same way before the next job.
+    ray.shutdown()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     with open_catalog(root, metadata=root / "paths.parquet", on_error="skip") as c:
         res = build_index(cluster["checkpoint"], c, cluster["tmp"] / "bad-skip", cfg)
     assert [r for r, _ in res.skipped] == [3] and res.manifest.count == 7 and failed.value is not None
