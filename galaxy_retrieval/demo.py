@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import time
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 
 from .atomic import atomic_path, atomic_write_json
 from .errors import ConfigError
+from .pipeline_file import read_pipeline_file
 from .progress import NULL_PROGRESS, Progress
 
 __all__ = ["DemoConfig", "DemoResult", "load_demo_config", "run_demo", "demo_results", "DEFAULT_PIPELINE", "RESULTS_FILE"]
@@ -86,17 +86,9 @@ def _section(cls: type, d: dict[str, Any], where: str, root: Path) -> Any:
 def load_demo_config(path: str | Path = DEFAULT_PIPELINE, root: str | Path = ".") -> DemoConfig:
     """Read a demo pipeline TOML; relative paths are taken from ``root``."""
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: pipeline file not found")
-    try:
-        d = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{p}: not valid TOML ({e})") from None
-    r = Path(root)
     parts = {"synth": SynthStep, "train": TrainStep, "index": IndexStep, "query": QueryStep}
-    unknown = set(d) - set(parts)
-    if unknown:
-        raise ConfigError(f"{p}: unknown section(s) {', '.join(sorted(unknown))}")
+    d = read_pipeline_file(p, parts)
+    r = Path(root)
     return DemoConfig(**{name: _section(cls, d.get(name, {}), f"{p} [{name}]", r) for name, cls in parts.items()})
 
 

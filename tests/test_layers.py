@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1] / "galaxy_retrieval"
 #: layers. Units in one layer do not import each other.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "version"),
-    ("atomic", "paths", "progress", "score", "framing", "suppress"),
+    ("atomic", "paths", "progress", "score", "framing", "suppress", "pipeline_file"),
     ("catalog", "metrics"),
     ("model", "viz", "synth", "fetch"),
     ("index", "train"),

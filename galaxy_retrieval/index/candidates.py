@@ -288,7 +288,16 @@ def build_faiss_index(
     build_s = time.perf_counter() - t0
     out = Path(out)
     write_faiss_index(index, out)
-    return {
+    return build_record(out, factory, spec, why, build_s, train_s, int(index.ntotal), built_on_gpu=gpu)
+
+
+def build_record(
+    out: Path, factory: str, spec: IndexSpec, why: str, build_s: float, train_s: float, ntotal: int,
+    built_on_gpu: bool = False, merge_s: float | None = None, **extra: Any,
+) -> dict[str, Any]:
+    """What the manifest records about a built FAISS index (in RAM or on disk): ``extra``
+    adds fields of its own kind, e.g. the on-disk lists file."""
+    rec: dict[str, Any] = {
         "file": out.name,
         "factory": factory,
         "metric": spec.metric,
@@ -296,10 +305,13 @@ def build_faiss_index(
         "spec": spec.to_dict(),
         "build_seconds": round(build_s, 3),
         "train_seconds": round(train_s, 3),
-        "add_seconds": round(build_s - train_s, 3),
-        "built_on_gpu": gpu,
-        "ntotal": int(index.ntotal),
+        "add_seconds": round(build_s - train_s - (merge_s or 0.0), 3),
+        "built_on_gpu": built_on_gpu,
+        "ntotal": ntotal,
     }
+    if merge_s is not None:
+        rec["merge_seconds"] = round(merge_s, 3)
+    return {**rec, **extra}
 
 
 def training_sample(vectors: np.ndarray, spec: IndexSpec, factory: str) -> np.ndarray:

@@ -372,7 +372,7 @@ def build_ondisk_index(
     and seed as the in-RAM build (:func:`~.candidates.build_faiss_index`), so both give the
     same lists. Returns the manifest's ``faiss`` entry (without the index file's own bytes
     and sha256, which the caller adds like for any FAISS file)."""
-    from .candidates import resolve_factory, training_sample
+    from .candidates import build_record, resolve_factory, training_sample
 
     out = Path(out)
     n, dim = vectors.shape
@@ -412,18 +412,4 @@ def build_ondisk_index(
     build_s = time.perf_counter() - t0
     if info["ntotal"] != n:
         raise IndexFormatError(f"{out}: the merged parts hold {info['ntotal']} vectors, expected {n}")
-    return {
-        "file": out.name,
-        "factory": factory,
-        "metric": spec.metric,
-        "chosen_because": why,
-        "spec": spec.to_dict(),
-        "build_seconds": round(build_s, 3),
-        "train_seconds": round(train_s, 3),
-        "add_seconds": round(build_s - train_s - merge_s, 3),
-        "merge_seconds": round(merge_s, 3),
-        "built_on_gpu": False,
-        "ntotal": int(info["ntotal"]),
-        "ondisk": info["ondisk"],
-        "parts": len(ranges),
-    }
+    return build_record(out, factory, spec, why, build_s, train_s, int(info["ntotal"]), merge_s=merge_s, ondisk=info["ondisk"], parts=len(ranges))

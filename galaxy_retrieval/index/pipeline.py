@@ -8,11 +8,11 @@ and the file's over the defaults.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import ConfigError
+from ..pipeline_file import read_pipeline_file
 from .build import BuildConfig
 from .candidates import IndexSpec
 from .ray_engine import RayConfig
@@ -34,17 +34,8 @@ def load_build_pipeline(path: str | Path | None = None, overrides: Mapping[str, 
     d: dict[str, Any] = {}
     where = "build settings"
     if path is not None:
-        p = Path(path)
-        where = str(p)
-        if not p.is_file():
-            raise ConfigError(f"{p}: pipeline file not found")
-        try:
-            d = tomllib.loads(p.read_text())
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{p}: not valid TOML ({e})") from None
-        unknown = sorted(set(d) - set(SECTIONS))
-        if unknown:
-            raise ConfigError(f"{p}: unknown section(s) {', '.join(unknown)} (known: {', '.join(SECTIONS)})")
+        where = str(path)
+        d = read_pipeline_file(path, SECTIONS)
     merged: dict[str, dict[str, Any]] = {}
     for name in SECTIONS:
         sec = d.get(name, {})
