@@ -25,21 +25,18 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-from galaxy_retrieval.bench.machine import git_commit, machine_info  # noqa: E402
+from galaxy_retrieval.bench.machine import git_commit, machine_info, search_threads  # noqa: E402
 from galaxy_retrieval.index import shard_name, write_shard  # noqa: E402
 from galaxy_retrieval.index.build import BuildConfig, build_index_from_shards  # noqa: E402
 from galaxy_retrieval.index.candidates import IndexSpec  # noqa: E402
@@ -61,23 +58,6 @@ def _recall(found: list[np.ndarray], gt: np.ndarray, k: int) -> float:
     return float(np.mean([len(set(f[f >= 0]) & set(g[g >= 0])) / max(1, min(k, (g >= 0).sum())) for f, g in zip(found, gt)]))
 
 
-@contextmanager
-def _threads(n: int) -> Iterator[None]:
-    """FAISS (OpenMP) and the numba kernels with ``n`` threads (0: leave them), then restore."""
-    import faiss
-    import numba
-
-    if n <= 0:
-        yield
-        return
-    f0, n0 = faiss.omp_get_max_threads(), numba.get_num_threads()
-    faiss.omp_set_num_threads(n)
-    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(f0)
-        numba.set_num_threads(n0)
 
 
 THREADS = 1  # set from --threads in run()
@@ -85,7 +65,7 @@ THREADS = 1  # set from --threads in run()
 
 def _timed(s: GalaxySearcher, xq: np.ndarray, k: int, refine: int, **kw: object) -> tuple[list[float], list[np.ndarray]]:
     """One query per call, as a user's request is: (seconds per call, positions found)."""
-    with _threads(THREADS):
+    with search_threads(THREADS):
         return _timed_loop(s, xq, k, refine, **kw)
 
 

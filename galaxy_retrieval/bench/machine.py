@@ -13,7 +13,8 @@ import platform
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 __all__ = ["machine_info", "git_commit", "load_average", "usable_cpus"]
 
@@ -93,3 +94,23 @@ def git_commit(paths: tuple[str, ...] = ("galaxy_retrieval", "benchmarks"), root
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return head.stdout.strip() + ("+uncommitted-changes" if dirty.stdout.strip() else "")
+
+
+@contextmanager
+def search_threads(n: int) -> Iterator[None]:
+    """Run FAISS (OpenMP) and the numba kernels with ``n`` threads (0 or less: leave them),
+    then restore: one query at a time on one thread is how latency is timed."""
+    import faiss
+    import numba
+
+    if n <= 0:
+        yield
+        return
+    f0, n0 = faiss.omp_get_max_threads(), numba.get_num_threads()
+    faiss.omp_set_num_threads(n)
+    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(f0)
+        numba.set_num_threads(n0)

@@ -37,10 +37,9 @@ import datetime as _dt
 import json
 import re
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -54,7 +53,7 @@ from ..search.exact import warmup
 from ..search.shortlist import shortlist_rerank
 from .baseline import ExactBaseline, GroundTruth, ground_truth, measure_exact
 from .datasets import BenchData, SyntheticSpec, advise_random, evict_from_page_cache, existing_faiss_file, index_data, synthetic_data
-from .machine import git_commit, load_average, machine_info, usable_cpus
+from .machine import git_commit, load_average, machine_info, search_threads, usable_cpus
 from ..metrics import pareto_front, percentile_ms, recall_at, recall_at_tie_aware
 
 __all__ = [
@@ -349,20 +348,6 @@ def _front_recall(p: OperatingPoint) -> float:
 # --------------------------------------------------------------------------- helpers
 
 
-@contextmanager
-def _threads(n: int) -> Iterator[None]:
-    """Run FAISS (OpenMP) and the numba kernels with ``n`` threads, then restore."""
-    import faiss
-    import numba
-
-    f0, n0 = faiss.omp_get_max_threads(), numba.get_num_threads()
-    faiss.omp_set_num_threads(n)
-    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(f0)
-        numba.set_num_threads(n0)
 
 
 def _knobs(index: Any) -> tuple[bool, bool]:
@@ -479,7 +464,7 @@ def _measure(
     # Single queries: one at a time, one thread each for FAISS and the reranker.
     t_search = np.empty(nlat)
     t_total = np.empty(nlat)
-    with _threads(1):
+    with search_threads(1):
         for i in range(min(_WARM_QUERIES, nlat)):  # code paths and FAISS' per-thread buffers
             search(i, i + 1)
         if cfg.cold:
@@ -497,7 +482,7 @@ def _measure(
     n_cand = 0
     if cfg.cold:
         evict_from_page_cache(data)
-    with _threads(threads):
+    with search_threads(threads):
         t0 = time.perf_counter()
         for q0 in range(0, nq, step):
             q1 = min(nq, q0 + step)
@@ -573,7 +558,7 @@ def run_rerank_benchmark(cfg: RerankBenchConfig, progress: Progress = NULL_PROGR
     if max(cfg.k) + extra > data.n:
         raise ConfigError(f"k={max(cfg.k)} is more than the {data.n - extra} catalog vectors a query can find").resolved_by("k")
 
-    with _threads(threads):
+    with search_threads(threads):
         warmup()
         gt = ground_truth(data, max(cfg.k), workdir, progress, rebuild=cfg.rebuild)
         progress.log(f"timing the exact scan of one query over {data.n:,} vectors ({cfg.exact_queries} repeats)")
@@ -587,7 +572,7 @@ def run_rerank_benchmark(cfg: RerankBenchConfig, progress: Progress = NULL_PROGR
     builds: list[IndexBuild] = []
     points: list[OperatingPoint] = []
     for name, factory in plan:
-        with _threads(threads):
+        with search_threads(threads):
             index, build = _get_index(cfg, data, name, factory, metric, progress)
         builds.append(build)
         has_ivf, has_hnsw = _knobs(index)
