@@ -44,7 +44,9 @@ import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["Framing", "Box", "FRAMING_MODES", "centred_square", "frame_box", "frame_boxes", "frame_images", "FramingStats"]
+__all__ = [
+    "Framing", "Box", "FRAMING_MODES", "centred_square", "frame_box", "frame_boxes", "frame_images", "FramingStats", "measure_box",
+]
 
 FRAMING_MODES: tuple[str, ...] = ("none", "fixed", "auto")
 
@@ -300,7 +302,34 @@ def frame_box(image: np.ndarray, cfg: Framing) -> Box:
 
 def _auto_box(image: np.ndarray, cfg: Framing) -> Box:
     h, w = image.shape[:2]
-    found = _central_extent(image, cfg)
+    return _box_from_extent(_central_extent(image, cfg), h, w, cfg)
+
+
+def measure_box(reduced: np.ndarray, cfg: Framing, full_shape: tuple[int, int]) -> Box:
+    """The ``auto`` box of a full-resolution ``full_shape`` (h, w) image, measured on
+    ``reduced``, a smaller decode of the same image (a JPEG decoded at 1/2, 1/4 or 1/8 scale).
+
+    The central source's centre and radius are scaled to full resolution before the box is
+    cut, so the box obeys the same rules (``min_fraction``, inside the frame) as one
+    measured on the full image; it moves by a few full-resolution pixels
+    (``tests/test_ingest.py`` measures how far on real cutouts)."""
+    h, w = full_shape
+    rh, rw = reduced.shape[:2]
+    if cfg.mode != "auto":
+        top, left, side = centred_square(h, w, cfg.fraction if cfg.mode == "fixed" else 1.0)
+        return Box(top, left, side, True)
+    if (rh, rw) == (h, w):
+        return _auto_box(np.ascontiguousarray(reduced), cfg)
+    found = _central_extent(np.ascontiguousarray(reduced), cfg)
+    if found is not None:
+        fx, fy = w / rw, h / rh
+        x, y, r = found
+        # reduced pixel i covers full-resolution pixels f·i … f·i + f − 1
+        found = ((x + 0.5) * fx - 0.5, (y + 0.5) * fy - 0.5, r * (fx + fy) / 2)
+    return _box_from_extent(found, h, w, cfg)
+
+
+def _box_from_extent(found: tuple[float, float, float] | None, h: int, w: int, cfg: Framing) -> Box:
     m = min(h, w)
     if found is None:
         top, left, side = centred_square(h, w)
@@ -322,10 +351,17 @@ class FramingStats:
 
     images: int = 0
     fallback: int = 0
+    #: boxes measured now, and boxes reused from the box store (:mod:`galaxy_retrieval.ingest`)
+    measured: int = 0
+    reused: int = 0
 
     def add(self, boxes: Sequence[Box]) -> None:
         self.images += len(boxes)
         self.fallback += sum(1 for b in boxes if not b.found)
+
+    def describe_reuse(self) -> str:
+        """One line for logs: how many boxes were measured and how many reused."""
+        return f"framing boxes: {self.measured:,} measured, {self.reused:,} reused from the box store"
 
 
 def frame_boxes(images: "np.ndarray | Sequence[np.ndarray]", cfg: Framing) -> list[Box]:

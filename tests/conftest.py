@@ -8,6 +8,11 @@ import os
 # numerical libraries unless a test asks for more.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("NUMBA_NUM_THREADS", "2")
+# the framing-box store of this test session, never the user's own (~/.cache)
+if "GALAXY_RETRIEVAL_BOXES" not in os.environ:
+    import tempfile
+
+    os.environ["GALAXY_RETRIEVAL_BOXES"] = tempfile.mkdtemp(prefix="gr-test-boxes-")
 
 from pathlib import Path
 

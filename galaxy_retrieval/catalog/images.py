@@ -16,7 +16,8 @@ import numpy as np
 from ..errors import ConfigError, ImageReadError
 
 __all__ = [
-    "IMAGE_SUFFIXES", "FITS_SUFFIXES", "FITS_STRETCH", "UINT16_STRETCH", "to_uint8_rgb", "read_image", "asinh_stretch",
+    "IMAGE_SUFFIXES", "FITS_SUFFIXES", "FITS_STRETCH", "UINT16_STRETCH", "to_uint8_rgb", "read_image", "read_image_reduced",
+    "draft_scale", "asinh_stretch",
     "fits_layout", "describe_conversion", "set_max_image_pixels", "max_image_pixels",
 ]
 
@@ -135,11 +136,32 @@ def _is_fits(path: Path) -> bool:
 
 def read_image(path: str | Path) -> np.ndarray:
     """Decode one image file to uint8 (H, W, 3); raise :class:`ImageReadError` naming the file."""
-    p = Path(path)
+    return _read(Path(path), None)[0]
+
+
+def read_image_reduced(path: str | Path, min_side: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """Decode one image file at reduced size where the format allows it, cheaply: a JPEG
+    whose shorter side is at least twice ``min_side`` is decoded at 1/2, 1/4 or 1/8 scale
+    (Pillow's ``draft``: the DCT is scaled, so most of the decoding work is skipped), the
+    largest reduction that keeps the shorter side ≥ ``min_side``. Other formats are decoded
+    whole. Returns uint8 (h, w, 3) and the file's full (H, W)."""
+    return _read(Path(path), int(min_side))
+
+
+def draft_scale(width: int, height: int, min_side: int) -> int:
+    """The JPEG draft reduction (1, 2, 4 or 8) that keeps the shorter side ≥ ``min_side``."""
+    for s in (8, 4, 2):
+        if min(width, height) // s >= min_side:
+            return s
+    return 1
+
+
+def _read(p: Path, min_side: int | None) -> tuple[np.ndarray, tuple[int, int]]:
     if not p.is_file():
         raise ImageReadError(p, "no such file")
     if _is_fits(p):
-        return _read_fits(p)
+        a = _read_fits(p)
+        return a, a.shape[:2]
     import warnings
 
     from PIL import Image, UnidentifiedImageError
@@ -156,6 +178,11 @@ def read_image(path: str | Path) -> np.ndarray:
         with im_cm as im:
             if im.width * im.height > _max_pixels:  # checked on the header, before decoding
                 raise too_large(im.width, im.height)
+            full = (im.height, im.width)
+            if min_side is not None and im.format == "JPEG":
+                k = draft_scale(im.width, im.height, min_side)
+                if k > 1:
+                    im.draft(im.mode, (im.width // k, im.height // k))
             im.load()  # decode now: truncated files fail here, not later
             mode = im.mode
             if mode == "P":
@@ -180,7 +207,7 @@ def read_image(path: str | Path) -> np.ndarray:
         arr = arr.astype(np.int64)
         arr = np.clip(arr, 0, 65535).astype(np.uint16) if arr.min() >= 0 else arr.astype(np.float64)
     try:
-        return to_uint8_rgb(arr)
+        return to_uint8_rgb(arr), full
     except ValueError as e:
         raise ImageReadError(p, str(e)) from None
 

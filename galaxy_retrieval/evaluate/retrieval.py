@@ -44,7 +44,6 @@ import torch
 from ..catalog.base import Catalog
 from ..errors import CatalogError, ConfigError
 from ..model.embedder import FROM_CHECKPOINT, Embedder, SuppressChoice, load_checkpoint
-from ..model.preprocess import images_to_float
 from ..model.vit import build_model
 from ..progress import NULL_PROGRESS, Progress
 from ..score import ScoreWeights
@@ -52,9 +51,9 @@ from ..search.exact import exact_knn
 from ..suppress import SuppressConfig
 from ..train.augment import AugmentConfig, PairAugmenter
 from ..train.config import TrainConfig
-from ..train.data import read_rows
 from ..train.splits import SPLITS, split_indices
 from ..framing import FramingStats
+from ..ingest import IngestStats, model_inputs
 from .descriptors import PIXEL_SIDE, morphology_features, pixel_features, polar_fourier_features
 from ..metrics import average_precision_at_k, loose_accuracy, macro_average, ndcg_at_k, precision_at_k
 
@@ -254,10 +253,11 @@ def evaluate(
     what = f"evaluating on {split} ({len(rows)} queries, {len(wanted)} read{', sources suppressed' if sup else ''})"
     with progress.task(what, total=len(wanted), unit="img") as t:
         # suppressed here, once, at full resolution: every method sees the same images
-        for brows, images in read_rows(catalog, wanted, batch_size, suppress=sup):
+        # image folders: decoded and framed by worker processes, boxes from the box store
+        ingest_stats = IngestStats(framing=framing_stats)
+        for brows, x01 in model_inputs(catalog, wanted, cfg.image_size, cfg.framing, sup, batch_size, ingest_stats):
             t.advance(len(brows))
             seen[brows] = True
-            x01 = images_to_float(images, cfg.image_size, framing=cfg.framing, stats=framing_stats)
             sel = np.flatnonzero(in_split[brows])
             xp = augmenter.positive(x01[sel], g) if len(sel) else None
             for m, fn in methods.items():
@@ -270,6 +270,8 @@ def evaluate(
                     anchors[m].append(f[sel])
                     positives[m].append(fn(xp))
             got_rows.append(brows[sel])
+    if cfg.framing.mode == "auto" and (framing_stats.measured or framing_stats.reused):
+        progress.log(framing_stats.describe_reuse())
     q_rows = np.concatenate(got_rows) if got_rows else np.zeros(0, np.int64)
     if len(q_rows) == 0:
         raise CatalogError(f"{catalog.path}: no readable images in the {split} split")

@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..version import __version__
+from ..ingest import IngestConfig, IngestStats, can_prepare, open_box_store
 from ..errors import CatalogError, ConfigError, GalaxyRetrievalError, IndexBusyError, IndexFormatError, NoSpaceError
 from ..paths import PROBE_PREFIX, check_output_dir, first_missing, remove_created_dirs
 from ..progress import NULL_PROGRESS, Progress
@@ -75,10 +76,15 @@ class BuildConfig:
     # both write the same shards, so either resumes the other's interrupted build
     engine: str = "local"
     ray: RayConfig | None = None  # with engine="ray"; None: a local Ray with one actor per CPU
+    # image folders, local engine: the fast path (worker pool, reduced-size framing, box store);
+    # None: every image decoded and framed in this process, as before
+    ingest: IngestConfig | None = field(default_factory=IngestConfig)
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
             raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}").resolved_by("engine")
+        if self.ingest is not None and not isinstance(self.ingest, IngestConfig):
+            raise ConfigError(f"ingest must be an IngestConfig or None, got {type(self.ingest).__name__}")
         if self.ray is not None and not isinstance(self.ray, RayConfig):
             raise ConfigError(f"ray must be a RayConfig or None, got {type(self.ray).__name__}")
         if self.score_weights is not None and not isinstance(self.score_weights, ScoreWeights):
@@ -97,6 +103,8 @@ class BuildResult:
     reused_shards: int  # shards found complete from an earlier, interrupted run
     skipped: list[tuple[int, str]]  # unreadable catalog images (with on_error="skip")
     seconds: dict[str, float]
+    # the fast path's stage CPU seconds and box counts (None: not used)
+    ingest: dict[str, Any] | None = None
 
 
 def _now() -> str:
@@ -379,6 +387,9 @@ def _build_locked(
     }
     if embedder.suppress is not None:  # part of what the vectors are
         state["suppress_sources"] = embedder.suppress.to_dict()
+    fast = cfg.ingest if cfg.engine == "local" and cfg.ingest is not None and can_prepare(catalog) and embedder.suppress is None else None
+    if fast is not None:  # where boxes are measured and how the model is batched: part of the vectors too
+        state["ingest"] = fast.to_dict()
     _check_state(out, state)
     _copy_model(checkpoint, out / MODEL_DIR, embedder)
 
@@ -399,18 +410,26 @@ def _build_locked(
         else:
             pending.append((i, lo, hi))
     done = n - sum(hi - lo for _, lo, hi in pending)
+    stats = IngestStats()
+    shard_seconds: dict[str, float] = {}
     if cfg.engine == "ray":  # the same shards, embedded by a pool of Ray actors
         from .ray_engine import embed_shards_ray
 
         skipped.extend(embed_shards_ray(checkpoint, catalog, shard_dir, pending, cfg, embedder, progress, done))
     else:
+        store = open_box_store(embedder.model_config.framing, fast) if fast is not None and pending else None
         with progress.task("embedding", total=n, unit="img") as task:
             if done:
                 task.advance(done)
             for i, lo, hi in pending:
-                skipped.extend(embed_shard(catalog, embedder, shard_dir / shard_name(i), lo, hi, cfg.batch_size, cfg.dtype, task.advance))
+                skipped.extend(
+                    embed_shard(catalog, embedder, shard_dir / shard_name(i), lo, hi, cfg.batch_size, cfg.dtype, task.advance,
+                                ingest=fast, ingest_stats=stats, box_store=store, seconds=shard_seconds)
+                )
     embedded = len(pending)
-    seconds = {"embed": time.perf_counter() - t0}
+    seconds = {"embed": time.perf_counter() - t0, **shard_seconds}
+    if fast is not None and pending and embedder.model_config.framing.mode == "auto":
+        progress.log(stats.framing.describe_reuse())
     for stale in shard_dir.glob(SHARD_GLOB):  # from a longer catalog of an earlier attempt
         if stale not in shard_paths:
             stale.unlink()
@@ -420,17 +439,21 @@ def _build_locked(
         catalog_info["label_names"] = {str(k): v for k, v in names.items()}
     weights = cfg.score_weights if cfg.score_weights is not None else embedder.score_weights
     manifest = _finish(out, shard_paths, embedder.dim, cfg.dtype, cfg, weights, embedder.manifest_info(), catalog_info, progress, seconds)
-    return BuildResult(out, manifest, embedded, reused, skipped, seconds)
+    return BuildResult(out, manifest, embedded, reused, skipped, seconds, stats.to_dict() if fast is not None and pending else None)
 
 
 def embed_shard(
-    catalog: Any, embedder: Any, path: Path, lo: int, hi: int, batch_size: int, dtype: str, advance: Any = None
+    catalog: Any, embedder: Any, path: Path, lo: int, hi: int, batch_size: int, dtype: str, advance: Any = None,
+    ingest: IngestConfig | None = None, ingest_stats: IngestStats | None = None, box_store: Any = "open",
+    seconds: dict[str, float] | None = None,
 ) -> list[tuple[int, str]]:
     """Embed catalog rows [lo, hi) (:func:`.embed.embed_rows`) and write them as one shard,
     atomically, with its row range and model. The step of every engine (the local loop, a Ray
-    actor): the same rows in the same batches make the same shard. Returns the skipped rows."""
+    actor): the same rows in the same batches make the same shard. Returns the skipped rows.
+    ``seconds`` accumulates the time spent writing shards (``write_shards``)."""
     skipped: list[tuple[int, str]] = []
-    got = embed_rows(catalog, embedder, lo, hi, batch_size, skipped, advance or (lambda n: None))
+    got = embed_rows(catalog, embedder, lo, hi, batch_size, skipped, advance or (lambda n: None), ingest, ingest_stats, box_store)
+    t0 = time.perf_counter()
     if got is None:
         raise IndexFormatError(f"{catalog.path}: every image in rows {lo}–{hi - 1} was unreadable")
     write_shard(
@@ -442,6 +465,8 @@ def embed_shard(
         dtype=dtype,
         extra_schema_metadata={RANGE_KEY.decode(): f"{lo}:{hi}", MODEL_SHA_KEY.decode(): embedder.sha256},
     )
+    if seconds is not None:
+        seconds["write_shards"] = seconds.get("write_shards", 0.0) + time.perf_counter() - t0
     return skipped
 
 

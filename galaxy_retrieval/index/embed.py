@@ -35,10 +35,22 @@ def embed_rows(
     batch_size: int,
     skipped: list[tuple[int, str]],
     advance: Callable[[int], None] = lambda n: None,
+    ingest: Any = None,
+    ingest_stats: Any = None,
+    box_store: Any = "open",
 ) -> EmbeddedRows | None:
     """Embed rows ``lo``–``hi − 1`` of ``catalog``; unreadable images are appended to
     ``skipped`` (row, reason) and left out. None when every image of the range was unreadable.
-    ``advance(n)`` is called with the rows read after each batch (for progress bars)."""
+    ``advance(n)`` is called with the rows read after each batch (for progress bars).
+
+    ``ingest`` (an :class:`~galaxy_retrieval.ingest.IngestConfig`): image folders go through
+    the fast path (:mod:`galaxy_retrieval.ingest`: worker processes, reduced-size framing,
+    the box store), unless the model suppresses sources (which needs the full images in
+    this process). ``ingest_stats`` collects its stage times and box counts."""
+    from ..ingest import can_prepare
+
+    if ingest is not None and can_prepare(catalog) and getattr(embedder, "suppress", None) is None:
+        return _embed_rows_fast(catalog, embedder, lo, hi, batch_size, skipped, advance, ingest, ingest_stats, box_store)
     ids: list[str] = []
     rows: list[np.ndarray] = []
     embs: list[np.ndarray] = []
@@ -59,4 +71,34 @@ def embed_rows(
     names_of = getattr(catalog, "file_names", None)
     if names_of is not None and "filename" not in meta:  # image folders: which file each row is
         meta["filename"] = names_of(all_rows.tolist())
+    return EmbeddedRows(ids, all_rows, np.concatenate(embs), meta)
+
+
+def _embed_rows_fast(
+    catalog: Any, embedder: Any, lo: int, hi: int, batch_size: int, skipped: list[tuple[int, str]],
+    advance: Callable[[int], None], cfg: Any, stats: Any, store: Any,
+) -> EmbeddedRows | None:
+    from ..ingest import IngestStats, embed_prepared, prepare_rows
+
+    stats = stats if stats is not None else IngestStats()
+    mcfg = embedder.model_config
+    rows: list[np.ndarray] = []
+    embs: list[np.ndarray] = []
+    for pb in prepare_rows(catalog, np.arange(lo, hi), mcfg.image_size, mcfg.framing, cfg, stats, store, batch=batch_size):
+        skipped.extend(pb.skipped)
+        if len(pb.rows):
+            embs.append(embed_prepared(embedder, pb.x01, cfg, stats))
+            rows.append(pb.rows)
+        advance(len(pb.rows) + len(pb.skipped))
+    if not embs:
+        return None
+    all_rows = np.concatenate(rows)
+    # ids and metadata of the readable rows, read without the images
+    (b,) = catalog.iter_batches(hi - lo, lo, hi, load_images=False)
+    pos = (all_rows - lo).tolist()
+    ids = [b.object_ids[i] for i in pos]
+    meta: dict[str, list[Any]] = {k: [v[i] for i in pos] for k, v in b.metadata.items()}
+    meta["source"] = [catalog.source] * len(ids)
+    if "filename" not in meta:
+        meta["filename"] = catalog.file_names(all_rows.tolist())
     return EmbeddedRows(ids, all_rows, np.concatenate(embs), meta)

@@ -278,15 +278,22 @@ def reindex(path: str | Path, spec: IndexSpec | None = None, progress: Progress 
 
 
 def add_objects(
-    path: str | Path, catalog: Any, upsert: bool = False, batch_size: int = 128, progress: Progress = NULL_PROGRESS
+    path: str | Path, catalog: Any, upsert: bool = False, batch_size: int = 128, progress: Progress = NULL_PROGRESS,
+    ingest: Any = "default",
 ) -> AddResult:
     """Embed ``catalog`` with the index's own model and append it: new shards, the vectors
     file extended, the vectors added to the FAISS index without training it again.
 
     An object id the index already answers with is refused by name, unless ``upsert``: then
     the old row is deleted (tombstoned) and the new one added. Everything that can be
-    refused is checked before anything is written."""
+    refused is checked before anything is written. ``ingest``: an image folder is read
+    through the fast path (:class:`~galaxy_retrieval.ingest.IngestConfig`, as ``gr build-index``
+    does; None: in this process only)."""
+    from ..ingest import IngestConfig
     from ..model import load_checkpoint
+
+    if isinstance(ingest, str):
+        ingest = IngestConfig()
 
     t0 = time.perf_counter()
     root = _checked_root(path)
@@ -307,7 +314,7 @@ def add_objects(
             raise CheckpointError(f"{root / MODEL_DIR}: embeds {embedder.dim} dimensions, the index holds {m.dim}")
         state = _AddState.of(root, m, new_ids, upsert)
         try:
-            new_paths, skipped = _embed_shards(root, m, embedder, catalog, batch_size, progress)
+            new_paths, skipped = _embed_shards(root, m, embedder, catalog, batch_size, progress, ingest)
             if not new_paths:
                 raise CatalogError(f"{catalog.path}: every image was unreadable; nothing added")
             version, added, replaced = _append(root, m, state, new_paths, catalog.source)
@@ -387,9 +394,16 @@ class _AddState:
         return cls(old_ids, is_dead, live_pos, clash)
 
 
-def _embed_shards(root: Path, m: Manifest, embedder: Any, catalog: Any, batch_size: int, progress: Progress) -> tuple[list[Path], list[tuple[int, str]]]:
+def _embed_shards(
+    root: Path, m: Manifest, embedder: Any, catalog: Any, batch_size: int, progress: Progress, ingest: Any = None
+) -> tuple[list[Path], list[tuple[int, str]]]:
     """Embed the catalog into shards of the next version (a kill leaves them unnamed by any
     manifest; the rerun removes and writes them again)."""
+    from ..ingest import IngestStats, can_prepare, open_box_store
+
+    fast = ingest if ingest is not None and can_prepare(catalog) and embedder.suppress is None else None
+    store = open_box_store(embedder.model_config.framing, fast) if fast is not None else None
+    stats = IngestStats()
     version = m.version + 1
     n = len(catalog)
     shard_rows = max(s.rows for s in m.shards) if m.shards else 8192
@@ -398,12 +412,14 @@ def _embed_shards(root: Path, m: Manifest, embedder: Any, catalog: Any, batch_si
     with progress.task("embedding", total=n, unit="img") as task:
         for lo in range(0, n, shard_rows):
             hi = min(n, lo + shard_rows)
-            got = embed_rows(catalog, embedder, lo, hi, batch_size, skipped, task.advance)
+            got = embed_rows(catalog, embedder, lo, hi, batch_size, skipped, task.advance, fast, stats, store)
             if got is None:
                 continue
             dst = root / EMBEDDINGS_DIR / f"part-v{version:05d}-{len(new_paths):05d}.parquet"
             write_shard(dst, got.ids, got.rows, got.vectors, got.metadata, dtype=m.dtype, extra_schema_metadata={MODEL_SHA_KEY.decode(): embedder.sha256})
             new_paths.append(dst)
+    if fast is not None and embedder.model_config.framing.mode == "auto":
+        progress.log(stats.framing.describe_reuse())
     return new_paths, skipped
 
 

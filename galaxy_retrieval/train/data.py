@@ -14,6 +14,7 @@ import torch
 from ..catalog.base import Catalog
 from ..errors import CatalogError
 from ..framing import Framing, FramingStats
+from ..ingest import IngestStats, model_inputs
 from ..model.embedder import suppress_images
 from ..model.preprocess import resize_uint8
 from ..progress import NULL_PROGRESS, Progress
@@ -103,11 +104,16 @@ class ImageStore:
     def _preload(self, progress: Progress, name: str) -> None:
         parts, kept = [], []
         what = f"loading {name} at {self.size}²" + (" (suppressing sources)" if self.suppress is not None else "")
+        # image folders go through the ingest fast path (worker processes, the box store)
+        stats = IngestStats(framing=self.framing_stats)
         with progress.task(what, total=len(self.rows), unit="img") as t:
-            for got, images in read_rows(self.catalog, self.rows, suppress=self.suppress):
-                parts.append(resize_uint8(images, self.size, self.framing, self.framing_stats))
+            for got, x01 in model_inputs(self.catalog, self.rows, self.size, self.framing, self.suppress, _CHUNK, stats):
+                parts.append(x01.mul_(255.0).round_().to(torch.uint8))  # as resize_uint8
                 kept.append(got)
                 t.advance(len(got))
+        st = self.framing_stats
+        if self.framing is not None and self.framing.mode == "auto" and (st.measured or st.reused):
+            progress.log(f"{name}: {st.describe_reuse()}")
         self.rows = np.concatenate(kept) if kept else np.zeros(0, np.int64)
         self._data = torch.cat(parts) if parts else torch.zeros((0, 3, self.size, self.size), dtype=torch.uint8)
 

@@ -1,0 +1,244 @@
+"""Image files → model inputs on every core: a process pool decodes and frames, in order,
+while the calling process embeds what is ready.
+
+:func:`prepare_rows` is the one loop; build-index, ``add``, evaluation and the training
+set's pre-load all read image folders through it. Order and results do not depend on the
+number of workers: each image is prepared by the same function, and results are yielded in
+row order. An unreadable file is an :class:`~galaxy_retrieval.errors.ImageReadError` naming
+it (raised, or skipped and reported with ``on_error="skip"``), exactly as the catalog's own
+reader reports it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..framing import Framing, FramingStats
+from .boxes import BoxStore, file_key
+from .config import IngestConfig
+from .prepare import Prepared, prepare_files
+
+__all__ = ["IngestStats", "PreparedBatch", "can_prepare", "prepare_rows", "embed_prepared", "open_box_store", "model_inputs"]
+
+
+@dataclass
+class IngestStats:
+    """CPU seconds per stage (summed over workers), wall seconds, and counts."""
+
+    images: int = 0
+    skipped: int = 0
+    decode_s: float = 0.0
+    framing_s: float = 0.0
+    resize_s: float = 0.0
+    hash_s: float = 0.0
+    embed_s: float = 0.0
+    wall_s: float = 0.0
+    framing: FramingStats = field(default_factory=FramingStats)
+
+    def add(self, p: Prepared) -> None:
+        self.decode_s += p.decode_s
+        self.framing_s += p.framing_s
+        self.resize_s += p.resize_s
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "images": self.images, "skipped": self.skipped, "decode_s": self.decode_s, "framing_s": self.framing_s,
+            "resize_s": self.resize_s, "hash_s": self.hash_s, "embed_s": self.embed_s, "wall_s": self.wall_s,
+            "boxes_measured": self.framing.measured, "boxes_reused": self.framing.reused, "fallback": self.framing.fallback,
+        }
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    rows: np.ndarray  # int64 catalog rows of the readable images, increasing
+    x01: "torch.Tensor"  # float32 (b, 3, S, S) in [0, 1]
+    skipped: list[tuple[int, str]]
+
+
+def can_prepare(catalog: Any) -> bool:
+    """Whether ``catalog`` reads image files one per row (an image folder)."""
+    return callable(getattr(catalog, "file_of", None)) and getattr(catalog, "kind", None) == "image-folder"
+
+
+def open_box_store(framing: Framing, cfg: IngestConfig) -> BoxStore | None:
+    root = cfg.box_dir()
+    return None if root is None or framing.mode != "auto" else BoxStore(root, framing, cfg.measure_side)
+
+
+def _worker_init() -> None:
+    import torch
+
+    # one thread per worker: the workers are the parallelism (and a forked OpenMP pool is unsafe)
+    torch.set_num_threads(1)
+
+
+def _context() -> mp.context.BaseContext:
+    # fork: a worker starts in milliseconds with the parent's imports; spawn would import
+    # torch again in each (seconds), more than a small folder takes to prepare
+    return mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+
+
+def prepare_rows(
+    catalog: Any,
+    rows: Sequence[int] | np.ndarray,
+    size: int,
+    framing: Framing,
+    cfg: IngestConfig = IngestConfig(),
+    stats: IngestStats | None = None,
+    store: BoxStore | None | str = "open",
+    batch: int = 256,
+) -> Iterator[PreparedBatch]:
+    """Yield the model inputs of catalog ``rows`` (an image folder) in batches of up to
+    ``batch`` readable images, in row order. ``store``: the box store ("open": the one
+    ``cfg`` names; boxes measured here are added to it at the end)."""
+    from ..bench.machine import usable_cpus
+
+    stats = stats if stats is not None else IngestStats()
+    if isinstance(store, str):
+        store = open_box_store(framing, cfg)
+    rows = np.asarray(rows, dtype=np.int64)
+    workers = cfg.pool_size()
+    if len(rows) < 2 * cfg.chunk:
+        workers = 0  # a pool costs more than it saves
+    wall0 = time.perf_counter()
+    chunks = [rows[i : i + cfg.chunk] for i in range(0, len(rows), cfg.chunk)]
+
+    def task(chunk: np.ndarray) -> tuple[list[str], list[bytes | None], list]:
+        t = time.process_time()
+        paths = [str(catalog.file_of(int(r))) for r in chunk]
+        keys = [file_key(p) for p in paths] if store is not None else [None] * len(paths)
+        boxes = [store.get(k) for k in keys] if store is not None else [None] * len(paths)
+        stats.hash_s += time.process_time() - t
+        return paths, keys, boxes
+
+    pool = ProcessPoolExecutor(workers, mp_context=_context(), initializer=_worker_init) if workers else None
+    pending: deque[tuple[np.ndarray, list[str], list, list, Future | list[Prepared]]] = deque()
+    it = iter(chunks)
+
+    def submit() -> bool:
+        chunk = next(it, None)
+        if chunk is None:
+            return False
+        paths, keys, boxes = task(chunk)
+        args = (paths, boxes, size, framing, cfg.measure_side)
+        pending.append((chunk, paths, keys, boxes, pool.submit(prepare_files, *args) if pool else prepare_files(*args)))
+        return True
+
+    out_rows: list[int] = []
+    out_x: list[np.ndarray] = []
+    skipped: list[tuple[int, str]] = []
+    try:
+        for _ in range(2 * workers + 2 if pool else 1):  # keep every worker busy while we embed
+            if not submit():
+                break
+        while pending:
+            chunk, paths, keys, boxes, fut = pending.popleft()
+            results = fut.result() if isinstance(fut, Future) else fut
+            submit()
+            for r, k, had, p in zip(chunk, keys, boxes, results):
+                stats.add(p)
+                if p.error is not None:
+                    if catalog.on_error == "fail":
+                        raise p.error
+                    skipped.append((int(r), str(p.error)))
+                    continue
+                if framing.mode == "auto":
+                    if had is None:
+                        stats.framing.measured += 1
+                        if store is not None:
+                            store.put(k, p.shape, p.box)
+                    else:
+                        stats.framing.reused += 1
+                stats.framing.add([p.box])
+                out_rows.append(int(r))
+                out_x.append(p.x)
+            if len(out_x) >= batch or (not pending and (out_x or skipped)):
+                yield _emit(out_rows, out_x, skipped, size, catalog, stats)
+                out_rows, out_x, skipped = [], [], []
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        if store is not None:
+            store.flush()
+        stats.wall_s += time.perf_counter() - wall0
+
+
+def _emit(rows: list[int], xs: list[np.ndarray], skipped: list[tuple[int, str]], size: int, catalog: Any, stats: IngestStats) -> PreparedBatch:
+    import torch
+
+    stats.images += len(rows)
+    stats.skipped += len(skipped)
+    if skipped and isinstance(getattr(catalog, "skipped", None), list):
+        catalog.skipped.extend(skipped)  # as the catalog's own reader records them
+    x = torch.from_numpy(np.stack(xs)) if xs else torch.zeros((0, 3, size, size))
+    return PreparedBatch(np.asarray(rows, dtype=np.int64), x, skipped)
+
+
+def embed_prepared(embedder: Any, x01: "torch.Tensor", cfg: IngestConfig, stats: IngestStats | None = None) -> np.ndarray:
+    """Model inputs → vectors, ``cfg.model_batch`` images per model call."""
+    import torch
+
+    t = time.perf_counter()
+    threads = torch.get_num_threads()
+    want = cfg.embed_threads()
+    if want != threads:
+        torch.set_num_threads(want)
+    try:
+        out = embedder.embed_float(x01, cfg.model_batch) if len(x01) else np.zeros((0, embedder.dim), np.float32)
+    finally:
+        if want != threads:
+            torch.set_num_threads(threads)
+    if stats is not None:
+        stats.embed_s += time.perf_counter() - t
+    return out
+
+
+def model_inputs(
+    catalog: Any,
+    rows: Sequence[int] | np.ndarray,
+    size: int,
+    framing: Framing | None,
+    suppress: Any = None,
+    batch: int = 256,
+    stats: IngestStats | None = None,
+    cfg: IngestConfig | None = IngestConfig(),
+) -> Iterator[tuple[np.ndarray, "torch.Tensor"]]:
+    """(catalog rows, float32 (b, 3, S, S) in [0, 1]) of the given rows, in increasing row
+    order, unreadable images left out: the fast path for image folders (``cfg``), else the
+    catalog's reader and :func:`~galaxy_retrieval.model.preprocess.images_to_float` in this
+    process (HDF5 catalogs; source suppression, which needs the full images here)."""
+    from ..framing import Framing as _Framing
+
+    framing = framing if framing is not None else _Framing()
+    stats = stats if stats is not None else IngestStats()
+    rows = np.unique(np.asarray(rows, dtype=np.int64))
+    if cfg is not None and suppress is None and can_prepare(catalog):
+        import torch
+
+        # while the workers run, the caller's model calls get the cores they leave
+        # (see IngestConfig.embed_threads); restored when the loop ends
+        threads = torch.get_num_threads()
+        torch.set_num_threads(cfg.embed_threads())
+        try:
+            for pb in prepare_rows(catalog, rows, size, framing, cfg, stats, batch=batch):
+                if len(pb.rows):
+                    yield pb.rows, pb.x01
+        finally:
+            torch.set_num_threads(threads)
+        return
+    from ..model.preprocess import images_to_float
+    from ..train.data import read_rows
+
+    for got, images in read_rows(catalog, rows, batch, suppress=suppress):
+        x01 = images_to_float(images, size, framing=framing, stats=stats.framing)
+        stats.images += len(got)
+        yield got, x01
