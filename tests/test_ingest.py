@@ -1,0 +1,189 @@
+"""The ingest fast path (galaxy_retrieval.ingest) on real SDSS JPEG cutouts: the same
+vectors as the in-memory path where the framing box is the same, how far boxes move when
+measured on a reduced decode, the box store, worker order and one-line errors."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from galaxy_retrieval.catalog.folder import FolderCatalog
+from galaxy_retrieval.catalog.images import read_image, read_image_reduced
+from galaxy_retrieval.errors import ImageReadError
+from galaxy_retrieval.framing import Framing, frame_box, measure_box
+from galaxy_retrieval.index.build import BuildConfig, build_index
+from galaxy_retrieval.index.candidates import IndexSpec
+from galaxy_retrieval.index.shards import read_shard_embeddings
+from galaxy_retrieval.ingest import BoxStore, IngestConfig, IngestStats, embed_prepared, prepare_rows
+from galaxy_retrieval.model import Embedder, build_model, preset, save_weights
+
+CUTOUTS = Path(__file__).parent / "cutouts"
+AUTO = Framing.parse("auto")
+
+
+def _folder(tmp_path: Path, copies: int = 1) -> Path:
+    """The real cutouts, each ``copies`` times (distinct bytes: a comment appended)."""
+    d = tmp_path / "cutouts"
+    d.mkdir()
+    for k in range(copies):
+        for p in sorted(CUTOUTS.glob("*.jpg")):
+            data = p.read_bytes() if k == 0 else p.read_bytes() + f"copy{k}".encode()  # after EOI: same pixels
+            (d / f"{p.stem}-{k}.jpg").write_bytes(data)
+    return d
+
+
+@pytest.fixture(scope="module")
+def embedder() -> Embedder:
+    torch.manual_seed(0)
+    return Embedder.from_model(build_model(preset("polar", out_dim=32, framing=AUTO)), device="cpu")
+
+
+def _old_vectors(embedder: Embedder, cat: FolderCatalog) -> tuple[np.ndarray, list]:
+    b = cat.get_batch(range(len(cat)))
+    boxes = [frame_box(im, embedder.model_config.framing) for im in b.images]
+    return embedder.embed(b.images, batch_size=128), boxes
+
+
+def _new_vectors(embedder: Embedder, cat: FolderCatalog, cfg: IngestConfig, stats: IngestStats | None = None) -> np.ndarray:
+    stats = stats or IngestStats()
+    mc = embedder.model_config
+    parts = [embed_prepared(embedder, pb.x01, cfg, stats) for pb in prepare_rows(cat, np.arange(len(cat)), mc.image_size, mc.framing, cfg, stats)]
+    return np.concatenate(parts)
+
+
+def test_the_fast_path_gives_the_in_memory_vectors_when_boxes_are_measured_the_same_way(tmp_path, embedder):
+    cat = FolderCatalog(_folder(tmp_path, copies=4))  # 40 files: two worker processes, chunks of 4
+    old, _ = _old_vectors(embedder, cat)
+    cfg = IngestConfig(workers=2, chunk=4, measure_side=0, boxes=tmp_path / "boxes")
+    new = _new_vectors(embedder, cat, cfg)
+    assert new.shape == old.shape
+    # only the model's batching differs (32 per call instead of 128): float rounding
+    np.testing.assert_allclose(new, old, rtol=0, atol=1e-5)
+
+
+def test_boxes_measured_on_the_reduced_decode_move_a_few_pixels_and_equal_boxes_give_equal_vectors(tmp_path, embedder):
+    moves = []
+    for p in sorted(CUTOUTS.glob("*.jpg")):
+        full = read_image(p)
+        small, shape = read_image_reduced(p, 100)
+        ref = frame_box(full, AUTO)
+        box = measure_box(small, AUTO, shape)
+        if full.shape[0] >= 400:
+            assert small.shape[:2] == (106, 106)  # a 424-px JPEG decoded at 1/4
+        else:
+            assert small.shape == full.shape  # 128 px: already small, measured as before
+            assert box == ref
+        assert box.found == ref.found
+        edge = max(abs(box.top - ref.top), abs(box.left - ref.left), abs(box.side - ref.side))
+        moves.append((p.name, full.shape[0], ref.side, edge, edge / ref.side))
+    for name, size, side, edge, rel in moves:
+        print(f"{name}: {size} px, box side {side}, largest edge move {edge} px ({rel:.1%} of the side)")
+    # measured: the box's edges move by ~2 % of its side at the median (tests/README: 5 px of 225)
+    assert max(m[4] for m in moves) < 0.12
+    # where the box is the same, the vector is the in-memory path's
+    cat = FolderCatalog(_folder(tmp_path))
+    old, boxes = _old_vectors(embedder, cat)
+    new = _new_vectors(embedder, cat, IngestConfig(workers=0, measure_side=100, boxes=None))
+    same = [i for i, p in enumerate(cat.file_names(range(len(cat))))
+            if measure_box(read_image_reduced(cat.file_of(i), 100)[0], AUTO, read_image(cat.file_of(i)).shape[:2]) == boxes[i]]
+    assert same  # the 128-px files at least
+    np.testing.assert_allclose(new[same], old[same], rtol=0, atol=1e-5)
+    # and where it moved, the vector moved little: cosine similarity of an untrained model's vectors
+    cos = (new * old).sum(1) / np.linalg.norm(new, axis=1) / np.linalg.norm(old, axis=1)
+    assert cos.min() > 0.99, cos
+
+
+def test_the_box_store_measures_each_image_once_across_processes_and_settings(tmp_path, embedder):
+    cat = FolderCatalog(_folder(tmp_path, copies=2))
+    cfg = IngestConfig(workers=2, chunk=2, boxes=tmp_path / "boxes")
+    first, second = IngestStats(), IngestStats()
+    a = _new_vectors(embedder, cat, cfg, first)
+    b = _new_vectors(embedder, cat, cfg, second)  # a new BoxStore, read back from disk
+    assert (first.framing.measured, first.framing.reused) == (20, 0)
+    assert (second.framing.measured, second.framing.reused) == (0, 20)
+    assert second.framing_s == 0.0
+    np.testing.assert_array_equal(a, b)
+    store = BoxStore(tmp_path / "boxes", AUTO, 100)
+    assert len(store) == 20
+    # another framing setting, another measurement size: boxes of their own
+    assert len(BoxStore(tmp_path / "boxes", Framing.parse("auto:2"), 100)) == 0
+    assert len(BoxStore(tmp_path / "boxes", AUTO, 0)) == 0
+    # a damaged segment is measured again, not trusted
+    for seg in store.dir.glob("seg-*.parquet"):
+        seg.write_bytes(b"not parquet")
+    third = IngestStats()
+    np.testing.assert_array_equal(_new_vectors(embedder, cat, cfg, third), a)
+    assert third.framing.measured == 20
+
+
+def test_many_segments_are_merged_into_one(tmp_path):
+    box = frame_box(np.zeros((64, 64, 3), np.uint8), Framing())
+    for i in range(20):
+        s = BoxStore(tmp_path, AUTO, 100)
+        s.put(bytes([i]) * 16, (64, 64), box)
+        s.flush()
+    # the 17th open merged the 16 segments written so far into one: 1 + 4 segments now
+    s = BoxStore(tmp_path, AUTO, 100)
+    assert len(s) == 20 and len(list(s.dir.glob("seg-*.parquet"))) == 5
+    assert s.get(bytes([7]) * 16) == box and s.get(bytes([7]) * 16, (64, 65)) is None
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_an_unreadable_file_is_one_line_naming_it_and_skipping_keeps_the_order(tmp_path, embedder, workers):
+    d = _folder(tmp_path, copies=2)
+    bad = d / "gz2-101997-1.jpg"
+    bad.write_bytes(bad.read_bytes()[:3000])  # truncated
+    cfg = IngestConfig(workers=workers, chunk=2, boxes=None)
+    mc = embedder.model_config
+    with pytest.raises(ImageReadError) as e:
+        list(prepare_rows(FolderCatalog(d), np.arange(20), mc.image_size, mc.framing, cfg))
+    assert str(e.value).startswith(str(bad)) and "\n" not in str(e.value)
+    cat = FolderCatalog(d, on_error="skip")
+    got = list(prepare_rows(cat, np.arange(20), mc.image_size, mc.framing, cfg, batch=5))
+    rows = np.concatenate([g.rows for g in got])
+    skipped = [s for g in got for s in g.skipped]
+    bad_row = cat.file_names(range(20)).index(bad.name)
+    assert rows.tolist() == [r for r in range(20) if r != bad_row]
+    assert [r for r, _ in skipped] == [bad_row] and skipped[0][1].startswith(str(bad))
+    assert cat.skipped[-1][0] == bad_row
+
+
+def test_build_index_on_a_folder_logs_boxes_and_matches_the_in_process_build(tmp_path):
+    torch.manual_seed(1)
+    ck = tmp_path / "ck"
+    save_weights(ck / "model.safetensors", build_model(preset("tiny", framing=AUTO)))
+    folder = _folder(tmp_path, copies=2)
+    logs: list[str] = []
+
+    class Log:
+        from contextlib import nullcontext
+
+        def task(self, *a, **k):
+            class T:
+                def advance(self, n=1):
+                    pass
+
+            return self.nullcontext(T())
+
+        def log(self, msg):
+            logs.append(msg)
+
+    def build(out: str, ingest):
+        cfg = BuildConfig(shard_rows=8, batch_size=4, index=IndexSpec(kind="flat"), ingest=ingest)
+        res = build_index(ck, FolderCatalog(folder), tmp_path / out, cfg, Log())
+        emb = [read_shard_embeddings(p)[0] for p in sorted((tmp_path / out / "embeddings").glob("part-*.parquet"))]
+        return res, np.concatenate(emb)
+
+    boxes = tmp_path / "boxes"
+    old_res, old = build("old", None)
+    new_res, new = build("new", IngestConfig(workers=2, chunk=2, measure_side=0, boxes=boxes))
+    assert old_res.ingest is None and new_res.ingest["boxes_measured"] == 20
+    np.testing.assert_allclose(new, old, rtol=0, atol=1e-5)
+    assert "framing boxes: 20 measured, 0 reused from the box store" in logs
+    again, _ = build("again", IngestConfig(workers=2, chunk=2, measure_side=0, boxes=boxes))
+    assert again.ingest["boxes_reused"] == 20 and "framing boxes: 0 measured, 20 reused from the box store" in logs
+    assert "write_shards" in new_res.seconds
