@@ -1,0 +1,230 @@
+"""Ingest speed: JPEG cutouts → a finished index, the in-process path against the fast path,
+in one run.
+
+    python benchmarks/ingest.py --folder ../shared/data/gz2_spirals --folder ../shared/data/sdss_gz2_6k
+
+For each folder, ``gr build-index``'s library call (:func:`build_index`) builds a complete
+index (shards, vectors, FAISS ``auto`` index, manifest) three ways, one after the other:
+
+* ``old``: every image decoded, framed and embedded in this process (``BuildConfig(ingest=None)``,
+  the path before the fast one);
+* ``new-cold``: the fast path (:mod:`galaxy_retrieval.ingest`) with an empty box store: every
+  framing box measured, on the reduced JPEG decode, by the worker processes;
+* ``new-warm``: the fast path again, the boxes reused from the store: what ``gr build-index``
+  costs after ``gr train``/``gr evaluate`` measured them (or on a rebuild).
+
+Reported per run: images/s end to end (wall time of the whole call), process CPU (this process
+and its workers) as a share of one core, and the stages: the fast path's summed CPU seconds
+per stage (decode, framing, resize, in the workers; embed, in this process) and, for the old
+path, the same stages timed one after the other on ``--stage-sample`` images in this process.
+``write`` is writing the shards plus assembling the vectors, the FAISS build and hashing.
+The model is the named preset with ``auto`` framing and untrained weights: its speed does not
+depend on the weights. Projections to 1M and 40M cutouts divide by the measured rate (one
+machine) and by N such machines (the embedding pass splits by shard; the FAISS build of a
+large index is measured separately, ``benchmarks/scale_ondisk.py``). Results: ``--out-json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+
+
+class _Quiet:
+    """A Progress that keeps the log lines (the box counts) and draws nothing."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def task(self, description: str, total: float | None = None, unit: str = "it") -> Any:
+        from contextlib import nullcontext
+
+        class Handle:
+            def advance(self, n: float = 1) -> None:
+                pass
+
+            def update(self, **fields: Any) -> None:
+                pass
+
+        return nullcontext(Handle())
+
+    def log(self, message: str) -> None:
+        self.lines.append(message)
+
+
+def _cpu_seconds() -> float:
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _subset(folder: Path, n: int | None, tmp: Path) -> Path | None:
+    """A CSV naming the folder's first ``n`` images (None: the folder as it is)."""
+    if n is None:
+        return None
+    from galaxy_retrieval.catalog.folder import FolderCatalog
+
+    cat = FolderCatalog(folder)
+    names = cat.file_names(range(min(n, len(cat))))
+    p = tmp / f"{folder.name}-{len(names)}.csv"
+    with open(p, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["filename"])
+        w.writerows([[x] for x in names])
+    return p
+
+
+def _old_stages(folder: Path, meta: Path | None, ck: Path, sample: int) -> dict[str, float]:
+    """The old path's work per image, stage by stage, on the first ``sample`` images, in this
+    process: decode (Pillow, full size), framing (``auto``, binned to ~200 px), cut + resize,
+    embed (the build's batches of 128, all threads)."""
+    from galaxy_retrieval.catalog.folder import FolderCatalog
+    from galaxy_retrieval.catalog.images import read_image
+    from galaxy_retrieval.framing import _auto_box
+    from galaxy_retrieval.model import load_checkpoint
+    from galaxy_retrieval.model.preprocess import images_to_float
+
+    cat = FolderCatalog(folder, metadata=meta)
+    emb = load_checkpoint(ck, device="cpu")
+    fr = emb.model_config.framing
+    files = [cat.file_of(r) for r in range(min(sample, len(cat)))]
+    t = time.perf_counter()
+    ims = [read_image(f) for f in files]
+    decode = time.perf_counter() - t
+    t = time.perf_counter()
+    boxes = [_auto_box(a, fr) for a in ims]  # measured, not the in-memory cache
+    framing = time.perf_counter() - t
+    t = time.perf_counter()
+    x = images_to_float([b.cut(a) for a, b in zip(ims, boxes)], emb.model_config.image_size)
+    resize = time.perf_counter() - t
+    t = time.perf_counter()
+    emb.embed_float(x, 128)
+    embed = time.perf_counter() - t
+    k = 1e3 / len(files)
+    return {"images": len(files), "decode_ms": decode * k, "framing_ms": framing * k, "resize_ms": resize * k, "embed_ms": embed * k}
+
+
+def _run(path: str, folder: Path, meta: Path | None, ck: Path, out: Path, boxes: Path, workers: int | None, measure_side: int) -> dict[str, Any]:
+    from galaxy_retrieval.bench.machine import load_average
+    from galaxy_retrieval.catalog.folder import FolderCatalog
+    from galaxy_retrieval.framing import _CACHE
+    from galaxy_retrieval.index.build import BuildConfig, build_index
+    from galaxy_retrieval.ingest import IngestConfig
+
+    _CACHE.clear()  # the old path's in-memory boxes would make a second old run look warm
+    ingest = None if path == "old" else IngestConfig(workers=workers, measure_side=measure_side, boxes=boxes)
+    cfg = BuildConfig(ingest=ingest, overwrite=True)
+    progress = _Quiet()
+    with FolderCatalog(folder, metadata=meta) as cat:
+        n = len(cat)
+        load0 = load_average()
+        cpu0, t0 = _cpu_seconds(), time.perf_counter()
+        res = build_index(ck, cat, out, cfg, progress)
+        wall, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
+    s = res.seconds
+    write = s.get("write_shards", 0.0) + s.get("assemble", 0.0) + s.get("faiss", 0.0) + s.get("hash", 0.0)
+    row: dict[str, Any] = {
+        "path": path,
+        "images": n,
+        "wall_s": round(wall, 3),
+        "images_per_s": round(n / wall, 1),
+        "cpu_s": round(cpu, 3),
+        "cpu_cores_used": round(cpu / wall, 2),
+        "embed_pass_s": round(s["embed"], 3),
+        "write_s": round(write, 3),
+        "seconds": {k: round(v, 3) for k, v in s.items()},
+        "faiss": (res.manifest.faiss or {}).get("factory"),
+        "load_average_start": load0,
+        "load_average_end": load_average(),
+        "log": progress.lines,
+    }
+    if res.ingest is not None:
+        g = res.ingest
+        k = 1e3 / max(1, g["images"])
+        row["stages_ms_per_image"] = {
+            "decode": round(g["decode_s"] * k, 3), "framing": round(g["framing_s"] * k, 3), "resize": round(g["resize_s"] * k, 3),
+            "hash": round(g["hash_s"] * k, 3), "embed": round(g["embed_s"] * k, 3), "write": round(write * 1e3 / n, 3),
+        }
+        row["boxes"] = {"measured": g["boxes_measured"], "reused": g["boxes_reused"], "fallback": g["fallback"]}
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--folder", type=Path, action="append", required=True, help="an image folder of JPEG cutouts (repeatable)")
+    ap.add_argument("--n", type=int, default=None, help="only the first N images of each folder (default: all)")
+    ap.add_argument("--preset", default="polar")
+    ap.add_argument("--workers", type=int, default=None, help="ingest worker processes (default: one per usable CPU)")
+    ap.add_argument("--measure-side", type=int, default=100)
+    ap.add_argument("--paths", default="old,new-cold,new-warm")
+    ap.add_argument("--stage-sample", type=int, default=300, help="images timed stage by stage for the old path")
+    ap.add_argument("--out-json", type=Path, default=ROOT / "benchmarks" / "results" / "ingest.json")
+    a = ap.parse_args(argv)
+
+    import torch
+
+    from galaxy_retrieval.bench.machine import git_commit, load_average, machine_info
+    from galaxy_retrieval.framing import Framing
+    from galaxy_retrieval.model import build_model, preset, save_weights
+
+    paths = [p.strip() for p in a.paths.split(",") if p.strip()]
+    commit = git_commit()  # the code that runs, before anything could change under it
+    load0 = load_average()
+    tmp = Path(tempfile.mkdtemp(prefix="gr-ingest-bench-"))
+    results: dict[str, Any] = {}
+    try:
+        torch.manual_seed(0)
+        ck = tmp / "ck"
+        save_weights(ck / "model.safetensors", build_model(preset(a.preset, framing=Framing.parse("auto"))))
+        for folder in a.folder:
+            meta = _subset(folder, a.n, tmp)
+            boxes = tmp / f"boxes-{folder.name}"
+            runs = []
+            for p in paths:
+                runs.append(_run(p, folder, meta, ck, tmp / f"index-{folder.name}-{p}", boxes, a.workers, a.measure_side))
+                print(json.dumps({k: runs[-1][k] for k in ("path", "images", "images_per_s", "cpu_cores_used", "load_average_end")}), flush=True)
+            by = {r["path"]: r for r in runs}
+            ratios = {f"{p}_over_old": round(by[p]["images_per_s"] / by["old"]["images_per_s"], 2) for p in by if p != "old" and "old" in by}
+            stages = _old_stages(folder, meta, ck, a.stage_sample) if "old" in by else None
+            projection = {}
+            for p, r in by.items():
+                rate = r["images_per_s"]
+                projection[p] = {f"{n_obj}": {f"{m}_machines_hours": round(n_obj / rate / m / 3600, 2) for m in (1, 10, 100)} for n_obj in (1_000_000, 40_000_000)}
+            results[folder.name] = {
+                "folder": str(folder),
+                "images": runs[0]["images"],
+                "runs": runs,
+                "ratios": ratios,
+                "old_stages_ms_per_image": stages,
+                "seconds_per_1000": {p: round(1000 / r["images_per_s"], 2) for p, r in by.items()},
+                "projection_hours": projection,
+            }
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    doc = {
+        "benchmark": "ingest",
+        "commit": commit,
+        "machine": machine_info({"load_average_start": load0}),
+        "load_average_end": load_average(),
+        "parameters": {"preset": a.preset, "framing": "auto", "weights": "untrained (speed only)", "workers": a.workers,
+                       "measure_side": a.measure_side, "n": a.n, "paths": paths, "stage_sample": a.stage_sample},
+        "folders": results,
+    }
+    a.out_json.parent.mkdir(parents=True, exist_ok=True)
+    a.out_json.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"wrote {a.out_json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
