@@ -17,7 +17,7 @@ import pytest
 from galaxy_retrieval.errors import IndexFormatError, QueryError
 from galaxy_retrieval.index import read_manifest, shard_name, write_shard
 from galaxy_retrieval.index.build import BuildConfig, build_index_from_shards
-from galaxy_retrieval.index.candidates import IndexSpec, resolve_factory
+from galaxy_retrieval.index.candidates import IndexSpec, resolve_factory, training_sample
 from galaxy_retrieval.score import score_numpy
 from galaxy_retrieval.search.searcher import GalaxySearcher
 
@@ -214,6 +214,11 @@ def test_auto_index_choice_by_size() -> None:
     assert resolve_factory(spec, 17_000, 2048)[0] == "Flat"
     assert resolve_factory(spec, 1_000_000, 2048)[0] == "PCA64,IVF4096,SQ8"
     f, why = resolve_factory(spec, 50_000_000, 2048)
-    assert f == "PCA64,IVF32768,SQ8" and "50,000,000" in why
+    # k-means work capped at large N: 8,192 lists, trained on 64 vectors each
+    assert f == "PCA64,IVF8192,SQ8" and "50,000,000" in why and "capped" in why
+    assert resolve_factory(spec, 10_000_000, 256)[0] == "PCA64,IVF8192,SQ8"
+    assert len(training_sample(np.zeros((600_000, 4), np.float32), spec, f)) == 64 * 8192
+    assert resolve_factory(IndexSpec(nlist=16384), 50_000_000, 2048)[0] == "PCA64,IVF16384,SQ8"  # asked for: not capped
+    assert "capped" not in resolve_factory(spec, 1_000_000, 2048)[1]
     assert resolve_factory(spec, 100_000, 64)[0] == "IVF1024,SQ8"  # no PCA for small D
     assert resolve_factory(IndexSpec(kind="IVF64,SQ8"), 10, 8)[0] == "IVF64,SQ8"

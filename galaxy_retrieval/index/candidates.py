@@ -41,6 +41,12 @@ _NAMED = ("auto", "flat", "hnsw", "ivf-pq")
 # Catalog sizes where `auto` moves to the next kind of index.
 _FLAT_MAX = 50_000
 _AUTO_PCA = 64
+# `auto` caps its inverted file at this many lists, so k-means work stops growing with N
+# (4·√N would train 16,384 lists on 1M vectors at 10M, 32,768 on 2M at 100M): trained on
+# 64·8,192 = 524,288 vectors. Measured at 10M × 256 (benchmarks/README.md §7): trained in
+# 92 s on 2 shared cores, recall@10 0.981 at 2.95 ms p50 after the exact rerank. Past ~10M
+# the lists grow instead (N/8,192 vectors each): a query scans more, no build trains longer.
+_AUTO_NLIST_MAX = 8192
 
 
 @dataclass(frozen=True)
@@ -52,7 +58,7 @@ class IndexSpec:
     hnsw_m: int = 32
     ef_construction: int = 200
     ef_search: int = 128
-    nlist: int | None = None  # IVF lists; default ≈ 4·√N
+    nlist: int | None = None  # IVF lists; default ≈ 4·√N (auto: at most 8,192)
     pq_m: int | None = None  # PQ sub-quantisers; default D/16 (capped to divide D)
     nprobe: int = 256  # with refine 2+: recall@10 ≥ 0.99 at 1M (benchmarks/README.md)
     seed: int = 0
@@ -109,11 +115,13 @@ def resolve_factory(spec: IndexSpec, n: int, dim: int) -> tuple[str, str]:
             # Measured (benchmarks/README.md): at 1M × 2048 this reaches recall@10 0.995 after
             # the exact rerank at ~1 ms p50 with 90 B/vector in RAM, while an HNSW graph stalled
             # at recall 0.7 on clustered data and builds far slower.
-            nlist = spec.nlist or auto_nlist(n)
+            nlist = spec.nlist or min(auto_nlist(n), _AUTO_NLIST_MAX)
+            capped = spec.nlist is None and nlist < auto_nlist(n)
             pca = f"PCA{_AUTO_PCA}," if dim > 2 * _AUTO_PCA else ""
             return f"{pca}IVF{nlist},SQ8", (
                 f"{n:,} vectors > {_FLAT_MAX:,}: {'PCA to 64 dimensions, ' if pca else ''}an inverted file of {nlist} lists "
-                "with 8-bit scalar quantisation; the exact rerank restores full precision"
+                + (f"(capped: k-means work does not grow past {_AUTO_NLIST_MAX:,} lists) " if capped else "")
+                + "with 8-bit scalar quantisation; the exact rerank restores full precision"
             )
     else:
         why = f"asked for {spec.kind!r}"
