@@ -187,3 +187,51 @@ def test_build_index_on_a_folder_logs_boxes_and_matches_the_in_process_build(tmp
     again, _ = build("again", IngestConfig(workers=2, chunk=2, measure_side=0, boxes=boxes))
     assert again.ingest["boxes_reused"] == 20 and "framing boxes: 0 measured, 20 reused from the box store" in logs
     assert "write_shards" in new_res.seconds
+
+
+class _Log:
+    """A Progress that keeps the log lines and draws nothing."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def task(self, *a, **k):
+        from contextlib import nullcontext
+
+        class T:
+            def advance(self, n=1):
+                pass
+
+            def update(self, **kw):
+                pass
+
+        return nullcontext(T())
+
+    def log(self, msg: str) -> None:
+        self.lines.append(msg)
+
+
+def _counts(lines: list[str]) -> tuple[int, int]:
+    import re
+
+    got = [re.search(r"framing boxes: ([\d,]+) measured, ([\d,]+) reused", x) for x in lines]
+    pairs = [(int(m[1].replace(",", "")), int(m[2].replace(",", ""))) for m in got if m]
+    return sum(p[0] for p in pairs), sum(p[1] for p in pairs)
+
+
+def test_train_then_evaluate_then_build_index_measure_each_image_once(tmp_path, monkeypatch):
+    from galaxy_retrieval.evaluate.retrieval import evaluate
+    from galaxy_retrieval.train.config import TrainConfig
+    from galaxy_retrieval.train.loop import train
+
+    monkeypatch.setenv("GALAXY_RETRIEVAL_BOXES", str(tmp_path / "boxes"))
+    cat = FolderCatalog(_folder(tmp_path, copies=2))
+    run = tmp_path / "run"
+    logs = {k: _Log() for k in ("train", "evaluate", "build")}
+    train(TrainConfig(preset="tiny", epochs=1, batch_size=8, seed=0, loose_batch_sizes=(4,)), cat, run, logs["train"])
+    evaluate(run, cat, split="test", baselines=False, batch_sizes=(2,), progress=logs["evaluate"])
+    build_index(run, cat, tmp_path / "index", BuildConfig(index=IndexSpec(kind="flat")), logs["build"])
+    measured = {k: _counts(v.lines) for k, v in logs.items()}
+    assert measured["train"][1] == 0 and measured["train"][0] > 0  # train + validation sets
+    assert measured["evaluate"][0] == 20 - measured["train"][0]  # the test split, not seen before
+    assert measured["build"] == (0, 20)  # every box reused
