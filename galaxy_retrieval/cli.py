@@ -629,6 +629,7 @@ def build_index_cmd(
     engine: EngineChoice = typer.Option(EngineChoice.local, help="Who embeds and fills the index: this process, or Ray Data actors (the distributed extra)."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="With --engine ray: auto (the cluster of `ray start`), ray://HOST:PORT, or local (start one here; the default)."),
     pipeline: Optional[Path] = typer.Option(None, help="Build settings from a pipeline TOML with build, index and ray tables (e.g. pipelines/scale-out.toml); flags given win."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=0, help="Image folders: processes that decode and frame cutouts while this one embeds (default: one per CPU; 0: all in this process)."),
 ) -> None:
     """Embed a catalog into Parquet shards and build the FAISS candidate index (resumable)."""
     from .index.build import build_index, build_index_from_shards
@@ -647,6 +648,12 @@ def build_index_cmd(
             if section != "ray" or values[name] is not None:
                 overrides[section][field.get(name, name)] = values[name]
     cfg = load_build_pipeline(pipeline, overrides)
+    if workers is not None:
+        from dataclasses import replace
+
+        from .ingest import IngestConfig
+
+        cfg = replace(cfg, ingest=replace(cfg.ingest or IngestConfig(), workers=workers))
     progress = RichProgress()
     if from_parquet is not None:
         from .index.foreign import build_index_from_parquet

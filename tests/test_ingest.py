@@ -235,3 +235,23 @@ def test_train_then_evaluate_then_build_index_measure_each_image_once(tmp_path, 
     assert measured["train"][1] == 0 and measured["train"][0] > 0  # train + validation sets
     assert measured["evaluate"][0] == 20 - measured["train"][0]  # the test split, not seen before
     assert measured["build"] == (0, 20)  # every box reused
+
+
+def test_gr_build_index_on_a_folder_says_how_many_boxes_it_measured_and_reused(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from galaxy_retrieval.cli import app
+
+    monkeypatch.setenv("GALAXY_RETRIEVAL_BOXES", str(tmp_path / "boxes"))
+    torch.manual_seed(2)
+    save_weights(tmp_path / "ck" / "model.safetensors", build_model(preset("tiny", framing=AUTO)))
+    folder = _folder(tmp_path)
+    args = ["build-index", "--checkpoint", str(tmp_path / "ck"), "--catalog", str(folder), "--index-type", "flat"]
+    first = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "a"), "--workers", "2"])
+    assert first.exit_code == 0, first.output
+    assert "framing boxes: 10 measured, 0 reused" in first.output
+    second = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "b"), "--workers", "0"])
+    assert second.exit_code == 0, second.output
+    assert "framing boxes: 0 measured, 10 reused" in second.output
+    bad = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "c"), "--workers", "-1"])
+    assert bad.exit_code != 0

@@ -83,6 +83,11 @@ class BuildConfig:
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
             raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}").resolved_by("engine")
+        if isinstance(self.ingest, dict):  # a pipeline file's [build] ingest = {workers = 2, …}
+            try:
+                object.__setattr__(self, "ingest", IngestConfig(**self.ingest))
+            except TypeError as e:
+                raise ConfigError(f"build ingest: {e}") from None
         if self.ingest is not None and not isinstance(self.ingest, IngestConfig):
             raise ConfigError(f"ingest must be an IngestConfig or None, got {type(self.ingest).__name__}")
         if self.ray is not None and not isinstance(self.ray, RayConfig):
