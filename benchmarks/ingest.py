@@ -11,7 +11,9 @@ index (shards, vectors, FAISS ``auto`` index, manifest) three ways, one after th
 * ``new-cold``: the fast path (:mod:`galaxy_retrieval.ingest`) with an empty box store: every
   framing box measured, on the reduced JPEG decode, by the worker processes;
 * ``new-warm``: the fast path again, the boxes reused from the store: what ``gr build-index``
-  costs after ``gr train``/``gr evaluate`` measured them (or on a rebuild).
+  costs after ``gr train``/``gr evaluate`` measured them (or on a rebuild);
+* ``new-warm-main`` (optional): as ``new-warm``, but the workers only decode and frame while
+  this process embeds (the layout used with a GPU), to show what embedding in the workers buys.
 
 Reported per run: images/s end to end (wall time of the whole call), process CPU (this process
 and its workers) as a share of one core, and the stages: the fast path's summed CPU seconds
@@ -122,7 +124,8 @@ def _run(path: str, folder: Path, meta: Path | None, ck: Path, out: Path, boxes:
     from galaxy_retrieval.ingest import IngestConfig
 
     _CACHE.clear()  # the old path's in-memory boxes would make a second old run look warm
-    ingest = None if path == "old" else IngestConfig(workers=workers, measure_side=measure_side, boxes=boxes)
+    # new-warm-main: the workers only decode and frame, this process embeds (the GPU layout)
+    ingest = None if path == "old" else IngestConfig(workers=workers, measure_side=measure_side, boxes=boxes, embed_in_workers=path != "new-warm-main")
     cfg = BuildConfig(ingest=ingest, overwrite=True)
     progress = _Quiet()
     with FolderCatalog(folder, metadata=meta) as cat:
@@ -166,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--preset", default="polar")
     ap.add_argument("--workers", type=int, default=None, help="ingest worker processes (default: one per usable CPU)")
     ap.add_argument("--measure-side", type=int, default=100)
-    ap.add_argument("--paths", default="old,new-cold,new-warm")
+    ap.add_argument("--paths", default="old,new-cold,new-warm,new-warm-main")
     ap.add_argument("--stage-sample", type=int, default=300, help="images timed stage by stage for the old path")
     ap.add_argument("--out-json", type=Path, default=ROOT / "benchmarks" / "results" / "ingest.json")
     a = ap.parse_args(argv)

@@ -478,6 +478,7 @@ _INGEST_PATHS = {
     "old": "old: one process decodes, frames, embeds",
     "new-cold": "fast path, boxes measured (first command on a folder)",
     "new-warm": "fast path, boxes reused from the box store",
+    "new-warm-main": "fast path, boxes reused, embedding in the main process only",
 }
 
 

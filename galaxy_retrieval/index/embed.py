@@ -78,16 +78,17 @@ def _embed_rows_fast(
     catalog: Any, embedder: Any, lo: int, hi: int, batch_size: int, skipped: list[tuple[int, str]],
     advance: Callable[[int], None], cfg: Any, stats: Any, store: Any,
 ) -> EmbeddedRows | None:
-    from ..ingest import IngestStats, embed_prepared, prepare_rows
+    from ..ingest import IngestStats, embed_prepared, prepare_rows, workers_embed
 
     stats = stats if stats is not None else IngestStats()
     mcfg = embedder.model_config
     rows: list[np.ndarray] = []
     embs: list[np.ndarray] = []
-    for pb in prepare_rows(catalog, np.arange(lo, hi), mcfg.image_size, mcfg.framing, cfg, stats, store, batch=batch_size):
+    in_workers = embedder if workers_embed(embedder, cfg) else None
+    for pb in prepare_rows(catalog, np.arange(lo, hi), mcfg.image_size, mcfg.framing, cfg, stats, store, batch_size, in_workers):
         skipped.extend(pb.skipped)
         if len(pb.rows):
-            embs.append(embed_prepared(embedder, pb.x01, cfg, stats))
+            embs.append(pb.vectors if pb.vectors is not None else embed_prepared(embedder, pb.x01, cfg, stats))
             rows.append(pb.rows)
         advance(len(pb.rows) + len(pb.skipped))
     if not embs:

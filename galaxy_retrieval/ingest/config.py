@@ -39,13 +39,17 @@ class IngestConfig:
     the in-memory path gives for the same box. ``boxes``: the box store's directory
     ("auto": :func:`default_box_dir`; None: no store). ``chunk``: images per worker task.
     ``model_batch``: images per model call (small batches stay in the CPU's cache: the
-    polar model is ~1.5× faster per image at 32 than at 128)."""
+    polar model is ~1.5× faster per image at 32 than at 128). ``embed_in_workers``: on the
+    CPU, each worker also embeds its chunk (one model call of ``chunk`` images), so every
+    core runs every stage and none waits for the one that embeds; on a GPU (or without
+    fork) the workers prepare and this process embeds, ``model_batch`` at a time."""
 
     workers: int | None = None
     measure_side: int = 100
     boxes: str | Path | None = "auto"
-    chunk: int = 16
+    chunk: int = 32
     model_batch: int = 32
+    embed_in_workers: bool = True
 
     def __post_init__(self) -> None:
         for name in ("workers", "measure_side", "chunk", "model_batch"):
@@ -54,6 +58,8 @@ class IngestConfig:
                 continue
             if isinstance(v, bool) or not isinstance(v, int) or v < (0 if name in ("workers", "measure_side") else 1):
                 raise ConfigError(f"ingest {name}={v!r} must be an integer ≥ {0 if name in ('workers', 'measure_side') else 1}")
+        if not isinstance(self.embed_in_workers, bool):
+            raise ConfigError(f"ingest embed_in_workers={self.embed_in_workers!r} must be true or false")
         if self.measure_side and self.measure_side < 32:
             raise ConfigError(f"ingest measure_side={self.measure_side} is too small to measure a galaxy on; use ≥ 32, or 0 for full size")
 
@@ -80,4 +86,4 @@ class IngestConfig:
 
     def to_dict(self) -> dict:
         """What decides the vectors (recorded in a build's state): not where boxes are kept."""
-        return {"measure_side": self.measure_side, "model_batch": self.model_batch}
+        return {"measure_side": self.measure_side, "model_batch": self.model_batch, "chunk": self.chunk, "embed_in_workers": self.embed_in_workers}

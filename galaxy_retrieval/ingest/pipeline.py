@@ -27,7 +27,9 @@ from .boxes import BoxStore, file_key
 from .config import IngestConfig
 from .prepare import Prepared, prepare_files
 
-__all__ = ["IngestStats", "PreparedBatch", "can_prepare", "prepare_rows", "embed_prepared", "open_box_store", "model_inputs"]
+__all__ = [
+    "IngestStats", "PreparedBatch", "can_prepare", "prepare_rows", "embed_prepared", "open_box_store", "model_inputs", "workers_embed",
+]
 
 
 @dataclass
@@ -60,8 +62,9 @@ class IngestStats:
 @dataclass(frozen=True)
 class PreparedBatch:
     rows: np.ndarray  # int64 catalog rows of the readable images, increasing
-    x01: "torch.Tensor"  # float32 (b, 3, S, S) in [0, 1]
+    x01: "torch.Tensor | None"  # float32 (b, 3, S, S) in [0, 1]; None when the workers embedded
     skipped: list[tuple[int, str]]
+    vectors: np.ndarray | None = None  # (b, D) float32 when the workers embedded
 
 
 def can_prepare(catalog: Any) -> bool:
@@ -74,11 +77,37 @@ def open_box_store(framing: Framing, cfg: IngestConfig) -> BoxStore | None:
     return None if root is None or framing.mode != "auto" else BoxStore(root, framing, cfg.measure_side)
 
 
-def _worker_init() -> None:
+_EMBEDDER: Any = None  # in a worker: the model it embeds with (inherited through fork)
+
+
+def workers_embed(embedder: Any, cfg: IngestConfig) -> bool:
+    """Whether the workers embed too (:attr:`IngestConfig.embed_in_workers`): a CPU model,
+    and workers that inherit it by fork (or none at all)."""
+    cpu = str(getattr(embedder, "device", "cpu")) == "cpu"
+    return cfg.embed_in_workers and cpu and (cfg.pool_size() == 0 or _context().get_start_method() == "fork")
+
+
+def _worker_init(embedder: Any = None) -> None:
     import torch
 
+    global _EMBEDDER
     # one thread per worker: the workers are the parallelism (and a forked OpenMP pool is unsafe)
     torch.set_num_threads(1)
+    _EMBEDDER = embedder
+
+
+def _prepare_and_embed(paths: list[str], boxes: list, size: int, framing: Framing, measure_side: int, embedder: Any = None):
+    """A worker task that also embeds: the chunk's readable images in one model call, so
+    every process decodes, frames and embeds (no stage waits on another process's core)."""
+    import torch
+
+    emb = embedder if embedder is not None else _EMBEDDER
+    got = prepare_files(paths, boxes, size, framing, measure_side)
+    xs = [p.x for p in got if p.error is None]
+    t = time.perf_counter()
+    vec = emb.embed_float(torch.from_numpy(np.stack(xs)), len(xs)) if xs else np.zeros((0, emb.dim), np.float32)
+    embed_s = time.perf_counter() - t
+    return [Prepared(None, p.box, p.shape, p.measured, p.error, p.decode_s, p.framing_s, p.resize_s) for p in got], vec, embed_s
 
 
 def _context() -> mp.context.BaseContext:
@@ -96,12 +125,14 @@ def prepare_rows(
     stats: IngestStats | None = None,
     store: BoxStore | None | str = "open",
     batch: int = 256,
+    embedder: Any = None,
 ) -> Iterator[PreparedBatch]:
     """Yield the model inputs of catalog ``rows`` (an image folder) in batches of up to
     ``batch`` readable images, in row order. ``store``: the box store ("open": the one
-    ``cfg`` names; boxes measured here are added to it at the end)."""
-    from ..bench.machine import usable_cpus
-
+    ``cfg`` names; boxes measured here are added to it at the end). With ``embedder`` (on
+    the CPU, where workers are forked), the workers embed too and the batches carry
+    ``vectors`` instead of ``x01``: each chunk of ``cfg.chunk`` images is one model call,
+    whichever process makes it, so the vectors do not depend on the number of workers."""
     stats = stats if stats is not None else IngestStats()
     if isinstance(store, str):
         store = open_box_store(framing, cfg)
@@ -120,7 +151,11 @@ def prepare_rows(
         stats.hash_s += time.process_time() - t
         return paths, keys, boxes
 
-    pool = ProcessPoolExecutor(workers, mp_context=_context(), initializer=_worker_init) if workers else None
+    in_workers = embedder is not None and str(getattr(embedder, "device", "cpu")) == "cpu" and (not workers or _context().get_start_method() == "fork")
+    if embedder is not None and not in_workers:
+        raise ValueError("prepare_rows(embedder=…) needs a CPU model and forked workers; embed the batches' x01 instead")
+    init_args = (embedder,) if in_workers and workers else ()
+    pool = ProcessPoolExecutor(workers, mp_context=_context(), initializer=_worker_init, initargs=init_args) if workers else None
     pending: deque[tuple[np.ndarray, list[str], list, list, Future | list[Prepared]]] = deque()
     it = iter(chunks)
 
@@ -130,11 +165,15 @@ def prepare_rows(
             return False
         paths, keys, boxes = task(chunk)
         args = (paths, boxes, size, framing, cfg.measure_side)
-        pending.append((chunk, paths, keys, boxes, pool.submit(prepare_files, *args) if pool else prepare_files(*args)))
+        fn = _prepare_and_embed if in_workers else prepare_files
+        if in_workers and not pool:
+            args = (*args, embedder)
+        pending.append((chunk, paths, keys, boxes, pool.submit(fn, *args) if pool else fn(*args)))
         return True
 
     out_rows: list[int] = []
     out_x: list[np.ndarray] = []
+    out_v: list[np.ndarray] = []
     skipped: list[tuple[int, str]] = []
     try:
         for _ in range(2 * workers + 2 if pool else 1):  # keep every worker busy while we embed
@@ -144,6 +183,10 @@ def prepare_rows(
             chunk, paths, keys, boxes, fut = pending.popleft()
             results = fut.result() if isinstance(fut, Future) else fut
             submit()
+            if in_workers:
+                results, vec, embed_s = results
+                out_v.append(vec)
+                stats.embed_s += embed_s
             for r, k, had, p in zip(chunk, keys, boxes, results):
                 stats.add(p)
                 if p.error is not None:
@@ -161,9 +204,9 @@ def prepare_rows(
                 stats.framing.add([p.box])
                 out_rows.append(int(r))
                 out_x.append(p.x)
-            if len(out_x) >= batch or (not pending and (out_x or skipped)):
-                yield _emit(out_rows, out_x, skipped, size, catalog, stats)
-                out_rows, out_x, skipped = [], [], []
+            if len(out_rows) >= batch or (not pending and (out_rows or skipped)):
+                yield _emit(out_rows, out_x, skipped, size, catalog, stats, out_v if in_workers else None)
+                out_rows, out_x, out_v, skipped = [], [], [], []
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -172,13 +215,18 @@ def prepare_rows(
         stats.wall_s += time.perf_counter() - wall0
 
 
-def _emit(rows: list[int], xs: list[np.ndarray], skipped: list[tuple[int, str]], size: int, catalog: Any, stats: IngestStats) -> PreparedBatch:
+def _emit(
+    rows: list[int], xs: list[np.ndarray], skipped: list[tuple[int, str]], size: int, catalog: Any, stats: IngestStats,
+    vectors: list[np.ndarray] | None = None,
+) -> PreparedBatch:
     import torch
 
     stats.images += len(rows)
     stats.skipped += len(skipped)
     if skipped and isinstance(getattr(catalog, "skipped", None), list):
         catalog.skipped.extend(skipped)  # as the catalog's own reader records them
+    if vectors is not None:
+        return PreparedBatch(np.asarray(rows, dtype=np.int64), None, skipped, np.concatenate(vectors))
     x = torch.from_numpy(np.stack(xs)) if xs else torch.zeros((0, 3, size, size))
     return PreparedBatch(np.asarray(rows, dtype=np.int64), x, skipped)
 
