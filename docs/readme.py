@@ -549,7 +549,7 @@ def ingest_expectation() -> str:
     return (
         f"On a 2-core machine `gr build-index` with the `{p['preset']}` model takes " + "; ".join(parts) + ". "
         "`gr train` and `gr evaluate` measure each image's framing box once and keep it in a box store "
-        "(`~/.cache/galaxy-retrieval/framing-boxes`, or `$GALAXY_RETRIEVAL_BOXES`; `off` for none), so the build after them "
+        "(`~/.cache/galaxy-retrieval/framing-boxes`; `GALAXY_RETRIEVAL_CACHE=DIR` moves the package's cache, `off` turns it off), so the build after them "
         "reuses the boxes; the logs say how many were measured and how many reused. "
         "Measured by `benchmarks/ingest.py` (`benchmarks/results/ingest.json`, shared CPU: see its load figures)."
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .errors import OutputPathError
 
-__all__ = ["check_output_file", "check_output_dir", "first_missing", "remove_created_dirs", "PROBE_PREFIX"]
+__all__ = ["check_output_file", "check_output_dir", "first_missing", "remove_created_dirs", "PROBE_PREFIX", "CACHE_ENV", "cache_dir"]
 
 #: name prefix of the probe files (gone a moment after they are made; ignore them when listing)
 PROBE_PREFIX = ".gr-probe-"
@@ -83,3 +83,20 @@ def remove_created_dirs(path: str | Path, top: Path | None) -> None:
         if p == top or p == p.parent:
             return
         p = p.parent
+
+
+#: root of the package's caches (framing boxes, memory-mapped metadata tables); ``off``: none
+CACHE_ENV = "GALAXY_RETRIEVAL_CACHE"
+
+
+def cache_dir(sub: str) -> Path | None:
+    """``$GALAXY_RETRIEVAL_CACHE/sub``, else ``$XDG_CACHE_HOME/galaxy-retrieval/sub``
+    (``~/.cache/…``); None when the variable says ``off``. Everything kept there is keyed
+    by the content it was made from, so a stale entry is never used, only left behind."""
+    import os
+
+    env = os.environ.get(CACHE_ENV)
+    if env is not None:
+        return None if env.strip().lower() in ("", "off", "none", "0") else Path(env) / sub
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "galaxy-retrieval" / sub

@@ -8,11 +8,12 @@ import os
 # numerical libraries unless a test asks for more.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("NUMBA_NUM_THREADS", "2")
-# the framing-box store of this test session, never the user's own (~/.cache)
-if "GALAXY_RETRIEVAL_BOXES" not in os.environ:
+# the caches (framing boxes, metadata maps) of this test session, never the user's (~/.cache)
+if "GALAXY_RETRIEVAL_CACHE" not in os.environ:
     import tempfile
 
-    os.environ["GALAXY_RETRIEVAL_BOXES"] = tempfile.mkdtemp(prefix="gr-test-boxes-")
+    os.environ["GALAXY_RETRIEVAL_CACHE"] = tempfile.mkdtemp(prefix="gr-test-cache-")
+os.environ.pop("GALAXY_RETRIEVAL_BOXES", None)
 
 from pathlib import Path
 

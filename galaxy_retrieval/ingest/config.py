@@ -15,15 +15,17 @@ BOX_DIR_ENV = "GALAXY_RETRIEVAL_BOXES"
 
 
 def default_box_dir() -> Path | None:
-    """``$GALAXY_RETRIEVAL_BOXES``, else ``$XDG_CACHE_HOME/galaxy-retrieval/framing-boxes``
-    (``~/.cache/…``). One store for every command, so ``gr train``, ``gr evaluate``,
-    ``gr build-index`` and ``gr add`` on the same files measure each image once: keyed by
-    the file's content, the store holds nothing a command could get wrong by reusing it."""
+    """``$GALAXY_RETRIEVAL_BOXES``, else the ``framing-boxes`` folder of the package's cache
+    (:func:`~galaxy_retrieval.paths.cache_dir`: ``~/.cache/galaxy-retrieval``). One store for
+    every command, so ``gr train``, ``gr evaluate``, ``gr build-index`` and ``gr add`` on the
+    same files measure each image once: keyed by the file's content and the framing setting,
+    the store holds nothing a command could get wrong by reusing it."""
+    from ..paths import cache_dir
+
     env = os.environ.get(BOX_DIR_ENV)
     if env is not None:
         return None if env.strip().lower() in ("", "off", "none", "0") else Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "galaxy-retrieval" / "framing-boxes"
+    return cache_dir("framing-boxes")
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,8 @@ from ..index.candidates import load_faiss_index, search_params
 from ..index.filters import select_positions
 from ..index.layout import MANIFEST_NAME, MODEL_DIR
 from ..index.manifest import Manifest, read_manifest
-from ..index.shards import check_shard_models, read_metadata_table
+from ..index.metadata_map import open_metadata_table
+from ..index.shards import check_shard_models
 from ..index.tombstones import read_tombstones
 from ..index.vectors import open_vectors
 from ..score import ScoreWeights
@@ -121,9 +122,14 @@ class GalaxySearcher:
         # a shard embedded by another model than the manifest's would answer with a mix of two
         # models while every file still matches its digest
         check_shard_models([path / s.file for s in manifest.shards], (manifest.model or {}).get("sha256"), f"{path / MANIFEST_NAME}")
-        self.table: pa.Table = read_metadata_table([path / s.file for s in manifest.shards])
+        # memory-mapped from the cache (index/metadata_map.py): file pages, not heap, so the
+        # process's anonymous memory does not grow with the catalog's metadata
+        self.table: pa.Table = open_metadata_table(
+            [path / s.file for s in manifest.shards], [f"{s.file}:{s.rows}:{s.sha256}" for s in manifest.shards], manifest.count
+        )
         self.object_ids = ObjectIds(self.table.column("object_id"))  # not a list: 670 MB at 10M objects
-        self.rows: np.ndarray = self.table.column("row").to_numpy()
+        row = self.table.column("row")
+        self.rows: np.ndarray = row.chunk(0).to_numpy() if row.num_chunks == 1 else row.to_numpy()  # a view of the map
 
     # ------------------------------------------------------------------ opening
 
