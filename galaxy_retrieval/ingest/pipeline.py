@@ -1,5 +1,5 @@
-"""Image files → model inputs on every core: a process pool decodes and frames, in order,
-while the calling process embeds what is ready.
+"""Image files → model inputs (or vectors) on every core: a process pool decodes, frames
+and, on the CPU, embeds, in order, while the calling process collects and writes.
 
 :func:`prepare_rows` is the one loop; build-index, ``add``, evaluation and the training
 set's pre-load all read image folders through it. Order and results do not depend on the
@@ -34,7 +34,8 @@ __all__ = [
 
 @dataclass
 class IngestStats:
-    """CPU seconds per stage (summed over workers), wall seconds, and counts."""
+    """CPU seconds per stage (summed over workers; ``embed_s`` is wall time when this
+    process embeds, with its threads), wall seconds, and counts."""
 
     images: int = 0
     skipped: int = 0
@@ -104,9 +105,9 @@ def _prepare_and_embed(paths: list[str], boxes: list, size: int, framing: Framin
     emb = embedder if embedder is not None else _EMBEDDER
     got = prepare_files(paths, boxes, size, framing, measure_side)
     xs = [p.x for p in got if p.error is None]
-    t = time.perf_counter()
+    t = time.process_time()  # CPU, as the other stages: a worker runs one thread
     vec = emb.embed_float(torch.from_numpy(np.stack(xs)), len(xs)) if xs else np.zeros((0, emb.dim), np.float32)
-    embed_s = time.perf_counter() - t
+    embed_s = time.process_time() - t
     return [Prepared(None, p.box, p.shape, p.measured, p.error, p.decode_s, p.framing_s, p.resize_s) for p in got], vec, embed_s
 
 
