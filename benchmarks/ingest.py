@@ -116,6 +116,44 @@ def _old_stages(folder: Path, meta: Path | None, ck: Path, sample: int) -> dict[
     return {"images": len(files), "decode_ms": decode * k, "framing_ms": framing * k, "resize_ms": resize * k, "embed_ms": embed * k}
 
 
+def _box_moves(folder: Path, meta: Path | None, ck: Path, boxes: Path, measure_side: int) -> dict[str, Any] | None:
+    """How far the boxes measured on the reduced decode (the box store after ``new-cold``)
+    are from those measured on the full image (the old path's, still in framing's in-memory
+    cache after ``old``), in full-resolution pixels, over every image of the folder."""
+    import numpy as np
+
+    from galaxy_retrieval.catalog.folder import FolderCatalog
+    from galaxy_retrieval.catalog.images import read_image
+    from galaxy_retrieval.framing import frame_box
+    from galaxy_retrieval.ingest import BoxStore, file_key
+    from galaxy_retrieval.model import load_checkpoint
+
+    fr = load_checkpoint(ck, device="cpu").model_config.framing
+    store = BoxStore(boxes, fr, measure_side)
+    edge, rel, flips, sides = [], [], 0, []
+    with FolderCatalog(folder, metadata=meta) as cat:
+        for r in range(len(cat)):
+            f = cat.file_of(r)
+            new = store.get(file_key(f))
+            if new is None:
+                continue
+            ref = frame_box(read_image(f), fr)  # the in-memory cache's box when the old path measured it
+            flips += ref.found != new.found
+            edge.append(max(abs(new.top - ref.top), abs(new.left - ref.left), abs(new.side - ref.side)))
+            rel.append(abs(new.side - ref.side) / ref.side)
+            sides.append(ref.side)
+    if not edge:
+        return None
+    e, q = np.array(edge), np.array(rel)
+    pct = lambda a, k: round(float(np.percentile(a, k)), 4)  # noqa: E731
+    return {
+        "images": len(edge), "same_box": round(float(np.mean(e == 0)), 4), "found_differs": int(flips),
+        "box_side_px_median": float(np.median(sides)),
+        "largest_edge_move_px": {"p50": pct(e, 50), "p90": pct(e, 90), "p99": pct(e, 99), "max": int(e.max())},
+        "side_change_fraction": {"p50": pct(q, 50), "p90": pct(q, 90), "p99": pct(q, 99), "max": round(float(q.max()), 4)},
+    }
+
+
 def _run(path: str, folder: Path, meta: Path | None, ck: Path, out: Path, boxes: Path, workers: int | None, measure_side: int) -> dict[str, Any]:
     from galaxy_retrieval.bench.machine import load_average
     from galaxy_retrieval.catalog.folder import FolderCatalog
@@ -123,7 +161,8 @@ def _run(path: str, folder: Path, meta: Path | None, ck: Path, out: Path, boxes:
     from galaxy_retrieval.index.build import BuildConfig, build_index
     from galaxy_retrieval.ingest import IngestConfig
 
-    _CACHE.clear()  # the old path's in-memory boxes would make a second old run look warm
+    if path == "old":
+        _CACHE.clear()  # measured afresh (and kept for _box_moves, which compares with them)
     # new-warm-main: the workers only decode and frame, this process embeds (the GPU layout)
     ingest = None if path == "old" else IngestConfig(workers=workers, measure_side=measure_side, boxes=boxes, embed_in_workers=path != "new-warm-main")
     cfg = BuildConfig(ingest=ingest, overwrite=True)
@@ -198,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps({k: runs[-1][k] for k in ("path", "images", "images_per_s", "cpu_cores_used", "load_average_end")}), flush=True)
             by = {r["path"]: r for r in runs}
             ratios = {f"{p}_over_old": round(by[p]["images_per_s"] / by["old"]["images_per_s"], 2) for p in by if p != "old" and "old" in by}
+            moves = _box_moves(folder, meta, ck, boxes, a.measure_side) if "old" in by and "new-cold" in by else None
+            if moves:
+                print(json.dumps({"box_moves": moves}), flush=True)
             stages = _old_stages(folder, meta, ck, a.stage_sample) if "old" in by else None
             projection = {}
             for p, r in by.items():
@@ -209,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
                 "runs": runs,
                 "ratios": ratios,
                 "old_stages_ms_per_image": stages,
+                "box_moves": moves,
                 "seconds_per_1000": {p: round(1000 / r["images_per_s"], 2) for p, r in by.items()},
                 "projection_hours": projection,
             }

@@ -514,10 +514,20 @@ def bench_ingest() -> str:
                 + " | ".join(cells)
                 + f" | {boxes} | {load} |"
             )
+    moves = [(name, f["box_moves"]) for name, f in d["folders"].items() if f.get("box_moves")]
+    if moves:
+        out += ["", "How far the boxes measured on the reduced JPEG decode are from those measured on the full image "
+                "(full-resolution pixels, every image of the folder):", "",
+                "| folder | same box | largest edge move p50 / p90 / p99 / max (px) | side change p50 / p90 / p99 | found ≠ | median box side |",
+                "| --- | --- | --- | --- | --- | --- |"]
+        for name, m in moves:
+            e, q = m["largest_edge_move_px"], m["side_change_fraction"]
+            out.append(f"| {name} ({m['images']:,}) | {m['same_box']:.1%} | {e['p50']:g} / {e['p90']:g} / {e['p99']:g} / {e['max']} | "
+                       f"{q['p50']:.1%} / {q['p90']:.1%} / {q['p99']:.1%} | {m['found_differs']} | {m['box_side_px_median']:g} |")
     out += [
         "",
-        "Stage columns are CPU milliseconds per image: for the fast path summed over its worker processes "
-        "(decode, framing, resize) and this process (embed); for the old path timed stage by stage on "
+        "Stage columns are milliseconds per image: for the fast path the CPU time summed over its worker processes "
+        "(embed too, except in the main-process variant, where it is that process's wall time); for the old path timed stage by stage on "
         f"{p['stage_sample']} images in one process. `write` is the shards, the vectors file, the FAISS index and the hashes.",
         "",
         "Projected embedding pass (hours) at the measured rates, on 1, 10 and 100 such machines (Ray: the pass splits by shard):",
