@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     from galaxy_retrieval.bench.machine import git_commit, load_average, machine_info
 
     commit = git_commit()
+    load0 = load_average()
     sizes = sorted(a.n or [500_000, 3_000_000])
     by_size = {}
     for n in sizes:
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         slope = {mode: {stage: round((by_size[hi][mode][stage]["RssAnon"] - by_size[lo][mode][stage]["RssAnon"]) / (sizes[-1] - sizes[0]), 1)
                         for stage in ("after_open", "after_use")} for mode in by_size[lo]}
         print("RssAnon growth per added object:", json.dumps(slope))
-    doc = {"benchmark": "metadata_memory", "commit": commit, "machine": machine_info(), "load_average_end": load_average(),
+    doc = {"benchmark": "metadata_memory", "commit": commit, "machine": machine_info({"load_average_start": load0}), "load_average_end": load_average(),
            "parameters": {"n": sizes, "shard_rows": a.shard_rows}, "runs": by_size, "slope_bytes_per_object": slope}
     a.out_json.parent.mkdir(parents=True, exist_ok=True)
     a.out_json.write_text(json.dumps(doc, indent=2) + "\n")

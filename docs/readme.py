@@ -573,7 +573,7 @@ def bench_metadata_memory() -> str:
     names = {"heap": "read into RAM (cache off)", "mapped_first_open": "first open: read, cached, mapped", "mapped": "later opens: mapped"}
     sizes = d["parameters"]["n"]
     out = [
-        f"Commit `{str(d['commit'])[:12]}`; load average {d['machine'].get('load_average')} at the start, {d.get('load_average_end')} at the end. "
+        f"Commit `{str(d['commit'])[:12]}`; load average {d['machine'].get('load_average_start', '?')} at the start, {d.get('load_average_end')} at the end. "
         "RssAnon growth of a fresh process per object, after opening the table and after 1,000 metadata reads plus one id lookup:",
         "",
         "| table | " + " | ".join(f"{n:,} objects: open / use (B/object)" for n in sizes) + " | table size at the largest |",
