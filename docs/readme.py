@@ -530,15 +530,25 @@ def bench_ingest() -> str:
         "(embed too, except in the main-process variant, where it is that process's wall time); for the old path timed stage by stage on "
         f"{p['stage_sample']} images in one process. `write` is the shards, the vectors file, the FAISS index and the hashes.",
         "",
-        "Projected embedding pass (hours) at the measured rates, on 1, 10 and 100 such machines (Ray: the pass splits by shard):",
+        "Projected embedding pass at the measured rates, on 1, 10 and 100 such machines (Ray: the pass splits by shard; "
+        "the FAISS build of a large index is measured in §7):",
         "",
         "| folder | path | 1M: 1 / 10 / 100 machines | 40M: 1 / 10 / 100 machines |",
         "| --- | --- | --- | --- |",
     ]
+    def span(h: float) -> str:
+        return f"{h:.1f} h" if h >= 1 else f"{h * 60:.0f} min" if h * 60 >= 1 else "< 1 min"
+
     for name, f in d["folders"].items():
         for path, pr in f["projection_hours"].items():
-            cell = lambda n: " / ".join(f"{pr[n][f'{k}_machines_hours']:g}" for k in (1, 10, 100))
+            cell = lambda n: " / ".join(span(pr[n][f"{k}_machines_hours"]) for k in (1, 10, 100))  # noqa: E731
             out.append(f"| {name} | {path} | {cell('1000000')} | {cell('40000000')} |")
+    cpus = m.get("cpus_usable") or 2
+    starved = [f"{name} {r['path']} ({r['cpu_cores_used']:.2f})" for name, f in d["folders"].items() for r in f["runs"]
+               if r["path"] in ("new-cold", "new-warm") and r["cpu_cores_used"] < 0.75 * cpus]
+    if starved:
+        out += ["", f"Fast-path runs (every process busy by design) that got less than {0.75 * cpus:g} of the {cpus} cores (other jobs took the rest; "
+                f"their CPU seconds per image match the other runs): {', '.join(starved)}."]
     return "\n".join(out)
 
 
@@ -551,9 +561,9 @@ def ingest_expectation() -> str:
     for name, f in d["folders"].items():
         s = f["seconds_per_1000"]
         side = "424-px" if "gz2_spirals" in name else "128-px" if "6k" in name else name
-        new = f"about **{s['new-cold']:.0f} s** per 1,000 {side} JPEG cutouts" if "new-cold" in s else ""
-        warm = f", {s['new-warm']:.0f} s once their framing boxes are stored" if "new-warm" in s else ""
-        old = f" (the in-process path before it: {s['old']:.0f} s)" if "old" in s else ""
+        new = f"about **{s['new-cold']:.1f} s** per 1,000 {side} JPEG cutouts" if "new-cold" in s else ""
+        warm = f", {s['new-warm']:.1f} s once their framing boxes are stored" if "new-warm" in s else ""
+        old = f" (the in-process path before it: {s['old']:.1f} s)" if "old" in s else ""
         parts.append(new + warm + old)
     p = d["parameters"]
     return (
