@@ -561,3 +561,15 @@ def test_descriptor_fusion_is_stored_in_the_weights_and_reaches_the_embedder(blo
     assert emb.manifest_info()["fusion"] == {"descriptor": "polar_fourier", "share": 0.5}
     with pytest.raises(ConfigError, match="fusion_share"):
         tiny_cfg(fusion_share=1.0)
+
+
+def test_init_fine_tunes_from_trained_weights_and_refuses_another_shape(blobs, tmp_path):
+    first = train(tiny_cfg(epochs=3, precision="fp32"), blobs, tmp_path / "first")
+    scratch = train(tiny_cfg(epochs=1, precision="fp32", seed=1), blobs, tmp_path / "scratch")
+    tuned = train(tiny_cfg(epochs=1, precision="fp32", seed=1, init=str(tmp_path / "first")), blobs, tmp_path / "tuned")
+    # the same data and seed, a trained start: the first epoch starts where the other run ended
+    assert tuned.history[0]["train_loss"] < scratch.history[0]["train_loss"]
+    assert tuned.history[0]["train_loss"] < first.history[0]["train_loss"]
+    with pytest.raises(CheckpointError, match="expects|preset"):
+        train(tiny_cfg(epochs=1, model=preset("tiny", out_dim=8), init=str(tmp_path / "first")), blobs, tmp_path / "other")
+    assert not (tmp_path / "other").exists()

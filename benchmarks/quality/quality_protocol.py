@@ -136,6 +136,10 @@ VARIANTS: dict[str, Variant] = {
         Variant("defaults", defaults=True),
         Variant("galaxy-vit", defaults=True, note="the paper's ViT (`small` preset) instead of the polar CNN", overrides=(("preset", "small"),)),
         Variant("defaults-unframed", defaults=True, note="framing off", overrides=(("framing", "none"),)),
+        # issue 20: the shipped model fine-tuned on the catalog, against `defaults` from scratch
+        # under the same time budget; `-nofusion` variants measure the network's vector alone
+        Variant("finetune", defaults=True, note="initialised from the shipped model", overrides=(("init", "pretrained"),)),
+        Variant("defaults-nofusion", defaults=True, note="network vector only", overrides=(("fusion_share", None),)),
     )
 }
 

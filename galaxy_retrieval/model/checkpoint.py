@@ -116,7 +116,12 @@ def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
 
 
 def resolve_checkpoint(path: str | Path) -> tuple[Path, Path | None]:
-    """(weights file, checkpoint.json or None) for a run directory or a weights file."""
+    """(weights file, checkpoint.json or None) for a run directory or a weights file;
+    ``"pretrained"`` names the model shipped in the package (:mod:`.pretrained`)."""
+    if str(path) == "pretrained" and not Path(path).exists():
+        from .pretrained import pretrained_dir
+
+        path = pretrained_dir()
     p = Path(path)
     if not p.exists():
         raise CheckpointError(f"{p}: no such checkpoint (expected a run directory or a {WEIGHTS_FILE} file)")

@@ -100,6 +100,10 @@ class TrainConfig:
         (:mod:`galaxy_retrieval.model.fusion`); its statistics come from the training images
         (label-free) and are stored in the weights file. None: the network's vector alone.
         Training itself is unchanged: the fusion only shapes what is indexed and searched.
+    init
+        start from trained weights instead of a random initialisation: ``"pretrained"`` (the
+        model shipped in the package) or a run directory / weights file of the same shape.
+        Fine-tuning then continues with this config's recipe on the catalog.
     framing
         the square cut from each cutout before it is resized
         (:class:`~galaxy_retrieval.framing.Framing`); None keeps the model config's. Stored
@@ -148,6 +152,7 @@ class TrainConfig:
     precision: Precision = "auto"
     compile: CompileMode = "auto"
     fusion_share: float | None = None
+    init: str | None = None
 
     def __post_init__(self) -> None:
         def _int(name: str, lo: int) -> None:
@@ -209,6 +214,8 @@ class TrainConfig:
             isinstance(self.fusion_share, bool) or not isinstance(self.fusion_share, (int, float)) or not 0 <= self.fusion_share < 1
         ):
             raise ConfigError(f"train config fusion_share={self.fusion_share!r} must be a number in [0, 1) or None")
+        if self.init is not None and (not isinstance(self.init, str) or not self.init.strip()):
+            raise ConfigError(f"train config init={self.init!r} must be 'pretrained', a checkpoint path or None")
         if self.compile not in ("auto", "on", "off"):
             raise ConfigError(f"train config compile={self.compile!r}; choices: auto, on, off")
         if self.framing is not None and not isinstance(self.framing, Framing):
@@ -276,6 +283,7 @@ class TrainConfig:
         kw.setdefault("select_by", "val_loss")
         kw.setdefault("precision", "fp32")  # trained before mixed precision on the CPU
         kw.setdefault("compile", "off")
+        kw.setdefault("init", None)
         if kw.get("model") is not None:
             kw["model"] = ViTConfig.from_dict(kw["model"])
         if "score_weights" in kw:

@@ -30,6 +30,7 @@ from ..model.checkpoint import (
     META_FILE,
     PLOT_FILE,
     WEIGHTS_FILE,
+    load_model,
     load_train_state,
     save_train_state,
     save_weights,
@@ -259,7 +260,10 @@ def _train(
     out.mkdir(parents=True, exist_ok=True)
 
     fusion = _fit_fusion(cfg, tr, progress)
-    model = build_model(mcfg, seed=cfg.seed).to(device)
+    model = build_model(mcfg, seed=cfg.seed)
+    if cfg.init is not None and not resume:
+        _load_init(model, cfg.init, progress)
+    model = model.to(device)
     model = model.to(memory_format=_memory_format(cfg.precision, device))
     opt, theta = _optimizer(model, cfg, device)
     precision = resolve_precision(cfg.precision, device)
@@ -511,6 +515,13 @@ def _train_epoch(
             t.advance(k * per_image)
             t.update(loss=loss_sum / seen, acc=acc_sum / seen)
     return loss_sum, acc_sum, seen, step
+
+
+def _load_init(model: torch.nn.Module, init: str, progress: Progress) -> None:
+    """Copy the weights of ``init`` (the shipped model or a checkpoint of the same shape) into ``model``."""
+    src, _meta, weights, sha = load_model(init, expect=model.config)
+    model.load_state_dict(src.state_dict())
+    progress.log(f"initialised from {init} ({weights}, sha256 {sha[:12]}…)")
 
 
 def _fit_fusion(cfg: TrainConfig, tr: ImageStore, progress: Progress) -> DescriptorFusion | None:
