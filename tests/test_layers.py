@@ -26,6 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("atomic", "paths", "progress", "score", "framing", "suppress", "pipeline_file"),
     ("catalog", "metrics", "descriptors"),
     ("model", "viz", "synth", "fetch"),
+    ("ingest",),
     ("index", "train"),
     ("search",),
     ("evaluate", "explain"),

@@ -53,7 +53,8 @@ from ..train.augment import AugmentConfig, PairAugmenter
 from ..train.config import TrainConfig
 from ..train.splits import SPLITS, split_indices
 from ..framing import FramingStats
-from ..ingest import IngestStats, model_inputs
+from ..ingest import IngestStats
+from ..train.data import model_inputs
 from .descriptors import PIXEL_SIDE, morphology_features, pixel_features, polar_fourier_features
 from ..metrics import average_precision_at_k, loose_accuracy, macro_average, ndcg_at_k, precision_at_k
 

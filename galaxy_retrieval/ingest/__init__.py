@@ -4,10 +4,10 @@ frames while the model embeds. Used by build-index, add, evaluation and training
 
 from .boxes import BOX_ALGORITHM, BoxStore, file_key, setting_key
 from .config import BOX_DIR_ENV, IngestConfig, default_box_dir
-from .pipeline import IngestStats, PreparedBatch, can_prepare, embed_prepared, model_inputs, open_box_store, prepare_rows, workers_embed
+from .pipeline import IngestStats, PreparedBatch, can_prepare, embed_prepared, open_box_store, prepare_rows, workers_embed
 from .prepare import Prepared, prepare_file
 
 __all__ = [
     "BOX_ALGORITHM", "BOX_DIR_ENV", "BoxStore", "IngestConfig", "IngestStats", "Prepared", "PreparedBatch", "can_prepare",
-    "default_box_dir", "embed_prepared", "file_key", "model_inputs", "open_box_store", "prepare_file", "prepare_rows", "setting_key", "workers_embed",
+    "default_box_dir", "embed_prepared", "file_key", "open_box_store", "prepare_file", "prepare_rows", "setting_key", "workers_embed",
 ]

@@ -14,6 +14,11 @@ __all__ = ["IngestConfig", "default_box_dir", "BOX_DIR_ENV"]
 BOX_DIR_ENV = "GALAXY_RETRIEVAL_BOXES"
 
 
+def _usable_cpus() -> int:
+    """CPUs this process may run on (the affinity mask, not the machine's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def default_box_dir() -> Path | None:
     """``$GALAXY_RETRIEVAL_BOXES``, else the ``framing-boxes`` folder of the package's cache
     (:func:`~galaxy_retrieval.paths.cache_dir`: ``~/.cache/galaxy-retrieval``). One store for
@@ -66,18 +71,14 @@ class IngestConfig:
             raise ConfigError(f"ingest measure_side={self.measure_side} is too small to measure a galaxy on; use ≥ 32, or 0 for full size")
 
     def pool_size(self) -> int:
-        from ..bench.machine import usable_cpus
-
-        return usable_cpus() if self.workers is None else self.workers
+        return _usable_cpus() if self.workers is None else self.workers
 
     def embed_threads(self) -> int:
         """Threads of the model call while the workers run: the cores they leave, at least
         one. Two threads on a core a worker also wants make OpenMP spin and the model stall
         (measured: 5–10× slower embedding on a busy 2-core machine)."""
-        from ..bench.machine import usable_cpus
-
         n = self.pool_size()
-        return max(1, usable_cpus() - n) if n else max(1, usable_cpus())
+        return max(1, _usable_cpus() - n) if n else _usable_cpus()
 
     def box_dir(self) -> Path | None:
         if self.boxes is None:

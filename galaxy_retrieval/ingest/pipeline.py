@@ -28,7 +28,7 @@ from .config import IngestConfig
 from .prepare import Prepared, prepare_files
 
 __all__ = [
-    "IngestStats", "PreparedBatch", "can_prepare", "prepare_rows", "embed_prepared", "open_box_store", "model_inputs", "workers_embed",
+    "IngestStats", "PreparedBatch", "can_prepare", "prepare_rows", "embed_prepared", "open_box_store", "workers_embed",
 ]
 
 
@@ -250,44 +250,3 @@ def embed_prepared(embedder: Any, x01: "torch.Tensor", cfg: IngestConfig, stats:
         stats.embed_s += time.perf_counter() - t
     return out
 
-
-def model_inputs(
-    catalog: Any,
-    rows: Sequence[int] | np.ndarray,
-    size: int,
-    framing: Framing | None,
-    suppress: Any = None,
-    batch: int = 256,
-    stats: IngestStats | None = None,
-    cfg: IngestConfig | None = IngestConfig(),
-) -> Iterator[tuple[np.ndarray, "torch.Tensor"]]:
-    """(catalog rows, float32 (b, 3, S, S) in [0, 1]) of the given rows, in increasing row
-    order, unreadable images left out: the fast path for image folders (``cfg``), else the
-    catalog's reader and :func:`~galaxy_retrieval.model.preprocess.images_to_float` in this
-    process (HDF5 catalogs; source suppression, which needs the full images here)."""
-    from ..framing import Framing as _Framing
-
-    framing = framing if framing is not None else _Framing()
-    stats = stats if stats is not None else IngestStats()
-    rows = np.unique(np.asarray(rows, dtype=np.int64))
-    if cfg is not None and suppress is None and can_prepare(catalog):
-        import torch
-
-        # while the workers run, the caller's model calls get the cores they leave
-        # (see IngestConfig.embed_threads); restored when the loop ends
-        threads = torch.get_num_threads()
-        torch.set_num_threads(cfg.embed_threads())
-        try:
-            for pb in prepare_rows(catalog, rows, size, framing, cfg, stats, batch=batch):
-                if len(pb.rows):
-                    yield pb.rows, pb.x01
-        finally:
-            torch.set_num_threads(threads)
-        return
-    from ..model.preprocess import images_to_float
-    from ..train.data import read_rows
-
-    for got, images in read_rows(catalog, rows, batch, suppress=suppress):
-        x01 = images_to_float(images, size, framing=framing, stats=stats.framing)
-        stats.images += len(got)
-        yield got, x01

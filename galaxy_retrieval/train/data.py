@@ -6,7 +6,7 @@ resize), as the checkpoint's :class:`~galaxy_retrieval.model.Embedder` does at s
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -14,13 +14,13 @@ import torch
 from ..catalog.base import Catalog
 from ..errors import CatalogError
 from ..framing import Framing, FramingStats
-from ..ingest import IngestStats, model_inputs
+from ..ingest import IngestConfig, IngestStats, can_prepare, prepare_rows
 from ..model.embedder import suppress_images
 from ..model.preprocess import resize_uint8
 from ..progress import NULL_PROGRESS, Progress
 from ..suppress import SuppressConfig
 
-__all__ = ["ImageStore", "read_rows"]
+__all__ = ["ImageStore", "read_rows", "model_inputs"]
 
 _CHUNK = 256
 # Reading a contiguous range and dropping unwanted rows beats fetching scattered rows
@@ -59,6 +59,43 @@ def read_rows(
             b = catalog.get_batch(rows[i : i + chunk])
             if len(b):
                 yield np.asarray(b.rows, dtype=np.int64), b.images
+
+
+def model_inputs(
+    catalog: Any,
+    rows: Sequence[int] | np.ndarray,
+    size: int,
+    framing: Framing | None,
+    suppress: Any = None,
+    batch: int = 256,
+    stats: IngestStats | None = None,
+    cfg: IngestConfig | None = IngestConfig(),
+) -> Iterator[tuple[np.ndarray, "torch.Tensor"]]:
+    """(catalog rows, float32 (b, 3, S, S) in [0, 1]) of the given rows, in increasing row
+    order, unreadable images left out: the fast path for image folders (``cfg``), else the
+    catalog's reader and :func:`~galaxy_retrieval.model.preprocess.images_to_float` in this
+    process (HDF5 catalogs; source suppression, which needs the full images here)."""
+    framing = framing if framing is not None else Framing()
+    stats = stats if stats is not None else IngestStats()
+    rows = np.unique(np.asarray(rows, dtype=np.int64))
+    if cfg is not None and suppress is None and can_prepare(catalog):
+        # while the workers run, the caller's model calls get the cores they leave
+        # (see IngestConfig.embed_threads); restored when the loop ends
+        threads = torch.get_num_threads()
+        torch.set_num_threads(cfg.embed_threads())
+        try:
+            for pb in prepare_rows(catalog, rows, size, framing, cfg, stats, batch=batch):
+                if len(pb.rows):
+                    yield pb.rows, pb.x01
+        finally:
+            torch.set_num_threads(threads)
+        return
+    from ..model.preprocess import images_to_float
+
+    for got, images in read_rows(catalog, rows, batch, suppress=suppress):
+        x01 = images_to_float(images, size, framing=framing, stats=stats.framing)
+        stats.images += len(got)
+        yield got, x01
 
 
 class ImageStore:
