@@ -783,6 +783,14 @@ def verify(index: Path = typer.Option(..., help="Index directory (indexes/NAME).
     out.print(f"index [bold]{rep.path}[/]: {rep.count:,} objects; {rep.files} files, {rep.bytes / 1e6:,.1f} MB match manifest.json", highlight=False)
 
 
+class HitsFormatChoice(str, Enum):  # search.hits.HIT_SUFFIXES
+    csv = "csv"
+    parquet = "parquet"
+    json = "json"
+    fits = "fits"
+    votable = "votable"
+
+
 @app.command()
 @_friendly
 def query(
@@ -803,14 +811,16 @@ def query(
         "of the positives' embeddings, and candidates are ranked by their mean score to the positives minus their mean score "
         "to the negatives (implied by --negative/--negative-id or several --object-id).",
     ),
-    ra: Optional[float] = typer.Option(None, help="Right ascension, degrees."),
-    dec: Optional[float] = typer.Option(None, help="Declination, degrees."),
+    ra: Optional[str] = typer.Option(
+        None, help='Right ascension: degrees (148.05) or sexagesimal hours (09:52:12, 09h52m12s); or both coordinates in one string ("09h52m12s +02d09m15s") without --dec.'
+    ),
+    dec: Optional[str] = typer.Option(None, help="Declination: degrees (2.154) or sexagesimal (+02:09:15, +02d09m15s)."),
     radius: float = typer.Option(10.0, help="Search radius around --ra/--dec, arcsec."),
     k: int = typer.Option(10, help="Number of results."),
     refine: int = typer.Option(10, help="Shortlist k×refine candidates from FAISS, rerank them exactly."),
     exact: bool = typer.Option(False, "--exact", help="Bypass the index: exact scan of every vector (ground truth)."),
     checkpoint: Optional[Path] = typer.Option(None, help="Use this checkpoint (must match the index)."),
-    mosaic: Optional[Path] = typer.Option(None, help="Write the query and its hits as a PNG grid."),
+    mosaic: Optional[Path] = typer.Option(None, help="Write the query and its hits as a PNG grid (5 per row, cropped to each galaxy)."),
     fetch: Optional[SurveyChoice] = typer.Option(None, help="With --ra/--dec: when no catalog object is within --radius, download this survey's cutout there and search with it."),
     fetch_size: int = typer.Option(256, help="Side of the fetched cutout in pixels (match the catalog's images)."),
     fetch_pixscale: Optional[float] = typer.Option(None, help="Arcsec per pixel of the fetched cutout (default: the survey's native scale)."),
@@ -823,7 +833,10 @@ def query(
     min_separation: Optional[float] = typer.Option(
         None, help="Arcsec: drop a hit this close to the query object or to a better hit (duplicate cutouts of one galaxy) and refill the list."
     ),
-    output: Optional[Path] = typer.Option(None, help="Also write the hits (rank, query, object id, score and its terms, metadata) to .csv, .parquet or .json."),
+    output: Optional[Path] = typer.Option(
+        None, help="Also write the hits (rank, query, object id, score, percentile, terms, metadata) to .csv, .parquet, .json, .fits or .vot (VOTable); - writes them to stdout (with --format)."
+    ),
+    output_format: Optional[HitsFormatChoice] = typer.Option(None, "--format", help="Format of --output (default: by its ending); fits and votable open in TOPCAT and Aladin."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Find the k catalog galaxies most similar to an image, an object id, or a sky position."""
@@ -833,7 +846,7 @@ def query(
     if fetch is not None:
         from .fetch import CutoutSpec
 
-        if ra is None or dec is None:
+        if ra is None:
             raise typer.BadParameter("--fetch applies to a query by --ra and --dec")
         spec = CutoutSpec(survey=fetch.value, size=fetch_size, pixscale=fetch_pixscale, base_url=base_url)
 
@@ -866,10 +879,14 @@ def query(
             order="least" if least else "most",
             min_separation_arcsec=min_separation,
             output=output,
+            output_format=None if output_format is None else output_format.value,
         )
     )
     if res.fetched is not None:
-        err.print(f"no catalog object within {radius:g}\" of RA {ra:g}, Dec {dec:g}: searched with the {fetch.value} cutout {res.fetched}", highlight=False)  # type: ignore[union-attr]
+        err.print(f"no catalog object within {radius:g}\" of RA {ra}, Dec {dec}: searched with the {fetch.value} cutout {res.fetched}", highlight=False)  # type: ignore[union-attr]
+    if output is not None and str(output) == "-":  # stdout holds the hits file: the summary goes to stderr
+        err.print(f"{sum(len(h) for h in res.hits)} hits in {res.seconds * 1000:.1f} ms", highlight=False)
+        return
     if as_json:
         payload = {"seconds": res.seconds, "results": [{"query": q, "hits": [h.to_dict() for h in hs]} for q, hs in zip(res.queries, res.hits)]}
         if res.mosaic:
@@ -880,15 +897,15 @@ def query(
         return
     names = res.label_names or {}
     for q, hs in zip(res.queries, res.hits):
-        t = Table(title=f"{'least similar to' if least else 'neighbours of'} {q}", title_justify="left", caption="score = (cos + 1/(1+L2) + 1/(1+L3)) / 3 by default")
-        for col, just in (("#", "right"), ("object id", "left"), ("score", "right"), ("cos", "right"), ("1/(1+L2)", "right"), ("1/(1+L3)", "right"), ("label", "left"), ("ra", "right"), ("dec", "right")):
+        t = Table(title=f"{'least similar to' if least else 'neighbours of'} {q}", title_justify="left", caption="score = (cos + 1/(1+L2) + 1/(1+L3)) / 3 by default; pct = its percentile among random catalog pairs")
+        for col, just in (("#", "right"), ("object id", "left"), ("score", "right"), ("pct", "right"), ("cos", "right"), ("1/(1+L2)", "right"), ("1/(1+L3)", "right"), ("label", "left"), ("ra", "right"), ("dec", "right")):
             t.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
         for h in hs:
             lab = h.metadata.get("label")
             lab_s = "" if lab is None else (names[lab] if isinstance(lab, int) and lab in names else str(lab))
             ra_v, dec_v = h.metadata.get("ra"), h.metadata.get("dec")
             t.add_row(
-                str(h.rank), h.object_id, f"{h.score:.4f}", f"{h.cos:.3f}", f"{h.inv_l2:.3f}", f"{h.inv_l3:.3f}", lab_s,
+                str(h.rank), h.object_id, f"{h.score:.4f}", "—" if h.percentile is None else f"{h.percentile:.2f}", f"{h.cos:.3f}", f"{h.inv_l2:.3f}", f"{h.inv_l3:.3f}", lab_s,
                 "" if ra_v is None else f"{ra_v:.4f}", "" if dec_v is None else f"{dec_v:.4f}",
             )
         out.print(t)

@@ -4,7 +4,10 @@
     s.query(image="q.png", k=10)          # an image file or a uint8 array
     s.query(object_id="synth-000042")     # a catalog object (itself excluded)
     s.query(ra=150.1, dec=2.2)            # the nearest catalog object, then its neighbours
+    s.query(coord=SkyCoord("09h52m12s +02d09m15s"))       # any astropy SkyCoord (any frame)
+    s.query_sky("09:52:12 +02:09:15")     # sexagesimal or degrees, one string or RA and Dec
     s.query_sky(150.1, 2.2, fetch=CutoutSpec("legacy"))  # …or the survey's cutout there
+    hits.to_table()                       # an astropy Table with units (FITS, VOTable)
     s.query_batch([im1, im2], k=10)       # several images, one model call
 
 ``refine`` is the shortlist factor: FAISS returns ``k × refine`` candidates, the exact score
@@ -47,9 +50,9 @@ from ..index.shards import check_shard_models, read_metadata_table
 from ..index.tombstones import read_tombstones
 from ..index.vectors import open_vectors
 from ..score import ScoreWeights
-from .hits import Hit, SkyHits
+from .hits import Hit, Hits, SkyHits
 from .ids import ObjectIds
-from .sky import check_position, nearest_on_sky
+from .sky import SkyMatcher, parse_sky
 
 __all__ = ["GalaxySearcher"]
 
@@ -101,6 +104,7 @@ class GalaxySearcher:
         self._lock = threading.RLock()
         self._embedder: Any = None
         self._catalog: Any = None
+        self._sky: SkyMatcher | None = None
         # the files of the manifest's version: a write makes new ones, so this searcher keeps
         # answering from the version it opened
         faiss_path = path / manifest.faiss_file
@@ -220,15 +224,22 @@ class GalaxySearcher:
             raise QueryError(f"object id {object_id!r} was deleted from the index {self.path}")
         return pos
 
-    def position_at(self, ra: float, dec: float, radius_arcsec: float = 10.0) -> tuple[int, float]:
-        names = self.table.column_names
-        if "ra" not in names or "dec" not in names:
-            raise QueryError(f"{self.path}: the catalog has no ra/dec columns; query by image or object id").resolved_by("image", "object_id")
-        ra_col = np.asarray(self.table.column("ra").to_numpy(zero_copy_only=False), dtype=np.float64)
-        dec_col = np.asarray(self.table.column("dec").to_numpy(zero_copy_only=False), dtype=np.float64)
-        if len(self.deleted):  # a deleted object is not there to be found
-            ra_col = np.where(self._dead, np.nan, ra_col)
-        return nearest_on_sky(float(ra), float(dec), ra_col, dec_col, float(radius_arcsec))
+    def position_at(self, ra: Any, dec: Any = None, radius_arcsec: float = 10.0) -> tuple[int, float]:
+        """(position, separation in arcsec) of the live catalog object nearest a sky position
+        (a ``SkyCoord``, a string, or RA/Dec in degrees or sexagesimal; :func:`parse_sky`)."""
+        coord = parse_sky(ra, dec)
+        return self.sky_matcher().nearest(coord, float(radius_arcsec))
+
+    def sky_matcher(self) -> SkyMatcher:
+        """The catalog's positions (live rows with coordinates) with astropy's KD-tree, built once."""
+        with self._lock:
+            if self._sky is None:
+                names = self.table.column_names
+                if "ra" not in names or "dec" not in names:
+                    raise QueryError(f"{self.path}: the catalog has no ra/dec columns; query by image or object id").resolved_by("image", "object_id")
+                ra, dec = self._radec()
+                self._sky = SkyMatcher(ra, dec, allowed=~self._dead)  # a deleted object is not there to be found
+            return self._sky
 
     def metadata(self, positions: Sequence[int]) -> list[dict[str, Any]]:
         sub = self.table.take(pa.array(np.asarray(positions, dtype=np.int64)))
@@ -411,11 +422,11 @@ class GalaxySearcher:
         dec = np.asarray(self.table.column("dec").to_numpy(zero_copy_only=False), dtype=np.float64)
         return ra, dec
 
-    def _hits(self, scores: np.ndarray, pos: np.ndarray, terms: np.ndarray) -> list[Hit]:
+    def _hits(self, scores: np.ndarray, pos: np.ndarray, terms: np.ndarray) -> Hits:
         valid = pos >= 0
         p = pos[valid]
         meta = self.metadata(p)
-        hits = []
+        hits = Hits(searcher=self)
         for r, (i, s, t, md) in enumerate(zip(p, scores[valid], terms[valid], meta), start=1):
             hits.append(Hit(r, self.object_ids[i], int(self.rows[i]), float(s), float(t[0]), float(t[1]), float(t[2]), md))
         return hits
@@ -425,8 +436,9 @@ class GalaxySearcher:
         image: Any = None,
         *,
         object_id: str | None = None,
-        ra: float | None = None,
-        dec: float | None = None,
+        ra: Any = None,
+        dec: Any = None,
+        coord: Any = None,
         k: int = 10,
         refine: int = 10,
         radius_arcsec: float = 10.0,
@@ -436,18 +448,22 @@ class GalaxySearcher:
         where: str | None = None,
         order: str = "most",
         min_separation_arcsec: float | None = None,
-    ) -> list[Hit]:
+    ) -> Hits:
         """The k most similar catalog objects to one query (give exactly one kind of query).
+
+        A sky position is ``coord`` (an astropy ``SkyCoord``, any frame) or ``ra`` and ``dec``
+        (degrees, or sexagesimal strings: RA in hours); the nearest catalog object within
+        ``radius_arcsec`` is the query.
 
         ``where``: only objects matching this SQL condition over the metadata columns, e.g.
         ``"label = 3 AND redshift < 0.05"``; fewer than k hits when fewer match.
         ``order="least"``: the k least similar instead (an exact scan), least first.
         ``min_separation_arcsec``: drop a hit within that angle of the query object or of a
         better hit (another cutout of the same galaxy) and refill the list."""
-        given = [image is not None, object_id is not None, ra is not None or dec is not None]
-        if sum(given) != 1:
-            raise QueryError("give exactly one of: an image, an object id, or ra and dec")
-        if given[2] and (ra is None or dec is None):
+        given = [image is not None, object_id is not None, ra is not None or dec is not None or coord is not None]
+        if sum(given) != 1 or (coord is not None and (ra is not None or dec is not None)):
+            raise QueryError("give exactly one of: an image, an object id, or a sky position (coord, or ra and dec)")
+        if given[2] and coord is None and (ra is None or dec is None):
             raise QueryError("a sky position needs both ra and dec")
         if order not in ("most", "least"):
             raise QueryError(f"order must be 'most' or 'least', got {order!r}")
@@ -459,7 +475,10 @@ class GalaxySearcher:
                 self._check_k(k, refine, False)
             xq = self.embed([image])
             return self._hits(*(a[0] for a in self.search_vectors(xq, k, refine, exact, **kw)))  # type: ignore[arg-type]
-        pos = self.position_of(object_id) if object_id is not None else self.position_at(ra, dec, radius_arcsec)[0]
+        if object_id is not None:
+            pos = self.position_of(object_id)
+        else:
+            pos = self.position_at(coord if coord is not None else ra, None if coord is not None else dec, radius_arcsec)[0]
         if where is None:
             self._check_k(k, refine, True)
         xq = np.asarray(self.vectors[pos : pos + 1], dtype=np.float32)
@@ -480,7 +499,7 @@ class GalaxySearcher:
         where: str | None = None,
         order: str = "most",
         min_separation_arcsec: float | None = None,
-    ) -> list[Hit]:
+    ) -> Hits:
         """The k most similar catalog objects to one embedding ``vector`` (length = the index's
         dimension), e.g. one computed elsewhere with the same model; options as :meth:`query`."""
         if order not in ("most", "least"):
@@ -493,8 +512,8 @@ class GalaxySearcher:
 
     def query_sky(
         self,
-        ra: float,
-        dec: float,
+        ra: Any,
+        dec: Any = None,
         *,
         k: int = 10,
         refine: int = 10,
@@ -512,11 +531,15 @@ class GalaxySearcher:
         is given, the survey cutout at that position downloaded into ``cache_dir`` (default
         ``~/.cache/galaxy-retrieval/cutouts``) and searched as an image.
 
+        The position is a ``SkyCoord``, one string (``"09h52m12s +02d09m15s"``, ``"148.05
+        2.154"``) or RA and Dec (degrees, or sexagesimal strings with RA in hours).
+
         Fetch a cutout like the catalog's images (same survey, size and pixel scale), since
         the query goes through the same preprocessing as the catalog did."""
-        check_position(ra, dec)
+        coord = parse_sky(ra, dec)
+        ra, dec = float(coord.ra.deg), float(coord.dec.deg)
         try:
-            pos, sep = self.position_at(ra, dec, radius_arcsec)
+            pos, sep = self.position_at(coord, radius_arcsec=radius_arcsec)
         except QueryError as e:
             if fetch is None:
                 raise
@@ -542,7 +565,7 @@ class GalaxySearcher:
         where: str | None = None,
         order: str = "most",
         min_separation_arcsec: float | None = None,
-    ) -> list[list[Hit]]:
+    ) -> list[Hits]:
         """Several query images as one batch: one model call, one FAISS search, one rerank."""
         if order not in ("most", "least"):
             raise QueryError(f"order must be 'most' or 'least', got {order!r}")
@@ -569,7 +592,7 @@ class GalaxySearcher:
         where: str | None = None,
         nprobe: int | None = None,
         ef_search: int | None = None,
-    ) -> list[Hit]:
+    ) -> Hits:
         """Objects like all of ``positive`` and unlike ``negative``.
 
         Each example is a catalog object id (a ``str``) or an image (a ``Path`` or a uint8
@@ -594,7 +617,7 @@ class GalaxySearcher:
         avail = self.manifest.count if allowed is None else len(allowed)
         kk = min(avail, k + len(examples))
         if kk == 0:
-            return []
+            return Hits(searcher=self)
         if exact:
             cand = allowed if allowed is not None else np.arange(self.manifest.count)
         else:
@@ -641,6 +664,40 @@ class GalaxySearcher:
         return np.stack(vecs).astype(np.float32), positions  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ images of hits
+
+    @property
+    def label_names(self) -> dict[int, str] | None:
+        """Class names of the catalog's integer labels, when it has them."""
+        names = self.manifest.catalog.get("label_names")
+        if names:
+            return {int(k): v for k, v in names.items()}
+        if self.manifest.catalog.get("kind") == "galaxy10-hdf5":
+            from ..catalog.galaxy10 import GALAXY10_SHORT
+
+            return dict(enumerate(GALAXY10_SHORT))
+        return None
+
+    def mosaic(self, hits: Sequence[Hit], query: Any = None, ncols: int = 5, tile: int = 200, crop: bool = True) -> Any:
+        """The hits as a PIL image: a grid ``ncols`` wide, each tile cropped to its galaxy and
+        captioned with rank, id, score, percentile and label. ``query`` (an object id, an image
+        path or a uint8 array) comes first, outlined. ``.save("hits.png")`` writes it."""
+        from ..catalog.images import read_image, to_uint8_rgb
+        from ..viz.notebook import grid_mosaic, hit_caption
+
+        names = self.label_names
+        tiles: list[tuple[np.ndarray, str, str]] = []
+        if query is not None:
+            if isinstance(query, str) and self.object_ids.position(query) is not None:
+                tiles.append((self.images_of([int(self.rows[self.position_of(query)])])[0], f"query {query}", ""))
+            elif isinstance(query, (str, Path)):
+                tiles.append((read_image(query), f"query {Path(query).name}", ""))
+            else:
+                tiles.append((to_uint8_rgb(np.asarray(query)), "query", ""))
+        images = self.images_of([h.row for h in hits]) if len(hits) else []
+        tiles += [(im, *hit_caption(h, names)) for h, im in zip(hits, images)]
+        if not tiles:
+            raise QueryError("no hits to draw")
+        return grid_mosaic(tiles, ncols=ncols, tile=tile, highlight_first=query is not None, crop=crop, title=getattr(hits, "query", None))
 
     def images_of(self, rows: Sequence[int]) -> list[np.ndarray]:
         """Catalog images at these catalog rows (for mosaics); needs the source catalog."""
