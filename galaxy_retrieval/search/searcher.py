@@ -46,6 +46,7 @@ from ..index.candidates import load_faiss_index, search_params
 from ..index.filters import select_positions
 from ..index.layout import MANIFEST_NAME, MODEL_DIR
 from ..index.manifest import Manifest, read_manifest
+from ..index.reference import ScoreReference
 from ..index.shards import check_shard_models, read_metadata_table
 from ..index.tombstones import read_tombstones
 from ..index.vectors import open_vectors
@@ -100,6 +101,8 @@ class GalaxySearcher:
         self.path = path
         self.manifest = manifest
         self.weights = ScoreWeights.from_dict(manifest.score_weights)
+        # scores of random catalog pairs: a hit's percentile among them (None: an older index)
+        self.reference = ScoreReference.from_manifest(manifest.extra)
         self._checkpoint = checkpoint
         self._lock = threading.RLock()
         self._embedder: Any = None
@@ -422,13 +425,15 @@ class GalaxySearcher:
         dec = np.asarray(self.table.column("dec").to_numpy(zero_copy_only=False), dtype=np.float64)
         return ra, dec
 
-    def _hits(self, scores: np.ndarray, pos: np.ndarray, terms: np.ndarray) -> Hits:
+    def _hits(self, scores: np.ndarray, pos: np.ndarray, terms: np.ndarray, percentiles: bool = True) -> Hits:
         valid = pos >= 0
         p = pos[valid]
         meta = self.metadata(p)
+        sc = scores[valid]
+        pct = self.reference.percentile(sc) if (self.reference is not None and percentiles) else [None] * len(sc)
         hits = Hits(searcher=self)
-        for r, (i, s, t, md) in enumerate(zip(p, scores[valid], terms[valid], meta), start=1):
-            hits.append(Hit(r, self.object_ids[i], int(self.rows[i]), float(s), float(t[0]), float(t[1]), float(t[2]), md))
+        for r, (i, s, t, md, q) in enumerate(zip(p, sc, terms[valid], meta, pct), start=1):
+            hits.append(Hit(r, self.object_ids[i], int(self.rows[i]), float(s), float(t[0]), float(t[1]), float(t[2]), md, None if q is None else round(float(q), 4)))
         return hits
 
     def query(
@@ -643,7 +648,8 @@ class GalaxySearcher:
         keep = ~np.isin(pos, list(examples)) if examples else np.ones(len(pos), bool)
         score, pos, terms = score[keep], pos[keep], terms[keep]
         order = np.lexsort((pos, -score))[:k]  # score descending, ties → lower position
-        return self._hits(score[order].astype(np.float32), pos[order], terms[order].astype(np.float32))
+        # a combination of scores is no score of a pair: no percentile
+        return self._hits(score[order].astype(np.float32), pos[order], terms[order].astype(np.float32), percentiles=False)
 
     def _example_vectors(self, examples: Sequence[Any]) -> tuple[np.ndarray, list[int]]:
         """(vectors (n, D), positions of the examples given by id)."""

@@ -128,7 +128,7 @@ def _hit_out(st: _State, h: Hit) -> HitOut:
     md = {k: _plain(v) for k, v in h.metadata.items()}
     lab = md.get("label")
     return HitOut(
-        rank=h.rank, object_id=h.object_id, row=h.row, score=h.score, cos=h.cos, inv_l2=h.inv_l2, inv_l3=h.inv_l3,
+        rank=h.rank, object_id=h.object_id, row=h.row, score=h.score, percentile=h.percentile, cos=h.cos, inv_l2=h.inv_l2, inv_l3=h.inv_l3,
         label=lab, label_name=st.label_names.get(lab) if isinstance(lab, int) else None,
         ra=md.get("ra"), dec=md.get("dec"), metadata=md,
     )
@@ -235,7 +235,7 @@ def _download(resp: SearchResponse, fmt: str, label: str) -> Response:
 
     from ..search.hits import Hit as H
 
-    hits = [H(h.rank, h.object_id, h.row, h.score, h.cos, h.inv_l2, h.inv_l3, h.metadata) for h in resp.hits]
+    hits = [H(h.rank, h.object_id, h.row, h.score, h.cos, h.inv_l2, h.inv_l3, h.metadata, h.percentile) for h in resp.hits]
     table = hits_table([label], [hits])
     buf = io.BytesIO()
     if fmt == "csv":

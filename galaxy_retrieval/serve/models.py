@@ -30,6 +30,7 @@ class HitOut(BaseModel):
     object_id: str
     row: int = Field(description="Row in the source catalog; /api/rows/{row}/image.png shows it.")
     score: float
+    percentile: Optional[float] = Field(None, description="Percent of random catalog pairs scoring lower (null: an index built before it was recorded, or several examples).")
     cos: float
     inv_l2: float
     inv_l3: float

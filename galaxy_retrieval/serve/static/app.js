@@ -104,7 +104,7 @@ function card(h) {
   el.innerHTML = `
     <img src="${thumb(h.row)}" alt="object ${escapeHtml(h.object_id)}" title="search from ${escapeHtml(h.object_id)}">
     <div class="meta">
-      <div class="top"><span>#${h.rank}</span><span class="score" title="score (cos ${fmt(h.cos, 3)})">${fmt(h.score, 3)}</span></div>
+      <div class="top"><span>#${h.rank}</span><span class="score" title="score ${fmt(h.score, 4)} (cos ${fmt(h.cos, 3)})${h.percentile == null ? "" : `; more similar than ${fmt(h.percentile, 2)} % of random catalog pairs`}">${h.percentile == null ? fmt(h.score, 3) : `${fmt(h.score, 3)} · p${fmt(h.percentile, 2)}`}</span></div>
       <div class="oid" title="${escapeHtml(h.object_id)}">${escapeHtml(h.object_id)}</div>
       <div class="label">${escapeHtml(lab)}</div>
       <div class="coords">${sky ? `${fmt(h.ra, 4)}, ${fmt(h.dec, 4)}` : "no coordinates"}</div>
