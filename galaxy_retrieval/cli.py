@@ -916,6 +916,52 @@ def query(
     )
 
 
+@app.command()
+@_friendly
+def outliers(
+    index: Path = typer.Option(..., help="Index directory (indexes/NAME)."),
+    n: int = typer.Option(20, help="Number of objects to show."),
+    k: int = typer.Option(50, help="Rank by the score to each object's k-th nearest neighbour (lowest: least like any other)."),
+    refine: int = typer.Option(1, help="Shortlist k×refine neighbours from FAISS, rescore them exactly."),
+    where: Optional[str] = typer.Option(None, help='Only show objects matching this SQL condition over the metadata columns, e.g. "redshift < 0.05".'),
+    mosaic: Optional[Path] = typer.Option(None, help="Write them as a PNG grid, strangest first."),
+    output: Optional[Path] = typer.Option(None, help="Also write them to .csv, .parquet, .json, .fits or .vot; - for stdout (with --format)."),
+    output_format: Optional[HitsFormatChoice] = typer.Option(None, "--format", help="Format of --output (default: by its ending)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """The catalog's strangest galaxies: the lowest score to their k-th nearest neighbour
+    (computed once per index version with the FAISS index, then cached beside it)."""
+    from .search.outliers import find_outliers
+
+    res = find_outliers(
+        index, n=n, k=k, refine=refine, where=where, mosaic=mosaic, output=output,
+        output_format=None if output_format is None else output_format.value, progress=RichProgress(quiet=as_json or str(output) == "-"),
+    )
+    if output is not None and str(output) == "-":
+        return
+    if as_json:
+        print(json.dumps({"k": k, "seconds": res.seconds, "cached": res.cached, "hits": [h.to_dict() for h in res.hits]}, default=str))
+        return
+    names = getattr(res.hits.searcher, "label_names", None) or {}
+    t = Table(title=f"least like any other (score to the {k}-th neighbour, lowest first)", title_justify="left")
+    for col, just in (("#", "right"), ("object id", "left"), (f"score@{k}", "right"), ("pct", "right"), ("label", "left"), ("ra", "right"), ("dec", "right")):
+        t.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
+    for h in res.hits:
+        lab = h.metadata.get("label")
+        ra_v, dec_v = h.metadata.get("ra"), h.metadata.get("dec")
+        t.add_row(
+            str(h.rank), h.object_id, f"{h.score:.4f}", "—" if h.percentile is None else f"{h.percentile:.2f}",
+            "" if lab is None else names.get(lab, str(lab)) if isinstance(lab, int) else str(lab),
+            "" if ra_v is None else f"{ra_v:.4f}", "" if dec_v is None else f"{dec_v:.4f}",
+        )
+    out.print(t)
+    out.print(
+        f"{len(res.hits)} objects; scores {'read from the cache' if res.cached else 'computed'} in {res.seconds:.1f} s"
+        + (f"; mosaic: {res.mosaic}" if res.mosaic else "") + (f"; written to {res.output}" if res.output else ""),
+        highlight=False,
+    )
+
+
 class ExplainMethodChoice(str, Enum):
     similarity = "similarity"
     rollout = "rollout"

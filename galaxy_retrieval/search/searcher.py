@@ -8,6 +8,8 @@
     s.query_sky("09:52:12 +02:09:15")     # sexagesimal or degrees, one string or RA and Dec
     s.query_sky(150.1, 2.2, fetch=CutoutSpec("legacy"))  # …or the survey's cutout there
     hits.to_table()                       # an astropy Table with units (FITS, VOTable)
+    s.mosaic(hits).save("hits.png")       # a grid of the hits, cropped to each galaxy
+    s.outliers(n=20, k=50)                # the galaxies least like any other
     s.query_batch([im1, im2], k=10)       # several images, one model call
 
 ``refine`` is the shortlist factor: FAISS returns ``k × refine`` candidates, the exact score
@@ -668,6 +670,24 @@ class GalaxySearcher:
             emb = iter(self.embed(images))
             vecs = [v if v is not None else next(emb) for v in vecs]
         return np.stack(vecs).astype(np.float32), positions  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ outliers
+
+    def outlier_scores(self, k: int = 50, refine: int = 1, progress: Any = None, cache: bool = True) -> np.ndarray:
+        """Each object's score to its k-th nearest neighbour (NaN: deleted), computed once per
+        index version and cached beside the index (:mod:`~galaxy_retrieval.search.outliers`)."""
+        from ..progress import NULL_PROGRESS
+        from .outliers import outlier_scores
+
+        return outlier_scores(self, k, refine, progress or NULL_PROGRESS, cache)
+
+    def outliers(self, n: int = 20, k: int = 50, *, refine: int = 1, where: str | None = None, progress: Any = None, cache: bool = True) -> Hits:
+        """The ``n`` galaxies least like any other: the lowest scores to their k-th nearest
+        neighbour, strangest first (an anomaly search; ``where`` filters the answer)."""
+        from ..progress import NULL_PROGRESS
+        from .outliers import outliers
+
+        return outliers(self, n, k, refine, where, progress or NULL_PROGRESS, cache)
 
     # ------------------------------------------------------------------ images of hits
 
