@@ -99,3 +99,22 @@ def test_cli_outliers(tmp_path: Path) -> None:
     assert r.exit_code == 0 and json.loads(r.output)["cached"] is True
     r = runner.invoke(app, ["outliers", "--index", str(path), "--k", "0"])
     assert r.exit_code == 2 and "k must be" in r.output
+
+
+def test_api_outliers_and_percentiles(tmp_path: Path) -> None:
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from galaxy_retrieval.serve import ServeConfig, create_app
+
+    path = _build(tmp_path)
+    with TestClient(create_app(ServeConfig(index=path))) as c:
+        r = c.get("/api/outliers", params={"n": 3, "k": 10})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["query"]["kind"] == "outliers"
+        assert sorted(h["row"] for h in body["hits"]) == ODD
+        assert all(h["percentile"] is not None for h in body["hits"])
+        assert c.get("/api/outliers", params={"k": 400}).status_code == 400
+        hits = c.post("/api/search", json={"object_id": "obj-0001", "k": 3}).json()["hits"]
+        assert all(0 <= h["percentile"] <= 100 for h in hits)

@@ -348,6 +348,22 @@ def create_app(cfg: ServeConfig) -> FastAPI:
         except QueryError as e:
             raise _query_error(e) from None
 
+    @app.get("/api/outliers", response_model=SearchResponse, responses=ERRORS, dependencies=keyed, tags=["search"])
+    def outliers(
+        st: State,
+        n: int = Query(20, ge=1, le=1000, description="Number of objects."),
+        k: int = Query(50, ge=1, le=1000, description="Rank by the score to each object's k-th nearest neighbour."),
+        where: Optional[str] = Query(None, description="Only objects matching this SQL condition over the metadata columns."),
+    ) -> SearchResponse:
+        """The galaxies least like any other: the lowest score to their k-th nearest neighbour
+        (`gr outliers`; the first call per k computes every object's score, later ones read it)."""
+        t0 = time.perf_counter()
+        try:
+            hits = st.searcher.outliers(n, k, where=where or None)
+        except (QueryError, GalaxyRetrievalError) as e:
+            raise _query_error(e) from None
+        return SearchResponse(query=QueryOut(kind="outliers"), hits=[_hit_out(st, h) for h in hits], milliseconds=(time.perf_counter() - t0) * 1000)
+
     size_q = Query(None, ge=THUMB_SIZES[0], le=THUMB_SIZES[1], description="Longest side in pixels (default: as stored).")
     png = {200: {"content": {"image/png": {}}, "description": "PNG"}, **ERRORS}
 

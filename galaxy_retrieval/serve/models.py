@@ -42,7 +42,7 @@ class HitOut(BaseModel):
 
 
 class QueryOut(BaseModel):
-    kind: Literal["object_id", "sky", "image", "vector", "examples"]
+    kind: Literal["object_id", "sky", "image", "vector", "examples", "outliers"]
     object_id: Optional[str] = Field(None, description="The catalog object searched from, when there is one.")
     row: Optional[int] = None
     label: Any = None

@@ -72,6 +72,20 @@ async function search() {
   } finally { $("go").disabled = false; }
 }
 
+// the catalog's strangest galaxies (gr outliers), with the filter and k of the form
+async function strangest() {
+  const o = options(), p = new URLSearchParams({ n: String(o.k), k: "50" });
+  if (o.where) p.set("where", o.where);
+  status("ranking every object by its 50th neighbour (the first time takes a while)…");
+  $("odd").disabled = true;
+  try {
+    const r = await (await api(`/api/outliers?${p}`)).json();
+    last = null; $("csv").disabled = true;
+    show(r);
+    status(`the ${r.hits.length} objects least like any other, strangest first (score and percentile: to the 50th neighbour), ${r.milliseconds.toFixed(0)} ms`);
+  } catch (e) { status(e.message, true); } finally { $("odd").disabled = false; }
+}
+
 function show(r) {
   const q = r.query, box = $("query");
   box.hidden = false;
@@ -82,7 +96,7 @@ function show(r) {
     const img = new Image(); img.src = URL.createObjectURL(upload); img.alt = "uploaded query"; box.append(img);
   }
   const d = document.createElement("div");
-  const what = q.kind === "image" ? `uploaded image ${upload ? upload.name : ""}` :
+  const what = q.kind === "outliers" ? "the strangest galaxies: lowest score to their 50th nearest neighbour" : q.kind === "image" ? `uploaded image ${upload ? upload.name : ""}` :
     q.kind === "sky" ? `object ${q.object_id}, ${fmt(q.separation_arcsec, 1)}″ from RA ${q.ra} Dec ${q.dec}` : `object ${q.object_id}`;
   const lab = q.label_name || (q.label !== null && q.label !== undefined ? String(q.label) : "");
   const sky = q.ra !== null && q.ra !== undefined && q.dec !== null && q.dec !== undefined;
@@ -158,6 +172,7 @@ function wire() {
   $("search").addEventListener("submit", (e) => { e.preventDefault(); search(); });
   $("q").addEventListener("input", () => { if (upload) clearUpload(); });
   $("csv").addEventListener("click", downloadCsv);
+  $("odd").addEventListener("click", strangest);
   const sep = $("sep");
   const showSep = () => { $("sepout").textContent = sep.value > 0 ? `${sep.value}″` : "off"; };
   sep.addEventListener("input", showSep);
