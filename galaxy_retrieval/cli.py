@@ -884,6 +884,16 @@ def query(
     )
     if res.fetched is not None:
         err.print(f"no catalog object within {radius:g}\" of RA {ra}, Dec {dec}: searched with the {fetch.value} cutout {res.fetched}", highlight=False)  # type: ignore[union-attr]
+    for target, why in res.skipped[:20]:  # a batch skips its bad rows and says which
+        err.print(f"[yellow]skipped[/] {escape(target)}: {escape(why)}", highlight=False, soft_wrap=True)
+    if len(res.skipped) > 20:
+        err.print(f"[yellow]… and {len(res.skipped) - 20} more skipped targets[/]")
+    for q, hs in zip(res.queries, res.hits):
+        if len(hs) < k:  # say why the list is short instead of leaving it to be noticed
+            reasons = (["only that many match --where"] if where is not None else []) + (
+                [f'the others lie within {min_separation:g}" of the query or of a better hit'] if min_separation is not None else []
+            )
+            err.print(f"[yellow]note:[/] {escape(q)}: {len(hs)} of {k} hits" + (f" ({'; '.join(reasons)})" if reasons else ""), highlight=False, soft_wrap=True)
     if output is not None and str(output) == "-":  # stdout holds the hits file: the summary goes to stderr
         err.print(f"{sum(len(h) for h in res.hits)} hits in {res.seconds * 1000:.1f} ms", highlight=False)
         return

@@ -144,3 +144,27 @@ def test_cli_sexagesimal_query_and_exports(index: Path, tmp_path: Path) -> None:
     assert [str(x) for x in vot["object_id"]] == [str(x) for x in back["object_id"]]
     r = runner.invoke(app, ["query", "--index", str(index), "--ra", "25:99:00", "--dec", "0"])
     assert r.exit_code == 2 and "cannot read RA '25:99:00'" in r.output and "Traceback" not in r.output
+
+
+def test_batch_targets_skip_bad_rows_and_read_sexagesimal(index: Path, tmp_path: Path) -> None:
+    o = _object(index, 42)
+    c = SkyCoord(o["ra"] * u.deg, o["dec"] * u.deg)
+    ra_s, dec_s = c.to_string("hmsdms", sep=":", precision=4).split()
+    (tmp_path / "sky.csv").write_text(f"RAJ2000,DEJ2000\n{ra_s},{dec_s}\n00:00:00,-89:59:00\n")
+    (tmp_path / "ids.csv").write_text("objid\nobj-0007\nno-such-object\nobj-0100\n")
+    r = runner.invoke(app, ["query", "--index", str(index), "--targets", str(tmp_path / "ids.csv"), "--k", "2"])
+    assert r.exit_code == 0, r.output
+    assert "skipped no-such-object: object id 'no-such-object' is not in the index" in r.output.replace("\n", " ")
+    assert "neighbours of object obj-0007" in r.output and "neighbours of object obj-0100" in r.output
+    r = runner.invoke(app, ["query", "--index", str(index), "--targets", str(tmp_path / "sky.csv"), "--k", "2"])
+    assert r.exit_code == 0, r.output
+    assert f"object {o['object_id']}" in r.output and "skipped 0 -89" in r.output
+    (tmp_path / "none.csv").write_text("objid\nnope\n")
+    r = runner.invoke(app, ["query", "--index", str(index), "--targets", str(tmp_path / "none.csv")])
+    assert r.exit_code == 2 and "none of the 1 targets could be searched" in r.output
+
+
+def test_a_short_hit_list_says_why(index: Path) -> None:
+    r = runner.invoke(app, ["query", "--index", str(index), "--object-id", "obj-0001", "--k", "5", "--where", "label = 9"])
+    assert r.exit_code == 0, r.output
+    assert "0 of 5 hits (only that many match --where)" in r.output

@@ -57,6 +57,9 @@ class QueryResult:
     open_seconds: float = 0.0  # opening + verifying the index, loading the model, warming the kernel
     fetched: Path | None = None  # the survey cutout searched with (a sky query with nothing near)
     output: Path | None = None  # where the hits table was written
+    # targets of a batch that could not be searched (unknown id, nothing at the position,
+    # unreadable image): (the target, why); the others were
+    skipped: tuple[tuple[str, str], ...] = ()
 
     def table(self) -> Any:
         """All hits as one Arrow table with a ``query`` column."""
@@ -216,16 +219,45 @@ def _run_targets(req: QueryRequest) -> QueryResult:
     kw: dict[str, Any] = dict(k=req.k, refine=req.refine, exact=req.exact, where=req.where, order=req.order, min_separation_arcsec=req.min_separation_arcsec)
     s, open_seconds = _open(req, model=kind == "image")
     t0 = time.perf_counter()
+    skipped: list[tuple[str, str]] = []
+    hits: list[Any] = []
+    labels: list[str] = []
+    # one bad row (an id not in the index, nothing at a position, an unreadable image) is
+    # skipped and listed, as fetch-cutouts does, not the end of the whole batch
     if kind == "image":
-        hits = s.query_batch(targets, **kw)
-        labels = [str(p) for p in targets]
+        from ..catalog.images import read_image
+        from ..errors import ImageReadError
+
+        images = []
+        for p in targets:
+            try:
+                images.append(read_image(p))
+                labels.append(str(p))
+            except ImageReadError as e:
+                skipped.append((str(p), str(e)))
+        hits = s.query_batch(images, **kw) if images else []
     elif kind == "object_id":
-        hits = [s.query(object_id=oid, **kw) for oid in targets]
-        labels = [f"object {oid}" for oid in targets]
+        for oid in targets:
+            try:
+                hits.append(s.query(object_id=oid, **kw))
+                labels.append(f"object {oid}")
+            except QueryError as e:
+                if "is not in the index" not in str(e) and "was deleted" not in str(e):
+                    raise  # a bad k or filter is the request's fault, not the row's
+                skipped.append((str(oid), str(e)))
     else:
-        found = [s.query_sky(ra, dec, radius_arcsec=req.radius_arcsec, **kw) for ra, dec in targets]
-        hits = [f.hits for f in found]
-        labels = [f.describe() for f in found]
+        for ra, dec in targets:
+            try:
+                f = s.query_sky(ra, dec, radius_arcsec=req.radius_arcsec, **kw)
+            except QueryError as e:
+                if "no catalog object within" not in str(e):
+                    raise
+                skipped.append((f"{ra:g} {dec:+g}", str(e)))
+                continue
+            hits.append(f.hits)
+            labels.append(f.describe())
+    if not hits:
+        raise QueryError(f"{req.targets}: none of the {len(targets)} targets could be searched (first: {skipped[0][1]})" if skipped else f"{req.targets}: no targets")
     seconds = time.perf_counter() - t0
     output = write_hits(req.output, hits_table(labels, hits), req.output_format) if req.output is not None else None
-    return QueryResult(labels, hits, seconds, None, _label_names(s), open_seconds, None, output)
+    return QueryResult(labels, hits, seconds, None, _label_names(s), open_seconds, None, output, tuple(skipped))
