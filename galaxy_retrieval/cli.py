@@ -695,17 +695,27 @@ def delete(
     index: Path = typer.Option(..., help="Index directory (indexes/NAME)."),
     ids: Optional[Path] = typer.Option(None, help="Text file of object ids to delete, one per line."),
     where: Optional[str] = typer.Option(None, help='Delete the objects matching this SQL condition over the metadata columns, e.g. "label = 9".'),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say which objects would be deleted; change nothing."),
 ) -> None:
     """Delete objects from an index (a tombstone list; `gr compact` later removes them from the files)."""
     from .index.writes import delete_objects, read_id_list
 
     if (ids is None) == (where is None):
         raise typer.BadParameter("give --ids FILE or --where EXPR")
-    res = delete_objects(index, read_id_list(ids) if ids is not None else None, where)
+    res = delete_objects(index, read_id_list(ids) if ids is not None else None, where, dry_run=dry_run)
+    if res.dry_run:
+        shown = ", ".join(res.ids[:10]) + (" …" if len(res.ids) > 10 else "")
+        out.print(f"would delete {res.deleted:,} objects from [bold]{res.path}[/] (dry run, nothing changed)" + (f": {escape(shown)}" if shown else ""), highlight=False)
+    elif res.deleted == 0:
+        what = "no object matches the condition" if where is not None else "none of the ids is in the index (or not deleted already)"
+        out.print(f"[yellow]nothing deleted from[/] [bold]{res.path}[/]: {what} (version {res.version} unchanged)", highlight=False)
     msg = f"deleted {res.deleted:,} objects from [bold]{res.path}[/] (version {res.version}; {res.live:,} remain)"
     if res.already_deleted:
         msg += f"; {res.already_deleted:,} were already deleted"
-    out.print(msg, highlight=False)
+    if res.deleted and not res.dry_run:
+        out.print(msg, highlight=False)
+    elif res.already_deleted:
+        out.print(f"{res.already_deleted:,} were already deleted", highlight=False)
     if res.not_found:
         shown = ", ".join(res.not_found[:5]) + (" …" if len(res.not_found) > 5 else "")
         out.print(f"[yellow]{len(res.not_found):,} ids not found in the index:[/] {escape(shown)}", highlight=False)
@@ -884,6 +894,19 @@ def query(
     )
     if res.fetched is not None:
         err.print(f"no catalog object within {radius:g}\" of RA {ra}, Dec {dec}: searched with the {fetch.value} cutout {res.fetched}", highlight=False)  # type: ignore[union-attr]
+    if output is not None and str(output) == "-":  # stdout holds the hits file: the summary goes to stderr
+        err.print(f"{sum(len(h) for h in res.hits)} hits in {res.seconds * 1000:.1f} ms", highlight=False)
+        return
+    if as_json:
+        payload = {"seconds": res.seconds, "results": [{"query": q, "hits": [h.to_dict() for h in hs]} for q, hs in zip(res.queries, res.hits)]}
+        if res.mosaic:
+            payload["mosaic"] = str(res.mosaic)
+        if res.fetched:
+            payload["cutout"] = str(res.fetched)
+        if res.skipped:
+            payload["skipped"] = [{"target": t, "why": w} for t, w in res.skipped]
+        print(json.dumps(payload, default=str))
+        return
     for target, why in res.skipped[:20]:  # a batch skips its bad rows and says which
         err.print(f"[yellow]skipped[/] {escape(target)}: {escape(why)}", highlight=False, soft_wrap=True)
     if len(res.skipped) > 20:
@@ -894,17 +917,6 @@ def query(
                 [f'the others lie within {min_separation:g}" of the query or of a better hit'] if min_separation is not None else []
             )
             err.print(f"[yellow]note:[/] {escape(q)}: {len(hs)} of {k} hits" + (f" ({'; '.join(reasons)})" if reasons else ""), highlight=False, soft_wrap=True)
-    if output is not None and str(output) == "-":  # stdout holds the hits file: the summary goes to stderr
-        err.print(f"{sum(len(h) for h in res.hits)} hits in {res.seconds * 1000:.1f} ms", highlight=False)
-        return
-    if as_json:
-        payload = {"seconds": res.seconds, "results": [{"query": q, "hits": [h.to_dict() for h in hs]} for q, hs in zip(res.queries, res.hits)]}
-        if res.mosaic:
-            payload["mosaic"] = str(res.mosaic)
-        if res.fetched:
-            payload["cutout"] = str(res.fetched)
-        print(json.dumps(payload, default=str))
-        return
     names = res.label_names or {}
     for q, hs in zip(res.queries, res.hits):
         t = Table(title=f"{'least similar to' if least else 'neighbours of'} {q}", title_justify="left", caption="score = (cos + 1/(1+L2) + 1/(1+L3)) / 3 by default; pct = its percentile among random catalog pairs")
@@ -981,7 +993,8 @@ class ExplainMethodChoice(str, Enum):
 @_friendly
 def explain(
     index: Path = typer.Option(..., help="Index directory (indexes/NAME)."),
-    image: Path = typer.Option(..., help="Query image."),
+    image: Optional[Path] = typer.Option(None, help="Query image."),
+    object_id: Optional[str] = typer.Option(None, "--object-id", help="Or a catalog object as the query (itself left out of the hits)."),
     out_png: Path = typer.Option(..., "--out", help="PNG to write: the query and its hits, plain and with heat maps."),
     k: int = typer.Option(6, help="Number of results to explain."),
     method: ExplainMethodChoice = typer.Option(
@@ -995,8 +1008,8 @@ def explain(
     """Show what the matches of a query image were based on: a heat map over each image's patches."""
     from .explain import explain_query
 
-    res = explain_query(index, image, out_png, k=k, method=method.value, steps=steps, checkpoint=checkpoint)
-    out.print(f"explained {len(res.hits)} hits of {image} ({res.method}) in {res.seconds:.1f} s: {res.out}", highlight=False)
+    res = explain_query(index, image, out_png, k=k, method=method.value, steps=steps, checkpoint=checkpoint, object_id=object_id)
+    out.print(f"explained {len(res.hits)} hits of {image if image is not None else f'object {object_id}'} ({res.method}) in {res.seconds:.1f} s: {res.out}", highlight=False)
 
 
 @app.command()
