@@ -79,15 +79,60 @@ class _RichHandle:
         self._p.update(self._id, info=text)
 
 
+class _PlainHandle:
+    """Progress as whole lines (a log, CI, a pipe): a bar redrawn in place comes out there cut
+    to the width of nothing (``320/3…``). A line every 10 % or 30 s, and one at the end."""
+
+    def __init__(self, console: Console, description: str, total: float | None, unit: str) -> None:
+        import time
+
+        self._c, self._desc, self._total, self._unit = console, description, total, unit
+        self._n = 0.0
+        self._t0 = self._last_t = time.monotonic()
+        self._last_frac = 0.0
+        self._info = ""
+        self._printed = -1.0  # the count of the last line printed
+
+    def _line(self) -> str:
+        import time
+
+        dt = max(time.monotonic() - self._t0, 1e-9)
+        done = f"{self._n:,.0f}/{self._total:,.0f} ({100 * self._n / self._total:.0f} %)" if self._total else f"{self._n:,.0f}"
+        return f"{self._desc}: {done} {self._unit}, {self._n / dt:,.1f} {self._unit}/s, {dt:.0f} s" + (f"  {self._info}" if self._info else "")
+
+    def advance(self, n: float = 1) -> None:
+        import time
+
+        self._n += n
+        now = time.monotonic()
+        frac = self._n / self._total if self._total else 0.0
+        if frac - self._last_frac >= 0.1 or now - self._last_t >= 30:
+            self._last_frac, self._last_t, self._printed = frac, now, self._n
+            self._c.print(self._line(), highlight=False, soft_wrap=True)
+
+    def update(self, **fields: Any) -> None:
+        self._info = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in fields.items())
+
+    def close(self) -> None:
+        if self._printed != self._n:  # the last line is not already the final count
+            self._c.print(self._line(), highlight=False, soft_wrap=True)
+
+
 class RichProgress:
-    """The library's Progress protocol drawn with rich bars (with rates) on stderr."""
+    """The library's Progress protocol drawn with rich bars (with rates) on stderr; plain
+    progress lines instead when stderr is not a terminal (logs, CI, pipes)."""
 
     def __init__(self, console: Console = err, quiet: bool = False) -> None:
         self.console = console
         self.quiet = quiet
 
     @contextmanager
-    def task(self, description: str, total: float | None = None, unit: str = "it") -> Iterator[_RichHandle]:
+    def task(self, description: str, total: float | None = None, unit: str = "it") -> Iterator[Any]:
+        if not self.quiet and not self.console.is_terminal:
+            plain = _PlainHandle(self.console, description, total, unit)
+            yield plain
+            plain.close()
+            return
         columns = [
             TextColumn("[bold]{task.description}"),
             BarColumn(),
