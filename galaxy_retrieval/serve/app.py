@@ -415,20 +415,15 @@ def create_app(cfg: ServeConfig) -> FastAPI:
 
         if (object_id is None) == (image is None):
             raise HTTPException(400, "give the query as object_id or as an uploaded image, one of them")
-        if image is not None:
-            qim = _read_upload(st, image, image.file.read())
-        else:
-            try:
-                qim = st.searcher.images_of([int(st.searcher.rows[st.searcher.position_of(object_id)])])[0]  # type: ignore[arg-type]
-            except QueryError as e:
-                raise _query_error(e) from None
+        qim = _read_upload(st, image, image.file.read()) if image is not None else None
         with tempfile.TemporaryDirectory(prefix="gr-explain-") as d:
             out = Path(d) / "why.png"
             try:
-                # an object searched by its own image finds itself first: one more hit so
-                # that k look-alikes are explained
-                explain_query(st.searcher.path, qim, out, k=k + (object_id is not None), method=method, steps=st.cfg.explain_steps, checkpoint=st.cfg.checkpoint)
-            except (QueryError, ConfigError) as e:
+                # by id, the library leaves the object out of its own matches (it would be #1)
+                explain_query(st.searcher.path, qim, out, k=k, method=method, steps=st.cfg.explain_steps, checkpoint=st.cfg.checkpoint, object_id=object_id)
+            except QueryError as e:
+                raise _query_error(e) from None
+            except ConfigError as e:
                 raise HTTPException(400, str(e)) from None
             return Response(out.read_bytes(), media_type="image/png")
 
