@@ -314,6 +314,16 @@ def info(
                 f"vs mean {bal['mean_list']:,.1f}, {bal['empty_lists']:,} empty" + (" — consider gr reindex" if bal["imbalance"] > 3 else ""),
             )
         t.add_row("score weights", ", ".join(f"{k}={v:.3g}" for k, v in m.score_weights.items()))
+        import numpy as np
+
+        from .index.reference import ScoreReference
+
+        ref = ScoreReference.from_manifest(m.extra)
+        if ref is not None:  # what a hit's percentile is measured against
+            qs = {p: float(np.interp(p / 100, ref.probs, ref.quantiles)) for p in (50, 99, 99.9, 99.99)}
+            t.add_row("random pairs", f"{ref.pairs:,} scored: median {qs[50]:.4f}, " + ", ".join(f"p{p:g} {v:.4f}" for p, v in qs.items() if p != 50))
+        else:
+            t.add_row("random pairs", "not recorded (an older index): hits have no percentile")
         t.add_row("model", str((m.model or {}).get("preset", "—")) + f" sha256 {str((m.model or {}).get('sha256', ''))[:12]}")
         t.add_row("catalog", str(m.catalog.get("source")))
         if m.catalog.get("label_names"):

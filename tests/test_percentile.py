@@ -73,6 +73,8 @@ def test_exports_and_cli_show_the_percentile(built: tuple[Path, np.ndarray], tmp
     assert f"{hits[0].percentile:.2f}" in r.output
     t = hits.to_table()
     assert str(t["percentile"].unit) == "%"
+    r = runner.invoke(app, ["info", str(path)])
+    assert r.exit_code == 0 and "100,000 scored: median" in r.output
 
 
 def test_an_index_without_the_reference_still_opens(built: tuple[Path, np.ndarray], tmp_path: Path) -> None:
@@ -90,6 +92,8 @@ def test_an_index_without_the_reference_still_opens(built: tuple[Path, np.ndarra
     assert hits.to_table()["percentile"].mask.all()
     r = runner.invoke(app, ["query", "--index", str(old), "--object-id", "obj-0005", "--k", "3"])
     assert r.exit_code == 0 and "—" in r.output
+    r = runner.invoke(app, ["info", str(old)])
+    assert r.exit_code == 0 and "not recorded" in r.output
 
 
 def test_tiny_catalogs() -> None:
