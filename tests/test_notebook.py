@@ -92,3 +92,4 @@ def test_quickstart_notebook_runs_top_to_bottom(index: Path, tmp_path: Path) -> 
     assert any("data:image/png;base64," in h for h in html)  # the hit table's thumbnails
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 2  # the two mosaics
     assert (tmp_path / "hits.vot").is_file()
+    assert any("<progress" in h and "neighbour of every object" in h for h in html)  # the outlier pass's bar

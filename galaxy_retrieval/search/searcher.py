@@ -675,19 +675,20 @@ class GalaxySearcher:
 
     def outlier_scores(self, k: int = 50, refine: int = 1, progress: Any = None, cache: bool = True) -> np.ndarray:
         """Each object's score to its k-th nearest neighbour (NaN: deleted), computed once per
-        index version and cached beside the index (:mod:`~galaxy_retrieval.search.outliers`)."""
-        from ..progress import NULL_PROGRESS
+        index version and cached beside the index (:mod:`~galaxy_retrieval.search.outliers`);
+        progress shows in a notebook by default."""
+        from ..progress import default_progress
         from .outliers import outlier_scores
 
-        return outlier_scores(self, k, refine, progress or NULL_PROGRESS, cache)
+        return outlier_scores(self, k, refine, progress or default_progress(), cache)
 
     def outliers(self, n: int = 20, k: int = 50, *, refine: int = 1, where: str | None = None, progress: Any = None, cache: bool = True) -> Hits:
         """The ``n`` galaxies least like any other: the lowest scores to their k-th nearest
         neighbour, strangest first (an anomaly search; ``where`` filters the answer)."""
-        from ..progress import NULL_PROGRESS
+        from ..progress import default_progress
         from .outliers import outliers
 
-        return outliers(self, n, k, refine, where, progress or NULL_PROGRESS, cache)
+        return outliers(self, n, k, refine, where, progress or default_progress(), cache)
 
     # ------------------------------------------------------------------ images of hits
 
