@@ -168,3 +168,13 @@ def test_a_short_hit_list_says_why(index: Path) -> None:
     r = runner.invoke(app, ["query", "--index", str(index), "--object-id", "obj-0001", "--k", "5", "--where", "label = 9"])
     assert r.exit_code == 0, r.output
     assert "0 of 5 hits (only that many match --where)" in r.output
+
+
+def test_fits_export_of_non_ascii_text(tmp_path: Path) -> None:
+    from galaxy_retrieval.search.hits import Hit
+
+    hits = [Hit(1, "galaxie-é", 0, 0.9, 0.9, 0.5, 0.5, {"ra": 1.0, "dec": 2.0, "note": "café"})]
+    back = Table.read(write_hits(tmp_path / "h.fits", hits_table(["requête"], [hits])))
+    assert str(back["object_id"][0]) == "galaxie-\\xe9" and str(back["query"][0]) == "requ\\xeate"
+    vot = Table.read(write_hits(tmp_path / "h.vot", hits_table(["requête"], [hits])))
+    assert str(vot["object_id"][0]) == "galaxie-é"  # VOTable keeps unicode

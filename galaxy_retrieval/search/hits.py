@@ -223,6 +223,10 @@ def _encode(table: Any, fmt: str, dst: Any) -> None:
         import warnings
 
         t = astropy_table(table)
+        if fmt == "fits":  # FITS text is ASCII: a non-ASCII id or path keeps its escapes (\xe9), not an error
+            for c in t.colnames:
+                if t[c].dtype.kind == "U":
+                    t[c] = [v.encode("ascii", "backslashreplace").decode("ascii") for v in t[c]]
         with warnings.catch_warnings():
             # astropy warns that a VOTable's unicode column becomes char[]: the ids are ASCII
             warnings.simplefilter("ignore")
