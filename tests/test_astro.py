@@ -178,3 +178,20 @@ def test_fits_export_of_non_ascii_text(tmp_path: Path) -> None:
     assert str(back["object_id"][0]) == "galaxie-\\xe9" and str(back["query"][0]) == "requ\\xeate"
     vot = Table.read(write_hits(tmp_path / "h.vot", hits_table(["requête"], [hits])))
     assert str(vot["object_id"][0]) == "galaxie-é"  # VOTable keeps unicode
+
+
+def test_api_search_by_a_position_string(index: Path) -> None:
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from galaxy_retrieval.serve import ServeConfig, create_app
+
+    o = _object(index, 42)
+    text = SkyCoord(o["ra"] * u.deg, o["dec"] * u.deg).to_string("hmsdms", sep=":", precision=4)
+    with TestClient(create_app(ServeConfig(index=index))) as c:
+        by_text = c.post("/api/search", json={"position": text, "k": 4}).json()
+        by_deg = c.post("/api/search", json={"ra": o["ra"], "dec": o["dec"], "k": 4}).json()
+        assert by_text["query"]["object_id"] == o["object_id"] and by_text["query"]["ra"] == pytest.approx(o["ra"], abs=1e-5)
+        assert [h["object_id"] for h in by_text["hits"]] == [h["object_id"] for h in by_deg["hits"]]
+        r = c.post("/api/search", json={"position": "not a place", "k": 4})
+        assert r.status_code == 400 and "cannot read 'not a place' as a sky position" in r.json()["detail"]

@@ -237,3 +237,13 @@ def test_page_galaxies_like_these_and_the_address_reproduces_it(browser, server:
     page.wait_for_function("document.querySelector('#query').textContent.includes('strangest')", timeout=30_000)
     assert page.eval_on_selector_all("#grid .hit", "els => els.length") > 0
     assert not errors, errors
+
+
+def test_page_reads_a_sexagesimal_position(browser, server: str) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(server + "/")
+    page.wait_for_function("document.getElementById('info').textContent.includes('16 objects')", timeout=15_000)
+    page.fill("#q", "00:40:00 +05:00:00")  # RA 10°, Dec 5°: object 0
+    page.click("#go")
+    page.wait_for_function("document.querySelector('#query').textContent.includes('object 0,')", timeout=15_000)
+    assert "q=00%3A40%3A00" in page.url

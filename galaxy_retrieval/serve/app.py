@@ -177,9 +177,12 @@ def _read_upload(st: _State, upload: UploadFile, data: bytes) -> np.ndarray:
 
 def _search(st: _State, req: SearchRequest, image: Optional[np.ndarray]) -> SearchResponse:
     s = st.searcher
-    kinds = [image is not None, req.object_id is not None, req.ra is not None or req.dec is not None, req.vector is not None, bool(req.positive or req.negative)]
-    if sum(kinds) != 1:
-        raise HTTPException(400, "give exactly one query: object_id, ra and dec, vector, positive (and negative) ids, or an image upload")
+    kinds = [
+        image is not None, req.object_id is not None, req.ra is not None or req.dec is not None or req.position is not None,
+        req.vector is not None, bool(req.positive or req.negative),
+    ]
+    if sum(kinds) != 1 or (req.position is not None and (req.ra is not None or req.dec is not None)):
+        raise HTTPException(400, "give exactly one query: object_id, ra and dec (or position), vector, positive (and negative) ids, or an image upload")
     order = "least" if req.least else "most"
     kw = dict(k=req.k, refine=req.refine, where=req.where or None)
     t0 = time.perf_counter()
@@ -193,11 +196,12 @@ def _search(st: _State, req: SearchRequest, image: Optional[np.ndarray]) -> Sear
             q = QueryOut(kind="object_id", object_id=o.object_id, row=o.row, label=o.label, label_name=o.label_name, ra=o.ra, dec=o.dec)
             hits = s.query(object_id=req.object_id, order=order, min_separation_arcsec=req.min_separation_arcsec, **kw)
         elif kinds[2]:
-            if req.ra is None or req.dec is None:
+            if req.position is None and (req.ra is None or req.dec is None):
                 raise HTTPException(400, "a sky position needs both ra and dec")
-            sky = s.query_sky(req.ra, req.dec, radius_arcsec=req.radius_arcsec, order=order, min_separation_arcsec=req.min_separation_arcsec, **kw)
+            where_ = (req.position,) if req.position is not None else (req.ra, req.dec)
+            sky = s.query_sky(*where_, radius_arcsec=req.radius_arcsec, order=order, min_separation_arcsec=req.min_separation_arcsec, **kw)
             o = _object_out(st, s.position_of(sky.object_id))  # type: ignore[arg-type]
-            q = QueryOut(kind="sky", object_id=o.object_id, row=o.row, label=o.label, label_name=o.label_name, ra=req.ra, dec=req.dec, separation_arcsec=sky.separation_arcsec)
+            q = QueryOut(kind="sky", object_id=o.object_id, row=o.row, label=o.label, label_name=o.label_name, ra=sky.ra, dec=sky.dec, separation_arcsec=sky.separation_arcsec)
             hits = sky.hits
         elif req.vector is not None:
             q = QueryOut(kind="vector")

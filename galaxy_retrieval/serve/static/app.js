@@ -56,11 +56,15 @@ function options() {
   return o;
 }
 
-// "42" → object id; "150.1 2.2" or "150.1, 2.2" → RA/Dec
+// "42" → object id; "150.1 2.2" or "150.1, 2.2" → RA/Dec; "09:52:12 +02:09:15" or
+// "09h52m12s +02d09m15s" → a position the server reads with astropy
+const SEXAGESIMAL = /^\d{1,2}[:h\s]\s*\d{1,2}[:m\s]\s*\d{1,2}(?:\.\d*)?s?[\s,]+[-+]?\d{1,2}[:d°\s]\s*\d{1,2}[:m'\s]\s*\d{1,2}(?:\.\d*)?(?:s|"|″)?$/i;
 function parseQuery(text) {
   const t = text.trim();
   const m = t.match(/^(-?\d+(?:\.\d*)?)[\s,]+([-+]?\d+(?:\.\d*)?)$/);
-  return m ? { ra: parseFloat(m[1]), dec: parseFloat(m[2]) } : (t ? { object_id: t } : null);
+  if (m) return { ra: parseFloat(m[1]), dec: parseFloat(m[2]) };
+  if (SEXAGESIMAL.test(t)) return { position: t };
+  return t ? { object_id: t } : null;
 }
 
 function request(fmt = "json") {
