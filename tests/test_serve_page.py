@@ -247,3 +247,16 @@ def test_page_reads_a_sexagesimal_position(browser, server: str) -> None:
     page.click("#go")
     page.wait_for_function("document.querySelector('#query').textContent.includes('object 0,')", timeout=15_000)
     assert "q=00%3A40%3A00" in page.url
+
+
+def test_page_more_doubles_the_results(browser, server: str) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(server + "/")
+    page.wait_for_function("document.getElementById('info').textContent.includes('16 objects')", timeout=15_000)
+    page.fill("#k", "4")
+    page.fill("#q", "3")
+    page.click("#go")
+    page.wait_for_function("document.querySelectorAll('#grid .hit').length === 4", timeout=15_000)
+    page.click("#more")
+    page.wait_for_function("document.querySelectorAll('#grid .hit').length === 8", timeout=15_000)
+    assert page.input_value("#k") == "8"

@@ -94,6 +94,8 @@ async function search() {
     }
     show(r);
     status(`${r.hits.length} results in ${r.milliseconds.toFixed(1)} ms` + (options().least ? " (least similar first)" : ""));
+    // a full page of results: there may be more (the next search asks for twice as many)
+    $("more").hidden = r.hits.length < options().k || options().k * 2 > Math.min(1000, count);
     $("csv").disabled = r.hits.length === 0;
   } catch (e) {
     status(e.message, true);
@@ -109,7 +111,7 @@ async function strangest() {
   $("odd").disabled = true;
   try {
     const r = await (await api(`/api/outliers?${p}`)).json();
-    last = null; $("csv").disabled = true;
+    last = null; $("csv").disabled = true; $("more").hidden = true;
     r.query.kth = kth;
     show(r);
     status(`the ${r.hits.length} objects least like any other, strangest first (score and percentile: to the ${kth}th neighbour), ${r.milliseconds.toFixed(0)} ms`);
@@ -192,7 +194,7 @@ async function searchExamples(like, unlike) {
     const u = new URL(location.href); u.search = "";
     u.searchParams.set("like", like.join(",")); if (unlike.length) u.searchParams.set("unlike", unlike.join(","));
     history.replaceState(null, "", u);
-    picked.clear(); $("like").hidden = true; $("q").value = "";
+    picked.clear(); $("like").hidden = true; $("q").value = ""; $("more").hidden = true;
     show(r);
     status(`${r.hits.length} galaxies like ${like.join(", ")}` + (unlike.length ? ` and unlike ${unlike.join(", ")}` : "") + ` in ${r.milliseconds.toFixed(1)} ms`);
   } catch (e) { status(e.message, true); }
@@ -241,6 +243,7 @@ function wire() {
   $("q").addEventListener("input", () => { if (upload) clearUpload(); });
   $("csv").addEventListener("click", downloadCsv);
   $("odd").addEventListener("click", strangest);
+  $("more").addEventListener("click", () => { $("k").value = String(options().k * 2); search(); });
   $("like").addEventListener("click", () => { const e = examplesOf(picked); if (e.like.length) searchExamples(e.like, e.unlike); });
   const sep = $("sep");
   const showSep = () => { $("sepout").textContent = sep.value > 0 ? `${sep.value}″` : "off"; };
