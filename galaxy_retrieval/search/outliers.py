@@ -90,7 +90,7 @@ def outliers(
     if not isinstance(n, int) or n < 1:
         raise QueryError(f"n must be a whole number ≥ 1, got {n!r}")
     sel = s.select(where) if where is not None else None
-    scores = outlier_scores(s, k, refine, progress, cache)
+    scores = s.outlier_scores(k, refine, progress, cache)  # the searcher's: one pass at a time
     cand = np.flatnonzero(np.isfinite(scores)) if sel is None else sel[np.isfinite(scores[sel])]
     order = cand[np.lexsort((cand, scores[cand]))][:n]  # lowest first, ties → lower position
     if len(order) == 0:

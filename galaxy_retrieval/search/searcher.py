@@ -110,6 +110,8 @@ class GalaxySearcher:
         self._embedder: Any = None
         self._catalog: Any = None
         self._sky: SkyMatcher | None = None
+        # one outlier pass at a time: two requests would both compute it and write one cache file
+        self._outlier_lock = threading.Lock()
         # the files of the manifest's version: a write makes new ones, so this searcher keeps
         # answering from the version it opened
         faiss_path = path / manifest.faiss_file
@@ -680,7 +682,8 @@ class GalaxySearcher:
         from ..progress import default_progress
         from .outliers import outlier_scores
 
-        return outlier_scores(self, k, refine, progress or default_progress(), cache)
+        with self._outlier_lock:
+            return outlier_scores(self, k, refine, progress or default_progress(), cache)
 
     def outliers(self, n: int = 20, k: int = 50, *, refine: int = 1, where: str | None = None, progress: Any = None, cache: bool = True) -> Hits:
         """The ``n`` galaxies least like any other: the lowest scores to their k-th nearest
