@@ -195,3 +195,15 @@ def test_api_search_by_a_position_string(index: Path) -> None:
         assert [h["object_id"] for h in by_text["hits"]] == [h["object_id"] for h in by_deg["hits"]]
         r = c.post("/api/search", json={"position": "not a place", "k": 4})
         assert r.status_code == 400 and "cannot read 'not a place' as a sky position" in r.json()["detail"]
+
+
+def test_cone_lists_the_objects_near_a_position(index: Path) -> None:
+    s = GalaxySearcher.open(index)
+    ra, dec = s._radec()
+    o = _object(index, 42)
+    t = s.cone(SkyCoord(o["ra"] * u.deg, o["dec"] * u.deg), radius_arcsec=20 * 3600)
+    sep = angular_separation_arcsec(o["ra"], o["dec"], ra, dec)
+    assert list(t["row"]) == [int(i) for i in np.argsort(sep, kind="stable")[: (sep <= 20 * 3600).sum()]]
+    assert str(t["object_id"][0]) == o["object_id"] and t["separation_arcsec"][0] < 1e-6
+    assert t["separation_arcsec"].unit == u.arcsec and t["ra"].unit == u.deg and t.meta["radius_arcsec"] == 72000
+    assert len(s.cone(0.0, -89.9, radius_arcsec=1)) == 0

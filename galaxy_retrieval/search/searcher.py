@@ -7,6 +7,7 @@
     s.query(coord=SkyCoord("09h52m12s +02d09m15s"))       # any astropy SkyCoord (any frame)
     s.query_sky("09:52:12 +02:09:15")     # sexagesimal or degrees, one string or RA and Dec
     s.query_sky(150.1, 2.2, fetch=CutoutSpec("legacy"))  # …or the survey's cutout there
+    s.cone("09:52:12 +02:09:15", radius_arcsec=60)        # what the catalog holds there (a Table)
     hits.to_table()                       # an astropy Table with units (FITS, VOTable)
     s.mosaic(hits).save("hits.png")       # a grid of the hits, cropped to each galaxy
     s.outliers(n=20, k=50)                # the galaxies least like any other
@@ -247,6 +248,20 @@ class GalaxySearcher:
                 ra, dec = self._radec()
                 self._sky = SkyMatcher(ra, dec, allowed=~self._dead)  # a deleted object is not there to be found
             return self._sky
+
+    def cone(self, ra: Any, dec: Any = None, radius_arcsec: float = 60.0) -> Any:
+        """The live catalog objects within ``radius_arcsec`` of a sky position, nearest first,
+        as an astropy Table (object_id, row, separation in arcsec, metadata with units), found
+        with astropy's ``search_around_sky`` on the index's KD-tree."""
+        from .hits import astropy_table
+
+        coord = parse_sky(ra, dec)
+        if not (np.isfinite(radius_arcsec) and radius_arcsec > 0):
+            raise QueryError(f"radius {radius_arcsec} arcsec must be > 0")
+        pos, sep = self.sky_matcher().around(coord, float(radius_arcsec))
+        t = self.table.take(pa.array(pos.astype(np.int64)))
+        t = t.add_column(2, "separation_arcsec", pa.array(sep, pa.float64()))
+        return astropy_table(t, {"ra": float(coord.ra.deg), "dec": float(coord.dec.deg), "radius_arcsec": float(radius_arcsec)})
 
     def metadata(self, positions: Sequence[int]) -> list[dict[str, Any]]:
         sub = self.table.take(pa.array(np.asarray(positions, dtype=np.int64)))
