@@ -260,3 +260,15 @@ def test_page_more_doubles_the_results(browser, server: str) -> None:
     page.click("#more")
     page.wait_for_function("document.querySelectorAll('#grid .hit').length === 8", timeout=15_000)
     assert page.input_value("#k") == "8"
+
+
+def test_api_docs_render_without_the_internet(browser, server: str, tmp_path: Path) -> None:
+    # the machine running the tests has no route to a CDN: what renders here renders offline
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    outside: list[str] = []
+    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(server) else None)
+    page.goto(server + "/docs")
+    page.wait_for_selector(".swagger-ui .opblock", timeout=30_000)  # the operations were drawn
+    assert "/api/search" in page.inner_text(".swagger-ui")
+    page.screenshot(path=str((SHOTS or tmp_path) / "docs.png"))
+    assert outside == [], outside

@@ -21,6 +21,7 @@ from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request,
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from ..errors import GalaxyRetrievalError, ImageReadError, QueryError
 from ..search.hits import Hit, hits_table
@@ -272,7 +273,9 @@ def create_app(cfg: ServeConfig) -> FastAPI:
             app.state.gr.searcher.warmup(model=False)
         yield
 
-    app = FastAPI(
+    # /docs and /redoc with their scripts served from the package (fastapi-offline), not a
+    # CDN: the API page renders on a machine without the internet, as the search page does
+    app = FastAPIOffline(
         title="galaxy-retrieval",
         summary="Search a galaxy image index by object id, sky position, image or embedding.",
         version="1",
