@@ -189,6 +189,15 @@ def measured_table() -> str:
         if best:
             fig += f"; best baseline ({best}) {p[best]['macro']['precision@10']:.3f}"
         rows.append(f"| {name}, {q['catalog'].get('count', '?'):,} objects, seed 0 | {fig} | `quality_{cat}.json` |")
+    pre = _load("quality_pretrained.json")
+    for cat, r in ((pre or {}).get("catalogs") or {}).items():
+        m, best = r["methods"][pre.get("shipped_method", "model")], r["best_descriptor"]
+        seen = "never seen in training" if cat == "gz2_spirals" else "images seen in pretraining, labels never"
+        rows.append(
+            f"| {cat}, {r['n']:,} objects ({seen}) | the shipped model, no training: macro precision@10 {m['held_out']['mean']:.3f} held-out "
+            f"(3 seeds), {m['all']:.3f} every object; best descriptor ({best}) {r['methods'][best]['held_out']['mean']:.3f} / "
+            f"{r['methods'][best]['all']:.3f} | `quality_pretrained.json` |"
+        )
     return "\n".join(rows)
 
 

@@ -535,7 +535,7 @@ def train(
     suppress_sources: SuppressChoice = typer.Option(SuppressChoice.none, help="Replace sources other than the central object by sky before training, indexing and querying: none, optical (stars, neighbours) or radio (keeps sources near the centre, e.g. lobes)."),
     framing: str = typer.Option("auto", help="The square the model sees: auto (around the central source, measured in each image: survey cutouts), auto:MARGIN (box half-side in Petrosian radii, default 1.5), fixed:F (central fraction F, e.g. fixed:0.4 for FIRST radio images), none (whole frame)."),
     seed: int = typer.Option(0, help="Seed of the split, initialisation and augmentations."),
-    init: Optional[str] = typer.Option(None, help="Start from trained weights: 'pretrained' (the shipped model, fine-tuned on this catalog) or a run directory of the same preset."),
+    init: str = typer.Option("auto", help="Start from trained weights: auto (the shipped model when the preset matches it, i.e. polar: fine-tuning measured better than from scratch), pretrained, none (from scratch) or a run directory of the same preset."),
     fusion_share: Optional[float] = typer.Option(None, help="Append the polar Fourier descriptor to every indexed vector with this share of its norm (0-1, e.g. 0.5); default: the network's vector alone."),
     precision: str = typer.Option("auto", help="auto (bf16 where the CPU/GPU has it natively, else fp32), fp32 or bf16."),
     compile_mode: str = typer.Option("auto", "--compile", help="torch.compile the model: auto (long runs), on or off."),
@@ -550,6 +550,9 @@ def train(
     from .train import TrainConfig
     from .train import train as train_fn
 
+    from .model.presets import preset as preset_config
+    from .model.pretrained import resolve_init
+
     cfg = TrainConfig(
         preset=preset.value, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
         num_augmentations=num_augmentations, augment=GALAXY_AUGMENT if augment == AugmentChoice.galaxy else None,
@@ -557,7 +560,7 @@ def train(
         patience=patience, time_budget_s=time_budget, seed=seed, device=device, learn_score_weights=learn_weights,
         loss=None if loss is None else loss.value, temperature=temperature,
         suppress_sources=None if suppress_sources == SuppressChoice.none else SUPPRESS_PRESETS[suppress_sources.value],
-        framing=Framing.parse(framing), init=init, fusion_share=fusion_share, precision=precision, compile=compile_mode,
+        framing=Framing.parse(framing), init=resolve_init(init, preset_config(preset.value)), fusion_share=fusion_share, precision=precision, compile=compile_mode,
     )
     with _open_catalog(catalog, metadata, on_error.value, columns) as cat:
         res = train_fn(cfg, cat, out_dir, progress=RichProgress(), resume=resume, overwrite=overwrite)

@@ -70,3 +70,14 @@ def test_fine_tuning_from_the_shipped_model(tmp_path: Path) -> None:
     res = train(TrainConfig(epochs=1, batch_size=16, init="pretrained", loose_batch_sizes=(4,), compile="off"), cat, tmp_path / "ft")
     assert res.epochs_completed == 1
     assert load_checkpoint(tmp_path / "ft", device="cpu").sha256 != pretrained_info()["weights_sha256"]
+
+
+def test_gr_train_starts_from_the_shipped_model_when_the_preset_matches() -> None:
+    from galaxy_retrieval.model import preset
+    from galaxy_retrieval.model.pretrained import resolve_init
+
+    assert resolve_init("auto", preset("polar")) == "pretrained"
+    assert resolve_init("auto", preset("polar", framing=None)) == "pretrained"  # framing is not shape
+    assert resolve_init("auto", preset("tiny")) is None and resolve_init("auto", preset("polar", out_dim=128)) is None
+    assert resolve_init("none", preset("polar")) is None and resolve_init(None, preset("polar")) is None
+    assert resolve_init("runs/x", preset("tiny")) == "runs/x"

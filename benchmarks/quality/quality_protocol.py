@@ -139,6 +139,8 @@ VARIANTS: dict[str, Variant] = {
         # issue 20: the shipped model fine-tuned on the catalog, against `defaults` from scratch
         # under the same time budget; `-nofusion` variants measure the network's vector alone
         Variant("finetune", defaults=True, note="initialised from the shipped model", overrides=(("init", "pretrained"),)),
+        Variant("finetune-lr1e-4", defaults=True, note="initialised from the shipped model, learning rate 1e-4",
+                overrides=(("init", "pretrained"), ("lr", 1e-4))),
         Variant("defaults-nofusion", defaults=True, note="network vector only", overrides=(("fusion_share", None),)),
     )
 }

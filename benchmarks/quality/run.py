@@ -43,7 +43,11 @@ with held-out labels, with each option on and off beside classical baselines:
 
     make quality                    # synthetic and FIRST, every variant (hours on 2 CPU cores from scratch)
     make quality GZ2=DIR            # and the Galaxy Zoo 2 spiral / non-spiral folder (DIR/labels.csv)
+    make quality SDSS6K=DIR         # and the 863 labelled smooth / featured SDSS cutouts (DIR/labels.csv)
     .venv/bin/python benchmarks/quality/run.py --catalog gz2 --gz2 DIR --variants defaults --seeds 0,1,2
+
+The model shipped in the package is measured zero-shot by `benchmarks/quality/pretrained.py`
+(table in `docs/model-card.md`); the `finetune` variant here starts `gr train` from it.
 
 What is measured (`benchmarks/quality/quality_protocol.py`):
 

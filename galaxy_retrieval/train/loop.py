@@ -519,7 +519,13 @@ def _train_epoch(
 
 def _load_init(model: torch.nn.Module, init: str, progress: Progress) -> None:
     """Copy the weights of ``init`` (the shipped model or a checkpoint of the same shape) into ``model``."""
-    src, _meta, weights, sha = load_model(init, expect=model.config)
+    src, _meta, weights, sha = load_model(init)
+    if src.config.architecture_key() != model.config.architecture_key():
+        raise CheckpointError(
+            f"{weights}: cannot initialise from it: it is a {src.config.name} model of another architecture than the "
+            f"{model.config.name} preset being trained (its preset expects other weight shapes)"
+        )
+    # the architecture is the checkpoint's; framing and normalisation stay this run's
     model.load_state_dict(src.state_dict())
     progress.log(f"initialised from {init} ({weights}, sha256 {sha[:12]}…)")
 

@@ -19,7 +19,7 @@ from ...atomic import atomic_path, atomic_write_json
 from ...errors import CheckpointError
 from ..checkpoint import META_FILE, WEIGHTS_FILE
 
-__all__ = ["PRETRAINED", "PRETRAINED_NAME", "pretrained_dir", "pretrained_info", "install_pretrained", "is_pretrained"]
+__all__ = ["PRETRAINED", "PRETRAINED_NAME", "pretrained_dir", "pretrained_info", "install_pretrained", "is_pretrained", "resolve_init"]
 
 #: the name users give for the shipped model (``--checkpoint pretrained``, ``--init pretrained``)
 PRETRAINED_NAME = "pretrained"
@@ -78,3 +78,22 @@ def install_pretrained(run_dir: Path, provenance: dict[str, Any], dest: Path = P
     atomic_write_json(dest / META_FILE, meta)
     atomic_write_json(dest / PROVENANCE_FILE, provenance)
     return dest
+
+
+def resolve_init(init: str | None, model_config: Any) -> str | None:
+    """What a training run starts from. ``"auto"``: the shipped model when this installation
+    has one of the same shape as ``model_config`` (the default ``polar`` preset), else a
+    random initialisation; ``"none"``/None: random; anything else is returned as given (a
+    checkpoint path or ``"pretrained"``, checked when training loads it). Fine-tuning the
+    shipped model beat training from scratch under the same time budget on both real
+    development sets (benchmarks/quality/README.md), hence ``auto``."""
+    if init is None or init == "none":
+        return None
+    if init != "auto":
+        return init
+    if not (PRETRAINED / WEIGHTS_FILE).is_file() or not (PRETRAINED / META_FILE).is_file():
+        return None
+    from ..config import ViTConfig
+
+    shipped = ViTConfig.from_dict(json.loads((PRETRAINED / META_FILE).read_text("utf-8"))["model"])
+    return PRETRAINED_NAME if shipped.architecture_key() == model_config.architecture_key() else None
