@@ -92,14 +92,14 @@ def explain_query(
         qname = Path(image).name
         qim = read_image(image)
     else:
-        qname = "query"
+        qname = ""  # an array has no name: the caption is "query", not "query query"
         try:
             qim = to_uint8_rgb(np.asarray(image))
         except ValueError as e:
             raise QueryError(f"query image: {e}") from None
     hits = s.query(image=qim, k=k + (own is not None), refine=refine)
     if own is not None:  # searched by its own image, the object finds itself first
-        hits = [h for h in hits if h.row != own][:k]
+        hits = [replace(h, rank=i) for i, h in enumerate((h for h in hits if h.row != own), start=1)][:k]
     hit_images = s.images_of([h.row for h in hits])
     open_seconds = time.perf_counter() - t_open
 
@@ -146,7 +146,7 @@ def explain_query(
         how = f"integrated gradients of s(q, r), {steps} steps, baseline: blank sky"
 
     names = _label_names(s) or {}
-    captions = [(f"query {qname}", "")]
+    captions = [(f"query {qname}".strip(), "")]
     for h in hits:
         lab = h.metadata.get("label")
         lab_s = "" if lab is None else (str(names.get(lab, lab)) if isinstance(lab, int) else str(lab))
