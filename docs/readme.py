@@ -496,7 +496,7 @@ _INGEST_PATHS = {
 
 
 def bench_ingest() -> str:
-    """§9: JPEG files → a finished index, old path and fast path in one run (benchmarks/ingest.py)."""
+    """§10: JPEG files → a finished index, old path and fast path in one run (benchmarks/ingest.py)."""
     d = _load("ingest.json")
     if d is None:
         return "(no result recorded)"
@@ -589,7 +589,7 @@ def ingest_expectation() -> str:
 
 
 def bench_metadata_memory() -> str:
-    """§10: the searcher's metadata table on the heap against memory-mapped (benchmarks/metadata_memory.py)."""
+    """§11: the searcher's metadata table on the heap against memory-mapped (benchmarks/metadata_memory.py)."""
     d = _load("metadata_memory.json")
     if d is None:
         return "(no result recorded)"
