@@ -694,7 +694,7 @@ def _ivf_balance(path: Path, m: Any) -> Any:
 def delete(
     index: Path = typer.Option(..., help="Index directory (indexes/NAME)."),
     ids: Optional[Path] = typer.Option(None, help="Text file of object ids to delete, one per line."),
-    where: Optional[str] = typer.Option(None, help='Delete the objects matching this SQL condition over the metadata columns, e.g. "label = 9".'),
+    where: Optional[str] = typer.Option(None, help='Delete the objects matching this condition over the metadata columns (one boolean expression), e.g. "label = 9".'),
 ) -> None:
     """Delete objects from an index (a tombstone list; `gr compact` later removes them from the files)."""
     from .index.writes import delete_objects, read_id_list
@@ -817,7 +817,7 @@ def query(
     base_url: Optional[str] = typer.Option(None, help="A mirror of the cutout service (replaces the URL before the endpoint name)."),
     cache_dir: Optional[Path] = typer.Option(None, help="Where fetched cutouts are kept (default ~/.cache/galaxy-retrieval/cutouts)."),
     where: Optional[str] = typer.Option(
-        None, help='Only objects matching this SQL condition over the metadata columns (DuckDB), e.g. "label = 3 AND redshift < 0.05"; fewer than k hits when fewer match.'
+        None, help='Only objects matching this condition over the metadata columns (one boolean expression: comparisons, AND/OR/NOT, IN, BETWEEN, LIKE, IS NULL, arithmetic), e.g. "label = 3 AND redshift < 0.05"; fewer than k hits when fewer match.'
     ),
     least: bool = typer.Option(False, "--least", help="The k least similar objects instead (an exact scan; anomaly hunting)."),
     min_separation: Optional[float] = typer.Option(
