@@ -40,9 +40,12 @@ def _probe(folder: Path, target: Path) -> None:
 
 def check_output_file(path: str | Path) -> Path:
     """``path`` can be written as a file (it may exist: replacing is the caller's decision)."""
+    from .atomic import check_replaceable
+
     p = Path(path)
     if p.is_dir():
         raise OutputPathError(f"{p}: is a folder; give a file name")
+    check_replaceable(p)  # a device, FIFO or socket is never replaced by an output
     if p.exists() and not os.access(p, os.W_OK):
         raise OutputPathError(f"{p}: exists and is not writable")
     _probe(_nearest_existing(p.parent), p)
