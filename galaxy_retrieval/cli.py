@@ -940,13 +940,15 @@ def serve(
 ) -> None:
     """Serve the search API (/api/, documented at /docs) and the search page (/) for one index."""
     try:
-        from .serve import ServeConfig, run_server
+        from .serve import ServeConfig, bind_banner, run_server
     except ImportError as e:
         raise ConfigError(f"gr serve needs the serve extra ({e.name} is missing): pip install -e '.[serve]'") from None
 
     cfg = ServeConfig(index=index, checkpoint=checkpoint, api_key=api_key, cors_origins=tuple(cors or ()), max_upload_bytes=int(max_upload_mb * 1024 * 1024))
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    err.print(f"serving [bold]{index}[/] at [bold]http://{shown}:{port}/[/] (API docs: /docs); Ctrl-C stops", highlight=False)
+    url, warning = bind_banner(host, port, api_key)
+    if warning:
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+    err.print(f"serving [bold]{escape(str(index))}[/] at [bold]{escape(url)}[/] (API docs: /docs); Ctrl-C stops", highlight=False, soft_wrap=True)
     run_server(cfg, host=host, port=port, workers=workers)
 
 

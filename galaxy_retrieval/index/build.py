@@ -445,11 +445,20 @@ def _finish(
         created=_now(),
         package_version=__version__,
         extra={"seconds": {k: round(v, 3) for k, v in seconds.items()}},
+        model_files=model_files_entry(out),
     )
     seconds["hash"] = time.perf_counter() - t0
     manifest.write(out)
     (out / STATE_FILE).unlink(missing_ok=True)
     return manifest
+
+
+def model_files_entry(out: Path) -> dict[str, dict[str, Any]] | None:
+    """Size and sha256 of each file of the index's model copy (what queries preprocess and
+    embed with), for the manifest; None when the index has no model copy."""
+    d = out / MODEL_DIR
+    files = {f"{MODEL_DIR}/{n}": d / n for n in ("model.safetensors", "checkpoint.json") if (d / n).is_file()}
+    return {rel: {"bytes": p.stat().st_size, "sha256": sha256_file(p)} for rel, p in files.items()} or None
 
 
 def build_index(

@@ -224,8 +224,7 @@ class GalaxySearcher:
         names = self.table.column_names
         if "ra" not in names or "dec" not in names:
             raise QueryError(f"{self.path}: the catalog has no ra/dec columns; query by image or object id").resolved_by("image", "object_id")
-        ra_col = np.asarray(self.table.column("ra").to_numpy(zero_copy_only=False), dtype=np.float64)
-        dec_col = np.asarray(self.table.column("dec").to_numpy(zero_copy_only=False), dtype=np.float64)
+        ra_col, dec_col = self._sky_columns()
         if len(self.deleted):  # a deleted object is not there to be found
             ra_col = np.where(self._dead, np.nan, ra_col)
         return nearest_on_sky(float(ra), float(dec), ra_col, dec_col, float(radius_arcsec))
@@ -407,8 +406,15 @@ class GalaxySearcher:
         names = self.table.column_names
         if "ra" not in names or "dec" not in names:
             raise QueryError(f"{self.path}: the catalog has no ra/dec columns, so hits cannot be separated on the sky")
-        ra = np.asarray(self.table.column("ra").to_numpy(zero_copy_only=False), dtype=np.float64)
-        dec = np.asarray(self.table.column("dec").to_numpy(zero_copy_only=False), dtype=np.float64)
+        return self._sky_columns()
+
+    def _sky_columns(self) -> tuple[np.ndarray, np.ndarray]:
+        """RA and Dec in degrees, NaN where a value is missing, not a number or out of range
+        (an index built before catalogs were checked may hold text there)."""
+        from .sky import coordinates
+
+        ra, _ = coordinates(self.table.column("ra"), "ra")
+        dec, _ = coordinates(self.table.column("dec"), "dec")
         return ra, dec
 
     def _hits(self, scores: np.ndarray, pos: np.ndarray, terms: np.ndarray) -> list[Hit]:

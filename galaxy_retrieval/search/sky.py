@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..catalog.columns import coordinates
 from ..errors import QueryError
 
-__all__ = ["angular_separation_arcsec", "nearest_on_sky", "check_position"]
+__all__ = ["angular_separation_arcsec", "nearest_on_sky", "check_position", "coordinates"]
 
 
 def angular_separation_arcsec(ra0: float, dec0: float, ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
@@ -28,8 +29,8 @@ def check_position(ra0: float, dec0: float) -> None:
 def nearest_on_sky(ra0: float, dec0: float, ra: np.ndarray, dec: np.ndarray, radius_arcsec: float) -> tuple[int, float]:
     """Position of the nearest object within ``radius_arcsec`` and its separation."""
     check_position(ra0, dec0)
-    if radius_arcsec <= 0:
-        raise QueryError(f"radius {radius_arcsec} arcsec must be > 0")
+    if not radius_arcsec > 0:  # NaN too: every comparison with it is false, so it matched anything
+        raise QueryError(f"radius {radius_arcsec} arcsec must be a number > 0").resolved_by("radius")
     sep = angular_separation_arcsec(ra0, dec0, ra, dec)
     sep = np.where(np.isfinite(sep), sep, np.inf)
     i = int(np.argmin(sep))
