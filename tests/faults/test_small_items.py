@@ -83,3 +83,46 @@ def test_serve_on_every_address_without_a_key_warns_and_names_the_real_address(t
     assert "warning" not in r.output
     r = gr("serve", "--index", tiny["index"], "--port", 0)
     assert "warning" not in r.output and "http://127.0.0.1:0/" in r.output
+
+
+_KILL_FIRST_SAVE = """
+import os, signal, sys
+from pathlib import Path
+import galaxy_retrieval.model.checkpoint as ck
+from galaxy_retrieval.catalog import open_catalog
+from galaxy_retrieval.train import TrainConfig, train
+run, cat = sys.argv[1:3]
+write = ck.atomic_write_bytes
+def patched(path, data):
+    if Path(path).name == "state.safetensors":  # the first epoch's resume point, half written
+        os.kill(os.getpid(), signal.SIGKILL)
+    return write(path, data)
+ck.atomic_write_bytes = patched
+with open_catalog(cat) as c:
+    train(TrainConfig(preset="tiny", batch_size=16, seed=0, loose_batch_sizes=(4,), epochs=2), c, run)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rerun", ["plain", "--resume"])
+def test_a_kill_during_the_first_checkpoint_save_does_not_block_the_rerun(tmp_path: Path, rerun: str) -> None:
+    """A rerun said "resume or overwrite" and --resume said "nothing to resume"; only
+    --overwrite worked. Now a plain rerun and --resume both train from the beginning."""
+    import os
+    import subprocess
+    import sys
+
+    from galaxy_retrieval.catalog.hdf5 import HDF5Catalog
+    from galaxy_retrieval.train import TrainConfig, train
+
+    from ..test_train import write_blob_catalog
+
+    cat = write_blob_catalog(tmp_path / "blobs.h5")
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    p = subprocess.run([sys.executable, "-c", _KILL_FIRST_SAVE, str(run), str(cat)], env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == -9, p.stderr[-2000:]
+    assert (run / "model.safetensors").exists() and not (run / "last").exists() and not (run / "checkpoint.json").exists()
+    res = train(TrainConfig(preset="tiny", batch_size=16, seed=0, loose_batch_sizes=(4,), epochs=2), HDF5Catalog(cat), run, resume=rerun == "--resume")
+    assert res.resumed_from_epoch == 0 and len(res.history) == 2
+    assert (run / "last" / "state.json").exists() and (run / "checkpoint.json").exists()
