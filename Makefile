@@ -20,9 +20,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest tests
 
-# the retrieval-quality protocol (benchmarks/quality/README.md): synthetic and FIRST; with GZ2=DIR also the GZ2 folder
+# the retrieval-quality protocol (benchmarks/quality/README.md): synthetic and FIRST; with GZ2=DIR
+# and/or SDSS6K=DIR (the labelled smooth / featured folder) those too, and the shipped model zero-shot
 quality: $(STAMP)
-	$(PY) benchmarks/quality/run.py $(if $(GZ2),--gz2 $(GZ2) --catalog synthetic,first,gz2)
+	$(PY) benchmarks/quality/run.py $(if $(GZ2),--gz2 $(GZ2)) $(if $(SDSS6K),--sdss6k $(SDSS6K))
+	$(if $(or $(GZ2),$(SDSS6K)),$(PY) benchmarks/quality/pretrained.py $(if $(GZ2),--gz2 $(GZ2)) $(if $(SDSS6K),--sdss6k $(SDSS6K)))
 
 # README.md's generated blocks and docs/cli.md, from the commands' help and benchmarks/results/*.json
 # (after a demo run: $(PY) docs/readme.py --record-demo runs/demo/results.json)

@@ -234,7 +234,7 @@ def import_first_cmd(
 @app.command()
 @_friendly
 def info(
-    path: Path = typer.Argument(..., help="HDF5 catalog, image folder, or index directory."),
+    path: Path = typer.Argument(..., help="HDF5 catalog, image folder, index directory, or 'pretrained' (the shipped model)."),
     metadata: Optional[Path] = typer.Option(None, help="CSV of an image folder (default: the one inside it)."),
     columns: Optional[str] = typer.Option(None, help=_COLUMNS_HELP),
     framing_sheet: Optional[Path] = typer.Option(None, help="Also write a PNG of 24 random cutouts before and after framing (see --framing)."),
@@ -245,6 +245,20 @@ def info(
 
     # an interrupted build (state, no manifest) is an index too: read_manifest says so
     from .index.layout import is_index_dir
+
+    if str(path) == "pretrained" and not path.exists():
+        from .model.pretrained import pretrained_info
+
+        d = pretrained_info()
+        if as_json:
+            out.print_json(json.dumps(d, default=str))
+            return
+        t = Table(title="the model shipped in the package (docs/model-card.md)", show_header=False, title_justify="left")
+        for k in ("preset", "path", "catalog", "catalog_size", "best_epoch", "train_seconds", "commit", "command", "weights_sha256"):
+            if d.get(k) is not None:
+                t.add_row(k, str(d[k]))
+        out.print(t)
+        return
 
     if is_index_dir(path):
         from .index.manifest import read_manifest
@@ -466,6 +480,10 @@ def train(
     suppress_sources: SuppressChoice = typer.Option(SuppressChoice.none, help="Replace sources other than the central object by sky before training, indexing and querying: none, optical (stars, neighbours) or radio (keeps sources near the centre, e.g. lobes)."),
     framing: str = typer.Option("auto", help="The square the model sees: auto (around the central source, measured in each image: survey cutouts), auto:MARGIN (box half-side in Petrosian radii, default 1.5), fixed:F (central fraction F, e.g. fixed:0.4 for FIRST radio images), none (whole frame)."),
     seed: int = typer.Option(0, help="Seed of the split, initialisation and augmentations."),
+    init: str = typer.Option("auto", help="Start from trained weights: auto (the shipped model when the preset matches it, i.e. polar: fine-tuning measured better than from scratch), pretrained, none (from scratch) or a run directory of the same preset."),
+    fusion_share: Optional[float] = typer.Option(None, help="Append the polar Fourier descriptor to every indexed vector with this share of its norm (0-1, e.g. 0.5); default: the network's vector alone."),
+    precision: str = typer.Option("auto", help="auto (bf16 where the CPU/GPU has it natively, else fp32), fp32 or bf16."),
+    compile_mode: str = typer.Option("auto", "--compile", help="torch.compile the model: auto (long runs), on or off."),
     device: str = typer.Option("auto", help="auto (cuda, mps, cpu), or a torch device."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last epoch."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run in --out."),
@@ -477,6 +495,9 @@ def train(
     from .train import TrainConfig
     from .train import train as train_fn
 
+    from .model.presets import preset as preset_config
+    from .model.pretrained import resolve_init
+
     cfg = TrainConfig(
         preset=preset.value, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
         num_augmentations=num_augmentations, augment=GALAXY_AUGMENT if augment == AugmentChoice.galaxy else None,
@@ -484,7 +505,7 @@ def train(
         patience=patience, time_budget_s=time_budget, seed=seed, device=device, learn_score_weights=learn_weights,
         loss=None if loss is None else loss.value, temperature=temperature,
         suppress_sources=None if suppress_sources == SuppressChoice.none else SUPPRESS_PRESETS[suppress_sources.value],
-        framing=Framing.parse(framing),
+        framing=Framing.parse(framing), init=resolve_init(init, preset_config(preset.value)), fusion_share=fusion_share, precision=precision, compile=compile_mode,
     )
     with _open_catalog(catalog, metadata, on_error.value, columns) as cat:
         res = train_fn(cfg, cat, out_dir, progress=RichProgress(), resume=resume, overwrite=overwrite)
@@ -604,7 +625,7 @@ def demo(
 def build_index_cmd(
     ctx: typer.Context,
     out_dir: Path = typer.Option(..., "--out", help="Index directory to create, e.g. indexes/demo."),
-    checkpoint: Optional[Path] = typer.Option(None, help="Trained model (runs/NAME)."),
+    checkpoint: Optional[Path] = typer.Option(None, help="Trained model (runs/NAME, or 'pretrained'); default: the model shipped in the package."),
     catalog: Optional[Path] = typer.Option(None, help="HDF5 catalog or image folder to embed."),
     metadata: Optional[Path] = typer.Option(None, help="CSV of an image folder (default: the one inside it)."),
     columns: Optional[str] = typer.Option(None, help=_COLUMNS_HELP),
@@ -661,8 +682,13 @@ def build_index_cmd(
             raise typer.BadParameter("--from-shards builds without --checkpoint/--catalog; give one or the other")
         res = build_index_from_shards(from_shards, out_dir, cfg, progress)
     else:
-        if checkpoint is None or catalog is None:
-            raise typer.BadParameter("give --checkpoint and --catalog (or --from-shards)")
+        if catalog is None:
+            raise typer.BadParameter("give --catalog (and --checkpoint, or the shipped model is used), or --from-shards")
+        if checkpoint is None:
+            from .model.pretrained import PRETRAINED_NAME, pretrained_dir
+
+            checkpoint = pretrained_dir()
+            out.print(f"no --checkpoint: embedding with the model shipped in the package ({PRETRAINED_NAME}, docs/model-card.md)")
         with _open_catalog(catalog, metadata, on_error.value, columns) as cat:
             res = build_index(checkpoint, cat, out_dir, cfg, progress)
     m = res.manifest

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1] / "galaxy_retrieval"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "version"),
     ("atomic", "paths", "progress", "score", "framing", "suppress", "pipeline_file"),
-    ("catalog", "metrics"),
+    ("catalog", "metrics", "descriptors"),
     ("model", "viz", "synth", "fetch"),
     ("index", "train"),
     ("search",),

@@ -106,3 +106,14 @@ def test_config_rejects_unknown_catalog_and_variant(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="choices"):
         _cfg(tmp_path, variants=("baseline", "magic"))
 
+
+
+def test_sdss6k_needs_its_folder(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="sdss6k_path"):
+        _cfg(tmp_path, catalog="sdss6k")
+    with pytest.raises(ConfigError, match="labels.csv"):
+        protocol.prepare_catalog(_cfg(tmp_path, catalog="sdss6k", sdss6k_path=tmp_path))
+    folder = tmp_path / "six"
+    folder.mkdir()
+    (folder / "labels.csv").write_text("filename,label\n")
+    assert protocol.prepare_catalog(_cfg(tmp_path, catalog="sdss6k", sdss6k_path=folder)) == folder

@@ -26,6 +26,8 @@ def test_generated_blocks_are_current() -> None:
     assert mod.cli_reference() == (ROOT / "docs" / "cli.md").read_text("utf-8"), "run python docs/readme.py"
     bench = (ROOT / "benchmarks" / "README.md").read_text("utf-8")
     assert mod.render_readme(bench, mod.BENCH_BLOCKS) == bench, "run python docs/readme.py"
+    card = (ROOT / "docs" / "model-card.md").read_text("utf-8")
+    assert mod.render_readme(card, mod.MODEL_CARD_BLOCKS) == card, "run python docs/readme.py"
 
 
 def test_the_check_notices_drift(tmp_path: Path) -> None:

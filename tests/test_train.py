@@ -516,3 +516,60 @@ def test_the_polar_backbone_trains_saves_and_is_rotation_invariant(blobs, tmp_pa
     # a checkpoint of another backbone is a different model (not a silent mix-up)
     with pytest.raises(ConfigError, match="backbone"):
         preset("polar", backbone="resnet")
+
+
+def test_mixed_precision_and_compile_settings_train_and_fp32_stays_reproducible(blobs, tmp_path):
+    """bf16 autocast and torch.compile are speed settings: each trains, and float32 (the
+    path of runs recorded before them) gives the same weights twice."""
+    with pytest.raises(ConfigError, match="precision"):
+        tiny_cfg(precision="fp16")
+    with pytest.raises(ConfigError, match="compile"):
+        tiny_cfg(compile="yes")
+    a = train(tiny_cfg(epochs=1, precision="fp32", compile="off"), blobs, tmp_path / "a")
+    b = train(tiny_cfg(epochs=1, precision="fp32", compile="off"), blobs, tmp_path / "b")
+    assert a.weights_sha256 == b.weights_sha256
+    c = train(tiny_cfg(epochs=2, precision="bf16", compile="off"), blobs, tmp_path / "c")
+    assert c.history[-1]["train_loss"] < c.history[0]["train_loss"] and c.weights_sha256 != a.weights_sha256
+    # a run recorded before the options existed reads back as float32, eager
+    d = tiny_cfg().to_dict()
+    del d["precision"], d["compile"]
+    old = TrainConfig.from_dict(d)
+    assert (old.precision, old.compile) == ("fp32", "off")
+
+
+def test_descriptor_fusion_is_stored_in_the_weights_and_reaches_the_embedder(blobs, tmp_path):
+    """With fusion_share the checkpoint's vectors are [network | polar Fourier descriptor],
+    unit length, still rotation-invariant, and the statistics live in the weights file."""
+    from galaxy_retrieval.model.checkpoint import read_weights
+    from galaxy_retrieval.model.fusion import DescriptorFusion, fuse
+
+    cfg = tiny_cfg(epochs=1, model=preset("polar", image_size=32, hidden=8, depth=3, out_dim=16), framing=None, fusion_share=0.5)
+    train(cfg, blobs, tmp_path / "run")
+    _, file_meta = read_weights(tmp_path / "run" / "model.safetensors")
+    f = DescriptorFusion.from_dict(file_meta["fusion"])
+    assert f.share == 0.5 and f.dim == 432
+    emb = load_checkpoint(tmp_path / "run", device="cpu")
+    plain = load_checkpoint(tmp_path / "run", device="cpu", fusion=None)
+    assert emb.dim == 16 + 432 and plain.dim == 16
+    ims = blobs.get_batch(np.arange(4)).images
+    v = emb.embed(ims)
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    # the network's part is its own vector, normalised; the rest the standardised descriptor
+    z = plain.embed(ims)
+    np.testing.assert_allclose(v[:, :16], fuse(z, np.ones((4, 3)), 0.5)[:, :16], atol=1e-5)
+    np.testing.assert_allclose(emb.embed(np.rot90(ims, 2, axes=(1, 2)).copy()), v, atol=1e-4)
+    assert emb.manifest_info()["fusion"] == {"descriptor": "polar_fourier", "share": 0.5}
+    with pytest.raises(ConfigError, match="fusion_share"):
+        tiny_cfg(fusion_share=1.0)
+
+
+def test_init_fine_tunes_from_trained_weights_and_refuses_another_shape(blobs, tmp_path):
+    first = train(tiny_cfg(epochs=3, precision="fp32"), blobs, tmp_path / "first")
+    scratch = train(tiny_cfg(epochs=1, precision="fp32", seed=1), blobs, tmp_path / "scratch")
+    tuned = train(tiny_cfg(epochs=1, precision="fp32", seed=1, init=str(tmp_path / "first")), blobs, tmp_path / "tuned")
+    # the same data and seed, a trained start: the first epoch starts where the other run ended
+    assert tuned.history[0]["train_loss"] < scratch.history[0]["train_loss"]
+    assert tuned.history[0]["train_loss"] < first.history[0]["train_loss"]
+    with pytest.raises(CheckpointError, match="expects|preset"):
+        train(tiny_cfg(epochs=1, model=preset("tiny", out_dim=8), init=str(tmp_path / "first")), blobs, tmp_path / "other")
+    assert not (tmp_path / "other").exists()

@@ -53,14 +53,16 @@ __all__ = [
     "SYNTH_PARAMETERS",
 ]
 
-CATALOGS = ("synthetic", "first", "gz2")
+CATALOGS = ("synthetic", "first", "gz2", "sdss6k")
+# catalogs that are image folders given by path (labels.csv inside), never rendered or imported
+FOLDER_CATALOGS = ("gz2", "sdss6k")
 
 # The square the model sees when a variant does not choose (ViTConfig.framing). The synthetic
 # galaxies fill their 256-px cutouts; FIRST sources sit in the central ~100 of 300 px and would
 # shrink to a few patches if the whole frame were resized to 64 px (and `auto` framing, which
 # measures the core, would cut an FR II's lobes off); GZ2's SDSS galaxies span a fifth to a
 # half of their 424-px frames.
-DEFAULT_FRAMING = {"synthetic": "none", "first": "fixed:0.4", "gz2": "none"}
+DEFAULT_FRAMING = {"synthetic": "none", "first": "fixed:0.4", "gz2": "none", "sdss6k": "none"}
 # Source-suppression preset (galaxy_retrieval.suppress.PRESETS): "radio" keeps sources within
 # 30 % of the frame of the centre, so the separate lobes of an FRII stay.
 DEFAULT_SUPPRESS = {"synthetic": "optical", "first": "radio"}
@@ -134,6 +136,12 @@ VARIANTS: dict[str, Variant] = {
         Variant("defaults", defaults=True),
         Variant("galaxy-vit", defaults=True, note="the paper's ViT (`small` preset) instead of the polar CNN", overrides=(("preset", "small"),)),
         Variant("defaults-unframed", defaults=True, note="framing off", overrides=(("framing", "none"),)),
+        # issue 20: the shipped model fine-tuned on the catalog, against `defaults` from scratch
+        # under the same time budget; `-nofusion` variants measure the network's vector alone
+        Variant("finetune", defaults=True, note="initialised from the shipped model", overrides=(("init", "pretrained"),)),
+        Variant("finetune-lr1e-4", defaults=True, note="initialised from the shipped model, learning rate 1e-4",
+                overrides=(("init", "pretrained"), ("lr", 1e-4))),
+        Variant("defaults-nofusion", defaults=True, note="network vector only", overrides=(("fusion_share", None),)),
     )
 }
 
@@ -153,6 +161,8 @@ class QualityConfig:
     k: int = 10
     framing: str | None = None  # None: DEFAULT_FRAMING of the catalog, unless the variant sets it
     gz2_path: Path | None = None  # the GZ2 image folder (spiral / non-spiral); needed for catalog "gz2"
+    # the 863 labelled (smooth / featured) 128-px SDSS cutouts; needed for catalog "sdss6k"
+    sdss6k_path: Path | None = None
     evaluate_all: bool = True  # also every object as a query (leave-one-out), besides the held-out 10 %
     data_dir: Path = Path("data/quality")
     runs_dir: Path = Path("runs/quality")
@@ -171,6 +181,8 @@ class QualityConfig:
             raise ConfigError("epochs and k must be >= 1, synth_n >= 20")
         if self.catalog == "gz2" and self.gz2_path is None:
             raise ConfigError("catalog 'gz2' needs gz2_path: the GZ2 image folder with its labels.csv")
+        if self.catalog == "sdss6k" and self.sdss6k_path is None:
+            raise ConfigError("catalog 'sdss6k' needs sdss6k_path: the labelled SDSS folder with its labels.csv")
 
     def model_framing(self) -> str:
         return DEFAULT_FRAMING[self.catalog] if self.framing is None else self.framing
@@ -178,6 +190,8 @@ class QualityConfig:
     def catalog_path(self) -> Path:
         if self.catalog == "gz2":
             return Path(self.gz2_path)  # type: ignore[arg-type]
+        if self.catalog == "sdss6k":
+            return Path(self.sdss6k_path)  # type: ignore[arg-type]
         # the synthetic catalog is rendered with seed 0 whatever the training seed
         return self.data_dir / (f"synthetic-{self.synth_n}-{self.synth_size}px-seed0.h5" if self.catalog == "synthetic" else "first.h5")
 
@@ -197,9 +211,9 @@ class QualityConfig:
 def prepare_catalog(cfg: QualityConfig, progress: Progress = NULL_PROGRESS) -> Path:
     """Render or import the catalog once; later calls find the finished file."""
     path = cfg.catalog_path()
-    if cfg.catalog == "gz2":
+    if cfg.catalog in FOLDER_CATALOGS:
         if not (path / "labels.csv").is_file():
-            raise ConfigError(f"{path}: not the GZ2 image folder (no labels.csv there)")
+            raise ConfigError(f"{path}: not the {cfg.catalog} image folder (no labels.csv there)")
         return path
     if path.is_file():
         return path
@@ -606,6 +620,7 @@ _TITLES = {
     "synthetic": "Synthetic ten-class catalog (GalSim)",
     "first": "FIRST radio galaxies (firstgalaxydata)",
     "gz2": "Galaxy Zoo 2 SDSS cutouts, spiral / non-spiral (real optical development set)",
+    "sdss6k": "SDSS Galaxy Zoo 2 cutouts at 128 px, smooth / featured (the second real optical development set)",
 }
 
 

@@ -31,6 +31,7 @@ DEFAULT_VARIANTS = {
     "info-nce-t0.05,info-nce-t0.3,suppress+info-nce-t0.05-50",
     "first": "baseline,learned-weights,info-nce,no-zoom,info-nce-50,info-nce-t0.05",
     "gz2": "info-nce-t0.05,info-nce-t0.05-framed,defaults,defaults-unframed",
+    "sdss6k": "defaults",
 }
 RESULTS = HERE.parent / "results"
 
@@ -42,7 +43,11 @@ with held-out labels, with each option on and off beside classical baselines:
 
     make quality                    # synthetic and FIRST, every variant (hours on 2 CPU cores from scratch)
     make quality GZ2=DIR            # and the Galaxy Zoo 2 spiral / non-spiral folder (DIR/labels.csv)
+    make quality SDSS6K=DIR         # and the 863 labelled smooth / featured SDSS cutouts (DIR/labels.csv)
     .venv/bin/python benchmarks/quality/run.py --catalog gz2 --gz2 DIR --variants defaults --seeds 0,1,2
+
+The model shipped in the package is measured zero-shot by `benchmarks/quality/pretrained.py`
+(table in `docs/model-card.md`); the `finetune` variant here starts `gr train` from it.
 
 What is measured (`benchmarks/quality/quality_protocol.py`):
 
@@ -133,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         help=f"comma-separated: {', '.join(CATALOGS)} (default: synthetic and FIRST, and gz2 when --gz2 is given)",
     )
     p.add_argument("--gz2", type=Path, default=None, help="the GZ2 spiral / non-spiral image folder (labels.csv inside)")
+    p.add_argument("--sdss6k", type=Path, default=None, help="the labelled SDSS smooth / featured folder (labels.csv inside)")
     p.add_argument("--seeds", default="0", help="comma-separated training seeds, e.g. 0,1,2 (each seed also splits the catalog)")
     p.add_argument(
         "--variants",
@@ -149,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.readme_only:
         print(f"wrote {write_readme()}")
         return 0
-    cats = a.catalog or ",".join(c for c in CATALOGS if c != "gz2" or a.gz2 is not None)
+    given = {"gz2": a.gz2, "sdss6k": a.sdss6k}
+    cats = a.catalog or ",".join(c for c in CATALOGS if c not in given or given[c] is not None)
     try:
         for cat, seed in [(c.strip(), int(s)) for c in cats.split(",") if c.strip() for s in a.seeds.split(",")]:
             cfg = QualityConfig(
@@ -159,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                 epochs=a.epochs,
                 seed=seed,
                 gz2_path=a.gz2,
+                sdss6k_path=a.sdss6k,
                 synth_n=a.synth_n,
                 time_budget_s=a.time_budget or None,
                 fresh=a.fresh,

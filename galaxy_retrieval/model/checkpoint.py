@@ -67,7 +67,7 @@ STATE_JSON = "state.json"
 _META_KEY = "galaxy_retrieval"
 #: metadata a training run also writes into the best weights file (when set), so that file
 #: alone is used as the run intended: learned score weights, source suppression
-USAGE_KEYS = ("score_weights", "suppress_sources")
+USAGE_KEYS = ("score_weights", "suppress_sources", "fusion")
 
 
 def _weights_bytes(model: GalaxIDNetViT, extra_meta: dict[str, Any] | None = None) -> bytes:
@@ -116,7 +116,12 @@ def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
 
 
 def resolve_checkpoint(path: str | Path) -> tuple[Path, Path | None]:
-    """(weights file, checkpoint.json or None) for a run directory or a weights file."""
+    """(weights file, checkpoint.json or None) for a run directory or a weights file;
+    ``"pretrained"`` names the model shipped in the package (:mod:`.pretrained`)."""
+    if str(path) == "pretrained" and not Path(path).exists():
+        from .pretrained import pretrained_dir
+
+        path = pretrained_dir()
     p = Path(path)
     if not p.exists():
         raise CheckpointError(f"{p}: no such checkpoint (expected a run directory or a {WEIGHTS_FILE} file)")
@@ -195,6 +200,9 @@ def load_model(
         # the weights file alone: what training recorded in it about how to use the model
         meta = {"format_version": FORMAT_VERSION, "model": cfg.to_dict()}
         meta.update({k: file_meta[k] for k in USAGE_KEYS if file_meta.get(k) is not None})
+    elif file_meta.get("fusion") is not None:
+        # the fusion is part of what the weights file embeds (its sha256 covers it): the file wins
+        meta = {**meta, "fusion": file_meta["fusion"]}
     return model, meta, weights, sha256_file(weights)
 
 

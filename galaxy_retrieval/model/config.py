@@ -128,6 +128,11 @@ class ViTConfig:
                 "use galaxy_retrieval.model.preprocess.to_model_input for images of other sizes"
             )
 
+    def architecture_key(self) -> tuple:
+        """What decides the weights' shapes alone (not framing, normalisation or name): two
+        configs with one key can load each other's weights (fine-tuning)."""
+        return tuple((k, v) for k, v in self.shape_key() if k not in ("framing", "norm_mean", "norm_std"))
+
     def shape_key(self) -> tuple:
         """Everything that decides tensor shapes and preprocessing (not the name)."""
         d = self.to_dict()

@@ -14,6 +14,7 @@ from ..suppress import SuppressConfig
 from .checkpoint import load_model, weights_sha256
 from .config import ViTConfig
 from .device import autocast_for, pick_device
+from .fusion import DescriptorFusion
 from .preprocess import images_to_float, normalize
 from .vit import GalaxIDNetViT
 
@@ -57,6 +58,11 @@ def _checkpoint_suppress(meta: dict[str, Any], where: str | None) -> SuppressCon
         raise CheckpointError(f"{where or 'checkpoint'}: invalid suppress_sources config ({e})") from None
 
 
+def _checkpoint_fusion(meta: dict[str, Any], where: str | None) -> DescriptorFusion | None:
+    raw = meta.get("fusion")
+    return None if raw is None else DescriptorFusion.from_dict(raw, where)
+
+
 def _checkpoint_weights(meta: dict[str, Any], where: str | None) -> ScoreWeights:
     raw = meta.get("score_weights") or (meta.get("train") or {}).get("score_weights")
     if not raw:
@@ -93,6 +99,7 @@ class Embedder:
         meta: dict[str, Any] | None = None,
         path: str | Path | None = None,
         suppress: SuppressChoice = FROM_CHECKPOINT,
+        fusion: "DescriptorFusion | None | str" = FROM_CHECKPOINT,
     ) -> None:
         self.device = pick_device(device)
         self.model = model.to(self.device).eval()
@@ -100,6 +107,12 @@ class Embedder:
         self.meta = meta or {}
         self.path = None if path is None else str(path)
         self._score_weights = _checkpoint_weights(self.meta, self.path)
+        if isinstance(fusion, str):
+            if fusion != FROM_CHECKPOINT:
+                raise ConfigError(f"fusion={fusion!r}; give a DescriptorFusion, None (off) or {FROM_CHECKPOINT!r}")
+            self._fusion = _checkpoint_fusion(self.meta, self.path)
+        else:
+            self._fusion = fusion
         if isinstance(suppress, str):
             if suppress != FROM_CHECKPOINT:
                 raise ConfigError(f"suppress={suppress!r}; give a SuppressConfig, None (off) or {FROM_CHECKPOINT!r}")
@@ -123,7 +136,12 @@ class Embedder:
 
     @property
     def dim(self) -> int:
-        return self.model.config.out_dim
+        return self.model.config.out_dim + (0 if self._fusion is None else self._fusion.dim)
+
+    @property
+    def fusion(self) -> DescriptorFusion | None:
+        """The classical descriptor appended to every vector (:mod:`.fusion`), or None."""
+        return self._fusion
 
     @property
     def model_config(self) -> ViTConfig:
@@ -165,6 +183,7 @@ class Embedder:
             "training": self.meta.get("summary"),
             "score_weights": self.score_weights.to_dict(),
             "suppress_sources": None if self.suppress is None else self.suppress.to_dict(),
+            "fusion": None if self._fusion is None else {"descriptor": self._fusion.descriptor, "share": self._fusion.share},
         }
 
     @torch.inference_mode()
@@ -174,8 +193,10 @@ class Embedder:
         for lo in range(0, x01.shape[0], batch_size):
             x = normalize(x01[lo : lo + batch_size].to(self.device, torch.float32), self.model_config)
             with autocast_for(self.device):
-                e = self.model.embed(x)
-            out[lo : lo + len(x)] = e.float().cpu().numpy()
+                e = self.model.embed(x).float().cpu().numpy()
+            if self._fusion is not None:
+                e = self._fusion.apply(e, x01[lo : lo + batch_size])
+            out[lo : lo + len(x)] = e
         return out
 
     def embed(self, images, batch_size: int = 256) -> np.ndarray:
@@ -203,6 +224,7 @@ def load_checkpoint(
     device: str | torch.device | None = "auto",
     expect: ViTConfig | str | None = None,
     suppress: SuppressChoice = FROM_CHECKPOINT,
+    fusion: "DescriptorFusion | None | str" = FROM_CHECKPOINT,
 ) -> Embedder:
     """Open a run directory (``runs/NAME``) or a ``model.safetensors`` file as an :class:`Embedder`.
 
@@ -211,4 +233,4 @@ def load_checkpoint(
     Raises :class:`~galaxy_retrieval.errors.CheckpointError` naming the file when it is
     missing, corrupt, or (with ``expect``) of another preset or shape."""
     model, meta, weights, sha = load_model(path, expect=expect)
-    return Embedder(model, device=device, sha256=sha, meta=meta, path=weights, suppress=suppress)
+    return Embedder(model, device=device, sha256=sha, meta=meta, path=weights, suppress=suppress, fusion=fusion)

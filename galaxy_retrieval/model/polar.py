@@ -28,24 +28,14 @@ explanation maps (``gr explain --method similarity``).
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..descriptors import polar_grid
 from .config import ViTConfig
 
 __all__ = ["PolarCNN", "polar_grid"]
-
-
-def polar_grid(n_r: int, n_theta: int) -> torch.Tensor:
-    """(1, n_r, n_theta, 2) ring sampling points in ``grid_sample``'s [-1, 1] coordinates:
-    ``n_r`` radii at ring centres out to the inscribed circle, ``n_theta`` angles from 0."""
-    r = (torch.arange(n_r, dtype=torch.float32) + 0.5) / n_r
-    t = torch.arange(n_theta, dtype=torch.float32) * (2 * math.pi / n_theta)
-    rr, tt = torch.meshgrid(r, t, indexing="ij")
-    return torch.stack([rr * torch.cos(tt), rr * torch.sin(tt)], dim=-1)[None]
 
 
 class _CircularConv(nn.Module):

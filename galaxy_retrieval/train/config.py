@@ -9,17 +9,23 @@ from typing import Any, Literal
 from ..errors import ConfigError
 from ..framing import Framing
 from ..model.config import ViTConfig
+from ..model.device import Precision
 from ..model.presets import preset as _preset
 from ..score import ScoreWeights
 from ..suppress import SuppressConfig
 from .augment import GALAXY_AUGMENT, AugmentConfig
 
-__all__ = ["TrainConfig", "PairMode", "LrSchedule"]
+__all__ = ["TrainConfig", "PairMode", "LrSchedule", "CompileMode", "COMPILE_AUTO_MIN_IMAGES"]
 
 PairMode = Literal["paper", "in_batch"]
 SelectBy = Literal["val_loss", "split_loose_acc"]
 LossKind = Literal["contrastive", "info_nce"]
 LrSchedule = Literal["constant", "cosine"]
+CompileMode = Literal["auto", "on", "off"]
+# torch.compile costs ~25-60 s of compilation per run on 2 cores and then trains the polar
+# CNN ~1.7x faster than eager bf16 (benchmarks/train_speed.py): "auto" compiles only runs that
+# will push at least this many images through the model, where the compile is < ~10 % of the run
+COMPILE_AUTO_MIN_IMAGES = 60_000
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,24 @@ class TrainConfig:
         ``"split_loose_acc"``, loose accuracy against the whole validation split
         (:func:`~galaxy_retrieval.metrics.split_loose_accuracy`), label-free and
         unlike the loss or batch-8/64 loose accuracy not saturated on real cutouts.
+    precision
+        ``"auto"`` (bf16 autocast on CUDA and on CPUs with native bf16 such as AMX, float32
+        elsewhere), ``"fp32"`` or ``"bf16"``. Weights, optimiser and loss stay float32. A
+        speed setting: ``"fp32"`` reproduces runs recorded before the option existed.
+    compile
+        ``torch.compile`` the model's training forward: ``"on"``, ``"off"`` or ``"auto"``
+        (on for runs of at least ``COMPILE_AUTO_MIN_IMAGES`` model images, where the
+        compile time pays for itself). Speed only; results equal eager within float error.
+    fusion_share
+        append the standardised polar Fourier descriptor to every vector the checkpoint
+        embeds, with this share of the vector's squared norm
+        (:mod:`galaxy_retrieval.model.fusion`); its statistics come from the training images
+        (label-free) and are stored in the weights file. None: the network's vector alone.
+        Training itself is unchanged: the fusion only shapes what is indexed and searched.
+    init
+        start from trained weights instead of a random initialisation: ``"pretrained"`` (the
+        model shipped in the package) or a run directory / weights file of the same shape.
+        Fine-tuning then continues with this config's recipe on the catalog.
     framing
         the square cut from each cutout before it is resized
         (:class:`~galaxy_retrieval.framing.Framing`); None keeps the model config's. Stored
@@ -125,6 +149,10 @@ class TrainConfig:
     suppress_sources: SuppressConfig | None = None
     framing: Framing | None = Framing(mode="auto")
     select_by: SelectBy = "split_loose_acc"
+    precision: Precision = "auto"
+    compile: CompileMode = "auto"
+    fusion_share: float | None = None
+    init: str | None = None
 
     def __post_init__(self) -> None:
         def _int(name: str, lo: int) -> None:
@@ -180,6 +208,16 @@ class TrainConfig:
             )
         if self.select_by not in ("val_loss", "split_loose_acc"):
             raise ConfigError(f"train config select_by={self.select_by!r}; choices: val_loss, split_loose_acc")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ConfigError(f"train config precision={self.precision!r}; choices: auto, fp32, bf16")
+        if self.fusion_share is not None and (
+            isinstance(self.fusion_share, bool) or not isinstance(self.fusion_share, (int, float)) or not 0 <= self.fusion_share < 1
+        ):
+            raise ConfigError(f"train config fusion_share={self.fusion_share!r} must be a number in [0, 1) or None")
+        if self.init is not None and (not isinstance(self.init, str) or not self.init.strip()):
+            raise ConfigError(f"train config init={self.init!r} must be 'pretrained', a checkpoint path or None")
+        if self.compile not in ("auto", "on", "off"):
+            raise ConfigError(f"train config compile={self.compile!r}; choices: auto, on, off")
         if self.framing is not None and not isinstance(self.framing, Framing):
             object.__setattr__(self, "framing", Framing.from_dict(self.framing))
         if self.model is None:
@@ -243,6 +281,9 @@ class TrainConfig:
         kw.setdefault("framing", None)
         kw.setdefault("preset", "small")
         kw.setdefault("select_by", "val_loss")
+        kw.setdefault("precision", "fp32")  # trained before mixed precision on the CPU
+        kw.setdefault("compile", "off")
+        kw.setdefault("init", None)
         if kw.get("model") is not None:
             kw["model"] = ViTConfig.from_dict(kw["model"])
         if "score_weights" in kw:

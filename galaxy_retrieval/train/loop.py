@@ -31,12 +31,14 @@ from ..model.checkpoint import (
     PLOT_FILE,
     WEIGHTS_FILE,
     _last_is_whole,
+    load_model,
     load_train_state,
     save_train_state,
     save_weights,
     settle_last,
 )
-from ..model.device import autocast_for, pick_device
+from ..model.device import pick_device, resolve_precision, train_autocast
+from ..model.fusion import DescriptorFusion, fit_fusion
 from ..model.preprocess import normalize
 from ..model.vit import GalaxIDNetViT, build_model
 from ..paths import check_output_dir, first_missing, remove_created_dirs
@@ -44,7 +46,7 @@ from ..progress import NULL_PROGRESS, Progress
 from ..score import ScoreWeights, score_torch, weight_logits, weights_from_logits
 from .losses import contrastive_loss, info_nce_loss
 from .augment import PairAugmenter
-from .config import TrainConfig
+from .config import COMPILE_AUTO_MIN_IMAGES, TrainConfig
 from .data import ImageStore
 from .pairs import make_pair_batch, other_positions, pair_loss
 from ..viz.curves import plot_history
@@ -107,13 +109,29 @@ def make_val_set(store: ImageStore, augmenter: PairAugmenter, seed: int, max_ima
 
 
 @torch.inference_mode()
-def _embed_u8(model: GalaxIDNetViT, x: torch.Tensor, device: torch.device, chunk: int = 256) -> torch.Tensor:
+def _embed_u8(model: GalaxIDNetViT, x: torch.Tensor, device: torch.device, precision: str = "auto", chunk: int = 256) -> torch.Tensor:
     out = []
+    layout = _memory_format(precision, device)
     for lo in range(0, x.shape[0], chunk):
-        xb = normalize(x[lo : lo + chunk].to(device).float() / 255.0, model.config)
-        with autocast_for(device):
+        xb = normalize(x[lo : lo + chunk].to(device).float() / 255.0, model.config).contiguous(memory_format=layout)
+        with train_autocast(device, precision):
             out.append(model.embed(xb).float().cpu())
     return torch.cat(out)
+
+
+def _memory_format(precision: str, device: torch.device) -> torch.memory_format:
+    """channels-last where bf16 runs on a CPU: oneDNN's AMX convolutions want NHWC, and
+    NCHW tensors are reordered at every layer otherwise (measured in benchmarks/train_speed.py)."""
+    if device.type == "cpu" and resolve_precision(precision, device) == "bf16":
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def _use_compile(cfg: TrainConfig, n_train: int) -> bool:
+    if cfg.compile != "auto":
+        return cfg.compile == "on"
+    views = 2 if cfg.pair_mode == "in_batch" else 3
+    return cfg.epochs * n_train * views >= COMPILE_AUTO_MIN_IMAGES
 
 
 def validate(
@@ -126,9 +144,9 @@ def validate(
     w = cfg.score_weights if weights is None else weights
     was_training = model.training
     model.eval()
-    za = _embed_u8(model, val.anchors, device)
-    zp = _embed_u8(model, val.positives, device)
-    zn = _embed_u8(model, val.negatives, device)
+    za = _embed_u8(model, val.anchors, device, cfg.precision)
+    zp = _embed_u8(model, val.positives, device, cfg.precision)
+    zn = _embed_u8(model, val.negatives, device, cfg.precision)
     model.train(was_training)
     s = torch.cat([score_torch(za, zp, w), score_torch(za, zn, w)])
     y = torch.cat([torch.ones(len(za)), torch.zeros(len(za))])
@@ -257,8 +275,21 @@ def _train(
             shutil.rmtree(out / (LAST_DIR + d), ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
 
-    model = build_model(mcfg, seed=cfg.seed).to(device)
+    fusion = _fit_fusion(cfg, tr, progress)
+    model = build_model(mcfg, seed=cfg.seed)
+    if cfg.init is not None and not resume:
+        _load_init(model, cfg.init, progress)
+    model = model.to(device)
+    model = model.to(memory_format=_memory_format(cfg.precision, device))
     opt, theta = _optimizer(model, cfg, device)
+    precision = resolve_precision(cfg.precision, device)
+    embed_fn = model.embed
+    if _use_compile(cfg, len(tr)):
+        # the training forward only: validation runs eager (eval-mode batch norm would be a
+        # second graph to compile for a few seconds of work per epoch)
+        embed_fn = torch.compile(model.embed)
+    progress.log(f"precision {precision}{', channels-last' if _memory_format(cfg.precision, device) == torch.channels_last else ''}"
+                 f"{', torch.compile' if embed_fn is not model.embed else ''}")
 
     def current_weights() -> ScoreWeights:
         return cfg.score_weights if theta is None else weights_from_logits(theta)
@@ -302,7 +333,7 @@ def _train(
             progress.log(f"stopping before epoch {epoch + 1}: it would end past the {cfg.time_budget_s:.0f} s budget")
             break
         t_epoch = time.perf_counter()
-        loss_sum, acc_sum, seen, step = _train_epoch(model, opt, theta, tr, augmenter, g, cfg, device, epoch, step, steps_per_epoch, out, progress)
+        loss_sum, acc_sum, seen, step = _train_epoch(model, embed_fn, opt, theta, tr, augmenter, g, cfg, device, epoch, step, steps_per_epoch, out, progress)
         epoch_w = current_weights()
         metrics = validate(model, val, cfg, device, epoch_w)
         epoch_s = time.perf_counter() - t_epoch
@@ -328,7 +359,7 @@ def _train(
             best_epoch = epoch + 1
             best_acc = {b: metrics[f"val_loose_acc@{b}"] for b in cfg.loose_batch_sizes}
             best_weights = None if theta is None else epoch_w.to_dict()
-            best_sha = save_weights(out / WEIGHTS_FILE, model, _usage_meta(cfg, best_weights))
+            best_sha = save_weights(out / WEIGHTS_FILE, model, _usage_meta(cfg, best_weights, fusion))
         else:
             bad_epochs += 1
         if bad_epochs >= cfg.patience:
@@ -447,7 +478,7 @@ def _optimizer(model: torch.nn.Module, cfg: TrainConfig, device: Any) -> tuple[t
 
 
 def _train_epoch(
-    model: Any, opt: Any, theta: Any, tr: ImageStore, augmenter: PairAugmenter, g: torch.Generator, cfg: TrainConfig,
+    model: Any, embed_fn: Any, opt: Any, theta: Any, tr: ImageStore, augmenter: PairAugmenter, g: torch.Generator, cfg: TrainConfig,
     device: Any, epoch: int, step: int, steps_per_epoch: int, out: Path, progress: Progress,
 ) -> tuple[float, float, int, int]:
     """One pass over the training images in a random order. Returns (loss sum, pair-accuracy
@@ -460,6 +491,7 @@ def _train_epoch(
     # progress counts pairs in paper mode, images (each against the whole batch) in in_batch mode
     per_image = 1 if cfg.pair_mode == "in_batch" or cfg.save_computations else 2
     unit = "img" if cfg.pair_mode == "in_batch" else "pair"
+    layout = _memory_format(cfg.precision, device)
     with progress.task(f"train epoch {epoch + 1}/{cfg.epochs}", total=n * per_image, unit=unit) as t:
         for lo in range(0, n, bsz):
             pos = perm[lo : lo + bsz]
@@ -475,9 +507,9 @@ def _train_epoch(
             batch = make_pair_batch(anchors, others, augmenter, g, cfg.pair_mode, cfg.save_computations, cfg.augment_anchors)
             for group in opt.param_groups:
                 group["lr"] = _lr_at(cfg, step, steps_per_epoch)
-            x = normalize(batch.images, mcfg)
-            with autocast_for(device):
-                emb = model.embed(x)  # one model call for every image of every pair
+            x = normalize(batch.images, mcfg).contiguous(memory_format=layout)
+            with train_autocast(device, cfg.precision):
+                emb = embed_fn(x)  # one model call for every image of every pair
             w = cfg.score_weights if theta is None else torch.softmax(theta, dim=0)
             loss, acc = pair_loss(emb.float(), batch, w, cfg.margin, cfg.loss, cfg.temperature)
             opt.zero_grad(set_to_none=True)
@@ -501,9 +533,34 @@ def _train_epoch(
     return loss_sum, acc_sum, seen, step
 
 
-def _usage_meta(cfg: TrainConfig, best_weights: dict[str, float] | None) -> dict[str, Any] | None:
+def _load_init(model: torch.nn.Module, init: str, progress: Progress) -> None:
+    """Copy the weights of ``init`` (the shipped model or a checkpoint of the same shape) into ``model``."""
+    src, _meta, weights, sha = load_model(init)
+    if src.config.architecture_key() != model.config.architecture_key():
+        raise CheckpointError(
+            f"{weights}: cannot initialise from it: it is a {src.config.name} model of another architecture than the "
+            f"{model.config.name} preset being trained (its preset expects other weight shapes)"
+        )
+    # the architecture is the checkpoint's; framing and normalisation stay this run's
+    model.load_state_dict(src.state_dict())
+    progress.log(f"initialised from {init} ({weights}, sha256 {sha[:12]}…)")
+
+
+def _fit_fusion(cfg: TrainConfig, tr: ImageStore, progress: Progress) -> DescriptorFusion | None:
+    """The descriptor fusion's statistics over the training images (label-free), when asked for."""
+    if cfg.fusion_share is None:
+        return None
+    n = len(tr)
+    f = fit_fusion((tr.get(torch.arange(lo, min(n, lo + 512))).float() / 255.0 for lo in range(0, n, 512)), share=float(cfg.fusion_share))
+    progress.log(f"descriptor fusion: polar Fourier ({f.dim} components, share {f.share:g}) standardised over {n} training images")
+    return f
+
+
+def _usage_meta(cfg: TrainConfig, best_weights: dict[str, float] | None, fusion: DescriptorFusion | None = None) -> dict[str, Any] | None:
     """What the best weights file itself records about how to use the model (see checkpoint.py)."""
     meta: dict[str, Any] = {}
+    if fusion is not None:
+        meta["fusion"] = fusion.to_dict()
     if best_weights is not None:
         meta["score_weights"] = best_weights
     if cfg.suppress_sources is not None:

@@ -1,0 +1,109 @@
+"""Descriptor fusion: the indexed vector is the network's embedding beside a classical descriptor.
+
+On real survey cutouts the learned embedding and the rotation-invariant polar Fourier
+descriptor (:func:`galaxy_retrieval.descriptors.polar_fourier_features`) fail on different
+galaxies: the network wins on spirals and edge-on discs, the descriptor on smooth
+ellipticals and mergers, whose radial light profile it keeps exactly
+(benchmarks/quality/README.md). Concatenating the two unit vectors gives one vector that the
+FAISS shortlist and the exact reranker handle like any other:
+
+    v = [ √(1 − w) · z / ‖z‖ ,  √w · d̂ / ‖d̂‖ ],   d̂ = (d − μ) / σ
+
+``w`` is the descriptor's share of the vector's squared norm (so ``v`` is a unit vector and
+its cosine with another is the w-weighted mean of the two parts' cosines); μ and σ are the
+descriptor's per-component statistics over the *training* images (label-free, stored with
+the checkpoint so that queries and the index are standardised alike). The default share is
+the even split w = 0.5 — not tuned on any labelled set (benchmarks/quality/pretrained.py
+reports the other shares beside it).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..descriptors import polar_fourier_features
+from ..errors import CheckpointError, ConfigError
+
+__all__ = ["DescriptorFusion", "fuse", "fit_fusion", "DEFAULT_SHARE", "DESCRIPTORS"]
+
+#: the descriptor's share of the fused vector's squared norm when nothing else is chosen
+DEFAULT_SHARE = 0.5
+#: descriptors that can be fused (name → function of [0, 1] images (B, 3, S, S))
+DESCRIPTORS = {"polar_fourier": polar_fourier_features}
+
+
+@dataclass(frozen=True)
+class DescriptorFusion:
+    """What the embedder appends to the network's vector (module doc)."""
+
+    share: float
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    descriptor: str = "polar_fourier"
+
+    def __post_init__(self) -> None:
+        if self.descriptor not in DESCRIPTORS:
+            raise ConfigError(f"fusion descriptor {self.descriptor!r}; choices: {', '.join(DESCRIPTORS)}")
+        if not (isinstance(self.share, (int, float)) and 0.0 <= float(self.share) < 1.0):
+            raise ConfigError(f"fusion share={self.share!r} must be a number in [0, 1)")
+        if len(self.mean) != len(self.std) or not self.mean:
+            raise ConfigError("fusion mean and std must be non-empty and of one length")
+
+    @property
+    def dim(self) -> int:
+        return len(self.mean)
+
+    def descriptor_of(self, x01: torch.Tensor) -> np.ndarray:
+        """The standardised descriptor of [0, 1] model-input images (B, 3, S, S)."""
+        d = DESCRIPTORS[self.descriptor](x01)
+        return ((d - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)).astype(np.float32)
+
+    def apply(self, z: np.ndarray, x01: torch.Tensor) -> np.ndarray:
+        """The network's vectors ``z`` (B, D) of the images ``x01`` → fused (B, D + dim)."""
+        return fuse(z, self.descriptor_of(x01), self.share)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"descriptor": self.descriptor, "share": float(self.share), "mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str | None = None) -> "DescriptorFusion":
+        try:
+            return cls(share=float(d["share"]), mean=tuple(float(v) for v in d["mean"]), std=tuple(float(v) for v in d["std"]),
+                       descriptor=str(d.get("descriptor", "polar_fourier")))
+        except (KeyError, TypeError, ValueError, ConfigError) as e:
+            raise CheckpointError(f"{where or 'checkpoint'}: unreadable descriptor fusion ({e})") from None
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(n > 0, n, 1.0)
+
+
+def fuse(z: np.ndarray, d: np.ndarray, share: float) -> np.ndarray:
+    """[√(1−share)·z/‖z‖, √share·d/‖d‖] row by row, float32 (module doc)."""
+    z = np.asarray(z, np.float32)
+    d = np.asarray(d, np.float32)
+    return np.concatenate([math.sqrt(1.0 - share) * _unit(z), math.sqrt(share) * _unit(d)], axis=1).astype(np.float32)
+
+
+def fit_fusion(x01_batches, share: float = DEFAULT_SHARE, descriptor: str = "polar_fourier") -> DescriptorFusion:
+    """Standardisation statistics of the descriptor over images (an iterable of [0, 1]
+    (B, 3, S, S) batches, e.g. the training set): label-free."""
+    fn = DESCRIPTORS.get(descriptor)
+    if fn is None:
+        raise ConfigError(f"fusion descriptor {descriptor!r}; choices: {', '.join(DESCRIPTORS)}")
+    parts = [fn(x) for x in x01_batches]
+    if not parts:
+        raise ConfigError("fusion statistics need at least one image")
+    d = np.concatenate(parts).astype(np.float64)
+    sd = d.std(axis=0)
+    # a component that barely varies over the training images (the empty outer rings of small
+    # galaxies) would turn float noise into a dominant coordinate: floor its scale
+    floor = max(1e-12, 1e-2 * float(np.median(sd)))
+    return DescriptorFusion(share=share, mean=tuple(d.mean(axis=0).tolist()),
+                            std=tuple(np.maximum(sd, floor).tolist()), descriptor=descriptor)
