@@ -79,15 +79,60 @@ class _RichHandle:
         self._p.update(self._id, info=text)
 
 
+class _PlainHandle:
+    """Progress as whole lines (a log, CI, a pipe): a bar redrawn in place comes out there cut
+    to the width of nothing (``320/3…``). A line every 10 % or 30 s, and one at the end."""
+
+    def __init__(self, console: Console, description: str, total: float | None, unit: str) -> None:
+        import time
+
+        self._c, self._desc, self._total, self._unit = console, description, total, unit
+        self._n = 0.0
+        self._t0 = self._last_t = time.monotonic()
+        self._last_frac = 0.0
+        self._info = ""
+        self._printed = -1.0  # the count of the last line printed
+
+    def _line(self) -> str:
+        import time
+
+        dt = max(time.monotonic() - self._t0, 1e-9)
+        done = f"{self._n:,.0f}/{self._total:,.0f} ({100 * self._n / self._total:.0f} %)" if self._total else f"{self._n:,.0f}"
+        return f"{self._desc}: {done} {self._unit}, {self._n / dt:,.1f} {self._unit}/s, {dt:.0f} s" + (f"  {self._info}" if self._info else "")
+
+    def advance(self, n: float = 1) -> None:
+        import time
+
+        self._n += n
+        now = time.monotonic()
+        frac = self._n / self._total if self._total else 0.0
+        if frac - self._last_frac >= 0.1 or now - self._last_t >= 30:
+            self._last_frac, self._last_t, self._printed = frac, now, self._n
+            self._c.print(self._line(), highlight=False, soft_wrap=True)
+
+    def update(self, **fields: Any) -> None:
+        self._info = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in fields.items())
+
+    def close(self) -> None:
+        if self._printed != self._n:  # the last line is not already the final count
+            self._c.print(self._line(), highlight=False, soft_wrap=True)
+
+
 class RichProgress:
-    """The library's Progress protocol drawn with rich bars (with rates) on stderr."""
+    """The library's Progress protocol drawn with rich bars (with rates) on stderr; plain
+    progress lines instead when stderr is not a terminal (logs, CI, pipes)."""
 
     def __init__(self, console: Console = err, quiet: bool = False) -> None:
         self.console = console
         self.quiet = quiet
 
     @contextmanager
-    def task(self, description: str, total: float | None = None, unit: str = "it") -> Iterator[_RichHandle]:
+    def task(self, description: str, total: float | None = None, unit: str = "it") -> Iterator[Any]:
+        if not self.quiet and not self.console.is_terminal:
+            plain = _PlainHandle(self.console, description, total, unit)
+            yield plain
+            plain.close()
+            return
         columns = [
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -283,6 +328,16 @@ def info(
                 f"vs mean {bal['mean_list']:,.1f}, {bal['empty_lists']:,} empty" + (" — consider gr reindex" if bal["imbalance"] > 3 else ""),
             )
         t.add_row("score weights", ", ".join(f"{k}={v:.3g}" for k, v in m.score_weights.items()))
+        import numpy as np
+
+        from .index.reference import ScoreReference
+
+        ref = ScoreReference.from_manifest(m.extra)
+        if ref is not None:  # what a hit's percentile is measured against
+            qs = {p: float(np.interp(p / 100, ref.probs, ref.quantiles)) for p in (50, 99, 99.9, 99.99)}
+            t.add_row("random pairs", f"{ref.pairs:,} scored: median {qs[50]:.4f}, " + ", ".join(f"p{p:g} {v:.4f}" for p, v in qs.items() if p != 50))
+        else:
+            t.add_row("random pairs", "not recorded (an older index): hits have no percentile")
         t.add_row("model", str((m.model or {}).get("preset", "—")) + f" sha256 {str((m.model or {}).get('sha256', ''))[:12]}")
         t.add_row("catalog", str(m.catalog.get("source")))
         if m.catalog.get("label_names"):
@@ -721,17 +776,27 @@ def delete(
     index: Path = typer.Option(..., help="Index directory (indexes/NAME)."),
     ids: Optional[Path] = typer.Option(None, help="Text file of object ids to delete, one per line."),
     where: Optional[str] = typer.Option(None, help='Delete the objects matching this condition over the metadata columns (one boolean expression), e.g. "label = 9".'),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say which objects would be deleted; change nothing."),
 ) -> None:
     """Delete objects from an index (a tombstone list; `gr compact` later removes them from the files)."""
     from .index.writes import delete_objects, read_id_list
 
     if (ids is None) == (where is None):
         raise typer.BadParameter("give --ids FILE or --where EXPR")
-    res = delete_objects(index, read_id_list(ids) if ids is not None else None, where)
+    res = delete_objects(index, read_id_list(ids) if ids is not None else None, where, dry_run=dry_run)
+    if res.dry_run:
+        shown = ", ".join(res.ids[:10]) + (" …" if len(res.ids) > 10 else "")
+        out.print(f"would delete {res.deleted:,} objects from [bold]{res.path}[/] (dry run, nothing changed)" + (f": {escape(shown)}" if shown else ""), highlight=False)
+    elif res.deleted == 0:
+        what = "no object matches the condition" if where is not None else "none of the ids is in the index (or not deleted already)"
+        out.print(f"[yellow]nothing deleted from[/] [bold]{res.path}[/]: {what} (version {res.version} unchanged)", highlight=False)
     msg = f"deleted {res.deleted:,} objects from [bold]{res.path}[/] (version {res.version}; {res.live:,} remain)"
     if res.already_deleted:
         msg += f"; {res.already_deleted:,} were already deleted"
-    out.print(msg, highlight=False)
+    if res.deleted and not res.dry_run:
+        out.print(msg, highlight=False)
+    elif res.already_deleted:
+        out.print(f"{res.already_deleted:,} were already deleted", highlight=False)
     if res.not_found:
         shown = ", ".join(res.not_found[:5]) + (" …" if len(res.not_found) > 5 else "")
         out.print(f"[yellow]{len(res.not_found):,} ids not found in the index:[/] {escape(shown)}", highlight=False)
@@ -809,6 +874,14 @@ def verify(index: Path = typer.Option(..., help="Index directory (indexes/NAME).
     out.print(f"index [bold]{rep.path}[/]: {rep.count:,} objects; {rep.files} files, {rep.bytes / 1e6:,.1f} MB match manifest.json", highlight=False)
 
 
+class HitsFormatChoice(str, Enum):  # search.hits.HIT_SUFFIXES
+    csv = "csv"
+    parquet = "parquet"
+    json = "json"
+    fits = "fits"
+    votable = "votable"
+
+
 @app.command()
 @_friendly
 def query(
@@ -829,14 +902,16 @@ def query(
         "of the positives' embeddings, and candidates are ranked by their mean score to the positives minus their mean score "
         "to the negatives (implied by --negative/--negative-id or several --object-id).",
     ),
-    ra: Optional[float] = typer.Option(None, help="Right ascension, degrees."),
-    dec: Optional[float] = typer.Option(None, help="Declination, degrees."),
+    ra: Optional[str] = typer.Option(
+        None, help='Right ascension: degrees (148.05) or sexagesimal hours (09:52:12, 09h52m12s); or both coordinates in one string ("09h52m12s +02d09m15s") without --dec.'
+    ),
+    dec: Optional[str] = typer.Option(None, help="Declination: degrees (2.154) or sexagesimal (+02:09:15, +02d09m15s)."),
     radius: float = typer.Option(10.0, help="Search radius around --ra/--dec, arcsec."),
     k: int = typer.Option(10, help="Number of results."),
     refine: int = typer.Option(10, help="Shortlist k×refine candidates from FAISS, rerank them exactly."),
     exact: bool = typer.Option(False, "--exact", help="Bypass the index: exact scan of every vector (ground truth)."),
     checkpoint: Optional[Path] = typer.Option(None, help="Use this checkpoint (must match the index)."),
-    mosaic: Optional[Path] = typer.Option(None, help="Write the query and its hits as a PNG grid."),
+    mosaic: Optional[Path] = typer.Option(None, help="Write the query and its hits as a PNG grid (5 per row, cropped to each galaxy)."),
     fetch: Optional[SurveyChoice] = typer.Option(None, help="With --ra/--dec: when no catalog object is within --radius, download this survey's cutout there and search with it."),
     fetch_size: int = typer.Option(256, help="Side of the fetched cutout in pixels (match the catalog's images)."),
     fetch_pixscale: Optional[float] = typer.Option(None, help="Arcsec per pixel of the fetched cutout (default: the survey's native scale)."),
@@ -849,7 +924,10 @@ def query(
     min_separation: Optional[float] = typer.Option(
         None, help="Arcsec: drop a hit this close to the query object or to a better hit (duplicate cutouts of one galaxy) and refill the list."
     ),
-    output: Optional[Path] = typer.Option(None, help="Also write the hits (rank, query, object id, score and its terms, metadata) to .csv, .parquet or .json."),
+    output: Optional[Path] = typer.Option(
+        None, help="Also write the hits (rank, query, object id, score, percentile, terms, metadata) to .csv, .parquet, .json, .fits or .vot (VOTable); - writes them to stdout (with --format)."
+    ),
+    output_format: Optional[HitsFormatChoice] = typer.Option(None, "--format", help="Format of --output (default: by its ending); fits and votable open in TOPCAT and Aladin."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Find the k catalog galaxies most similar to an image, an object id, or a sky position."""
@@ -859,7 +937,7 @@ def query(
     if fetch is not None:
         from .fetch import CutoutSpec
 
-        if ra is None or dec is None:
+        if ra is None:
             raise typer.BadParameter("--fetch applies to a query by --ra and --dec")
         spec = CutoutSpec(survey=fetch.value, size=fetch_size, pixscale=fetch_pixscale, base_url=base_url)
 
@@ -892,29 +970,45 @@ def query(
             order="least" if least else "most",
             min_separation_arcsec=min_separation,
             output=output,
+            output_format=None if output_format is None else output_format.value,
         )
     )
     if res.fetched is not None:
-        err.print(f"no catalog object within {radius:g}\" of RA {ra:g}, Dec {dec:g}: searched with the {fetch.value} cutout {res.fetched}", highlight=False)  # type: ignore[union-attr]
+        err.print(f"no catalog object within {radius:g}\" of RA {ra}, Dec {dec}: searched with the {fetch.value} cutout {res.fetched}", highlight=False)  # type: ignore[union-attr]
+    if output is not None and str(output) == "-":  # stdout holds the hits file: the summary goes to stderr
+        err.print(f"{sum(len(h) for h in res.hits)} hits in {res.seconds * 1000:.1f} ms", highlight=False)
+        return
     if as_json:
         payload = {"seconds": res.seconds, "results": [{"query": q, "hits": [h.to_dict() for h in hs]} for q, hs in zip(res.queries, res.hits)]}
         if res.mosaic:
             payload["mosaic"] = str(res.mosaic)
         if res.fetched:
             payload["cutout"] = str(res.fetched)
+        if res.skipped:
+            payload["skipped"] = [{"target": t, "why": w} for t, w in res.skipped]
         print(json.dumps(payload, default=str))
         return
+    for target, why in res.skipped[:20]:  # a batch skips its bad rows and says which
+        err.print(f"[yellow]skipped[/] {escape(target)}: {escape(why)}", highlight=False, soft_wrap=True)
+    if len(res.skipped) > 20:
+        err.print(f"[yellow]… and {len(res.skipped) - 20} more skipped targets[/]")
+    for q, hs in zip(res.queries, res.hits):
+        if len(hs) < k:  # say why the list is short instead of leaving it to be noticed
+            reasons = (["only that many match --where"] if where is not None else []) + (
+                [f'the others lie within {min_separation:g}" of the query or of a better hit'] if min_separation is not None else []
+            )
+            err.print(f"[yellow]note:[/] {escape(q)}: {len(hs)} of {k} hits" + (f" ({'; '.join(reasons)})" if reasons else ""), highlight=False, soft_wrap=True)
     names = res.label_names or {}
     for q, hs in zip(res.queries, res.hits):
-        t = Table(title=f"{'least similar to' if least else 'neighbours of'} {q}", title_justify="left", caption="score = (cos + 1/(1+L2) + 1/(1+L3)) / 3 by default")
-        for col, just in (("#", "right"), ("object id", "left"), ("score", "right"), ("cos", "right"), ("1/(1+L2)", "right"), ("1/(1+L3)", "right"), ("label", "left"), ("ra", "right"), ("dec", "right")):
+        t = Table(title=f"{'least similar to' if least else 'neighbours of'} {q}", title_justify="left", caption="score = (cos + 1/(1+L2) + 1/(1+L3)) / 3 by default; pct = its percentile among random catalog pairs")
+        for col, just in (("#", "right"), ("object id", "left"), ("score", "right"), ("pct", "right"), ("cos", "right"), ("1/(1+L2)", "right"), ("1/(1+L3)", "right"), ("label", "left"), ("ra", "right"), ("dec", "right")):
             t.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
         for h in hs:
             lab = h.metadata.get("label")
             lab_s = "" if lab is None else (names[lab] if isinstance(lab, int) and lab in names else str(lab))
             ra_v, dec_v = h.metadata.get("ra"), h.metadata.get("dec")
             t.add_row(
-                str(h.rank), h.object_id, f"{h.score:.4f}", f"{h.cos:.3f}", f"{h.inv_l2:.3f}", f"{h.inv_l3:.3f}", lab_s,
+                str(h.rank), h.object_id, f"{h.score:.4f}", "—" if h.percentile is None else f"{h.percentile:.2f}", f"{h.cos:.3f}", f"{h.inv_l2:.3f}", f"{h.inv_l3:.3f}", lab_s,
                 "" if ra_v is None else f"{ra_v:.4f}", "" if dec_v is None else f"{dec_v:.4f}",
             )
         out.print(t)
@@ -922,6 +1016,52 @@ def query(
         f"{sum(len(h) for h in res.hits)} hits in {res.seconds * 1000:.1f} ms (index opened and model loaded in {res.open_seconds:.1f} s)"
         + (f"; mosaic: {res.mosaic}" if res.mosaic else "")
         + (f"; hits written to {res.output}" if res.output else "")
+    )
+
+
+@app.command()
+@_friendly
+def outliers(
+    index: Path = typer.Option(..., help="Index directory (indexes/NAME)."),
+    n: int = typer.Option(20, help="Number of objects to show."),
+    k: int = typer.Option(50, help="Rank by the score to each object's k-th nearest neighbour (lowest: least like any other)."),
+    refine: int = typer.Option(1, help="Shortlist k×refine neighbours from FAISS, rescore them exactly."),
+    where: Optional[str] = typer.Option(None, help='Only show objects matching this SQL condition over the metadata columns, e.g. "redshift < 0.05".'),
+    mosaic: Optional[Path] = typer.Option(None, help="Write them as a PNG grid, strangest first."),
+    output: Optional[Path] = typer.Option(None, help="Also write them to .csv, .parquet, .json, .fits or .vot; - for stdout (with --format)."),
+    output_format: Optional[HitsFormatChoice] = typer.Option(None, "--format", help="Format of --output (default: by its ending)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """The catalog's strangest galaxies: the lowest score to their k-th nearest neighbour
+    (computed once per index version with the FAISS index, then cached beside it)."""
+    from .search.outliers import find_outliers
+
+    res = find_outliers(
+        index, n=n, k=k, refine=refine, where=where, mosaic=mosaic, output=output,
+        output_format=None if output_format is None else output_format.value, progress=RichProgress(quiet=as_json or str(output) == "-"),
+    )
+    if output is not None and str(output) == "-":
+        return
+    if as_json:
+        print(json.dumps({"k": k, "seconds": res.seconds, "cached": res.cached, "hits": [h.to_dict() for h in res.hits]}, default=str))
+        return
+    names = getattr(res.hits.searcher, "label_names", None) or {}
+    t = Table(title=f"least like any other (score to the {k}-th neighbour, lowest first)", title_justify="left")
+    for col, just in (("#", "right"), ("object id", "left"), (f"score@{k}", "right"), ("pct", "right"), ("label", "left"), ("ra", "right"), ("dec", "right")):
+        t.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
+    for h in res.hits:
+        lab = h.metadata.get("label")
+        ra_v, dec_v = h.metadata.get("ra"), h.metadata.get("dec")
+        t.add_row(
+            str(h.rank), h.object_id, f"{h.score:.4f}", "—" if h.percentile is None else f"{h.percentile:.2f}",
+            "" if lab is None else names.get(lab, str(lab)) if isinstance(lab, int) else str(lab),
+            "" if ra_v is None else f"{ra_v:.4f}", "" if dec_v is None else f"{dec_v:.4f}",
+        )
+    out.print(t)
+    out.print(
+        f"{len(res.hits)} objects; scores {'read from the cache' if res.cached else 'computed'} in {res.seconds:.1f} s"
+        + (f"; mosaic: {res.mosaic}" if res.mosaic else "") + (f"; written to {res.output}" if res.output else ""),
+        highlight=False,
     )
 
 
@@ -934,7 +1074,8 @@ class ExplainMethodChoice(str, Enum):
 @_friendly
 def explain(
     index: Path = typer.Option(..., help="Index directory (indexes/NAME)."),
-    image: Path = typer.Option(..., help="Query image."),
+    image: Optional[Path] = typer.Option(None, help="Query image."),
+    object_id: Optional[str] = typer.Option(None, "--object-id", help="Or a catalog object as the query (itself left out of the hits)."),
     out_png: Path = typer.Option(..., "--out", help="PNG to write: the query and its hits, plain and with heat maps."),
     k: int = typer.Option(6, help="Number of results to explain."),
     method: ExplainMethodChoice = typer.Option(
@@ -948,8 +1089,8 @@ def explain(
     """Show what the matches of a query image were based on: a heat map over each image's patches."""
     from .explain import explain_query
 
-    res = explain_query(index, image, out_png, k=k, method=method.value, steps=steps, checkpoint=checkpoint)
-    out.print(f"explained {len(res.hits)} hits of {image} ({res.method}) in {res.seconds:.1f} s: {res.out}", highlight=False)
+    res = explain_query(index, image, out_png, k=k, method=method.value, steps=steps, checkpoint=checkpoint, object_id=object_id)
+    out.print(f"explained {len(res.hits)} hits of {image if image is not None else f'object {object_id}'} ({res.method}) in {res.seconds:.1f} s: {res.out}", highlight=False)
 
 
 @app.command()

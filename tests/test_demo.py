@@ -54,5 +54,7 @@ def test_run_demo_end_to_end_on_a_tiny_pipeline(tmp_path: Path) -> None:
     rec = json.loads((tmp_path / "runs/t" / RESULTS_FILE).read_text())
     assert rec["benchmark"] == "demo" and rec["epochs"] == 1 and rec["query"]["object"] == res.query_object
     assert set(rec["evaluation"]["precision@10_macro"]) >= {"model", "pixels", "polar"}
+    # the shipped model is measured zero-shot on the same held-out queries
+    assert 0.0 <= rec["evaluation"]["shipped_model_precision@10_macro"] <= 1.0
     again = run_demo(cfg)
     assert again.reused == ["catalog", "training"] and again.train is None

@@ -101,3 +101,15 @@ def test_cli_download(served, tmp_path: Path) -> None:
     assert r.exit_code == 2 and "checksum mismatch" in r.output and DATASETS["galaxy10-decals"].sha256 in r.output
     r = CliRunner().invoke(app, ["download", "galaxy11", "--out", str(tmp_path / "e")])
     assert r.exit_code == 2 and "unknown dataset 'galaxy11'; choices: galaxy10-decals" in r.output
+
+
+def test_a_name_that_does_not_resolve_fails_at_once_and_leaves_no_folder(tmp_path: Path) -> None:
+    import time
+
+    out = tmp_path / "new" / "data"
+    slow = HttpConfig(retries=4, backoff_s=2.0)  # retried, this would take 30 s
+    t0 = time.perf_counter()
+    with pytest.raises(FetchError, match=r"cannot resolve the host gr-test\.invalid .*gave up after 1 attempt; nothing was downloaded"):
+        download(RemoteFile("x", "http://gr-test.invalid/cat.h5", "cat.h5"), out, slow)
+    assert time.perf_counter() - t0 < 10
+    assert not (tmp_path / "new").exists()

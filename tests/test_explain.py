@@ -144,6 +144,18 @@ def test_explain_library_result(tiny_index: dict[str, Path]) -> None:
         explain_query(tiny_index["index"], tiny_index["query"], tiny_index["tmp"] / "x.png", method="max")
 
 
+def test_explain_by_object_id_leaves_the_object_out(tiny_index: dict[str, Path]) -> None:
+    out = tiny_index["tmp"] / "why-id.png"
+    r = runner.invoke(app, ["explain", "--index", str(tiny_index["index"]), "--object-id", "3", "--out", str(out), "--k", "2", "--method", "rollout"])
+    assert r.exit_code == 0, r.output
+    assert "explained 2 hits of object 3 (rollout)" in r.output
+    res = explain_query(tiny_index["index"], None, tiny_index["tmp"] / "id.png", k=2, method="rollout", object_id="3")
+    assert len(res.hits) == 2 and "3" not in [h.object_id for h in res.hits]
+    assert [h.rank for h in res.hits] == [1, 2]  # numbered without the query object
+    r = runner.invoke(app, ["explain", "--index", str(tiny_index["index"]), "--out", str(out)])
+    assert r.exit_code == 2 and "an image or as a catalog object id" in r.output
+
+
 def test_explain_bad_inputs_are_one_line_errors(tiny_index: dict[str, Path]) -> None:
     out = tiny_index["tmp"] / "never.png"
     corrupt = tiny_index["tmp"] / "corrupt.png"

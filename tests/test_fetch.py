@@ -196,3 +196,16 @@ def test_concurrency_is_bounded(server: LocalServer, tmp_path: Path) -> None:
     server.delay = 0.1
     res = fetch_cutouts(FetchCutoutsConfig(targets, tmp_path / "o", CutoutSpec(size=32, base_url=server.url), HttpConfig(concurrency=2)))
     assert res.fetched == 6 and server.max_in_flight == 2
+
+
+def test_unresolvable_host_fails_fast_and_leaves_no_empty_folder(tmp_path: Path) -> None:
+    import time
+
+    targets = tmp_path / "t.csv"
+    targets.write_text("ra,dec\n10,0\n20,0\n")
+    slow = HttpConfig(concurrency=2, retries=4, backoff_s=2.0)
+    t0 = time.perf_counter()
+    res = fetch_cutouts(FetchCutoutsConfig(targets, tmp_path / "cut" / "outs", CutoutSpec(size=32, base_url="http://gr-test.invalid"), slow))
+    assert time.perf_counter() - t0 < 10 and res.fetched == 0
+    assert all("cannot resolve the host gr-test.invalid" in p.reason for p in res.problems)
+    assert not (tmp_path / "cut").exists()

@@ -27,14 +27,47 @@ def test_legacy_style_cube_puts_the_reddest_band_in_red(tmp_path: Path) -> None:
     hdr = fits.Header({"BAND0": "g", "BAND1": "r", "BAND2": "z"})
     fits.PrimaryHDU(cube, header=hdr).writeto(tmp_path / "cube.fits")
     im = read_image(tmp_path / "cube.fits")
-    assert im.shape == (24, 24, 3) and im.dtype == np.uint8 and im[12, 12].min() > 200
-    # bands are stretched one by one, so the order shows with light in one band only
+    assert im.shape == (24, 24, 3) and im.dtype == np.uint8
+    r, g, b = (int(v) for v in im[12, 12])
+    assert r == 255 and r > g > b  # saturated in red, the ratios kept below it
+    # light in one band only shows in that band's channel
     cube2 = np.zeros((3, 8, 8), np.float32)
     cube2[2, 4, 4] = 1.0  # z only
     cube2 += np.random.default_rng(1).normal(0, 1e-3, cube2.shape).astype(np.float32)
     fits.PrimaryHDU(cube2, header=hdr).writeto(tmp_path / "z.fits")
     im2 = read_image(tmp_path / "z.fits")
-    assert im2[4, 4, 0] == 255 and im2[4, 4, 2] < 255  # z → red
+    assert im2[4, 4, 0] == 255 and im2[4, 4, 2] < 30  # z → red
+
+
+def _galaxy_cube(colour: str, n: int = 48) -> np.ndarray:
+    """A Sérsic-like galaxy in g, r, z (nanomaggies, with sky noise): an elliptical's light
+    rises to the red (z), a star-forming disc's to the blue (g)."""
+    y, x = np.mgrid[:n, :n] - n / 2
+    profile = 2.0 * np.exp(-np.hypot(x, y) / 4)
+    sed = {"red": (0.25, 0.7, 1.4), "blue": (1.0, 0.8, 0.5)}[colour]
+    rng = np.random.default_rng(0 if colour == "red" else 1)
+    return np.stack([f * profile + rng.normal(0, 0.005, (n, n)) for f in sed]).astype(np.float32)
+
+
+@pytest.mark.parametrize("header", [{"BAND0": "g", "BAND1": "r", "BAND2": "z"}, {}])
+def test_a_red_and_a_blue_galaxy_keep_their_colours(tmp_path: Path, header: dict) -> None:
+    # with band names (fixed per-band scales) and without (one scale for all bands): per-band
+    # normalisation, the old stretch, made both white
+    colours = {}
+    for c in ("red", "blue"):
+        cube = _galaxy_cube(c)
+        if not header:  # no names: bands as given, first → R; write them red → blue
+            cube = cube[::-1]
+        fits.PrimaryHDU(cube, header=fits.Header(header)).writeto(tmp_path / f"{c}.fits")
+        im = read_image(tmp_path / f"{c}.fits").astype(float)
+        disc = im[18:30, 18:30].reshape(-1, 3).mean(axis=0)  # the galaxy's inner region
+        colours[c] = disc[0] / max(disc[2], 1.0)  # R/B
+    assert colours["red"] > 1.5 and colours["blue"] < 0.8, colours
+    # the same galaxy twice as bright keeps its colour (no per-image colour balance)
+    fits.PrimaryHDU(_galaxy_cube("red") * 0.5, header=fits.Header({"BAND0": "g", "BAND1": "r", "BAND2": "z"})).writeto(tmp_path / "faint.fits")
+    faint = read_image(tmp_path / "faint.fits").astype(float)[18:30, 18:30].reshape(-1, 3).mean(axis=0)
+    if header:
+        assert faint[0] / faint[2] > 1.5
 
 
 def test_one_band_per_hdu_nan_pixels_and_16_bit(tmp_path: Path) -> None:
@@ -46,7 +79,7 @@ def test_one_band_per_hdu_nan_pixels_and_16_bit(tmp_path: Path) -> None:
     fits.HDUList(hdus).writeto(tmp_path / "bands.fits")
     im = read_image(tmp_path / "bands.fits")
     assert im.shape == (24, 24, 3)
-    assert (im[:3] == 0).all() and im[12, 12].min() > 200  # NaN → sky, centre bright in all bands
+    assert (im[:3] == 0).all() and im[12, 12, 0] == 255 and im[12, 12].min() > 60  # NaN → sky, centre bright in all bands
 
     counts = (np.clip(_blob(amp=3000), 0, None) + 1000).astype(np.int16)  # raw 16-bit counts
     fits.PrimaryHDU(counts).writeto(tmp_path / "counts.fits")
@@ -74,7 +107,7 @@ def test_info_states_the_stretch(tmp_path: Path) -> None:
     Image.fromarray(np.full((6, 6), 4000, np.uint16)).save(tmp_path / "b.png")
     cat = open_catalog(tmp_path)
     stretch = cat.info().extra["pixel_stretch"]
-    assert stretch.startswith("FITS HDU 0 cube of 3 bands; z, r, g → RGB; asinh (Lupton et al. 2004, Q=8)")
+    assert stretch.startswith("FITS HDU 0 cube of 3 bands; z, r, g → RGB; Lupton et al. (2004) colour")
     assert stretch.endswith(" | 16-bit PNG: linear: 0–65535 → 0–255")
     r = CliRunner().invoke(app, ["info", str(tmp_path)])
     assert r.exit_code == 0 and "pixel_stretch" in r.output and "asinh" in r.output

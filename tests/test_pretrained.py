@@ -53,6 +53,16 @@ def test_build_index_without_a_checkpoint_uses_the_shipped_model(tmp_path: Path)
     assert m["model"]["sha256"] == pretrained_info()["weights_sha256"]
     r = runner.invoke(app, ["query", "--index", str(tmp_path / "idx"), "--object-id", "3", "--k", "5"])
     assert r.exit_code == 0, r.output
+    from PIL import Image
+
+    from galaxy_retrieval import GalaxySearcher
+
+    img = open_catalog(cat)[5].image
+    Image.fromarray(img).save(tmp_path / "q.png")
+    r = runner.invoke(app, ["query", "--index", str(tmp_path / "idx"), "--image", str(tmp_path / "q.png"), "--k", "3"])
+    assert r.exit_code == 0, r.output
+    hits = GalaxySearcher.open(tmp_path / "idx").query(image=img, k=3)
+    assert len(hits) == 3 and hits[0].cos > 0.999  # the object's own image finds itself
     r = runner.invoke(app, ["info", "pretrained"])
     assert r.exit_code == 0 and "polar" in r.output and "sdss_gz2_6k" in r.output
 

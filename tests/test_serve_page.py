@@ -204,3 +204,71 @@ def test_page_search_upload_and_deduplicate(browser, server: str, paired_index: 
             assert im.size[0] in (1280, 780)
             assert np.asarray(im.convert("L")).std() > 10  # a page was drawn, not a blank frame
     print(f"screenshots: {shots}")
+
+
+def test_page_galaxies_like_these_and_the_address_reproduces_it(browser, server: str, tmp_path: Path) -> None:
+    shots = SHOTS or tmp_path
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server + "/?q=3")
+    page.wait_for_function("document.querySelectorAll('#grid .hit').length > 4", timeout=15_000)
+    assert "q=3" in page.url  # a text search is in the address
+    ids = page.eval_on_selector_all("#grid .hit", "els => els.map(e => e.dataset.objectId)")
+    # three hits as examples, one as a counter-example
+    for i in (1, 2, 3):
+        page.click(f"#grid .hit:nth-child({i}) .like")
+    page.click("#grid .hit:nth-child(5) .unlike")
+    assert page.inner_text("#like") == "Like these (3 − 1)"
+    page.click("#like")
+    page.wait_for_function("document.querySelector('#query').textContent.includes('like the examples')", timeout=15_000)
+    page.wait_for_function("[...document.querySelectorAll('#grid img')].every(i => i.complete && i.naturalWidth > 0)", timeout=15_000)
+    got = page.eval_on_selector_all("#grid .hit", "els => els.map(e => e.dataset.objectId)")
+    assert got and not set(ids[:3]) & set(got) and ids[4] not in got  # the examples are not their own hits
+    assert f"like={ids[0]}%2C{ids[1]}%2C{ids[2]}" in page.url and f"unlike={ids[4]}" in page.url
+    page.screenshot(path=str(shots / "like-these.png"), full_page=True)
+    # the address alone gives the same result
+    again = browser.new_page(viewport={"width": 1280, "height": 900})
+    again.goto(page.url)
+    again.wait_for_function("document.querySelector('#query').textContent.includes('like the examples')", timeout=15_000)
+    assert again.eval_on_selector_all("#grid .hit", "els => els.map(e => e.dataset.objectId)") == got
+    # the strangest galaxies button
+    page.click("#odd")
+    page.wait_for_function("document.querySelector('#query').textContent.includes('strangest')", timeout=30_000)
+    assert page.eval_on_selector_all("#grid .hit", "els => els.length") > 0
+    assert not errors, errors
+
+
+def test_page_reads_a_sexagesimal_position(browser, server: str) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(server + "/")
+    page.wait_for_function("document.getElementById('info').textContent.includes('16 objects')", timeout=15_000)
+    page.fill("#q", "00:40:00 +05:00:00")  # RA 10°, Dec 5°: object 0
+    page.click("#go")
+    page.wait_for_function("document.querySelector('#query').textContent.includes('object 0,')", timeout=15_000)
+    assert "q=00%3A40%3A00" in page.url
+
+
+def test_page_more_doubles_the_results(browser, server: str) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(server + "/")
+    page.wait_for_function("document.getElementById('info').textContent.includes('16 objects')", timeout=15_000)
+    page.fill("#k", "4")
+    page.fill("#q", "3")
+    page.click("#go")
+    page.wait_for_function("document.querySelectorAll('#grid .hit').length === 4", timeout=15_000)
+    page.click("#more")
+    page.wait_for_function("document.querySelectorAll('#grid .hit').length === 8", timeout=15_000)
+    assert page.input_value("#k") == "8"
+
+
+def test_api_docs_render_without_the_internet(browser, server: str, tmp_path: Path) -> None:
+    # the machine running the tests has no route to a CDN: what renders here renders offline
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    outside: list[str] = []
+    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(server) else None)
+    page.goto(server + "/docs")
+    page.wait_for_selector(".swagger-ui .opblock", timeout=30_000)  # the operations were drawn
+    assert "/api/search" in page.inner_text(".swagger-ui")
+    page.screenshot(path=str((SHOTS or tmp_path) / "docs.png"))
+    assert outside == [], outside

@@ -241,7 +241,7 @@ def test_min_separation_equals_greedy_reference(tmp_path: Path, kind: str) -> No
         s.query(object_id="obj-0001", min_separation_arcsec=0)
 
 
-@pytest.mark.parametrize("ext", [".csv", ".parquet", ".json"])
+@pytest.mark.parametrize("ext", [".csv", ".parquet", ".json", ".fits", ".vot"])
 def test_hits_export_and_arrow_table(tmp_path: Path, ext: str) -> None:
     import json
 
@@ -253,9 +253,16 @@ def test_hits_export_and_arrow_table(tmp_path: Path, ext: str) -> None:
     out = tmp_path / f"hits{ext}"
     res = run_query(QueryRequest(index=path, object_id="obj-0007", k=4, where="label < 3", output=out))
     t = res.table()
-    assert t.column_names == ["query", "rank", "object_id", "row", "score", "cos", "inv_l2", "inv_l3", "label", "ra", "dec"]
+    assert t.column_names == ["query", "rank", "object_id", "row", "score", "percentile", "cos", "inv_l2", "inv_l3", "label", "ra", "dec"]
     assert t.column("rank").to_pylist() == [1, 2, 3, 4] and set(t.column("query").to_pylist()) == {"object obj-0007"}
     assert t.column("object_id").to_pylist() == [h.object_id for h in res.hits[0]]
+    if ext in (".fits", ".vot"):  # TOPCAT's formats, through astropy
+        from astropy.table import Table
+
+        back = Table.read(out)
+        assert [str(x) for x in back["object_id"]] == t.column("object_id").to_pylist()
+        assert list(back["score"]) == pytest.approx(t.column("score").to_pylist())
+        return
     back = pq.read_table(out) if ext == ".parquet" else pcsv.read_csv(out) if ext == ".csv" else None
     if back is None:
         recs = json.loads(out.read_text())
@@ -319,7 +326,7 @@ def test_cli_query_least_separation_output_and_info_balance(tmp_path: Path) -> N
     assert r.exit_code == 0, r.output
     assert f"hits written to {out}" in r.output.replace("\n", "")
     rows = out.read_text().splitlines()
-    assert rows[0].split(",")[:8] == ['"query"', '"rank"', '"object_id"', '"row"', '"score"', '"cos"', '"inv_l2"', '"inv_l3"']
+    assert rows[0].split(",")[:8] == ['"query"', '"rank"', '"object_id"', '"row"', '"score"', '"percentile"', '"cos"', '"inv_l2"']
     got = [int(line.split(",")[3]) for line in rows[1:]]
     assert len(got) == 5 and not {3, 5} & set(got)  # the query's own duplicates are dropped
     r = run(app, ["query", "--index", str(path), "--object-id", "obj-0004", "--k", "3", "--least", "--json"])

@@ -16,8 +16,8 @@ import numpy as np
 from ..errors import ConfigError, ImageReadError
 
 __all__ = [
-    "IMAGE_SUFFIXES", "FITS_SUFFIXES", "FITS_STRETCH", "UINT16_STRETCH", "to_uint8_rgb", "read_image", "asinh_stretch",
-    "fits_layout", "describe_conversion", "set_max_image_pixels", "max_image_pixels",
+    "IMAGE_SUFFIXES", "FITS_SUFFIXES", "FITS_STRETCH", "UINT16_STRETCH", "BAND_SCALES", "to_uint8_rgb", "read_image", "asinh_stretch",
+    "lupton_rgb", "fits_layout", "fits_bands", "describe_conversion", "set_max_image_pixels", "max_image_pixels",
 ]
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"})
@@ -50,8 +50,9 @@ def set_max_image_pixels(n: int | None) -> None:
 
 #: what ``gr info`` says about how FITS pixel values become 8-bit colours
 FITS_STRETCH = (
-    "asinh (Lupton et al. 2004, Q=8) per band: sky median → 0, 99.9th percentile → 1; "
-    "NaN/inf pixels → sky; integer (e.g. 16-bit) data stretched as fluxes"
+    "Lupton et al. (2004) colour (astropy make_lupton_rgb, Q=8): one asinh stretch of the bands' mean intensity, "
+    "band ratios kept; g r i z in nanomaggies with fixed per-band scales (the Legacy Survey viewer's), other data "
+    "sky-subtracted and scaled by one factor for all bands; NaN/inf pixels → sky"
 )
 #: …and about 16-bit PNG/TIFF files
 UINT16_STRETCH = "linear: 0–65535 → 0–255"
@@ -60,29 +61,62 @@ UINT16_STRETCH = "linear: 0–65535 → 0–255"
 # reddest → R, bluest → B, as the survey viewers do (Legacy grz: z, r, g → R, G, B).
 _BAND_NM = {"u": 355, "g": 475, "r": 620, "i": 750, "z": 900, "y": 1000, "w1": 3400, "w2": 4600}
 
+# Per-band multipliers for fluxes in nanomaggies (Legacy Survey and SDSS cutouts), from the
+# Legacy Survey viewer's colour images: fixed, so a red galaxy stays red next to a blue one
+# (scaling each band of each image to its own level made every galaxy white).
+BAND_SCALES = {"g": 6.0, "r": 3.4, "i": 3.0, "z": 2.2}
+LUPTON_Q = 8.0
+# the stretch (in scaled nanomaggies) at which Lupton's asinh turns from linear to log: a
+# galaxy's outskirts (~0.05 nmgy) show above the sky noise, a core saturates past ~5 nmgy
+BAND_STRETCH = 0.1
+# with unknown units: the mean intensity's 99.9th percentile is where a gray pixel saturates
+_SATURATE_AT = 99.9
 
-def asinh_stretch(x: np.ndarray, q: float = 8.0) -> np.ndarray:
-    """Map floating-point fluxes to [0, 1] with an asinh stretch (Lupton et al. 2004).
 
-    The sky level (median) goes to 0 and the 99.9th percentile to 1, per channel, which is
-    how survey cutout services turn calibrated fluxes into viewable images. Non-finite
-    pixels (NaN where a cutout leaves the survey footprint) are left out of those levels
-    and shown as sky."""
-    x = np.asarray(x, dtype=np.float64)
-    finite = np.isfinite(x)
-    if not finite.all():
-        x = np.where(finite, x, np.nan)
-    axes = (0, 1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN band: levels become 0 below
-        lo = np.nanmedian(x, axis=axes, keepdims=True)
-        hi = np.nanpercentile(x, 99.9, axis=axes, keepdims=True)
-    lo = np.nan_to_num(lo)
-    hi = np.nan_to_num(hi)
-    scale = np.where(hi > lo, hi - lo, 1.0)
-    y = np.clip((np.nan_to_num(x, nan=0.0) - lo) / scale, 0.0, None)
-    y = np.where(finite, y, 0.0)
-    return np.clip(np.arcsinh(q * y) / np.arcsinh(q), 0.0, 1.0)
+def lupton_rgb(x: np.ndarray, bands: "list[str] | None" = None, q: float = LUPTON_Q) -> np.ndarray:
+    """Fluxes (H, W[, C ≤ 3], channels red → blue) as uint8 RGB by Lupton et al. (2004):
+    one asinh stretch of the mean intensity I, each channel = band · asinh(Q·I/β)/(Q·I), so
+    the band ratios (the colour) are kept; a pixel saturating in one channel is scaled down
+    in all (``astropy.visualization.make_lupton_rgb``).
+
+    ``bands`` (e.g. ``["z", "r", "g"]``) all in :data:`BAND_SCALES`: the fluxes are taken as
+    nanomaggies, multiplied by the fixed per-band scales and stretched with the fixed β
+    :data:`BAND_STRETCH` (the same for every image of a survey). Otherwise (units unknown:
+    counts, radio maps) each band's sky level (median) is subtracted and one β for all bands
+    puts the intensity's 99.9th percentile at saturation, which keeps the ratios too.
+    Non-finite pixels (outside the footprint) are shown as sky."""
+    from astropy.visualization import make_lupton_rgb
+
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim == 2:
+        a = a[:, :, None]
+    finite = np.isfinite(a)
+    planes = [a[:, :, k] for k in range(min(a.shape[2], 3))]
+    known = bands is not None and len(bands) == len(planes) and all(b in BAND_SCALES for b in bands)
+    if known:
+        planes = [np.where(finite[:, :, k], p, 0.0) * BAND_SCALES[b] for k, (p, b) in enumerate(zip(planes, bands))]  # type: ignore[arg-type]
+        stretch = BAND_STRETCH
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN band: its sky is 0
+            sky = [np.nan_to_num(np.nanmedian(np.where(finite[:, :, k], p, np.nan))) for k, p in enumerate(planes)]
+        planes = [np.where(finite[:, :, k], p - s, 0.0) for k, (p, s) in enumerate(zip(planes, sky))]
+        mean = np.clip(sum(planes) / len(planes), 0, None)
+        hi = float(np.percentile(mean, _SATURATE_AT)) if mean.size else 0.0
+        # a gray pixel of intensity hi reaches 1: asinh(Q·hi/β)/Q = 1
+        stretch = q * hi / np.sinh(q) if hi > 0 else 1.0
+    if len(planes) == 1:
+        planes = planes * 3
+    elif len(planes) == 2:  # two bands: the mean as the middle channel
+        planes = [planes[0], (planes[0] + planes[1]) / 2, planes[1]]
+    with np.errstate(invalid="ignore", divide="ignore"):  # I = 0 (blank sky): astropy maps it to 0
+        return make_lupton_rgb(*planes, minimum=0.0, stretch=stretch, Q=q)
+
+
+def asinh_stretch(x: np.ndarray, q: float = LUPTON_Q) -> np.ndarray:
+    """Fluxes (H, W[, C]) in [0, 1] by :func:`lupton_rgb` with unknown units (one scale for
+    every band): kept for callers of the old name."""
+    return lupton_rgb(x, None, q).astype(np.float64) / 255.0
 
 
 def to_uint8_rgb(arr: np.ndarray) -> np.ndarray:
@@ -91,7 +125,8 @@ def to_uint8_rgb(arr: np.ndarray) -> np.ndarray:
     - grayscale (H, W) or (H, W, 1): replicated to three channels;
     - RGBA / LA: alpha dropped (cutouts have no meaningful transparency);
     - uint16 / other integers: rescaled from their full range to 0–255;
-    - floats: asinh-stretched (FITS fluxes), unless already within [0, 1].
+    - floats: Lupton's colour-keeping asinh stretch (:func:`lupton_rgb`; fluxes), unless
+      already within [0, 1].
     """
     a = np.asarray(arr)
     if a.ndim == 3 and a.shape[0] in (1, 3) and a.shape[-1] not in (1, 2, 3, 4):
@@ -120,7 +155,7 @@ def to_uint8_rgb(arr: np.ndarray) -> np.ndarray:
         if finite.size and finite.min() >= 0.0 and finite.max() <= 1.0:
             out = (np.nan_to_num(a) * 255.0 + 0.5).astype(np.uint8)
         else:
-            out = (asinh_stretch(a) * 255.0 + 0.5).astype(np.uint8)
+            out = lupton_rgb(a)
     else:
         raise ValueError(f"unsupported pixel dtype {a.dtype}")
     if out.shape[2] == 1:
@@ -196,6 +231,11 @@ def _band_names(header: Any, n: int) -> list[str] | None:
 
 
 def fits_layout(hdul: Any, path: Path | str = "FITS file") -> tuple[np.ndarray, str]:
+    arr, where, _ = fits_bands(hdul, path)
+    return arr, where
+
+
+def fits_bands(hdul: Any, path: Path | str = "FITS file") -> tuple[np.ndarray, str, list[str] | None]:
     """The (H, W, C ≤ 3) float array to show from an open FITS file, and how it was made.
 
     - a cube (bands, H, W) in one HDU (Legacy Survey ``cutout.fits``): its first three bands;
@@ -229,7 +269,8 @@ def fits_layout(hdul: Any, path: Path | str = "FITS file") -> tuple[np.ndarray, 
         names = [names[0], "mean", names[1]] if names else None
     arr = np.stack(planes, axis=-1)
     colours = f"; {', '.join(names)} → {'RGB'[: len(names)] if len(names) > 1 else 'gray'}" if names else ""
-    return arr, f"{where}{colours}"
+    bands = [n for n in names if n != "mean"] if names else None
+    return arr, f"{where}{colours}", bands
 
 
 def _read_fits(p: Path) -> np.ndarray:
@@ -242,7 +283,7 @@ def _read_fits(p: Path) -> np.ndarray:
             # astropy only warns about a short file and pads it with zeros: a truncated download
             warnings.filterwarnings("error", message=".*truncated.*")
             with fits.open(p, memmap=False) as hdul:
-                data, _ = fits_layout(hdul, p)
+                data, _, bands = fits_bands(hdul, p)
     except ImageReadError:
         raise
     except Exception as e:  # astropy raises many types for damaged files
@@ -250,8 +291,10 @@ def _read_fits(p: Path) -> np.ndarray:
     if not np.isfinite(data).any():
         raise ImageReadError(p, "FITS image has no finite pixel (all NaN: outside the survey footprint?)")
     try:
-        # always the asinh stretch: a FITS image holds fluxes, even when they lie in [0, 1]
-        return to_uint8_rgb(asinh_stretch(data))
+        # always the stretch: a FITS image holds fluxes, even when they lie in [0, 1]
+        if data.shape[2] == 3 and bands is not None and len(bands) == 2:
+            data = data[:, :, [0, 2]]  # the synthetic middle channel is made again by lupton_rgb
+        return lupton_rgb(data, bands)
     except ValueError as e:
         raise ImageReadError(p, str(e)) from None
 

@@ -54,6 +54,7 @@ def explain_query(
     refine: int = 10,
     checkpoint: str | Path | None = None,
     tile: int = TILE,
+    object_id: str | None = None,
 ) -> ExplainResult:
     """Find the k nearest neighbours of ``image`` (a path or uint8 array) in ``index`` and
     write a PNG showing, for the query and each hit, which patches the match rests on.
@@ -63,7 +64,9 @@ def explain_query(
     score over the k hits (:mod:`.attribution`). ``method="rollout"``: attention rollout,
     where each image's embedding draws from, whatever it is compared with
     (:mod:`.rollout`). ``steps``: integration steps of the similarity method (32 keeps
-    the maps' sums within about 0.02 of s − s_sky on the demo; 16 was off by up to 0.06)."""
+    the maps' sums within about 0.02 of s − s_sky on the demo; 16 was off by up to 0.06).
+    ``object_id`` (with ``image=None``): the query is that catalog object, which is then
+    left out of its own hits."""
     from ..catalog.images import read_image, to_uint8_rgb
     from ..model.preprocess import to_model_input
     from ..search.query import _label_names
@@ -77,17 +80,26 @@ def explain_query(
         raise ConfigError(f"{out}: is a directory; give the PNG file to write")
     check_output_file(out)  # before minutes of attribution, not after
     t_open = time.perf_counter()
+    if (image is None) == (object_id is None):
+        raise QueryError("give the query as an image or as a catalog object id, one of them").resolved_by("image", "object_id")
     s = GalaxySearcher.open(index, checkpoint=checkpoint)
-    if isinstance(image, (str, Path)):
+    own: int | None = None
+    if object_id is not None:
+        own = int(s.rows[s.position_of(object_id)])
+        qname = str(object_id)
+        qim = s.images_of([own])[0]
+    elif isinstance(image, (str, Path)):
         qname = Path(image).name
         qim = read_image(image)
     else:
-        qname = "query"
+        qname = ""  # an array has no name: the caption is "query", not "query query"
         try:
             qim = to_uint8_rgb(np.asarray(image))
         except ValueError as e:
             raise QueryError(f"query image: {e}") from None
-    hits = s.query(image=qim, k=k, refine=refine)
+    hits = s.query(image=qim, k=k + (own is not None), refine=refine)
+    if own is not None:  # searched by its own image, the object finds itself first
+        hits = [replace(h, rank=i) for i, h in enumerate((h for h in hits if h.row != own), start=1)][:k]
     hit_images = s.images_of([h.row for h in hits])
     open_seconds = time.perf_counter() - t_open
 
@@ -134,7 +146,7 @@ def explain_query(
         how = f"integrated gradients of s(q, r), {steps} steps, baseline: blank sky"
 
     names = _label_names(s) or {}
-    captions = [(f"query {qname}", "")]
+    captions = [(f"query {qname}".strip(), "")]
     for h in hits:
         lab = h.metadata.get("label")
         lab_s = "" if lab is None else (str(names.get(lab, lab)) if isinstance(lab, int) else str(lab))

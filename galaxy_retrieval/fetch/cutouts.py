@@ -26,6 +26,7 @@ import httpx
 from ..catalog.base import OnError
 from ..errors import ConfigError, FetchError
 from ..atomic import atomic_path
+from ..paths import first_missing, remove_created_dirs
 from ..progress import NULL_PROGRESS, Progress
 from .http import HttpConfig, check_image_bytes, get_checked, make_client
 from .surveys import CutoutSpec, cutout_url
@@ -84,6 +85,7 @@ def fetch_cutouts(cfg: FetchCutoutsConfig, progress: Progress = NULL_PROGRESS, c
     if problems and cfg.on_error == "fail":
         raise FetchError(f"{cfg.targets}: {problems[0]}")
     out = Path(cfg.out)
+    created = first_missing(out)  # removed again when not one cutout lands in it
     out.mkdir(parents=True, exist_ok=True)
     files = {t.line: f"{safe_file_stem(t.object_id)}{spec.suffix}" for t in targets}
     todo = [t for t in targets if not (out / files[t.line]).is_file()]
@@ -147,6 +149,8 @@ def fetch_cutouts(cfg: FetchCutoutsConfig, progress: Progress = NULL_PROGRESS, c
     problems.sort(key=lambda p: p.line)
     have = [t for t in targets if (out / files[t.line]).is_file()]
     csv_path = _write_catalog_csv(out, have, files, spec) if have else None
+    if not have:
+        remove_created_dirs(out, created)  # a refused fetch leaves no empty folder behind
     if failure is not None:
         raise FetchError(f"{cfg.targets}: {failure} ({fetched + cached} cutouts kept in {out}; rerun to resume)")
     return FetchCutoutsResult(out, csv_path, total, fetched, cached, problems, time.perf_counter() - t0)

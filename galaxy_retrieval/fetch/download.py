@@ -25,7 +25,8 @@ import httpx
 from ..errors import ConfigError, FetchError
 from ..atomic import commit_file, sha256_file
 from ..progress import NULL_PROGRESS, Progress
-from .http import RETRY_STATUS, HttpConfig, make_client, retry_wait, transport_failure
+from ..paths import first_missing, remove_created_dirs
+from .http import RETRY_STATUS, HttpConfig, is_name_error, make_client, name_error_message, retry_wait, transport_failure
 
 __all__ = ["RemoteFile", "DATASETS", "DownloadResult", "download", "download_dataset"]
 
@@ -94,6 +95,7 @@ def download(
     if expected is not None and not re.fullmatch(r"[0-9a-f]{64}", expected):
         raise ConfigError(f"sha256 {expected!r} is not 64 hexadecimal digits")
     out = Path(out_dir)
+    created = first_missing(out)  # removed again if the download fails with nothing in it
     out.mkdir(parents=True, exist_ok=True)
     final = out / remote.filename
     part = out / (remote.filename + ".part")
@@ -176,17 +178,28 @@ def download(
                 except _Retry:
                     pass
                 except httpx.TransportError as e:
+                    if is_name_error(e):
+                        reason = name_error_message(url, e)
+                        break  # the name will not resolve on the next try either
                     reason = transport_failure(e, http.timeout_s)
                 if not complete and attempt < attempts:
                     time.sleep(retry_wait(http, attempt, response))
+    except FetchError:
+        if not (part.is_file() and part.stat().st_size):
+            part.unlink(missing_ok=True)
+            remove_created_dirs(out, created)  # a refused download leaves no empty folder behind
+        raise
     finally:
         if own:
             c.close()
     if not complete:
         have = part.stat().st_size if part.is_file() else 0
-        raise FetchError(
-            f"{url}: {reason} (gave up after {attempts} attempts; {have:,} bytes kept in {part}, rerun to resume)"
-        )
+        if have == 0:
+            part.unlink(missing_ok=True)
+            remove_created_dirs(out, created)  # a refused download leaves no empty folder behind
+        tries = f"gave up after {attempt} attempt{'s' if attempt != 1 else ''}"
+        kept = f"{have:,} bytes kept in {part}, rerun to resume" if have else "nothing was downloaded"
+        raise FetchError(f"{url}: {reason} ({tries}; {kept})")
     verified = _verify(part, expected, remote.size, keep=False)
     commit_file(part, final)
     return DownloadResult(final, final.stat().st_size, transferred, resumed_from, verified, attempts=attempt, notes=notes)

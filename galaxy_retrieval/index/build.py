@@ -61,6 +61,7 @@ from .lock import directory_lock
 from .manifest import Manifest, ShardEntry
 from .ondisk import is_parts_dir
 from .ray_engine import ENGINES, RayConfig
+from .reference import REFERENCE_KEY, sample_reference
 from .ray_engine import session as engine_session
 from .shards import MODEL_SHA_KEY, RANGE_KEY, check_shard_models, read_shard_embeddings, write_shard
 from .vectors import vectors_entry
@@ -426,6 +427,10 @@ def _finish(
         faiss_info = build_faiss_index(vectors, cfg.index, out / FAISS_FILE, progress)
     seconds["faiss"] = time.perf_counter() - t0
     t0 = time.perf_counter()
+    # what a score means here: hits get their percentile among random pairs (reference.py)
+    reference = sample_reference(vectors, weights)
+    seconds["score_reference"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     entries = tuple(
         ShardEntry(file=f"{EMBEDDINGS_DIR}/{p.name}", rows=pq.read_metadata(p).num_rows, bytes=p.stat().st_size, sha256=sha256_file(p))
         for p in shard_paths
@@ -444,7 +449,7 @@ def _finish(
         vectors=vectors_entry(vec, dtype, len(ids), dim),  # segmented: adds append to it
         created=_now(),
         package_version=__version__,
-        extra={"seconds": {k: round(v, 3) for k, v in seconds.items()}},
+        extra={"seconds": {k: round(v, 3) for k, v in seconds.items()}, **({REFERENCE_KEY: reference.to_dict()} if reference else {})},
         model_files=model_files_entry(out),
     )
     seconds["hash"] = time.perf_counter() - t0

@@ -10,6 +10,8 @@ both take their names from here, so a reader never imports a writer to learn a f
       vectors.npy, faiss.index the assembled full-precision vectors and the FAISS shortlist
       faiss.ivfdata            an on-disk IVF index's inverted lists (memory-mapped)
       vectors-vN.npy, faiss-vN.index, deleted-vN.parquet   files of later versions
+      outliers-vN-kK-rR.npy    each object's score to its k-th neighbour in version N (a
+                               cache: search/outliers.py; any write removes it)
       model/                   a copy of the checkpoint that embedded the shards
       .gr-write.lock           held by the one writer at a time
 """
@@ -43,8 +45,9 @@ FAISS_FILE = "faiss.index"
 FAISS_DATA_FILE = "faiss.ivfdata"
 MODEL_DIR = "model"
 LOCK_NAME = ".gr-write.lock"
-#: files of later versions written by add/delete/compact/reindex (index/writes.py)
-VERSIONED_GLOBS = ("vectors-v*.npy", "faiss-v*.index", "deleted-v*.parquet")
+#: files of later versions written by add/delete/compact/reindex (index/writes.py), and the
+#: outlier scores cached for one version (search/outliers.py), which a write makes stale
+VERSIONED_GLOBS = ("vectors-v*.npy", "faiss-v*.index", "deleted-v*.parquet", "outliers-v*-k*-r*.npy")
 
 
 def shard_name(i: int) -> str:

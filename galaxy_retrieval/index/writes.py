@@ -55,6 +55,8 @@ class DeleteResult:
     already_deleted: int  # asked for, but deleted by an earlier call
     not_found: tuple[str, ...]  # ids asked for that the index never held
     live: int  # objects the index answers with now
+    dry_run: bool = False  # nothing was written: ``deleted`` and ``ids`` say what would be
+    ids: tuple[str, ...] = ()  # the object ids deleted by this call (or that would be)
 
 
 @dataclass(frozen=True)
@@ -146,12 +148,13 @@ def read_id_list(path: str | Path) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
-def delete_objects(path: str | Path, object_ids: Sequence[str] | None = None, where: str | None = None) -> DeleteResult:
+def delete_objects(path: str | Path, object_ids: Sequence[str] | None = None, where: str | None = None, dry_run: bool = False) -> DeleteResult:
     """Mark objects deleted, by id or by a SQL condition over the metadata columns.
 
     Writes the next version's tombstone list and manifest; the vectors, shards and FAISS
     index are untouched until :func:`compact_index`. Ids the index never held are returned
-    in ``not_found`` (not an error: a delete list is often a superset)."""
+    in ``not_found`` (not an error: a delete list is often a superset). ``dry_run``: write
+    nothing, return what would be deleted."""
     if (object_ids is None) == (where is None):
         raise QueryError("give either object ids or a filter condition to delete, not both or neither")
     root = _checked_root(path)
@@ -177,15 +180,16 @@ def delete_objects(path: str | Path, object_ids: Sequence[str] | None = None, wh
             positions = select_positions(table, where)  # type: ignore[arg-type]
         fresh = positions[~is_dead[positions]]
         already = len(positions) - len(fresh)
-        if len(fresh) == 0:
-            return DeleteResult(root, m.version, 0, already, tuple(not_found), m.live_count)
+        fresh_ids = tuple(ids[i] for i in fresh)
+        if len(fresh) == 0 or dry_run:
+            return DeleteResult(root, m.version, int(len(fresh)), already, tuple(not_found), m.live_count, dry_run, fresh_ids)
         is_dead[fresh] = True
         allpos = np.flatnonzero(is_dead)
         version = m.version + 1
         entry = write_tombstones(root, version, allpos, [ids[i] for i in allpos])
         new = dataclasses.replace(m, version=version, updated=_now(), package_version=__version__, tombstones=entry)
         _commit(root, m, new)
-    return DeleteResult(root, version, int(len(fresh)), already, tuple(not_found), new.live_count)
+    return DeleteResult(root, version, int(len(fresh)), already, tuple(not_found), new.live_count, False, fresh_ids)
 
 
 # --------------------------------------------------------------------------- compact

@@ -22,8 +22,8 @@ class QueryRequest:
     index: Path
     images: tuple[Path, ...] = ()
     object_id: str | None = None
-    ra: float | None = None
-    dec: float | None = None
+    ra: float | str | None = None  # degrees, or sexagesimal hours ("09:52:12"); or RA and Dec in one string
+    dec: float | str | None = None
     radius_arcsec: float = 10.0
     k: int = 10
     refine: int = 10
@@ -36,7 +36,8 @@ class QueryRequest:
     where: str | None = None  # one condition over the metadata columns (index/filters.py), e.g. "label = 3"
     order: str = "most"  # "least": the least similar objects (exact scan)
     min_separation_arcsec: float | None = None  # drop hits this close to the query or a better hit
-    output: Path | None = None  # the hits as .csv, .parquet or .json
+    output: Path | None = None  # the hits as .csv, .parquet, .json, .fits or .vot (Path("-"): stdout)
+    output_format: str | None = None  # csv, parquet, json, fits or votable (default: by the file's ending)
     # several examples as one query (GalaxySearcher.query_examples): the images and object ids
     # above plus these are positives, the negatives below count against a candidate
     positive_ids: tuple[str, ...] = ()
@@ -56,6 +57,9 @@ class QueryResult:
     open_seconds: float = 0.0  # opening + verifying the index, loading the model, warming the kernel
     fetched: Path | None = None  # the survey cutout searched with (a sky query with nothing near)
     output: Path | None = None  # where the hits table was written
+    # targets of a batch that could not be searched (unknown id, nothing at the position,
+    # unreadable image): (the target, why); the others were
+    skipped: tuple[tuple[str, str], ...] = ()
 
     def table(self) -> Any:
         """All hits as one Arrow table with a ``query`` column."""
@@ -82,13 +86,17 @@ def run_query(req: QueryRequest) -> QueryResult:
     kinds = [bool(req.images), req.object_id is not None, req.ra is not None or req.dec is not None]
     if sum(kinds) != 1:
         raise QueryError("give exactly one kind of query: images (one or more), an object id, or a sky position (RA and Dec)").resolved_by("image", "object_id", "ra", "dec")
+    coord = None
+    if kinds[2]:
+        from .sky import parse_sky
+
+        coord = parse_sky(req.ra, req.dec)  # a bad position is refused before the index opens
     if req.mosaic is not None:
         check_output_file(req.mosaic)
     if req.output is not None:
-        check_hits_path(req.output)
+        check_hits_path(req.output, req.output_format)
     s, open_seconds = _open(req, model=bool(req.images) or req.fetch is not None)
     t0 = time.perf_counter()
-    query_images: list[np.ndarray] | None = None
     fetched: Path | None = None
     if req.images:
         hits = s.query_batch(list(req.images), **kw)
@@ -97,45 +105,43 @@ def run_query(req: QueryRequest) -> QueryResult:
         hits = [s.query(object_id=req.object_id, **kw)]
         labels = [f"object {req.object_id}"]
     else:
-        if req.ra is None or req.dec is None:
-            raise QueryError("a sky position needs both RA and Dec").resolved_by("ra", "dec")
-        sky = s.query_sky(
-            req.ra, req.dec, radius_arcsec=req.radius_arcsec, fetch=req.fetch, cache_dir=req.cache_dir, http=req.http, **kw,
-        )
+        sky = s.query_sky(coord, radius_arcsec=req.radius_arcsec, fetch=req.fetch, cache_dir=req.cache_dir, http=req.http, **kw)
         hits = [sky.hits]
         labels = [sky.describe()]
         if sky.cutout is not None:
             fetched = sky.cutout
     seconds = time.perf_counter() - t0
-    output = write_hits(req.output, hits_table(labels, hits)) if req.output is not None else None
+    output = write_hits(req.output, hits_table(labels, hits), req.output_format) if req.output is not None else None
     mosaic = None
     names = _label_names(s)
     if req.mosaic is not None:
-        from ..catalog.images import read_image
-        from ..viz.mosaic import query_mosaic
-
         if req.images or fetched is not None:
-            paths = list(req.images) if req.images else [fetched]
-            query_images = [read_image(p) for p in paths]
-            captions = [Path(p).name for p in req.images] if req.images else [f"cutout {req.ra:g} {req.dec:+g}"]
+            queries: list[Any] = list(req.images) if req.images else [fetched]
         else:
-            oid = req.object_id if req.object_id is not None else labels[0].split()[1]
-            query_images = s.images_of([int(s.rows[s.position_of(oid)])])
-            captions = [f"query {oid}"]
-        hit_images = [s.images_of([h.row for h in hs]) for hs in hits]
-        mosaic = query_mosaic(query_images, hits, hit_images, req.mosaic, query_captions=captions, label_names=names)
+            queries = [req.object_id if req.object_id is not None else labels[0].split()[1]]
+        mosaic = _write_mosaics(req.mosaic, [s.mosaic(hs, query=q) for q, hs in zip(queries, hits)])
     return QueryResult(labels, hits, seconds, mosaic, names, open_seconds, fetched, output)
 
 
-def _label_names(s: GalaxySearcher) -> dict[int, str] | None:
-    names = s.manifest.catalog.get("label_names")
-    if names:
-        return {int(k): v for k, v in names.items()}
-    if s.manifest.catalog.get("kind") == "galaxy10-hdf5":
-        from ..catalog.galaxy10 import GALAXY10_SHORT
+def _write_mosaics(path: Path, sheets: list[Any]) -> Path:
+    """One PNG: each query's grid below the previous one."""
+    from PIL import Image
 
-        return dict(enumerate(GALAXY10_SHORT))
-    return None
+    from ..atomic import atomic_path
+
+    W = max(im.width for im in sheets)
+    out = Image.new("RGB", (W, sum(im.height for im in sheets)), (18, 18, 24))
+    y = 0
+    for im in sheets:
+        out.paste(im, (0, y))
+        y += im.height
+    with atomic_path(path) as tmp:
+        out.save(tmp, format="PNG")
+    return Path(path)
+
+
+def _label_names(s: GalaxySearcher) -> dict[int, str] | None:
+    return s.label_names
 
 
 
@@ -151,13 +157,13 @@ def _run_examples(req: QueryRequest) -> QueryResult:
     if req.order != "most" or req.min_separation_arcsec is not None or req.mosaic is not None:
         raise QueryError("several examples combine with a filter, k, refine and exact only (not least, a minimum separation or a mosaic)")
     if req.output is not None:
-        check_hits_path(req.output)
+        check_hits_path(req.output, req.output_format)
     s, open_seconds = _open(req, model=bool(req.images or req.negative_images))
     t0 = time.perf_counter()
     hits = s.query_examples(positives, negatives, k=req.k, refine=req.refine, exact=req.exact, where=req.where)
     seconds = time.perf_counter() - t0
     label = "like " + ", ".join(str(p) for p in positives) + ("; unlike " + ", ".join(str(n) for n in negatives) if negatives else "")
-    output = write_hits(req.output, hits_table([label], [hits])) if req.output is not None else None
+    output = write_hits(req.output, hits_table([label], [hits]), req.output_format) if req.output is not None else None
     return QueryResult([label], [hits], seconds, None, _label_names(s), open_seconds, None, output)
 
 
@@ -183,11 +189,19 @@ def read_targets(path: Path) -> tuple[str, list[Any]]:
     if "object_id" in by:
         return "object_id", [str(v) for v in t.column(by["object_id"]).to_pylist()]
     if "ra" in by and "dec" in by:
+        from .sky import parse_sky
+
         ra, dec = t.column(by["ra"]).to_pylist(), t.column(by["dec"]).to_pylist()
-        bad = next((i for i, (r, d) in enumerate(zip(ra, dec)) if not isinstance(r, (int, float)) or not isinstance(d, (int, float))), None)
-        if bad is not None:
-            raise QueryError(f"{path}: row {bad + 1} has no numeric ra/dec ({ra[bad]!r}, {dec[bad]!r})")
-        return "sky", list(zip((float(r) for r in ra), (float(d) for d in dec)))
+        out = []
+        for i, (r, d) in enumerate(zip(ra, dec)):
+            if r is None or d is None:
+                raise QueryError(f"{path}: row {i + 1} has no ra/dec ({r!r}, {d!r})")
+            try:  # degrees, or sexagesimal as catalogs write it (09:52:12, +02:09:15)
+                c = parse_sky(r, d)
+            except QueryError as e:
+                raise QueryError(f"{path}: row {i + 1}: {e}") from None
+            out.append((float(c.ra.deg), float(c.dec.deg)))
+        return "sky", out
     if "filename" in by:
         return "image", [path.parent / str(v) for v in t.column(by["filename"]).to_pylist()]
     raise QueryError(f"{path}: needs a column of object ids, ra and dec, or image paths; the columns are {', '.join(t.column_names)}")
@@ -200,21 +214,50 @@ def _run_targets(req: QueryRequest) -> QueryResult:
     if req.mosaic is not None:
         raise QueryError("a mosaic shows one query; leave it out with a targets file")
     if req.output is not None:
-        check_hits_path(req.output)
+        check_hits_path(req.output, req.output_format)
     kind, targets = read_targets(Path(req.targets))  # type: ignore[arg-type]
     kw: dict[str, Any] = dict(k=req.k, refine=req.refine, exact=req.exact, where=req.where, order=req.order, min_separation_arcsec=req.min_separation_arcsec)
     s, open_seconds = _open(req, model=kind == "image")
     t0 = time.perf_counter()
+    skipped: list[tuple[str, str]] = []
+    hits: list[Any] = []
+    labels: list[str] = []
+    # one bad row (an id not in the index, nothing at a position, an unreadable image) is
+    # skipped and listed, as fetch-cutouts does, not the end of the whole batch
     if kind == "image":
-        hits = s.query_batch(targets, **kw)
-        labels = [str(p) for p in targets]
+        from ..catalog.images import read_image
+        from ..errors import ImageReadError
+
+        images = []
+        for p in targets:
+            try:
+                images.append(read_image(p))
+                labels.append(str(p))
+            except ImageReadError as e:
+                skipped.append((str(p), str(e)))
+        hits = s.query_batch(images, **kw) if images else []
     elif kind == "object_id":
-        hits = [s.query(object_id=oid, **kw) for oid in targets]
-        labels = [f"object {oid}" for oid in targets]
+        for oid in targets:
+            try:
+                hits.append(s.query(object_id=oid, **kw))
+                labels.append(f"object {oid}")
+            except QueryError as e:
+                if "is not in the index" not in str(e) and "was deleted" not in str(e):
+                    raise  # a bad k or filter is the request's fault, not the row's
+                skipped.append((str(oid), str(e)))
     else:
-        found = [s.query_sky(ra, dec, radius_arcsec=req.radius_arcsec, **kw) for ra, dec in targets]
-        hits = [f.hits for f in found]
-        labels = [f.describe() for f in found]
+        for ra, dec in targets:
+            try:
+                f = s.query_sky(ra, dec, radius_arcsec=req.radius_arcsec, **kw)
+            except QueryError as e:
+                if "no catalog object within" not in str(e):
+                    raise
+                skipped.append((f"{ra:g} {dec:+g}", str(e)))
+                continue
+            hits.append(f.hits)
+            labels.append(f.describe())
+    if not hits:
+        raise QueryError(f"{req.targets}: none of the {len(targets)} targets could be searched (first: {skipped[0][1]})" if skipped else f"{req.targets}: no targets")
     seconds = time.perf_counter() - t0
-    output = write_hits(req.output, hits_table(labels, hits)) if req.output is not None else None
-    return QueryResult(labels, hits, seconds, None, _label_names(s), open_seconds, None, output)
+    output = write_hits(req.output, hits_table(labels, hits), req.output_format) if req.output is not None else None
+    return QueryResult(labels, hits, seconds, None, _label_names(s), open_seconds, None, output, tuple(skipped))

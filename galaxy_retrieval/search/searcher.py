@@ -4,7 +4,13 @@
     s.query(image="q.png", k=10)          # an image file or a uint8 array
     s.query(object_id="synth-000042")     # a catalog object (itself excluded)
     s.query(ra=150.1, dec=2.2)            # the nearest catalog object, then its neighbours
+    s.query(coord=SkyCoord("09h52m12s +02d09m15s"))       # any astropy SkyCoord (any frame)
+    s.query_sky("09:52:12 +02:09:15")     # sexagesimal or degrees, one string or RA and Dec
     s.query_sky(150.1, 2.2, fetch=CutoutSpec("legacy"))  # …or the survey's cutout there
+    s.cone("09:52:12 +02:09:15", radius_arcsec=60)        # what the catalog holds there (a Table)
+    hits.to_table()                       # an astropy Table with units (FITS, VOTable)
+    s.mosaic(hits).save("hits.png")       # a grid of the hits, cropped to each galaxy
+    s.outliers(n=20, k=50)                # the galaxies least like any other
     s.query_batch([im1, im2], k=10)       # several images, one model call
 
 ``refine`` is the shortlist factor: FAISS returns ``k × refine`` candidates, the exact score
@@ -43,13 +49,14 @@ from ..index.candidates import load_faiss_index, search_params
 from ..index.filters import select_positions
 from ..index.layout import MANIFEST_NAME, MODEL_DIR
 from ..index.manifest import Manifest, read_manifest
+from ..index.reference import ScoreReference
 from ..index.shards import check_shard_models, read_metadata_table
 from ..index.tombstones import read_tombstones
 from ..index.vectors import open_vectors
 from ..score import ScoreWeights
-from .hits import Hit, SkyHits
+from .hits import Hit, Hits, SkyHits
 from .ids import ObjectIds
-from .sky import check_position, nearest_on_sky
+from .sky import SkyMatcher, parse_sky
 
 __all__ = ["GalaxySearcher"]
 
@@ -97,10 +104,15 @@ class GalaxySearcher:
         self.path = path
         self.manifest = manifest
         self.weights = ScoreWeights.from_dict(manifest.score_weights)
+        # scores of random catalog pairs: a hit's percentile among them (None: an older index)
+        self.reference = ScoreReference.from_manifest(manifest.extra)
         self._checkpoint = checkpoint
         self._lock = threading.RLock()
         self._embedder: Any = None
         self._catalog: Any = None
+        self._sky: SkyMatcher | None = None
+        # one outlier pass at a time: two requests would both compute it and write one cache file
+        self._outlier_lock = threading.Lock()
         # the files of the manifest's version: a write makes new ones, so this searcher keeps
         # answering from the version it opened
         faiss_path = path / manifest.faiss_file
@@ -220,14 +232,36 @@ class GalaxySearcher:
             raise QueryError(f"object id {object_id!r} was deleted from the index {self.path}")
         return pos
 
-    def position_at(self, ra: float, dec: float, radius_arcsec: float = 10.0) -> tuple[int, float]:
-        names = self.table.column_names
-        if "ra" not in names or "dec" not in names:
-            raise QueryError(f"{self.path}: the catalog has no ra/dec columns; query by image or object id").resolved_by("image", "object_id")
-        ra_col, dec_col = self._sky_columns()
-        if len(self.deleted):  # a deleted object is not there to be found
-            ra_col = np.where(self._dead, np.nan, ra_col)
-        return nearest_on_sky(float(ra), float(dec), ra_col, dec_col, float(radius_arcsec))
+    def position_at(self, ra: Any, dec: Any = None, radius_arcsec: float = 10.0) -> tuple[int, float]:
+        """(position, separation in arcsec) of the live catalog object nearest a sky position
+        (a ``SkyCoord``, a string, or RA/Dec in degrees or sexagesimal; :func:`parse_sky`)."""
+        coord = parse_sky(ra, dec)
+        return self.sky_matcher().nearest(coord, float(radius_arcsec))
+
+    def sky_matcher(self) -> SkyMatcher:
+        """The catalog's positions (live rows with coordinates) with astropy's KD-tree, built once."""
+        with self._lock:
+            if self._sky is None:
+                names = self.table.column_names
+                if "ra" not in names or "dec" not in names:
+                    raise QueryError(f"{self.path}: the catalog has no ra/dec columns; query by image or object id").resolved_by("image", "object_id")
+                ra, dec = self._radec()
+                self._sky = SkyMatcher(ra, dec, allowed=~self._dead)  # a deleted object is not there to be found
+            return self._sky
+
+    def cone(self, ra: Any, dec: Any = None, radius_arcsec: float = 60.0) -> Any:
+        """The live catalog objects within ``radius_arcsec`` of a sky position, nearest first,
+        as an astropy Table (object_id, row, separation in arcsec, metadata with units), found
+        with astropy's ``search_around_sky`` on the index's KD-tree."""
+        from .hits import astropy_table
+
+        coord = parse_sky(ra, dec)
+        if not (np.isfinite(radius_arcsec) and radius_arcsec > 0):
+            raise QueryError(f"radius {radius_arcsec} arcsec must be > 0")
+        pos, sep = self.sky_matcher().around(coord, float(radius_arcsec))
+        t = self.table.take(pa.array(pos.astype(np.int64)))
+        t = t.add_column(2, "separation_arcsec", pa.array(sep, pa.float64()))
+        return astropy_table(t, {"ra": float(coord.ra.deg), "dec": float(coord.dec.deg), "radius_arcsec": float(radius_arcsec)})
 
     def metadata(self, positions: Sequence[int]) -> list[dict[str, Any]]:
         sub = self.table.take(pa.array(np.asarray(positions, dtype=np.int64)))
@@ -417,13 +451,15 @@ class GalaxySearcher:
         dec, _ = coordinates(self.table.column("dec"), "dec")
         return ra, dec
 
-    def _hits(self, scores: np.ndarray, pos: np.ndarray, terms: np.ndarray) -> list[Hit]:
+    def _hits(self, scores: np.ndarray, pos: np.ndarray, terms: np.ndarray, percentiles: bool = True) -> Hits:
         valid = pos >= 0
         p = pos[valid]
         meta = self.metadata(p)
-        hits = []
-        for r, (i, s, t, md) in enumerate(zip(p, scores[valid], terms[valid], meta), start=1):
-            hits.append(Hit(r, self.object_ids[i], int(self.rows[i]), float(s), float(t[0]), float(t[1]), float(t[2]), md))
+        sc = scores[valid]
+        pct = self.reference.percentile(sc) if (self.reference is not None and percentiles) else [None] * len(sc)
+        hits = Hits(searcher=self)
+        for r, (i, s, t, md, q) in enumerate(zip(p, sc, terms[valid], meta, pct), start=1):
+            hits.append(Hit(r, self.object_ids[i], int(self.rows[i]), float(s), float(t[0]), float(t[1]), float(t[2]), md, None if q is None else round(float(q), 4)))
         return hits
 
     def query(
@@ -431,8 +467,9 @@ class GalaxySearcher:
         image: Any = None,
         *,
         object_id: str | None = None,
-        ra: float | None = None,
-        dec: float | None = None,
+        ra: Any = None,
+        dec: Any = None,
+        coord: Any = None,
         k: int = 10,
         refine: int = 10,
         radius_arcsec: float = 10.0,
@@ -442,18 +479,22 @@ class GalaxySearcher:
         where: str | None = None,
         order: str = "most",
         min_separation_arcsec: float | None = None,
-    ) -> list[Hit]:
+    ) -> Hits:
         """The k most similar catalog objects to one query (give exactly one kind of query).
+
+        A sky position is ``coord`` (an astropy ``SkyCoord``, any frame) or ``ra`` and ``dec``
+        (degrees, or sexagesimal strings: RA in hours); the nearest catalog object within
+        ``radius_arcsec`` is the query.
 
         ``where``: only objects matching this SQL condition over the metadata columns, e.g.
         ``"label = 3 AND redshift < 0.05"``; fewer than k hits when fewer match.
         ``order="least"``: the k least similar instead (an exact scan), least first.
         ``min_separation_arcsec``: drop a hit within that angle of the query object or of a
         better hit (another cutout of the same galaxy) and refill the list."""
-        given = [image is not None, object_id is not None, ra is not None or dec is not None]
-        if sum(given) != 1:
-            raise QueryError("give exactly one of: an image, an object id, or ra and dec")
-        if given[2] and (ra is None or dec is None):
+        given = [image is not None, object_id is not None, ra is not None or dec is not None or coord is not None]
+        if sum(given) != 1 or (coord is not None and (ra is not None or dec is not None)):
+            raise QueryError("give exactly one of: an image, an object id, or a sky position (coord, or ra and dec)")
+        if given[2] and coord is None and (ra is None or dec is None):
             raise QueryError("a sky position needs both ra and dec")
         if order not in ("most", "least"):
             raise QueryError(f"order must be 'most' or 'least', got {order!r}")
@@ -465,7 +506,10 @@ class GalaxySearcher:
                 self._check_k(k, refine, False)
             xq = self.embed([image])
             return self._hits(*(a[0] for a in self.search_vectors(xq, k, refine, exact, **kw)))  # type: ignore[arg-type]
-        pos = self.position_of(object_id) if object_id is not None else self.position_at(ra, dec, radius_arcsec)[0]
+        if object_id is not None:
+            pos = self.position_of(object_id)
+        else:
+            pos = self.position_at(coord if coord is not None else ra, None if coord is not None else dec, radius_arcsec)[0]
         if where is None:
             self._check_k(k, refine, True)
         xq = np.asarray(self.vectors[pos : pos + 1], dtype=np.float32)
@@ -486,7 +530,7 @@ class GalaxySearcher:
         where: str | None = None,
         order: str = "most",
         min_separation_arcsec: float | None = None,
-    ) -> list[Hit]:
+    ) -> Hits:
         """The k most similar catalog objects to one embedding ``vector`` (length = the index's
         dimension), e.g. one computed elsewhere with the same model; options as :meth:`query`."""
         if order not in ("most", "least"):
@@ -499,8 +543,8 @@ class GalaxySearcher:
 
     def query_sky(
         self,
-        ra: float,
-        dec: float,
+        ra: Any,
+        dec: Any = None,
         *,
         k: int = 10,
         refine: int = 10,
@@ -518,11 +562,15 @@ class GalaxySearcher:
         is given, the survey cutout at that position downloaded into ``cache_dir`` (default
         ``~/.cache/galaxy-retrieval/cutouts``) and searched as an image.
 
+        The position is a ``SkyCoord``, one string (``"09h52m12s +02d09m15s"``, ``"148.05
+        2.154"``) or RA and Dec (degrees, or sexagesimal strings with RA in hours).
+
         Fetch a cutout like the catalog's images (same survey, size and pixel scale), since
         the query goes through the same preprocessing as the catalog did."""
-        check_position(ra, dec)
+        coord = parse_sky(ra, dec)
+        ra, dec = float(coord.ra.deg), float(coord.dec.deg)
         try:
-            pos, sep = self.position_at(ra, dec, radius_arcsec)
+            pos, sep = self.position_at(coord, radius_arcsec=radius_arcsec)
         except QueryError as e:
             if fetch is None:
                 raise
@@ -548,7 +596,7 @@ class GalaxySearcher:
         where: str | None = None,
         order: str = "most",
         min_separation_arcsec: float | None = None,
-    ) -> list[list[Hit]]:
+    ) -> list[Hits]:
         """Several query images as one batch: one model call, one FAISS search, one rerank."""
         if order not in ("most", "least"):
             raise QueryError(f"order must be 'most' or 'least', got {order!r}")
@@ -575,7 +623,7 @@ class GalaxySearcher:
         where: str | None = None,
         nprobe: int | None = None,
         ef_search: int | None = None,
-    ) -> list[Hit]:
+    ) -> Hits:
         """Objects like all of ``positive`` and unlike ``negative``.
 
         Each example is a catalog object id (a ``str``) or an image (a ``Path`` or a uint8
@@ -600,7 +648,7 @@ class GalaxySearcher:
         avail = self.manifest.count if allowed is None else len(allowed)
         kk = min(avail, k + len(examples))
         if kk == 0:
-            return []
+            return Hits(searcher=self)
         if exact:
             cand = allowed if allowed is not None else np.arange(self.manifest.count)
         else:
@@ -626,7 +674,8 @@ class GalaxySearcher:
         keep = ~np.isin(pos, list(examples)) if examples else np.ones(len(pos), bool)
         score, pos, terms = score[keep], pos[keep], terms[keep]
         order = np.lexsort((pos, -score))[:k]  # score descending, ties → lower position
-        return self._hits(score[order].astype(np.float32), pos[order], terms[order].astype(np.float32))
+        # a combination of scores is no score of a pair: no percentile
+        return self._hits(score[order].astype(np.float32), pos[order], terms[order].astype(np.float32), percentiles=False)
 
     def _example_vectors(self, examples: Sequence[Any]) -> tuple[np.ndarray, list[int]]:
         """(vectors (n, D), positions of the examples given by id)."""
@@ -646,7 +695,61 @@ class GalaxySearcher:
             vecs = [v if v is not None else next(emb) for v in vecs]
         return np.stack(vecs).astype(np.float32), positions  # type: ignore[arg-type]
 
+    # ------------------------------------------------------------------ outliers
+
+    def outlier_scores(self, k: int = 50, refine: int = 1, progress: Any = None, cache: bool = True) -> np.ndarray:
+        """Each object's score to its k-th nearest neighbour (NaN: deleted), computed once per
+        index version and cached beside the index (:mod:`~galaxy_retrieval.search.outliers`);
+        progress shows in a notebook by default."""
+        from ..progress import default_progress
+        from .outliers import outlier_scores
+
+        with self._outlier_lock:
+            return outlier_scores(self, k, refine, progress or default_progress(), cache)
+
+    def outliers(self, n: int = 20, k: int = 50, *, refine: int = 1, where: str | None = None, progress: Any = None, cache: bool = True) -> Hits:
+        """The ``n`` galaxies least like any other: the lowest scores to their k-th nearest
+        neighbour, strangest first (an anomaly search; ``where`` filters the answer)."""
+        from ..progress import default_progress
+        from .outliers import outliers
+
+        return outliers(self, n, k, refine, where, progress or default_progress(), cache)
+
     # ------------------------------------------------------------------ images of hits
+
+    @property
+    def label_names(self) -> dict[int, str] | None:
+        """Class names of the catalog's integer labels, when it has them."""
+        names = self.manifest.catalog.get("label_names")
+        if names:
+            return {int(k): v for k, v in names.items()}
+        if self.manifest.catalog.get("kind") == "galaxy10-hdf5":
+            from ..catalog.galaxy10 import GALAXY10_SHORT
+
+            return dict(enumerate(GALAXY10_SHORT))
+        return None
+
+    def mosaic(self, hits: Sequence[Hit], query: Any = None, ncols: int = 5, tile: int = 200, crop: bool = True) -> Any:
+        """The hits as a PIL image: a grid ``ncols`` wide, each tile cropped to its galaxy and
+        captioned with rank, id, score, percentile and label. ``query`` (an object id, an image
+        path or a uint8 array) comes first, outlined. ``.save("hits.png")`` writes it."""
+        from ..catalog.images import read_image, to_uint8_rgb
+        from ..viz.notebook import grid_mosaic, hit_caption
+
+        names = self.label_names
+        tiles: list[tuple[np.ndarray, str, str]] = []
+        if query is not None:
+            if isinstance(query, str) and self.object_ids.position(query) is not None:
+                tiles.append((self.images_of([int(self.rows[self.position_of(query)])])[0], f"query {query}", ""))
+            elif isinstance(query, (str, Path)):
+                tiles.append((read_image(query), f"query {Path(query).name}", ""))
+            else:
+                tiles.append((to_uint8_rgb(np.asarray(query)), "query", ""))
+        images = self.images_of([h.row for h in hits]) if len(hits) else []
+        tiles += [(im, *hit_caption(h, names)) for h, im in zip(hits, images)]
+        if not tiles:
+            raise QueryError("no hits to draw")
+        return grid_mosaic(tiles, ncols=ncols, tile=tile, highlight_first=query is not None, crop=crop, title=getattr(hits, "query", None))
 
     def images_of(self, rows: Sequence[int]) -> list[np.ndarray]:
         """Catalog images at these catalog rows (for mosaics); needs the source catalog."""

@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from ..errors import GalaxyRetrievalError, ImageReadError, QueryError
 from ..search.hits import Hit, hits_table
@@ -132,7 +133,7 @@ def _hit_out(st: _State, h: Hit) -> HitOut:
     md = {k: _plain(v) for k, v in h.metadata.items()}
     lab = md.get("label")
     return HitOut(
-        rank=h.rank, object_id=h.object_id, row=h.row, score=h.score, cos=h.cos, inv_l2=h.inv_l2, inv_l3=h.inv_l3,
+        rank=h.rank, object_id=h.object_id, row=h.row, score=h.score, percentile=h.percentile, cos=h.cos, inv_l2=h.inv_l2, inv_l3=h.inv_l3,
         label=lab, label_name=st.label_names.get(lab) if isinstance(lab, int) else None,
         ra=md.get("ra"), dec=md.get("dec"), metadata=md,
     )
@@ -182,9 +183,12 @@ def _read_upload(st: _State, upload: UploadFile, data: bytes) -> np.ndarray:
 
 def _search(st: _State, req: SearchRequest, image: Optional[np.ndarray]) -> SearchResponse:
     s = st.searcher
-    kinds = [image is not None, req.object_id is not None, req.ra is not None or req.dec is not None, req.vector is not None, bool(req.positive or req.negative)]
-    if sum(kinds) != 1:
-        raise HTTPException(400, "give exactly one query: object_id, ra and dec, vector, positive (and negative) ids, or an image upload")
+    kinds = [
+        image is not None, req.object_id is not None, req.ra is not None or req.dec is not None or req.position is not None,
+        req.vector is not None, bool(req.positive or req.negative),
+    ]
+    if sum(kinds) != 1 or (req.position is not None and (req.ra is not None or req.dec is not None)):
+        raise HTTPException(400, "give exactly one query: object_id, ra and dec (or position), vector, positive (and negative) ids, or an image upload")
     order = "least" if req.least else "most"
     kw = dict(k=req.k, refine=req.refine, where=req.where or None)
     t0 = time.perf_counter()
@@ -198,11 +202,12 @@ def _search(st: _State, req: SearchRequest, image: Optional[np.ndarray]) -> Sear
             q = QueryOut(kind="object_id", object_id=o.object_id, row=o.row, label=o.label, label_name=o.label_name, ra=o.ra, dec=o.dec)
             hits = s.query(object_id=req.object_id, order=order, min_separation_arcsec=req.min_separation_arcsec, **kw)
         elif kinds[2]:
-            if req.ra is None or req.dec is None:
+            if req.position is None and (req.ra is None or req.dec is None):
                 raise HTTPException(400, "a sky position needs both ra and dec")
-            sky = s.query_sky(req.ra, req.dec, radius_arcsec=req.radius_arcsec, order=order, min_separation_arcsec=req.min_separation_arcsec, **kw)
+            where_ = (req.position,) if req.position is not None else (req.ra, req.dec)
+            sky = s.query_sky(*where_, radius_arcsec=req.radius_arcsec, order=order, min_separation_arcsec=req.min_separation_arcsec, **kw)
             o = _object_out(st, s.position_of(sky.object_id))  # type: ignore[arg-type]
-            q = QueryOut(kind="sky", object_id=o.object_id, row=o.row, label=o.label, label_name=o.label_name, ra=req.ra, dec=req.dec, separation_arcsec=sky.separation_arcsec)
+            q = QueryOut(kind="sky", object_id=o.object_id, row=o.row, label=o.label, label_name=o.label_name, ra=sky.ra, dec=sky.dec, separation_arcsec=sky.separation_arcsec)
             hits = sky.hits
         elif req.vector is not None:
             q = QueryOut(kind="vector")
@@ -240,7 +245,7 @@ def _download(resp: SearchResponse, fmt: str, label: str) -> Response:
 
     from ..search.hits import Hit as H
 
-    hits = [H(h.rank, h.object_id, h.row, h.score, h.cos, h.inv_l2, h.inv_l3, h.metadata) for h in resp.hits]
+    hits = [H(h.rank, h.object_id, h.row, h.score, h.cos, h.inv_l2, h.inv_l3, h.metadata, h.percentile) for h in resp.hits]
     table = hits_table([label], [hits])
     buf = io.BytesIO()
     if fmt == "csv":
@@ -273,7 +278,9 @@ def create_app(cfg: ServeConfig) -> FastAPI:
             app.state.gr.searcher.warmup(model=False)
         yield
 
-    app = FastAPI(
+    # /docs and /redoc with their scripts served from the package (fastapi-offline), not a
+    # CDN: the API page renders on a machine without the internet, as the search page does
+    app = FastAPIOffline(
         title="galaxy-retrieval",
         summary="Search a galaxy image index by object id, sky position, image or embedding.",
         version="1",
@@ -359,6 +366,22 @@ def create_app(cfg: ServeConfig) -> FastAPI:
         except QueryError as e:
             raise _query_error(e) from None
 
+    @app.get("/api/outliers", response_model=SearchResponse, responses=ERRORS, dependencies=keyed, tags=["search"])
+    def outliers(
+        st: State,
+        n: int = Query(20, ge=1, le=1000, description="Number of objects."),
+        k: int = Query(50, ge=1, le=1000, description="Rank by the score to each object's k-th nearest neighbour."),
+        where: Optional[str] = Query(None, description="Only objects matching this SQL condition over the metadata columns."),
+    ) -> SearchResponse:
+        """The galaxies least like any other: the lowest score to their k-th nearest neighbour
+        (`gr outliers`; the first call per k computes every object's score, later ones read it)."""
+        t0 = time.perf_counter()
+        try:
+            hits = st.searcher.outliers(n, k, where=where or None)
+        except (QueryError, GalaxyRetrievalError) as e:
+            raise _query_error(e) from None
+        return SearchResponse(query=QueryOut(kind="outliers"), hits=[_hit_out(st, h) for h in hits], milliseconds=(time.perf_counter() - t0) * 1000)
+
     size_q = Query(None, ge=THUMB_SIZES[0], le=THUMB_SIZES[1], description="Longest side in pixels (default: as stored).")
     png = {200: {"content": {"image/png": {}}, "description": "PNG"}, **ERRORS}
 
@@ -410,20 +433,15 @@ def create_app(cfg: ServeConfig) -> FastAPI:
 
         if (object_id is None) == (image is None):
             raise HTTPException(400, "give the query as object_id or as an uploaded image, one of them")
-        if image is not None:
-            qim = _read_upload(st, image, image.file.read())
-        else:
-            try:
-                qim = st.searcher.images_of([int(st.searcher.rows[st.searcher.position_of(object_id)])])[0]  # type: ignore[arg-type]
-            except QueryError as e:
-                raise _query_error(e) from None
+        qim = _read_upload(st, image, image.file.read()) if image is not None else None
         with tempfile.TemporaryDirectory(prefix="gr-explain-") as d:
             out = Path(d) / "why.png"
             try:
-                # an object searched by its own image finds itself first: one more hit so
-                # that k look-alikes are explained
-                explain_query(st.searcher.path, qim, out, k=k + (object_id is not None), method=method, steps=st.cfg.explain_steps, checkpoint=st.cfg.checkpoint)
-            except (QueryError, ConfigError) as e:
+                # by id, the library leaves the object out of its own matches (it would be #1)
+                explain_query(st.searcher.path, qim, out, k=k, method=method, steps=st.cfg.explain_steps, checkpoint=st.cfg.checkpoint, object_id=object_id)
+            except QueryError as e:
+                raise _query_error(e) from None
+            except ConfigError as e:
                 raise HTTPException(400, str(e)) from None
             return Response(out.read_bytes(), media_type="image/png")
 

@@ -14,6 +14,9 @@ class SearchRequest(BaseModel):
     object_id: Optional[str] = Field(None, description="Search from this catalog object.", examples=["42"])
     ra: Optional[float] = Field(None, description="Right ascension in degrees; searches from the nearest catalog object.")
     dec: Optional[float] = Field(None, description="Declination in degrees (with ra).")
+    position: Optional[str] = Field(
+        None, description="Or a sky position in one string, as astropy's SkyCoord reads it: degrees or sexagesimal (RA in hours).", examples=["09h52m12s +02d09m15s"]
+    )
     radius_arcsec: float = Field(10.0, gt=0, description="How far from ra/dec the catalog object may lie.")
     vector: Optional[list[float]] = Field(None, description="An embedding made with the index's model.")
     positive: list[str] = Field(default_factory=list, description="Object ids the results should resemble (with negative).")
@@ -30,6 +33,7 @@ class HitOut(BaseModel):
     object_id: str
     row: int = Field(description="Row in the source catalog; /api/rows/{row}/image.png shows it.")
     score: float
+    percentile: Optional[float] = Field(None, description="Percent of random catalog pairs scoring lower (null: an index built before it was recorded, or several examples).")
     cos: float
     inv_l2: float
     inv_l3: float
@@ -41,7 +45,7 @@ class HitOut(BaseModel):
 
 
 class QueryOut(BaseModel):
-    kind: Literal["object_id", "sky", "image", "vector", "examples"]
+    kind: Literal["object_id", "sky", "image", "vector", "examples", "outliers"]
     object_id: Optional[str] = Field(None, description="The catalog object searched from, when there is one.")
     row: Optional[int] = None
     label: Any = None

@@ -37,7 +37,7 @@ from ..model.checkpoint import (
     save_weights,
     settle_last,
 )
-from ..model.device import pick_device, resolve_precision, train_autocast
+from ..model.device import CPU_BF16_BACKBONES, pick_device, resolve_precision, train_autocast
 from ..model.fusion import DescriptorFusion, fit_fusion
 from ..model.preprocess import normalize
 from ..model.vit import GalaxIDNetViT, build_model
@@ -130,12 +130,15 @@ def _memory_format(precision: str, device: torch.device) -> torch.memory_format:
 def _use_compile(cfg: TrainConfig, n_train: int) -> bool:
     if cfg.compile != "auto":
         return cfg.compile == "on"
+    if cfg.model_config().backbone not in CPU_BF16_BACKBONES:
+        return False  # the ViT measured no faster compiled (benchmarks/train_speed.py)
     views = 2 if cfg.pair_mode == "in_batch" else 3
     return cfg.epochs * n_train * views >= COMPILE_AUTO_MIN_IMAGES
 
 
 def validate(
-    model: GalaxIDNetViT, val: ValSet, cfg: TrainConfig, device: torch.device, weights: ScoreWeights | None = None
+    model: GalaxIDNetViT, val: ValSet, cfg: TrainConfig, device: torch.device, weights: ScoreWeights | None = None,
+    precision: str | None = None,
 ) -> dict[str, float | None]:
     """Validation loss (the training objective: the paper-pair contrastive loss, or InfoNCE
     over training-size batches of anchors and positives) and mini-search loose accuracy at
@@ -144,9 +147,10 @@ def validate(
     w = cfg.score_weights if weights is None else weights
     was_training = model.training
     model.eval()
-    za = _embed_u8(model, val.anchors, device, cfg.precision)
-    zp = _embed_u8(model, val.positives, device, cfg.precision)
-    zn = _embed_u8(model, val.negatives, device, cfg.precision)
+    prec = resolve_precision(cfg.precision, device, model.config.backbone) if precision is None else precision
+    za = _embed_u8(model, val.anchors, device, prec)
+    zp = _embed_u8(model, val.positives, device, prec)
+    zn = _embed_u8(model, val.negatives, device, prec)
     model.train(was_training)
     s = torch.cat([score_torch(za, zp, w), score_torch(za, zn, w)])
     y = torch.cat([torch.ones(len(za)), torch.zeros(len(za))])
@@ -276,19 +280,20 @@ def _train(
     out.mkdir(parents=True, exist_ok=True)
 
     fusion = _fit_fusion(cfg, tr, progress)
+    # "auto" resolved once, for this device and backbone; every step and validation uses it
+    precision = resolve_precision(cfg.precision, device, mcfg.backbone)
     model = build_model(mcfg, seed=cfg.seed)
     if cfg.init is not None and not resume:
         _load_init(model, cfg.init, progress)
     model = model.to(device)
-    model = model.to(memory_format=_memory_format(cfg.precision, device))
+    model = model.to(memory_format=_memory_format(precision, device))
     opt, theta = _optimizer(model, cfg, device)
-    precision = resolve_precision(cfg.precision, device)
     embed_fn = model.embed
     if _use_compile(cfg, len(tr)):
         # the training forward only: validation runs eager (eval-mode batch norm would be a
         # second graph to compile for a few seconds of work per epoch)
         embed_fn = torch.compile(model.embed)
-    progress.log(f"precision {precision}{', channels-last' if _memory_format(cfg.precision, device) == torch.channels_last else ''}"
+    progress.log(f"precision {precision}{', channels-last' if _memory_format(precision, device) == torch.channels_last else ''}"
                  f"{', torch.compile' if embed_fn is not model.embed else ''}")
 
     def current_weights() -> ScoreWeights:
@@ -333,9 +338,9 @@ def _train(
             progress.log(f"stopping before epoch {epoch + 1}: it would end past the {cfg.time_budget_s:.0f} s budget")
             break
         t_epoch = time.perf_counter()
-        loss_sum, acc_sum, seen, step = _train_epoch(model, embed_fn, opt, theta, tr, augmenter, g, cfg, device, epoch, step, steps_per_epoch, out, progress)
+        loss_sum, acc_sum, seen, step = _train_epoch(model, embed_fn, precision, opt, theta, tr, augmenter, g, cfg, device, epoch, step, steps_per_epoch, out, progress)
         epoch_w = current_weights()
-        metrics = validate(model, val, cfg, device, epoch_w)
+        metrics = validate(model, val, cfg, device, epoch_w, precision)
         epoch_s = time.perf_counter() - t_epoch
         last_epoch_s = epoch_s
         row: dict[str, Any] = {
@@ -478,7 +483,7 @@ def _optimizer(model: torch.nn.Module, cfg: TrainConfig, device: Any) -> tuple[t
 
 
 def _train_epoch(
-    model: Any, embed_fn: Any, opt: Any, theta: Any, tr: ImageStore, augmenter: PairAugmenter, g: torch.Generator, cfg: TrainConfig,
+    model: Any, embed_fn: Any, precision: str, opt: Any, theta: Any, tr: ImageStore, augmenter: PairAugmenter, g: torch.Generator, cfg: TrainConfig,
     device: Any, epoch: int, step: int, steps_per_epoch: int, out: Path, progress: Progress,
 ) -> tuple[float, float, int, int]:
     """One pass over the training images in a random order. Returns (loss sum, pair-accuracy
@@ -491,7 +496,7 @@ def _train_epoch(
     # progress counts pairs in paper mode, images (each against the whole batch) in in_batch mode
     per_image = 1 if cfg.pair_mode == "in_batch" or cfg.save_computations else 2
     unit = "img" if cfg.pair_mode == "in_batch" else "pair"
-    layout = _memory_format(cfg.precision, device)
+    layout = _memory_format(precision, device)
     with progress.task(f"train epoch {epoch + 1}/{cfg.epochs}", total=n * per_image, unit=unit) as t:
         for lo in range(0, n, bsz):
             pos = perm[lo : lo + bsz]
@@ -508,7 +513,7 @@ def _train_epoch(
             for group in opt.param_groups:
                 group["lr"] = _lr_at(cfg, step, steps_per_epoch)
             x = normalize(batch.images, mcfg).contiguous(memory_format=layout)
-            with train_autocast(device, cfg.precision):
+            with train_autocast(device, precision):
                 emb = embed_fn(x)  # one model call for every image of every pair
             w = cfg.score_weights if theta is None else torch.softmax(theta, dim=0)
             loss, acc = pair_loss(emb.float(), batch, w, cfg.margin, cfg.loss, cfg.temperature)

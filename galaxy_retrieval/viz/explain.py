@@ -119,7 +119,14 @@ def explain_sheet(
         # pixel box (top-left origin) → figure fraction (bottom-left origin)
         return fig.add_axes((x / W, 1.0 - (y_top + h) / H, w / W, h / H))
 
-    fig.text(_PAD / W, 1.0 - (_TITLE / 2) / H, title, color=_TEXT, fontsize=9, va="center", ha="left")
+    # a narrow sheet (the query and one or two hits) cut the one-line title off: wrap it to
+    # the sheet's width in at most two lines (a smaller font), ending in "…" if still longer
+    import textwrap
+
+    lines = textwrap.wrap(title, max(20, int((W - 2 * _PAD) / 6.6)))  # characters of 9-pt text that fit
+    if len(lines) > 1:
+        lines = textwrap.wrap(title, max(20, int((W - 2 * _PAD) / 6.0)), max_lines=2, placeholder=" …")
+    fig.text(_PAD / W, 1.0 - (_TITLE / 2) / H, "\n".join(lines), color=_TEXT, fontsize=9 if len(lines) == 1 else 8, va="center", ha="left", linespacing=1.1)
     for j, im in enumerate(images):
         x = _PAD + j * (tile + _PAD)
         base = _square(np.asarray(im), tile)
@@ -145,7 +152,7 @@ def explain_sheet(
     bar = fig.colorbar(ScalarMappable(norm, colormaps[_SIGNED_CMAP if signed else "inferno"]), cax=cax, orientation="horizontal", extend=extend)
     bar.ax.tick_params(labelsize=7, colors=_TEXT, length=2)
     bar.outline.set_edgecolor(_TEXT)
-    fig.text(_PAD / W, 1.0 - (H - 8) / H, scale_label, color=_TEXT, fontsize=8, va="bottom", ha="left")
+    fig.text(_PAD / W, 1.0 - (H - 8) / H, textwrap.shorten(scale_label, max(20, int((W - 2 * _PAD) / 6.0)), placeholder=" …"), color=_TEXT, fontsize=8, va="bottom", ha="left")
     out = Path(out)
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=_DPI, facecolor=_BG)
