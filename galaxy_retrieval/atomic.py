@@ -10,15 +10,17 @@ import errno
 import hashlib
 import json
 import os
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import NoSpaceError
+from .errors import NoSpaceError, OutputPathError
 
 __all__ = [
     "atomic_path",
     "commit_file",
+    "check_replaceable",
     "atomic_write_bytes",
     "atomic_write_json",
     "fsync_dir",
@@ -89,9 +91,28 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
             tmp.unlink()
 
 
+def check_replaceable(target: str | Path) -> None:
+    """Raise :class:`OutputPathError` if ``target`` exists and is not a regular file (or a
+    symbolic link, which a rename replaces without touching what it points at).
+
+    A rename onto a device node, a FIFO or a socket replaces that special file: run as root
+    (as in a container), ``--mosaic /dev/full`` used to turn the device into a PNG."""
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        return
+    except OSError:
+        return  # unreadable parent and the like: the write itself will say so
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "a device, pipe or socket, not a regular file"
+        raise OutputPathError(f"{target}: exists and is {kind}; write to a file name instead")
+
+
 def commit_file(tmp: str | Path, target: str | Path) -> Path:
     """Make a finished temp file ``tmp`` the file ``target``: fsync its bytes, then rename (atomic
-    on one file system), then fsync the folder so the rename itself survives a power cut."""
+    on one file system), then fsync the folder so the rename itself survives a power cut.
+    A ``target`` that exists and is not a regular file is refused (:func:`check_replaceable`)."""
+    check_replaceable(target)
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, target)

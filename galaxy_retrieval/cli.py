@@ -782,7 +782,7 @@ def _ivf_balance(path: Path, m: Any) -> Any:
 def delete(
     index: Path = typer.Option(..., help="Index directory (indexes/NAME)."),
     ids: Optional[Path] = typer.Option(None, help="Text file of object ids to delete, one per line."),
-    where: Optional[str] = typer.Option(None, help='Delete the objects matching this SQL condition over the metadata columns, e.g. "label = 9".'),
+    where: Optional[str] = typer.Option(None, help='Delete the objects matching this condition over the metadata columns (one boolean expression), e.g. "label = 9".'),
     dry_run: bool = typer.Option(False, "--dry-run", help="Say which objects would be deleted; change nothing."),
 ) -> None:
     """Delete objects from an index (a tombstone list; `gr compact` later removes them from the files)."""
@@ -925,7 +925,7 @@ def query(
     base_url: Optional[str] = typer.Option(None, help="A mirror of the cutout service (replaces the URL before the endpoint name)."),
     cache_dir: Optional[Path] = typer.Option(None, help="Where fetched cutouts are kept (default ~/.cache/galaxy-retrieval/cutouts)."),
     where: Optional[str] = typer.Option(
-        None, help='Only objects matching this SQL condition over the metadata columns (DuckDB), e.g. "label = 3 AND redshift < 0.05"; fewer than k hits when fewer match.'
+        None, help='Only objects matching this condition over the metadata columns (one boolean expression: comparisons, AND/OR/NOT, IN, BETWEEN, LIKE, IS NULL, arithmetic), e.g. "label = 3 AND redshift < 0.05"; fewer than k hits when fewer match.'
     ),
     least: bool = typer.Option(False, "--least", help="The k least similar objects instead (an exact scan; anomaly hunting)."),
     min_separation: Optional[float] = typer.Option(
@@ -1114,13 +1114,15 @@ def serve(
 ) -> None:
     """Serve the search API (/api/, documented at /docs) and the search page (/) for one index."""
     try:
-        from .serve import ServeConfig, run_server
+        from .serve import ServeConfig, bind_banner, run_server
     except ImportError as e:
         raise ConfigError(f"gr serve needs the serve extra ({e.name} is missing): pip install -e '.[serve]'") from None
 
     cfg = ServeConfig(index=index, checkpoint=checkpoint, api_key=api_key, cors_origins=tuple(cors or ()), max_upload_bytes=int(max_upload_mb * 1024 * 1024))
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    err.print(f"serving [bold]{index}[/] at [bold]http://{shown}:{port}/[/] (API docs: /docs); Ctrl-C stops", highlight=False)
+    url, warning = bind_banner(host, port, api_key)
+    if warning:
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+    err.print(f"serving [bold]{escape(str(index))}[/] at [bold]{escape(url)}[/] (API docs: /docs); Ctrl-C stops", highlight=False, soft_wrap=True)
     run_server(cfg, host=host, port=port, workers=workers)
 
 

@@ -9,6 +9,7 @@ with a temp file that is removed at once.
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -43,6 +44,14 @@ def check_output_file(path: str | Path) -> Path:
     p = Path(path)
     if p.is_dir():
         raise OutputPathError(f"{p}: is a folder; give a file name")
+    # a device, FIFO or socket is never replaced by an output (atomic.commit_file checks it
+    # again at the rename; this says so before the work)
+    try:
+        mode = os.lstat(p).st_mode
+    except OSError:
+        mode = None
+    if mode is not None and not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+        raise OutputPathError(f"{p}: exists and is a device, pipe or socket, not a regular file; write to a file name instead")
     if p.exists() and not os.access(p, os.W_OK):
         raise OutputPathError(f"{p}: exists and is not writable")
     _probe(_nearest_existing(p.parent), p)

@@ -23,7 +23,8 @@ class LocalServer:
     path+query contains ``substring``; when the list is empty the file is served normally.
 
     Behaviours: ``("status", code)``, ``"html"``, ``"truncate"``, ``("sleep", seconds)``,
-    ``"norange"``. ``by_ra[ra_text]`` names the file served for a cutout at that RA."""
+    ``"norange"``, ``"redirect_loop"`` (a 302 to itself), ``("drip", seconds)`` (one byte of a
+    never-ending body per ``seconds``), ``("gzip_bomb", nbytes)`` (zeros, gzip-encoded). ``by_ra[ra_text]`` names the file served for a cutout at that RA."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -84,6 +85,42 @@ class LocalServer:
         if isinstance(b, tuple) and b[0] == "sleep":
             time.sleep(b[1])
             b = None
+        if b == "redirect_loop":  # a redirect back to itself, for as long as the script says
+            h.send_response(302)
+            h.send_header("Location", h.path)
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            return
+        if isinstance(b, tuple) and b[0] == "drip":  # a byte every b[1] seconds, never finishing
+            h.send_response(200)
+            h.send_header("Content-Type", "image/jpeg")
+            h.send_header("Content-Length", "100000")
+            h.end_headers()
+            try:
+                for _ in range(100000):
+                    h.wfile.write(b"\xff")
+                    h.wfile.flush()
+                    time.sleep(b[1])
+            except OSError:  # the client gave up
+                pass
+            h.close_connection = True
+            return
+        if isinstance(b, tuple) and b[0] == "gzip_bomb":  # b[1] bytes of zeros, gzip-encoded
+            import zlib
+
+            z = zlib.compressobj(9, zlib.DEFLATED, 31)
+            block = bytes(1 << 20)
+            body = b"".join(z.compress(block) for _ in range(b[1] >> 20)) + z.flush()
+            h.send_response(200)
+            h.send_header("Content-Type", "image/jpeg")
+            h.send_header("Content-Encoding", "gzip")
+            h.send_header("Content-Length", str(len(body)))
+            h.end_headers()
+            try:
+                h.wfile.write(body)
+            except OSError:
+                pass
+            return
         if isinstance(b, tuple) and b[0] == "status":
             body = f"error {b[1]}".encode()
             h.send_response(b[1])

@@ -105,8 +105,11 @@ def test_bad_filter_is_one_line_naming_expression_and_columns(tmp_path: Path, wh
 def test_filter_cannot_read_files(tmp_path: Path) -> None:
     path, _ = _build(tmp_path)
     (tmp_path / "secret.csv").write_text("a\n1\n")
-    with pytest.raises(QueryError, match="disabled"):
-        GalaxySearcher.open(path).select(f"row IN (SELECT a FROM read_csv('{tmp_path / 'secret.csv'}'))")
+    s = GalaxySearcher.open(path)
+    with pytest.raises(QueryError, match="a subquery is not allowed"):
+        s.select(f"row IN (SELECT a FROM read_csv('{tmp_path / 'secret.csv'}'))")
+    with pytest.raises(QueryError, match=r"the function read_csv\(\) is not allowed"):
+        s.select(f"read_csv('{tmp_path / 'secret.csv'}') IS NOT NULL")
 
 
 @pytest.mark.parametrize("kind", ["flat", "ivf"])

@@ -10,11 +10,13 @@ canonical names (``ra``, ``dec``, ``object_id``, ``redshift``, ``label``, ``file
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
+
+import numpy as np
 
 from ..errors import ConfigError
 
-__all__ = ["ALIASES", "ColumnMap", "resolve_columns", "parse_column_mapping"]
+__all__ = ["ALIASES", "ColumnMap", "resolve_columns", "parse_column_mapping", "coordinates"]
 
 #: canonical name -> recognised spellings (compared case-insensitively), best first
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -114,3 +116,29 @@ def resolve_columns(header: Iterable[str], mapping: Mapping[str, str] | None = N
         used.add(n)
     renamed = {c: n for c, n in final.items() if n != c}
     return ColumnMap(final, renamed)
+
+
+def coordinates(values: Any, kind: str) -> tuple[np.ndarray, list[int]]:
+    """(float64 degrees with NaN where a value is missing, not a number or out of range for
+    ``kind`` ("ra": [0, 360), "dec": [-90, 90]); the indices of the bad values, missing ones
+    not counted). A catalog column of text with one "n/a" in it used to build fine and then
+    make every sky query a traceback."""
+    seq = values.to_pylist() if hasattr(values, "to_pylist") else list(values)
+    out = np.full(len(seq), np.nan)
+    bad: list[int] = []
+    lo, hi = (0.0, 360.0) if kind == "ra" else (-90.0, 90.0)
+    for i, v in enumerate(seq):
+        if v is None or (isinstance(v, str) and not v.strip()):
+            continue
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            bad.append(i)
+            continue
+        if np.isnan(x):
+            continue
+        if not (lo <= x < hi if kind == "ra" else lo <= x <= hi):
+            bad.append(i)
+            continue
+        out[i] = x
+    return out, bad

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import CatalogError, ConfigError, ImageReadError
 from .base import Batch, Catalog, CatalogInfo, OnError
-from .columns import ALIASES, ColumnMap, resolve_columns
+from .columns import ALIASES, ColumnMap, coordinates, resolve_columns
 from .images import FITS_SUFFIXES, IMAGE_SUFFIXES, describe_conversion, read_image
 
 __all__ = ["FolderCatalog", "find_metadata_csvs"]
@@ -231,6 +231,14 @@ class FolderCatalog(Catalog):
             raise CatalogError(f"{', '.join(map(str, used_csvs))}: none of the {len(origin)} rows names an existing image file")
         meta_cols = [c for c in header_union if c != "object_id"]
         meta = {c: _parse_column([merged[k].get(c, "") for k in keep]) for c in meta_cols}
+        for c in ("ra", "dec"):  # sky queries need numbers: a bad value is NaN, and listed
+            if c in meta:
+                vals, bad = coordinates(meta[c], c)
+                meta[c] = [None if np.isnan(x) else float(x) for x in vals]
+                if bad:
+                    shown = ", ".join(f"{files[i].name} ({merged[keep[i]].get(c)!r})" for i in bad[:5])
+                    more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+                    self.warnings.append(f"{c} of {len(bad)} objects is not a valid coordinate, left empty: {shown}{more}")
         ids = [merged[k].get("object_id") or self._default_id(files[j]) for j, k in enumerate(keep)]
         return files, ids, meta, used_csvs
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import time
 import warnings
+import zlib
 from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import urlsplit
@@ -32,8 +33,16 @@ class HttpConfig:
     retries: int = 4  # further attempts after the first, on 429/5xx and broken connections
     backoff_s: float = 1.0  # wait before the first retry; doubles each time
     max_backoff_s: float = 60.0  # cap on one wait (also on a server's Retry-After)
+    # the whole of one attempt, body included: the timeout above is per read, so a server
+    # that drips a byte every few seconds would otherwise hold a request for ever
+    deadline_s: float = 120.0
+    # the most bytes of one body, counted after decompression (a gzip bomb stops here)
+    max_bytes: int = 64 << 20
+    max_redirects: int = 10
 
     def __post_init__(self) -> None:
+        if not (self.deadline_s > 0 and self.max_bytes > 0 and self.max_redirects >= 0):
+            raise ConfigError("deadline and max_bytes must be > 0, max_redirects ≥ 0")
         if self.concurrency < 1:
             raise ConfigError(f"concurrency must be ≥ 1, got {self.concurrency}")
         if not self.timeout_s > 0:
@@ -50,6 +59,7 @@ def make_client(cfg: HttpConfig) -> httpx.Client:
         timeout=httpx.Timeout(cfg.timeout_s),
         limits=limits,
         follow_redirects=True,
+        max_redirects=cfg.max_redirects,
         headers={"User-Agent": f"galaxy-retrieval/{__version__}"},
     )
 
@@ -114,23 +124,65 @@ def get_checked(
     for attempt in range(1, attempts + 1):
         response = None
         try:
-            response = client.get(url)
+            response, body = _get_bounded(client, url, cfg)
+        except httpx.TooManyRedirects:
+            raise FetchError(f"{_host(url)} redirected more than {cfg.max_redirects} times (a redirect loop?)") from None
+        except _DeadlinePassed:
+            reason = f"{_host(url)} took longer than {cfg.deadline_s:g} s to send the body"
         except httpx.TransportError as e:
             if is_name_error(e):
                 raise FetchError(name_error_message(url, e)) from None
             reason = transport_failure(e, cfg.timeout_s, _host(url))
+        except httpx.HTTPError as e:  # a body that cannot be decoded, an invalid URL, …
+            raise FetchError(f"bad answer from {_host(url)} ({type(e).__name__}: {e})") from None
         else:
             status = response.status_code
             if status == 200:
                 if check is not None:
-                    check(response.content, response.headers.get("content-type", ""))
-                return response.content
+                    check(body, response.headers.get("content-type", ""))
+                return body
             reason = f"HTTP {status} {response.reason_phrase}".rstrip()
             if status not in RETRY_STATUS:
                 raise FetchError(reason)
         if attempt < attempts:
             sleep(retry_wait(cfg, attempt, response))
     raise FetchError(f"{reason} (gave up after {attempts} attempt{'s' if attempts > 1 else ''})")
+
+
+class _DeadlinePassed(Exception):
+    pass
+
+
+def _get_bounded(client: httpx.Client, url: str, cfg: HttpConfig) -> tuple[httpx.Response, bytes]:
+    """One GET, streamed: (response, body of a 200, else b""). The body is counted as it is
+    decoded and dropped past ``cfg.max_bytes``; the attempt ends at ``cfg.deadline_s``."""
+    start = time.monotonic()
+    with client.stream("GET", url) as response:
+        if response.status_code != 200:
+            return response, b""
+        buf = bytearray()
+        enc = response.headers.get("content-encoding", "").strip().lower()
+        # gzip/deflate are decoded here, a bounded amount per step: httpx's own decoder
+        # inflates a whole network chunk at once (64 KiB of a gzip bomb is 64 MiB)
+        inflate = zlib.decompressobj(47 if enc in ("gzip", "x-gzip") else zlib.MAX_WBITS) if enc in ("gzip", "x-gzip", "deflate") else None
+        pieces = response.iter_raw() if inflate is not None or enc in ("", "identity") else response.iter_bytes()
+        for raw in pieces:
+            data = raw
+            while data:
+                if inflate is None:
+                    buf += data
+                    data = b""
+                else:
+                    try:
+                        buf += inflate.decompress(data, max(1, cfg.max_bytes + 1 - len(buf)))
+                    except zlib.error as e:
+                        raise FetchError(f"the body from {_host(url)} is not valid {enc} ({e})") from None
+                    data = inflate.unconsumed_tail
+                if len(buf) > cfg.max_bytes:
+                    raise FetchError(f"the body from {_host(url)} is over {cfg.max_bytes:,} bytes (decoded); not a cutout")
+            if time.monotonic() - start > cfg.deadline_s:
+                raise _DeadlinePassed
+        return response, bytes(buf)
 
 
 def _looks_like_html(data: bytes, content_type: str) -> bool:

@@ -15,10 +15,17 @@ training saw them, source suppression included (:attr:`Embedder.suppress`).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import fnmatch
+import ctypes
+import ctypes.util
+import errno
 import json
+import os
+import re
 import shutil
+import stat
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,7 +42,7 @@ from ..errors import CatalogError, ConfigError, GalaxyRetrievalError, IndexBusyE
 from ..paths import PROBE_PREFIX, check_output_dir, first_missing, remove_created_dirs
 from ..progress import NULL_PROGRESS, Progress
 from ..score import ScoreWeights
-from ..atomic import TMP_SUFFIX, atomic_path, reserve_space, sha256_file, atomic_write_json
+from ..atomic import TMP_SUFFIX, atomic_path, atomic_write_json, fsync_dir, reserve_space, sha256_file
 from .candidates import IndexSpec, build_faiss_index, check_index_spec
 from .embed import embed_rows
 from .layout import (
@@ -60,7 +67,7 @@ from .ray_engine import session as engine_session
 from .shards import MODEL_SHA_KEY, RANGE_KEY, check_shard_models, read_shard_embeddings, write_shard
 from .vectors import vectors_entry
 
-__all__ = ["BuildConfig", "BuildResult", "build_index", "build_index_from_shards"]
+__all__ = ["BuildConfig", "BuildResult", "build_index", "build_index_from_shards", "build_target"]
 
 
 
@@ -128,6 +135,8 @@ def _owned_entries(out: Path) -> tuple[list[Path], list[Path]]:
     if not out.is_dir():
         return owned, foreign
     top = {MANIFEST_NAME, STATE_FILE, VECTORS_FILE, FAISS_FILE, FAISS_DATA_FILE, LOCK_NAME}
+    named = _manifest_files(out)
+    interrupted = (out / STATE_FILE).is_file() and not (out / MANIFEST_NAME).is_file()
     for p in sorted(out.iterdir()):
         if p.name.startswith(PROBE_PREFIX):  # another writer checking the directory right now
             continue
@@ -140,13 +149,46 @@ def _owned_entries(out: Path) -> tuple[list[Path], list[Path]]:
             names = {"model.safetensors", "checkpoint.json"} if p.name == MODEL_DIR else None
             for q in sorted(p.iterdir()):
                 ok = (q.name in names or _is_tmp_of(q.name, names)) if names is not None else (
-                    fnmatch.fnmatch(q.name, SHARD_GLOB) or fnmatch.fnmatch(q.name, ".part-*.parquet.*" + TMP_SUFFIX)
+                    _is_our_shard(q, named, interrupted) or fnmatch.fnmatch(q.name, ".part-*.parquet.*" + TMP_SUFFIX)
                 )
                 (owned if ok and q.is_file() else foreign).append(q)
             owned.append(p)
         else:
             foreign.append(p)
     return owned, foreign
+
+
+# the shard names writers use: a build's part-NNNNN, an add's or compaction's part-vNNNNN-NNNNN
+_BUILD_SHARD = re.compile(r"part-\d{5,}\.parquet")
+_VERSION_SHARD = re.compile(r"part-v\d{5,}-\d{5,}\.parquet")
+
+
+def _manifest_files(out: Path) -> set[str]:
+    """The shard files ``out``'s manifest names (relative paths); empty without a readable one."""
+    try:
+        d = json.loads((out / MANIFEST_NAME).read_text())
+        return {str(s["file"]) for s in d.get("shards", []) if isinstance(s, dict) and "file" in s}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return set()
+
+
+def _is_our_shard(q: Path, named: set[str], interrupted: bool) -> bool:
+    """Whether ``embeddings/q`` is a shard an index writer wrote, not a user's file that merely
+    matches ``part-*.parquet``: a writer's name, and named by the manifest, or part of an
+    interrupted build, or carrying the metadata every writer stamps on its shards."""
+    if not q.is_file() or q.is_symlink():
+        return False
+    if _VERSION_SHARD.fullmatch(q.name):
+        return True
+    if not _BUILD_SHARD.fullmatch(q.name):
+        return False
+    if f"{EMBEDDINGS_DIR}/{q.name}" in named or interrupted:
+        return True
+    try:
+        meta = pq.read_schema(q).metadata or {}
+    except (pa.ArrowInvalid, OSError):
+        return False
+    return any(k.startswith(b"galaxy_retrieval.") for k in meta)
 
 
 def _is_tmp_of(name: str, targets: set[str]) -> bool:
@@ -210,6 +252,110 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
         for d in (out / MODEL_DIR, out / EMBEDDINGS_DIR):
             if d.is_dir() and not any(d.iterdir()):
                 d.rmdir()
+
+
+STAGE_SUFFIX = ".gr-new"  # the sibling a replacement is built in: .NAME.gr-new
+OLD_SUFFIX = ".gr-old"  # where the replaced index waits for removal without an atomic exchange
+
+
+def _sibling(out: Path, suffix: str) -> Path:
+    return out.parent / f".{out.name}{suffix}"
+
+
+@contextmanager
+def build_target(out: Path, overwrite: bool, state: dict[str, Any]) -> Iterator[Path]:
+    """The directory a build writes into, with every lock held; on success the build is ``out``.
+
+    A new directory or an interrupted build is built in place (a rerun resumes it). Replacing
+    a complete index (``overwrite``) builds beside it, in ``.NAME.gr-new``, and only a
+    finished build is switched in by renaming, the old index removed after: a build that
+    fails or is killed leaves the old index whole and queryable (a rerun resumes the
+    replacement). ``state`` (what is built) is recorded in ``build-state.json``."""
+    with _refusal_removes_new_dir(out), directory_lock(out):
+        if not (overwrite and (out / MANIFEST_NAME).is_file()):
+            _prepare_out(out, overwrite)
+            _check_state(out, state)
+            yield out
+            return
+        _check_out(out, True, {})  # again, under the lock
+        real = out.resolve()  # a symlinked --out keeps its link; the folder it names is replaced
+        if os.path.ismount(real):
+            raise IndexFormatError(f"{out}: is a mount point, so a replacement cannot be switched in by renaming; build into a folder inside it")
+        check_output_dir(real.parent)
+        _remove_leftover(_sibling(real, OLD_SUFFIX))
+        stage = _sibling(real, STAGE_SUFFIX)
+        _clear_stale_stage(stage, state)
+        with _refusal_removes_new_dir(stage), directory_lock(stage):
+            _prepare_out(stage, False)
+            _check_state(stage, state)
+            yield stage
+            _switch(real, stage)
+
+
+def _clear_stale_stage(stage: Path, state: dict[str, Any]) -> None:
+    """Keep a killed replacement of the same build (it resumes); remove any other one."""
+    if not stage.exists() and not stage.is_symlink():
+        return
+    if stage.is_symlink() or not stage.is_dir() or _owned_entries(stage)[1]:
+        raise IndexFormatError(f"{stage}: is in the way of the replacement build and is not one of its folders; move it away")
+    try:
+        same = json.loads((stage / STATE_FILE).read_text()) == state and not (stage / MANIFEST_NAME).exists()
+    except (OSError, ValueError):
+        same = False
+    if not same:
+        with directory_lock(stage):  # never under a build that is still running
+            shutil.rmtree(stage)
+
+
+def _remove_leftover(old: Path) -> None:
+    """A replaced index whose removal was killed: only index files, removed under its lock."""
+    if old.is_dir() and not old.is_symlink() and not _owned_entries(old)[1]:
+        with directory_lock(old):
+            shutil.rmtree(old)
+
+
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two directories in one step (Linux renameat2 RENAME_EXCHANGE); False where the
+    kernel, libc or file system cannot, so the caller falls back to two renames."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd = -100
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM):
+        return False
+    raise OSError(err, os.strerror(err), str(a))
+
+
+def _switch(out: Path, stage: Path) -> None:
+    """Make the finished build in ``stage`` the index at ``out``, then remove the old one.
+
+    With an atomic exchange there is no moment without an index at ``out``; without one, a
+    kill between the two renames leaves the old index whole at ``.NAME.gr-old``."""
+    os.chmod(stage, stat.S_IMODE(out.stat().st_mode))  # the folder keeps the user's permissions
+    fsync_dir(stage)
+    if _exchange(stage, out):
+        old = stage
+    else:
+        old = _sibling(out, OLD_SUFFIX)
+        os.rename(out, old)
+        os.rename(stage, out)
+    fsync_dir(out.parent)
+    # only what the old index owned goes; files a user put there meanwhile stay with the folder
+    owned, foreign = _owned_entries(old)
+    if not foreign:
+        shutil.rmtree(old, ignore_errors=True)
+        return
+    for p in owned:
+        if p.is_file() or p.is_symlink():
+            p.unlink(missing_ok=True)
 
 
 def _check_state(out: Path, state: dict[str, Any]) -> None:
@@ -317,11 +463,20 @@ def _finish(
         created=_now(),
         package_version=__version__,
         extra={"seconds": {k: round(v, 3) for k, v in seconds.items()}, **({REFERENCE_KEY: reference.to_dict()} if reference else {})},
+        model_files=model_files_entry(out),
     )
     seconds["hash"] = time.perf_counter() - t0
     manifest.write(out)
     (out / STATE_FILE).unlink(missing_ok=True)
     return manifest
+
+
+def model_files_entry(out: Path) -> dict[str, dict[str, Any]] | None:
+    """Size and sha256 of each file of the index's model copy (what queries preprocess and
+    embed with), for the manifest; None when the index has no model copy."""
+    d = out / MODEL_DIR
+    files = {f"{MODEL_DIR}/{n}": d / n for n in ("model.safetensors", "checkpoint.json") if (d / n).is_file()}
+    return {rel: {"bytes": p.stat().st_size, "sha256": sha256_file(p)} for rel, p in files.items()} or None
 
 
 def build_index(
@@ -347,9 +502,34 @@ def build_index(
     check_index_spec(cfg.index, n, embedder.dim)
     _check_unique_ids(catalog)
     _check_out(out, cfg.overwrite, {"catalog": Path(catalog.path), **({"checkpoint": Path(checkpoint)} if cfg.overwrite else {})})
-    with _refusal_removes_new_dir(out), directory_lock(out), engine_session(cfg):
-        _prepare_out(out, cfg.overwrite)
-        return _build_locked(Path(checkpoint), embedder, catalog, n, out, cfg, progress)
+    with build_target(out, cfg.overwrite, _build_state(embedder, catalog, n, cfg)) as dst, engine_session(cfg):
+        res = _build_locked(Path(checkpoint), embedder, catalog, n, dst, cfg, progress)
+    return dataclasses.replace(res, path=out)
+
+
+def _build_state(embedder: Any, catalog: Any, n: int, cfg: BuildConfig) -> dict[str, Any]:
+    """What a build is building: a rerun resumes only the same one."""
+    state = {
+        "checkpoint_sha256": embedder.sha256,
+        "catalog": catalog.source,
+        "catalog_count": n,
+        "shard_rows": cfg.shard_rows,
+        "batch_size": cfg.batch_size,
+        "dtype": cfg.dtype,
+    }
+    if embedder.suppress is not None:  # part of what the vectors are
+        state["suppress_sources"] = embedder.suppress.to_dict()
+    fast = _fast_ingest(cfg, catalog, embedder)
+    if fast is not None:  # where boxes are measured and how the model is batched: part of the vectors too
+        state["ingest"] = fast.to_dict()
+    return state
+
+
+def _fast_ingest(cfg: BuildConfig, catalog: Any, embedder: Any) -> IngestConfig | None:
+    """The ingest fast path's settings when this build takes it: the local engine, an image
+    folder, and a model that does not suppress sources (which needs the full images here)."""
+    local = cfg.engine == "local" and cfg.ingest is not None
+    return cfg.ingest if local and can_prepare(catalog) and embedder.suppress is None else None
 
 
 def _check_unique_ids(catalog: Any) -> None:
@@ -387,20 +567,7 @@ def _refusal_removes_new_dir(out: Path) -> Iterator[None]:
 def _build_locked(
     checkpoint: Path, embedder: Any, catalog: Any, n: int, out: Path, cfg: BuildConfig, progress: Progress
 ) -> BuildResult:
-    state = {
-        "checkpoint_sha256": embedder.sha256,
-        "catalog": catalog.source,
-        "catalog_count": n,
-        "shard_rows": cfg.shard_rows,
-        "batch_size": cfg.batch_size,
-        "dtype": cfg.dtype,
-    }
-    if embedder.suppress is not None:  # part of what the vectors are
-        state["suppress_sources"] = embedder.suppress.to_dict()
-    fast = cfg.ingest if cfg.engine == "local" and cfg.ingest is not None and can_prepare(catalog) and embedder.suppress is None else None
-    if fast is not None:  # where boxes are measured and how the model is batched: part of the vectors too
-        state["ingest"] = fast.to_dict()
-    _check_state(out, state)
+    fast = _fast_ingest(cfg, catalog, embedder)
     _copy_model(checkpoint, out / MODEL_DIR, embedder)
 
     shard_dir = out / EMBEDDINGS_DIR
@@ -441,7 +608,7 @@ def _build_locked(
     if fast is not None and pending and embedder.model_config.framing.mode == "auto":
         progress.log(stats.framing.describe_reuse())
     for stale in shard_dir.glob(SHARD_GLOB):  # from a longer catalog of an earlier attempt
-        if stale not in shard_paths:
+        if stale not in shard_paths and _BUILD_SHARD.fullmatch(stale.name):
             stale.unlink()
     catalog_info = {"source": catalog.source, "path": str(Path(catalog.path).resolve()), "kind": catalog.kind, "count": n, "skipped": len(skipped)}
     names = getattr(catalog, "label_names", None)
@@ -512,9 +679,9 @@ def build_index_from_shards(
     # the source shards may be this index's own (a cluster wrote them into out/embeddings);
     # an overwrite would delete them before they are read
     _check_out(out, cfg.overwrite, {"source shards": src} if cfg.overwrite or not in_place else {})
-    with _refusal_removes_new_dir(out), directory_lock(out), engine_session(cfg):
-        _prepare_out(out, cfg.overwrite)
-        _check_state(out, {"from_shards": str(src.resolve()), "n_shards": len(paths), "dtype": dtype})
+    final = out
+    state = {"from_shards": str(src.resolve()), "n_shards": len(paths), "dtype": dtype}
+    with build_target(final, cfg.overwrite, state) as out, engine_session(cfg):
         dst_dir = out / EMBEDDINGS_DIR
         dst_dir.mkdir(exist_ok=True)
         copied: list[Path] = []
@@ -528,7 +695,7 @@ def build_index_from_shards(
             _copy_model(src_manifest.parent / MODEL_DIR, out / MODEL_DIR, None)
         catalog_info = catalog_info or {"source": f"shards:{src.resolve()}", "path": None, "kind": "shards", "count": count}
         manifest = _finish(out, copied, dim, dtype, cfg, weights, model_info, catalog_info, progress, {})
-    return BuildResult(out, manifest, 0, len(copied), [], {})
+    return BuildResult(final, manifest, 0, len(copied), [], {})
 
 
 def _shards_layout(paths: list[Path]) -> tuple[int, str, int]:

@@ -27,10 +27,9 @@ import pyarrow.parquet as pq
 from ..errors import CatalogError
 from ..progress import NULL_PROGRESS, Progress
 from ..score import ScoreWeights
-from .build import BuildConfig, BuildResult, _check_out, _check_state, _finish, _prepare_out, _refusal_removes_new_dir
+from .build import BuildConfig, BuildResult, _BUILD_SHARD, _check_out, _finish, build_target
 from .candidates import check_index_spec
 from .layout import EMBEDDINGS_DIR, SHARD_GLOB, shard_name
-from .lock import directory_lock
 from .shards import RANGE_KEY, write_shard
 
 __all__ = ["build_index_from_parquet"]
@@ -125,9 +124,8 @@ def build_index_from_parquet(
         "shard_rows": cfg.shard_rows,
         "dtype": cfg.dtype,
     }
-    with _refusal_removes_new_dir(out), directory_lock(out):
-        _prepare_out(out, cfg.overwrite)
-        _check_state(out, state)
+    final = out
+    with build_target(final, cfg.overwrite, state) as out:
         shard_dir = out / EMBEDDINGS_DIR
         shard_dir.mkdir(exist_ok=True)
         t0 = time.perf_counter()
@@ -158,13 +156,13 @@ def build_index_from_parquet(
                     pos += n
                     task.advance(n)
         for stale in shard_dir.glob(SHARD_GLOB):  # from a longer source of an earlier attempt
-            if stale not in paths:
+            if stale not in paths and _BUILD_SHARD.fullmatch(stale.name):
                 stale.unlink()
         seconds = {"convert": time.perf_counter() - t0}
         info = {"source": f"parquet:{src.resolve()}", "path": None, "kind": "parquet", "count": pos, "id_column": id_column, "vector_columns": vector_columns}
         weights = cfg.score_weights if cfg.score_weights is not None else ScoreWeights()
         manifest = _finish(out, paths, dim, cfg.dtype, cfg, weights, None, info, progress, seconds)
-    return BuildResult(out, manifest, converted, len(paths) - converted, [], seconds)
+    return BuildResult(final, manifest, converted, len(paths) - converted, [], seconds)
 
 
 def _first_dim(f: Path, cols: list[str]) -> int:

@@ -62,6 +62,9 @@ class Manifest:
     updated: str = ""
     # the deleted rows of this version: {"file", "count", "bytes", "sha256"} (see tombstones.py)
     tombstones: dict[str, Any] | None = None
+    # the model copy a query reads (weights, and checkpoint.json: normalisation, framing):
+    # {"model/model.safetensors": {"bytes", "sha256"}, …}; None in indexes built before it
+    model_files: dict[str, dict[str, Any]] | None = None
 
     @property
     def vectors_file(self) -> str:
@@ -108,6 +111,8 @@ class Manifest:
         for part in (self.faiss, ondisk, self.tombstones) if segmented else (self.vectors, self.faiss, ondisk, self.tombstones):
             if part and part.get("file"):
                 files.append((part["file"], part.get("bytes", -1), part.get("sha256")))
+        for rel, f in (self.model_files or {}).items():
+            files.append((rel, int(f.get("bytes", -1)), f.get("sha256")))
         total = sum(b for _, b, _ in files if b > 0) + (data_bytes(self.vectors, self.count, self.dim) if segmented else 0)  # type: ignore[arg-type]
         do_hash = total <= FULL_VERIFY_LIMIT if full is None else full
         for rel, nbytes, digest in files:

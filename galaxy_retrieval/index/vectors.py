@@ -125,6 +125,13 @@ def verify_vectors(root: Path, entry: dict[str, Any], count: int, dim: int, do_h
     if rows != count or list(entry.get("shape", [])) != [count, dim]:
         raise IndexFormatError(f"{path}: the manifest's vector segments hold {rows} rows of shape {entry.get('shape')}, not {count} × {dim}")
     open_vectors(root, entry, count, dim, entry["file"])  # the size check
+    # the digests cover the rows, not the header that np.load (and any other reader) trusts:
+    # a dtype or shape changed there must not pass
+    shape, dtype, offset, _ = _header(path)
+    if dtype != np.dtype(entry["dtype"]) or offset != int(entry["offset"]) or len(shape) != 2 or shape[1] != dim or shape[0] < count:
+        raise IndexFormatError(
+            f"{path}: its header says {dtype} {tuple(shape)} at byte {offset}, the manifest {entry['dtype']} ({count}, {dim}) at byte {entry['offset']} (changed after it was written)"
+        )
     if do_hash:
         row_bytes = dim * np.dtype(entry["dtype"]).itemsize
         at = int(entry["offset"])

@@ -1,8 +1,9 @@
 """`gr verify`: check every file of an index directory against its manifest.
 
 Opening an index hashes its files only below 2 GiB (sizes above); this always hashes all of
-them, checks that every shard was embedded by the manifest's model and that the model copy
-is the manifest's, so an index copied from elsewhere can be trusted before it is served.
+them — shards, vectors (and their header against the manifest), FAISS files, tombstones and
+the model copy (weights and checkpoint.json) — and checks that every shard was embedded by
+the manifest's model, so an index copied from elsewhere can be trusted before it is served.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ def verify_index(path: str | Path) -> VerifyReport:
     model_sha = (m.model or {}).get("sha256")
     check_shard_models([root / s.file for s in m.shards], model_sha, where)
     files = [root / s.file for s in m.shards] + [root / part["file"] for part in (m.vectors, m.faiss, (m.faiss or {}).get("ondisk"), m.tombstones) if part and part.get("file")]
+    files += [root / rel for rel in (m.model_files or {})]  # hashed by m.verify above
     weights = root / MODEL_DIR / "model.safetensors"
-    if model_sha and weights.is_file():
+    if m.model_files is None and model_sha and weights.is_file():  # an index built before model_files
         if sha256_file(weights) != model_sha:
             raise IndexFormatError(f"{weights}: sha256 does not match the model the manifest names ({model_sha[:12]}…)")
         files.append(weights)

@@ -33,9 +33,9 @@ from ..version import __version__
 from ..errors import CatalogError, CheckpointError, IndexFormatError, QueryError
 from ..progress import NULL_PROGRESS, Progress
 from ..atomic import TMP_SUFFIX, atomic_path, sha256_file
-from .build import _assemble_vectors
+from .build import _assemble_vectors, _is_our_shard
 from .embed import embed_rows
-from .layout import EMBEDDINGS_DIR, MODEL_DIR, VERSIONED_GLOBS
+from .layout import EMBEDDINGS_DIR, FAISS_FILE, MODEL_DIR, SHARD_GLOB, VECTORS_FILE, VERSIONED_GLOBS
 from .candidates import IndexSpec, add_to_faiss_index, build_faiss_index, load_faiss_index, write_faiss_index
 from .filters import select_positions
 from .lock import directory_lock
@@ -86,17 +86,24 @@ def _vname(stem: str, version: int, ext: str) -> str:
 
 
 def _open_for_write(root: Path) -> Manifest:
-    """The current manifest, read under the lock; leftovers of a killed write are removed
-    (files of a version that never got its manifest, temp files): no writer is running."""
+    """The current manifest, read under the lock; leftovers of killed writes are removed: no
+    writer is running, so every index file the manifest does not name is one (a version that
+    never got its manifest, or the previous version's files when a kill came between the new
+    manifest and their removal — the build's own vectors.npy, faiss.index and part-NNNNN
+    shards included), and so is every temp file."""
     m = read_manifest(root)
-    keep = {s.file for s in m.shards} | {p["file"] for p in (m.vectors, m.faiss, m.tombstones) if p and p.get("file")}
-    for d, globs in ((root, VERSIONED_GLOBS), (root / EMBEDDINGS_DIR, ("part-v*-*.parquet",))):
+    keep = {s.file for s in m.shards} | {p["file"] for p in (m.vectors, m.faiss, m.tombstones, (m.faiss or {}).get("ondisk")) if p and p.get("file")}
+    top = (*VERSIONED_GLOBS, VECTORS_FILE, FAISS_FILE)
+    for d, globs in ((root, top), (root / EMBEDDINGS_DIR, ("part-v*-*.parquet", SHARD_GLOB))):
         if not d.is_dir():
             continue
         for p in d.iterdir():
             rel = str(p.relative_to(root))
             name = p.name
-            stale = any(fnmatch.fnmatch(name, g) for g in globs) and rel not in keep
+            ours = any(fnmatch.fnmatch(name, g) for g in globs)
+            if ours and d.name == EMBEDDINGS_DIR and fnmatch.fnmatch(name, SHARD_GLOB) and not fnmatch.fnmatch(name, "part-v*-*.parquet"):
+                ours = _is_our_shard(p, set(), False)  # a user's part-*.parquet stays
+            stale = ours and rel not in keep
             tmp = name.startswith(".") and name.endswith(TMP_SUFFIX)
             if p.is_file() and (stale or tmp):
                 p.unlink(missing_ok=True)

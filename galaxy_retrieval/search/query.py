@@ -33,7 +33,7 @@ class QueryRequest:
     fetch: Any = None  # a fetch.CutoutSpec: with no catalog object near ra/dec, search the survey's cutout
     cache_dir: Path | None = None  # where fetched cutouts are kept (default ~/.cache/galaxy-retrieval/cutouts)
     http: Any = None  # a fetch.HttpConfig for that download
-    where: str | None = None  # SQL condition over the metadata columns (DuckDB), e.g. "label = 3"
+    where: str | None = None  # one condition over the metadata columns (index/filters.py), e.g. "label = 3"
     order: str = "most"  # "least": the least similar objects (exact scan)
     min_separation_arcsec: float | None = None  # drop hits this close to the query or a better hit
     output: Path | None = None  # the hits as .csv, .parquet, .json, .fits or .vot (Path("-"): stdout)

@@ -446,8 +446,15 @@ class GalaxySearcher:
         names = self.table.column_names
         if "ra" not in names or "dec" not in names:
             raise QueryError(f"{self.path}: the catalog has no ra/dec columns, so hits cannot be separated on the sky")
-        ra = np.asarray(self.table.column("ra").to_numpy(zero_copy_only=False), dtype=np.float64)
-        dec = np.asarray(self.table.column("dec").to_numpy(zero_copy_only=False), dtype=np.float64)
+        return self._sky_columns()
+
+    def _sky_columns(self) -> tuple[np.ndarray, np.ndarray]:
+        """RA and Dec in degrees, NaN where a value is missing, not a number or out of range
+        (an index built before catalogs were checked may hold text there)."""
+        from .sky import coordinates
+
+        ra, _ = coordinates(self.table.column("ra"), "ra")
+        dec, _ = coordinates(self.table.column("dec"), "dec")
         return ra, dec
 
     def _hits(self, scores: np.ndarray, pos: np.ndarray, terms: np.ndarray, percentiles: bool = True) -> Hits:

@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from ..catalog.columns import coordinates
 from ..errors import QueryError
 
-__all__ = ["angular_separation_arcsec", "check_position", "parse_sky", "SkyMatcher"]
+__all__ = ["angular_separation_arcsec", "check_position", "parse_sky", "SkyMatcher", "coordinates"]
 
 _FORMS = "degrees (150.05 2.154) or sexagesimal (09h52m12s +02d09m15s, 09:52:12 +02:09:15)"
 

@@ -8,6 +8,6 @@
 from __future__ import annotations
 
 from .app import ServeConfig, app_from_env, create_app
-from .run import run_server
+from .run import bind_banner, run_server
 
-__all__ = ["ServeConfig", "create_app", "app_from_env", "run_server"]
+__all__ = ["ServeConfig", "create_app", "app_from_env", "run_server", "bind_banner"]

@@ -18,6 +18,7 @@ from typing import Any, Annotated, Iterator, Optional
 
 import numpy as np
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -26,6 +27,7 @@ from fastapi_offline import FastAPIOffline
 from ..errors import GalaxyRetrievalError, ImageReadError, QueryError
 from ..search.hits import Hit, hits_table
 from ..search.searcher import GalaxySearcher
+from .guard import RequestGuard
 from .models import ErrorOut, HealthOut, HitOut, InfoOut, ObjectOut, QueryOut, SearchRequest, SearchResponse
 
 __all__ = ["ServeConfig", "create_app", "app_from_env"]
@@ -37,6 +39,8 @@ OK_TYPES = ("application/octet-stream", "application/fits", "image/fits")
 THUMB_SIZES = (32, 512)
 ERRORS: dict[int | str, dict[str, Any]] = {s: {"model": ErrorOut} for s in (400, 401, 404, 413, 415)}
 ENV = "GR_SERVE_"
+# room for a multipart form's boundaries and small fields around an upload of the full limit
+FORM_OVERHEAD = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -159,12 +163,13 @@ def _read_upload(st: _State, upload: UploadFile, data: bytes) -> np.ndarray:
     name = Path(upload.filename or "upload").name
     ctype = (upload.content_type or "").split(";")[0].strip().lower()
     suffix = next((s for s in IMAGE_SUFFIXES if name.lower().endswith(s)), "")
+    # errors name the upload, not its file name or type as sent: nothing of a request is echoed
     if ctype and not ctype.startswith("image/") and ctype not in OK_TYPES and not suffix:
-        raise HTTPException(415, f"{name}: {ctype} is not an image; upload a PNG, JPEG, TIFF or FITS file")
+        raise HTTPException(415, "the upload is not an image; upload a PNG, JPEG, TIFF or FITS file")
     if len(data) > st.cfg.max_upload_bytes:
-        raise HTTPException(413, f"{name}: {len(data):,} bytes is over the upload limit of {st.cfg.max_upload_bytes:,} bytes")
+        raise HTTPException(413, f"the upload of {len(data):,} bytes is over the upload limit of {st.cfg.max_upload_bytes:,} bytes")
     if not data:
-        raise HTTPException(400, f"{name}: the upload is empty")
+        raise HTTPException(400, "the upload is empty")
     # the bytes go to a private temporary file named only by the suffix: nothing from the
     # request becomes a path that is opened
     with tempfile.TemporaryDirectory(prefix="gr-upload-") as d:
@@ -173,7 +178,7 @@ def _read_upload(st: _State, upload: UploadFile, data: bytes) -> np.ndarray:
         try:
             return read_image(p)
         except ImageReadError as e:
-            raise HTTPException(400, f"{name}: {e.reason}") from None
+            raise HTTPException(400, f"the upload: {e.reason}") from None
 
 
 def _search(st: _State, req: SearchRequest, image: Optional[np.ndarray]) -> SearchResponse:
@@ -281,8 +286,17 @@ def create_app(cfg: ServeConfig) -> FastAPI:
         version="1",
         lifespan=lifespan,
     )
+    # the key, then the body's size, before any route reads a byte (guard.py); CORS outside
+    # it, so that a browser's preflight (which never carries the key) is answered
+    app.add_middleware(RequestGuard, max_body_bytes=cfg.max_upload_bytes + FORM_OVERHEAD, api_key=cfg.api_key)
     if cfg.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(cfg.cors_origins), allow_methods=["GET", "POST"], allow_headers=["*"])
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default answer quotes the input back; say where and what, not what was sent
+        parts = [f"{'.'.join(str(x) for x in e.get('loc', ()) if x != 'body') or 'body'}: {e.get('msg', 'invalid')}" for e in exc.errors()]
+        return JSONResponse({"detail": "; ".join(parts)[:1000]}, status_code=422)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -324,10 +338,7 @@ def create_app(cfg: ServeConfig) -> FastAPI:
         from starlette.concurrency import run_in_threadpool
 
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        n = request.headers.get("content-length")
-        if n and n.isdigit() and int(n) > st.cfg.max_upload_bytes + 65536:
-            raise HTTPException(413, f"request of {int(n):,} bytes is over the upload limit of {st.cfg.max_upload_bytes:,} bytes")
-        image = None
+        image = None  # the body's size is bounded as it streams (RequestGuard)
         if ctype == "multipart/form-data":
             form = await request.form(max_part_size=st.cfg.max_upload_bytes + 1)
             up = form.get("image")
@@ -342,7 +353,7 @@ def create_app(cfg: ServeConfig) -> FastAPI:
             except ValidationError as e:
                 raise HTTPException(400, "; ".join(f"{'.'.join(map(str, x['loc'])) or 'body'}: {x['msg']}" for x in e.errors())) from None
         else:
-            raise HTTPException(415, f"send the search as application/json or multipart/form-data, not {ctype}")
+            raise HTTPException(415, "send the search as application/json or multipart/form-data")
         resp = await run_in_threadpool(_search, st, req, image)
         if format == "json":
             return resp

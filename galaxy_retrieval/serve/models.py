@@ -23,7 +23,7 @@ class SearchRequest(BaseModel):
     negative: list[str] = Field(default_factory=list, description="Object ids the results should not resemble.")
     k: int = Field(10, ge=1, le=1000, description="Number of results.")
     refine: int = Field(10, ge=1, le=1000, description="FAISS shortlists k × refine candidates for the exact rerank.")
-    where: Optional[str] = Field(None, description="SQL condition over the metadata columns, e.g. \"label = 3 AND redshift < 0.05\".")
+    where: Optional[str] = Field(None, description="One boolean expression over the metadata columns (comparisons, AND/OR/NOT, IN, BETWEEN, LIKE, IS NULL, arithmetic), e.g. \"label = 3 AND redshift < 0.05\".")
     min_separation_arcsec: Optional[float] = Field(None, gt=0, description="Drop results within this angle of the query or of a better result.")
     least: bool = Field(False, description="The k least similar instead of the most similar.")
 

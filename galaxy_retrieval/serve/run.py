@@ -7,7 +7,35 @@ import os
 from ..errors import ConfigError
 from .app import ServeConfig, create_app
 
-__all__ = ["run_server"]
+__all__ = ["run_server", "bind_banner"]
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any address
+
+
+def bind_banner(host: str, port: int, api_key: str | None) -> tuple[str, str | None]:
+    """(where the server listens, as a URL; a warning or None). The URL names the address
+    actually bound: ``0.0.0.0`` is every address of the machine, not 127.0.0.1. Listening
+    beyond this machine without an API key is allowed, but said out loud."""
+    if host in ("0.0.0.0", "::", ""):
+        url = f"http://{'[::]' if host == '::' else '0.0.0.0'}:{port}/ (every address of this machine)"
+    else:
+        url = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+    warning = None
+    if not _loopback(host) and not api_key:
+        warning = (
+            f"listening on {host or 'every address'} without an API key: anyone who can reach this machine can search the index "
+            "and read its images; set --api-key (or GR_API_KEY)"
+        )
+    return url, warning
 
 
 def run_server(cfg: ServeConfig, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level: str = "info") -> None:

@@ -30,6 +30,7 @@ from ..model.checkpoint import (
     META_FILE,
     PLOT_FILE,
     WEIGHTS_FILE,
+    _last_is_whole,
     load_model,
     load_train_state,
     save_train_state,
@@ -192,6 +193,14 @@ def _lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
     return cfg.lr
 
 
+def _first_save_killed(out: Path) -> bool:
+    """A kill during the first epoch's save: the best weights written, the resume point only
+    partly (``last.new`` not whole), no ``last/``, no ``checkpoint.json``. A rerun used to
+    say "resume it or overwrite it", and --resume "nothing to resume"."""
+    new = out / (LAST_DIR + ".new")
+    return new.is_dir() and not (out / LAST_DIR).exists() and not (out / (LAST_DIR + ".old")).exists() and not (out / META_FILE).exists() and not _last_is_whole(new)
+
+
 def _has_run(out: Path) -> bool:
     return (out / WEIGHTS_FILE).exists() or (out / LAST_DIR).exists() or (out / META_FILE).exists()
 
@@ -240,6 +249,13 @@ def _train(
     """
     t_start = time.perf_counter()
     out = Path(out_dir)
+    if _first_save_killed(out):
+        # nothing of that run can be resumed: it starts again, with or without resume
+        progress.log(f"{out}: the first epoch's save was interrupted, so no epoch can be resumed; training starts from the beginning")
+        for name in (WEIGHTS_FILE, HISTORY_FILE, PLOT_FILE):
+            (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / (LAST_DIR + ".new"), ignore_errors=True)
+        resume = False
     if resume:
         _check_resumable(out, cfg)
     discard_old = not resume and _has_run(out)
