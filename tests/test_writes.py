@@ -99,7 +99,7 @@ def test_bad_filter_is_one_line_naming_expression_and_columns(tmp_path: Path, wh
         s.query(object_id="obj-0001", where=where)
     msg = str(e.value)
     assert "\n" not in msg and repr(where) in msg and reason in msg
-    assert "the columns are object_id, row, label, ra, dec" in msg
+    assert "the columns are object_id (text), row (integer), label (integer), ra (number), dec (number)" in msg
 
 
 def test_filter_cannot_read_files(tmp_path: Path) -> None:

@@ -109,9 +109,12 @@ def _children(node: dict[str, Any], cls: str, cols: set[str]) -> Iterator[Any] |
     return f"{what.get(cls, cls.lower() or 'that construct')} is not allowed"
 
 
-def _parse(con: Any, where: str, cols: list[str]) -> Any:
-    """DuckDB's parse of ``where`` as one expression, checked against the allow-list."""
+def _parse(con: Any, where: str, cols: list[str], shown: list[str] | None = None) -> Any:
+    """DuckDB's parse of ``where`` as one expression, checked against the allow-list
+    (``shown``: the columns as error messages list them, default ``cols``)."""
     import duckdb
+
+    names, cols = cols, (shown or cols)
 
     try:
         expr = duckdb.SQLExpression(where)
@@ -135,7 +138,7 @@ def _parse(con: Any, where: str, cols: list[str]) -> Any:
     )
     if not one:
         raise _refuse(where, "not one condition", cols)
-    known = {c.lower() for c in cols}
+    known = {c.lower() for c in names}
     stack = [items[0]]
     while stack:  # iterative: a deeply nested filter is no recursion-depth hazard here
         n = stack.pop()
@@ -189,30 +192,73 @@ def _check_text(where: Any, cols: list[str]) -> None:
         raise _refuse(where, "holds a NUL character", cols)
 
 
-def select_positions(table: pa.Table, where: str, timeout: float = FILTER_SECONDS) -> np.ndarray:
+def _kind(t: pa.DataType) -> str:
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "text"
+    if pa.types.is_integer(t):
+        return "integer"
+    if pa.types.is_floating(t):
+        return "number"
+    if pa.types.is_boolean(t):
+        return "true/false"
+    return str(t)
+
+
+def _label_codes(table: pa.Table, label_names: dict[int, str] | None) -> pa.Table | None:
+    """``table`` with a text ``label`` column replaced by the catalog's integer codes for its
+    names (``label_names``: code → name), or None when there is nothing to translate."""
+    if not label_names or "label" not in table.column_names:
+        return None
+    i = table.column_names.index("label")
+    if not (pa.types.is_string(table.schema.field(i).type) or pa.types.is_large_string(table.schema.field(i).type)):
+        return None
+    code = {str(v): int(k) for k, v in label_names.items()}
+    vals = [None if v is None else code.get(v) for v in table.column(i).to_pylist()]
+    return table.set_column(i, "label", pa.array(vals, type=pa.int64()))
+
+
+def select_positions(
+    table: pa.Table, where: str, timeout: float = FILTER_SECONDS, label_names: dict[int, str] | None = None
+) -> np.ndarray:
     """Positions (sorted, unique int64 in ``[0, table.num_rows)``) of the rows of ``table``
     for which ``where`` is true.
 
     A syntax error, anything but one allowed condition, an unknown column or a type mismatch
-    raises :class:`QueryError` in one line naming the columns it may use; so does an
-    evaluation that takes longer than ``timeout`` seconds (it is interrupted)."""
+    raises :class:`QueryError` in one line naming the columns it may use and their types; so
+    does an evaluation that takes longer than ``timeout`` seconds (it is interrupted).
+    ``label_names`` (code → name, the catalog's): a text ``label`` column then also answers to
+    the codes, so ``label = 1`` and ``label = 'spiral'`` both work, as ``gr info`` shows either."""
+    try:
+        return _select(table, where, timeout)
+    except QueryError as first:
+        alt = _label_codes(table, label_names)
+        if alt is None or "convert" not in str(first).lower():
+            raise
+        try:
+            return _select(alt, where, timeout)
+        except QueryError:
+            raise first from None
+
+
+def _select(table: pa.Table, where: str, timeout: float) -> np.ndarray:
     import duckdb
 
     cols = [c for c in table.column_names if c != POSITION_COLUMN]
-    _check_text(where, cols)
+    shown = [f"{c} ({_kind(table.schema.field(c).type)})" for c in cols]
+    _check_text(where, shown)
     t = table.append_column(POSITION_COLUMN, pa.array(np.arange(table.num_rows, dtype=np.int64)))
     con = duckdb.connect(config={"enable_external_access": False})
     timer = threading.Timer(timeout, con.interrupt)
     try:
-        expr = _parse(con, where, cols)
+        expr = _parse(con, where, cols, shown)
         rel = con.from_arrow(t)
         timer.start()
         try:
             got = rel.filter(expr).project(duckdb.ColumnExpression(POSITION_COLUMN)).order(POSITION_COLUMN).fetchnumpy()
         except duckdb.InterruptException:
-            raise _refuse(where, f"took longer than {timeout:g} s and was stopped; make it simpler", cols) from None
+            raise _refuse(where, f"took longer than {timeout:g} s and was stopped; make it simpler", shown) from None
         except duckdb.Error as e:
-            raise _refuse(where, _reason(e), cols) from None
+            raise _refuse(where, _reason(e), shown) from None
     finally:
         timer.cancel()
         con.close()

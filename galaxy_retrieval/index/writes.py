@@ -177,7 +177,8 @@ def delete_objects(path: str | Path, object_ids: Sequence[str] | None = None, wh
                     want.append(p)
             positions = np.asarray(sorted(want), np.int64)
         else:
-            positions = select_positions(table, where)  # type: ignore[arg-type]
+            names = (m.catalog or {}).get("label_names") or None
+            positions = select_positions(table, where, label_names={int(k): v for k, v in names.items()} if names else None)  # type: ignore[arg-type]
         fresh = positions[~is_dead[positions]]
         already = len(positions) - len(fresh)
         fresh_ids = tuple(ids[i] for i in fresh)

@@ -301,7 +301,7 @@ class GalaxySearcher:
             if hit is not None:
                 self._filters.move_to_end(where)
                 return hit
-        pos = select_positions(self.table, where)
+        pos = select_positions(self.table, where, label_names=self.label_names)
         sel = _Selection(pos[~self._dead[pos]], self.manifest.count)
         with self._lock:  # repeated filters (a web form, a batch) are selected once
             self._filters[where] = sel

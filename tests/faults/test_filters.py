@@ -77,7 +77,7 @@ def _assert_clean(e: QueryError, where: str) -> None:
     assert "\n" not in msg, msg
     for leak in LEAKS:
         assert leak.lower() not in msg.lower(), (leak, msg)
-    assert "the columns are object_id, row, label, ra, dec, source" in msg, msg
+    assert "the columns are object_id (text), row (integer), label (integer), ra (number), dec (number), source (text)" in msg, msg
 
 
 @pytest.mark.parametrize("where,want", [

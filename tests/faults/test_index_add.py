@@ -122,7 +122,7 @@ def test_cli_delete_compact_query_where_and_info(index: Path, tmp_path: Path) ->
     hits = json.loads(r.output)["results"][0]["hits"]
     assert hits and all(h["metadata"]["label"] == 3 for h in hits) and len(hits) == 3  # rows 3, 13, 23
     r = gr("query", "--index", index, "--object-id", "0", "--where", "redshift <")
-    assert_user_error(r, "'redshift <'", "the columns are object_id, row")
+    assert_user_error(r, "'redshift <'", "the columns are object_id (text), row (integer)")
     r = gr("query", "--index", index, "--object-id", "1")
     assert_user_error(r, "'1' was deleted")
     r = gr("info", index)
