@@ -36,7 +36,7 @@ from galaxy_retrieval.descriptors import morphology_features, pixel_features, po
 from galaxy_retrieval.framing import FramingStats
 from galaxy_retrieval.metrics import macro_average, precision_at_k
 from galaxy_retrieval.model.embedder import load_checkpoint
-from galaxy_retrieval.model.fusion import fuse
+from galaxy_retrieval.model.fusion import DescriptorFusion, fuse, standardisation
 from galaxy_retrieval.model.preprocess import images_to_float
 from galaxy_retrieval.score import ScoreWeights
 from galaxy_retrieval.search.exact import exact_knn
@@ -48,50 +48,41 @@ RESULTS = ROOT / "benchmarks" / "results"
 SHARES = (0.25, 0.5, 0.75)
 
 
-def _p_at(xb: np.ndarray, labels: np.ndarray, queries: np.ndarray, k: int) -> float:
+def _p_at(xb: np.ndarray, labels: np.ndarray, queries: np.ndarray, k: int) -> tuple[float, dict[str, float]]:
+    """Macro precision@k of ``queries`` against the whole catalog, and its per-class values."""
     _, I = exact_knn(xb[queries], xb, k, ScoreWeights(), exclude=queries)
     rel = labels[I] == labels[queries][:, None]
-    m, _ = macro_average(precision_at_k(rel, k), labels[queries])
-    return float(m)
-
-
-def _per_class(xb: np.ndarray, labels: np.ndarray, k: int) -> dict[str, float]:
-    q = np.arange(len(labels))
-    _, I = exact_knn(xb, xb, k, ScoreWeights(), exclude=q)
-    rel = labels[I] == labels[:, None]
-    _, per = macro_average(precision_at_k(rel, k), labels)
-    return {str(c): round(float(v), 4) for c, v in per.items()}
+    m, per = macro_average(precision_at_k(rel, k), labels[queries])
+    return float(m), {str(c): round(float(v), 4) for c, v in per.items()}
 
 
 def measure(checkpoint: str, catalog_path: str, seeds: list[int], k: int = 10) -> dict[str, Any]:
     t0 = time.perf_counter()
     emb = load_checkpoint(checkpoint, fusion=None)  # the network's own vector; fusion is measured below
-    stored = load_checkpoint(checkpoint).fusion
+    raw = emb.meta.get("fusion")
+    stored = DescriptorFusion.from_dict(raw, checkpoint) if raw else None
     cat = open_catalog(catalog_path)
     labels = cat.labels()
     cfg = emb.model_config
     stats = FramingStats()
     feats: dict[str, list[np.ndarray]] = {m: [] for m in ("model", "pixels", "polar", "morphology")}
-    raw_polar: list[np.ndarray] = []
     for _rows, images in read_rows(cat, np.arange(len(cat))):
         x01 = images_to_float(images, cfg.image_size, framing=cfg.framing, stats=stats)
         feats["model"].append(emb.embed_float(x01))
         feats["pixels"].append(pixel_features(x01))
-        p = polar_fourier_features(x01)
-        raw_polar.append(p)
-        feats["polar"].append(p)
+        feats["polar"].append(polar_fourier_features(x01))
         feats["morphology"].append(morphology_features(x01))
     X = {m: np.concatenate(v) for m, v in feats.items()}
-    for m in ("polar", "morphology"):
-        X[m] = standardize(X[m])
-    P = np.concatenate(raw_polar)
+    P = X["polar"]  # before the evaluation's standardisation: the fusion standardises its own way
     if stored is not None:  # the checkpoint's own statistics (from its training images)
-        mu, sd = np.asarray(stored.mean, np.float32), np.asarray(stored.std, np.float32)
+        mu, sd = np.asarray(stored.mean), np.asarray(stored.std)
         fusion_stats = "checkpoint"
-    else:
-        mu, sd = P.mean(axis=0), np.where(P.std(axis=0) > 1e-12, P.std(axis=0), 1.0)
+    else:  # as fit_fusion would over this catalog (label-free)
+        mu, sd = standardisation(P)
         fusion_stats = "catalog"
     D = ((P - mu) / sd).astype(np.float32)
+    for m in ("polar", "morphology"):
+        X[m] = standardize(X[m])
     for s in SHARES:
         X[f"fused-{s:g}"] = fuse(X["model"], D, s)
     n = len(labels)
@@ -99,11 +90,12 @@ def measure(checkpoint: str, catalog_path: str, seeds: list[int], k: int = 10) -
                            "framed": stats.images - stats.fallback, "fusion_stats": fusion_stats,
                            "label_names": {str(a): b for a, b in (cat.info().label_names or {}).items()}, "methods": {}}
     for m, xb in X.items():
-        held = [_p_at(xb, labels, split_indices(n, s)[2], k) for s in seeds]
+        held = [_p_at(xb, labels, split_indices(n, s)[2], k)[0] for s in seeds]
+        p_all, per_class = _p_at(xb, labels, np.arange(n), k)
         out["methods"][m] = {
             "held_out": {"mean": float(np.mean(held)), "std": float(np.std(held)), "per_seed": held},
-            "all": _p_at(xb, labels, np.arange(n), k),
-            "per_class_all": _per_class(xb, labels, k),
+            "all": p_all,
+            "per_class_all": per_class,
         }
     classical = ("pixels", "polar", "morphology")
     out["best_descriptor"] = max(classical, key=lambda m: out["methods"][m]["all"])

@@ -29,7 +29,7 @@ import torch
 from ..descriptors import polar_fourier_features
 from ..errors import CheckpointError, ConfigError
 
-__all__ = ["DescriptorFusion", "fuse", "fit_fusion", "DEFAULT_SHARE", "DESCRIPTORS"]
+__all__ = ["DescriptorFusion", "fuse", "fit_fusion", "standardisation", "DEFAULT_SHARE", "DESCRIPTORS"]
 
 #: the descriptor's share of the fused vector's squared norm when nothing else is chosen
 DEFAULT_SHARE = 0.5
@@ -100,10 +100,15 @@ def fit_fusion(x01_batches, share: float = DEFAULT_SHARE, descriptor: str = "pol
     parts = [fn(x) for x in x01_batches]
     if not parts:
         raise ConfigError("fusion statistics need at least one image")
-    d = np.concatenate(parts).astype(np.float64)
+    mu, sd = standardisation(np.concatenate(parts))
+    return DescriptorFusion(share=share, mean=tuple(mu.tolist()), std=tuple(sd.tolist()), descriptor=descriptor)
+
+
+def standardisation(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-component mean and scale of descriptors ``d`` (N, D), float64."""
+    d = np.asarray(d, dtype=np.float64)
     sd = d.std(axis=0)
     # a component that barely varies over the training images (the empty outer rings of small
     # galaxies) would turn float noise into a dominant coordinate: floor its scale
     floor = max(1e-12, 1e-2 * float(np.median(sd)))
-    return DescriptorFusion(share=share, mean=tuple(d.mean(axis=0).tolist()),
-                            std=tuple(np.maximum(sd, floor).tolist()), descriptor=descriptor)
+    return d.mean(axis=0), np.maximum(sd, floor)

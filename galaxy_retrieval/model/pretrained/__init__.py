@@ -19,7 +19,7 @@ from ...atomic import atomic_path, atomic_write_json
 from ...errors import CheckpointError
 from ..checkpoint import META_FILE, WEIGHTS_FILE
 
-__all__ = ["PRETRAINED", "PRETRAINED_NAME", "pretrained_dir", "pretrained_info", "install_pretrained", "is_pretrained", "resolve_init"]
+__all__ = ["PRETRAINED", "PRETRAINED_NAME", "pretrained_dir", "pretrained_info", "install_pretrained", "resolve_init"]
 
 #: the name users give for the shipped model (``--checkpoint pretrained``, ``--init pretrained``)
 PRETRAINED_NAME = "pretrained"
@@ -34,18 +34,6 @@ def pretrained_dir() -> Path:
             f"{PRETRAINED}: this installation ships no pretrained weights; train a model and give its run directory"
         )
     return PRETRAINED
-
-
-def is_pretrained(path: str | Path | None) -> bool:
-    """True for the shipped model's name or its directory."""
-    if path is None:
-        return False
-    if str(path) == PRETRAINED_NAME:
-        return True
-    try:
-        return Path(path).resolve() in (PRETRAINED, PRETRAINED / WEIGHTS_FILE)
-    except OSError:
-        return False
 
 
 def pretrained_info() -> dict[str, Any]:
