@@ -4,9 +4,10 @@ syntax (``"1,2,5"``, FAISS factory strings with commas) and where the result JSO
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

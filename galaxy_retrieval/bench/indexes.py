@@ -12,8 +12,15 @@ from typing import Any
 
 from ..atomic import atomic_write_json
 from ..errors import ConfigError
+from ..index.candidates import (
+    IndexSpec,
+    auto_nlist,
+    build_faiss_index,
+    check_factory,
+    load_faiss_index,
+    resolve_factory,
+)
 from ..index.manifest import read_manifest
-from ..index.candidates import IndexSpec, auto_nlist, build_faiss_index, check_factory, load_faiss_index, resolve_factory
 from ..progress import Progress
 from .config import RerankBenchConfig
 from .datasets import BenchData, existing_faiss_file

@@ -51,7 +51,14 @@ from ..search.shortlist import shortlist_rerank
 from ..version import __version__
 from .baseline import ExactBaseline, GroundTruth, ground_truth, measure_exact
 from .config import DEFAULT_INDEXES, RerankBenchConfig, default_result_path, parse_index_list, parse_int_list
-from .datasets import BenchData, SyntheticSpec, advise_random, evict_from_page_cache, index_data, synthetic_data
+from .datasets import (
+    BenchData,
+    SyntheticSpec,
+    advise_random,
+    evict_from_page_cache,
+    index_data,
+    synthetic_data,
+)
 from .indexes import IndexBuild, get_index, knobs, plan_indexes
 from .machine import git_commit, load_average, machine_info, search_threads, usable_cpus
 

@@ -34,15 +34,19 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..catalog.base import Catalog
 from ..errors import CatalogError, ConfigError
+from ..framing import FramingStats
+from ..ingest import IngestStats
+from ..metrics import average_precision_at_k, loose_accuracy, macro_average, ndcg_at_k, precision_at_k
 from ..model.embedder import FROM_CHECKPOINT, Embedder, SuppressChoice, load_checkpoint
 from ..model.vit import build_model
 from ..progress import NULL_PROGRESS, Progress
@@ -51,12 +55,9 @@ from ..search.exact import exact_knn
 from ..suppress import SuppressConfig
 from ..train.augment import AugmentConfig, PairAugmenter
 from ..train.config import TrainConfig
-from ..train.splits import SPLITS, split_indices
-from ..framing import FramingStats
-from ..ingest import IngestStats
 from ..train.data import model_inputs
+from ..train.splits import SPLITS, split_indices
 from .descriptors import PIXEL_SIDE, morphology_features, pixel_features, polar_fourier_features
-from ..metrics import average_precision_at_k, loose_accuracy, macro_average, ndcg_at_k, precision_at_k
 
 __all__ = ["evaluate", "EvalReport", "RetrievalScores", "BASELINES", "pixel_features", "PIXEL_SIDE"]
 

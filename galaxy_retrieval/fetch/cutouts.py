@@ -16,16 +16,16 @@ import csv
 import io
 import os
 import time
+from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 import httpx
 
+from ..atomic import atomic_path
 from ..catalog.base import OnError
 from ..errors import ConfigError, FetchError
-from ..atomic import atomic_path
 from ..paths import first_missing, remove_created_dirs
 from ..progress import NULL_PROGRESS, Progress
 from .http import HttpConfig, check_image_bytes, get_checked, make_client

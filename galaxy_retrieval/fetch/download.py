@@ -22,11 +22,19 @@ from typing import Any
 
 import httpx
 
-from ..errors import ConfigError, FetchError
 from ..atomic import commit_file, sha256_file
-from ..progress import NULL_PROGRESS, Progress
+from ..errors import ConfigError, FetchError
 from ..paths import first_missing, remove_created_dirs
-from .http import RETRY_STATUS, HttpConfig, is_name_error, make_client, name_error_message, retry_wait, transport_failure
+from ..progress import NULL_PROGRESS, Progress
+from .http import (
+    RETRY_STATUS,
+    HttpConfig,
+    is_name_error,
+    make_client,
+    name_error_message,
+    retry_wait,
+    transport_failure,
+)
 
 __all__ = ["RemoteFile", "DATASETS", "DownloadResult", "download", "download_dataset"]
 

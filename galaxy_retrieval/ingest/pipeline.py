@@ -15,10 +15,10 @@ import multiprocessing as mp
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from ..framing import Framing, FramingStats
 from .boxes import BoxStore, file_key
 from .config import IngestConfig
 from .prepare import Prepared, prepare_files
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "IngestStats", "PreparedBatch", "can_prepare", "prepare_rows", "embed_prepared", "open_box_store", "workers_embed",
@@ -63,7 +66,7 @@ class IngestStats:
 @dataclass(frozen=True)
 class PreparedBatch:
     rows: np.ndarray  # int64 catalog rows of the readable images, increasing
-    x01: "torch.Tensor | None"  # float32 (b, 3, S, S) in [0, 1]; None when the workers embedded
+    x01: torch.Tensor | None  # float32 (b, 3, S, S) in [0, 1]; None when the workers embedded
     skipped: list[tuple[int, str]]
     vectors: np.ndarray | None = None  # (b, D) float32 when the workers embedded
 
@@ -273,7 +276,7 @@ def _emit(
     return PreparedBatch(np.asarray(rows, dtype=np.int64), x, skipped)
 
 
-def embed_prepared(embedder: Any, x01: "torch.Tensor", cfg: IngestConfig, stats: IngestStats | None = None) -> np.ndarray:
+def embed_prepared(embedder: Any, x01: torch.Tensor, cfg: IngestConfig, stats: IngestStats | None = None) -> np.ndarray:
     """Model inputs → vectors, ``cfg.model_batch`` images per model call."""
     import torch
 
