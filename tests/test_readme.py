@@ -8,7 +8,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from galaxy_retrieval.cli import LossChoice, PresetChoice, SuppressChoice, app
+from galaxy_retrieval.cli import app
+from galaxy_retrieval.cli.options import LossChoice, PresetChoice, SuppressChoice
 
 ROOT = Path(__file__).resolve().parents[1]
 
