@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -31,10 +31,18 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _options(
-    max_image_pixels: Optional[int] = typer.Option(
-        None, "--max-image-pixels", help="Largest image decoded, in pixels (default 89,478,485); larger files are unreadable images (decompression bombs).", show_default=False
-    ),
-    version: bool = typer.Option(False, "--version", help="Print the version and exit.", callback=_print_version, is_eager=True),
+    max_image_pixels: Annotated[
+        Optional[int],
+        typer.Option(
+            "--max-image-pixels",
+            help="Largest image decoded, in pixels (default 89,478,485); larger files are unreadable images (decompression bombs).",
+            show_default=False,
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", callback=_print_version, is_eager=True),
+    ] = False,
 ) -> None:
     """galaxy-retrieval: find the galaxies that look like this one."""
     from ..catalog.images import set_max_image_pixels

@@ -23,7 +23,11 @@ def friendly(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except GalaxyRetrievalError as e:
             flags = " or ".join(f"--{o.replace('_', '-')}" for o in e.options)
-            err.print(f"[bold red]error:[/] {escape(str(e))}" + (f" ({flags})" if flags else ""), highlight=False, soft_wrap=True)
+            err.print(
+                f"[bold red]error:[/] {escape(str(e))}" + (f" ({flags})" if flags else ""),
+                highlight=False,
+                soft_wrap=True,
+            )
             raise typer.Exit(EXIT_USER_ERROR) from None
         except OSError as e:
             # a full disk inside a third-party writer (h5py, matplotlib) that the library did
@@ -33,7 +37,11 @@ def friendly(fn: Callable) -> Callable:
             if not is_no_space(e):
                 raise
             where = f"{escape(str(e.filename))}: " if e.filename else ""
-            err.print(f"[bold red]error:[/] {where}no space left on the device; free some space and rerun", highlight=False, soft_wrap=True)
+            err.print(
+                f"[bold red]error:[/] {where}no space left on the device; free some space and rerun",
+                highlight=False,
+                soft_wrap=True,
+            )
             raise typer.Exit(EXIT_USER_ERROR) from None
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/] (completed work is kept; rerun to resume)")

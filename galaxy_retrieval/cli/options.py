@@ -1,112 +1,78 @@
-"""Option types and choices shared by the commands."""
+"""Option types shared by the commands, as ``Annotated`` aliases, and the choices they offer.
+
+A choice is read from the library constant that defines it (one definition): typer offers,
+completes and checks those values. Choices whose constant lives beside torch (model presets,
+training modes, splits, explanation methods) stay plain strings that the library checks with a
+one-line error naming the choices, so that ``gr --help`` or ``gr verify`` never import torch.
+"""
 
 from __future__ import annotations
 
 from contextlib import contextmanager
-from enum import Enum
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Annotated, Any, Iterator, Literal, Optional
 
+import typer
+
+from ..catalog.base import OnError
+from ..fetch.surveys import SURVEYS, CutoutFormat
+from ..index.ray_engine import ENGINES
+from ..search.hits import HIT_SUFFIXES
+from ..suppress import PRESETS as SUPPRESS_PRESETS
 from .render import err
 
+__all__ = [
+    "COLUMNS_HELP",
+    "Survey",
+    "CutoutFormat",
+    "Engine",
+    "HitsFormat",
+    "Suppress",
+    "OnError",
+    "OnErrorFail",
+    "IndexDir",
+    "MetadataCsv",
+    "Columns",
+    "Checkpoint",
+    "AsJson",
+    "OutputFormat",
+    "opened_catalog",
+]
 
-class EngineChoice(str, Enum):  # index.ray_engine.ENGINES
-    local = "local"
-    ray = "ray"
-
-
-class OnErrorChoice(str, Enum):
-    fail = "fail"
-    skip = "skip"
-
+# Literal[tuple] is Literal[a, b, …]
+Survey = Literal[tuple(SURVEYS)]  # type: ignore[valid-type]
+Engine = Literal[ENGINES]  # type: ignore[valid-type]
+HitsFormat = Literal[tuple(HIT_SUFFIXES)]  # type: ignore[valid-type]
+Suppress = Literal[("none", *SUPPRESS_PRESETS)]  # type: ignore[valid-type]
 
 COLUMNS_HELP = "Map catalog column names: RAW=NAME pairs, e.g. RA=ra,DEC=dec,z=redshift (common spellings are recognised anyway)."
 
+IndexDir = Annotated[Path, typer.Option(help="Index directory (indexes/NAME).")]
+MetadataCsv = Annotated[
+    Optional[Path], typer.Option(help="CSV of an image folder (default: the one inside it).")
+]
+Columns = Annotated[Optional[str], typer.Option(help=COLUMNS_HELP)]
+Checkpoint = Annotated[Optional[Path], typer.Option(help="Use this checkpoint (must match the index).")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+OnErrorFail = Annotated[OnError, typer.Option(help="Unreadable catalog images: fail, or skip and report.")]
+OutputFormat = Annotated[
+    Optional[HitsFormat],
+    typer.Option(
+        "--format",
+        help="Format of --output (default: by its ending); fits and votable open in TOPCAT and Aladin.",
+    ),
+]
+
 
 @contextmanager
-def opened_catalog(path: Path, metadata: Optional[Path], on_error: str = "fail", columns: Optional[str] = None) -> Iterator[Any]:
+def opened_catalog(
+    path: Path, metadata: Optional[Path], on_error: str = "fail", columns: Optional[str] = None
+) -> Iterator[Any]:
     """open_catalog, telling the user what it warned about (an ignored CSV)."""
     from ..catalog import open_catalog, parse_column_mapping
 
-    with open_catalog(path, metadata=metadata, on_error=on_error, columns=parse_column_mapping(columns)) as cat:  # type: ignore[arg-type]
+    mapping = parse_column_mapping(columns)
+    with open_catalog(path, metadata=metadata, on_error=on_error, columns=mapping) as cat:  # type: ignore[arg-type]
         for w in getattr(cat, "warnings", []):
             err.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
         yield cat
-
-
-
-class SurveyChoice(str, Enum):
-    legacy = "legacy"
-    sdss = "sdss"
-
-
-class CutoutFormatChoice(str, Enum):
-    jpeg = "jpeg"
-    fits = "fits"
-
-
-
-class PairModeChoice(str, Enum):
-    paper = "paper"
-    in_batch = "in_batch"
-
-
-class AugmentChoice(str, Enum):
-    galaxy = "galaxy"
-    paper = "paper"
-
-
-class SelectByChoice(str, Enum):
-    split_loose_acc = "split_loose_acc"
-    val_loss = "val_loss"
-
-
-class PresetChoice(str, Enum):  # model.presets.PRESETS (a test keeps them equal)
-    polar = "polar"
-    small = "small"
-    paper = "paper"
-    tiny = "tiny"
-
-
-class LossChoice(str, Enum):
-    info_nce = "info_nce"
-    contrastive = "contrastive"
-
-
-class SuppressChoice(str, Enum):  # "none" and suppress.PRESETS (a test keeps them equal)
-    none = "none"
-    optical = "optical"
-    radio = "radio"
-
-
-class SplitChoice(str, Enum):
-    test = "test"
-    val = "val"
-    train = "train"
-    all = "all"
-
-
-class MetricChoice(str, Enum):
-    l2 = "l2"
-    cosine = "cosine"
-
-
-class DtypeChoice(str, Enum):
-    float32 = "float32"
-    float16 = "float16"
-
-
-
-class HitsFormatChoice(str, Enum):  # search.hits.HIT_SUFFIXES
-    csv = "csv"
-    parquet = "parquet"
-    json = "json"
-    fits = "fits"
-    votable = "votable"
-
-
-
-class ExplainMethodChoice(str, Enum):
-    similarity = "similarity"
-    rollout = "rollout"
-

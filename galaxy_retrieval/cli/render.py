@@ -8,7 +8,17 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
 # columns, so result tables are not squeezed into ellipses.
@@ -46,8 +56,14 @@ class _PlainHandle:
         import time
 
         dt = max(time.monotonic() - self._t0, 1e-9)
-        done = f"{self._n:,.0f}/{self._total:,.0f} ({100 * self._n / self._total:.0f} %)" if self._total else f"{self._n:,.0f}"
-        return f"{self._desc}: {done} {self._unit}, {self._n / dt:,.1f} {self._unit}/s, {dt:.0f} s" + (f"  {self._info}" if self._info else "")
+        done = (
+            f"{self._n:,.0f}/{self._total:,.0f} ({100 * self._n / self._total:.0f} %)"
+            if self._total
+            else f"{self._n:,.0f}"
+        )
+        return f"{self._desc}: {done} {self._unit}, {self._n / dt:,.1f} {self._unit}/s, {dt:.0f} s" + (
+            f"  {self._info}" if self._info else ""
+        )
 
     def advance(self, n: float = 1) -> None:
         import time
@@ -60,7 +76,9 @@ class _PlainHandle:
             self._c.print(self._line(), highlight=False, soft_wrap=True)
 
     def update(self, **fields: Any) -> None:
-        self._info = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in fields.items())
+        self._info = "  ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in fields.items()
+        )
 
     def close(self) -> None:
         if self._printed != self._n:  # the last line is not already the final count
@@ -93,7 +111,13 @@ class RichProgress:
             TextColumn("{task.fields[info]}"),
         ]
         if unit == "B":  # downloads: sizes and speeds in kB/MB/GB, not raw byte counts
-            columns = [TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn()]
+            columns = [
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+            ]
         with Progress(*columns, console=self.console, disable=self.quiet, transient=False) as p:
             tid = p.add_task(description, total=total, info="", rate="")
             handle = _RichHandle(p, tid)
@@ -113,9 +137,9 @@ class RichProgress:
             self.console.print(message, highlight=False)
 
 
-
-def report_skipped(cat: Any) -> None:
-    skipped = dict(getattr(cat, "skipped", []))  # a row may be met more than once
+def report_skipped(pairs: Any) -> None:
+    """Print the (row, why) pairs of unreadable images a catalog or a build skipped (20 at most)."""
+    skipped = dict(pairs)  # a row may be met more than once
     if not skipped:
         return
     out.print(f"[yellow]skipped {len(skipped)} unreadable images:[/]")
@@ -125,10 +149,12 @@ def report_skipped(cat: Any) -> None:
         out.print(f"  … and {len(skipped) - 20} more")
 
 
-
 def render_train(res: Any) -> None:
     # None: the validation set is smaller than that batch size, so it was not measured
-    acc = ", ".join(f"batch {b}: " + ("— (fewer validation images)" if v is None else f"{v:.3f}") for b, v in res.best_val_loose_acc.items())
+    acc = ", ".join(
+        f"batch {b}: " + ("— (fewer validation images)" if v is None else f"{v:.3f}")
+        for b, v in res.best_val_loose_acc.items()
+    )
     out.print(
         f"run [bold]{res.out_dir}[/]: best epoch {res.best_epoch}/{res.epochs_completed} ({res.stopped}), "
         f"val loss {res.best_val_loss:.4f}, val loose accuracy {acc}; {res.n_train} train / {res.n_val} val images, "
@@ -140,10 +166,12 @@ def render_train(res: Any) -> None:
     out.print(f"history: {Path(res.out_dir) / 'history.json'} and {Path(res.out_dir) / 'history.png'}")
 
 
-
 def render_eval(rep: Any) -> None:
     methods = list(rep.loose_accuracy)
-    t = Table(title=f"evaluation on the {rep.split} split: {rep.n_queries} queries against {rep.n_database} objects", title_justify="left")
+    t = Table(
+        title=f"evaluation on the {rep.split} split: {rep.n_queries} queries against {rep.n_database} objects",
+        title_justify="left",
+    )
     t.add_column("metric")
     for m in methods:
         t.add_column(m, justify="right")
@@ -152,16 +180,25 @@ def render_eval(rep: Any) -> None:
     if rep.retrieval:
         names = list(next(iter(rep.retrieval.values())).macro)
         for name in names:
-            t.add_row(f"macro {name}", *[_fmt(rep.retrieval[m].macro.get(name)) if m in rep.retrieval else "—" for m in methods])
+            t.add_row(
+                f"macro {name}",
+                *[_fmt(rep.retrieval[m].macro.get(name)) if m in rep.retrieval else "—" for m in methods],
+            )
     out.print(t)
     best = rep.best_baseline()
     if best is not None and "model" in rep.retrieval:
         m, b = rep.retrieval["model"].macro.get("precision@10"), rep.retrieval[best].macro.get("precision@10")
         if m is not None and b is not None:
-            out.print(f"macro precision@10: model {m:.3f}, best baseline {best} {b:.3f} ({m - b:+.3f})", highlight=False)
+            out.print(
+                f"macro precision@10: model {m:.3f}, best baseline {best} {b:.3f} ({m - b:+.3f})",
+                highlight=False,
+            )
     if rep.framing and rep.framing.get("spec", "none") != "none":
         fr = rep.framing
-        out.print(f"framing {fr['spec']}: {fr['fallback']} of {fr['images']} images had no central source (whole frame kept)", highlight=False)
+        out.print(
+            f"framing {fr['spec']}: {fr['fallback']} of {fr['images']} images had no central source (whole frame kept)",
+            highlight=False,
+        )
     if rep.retrieval and "model" in rep.retrieval:
         pc = rep.retrieval["model"].per_class
         key = next((k for k in ("precision@10", "precision@1") if pc and k in next(iter(pc.values()))), None)
@@ -173,4 +210,3 @@ def render_eval(rep: Any) -> None:
 
 def _fmt(v: Any) -> str:
     return "—" if v is None else f"{v:.3f}"
-
