@@ -18,7 +18,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-# Piped output (files, CI logs) gets a fixed, generous width instead of rich's default 80
 
 
 def _print_version(value: bool) -> None:
@@ -35,7 +34,10 @@ def _options(
         Optional[int],
         typer.Option(
             "--max-image-pixels",
-            help="Largest image decoded, in pixels (default 89,478,485); larger files are unreadable images (decompression bombs).",
+            help=(
+                "Largest image decoded, in pixels (default 89,478,485); larger files are unreadable images "
+                "(decompression bombs)."
+            ),
             show_default=False,
         ),
     ] = None,
@@ -53,5 +55,6 @@ def _options(
         raise typer.BadParameter(str(e), param_hint="--max-image-pixels") from None
 
 
+# a group added without a name merges its commands into the root: `gr build-index`, not `gr index build-index`
 for group in (data, info, train, demo, index, search, serve, bench):
     app.add_typer(group.app)

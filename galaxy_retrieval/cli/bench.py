@@ -34,7 +34,11 @@ K = Annotated[str, typer.Option(help="Results per query, comma-separated (recall
 Indexes = Annotated[
     Optional[list[str]],
     typer.Option(
-        help="Index types: flat, hnsw, ivf-pq, existing, or FAISS factory strings; ';' separates (or quote them: flat,\"PCA128,HNSW32\"); repeatable. Default: PCA64,IVF{nlist},SQ8;PCA64,HNSW32 ({nlist}: 4·√N rounded to a power of 2)."
+        help=(
+            "Index types: flat, hnsw, ivf-pq, existing, or FAISS factory strings; ';' separates (or quote "
+            'them: flat,"PCA128,HNSW32"); repeatable. Default: PCA64,IVF{nlist},SQ8;PCA64,HNSW32 '
+            "({nlist}: 4·√N rounded to a power of 2)."
+        )
     ),
 ]
 Refine = Annotated[
@@ -137,9 +141,11 @@ def rerank_benchmark_cmd(
 def _render_bench(res: Any, cold: bool, pareto_only: bool) -> None:
     ds, ex = res.dataset, res.exact
     out.print(
-        f"{ds.get('n', 0):,} × {ds.get('dim')} {ds.get('dtype')} ({ds['source']}), {ds['queries']:,} queries; "
-        f"exact scan {ex.single_query_s * 1e3:.1f} ms/query = {ex.scan_over_read:.2f}× a plain read ({ex.read_s * 1e3:.1f} ms), "
-        f"{ex.threads} threads; load average {res.machine.get('load_average')} → {res.machine.get('load_average_end')}",
+        f"{ds.get('n', 0):,} × {ds.get('dim')} {ds.get('dtype')} ({ds['source']}), "
+        f"{ds['queries']:,} queries; "
+        f"exact scan {ex.single_query_s * 1e3:.1f} ms/query = {ex.scan_over_read:.2f}× a plain read "
+        f"({ex.read_s * 1e3:.1f} ms), {ex.threads} threads; "
+        f"load average {res.machine.get('load_average')} → {res.machine.get('load_average_end')}",
         highlight=False,
     )
     bt = Table(title="candidate indexes", title_justify="left")
@@ -161,8 +167,9 @@ def _render_bench(res: Any, cold: bool, pareto_only: bool) -> None:
     best = res.best(0.99)
     if best is not None:
         out.print(
-            f"fastest with recall@10 ≥ 0.99: {best.factory} nprobe={best.nprobe} ef={best.ef_search} refine={best.refine}: "
-            f"R@10 {best.recall[10]:.4f}, p50 {best.p50_ms:.2f} ms, {best.speedup_vs_exact:,.0f}× faster than the exact scan",
+            f"fastest with recall@10 ≥ 0.99: {best.factory} nprobe={best.nprobe} ef={best.ef_search} "
+            f"refine={best.refine}: R@10 {best.recall[10]:.4f}, p50 {best.p50_ms:.2f} ms, "
+            f"{best.speedup_vs_exact:,.0f}× faster than the exact scan",
             highlight=False,
         )
     if res.json_path is not None:
@@ -172,7 +179,10 @@ def _render_bench(res: Any, cold: bool, pareto_only: bool) -> None:
 def _points_table(res: Any, pareto_only: bool) -> Table:
     shown = res.pareto if pareto_only else res.points
     t = Table(
-        title=f"{'Pareto front' if pareto_only else 'operating points'} (★ = Pareto-optimal in recall@10 and p50)",
+        title=(
+            f"{'Pareto front' if pareto_only else 'operating points'} (★ = Pareto-optimal in recall@10 and "
+            f"p50)"
+        ),
         title_justify="left",
     )
     for col in (

@@ -85,7 +85,10 @@ def import_first_cmd(
 Targets = Annotated[
     Path,
     typer.Option(
-        help="CSV of sky positions: ra, dec (RA, RAJ2000, DEC, DEJ2000… recognised), optional object id and other columns."
+        help=(
+            "CSV of sky positions: ra, dec (RA, RAJ2000, DEC, DEJ2000… recognised), optional object id and "
+            "other columns."
+        )
     ),
 ]
 OutDir = Annotated[
@@ -161,7 +164,10 @@ def fetch_cutouts_cmd(
     res = fetch_cutouts(cfg, progress=RichProgress())
     for p in res.problems:
         err.print(f"[yellow]{targets}:[/] {p}", highlight=False, soft_wrap=True)
-    summary = f"{res.fetched:,} fetched, {res.cached:,} already there, {len(res.problems):,} failed of {res.total:,} rows"
+    summary = (
+        f"{res.fetched:,} fetched, {res.cached:,} already there, {len(res.problems):,} failed of "
+        f"{res.total:,} rows"
+    )
     if res.available == 0:
         err.print(f"[bold red]error:[/] no cutouts: {summary}", highlight=False)
         raise typer.Exit(EXIT_USER_ERROR)

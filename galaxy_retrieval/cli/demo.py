@@ -35,7 +35,10 @@ def demo(
     render_eval(res.evaluation)
     m = res.build.manifest
     out.print(
-        f"index {res.build.path}: {m.count:,} objects, FAISS {(m.faiss or {}).get('factory')}, built in {sum(res.build.seconds.values()):.1f} s"
+        (
+            f"index {res.build.path}: {m.count:,} objects, FAISS {(m.faiss or {}).get('factory')}, built in "
+            f"{sum(res.build.seconds.values()):.1f} s"
+        )
     )
     names = res.query.label_names or {}
     hits = res.query.hits[0]
@@ -57,6 +60,9 @@ def demo(
     if res.explain is not None:
         out.print(f"why they matched ({res.explain.method} maps): [bold]{res.explain.out}[/]")
     out.print(
-        f"search it in the browser: [bold]gr serve --index {res.build.path}[/], then open http://127.0.0.1:8000/?q={res.query_object}",
+        (
+            f"search it in the browser: [bold]gr serve --index {res.build.path}[/], then open "
+            f"http://127.0.0.1:8000/?q={res.query_object}"
+        ),
         highlight=False,
     )

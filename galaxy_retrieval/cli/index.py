@@ -30,7 +30,10 @@ FromParquet = Annotated[
     Optional[Path],
     typer.Option(
         "--from-parquet",
-        help="Build from embeddings made elsewhere: a Parquet file or folder (with --id-column and --vector-columns; no model).",
+        help=(
+            "Build from embeddings made elsewhere: a Parquet file or folder (with --id-column and "
+            "--vector-columns; no model)."
+        ),
     ),
 ]
 IdColumn = Annotated[
@@ -40,7 +43,10 @@ VectorColumns = Annotated[
     Optional[str],
     typer.Option(
         "--vector-columns",
-        help="With --from-parquet: a glob of numeric columns in file order (e.g. 'feat_pca_*') or one list column.",
+        help=(
+            "With --from-parquet: a glob of numeric columns in file order (e.g. 'feat_pca_*') or one list "
+            "column."
+        ),
     ),
 ]
 IndexType = Annotated[
@@ -68,13 +74,19 @@ RayAddress = Annotated[
     Optional[str],
     typer.Option(
         "--ray-address",
-        help="With --engine ray: auto (the cluster of `ray start`), ray://HOST:PORT, or local (start one here; the default).",
+        help=(
+            "With --engine ray: auto (the cluster of `ray start`), ray://HOST:PORT, or local (start one "
+            "here; the default)."
+        ),
     ),
 ]
 Pipeline = Annotated[
     Optional[Path],
     typer.Option(
-        help="Build settings from a pipeline TOML with build, index and ray tables (e.g. pipelines/scale-out.toml); flags given win."
+        help=(
+            "Build settings from a pipeline TOML with build, index and ray tables (e.g. "
+            "pipelines/scale-out.toml); flags given win."
+        )
     ),
 ]
 Workers = Annotated[
@@ -82,7 +94,10 @@ Workers = Annotated[
     typer.Option(
         "--workers",
         min=0,
-        help="Image folders: processes that decode and frame cutouts while this one embeds (default: one per CPU; 0: all in this process).",
+        help=(
+            "Image folders: processes that decode and frame cutouts while this one embeds (default: one per "
+            "CPU; 0: all in this process)."
+        ),
     ),
 ]
 
@@ -209,7 +224,10 @@ def _build(
 
         checkpoint = pretrained_dir()
         out.print(
-            f"no --checkpoint: embedding with the model shipped in the package ({PRETRAINED_NAME}, docs/model-card.md)"
+            (
+                f"no --checkpoint: embedding with the model shipped in the package ({PRETRAINED_NAME}, "
+                f"docs/model-card.md)"
+            )
         )
     with opened_catalog(catalog, metadata, on_error, columns) as cat:
         return build_index(checkpoint, cat, out_dir, cfg, progress)
@@ -233,7 +251,10 @@ Ids = Annotated[Optional[Path], typer.Option(help="Text file of object ids to de
 Where = Annotated[
     Optional[str],
     typer.Option(
-        help='Delete the objects matching this condition over the metadata columns (one boolean expression), e.g. "label = 9".'
+        help=(
+            "Delete the objects matching this condition over the metadata columns (one boolean expression), "
+            'e.g. "label = 9".'
+        )
     ),
 ]
 DryRun = Annotated[
@@ -272,7 +293,10 @@ def delete(
             f"[yellow]nothing deleted from[/] [bold]{res.path}[/]: {what} (version {res.version} unchanged)",
             highlight=False,
         )
-    msg = f"deleted {res.deleted:,} objects from [bold]{res.path}[/] (version {res.version}; {res.live:,} remain)"
+    msg = (
+        f"deleted {res.deleted:,} objects from [bold]{res.path}[/] (version {res.version}; {res.live:,} "
+        f"remain)"
+    )
     if res.already_deleted:
         msg += f"; {res.already_deleted:,} were already deleted"
     if res.deleted and not res.dry_run:
@@ -297,7 +321,10 @@ def compact(index: IndexDir) -> None:
         out.print(f"{res.path}: nothing deleted, nothing to compact (version {res.version})", highlight=False)
         return
     out.print(
-        f"compacted [bold]{res.path}[/]: {res.removed:,} deleted objects removed, {res.count:,} remain (version {res.version})",
+        (
+            f"compacted [bold]{res.path}[/]: {res.removed:,} deleted objects removed, {res.count:,} remain "
+            f"(version {res.version})"
+        ),
         highlight=False,
     )
 
@@ -335,7 +362,10 @@ def reindex(
     m = reindex_index(index, spec, RichProgress())
     f = m.faiss or {}
     out.print(
-        f"reindexed [bold]{index}[/]: FAISS {f.get('factory')} over {m.count:,} vectors (version {m.version})",
+        (
+            f"reindexed [bold]{index}[/]: FAISS {f.get('factory')} over {m.count:,} vectors (version "
+            f"{m.version})"
+        ),
         highlight=False,
     )
 
@@ -380,6 +410,9 @@ def verify(index: IndexDir) -> None:
 
     rep = verify_index(index)
     out.print(
-        f"index [bold]{rep.path}[/]: {rep.count:,} objects; {rep.files} files, {rep.bytes / 1e6:,.1f} MB match manifest.json",
+        (
+            f"index [bold]{rep.path}[/]: {rep.count:,} objects; {rep.files} files, {rep.bytes / 1e6:,.1f} "
+            f"MB match manifest.json"
+        ),
         highlight=False,
     )

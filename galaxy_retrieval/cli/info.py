@@ -116,8 +116,8 @@ def _index_info(path: Path, as_json: bool) -> None:
     if bal is not None:
         t.add_row(
             "IVF lists",
-            f"{bal['nlist']:,} lists, imbalance {bal['imbalance']:.2f} (1 = even), largest {bal['largest_list']:,} "
-            f"vs mean {bal['mean_list']:,.1f}, {bal['empty_lists']:,} empty"
+            f"{bal['nlist']:,} lists, imbalance {bal['imbalance']:.2f} (1 = even), "
+            f"largest {bal['largest_list']:,} vs mean {bal['mean_list']:,.1f}, {bal['empty_lists']:,} empty"
             + (" — consider gr reindex" if bal["imbalance"] > 3 else ""),
         )
     t.add_row("score weights", ", ".join(f"{k}={v:.3g}" for k, v in m.score_weights.items()))

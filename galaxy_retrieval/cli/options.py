@@ -45,7 +45,10 @@ Engine = Literal[ENGINES]  # type: ignore[valid-type]
 HitsFormat = Literal[tuple(HIT_SUFFIXES)]  # type: ignore[valid-type]
 Suppress = Literal[("none", *SUPPRESS_PRESETS)]  # type: ignore[valid-type]
 
-COLUMNS_HELP = "Map catalog column names: RAW=NAME pairs, e.g. RA=ra,DEC=dec,z=redshift (common spellings are recognised anyway)."
+COLUMNS_HELP = (
+    "Map catalog column names: RAW=NAME pairs, e.g. RA=ra,DEC=dec,z=redshift (common spellings are "
+    "recognised anyway)."
+)
 
 IndexDir = Annotated[Path, typer.Option(help="Index directory (indexes/NAME).")]
 MetadataCsv = Annotated[

@@ -157,8 +157,8 @@ def render_train(res: Any) -> None:
     )
     out.print(
         f"run [bold]{res.out_dir}[/]: best epoch {res.best_epoch}/{res.epochs_completed} ({res.stopped}), "
-        f"val loss {res.best_val_loss:.4f}, val loose accuracy {acc}; {res.n_train} train / {res.n_val} val images, "
-        f"{res.seconds:.0f} s on {res.device}"
+        f"val loss {res.best_val_loss:.4f}, val loose accuracy {acc}; "
+        f"{res.n_train} train / {res.n_val} val images, {res.seconds:.0f} s on {res.device}"
     )
     if res.score_weights is not None:
         w = res.score_weights
@@ -169,7 +169,8 @@ def render_train(res: Any) -> None:
 def render_eval(rep: Any) -> None:
     methods = list(rep.loose_accuracy)
     t = Table(
-        title=f"evaluation on the {rep.split} split: {rep.n_queries} queries against {rep.n_database} objects",
+        title=f"evaluation on the {rep.split} split: "
+        f"{rep.n_queries} queries against {rep.n_database} objects",
         title_justify="left",
     )
     t.add_column("metric")
@@ -196,7 +197,10 @@ def render_eval(rep: Any) -> None:
     if rep.framing and rep.framing.get("spec", "none") != "none":
         fr = rep.framing
         out.print(
-            f"framing {fr['spec']}: {fr['fallback']} of {fr['images']} images had no central source (whole frame kept)",
+            (
+                f"framing {fr['spec']}: {fr['fallback']} of {fr['images']} images had no central source "
+                f"(whole frame kept)"
+            ),
             highlight=False,
         )
     if rep.retrieval and "model" in rep.retrieval:

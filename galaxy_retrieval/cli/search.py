@@ -20,7 +20,10 @@ app = typer.Typer()
 Image = Annotated[
     Optional[list[Path]],
     typer.Option(
-        help="Query image(s): --image a.png b.png or --image a.png --image b.png; several run as one batch (one query each) unless combined."
+        help=(
+            "Query image(s): --image a.png b.png or --image a.png --image b.png; several run as one batch "
+            "(one query each) unless combined."
+        )
     ),
 ]
 MoreImages = Annotated[
@@ -41,21 +44,28 @@ NegativeId = Annotated[
 Targets = Annotated[
     Optional[Path],
     typer.Option(
-        help="A CSV with one query per row: a column of object ids, or ra and dec, or image paths (relative to the CSV); all hits in one table with a query column."
+        help=(
+            "A CSV with one query per row: a column of object ids, or ra and dec, or image paths (relative "
+            "to the CSV); all hits in one table with a query column."
+        )
     ),
 ]
 Combine = Annotated[
     bool,
     typer.Option(
-        help="Treat every --image/--object-id as a positive example of ONE query: FAISS shortlists k×refine around the mean "
-        "of the positives' embeddings, and candidates are ranked by their mean score to the positives minus their mean score "
-        "to the negatives (implied by --negative/--negative-id or several --object-id)."
+        help="Treat every --image/--object-id as a positive example of ONE query: FAISS shortlists k×refine "
+        "around the mean of the positives' embeddings, and candidates are ranked by their mean score to the "
+        "positives minus their mean score to the negatives "
+        "(implied by --negative/--negative-id or several --object-id)."
     ),
 ]
 Ra = Annotated[
     Optional[str],
     typer.Option(
-        help='Right ascension: degrees (148.05) or sexagesimal hours (09:52:12, 09h52m12s); or both coordinates in one string ("09h52m12s +02d09m15s") without --dec.'
+        help=(
+            "Right ascension: degrees (148.05) or sexagesimal hours (09:52:12, 09h52m12s); or both "
+            'coordinates in one string ("09h52m12s +02d09m15s") without --dec.'
+        )
     ),
 ]
 Dec = Annotated[
@@ -72,7 +82,10 @@ Mosaic = Annotated[
 Fetch = Annotated[
     Optional[Survey],
     typer.Option(
-        help="With --ra/--dec: when no catalog object is within --radius, download this survey's cutout there and search with it."
+        help=(
+            "With --ra/--dec: when no catalog object is within --radius, download this survey's cutout "
+            "there and search with it."
+        )
     ),
 ]
 FetchSize = Annotated[
@@ -93,7 +106,11 @@ CacheDir = Annotated[
 Where = Annotated[
     Optional[str],
     typer.Option(
-        help='Only objects matching this condition over the metadata columns (one boolean expression: comparisons, AND/OR/NOT, IN, BETWEEN, LIKE, IS NULL, arithmetic), e.g. "label = 3 AND redshift < 0.05"; fewer than k hits when fewer match.'
+        help=(
+            "Only objects matching this condition over the metadata columns (one boolean expression: "
+            'comparisons, AND/OR/NOT, IN, BETWEEN, LIKE, IS NULL, arithmetic), e.g. "label = 3 AND redshift '
+            '< 0.05"; fewer than k hits when fewer match.'
+        )
     ),
 ]
 Least = Annotated[
@@ -103,13 +120,19 @@ Least = Annotated[
 MinSeparation = Annotated[
     Optional[float],
     typer.Option(
-        help="Arcsec: drop a hit this close to the query object or to a better hit (duplicate cutouts of one galaxy) and refill the list."
+        help=(
+            "Arcsec: drop a hit this close to the query object or to a better hit (duplicate cutouts of one "
+            "galaxy) and refill the list."
+        )
     ),
 ]
 Output = Annotated[
     Optional[Path],
     typer.Option(
-        help="Also write the hits (rank, query, object id, score, percentile, terms, metadata) to .csv, .parquet, .json, .fits or .vot (VOTable); - writes them to stdout (with --format)."
+        help=(
+            "Also write the hits (rank, query, object id, score, percentile, terms, metadata) to .csv, "
+            ".parquet, .json, .fits or .vot (VOTable); - writes them to stdout (with --format)."
+        )
     ),
 ]
 
@@ -205,7 +228,10 @@ def _render_query(
 ) -> None:
     if res.fetched is not None:
         err.print(
-            f'no catalog object within {radius:g}" of {position}: searched with the {fetch} cutout {res.fetched}',
+            (
+                f'no catalog object within {radius:g}" of {position}: searched with the {fetch} cutout '
+                f"{res.fetched}"
+            ),
             highlight=False,
         )  # type: ignore[union-attr]
     if output is not None and str(output) == "-":  # stdout holds the hits file: the summary goes to stderr
@@ -277,7 +303,10 @@ def _hits_table(q: str, hs: Any, names: dict[Any, str], least: bool) -> Table:
     t = Table(
         title=f"{'least similar to' if least else 'neighbours of'} {q}",
         title_justify="left",
-        caption="score = (cos + 1/(1+L2) + 1/(1+L3)) / 3 by default; pct = its percentile among random catalog pairs",
+        caption=(
+            "score = (cos + 1/(1+L2) + 1/(1+L3)) / 3 by default; pct = its percentile among random catalog "
+            "pairs"
+        ),
     )
     for col, just in _HIT_COLUMNS:
         t.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
@@ -312,7 +341,9 @@ OutliersRefine = Annotated[
 OutliersWhere = Annotated[
     Optional[str],
     typer.Option(
-        help='Only show objects matching this SQL condition over the metadata columns, e.g. "redshift < 0.05".'
+        help=(
+            'Only show objects matching this SQL condition over the metadata columns, e.g. "redshift < 0.05".'
+        )
     ),
 ]
 OutliersMosaic = Annotated[Optional[Path], typer.Option(help="Write them as a PNG grid, strangest first.")]
@@ -398,7 +429,10 @@ def outliers(
         )
     out.print(t)
     out.print(
-        f"{len(res.hits)} objects; scores {'read from the cache' if res.cached else 'computed'} in {res.seconds:.1f} s"
+        (
+            f"{len(res.hits)} objects; scores {'read from the cache' if res.cached else 'computed'} in "
+            f"{res.seconds:.1f} s"
+        )
         + (f"; mosaic: {res.mosaic}" if res.mosaic else "")
         + (f"; written to {res.output}" if res.output else ""),
         highlight=False,
@@ -444,6 +478,9 @@ def explain(
         index, image, out_png, k=k, method=method, steps=steps, checkpoint=checkpoint, object_id=object_id
     )
     out.print(
-        f"explained {len(res.hits)} hits of {image if image is not None else f'object {object_id}'} ({res.method}) in {res.seconds:.1f} s: {res.out}",
+        (
+            f"explained {len(res.hits)} hits of {image if image is not None else f'object {object_id}'} "
+            f"({res.method}) in {res.seconds:.1f} s: {res.out}"
+        ),
         highlight=False,
     )

@@ -19,14 +19,21 @@ Catalog = Annotated[Path, typer.Option(help="HDF5 catalog or image folder (label
 Preset = Annotated[
     str,
     typer.Option(
-        help="Model preset: polar (the rotation-invariant CNN on a polar resampling: measured best on real cutouts), small (the paper's ViT at 64 px), paper (the paper's ViT at 224 px), tiny."
+        help=(
+            "Model preset: polar (the rotation-invariant CNN on a polar resampling: measured best on real "
+            "cutouts), small (the paper's ViT at 64 px), paper (the paper's ViT at 224 px), tiny."
+        )
     ),
 ]
 # the command line's two names for TrainConfig.augment: GALAXY_AUGMENT, or None (the paper's §3.4 sets)
 Augment = Annotated[
     Literal["galaxy", "paper"],
     typer.Option(
-        help="Positive transforms: galaxy (every view gets any rotation, flips, zoom and shift, PSF blur, colour, stretch, brightness and noise: measured on real cutouts) or paper (§3.4's sets, --num-augmentations of them per image)."
+        help=(
+            "Positive transforms: galaxy (every view gets any rotation, flips, zoom and shift, PSF blur, "
+            "colour, stretch, brightness and noise: measured on real cutouts) or paper (§3.4's sets, "
+            "--num-augmentations of them per image)."
+        )
     ),
 ]
 NumAugmentations = Annotated[
@@ -35,13 +42,19 @@ NumAugmentations = Annotated[
 SelectBy = Annotated[
     str,
     typer.Option(
-        help="What picks the best epoch: split_loose_acc (loose accuracy against the whole validation split, label-free; tracks retrieval on real cutouts) or val_loss."
+        help=(
+            "What picks the best epoch: split_loose_acc (loose accuracy against the whole validation split, "
+            "label-free; tracks retrieval on real cutouts) or val_loss."
+        )
     ),
 ]
 PairMode = Annotated[
     str,
     typer.Option(
-        help="in_batch: every other image of the batch is a negative (default, measured better); paper: one positive + one negative pair per image (§3.4)."
+        help=(
+            "in_batch: every other image of the batch is a negative (default, measured better); paper: one "
+            "positive + one negative pair per image (§3.4)."
+        )
     ),
 ]
 AugmentAnchors = Annotated[
@@ -61,7 +74,10 @@ TimeBudget = Annotated[
 Loss = Annotated[
     Optional[str],
     typer.Option(
-        help="Default: info_nce (InfoNCE over the batch, measured better) with in_batch pairs, contrastive (the paper's margin loss, §3.4) with paper pairs.",
+        help=(
+            "Default: info_nce (InfoNCE over the batch, measured better) with in_batch pairs, contrastive "
+            "(the paper's margin loss, §3.4) with paper pairs."
+        ),
         show_default=False,
     ),
 ]
@@ -69,31 +85,46 @@ LearnWeights = Annotated[
     bool,
     typer.Option(
         "--learn-weights",
-        help="Learn the score's cosine/L2/L3 weights with the model (§3.6); the index then reranks with them.",
+        help="Learn the score's cosine/L2/L3 weights with the model (§3.6); "
+        "the index then reranks with them.",
     ),
 ]
 SuppressSources = Annotated[
     Suppress,
     typer.Option(
-        help="Replace sources other than the central object by sky before training, indexing and querying: none, optical (stars, neighbours) or radio (keeps sources near the centre, e.g. lobes)."
+        help=(
+            "Replace sources other than the central object by sky before training, indexing and querying: "
+            "none, optical (stars, neighbours) or radio (keeps sources near the centre, e.g. lobes)."
+        )
     ),
 ]
 FramingSpec = Annotated[
     str,
     typer.Option(
-        help="The square the model sees: auto (around the central source, measured in each image: survey cutouts), auto:MARGIN (box half-side in Petrosian radii, default 1.5), fixed:F (central fraction F, e.g. fixed:0.4 for FIRST radio images), none (whole frame)."
+        help=(
+            "The square the model sees: auto (around the central source, measured in each image: survey "
+            "cutouts), auto:MARGIN (box half-side in Petrosian radii, default 1.5), fixed:F (central "
+            "fraction F, e.g. fixed:0.4 for FIRST radio images), none (whole frame)."
+        )
     ),
 ]
 Init = Annotated[
     str,
     typer.Option(
-        help="Start from trained weights: auto (the shipped model when the preset matches it, i.e. polar: fine-tuning measured better than from scratch), pretrained, none (from scratch) or a run directory of the same preset."
+        help=(
+            "Start from trained weights: auto (the shipped model when the preset matches it, i.e. polar: "
+            "fine-tuning measured better than from scratch), pretrained, none (from scratch) or a run "
+            "directory of the same preset."
+        )
     ),
 ]
 FusionShare = Annotated[
     Optional[float],
     typer.Option(
-        help="Append the polar Fourier descriptor to every indexed vector with this share of its norm (0-1, e.g. 0.5); default: the network's vector alone."
+        help=(
+            "Append the polar Fourier descriptor to every indexed vector with this share of its norm (0-1, "
+            "e.g. 0.5); default: the network's vector alone."
+        )
     ),
 ]
 Precision = Annotated[
@@ -191,7 +222,10 @@ Split = Annotated[
 Baselines = Annotated[
     bool,
     typer.Option(
-        help="Also score the baselines: the untrained network, raw pixels, the polar Fourier descriptor and morphology."
+        help=(
+            "Also score the baselines: the untrained network, raw pixels, the polar Fourier descriptor and "
+            "morphology."
+        )
     ),
 ]
 
