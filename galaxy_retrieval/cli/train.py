@@ -122,8 +122,8 @@ FusionShare = Annotated[
     Optional[float],
     typer.Option(
         help=(
-            "Append the polar Fourier descriptor to every indexed vector with this share of its norm (0-1, "
-            "e.g. 0.5); default: the network's vector alone."
+            "Append the polar Fourier descriptor to every indexed vector with this share of its squared norm "
+            "(0 to <1; 0.1 was chosen on simulated galaxies); default: the network's vector alone."
         )
     ),
 ]
