@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test quality readme clean
+.PHONY: setup demo test lint quality readme clean
 
 setup: $(STAMP)
 
@@ -17,8 +17,16 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/gr demo
 
+# lint is not yet a prerequisite of test: the tree gets one formatting pass (ruff format .,
+# ruff check --fix .) once the issue-24 branches are merged; then this line becomes
+# `test: $(STAMP) lint`, and CI (.ci/run: make test) checks both
 test: $(STAMP)
 	$(PY) -m pytest tests
+
+# the rules and their reasons: [tool.ruff] in pyproject.toml
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # the retrieval-quality protocol (benchmarks/quality/README.md): synthetic and FIRST; with GZ2=DIR
 # and/or SDSS6K=DIR (the labelled smooth / featured folder) those too, and the shipped model zero-shot

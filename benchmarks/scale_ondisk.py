@@ -218,7 +218,7 @@ def query_phase(a: argparse.Namespace) -> dict[str, Any]:
             for mode in ("cold", "warm") if a.cold else ("warm",):
                 passes = 1 if mode == "cold" else 2  # warm: the second pass is timed
                 lat = []
-                for p in range(passes):
+                for _ in range(passes):
                     lat = []
                     found = []
                     for i in range(a.queries):

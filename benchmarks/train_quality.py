@@ -22,12 +22,12 @@ import json
 import time
 from pathlib import Path
 
+from train_embed_speed import _git_commit, _machine  # noqa: E402  (benchmarks/ is the script dir)
+
 from galaxy_retrieval.catalog.hdf5 import HDF5Catalog
 from galaxy_retrieval.evaluate import evaluate
 from galaxy_retrieval.model import pick_device
 from galaxy_retrieval.train import TrainConfig, train
-
-from train_embed_speed import _git_commit, _machine  # noqa: E402  (benchmarks/ is the script dir)
 
 
 class _Print:

@@ -740,6 +740,17 @@ def render_readme(text: str, blocks: dict[str, Callable[[], str]] | None = None)
     return text
 
 
+def _architecture_blocks() -> tuple[Path, dict[str, Callable[[], str]]]:
+    """docs/architecture.md and its generated blocks (docs/layers.py, loaded by path: this
+    script runs as a file, not as a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gr_docs_layers", ROOT / "docs" / "layers.py")
+    mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    return mod.ARCHITECTURE, mod.ARCHITECTURE_BLOCKS
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--check", action="store_true", help="exit 1 if a generated block is not current")
@@ -755,6 +766,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     if MODEL_CARD.is_file():
         want[MODEL_CARD] = render_readme(MODEL_CARD.read_text("utf-8"), MODEL_CARD_BLOCKS)
+    architecture, blocks = _architecture_blocks()
+    want[architecture] = render_readme(architecture.read_text("utf-8"), blocks)
     stale = [p for p, t in want.items() if not p.is_file() or p.read_text("utf-8") != t]
     if a.check:
         for p in stale:

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-
 from .atomic import atomic_path, atomic_write_json
 from .errors import CheckpointError, ConfigError
 from .pipeline_file import read_pipeline_file
@@ -135,13 +134,13 @@ def run_demo(cfg: DemoConfig, progress: Progress = NULL_PROGRESS, fresh: bool = 
     from PIL import Image
 
     from .catalog import open_catalog
-    from .viz.catalog import catalog_contact_sheet
     from .evaluate import evaluate
     from .index.build import BuildConfig, build_index
     from .index.candidates import IndexSpec
     from .search.query import QueryRequest, run_query
     from .synth import SynthConfig, generate_catalog
     from .train import TrainConfig, split_indices, train, trained_with
+    from .viz.catalog import catalog_contact_sheet
 
     reused: list[str] = []
     clock = _Clock()

@@ -34,7 +34,7 @@ class GalaxyRetrievalError(Exception):
 
     options: tuple[str, ...] = ()
 
-    def resolved_by(self, *options: str) -> "GalaxyRetrievalError":
+    def resolved_by(self, *options: str) -> GalaxyRetrievalError:
         self.options = options
         return self
 

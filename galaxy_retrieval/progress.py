@@ -14,8 +14,9 @@ Usage inside the library::
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator, Protocol
+from typing import Any, Protocol
 
 __all__ = ["Progress", "TaskHandle", "NullProgress", "NULL_PROGRESS", "NotebookProgress", "default_progress"]
 
@@ -110,7 +111,7 @@ class NotebookProgress:
         print(message)
 
 
-def default_progress() -> "Progress":
+def default_progress() -> Progress:
     """:class:`NotebookProgress` inside a Jupyter kernel, else :data:`NULL_PROGRESS` (a library
     call run from a script or a server stays silent unless given a reporter)."""
     import sys

@@ -59,10 +59,10 @@ class ScoreWeights:
         return {"cos": float(self.cos), "l2": float(self.l2), "l3": float(self.l3)}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ScoreWeights":
+    def from_dict(cls, d: dict) -> ScoreWeights:
         return cls(cos=float(d["cos"]), l2=float(d["l2"]), l3=float(d["l3"]))
 
-    def normalized(self) -> "ScoreWeights":
+    def normalized(self) -> ScoreWeights:
         """The same weights scaled to sum to one (what a learned-weights run starts from)."""
         total = self.cos + self.l2 + self.l3
         return ScoreWeights(self.cos / total, self.l2 / total, self.l3 / total)

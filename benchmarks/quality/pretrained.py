@@ -21,7 +21,6 @@ generated block in ``docs/model-card.md``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -32,7 +31,12 @@ import numpy as np
 from galaxy_retrieval.atomic import atomic_write_json
 from galaxy_retrieval.bench.machine import git_commit, machine_info
 from galaxy_retrieval.catalog import open_catalog
-from galaxy_retrieval.descriptors import morphology_features, pixel_features, polar_fourier_features, standardize
+from galaxy_retrieval.descriptors import (
+    morphology_features,
+    pixel_features,
+    polar_fourier_features,
+    standardize,
+)
 from galaxy_retrieval.framing import FramingStats
 from galaxy_retrieval.metrics import macro_average, precision_at_k
 from galaxy_retrieval.model.embedder import load_checkpoint

@@ -37,9 +37,9 @@ from typing import Any
 import numpy as np
 
 from galaxy_retrieval.atomic import atomic_write_json
+from galaxy_retrieval.bench.machine import git_commit, machine_info
 from galaxy_retrieval.errors import ConfigError
 from galaxy_retrieval.progress import NULL_PROGRESS, Progress
-from galaxy_retrieval.bench.machine import git_commit, machine_info
 
 __all__ = [
     "Variant",

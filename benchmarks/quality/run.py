@@ -18,7 +18,14 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from quality_protocol import CATALOGS, VARIANTS, QualityConfig, render_readme, run_quality  # this folder: the script's own dir is on sys.path
+from quality_protocol import (  # this folder: the script's own dir is on sys.path
+    CATALOGS,
+    VARIANTS,
+    QualityConfig,
+    render_readme,
+    run_quality,
+)
+
 from galaxy_retrieval.atomic import atomic_write_bytes
 from galaxy_retrieval.errors import GalaxyRetrievalError
 

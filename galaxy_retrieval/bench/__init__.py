@@ -7,23 +7,13 @@
 
 from __future__ import annotations
 
-from .baseline import ExactBaseline, GroundTruth, ground_truth, measure_exact
-from .datasets import QUERY_RESERVE, BenchData, SyntheticSpec, index_data, synthetic_data
-from .machine import git_commit, machine_info
 from ..metrics import pareto_front, recall_at, recall_at_tie_aware
-from .rerank import (
-    DEFAULT_INDEXES,
-    RECALL_AT,
-    SCHEMA_VERSION,
-    IndexBuild,
-    OperatingPoint,
-    RerankBenchConfig,
-    RerankBenchResult,
-    default_result_path,
-    parse_index_list,
-    parse_int_list,
-    run_rerank_benchmark,
-)
+from .baseline import ExactBaseline, GroundTruth, ground_truth, measure_exact
+from .config import DEFAULT_INDEXES, RerankBenchConfig, default_result_path, parse_index_list, parse_int_list
+from .datasets import QUERY_RESERVE, BenchData, SyntheticSpec, index_data, synthetic_data
+from .indexes import IndexBuild
+from .machine import git_commit, machine_info
+from .rerank import RECALL_AT, SCHEMA_VERSION, OperatingPoint, RerankBenchResult, run_rerank_benchmark
 
 __all__ = [
     "RerankBenchConfig",

@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, IndexFormatError
 from ..atomic import atomic_write_json, commit_file
+from ..errors import ConfigError, IndexFormatError
 from ..index.layout import FAISS_FILE, VECTORS_FILE
 from ..index.manifest import read_manifest
 from ..progress import NULL_PROGRESS, Progress

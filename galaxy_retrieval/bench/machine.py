@@ -12,9 +12,10 @@ import os
 import platform
 import subprocess
 import sys
-from pathlib import Path
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from pathlib import Path
+from typing import Any
 
 __all__ = ["machine_info", "git_commit", "load_average", "usable_cpus"]
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from ..errors import CatalogError
 from .base import Batch, Catalog, CatalogInfo, OnError, Record

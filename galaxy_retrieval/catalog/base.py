@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import abc
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
@@ -145,7 +146,7 @@ class Catalog(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release file handles."""
 
-    def __enter__(self) -> "Catalog":
+    def __enter__(self) -> Catalog:
         return self
 
     def __exit__(self, *exc: object) -> None:

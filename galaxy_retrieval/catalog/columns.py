@@ -9,8 +9,9 @@ canonical names (``ra``, ``dec``, ``object_id``, ``redshift``, ``label``, ``file
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 

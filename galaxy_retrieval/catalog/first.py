@@ -151,7 +151,7 @@ def _extract(zip_path: Path, dest: Path) -> None:
 def _read_rows(src) -> tuple[list[int], dict[str, list[Any]]]:
     """Group numbers in order, and each row's label, split, coordinates and catalogue."""
     idx = []
-    for key in src.keys():
+    for key in src:  # an HDF5 group iterates over its member names
         m = _GROUP.fullmatch(key)
         if m is None:
             raise CatalogError(f"{_MEMBER}: unexpected top-level entry {key!r} (expected data_<i> groups)")

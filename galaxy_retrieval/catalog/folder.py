@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -101,6 +103,90 @@ def _read_parquet_table(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     return header, [dict(zip(header, r)) for r in zip(*cols)]
 
 
+@dataclass
+class _MergedCsvs:
+    """The CSVs joined on their file-name column (outer join, first CSV's order); filled
+    CSV by CSV in :func:`_merge_csvs`, read-only after it."""
+
+    values: dict[str, dict[str, str]]  # file name -> catalog column -> value
+    origin: dict[str, tuple[Path, int]]  # file name -> (CSV, line) first naming it
+    columns: list[str]  # catalog columns in the order first seen, the file name left out
+    used: list[Path]  # the CSVs that had a file-name column
+    column_maps: dict[str, ColumnMap]  # per used CSV, which raw column became which catalog column
+    warnings: list[str]  # the CSVs left out, and why
+
+
+def _merge_csvs(csv_paths: list[Path], mapping: dict[str, str], explicit: bool, root: Path) -> _MergedCsvs:
+    """Read the CSVs and merge them on the file-name column.
+
+    A CSV without a file-name column cannot be joined: with one CSV that is an error, with
+    several it is left out with a warning naming it. Two CSVs giving one file different
+    values for a column is an error naming both."""
+    merged = _MergedCsvs({}, {}, [], [], {}, [])
+    source_of: dict[tuple[str, str], Path] = {}  # (file, column) -> CSV that gave the value
+    used_keys: set[str] = set()
+    for csv_path in csv_paths:
+        header, rows = _read_csv(csv_path)
+        lower = {h.lower() for h in header}
+        mine = {k: v for k, v in mapping.items() if k in header or k.lower() in lower}
+        used_keys.update(mine)
+        cmap = resolve_columns(header, mine, where=str(csv_path))
+        file_col = cmap.raw("filename")
+        if file_col is None:
+            msg = (
+                f"{csv_path}: no column naming the image files (expected one of {', '.join(ALIASES['filename'])}; "
+                f"found {', '.join(header)})"
+            )
+            if explicit or len(csv_paths) == 1:
+                raise CatalogError(msg)
+            merged.warnings.append(f"ignored {msg}")
+            continue
+        if not rows:
+            raise CatalogError(f"{csv_path}: CSV has a header but no rows")
+        merged.used.append(csv_path)
+        merged.column_maps[str(csv_path)] = cmap
+        for c in header:
+            n = cmap.canonical(c)
+            if n != "filename" and n not in merged.columns:
+                merged.columns.append(n)
+        _merge_rows(merged, source_of, csv_path, header, rows, cmap, file_col)
+    if not merged.used:
+        raise CatalogError(f"{root}: none of the CSV files ({', '.join(p.name for p in csv_paths)}) has a column naming the image files")
+    unused = [k for k in mapping if k not in used_keys]
+    if unused:
+        raise ConfigError(f"{root}: column mapping names {', '.join(map(repr, unused))}, which no CSV has")
+    return merged
+
+
+def _merge_rows(
+    merged: _MergedCsvs,
+    source_of: dict[tuple[str, str], Path],
+    csv_path: Path,
+    header: list[str],
+    rows: list[dict[str, str]],
+    cmap: ColumnMap,
+    file_col: str,
+) -> None:
+    """Add one CSV's rows to ``merged`` (its dicts are filled in place)."""
+    for i, r in enumerate(rows):
+        name = r.get(file_col, "").strip()
+        key = Path(name).as_posix() if name else ""
+        entry = merged.values.setdefault(key, {})
+        merged.origin.setdefault(key, (csv_path, i + 2))  # line i+2: the header is line 1
+        for c in header:
+            n = cmap.canonical(c)
+            v = r.get(c, "").strip()
+            if n == "filename" or v == "":
+                continue
+            old = entry.get(n)
+            if old is not None and old != v:
+                raise CatalogError(
+                    f"{csv_path}: line {i + 2} gives {n}={v!r} for {name!r}, but {source_of[(key, n)]} gives {old!r}"
+                )
+            entry[n] = v
+            source_of[(key, n)] = csv_path
+
+
 class FolderCatalog(Catalog):
     kind = "image-folder"
 
@@ -154,66 +240,22 @@ class FolderCatalog(Catalog):
     def _from_csvs(
         self, csv_paths: list[Path], mapping: dict[str, str], explicit: bool
     ) -> tuple[list[Path], list[str], dict[str, list[Any]], list[Path]]:
-        """Read the CSVs and merge them on the file-name column (outer join, first CSV's order).
+        """(files, object ids, metadata columns, the CSVs used) from the merged CSVs."""
+        merged = _merge_csvs(csv_paths, mapping, explicit, self.root)
+        self.warnings.extend(merged.warnings)
+        self.column_maps.update(merged.column_maps)
+        files, keep = self._existing_files(merged)
+        meta = self._metadata_columns(merged, files, keep)
+        ids = [merged.values[k].get("object_id") or self._default_id(files[j]) for j, k in enumerate(keep)]
+        return files, ids, meta, merged.used
 
-        A CSV without a file-name column cannot be joined: with one CSV that is an error, with
-        several it is left out with a warning naming it."""
-        merged: dict[str, dict[str, str]] = {}  # file name -> catalog column -> value
-        origin: dict[str, tuple[Path, int]] = {}  # file name -> (CSV, line) first naming it
-        source_of: dict[tuple[str, str], Path] = {}  # (file, column) -> CSV that gave the value
-        header_union: list[str] = []
-        used_csvs: list[Path] = []
-        used_keys: set[str] = set()
-        for csv_path in csv_paths:
-            header, rows = _read_csv(csv_path)
-            lower = {h.lower() for h in header}
-            mine = {k: v for k, v in mapping.items() if k in header or k.lower() in lower}
-            used_keys.update(mine)
-            cmap = resolve_columns(header, mine, where=str(csv_path))
-            file_col = cmap.raw("filename")
-            if file_col is None:
-                msg = (
-                    f"{csv_path}: no column naming the image files (expected one of {', '.join(ALIASES['filename'])}; "
-                    f"found {', '.join(header)})"
-                )
-                if explicit or len(csv_paths) == 1:
-                    raise CatalogError(msg)
-                self.warnings.append(f"ignored {msg}")
-                continue
-            if not rows:
-                raise CatalogError(f"{csv_path}: CSV has a header but no rows")
-            used_csvs.append(csv_path)
-            self.column_maps[str(csv_path)] = cmap
-            for c in header:
-                n = cmap.canonical(c)
-                if n != "filename" and n not in header_union:
-                    header_union.append(n)
-            for i, r in enumerate(rows):
-                name = r.get(file_col, "").strip()
-                key = Path(name).as_posix() if name else ""
-                entry = merged.setdefault(key, {})
-                origin.setdefault(key, (csv_path, i + 2))  # line i+2: the header is line 1
-                for c in header:
-                    n = cmap.canonical(c)
-                    v = r.get(c, "").strip()
-                    if n == "filename" or v == "":
-                        continue
-                    old = entry.get(n)
-                    if old is not None and old != v:
-                        raise CatalogError(
-                            f"{csv_path}: line {i + 2} gives {n}={v!r} for {name!r}, but {source_of[(key, n)]} gives {old!r}"
-                        )
-                    entry[n] = v
-                    source_of[(key, n)] = csv_path
-        if not used_csvs:
-            raise CatalogError(f"{self.root}: none of the CSV files ({', '.join(p.name for p in csv_paths)}) has a column naming the image files")
-        unused = [k for k in mapping if k not in used_keys]
-        if unused:
-            raise ConfigError(f"{self.root}: column mapping names {', '.join(map(repr, unused))}, which no CSV has")
+    def _existing_files(self, merged: _MergedCsvs) -> tuple[list[Path], list[str]]:
+        """The image file of each merged row and its file-name key, rows naming no file of
+        the folder skipped (or refused, with ``on_error="fail"``)."""
         base = self.root
         files: list[Path] = []
         keep: list[str] = []
-        for key, (csv_path, line) in origin.items():
+        for key, (csv_path, line) in merged.origin.items():
             f = (base / key) if key else base
             # a catalog is its folder: '../x.jpg' or '/etc/hostname' would read (and index,
             # and show in mosaics) files the folder's owner never put there
@@ -228,19 +270,22 @@ class FolderCatalog(Catalog):
             files.append(f)
             keep.append(key)
         if not files:
-            raise CatalogError(f"{', '.join(map(str, used_csvs))}: none of the {len(origin)} rows names an existing image file")
-        meta_cols = [c for c in header_union if c != "object_id"]
-        meta = {c: _parse_column([merged[k].get(c, "") for k in keep]) for c in meta_cols}
+            raise CatalogError(f"{', '.join(map(str, merged.used))}: none of the {len(merged.origin)} rows names an existing image file")
+        return files, keep
+
+    def _metadata_columns(self, merged: _MergedCsvs, files: list[Path], keep: list[str]) -> dict[str, list[Any]]:
+        """Column name → one parsed value per kept row (numbers where a column is numeric)."""
+        meta_cols = [c for c in merged.columns if c != "object_id"]
+        meta = {c: _parse_column([merged.values[k].get(c, "") for k in keep]) for c in meta_cols}
         for c in ("ra", "dec"):  # sky queries need numbers: a bad value is NaN, and listed
             if c in meta:
                 vals, bad = coordinates(meta[c], c)
                 meta[c] = [None if np.isnan(x) else float(x) for x in vals]
                 if bad:
-                    shown = ", ".join(f"{files[i].name} ({merged[keep[i]].get(c)!r})" for i in bad[:5])
+                    shown = ", ".join(f"{files[i].name} ({merged.values[keep[i]].get(c)!r})" for i in bad[:5])
                     more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
                     self.warnings.append(f"{c} of {len(bad)} objects is not a valid coordinate, left empty: {shown}{more}")
-        ids = [merged[k].get("object_id") or self._default_id(files[j]) for j, k in enumerate(keep)]
-        return files, ids, meta, used_csvs
+        return meta
 
     def _encode_labels(self) -> tuple[np.ndarray | None, dict[int, str] | None]:
         if "label" not in self._meta:

@@ -74,7 +74,7 @@ BAND_STRETCH = 0.1
 _SATURATE_AT = 99.9
 
 
-def lupton_rgb(x: np.ndarray, bands: "list[str] | None" = None, q: float = LUPTON_Q) -> np.ndarray:
+def lupton_rgb(x: np.ndarray, bands: list[str] | None = None, q: float = LUPTON_Q) -> np.ndarray:
     """Fluxes (H, W[, C ≤ 3], channels red → blue) as uint8 RGB by Lupton et al. (2004):
     one asinh stretch of the mean intensity I, each channel = band · asinh(Q·I/β)/(Q·I), so
     the band ratios (the colour) are kept; a pixel saturating in one channel is scaled down
@@ -139,9 +139,7 @@ def to_uint8_rgb(arr: np.ndarray) -> np.ndarray:
     c = a.shape[2]
     if c == 2:  # luminance + alpha
         a = a[:, :, :1]
-    elif c == 4:
-        a = a[:, :, :3]
-    elif c > 4:  # multi-band cube: keep the first three bands
+    elif c >= 4:  # RGBA, or a multi-band cube: keep the first three bands
         a = a[:, :, :3]
     if a.dtype == np.uint8:
         out = a

@@ -34,15 +34,19 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..catalog.base import Catalog
 from ..errors import CatalogError, ConfigError
+from ..framing import FramingStats
+from ..ingest import IngestStats
+from ..metrics import average_precision_at_k, loose_accuracy, macro_average, ndcg_at_k, precision_at_k
 from ..model.embedder import FROM_CHECKPOINT, Embedder, SuppressChoice, load_checkpoint
 from ..model.vit import build_model
 from ..progress import NULL_PROGRESS, Progress
@@ -51,12 +55,9 @@ from ..search.exact import exact_knn
 from ..suppress import SuppressConfig
 from ..train.augment import AugmentConfig, PairAugmenter
 from ..train.config import TrainConfig
-from ..train.splits import SPLITS, split_indices
-from ..framing import FramingStats
-from ..ingest import IngestStats
 from ..train.data import model_inputs
+from ..train.splits import SPLITS, split_indices
 from .descriptors import PIXEL_SIDE, morphology_features, pixel_features, polar_fourier_features
-from ..metrics import average_precision_at_k, loose_accuracy, macro_average, ndcg_at_k, precision_at_k
 
 __all__ = ["evaluate", "EvalReport", "RetrievalScores", "BASELINES", "pixel_features", "PIXEL_SIDE"]
 
@@ -168,6 +169,212 @@ def _label_names(catalog: Catalog) -> dict[int, str] | None:
     return None if not names else {int(k): str(v) for k, v in names.items()}
 
 
+@dataclass(frozen=True)
+class _Settings:
+    """:func:`evaluate`'s arguments checked, the defaults taken from the checkpoint."""
+
+    ks: tuple[int, ...]
+    batch_sizes: tuple[int, ...]
+    split_seed: int
+    weights: ScoreWeights
+    suppress: SuppressConfig | None
+    augment: AugmentConfig  # the positives of the loose accuracy: the run's positive transforms
+
+
+def _check_sizes(split: str, ks: Sequence[int], batch_sizes: Sequence[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    if split not in SPLITS:
+        raise ConfigError(f"split={split!r}; choices: {', '.join(SPLITS)}")
+    ks = tuple(sorted({int(k) for k in ks}))
+    batch_sizes = tuple(int(b) for b in batch_sizes)
+    if not ks or ks[0] < 1:
+        raise ConfigError(f"ks={ks!r} must be integers >= 1")
+    if not batch_sizes or min(batch_sizes) < 2:
+        raise ConfigError(f"batch_sizes={batch_sizes!r} must be integers >= 2")
+    return ks, batch_sizes
+
+
+def _settings(
+    emb: Embedder,
+    ks: tuple[int, ...],
+    batch_sizes: tuple[int, ...],
+    seed: int,
+    split_seed: int | None,
+    weights: ScoreWeights | None,
+    suppress: SuppressChoice,
+) -> _Settings:
+    tcfg = emb.train_config or {}
+    if isinstance(suppress, str) and suppress == FROM_CHECKPOINT:
+        sup = emb.suppress
+    elif suppress is None or isinstance(suppress, SuppressConfig):
+        sup = suppress
+    else:
+        raise ConfigError(f"suppress={suppress!r}; give a SuppressConfig, None (off) or {FROM_CHECKPOINT!r}")
+    aug_cfg = AugmentConfig()
+    if tcfg:
+        try:
+            aug_cfg = TrainConfig.from_dict(tcfg).augment_config()
+        except (ConfigError, TypeError, KeyError):
+            pass  # a checkpoint from another package version: default transforms
+    return _Settings(
+        ks=ks,
+        batch_sizes=batch_sizes,
+        split_seed=int(tcfg.get("seed", seed)) if split_seed is None else split_seed,
+        weights=emb.score_weights if weights is None else weights,
+        suppress=sup,
+        augment=aug_cfg,
+    )
+
+
+def _methods(emb: Embedder, baselines: bool, split_seed: int) -> dict[str, Callable[[torch.Tensor], np.ndarray]]:
+    """Method name → model inputs to features: the model, then the :data:`BASELINES`."""
+    methods: dict[str, Callable[[torch.Tensor], np.ndarray]] = {"model": emb.embed_float}
+    if baselines:
+        untrained = Embedder.from_model(build_model(emb.model_config, seed=split_seed), device=emb.device)
+        methods["untrained"] = untrained.embed_float
+        methods["pixels"] = pixel_features
+        methods["polar"] = polar_fourier_features
+        methods["morphology"] = morphology_features
+    return methods
+
+
+@dataclass(frozen=True)
+class _Features:
+    """What one pass over the catalog gives each method."""
+
+    db: dict[str, np.ndarray | None]  # (n, D) of every catalog row; None without labels
+    anchors: dict[str, np.ndarray]  # the split's readable images, in q_rows order
+    positives: dict[str, np.ndarray]  # a positive augmentation of each anchor
+    q_rows: np.ndarray  # catalog rows of the anchors: the queries
+    seen: np.ndarray  # (n,) bool: rows read (an unreadable one has no vector)
+
+
+def _embed_pass(
+    catalog: Catalog,
+    emb: Embedder,
+    st: _Settings,
+    methods: dict[str, Callable[[torch.Tensor], np.ndarray]],
+    rows: np.ndarray,
+    with_db: bool,
+    seed: int,
+    batch_size: int,
+    what: str,
+    framing_stats: FramingStats,
+    progress: Progress,
+) -> _Features:
+    """Read the split (with ``with_db``: the whole catalog) once; every method sees the same
+    model inputs. Sources are suppressed there, once, at full resolution; image folders are
+    decoded and framed by worker processes, boxes from the box store."""
+    n = len(catalog)
+    cfg = emb.model_config
+    augmenter = PairAugmenter(st.augment)
+    g = torch.Generator().manual_seed(seed)
+    in_split = np.zeros(n, dtype=bool)
+    in_split[rows] = True
+    wanted = np.arange(n, dtype=np.int64) if with_db else rows
+    db: dict[str, np.ndarray | None] = {m: None for m in methods}
+    anchors: dict[str, list[np.ndarray]] = {m: [] for m in methods}
+    positives: dict[str, list[np.ndarray]] = {m: [] for m in methods}
+    got_rows: list[np.ndarray] = []
+    seen = np.zeros(n, dtype=bool)
+    with progress.task(what, total=len(wanted), unit="img") as t:
+        ingest_stats = IngestStats(framing=framing_stats)
+        for brows, x01 in model_inputs(catalog, wanted, cfg.image_size, cfg.framing, st.suppress, batch_size, ingest_stats):
+            t.advance(len(brows))
+            seen[brows] = True
+            sel = np.flatnonzero(in_split[brows])
+            xp = augmenter.positive(x01[sel], g) if len(sel) else None
+            for m, fn in methods.items():
+                f = fn(x01)
+                if with_db:
+                    if db[m] is None:
+                        db[m] = np.zeros((n, f.shape[1]), np.float32)
+                    db[m][brows] = f
+                if len(sel):
+                    anchors[m].append(f[sel])
+                    positives[m].append(fn(xp))
+            got_rows.append(brows[sel])
+    if cfg.framing.mode == "auto" and (framing_stats.measured or framing_stats.reused):
+        progress.log(framing_stats.describe_reuse())
+    q_rows = np.concatenate(got_rows) if got_rows else np.zeros(0, np.int64)
+    if len(q_rows) == 0:
+        return _Features(db, {}, {}, q_rows, seen)
+    return _Features(
+        db, {m: np.concatenate(a) for m, a in anchors.items()}, {m: np.concatenate(p) for m, p in positives.items()}, q_rows, seen
+    )
+
+
+def _standardised(f: _Features) -> _Features:
+    """The :data:`_STANDARDISED` baselines scaled by the statistics of the database (the
+    split when there are no labels): their components have different units."""
+    db, anchors, positives = dict(f.db), dict(f.anchors), dict(f.positives)
+    for m in _STANDARDISED:
+        if m not in anchors:
+            continue
+        ref = db[m][np.flatnonzero(f.seen)] if db[m] is not None else anchors[m]
+        mu, sd = ref.mean(axis=0), ref.std(axis=0)
+        sd = np.where(sd > 0, sd, 1.0)
+        if db[m] is not None:
+            db[m] = ((db[m] - mu) / sd).astype(np.float32)
+        anchors[m] = ((anchors[m] - mu) / sd).astype(np.float32)
+        positives[m] = ((positives[m] - mu) / sd).astype(np.float32)
+    return _Features(db, anchors, positives, f.q_rows, f.seen)
+
+
+def _loose(f: _Features, st: _Settings, seed: int) -> dict[str, dict[int, float | None]]:
+    """Method → batch size → mini-search loose accuracy, over batches in an order fixed by ``seed``."""
+    order = torch.randperm(len(f.q_rows), generator=torch.Generator().manual_seed(seed)).numpy()
+    loose: dict[str, dict[int, float | None]] = {}
+    for m in f.anchors:
+        a = f.anchors[m][order]
+        p = f.positives[m][order]
+        loose[m] = {}
+        for bs in st.batch_sizes:
+            acc, _ = loose_accuracy(a, p, bs, st.weights)
+            loose[m][bs] = None if math.isnan(acc) else acc
+    return loose
+
+
+@dataclass(frozen=True)
+class _Retrieval:
+    scores: dict[str, RetrievalScores] | None  # None: no labelled query in the split
+    class_counts: dict[int, int] | None
+    neighbours: dict[str, np.ndarray]
+
+
+def _retrieval(f: _Features, labels: np.ndarray, st: _Settings, where: str, progress: Progress) -> _Retrieval:
+    """Every query against the whole catalog (itself excluded) by the exact score, scored
+    against the labels."""
+    n = len(labels)
+    q_rows = f.q_rows
+    keep = labels[q_rows] >= 0
+    ql = labels[q_rows[keep]]
+    # the database: every readable row (an unreadable one has no vector to rank)
+    db_rows = np.flatnonzero(f.seen)
+    pos_of = np.full(n, -1, np.int64)
+    pos_of[db_rows] = np.arange(len(db_rows))
+    kmax = min(max(st.ks), len(db_rows) - 1)
+    if kmax < 1:
+        raise CatalogError(f"{where}: retrieval needs at least 2 readable images, got {len(db_rows)}")
+    ks_eff = tuple(k for k in st.ks if k <= kmax)
+    db_labels = np.where(f.seen, labels, -1)  # unreadable rows are never relevant
+    scores: dict[str, RetrievalScores] = {}
+    neighbours: dict[str, np.ndarray] = {}
+    with progress.task("exact retrieval", total=len(f.db) * len(q_rows), unit="query") as t:
+        for m, db in f.db.items():
+            xb = db if len(db_rows) == n else db[db_rows]
+            _, I = exact_knn(xb[pos_of[q_rows]], xb, kmax, st.weights, exclude=pos_of[q_rows])
+            neighbours[m] = db_rows[I]
+            if len(ql):
+                scores[m] = _retrieval_scores(neighbours[m][keep], ql, db_labels, ks_eff)
+            t.advance(len(q_rows))
+    if not scores:
+        return _Retrieval(None, None, neighbours)
+    u, c = np.unique(ql, return_counts=True)
+    k_show = ks_eff[-1]
+    progress.log(f"macro precision@{k_show}: " + ", ".join(f"{m} {r.macro[f'precision@{k_show}']:.3f}" for m, r in scores.items()))
+    return _Retrieval(scores, {int(a): int(b) for a, b in zip(u, c)}, neighbours)
+
+
 def evaluate(
     checkpoint_or_embedder: str | Path | Embedder,
     catalog: Catalog,
@@ -193,167 +400,50 @@ def evaluate(
     default, or a :class:`~galaxy_retrieval.suppress.SuppressConfig`, or None (off).
     """
     t0 = time.perf_counter()
-    if split not in SPLITS:
-        raise ConfigError(f"split={split!r}; choices: {', '.join(SPLITS)}")
-    ks = tuple(sorted({int(k) for k in ks}))
-    batch_sizes = tuple(int(b) for b in batch_sizes)
-    if not ks or ks[0] < 1:
-        raise ConfigError(f"ks={ks!r} must be integers >= 1")
-    if not batch_sizes or min(batch_sizes) < 2:
-        raise ConfigError(f"batch_sizes={batch_sizes!r} must be integers >= 2")
+    ks, batch_sizes = _check_sizes(split, ks, batch_sizes)
     emb = checkpoint_or_embedder if isinstance(checkpoint_or_embedder, Embedder) else load_checkpoint(checkpoint_or_embedder)
-    tcfg = emb.train_config or {}
-    if split_seed is None:
-        split_seed = int(tcfg.get("seed", seed))
-    if weights is None:
-        weights = emb.score_weights
-    if isinstance(suppress, str) and suppress == FROM_CHECKPOINT:
-        sup = emb.suppress
-    elif suppress is None or isinstance(suppress, SuppressConfig):
-        sup = suppress
-    else:
-        raise ConfigError(f"suppress={suppress!r}; give a SuppressConfig, None (off) or {FROM_CHECKPOINT!r}")
-    # the positives of the loose accuracy use the training run's positive transforms
-    aug_cfg = AugmentConfig()
-    if tcfg:
-        try:
-            aug_cfg = TrainConfig.from_dict(tcfg).augment_config()
-        except (ConfigError, TypeError, KeyError):
-            pass  # a checkpoint from another package version: default transforms
-
+    st = _settings(emb, ks, batch_sizes, seed, split_seed, weights, suppress)
     n = len(catalog)
     if split == "all":
         rows = np.arange(n, dtype=np.int64)
     else:
-        rows = dict(zip(("train", "val", "test"), split_indices(n, split_seed)))[split]
+        rows = dict(zip(("train", "val", "test"), split_indices(n, st.split_seed)))[split]
     labels = catalog.labels()
     if labels is not None and (labels >= 0).sum() < 2:
         labels = None
-
-    cfg = emb.model_config
-    methods: dict[str, Callable[[torch.Tensor], np.ndarray]] = {"model": emb.embed_float}
-    if baselines:
-        untrained = Embedder.from_model(build_model(cfg, seed=split_seed), device=emb.device)
-        methods["untrained"] = untrained.embed_float
-        methods["pixels"] = pixel_features
-        methods["polar"] = polar_fourier_features
-        methods["morphology"] = morphology_features
-    augmenter = PairAugmenter(aug_cfg)
-    g = torch.Generator().manual_seed(seed)
-
+    methods = _methods(emb, baselines, st.split_seed)
     framing_stats = FramingStats()
-    in_split = np.zeros(n, dtype=bool)
-    in_split[rows] = True
     # with labels, the whole catalog is the database; without, only the split is needed
-    wanted = np.arange(n, dtype=np.int64) if labels is not None else rows
-    db: dict[str, np.ndarray | None] = {m: None for m in methods}
-    anchors: dict[str, list[np.ndarray]] = {m: [] for m in methods}
-    positives: dict[str, list[np.ndarray]] = {m: [] for m in methods}
-    got_rows: list[np.ndarray] = []
-    seen = np.zeros(n, dtype=bool)
-    what = f"evaluating on {split} ({len(rows)} queries, {len(wanted)} read{', sources suppressed' if sup else ''})"
-    with progress.task(what, total=len(wanted), unit="img") as t:
-        # suppressed here, once, at full resolution: every method sees the same images
-        # image folders: decoded and framed by worker processes, boxes from the box store
-        ingest_stats = IngestStats(framing=framing_stats)
-        for brows, x01 in model_inputs(catalog, wanted, cfg.image_size, cfg.framing, sup, batch_size, ingest_stats):
-            t.advance(len(brows))
-            seen[brows] = True
-            sel = np.flatnonzero(in_split[brows])
-            xp = augmenter.positive(x01[sel], g) if len(sel) else None
-            for m, fn in methods.items():
-                f = fn(x01)
-                if labels is not None:
-                    if db[m] is None:
-                        db[m] = np.zeros((n, f.shape[1]), np.float32)
-                    db[m][brows] = f
-                if len(sel):
-                    anchors[m].append(f[sel])
-                    positives[m].append(fn(xp))
-            got_rows.append(brows[sel])
-    if cfg.framing.mode == "auto" and (framing_stats.measured or framing_stats.reused):
-        progress.log(framing_stats.describe_reuse())
-    q_rows = np.concatenate(got_rows) if got_rows else np.zeros(0, np.int64)
-    if len(q_rows) == 0:
+    n_read = n if labels is not None else len(rows)
+    what = f"evaluating on {split} ({len(rows)} queries, {n_read} read{', sources suppressed' if st.suppress else ''})"
+    feats = _embed_pass(catalog, emb, st, methods, rows, labels is not None, seed, batch_size, what, framing_stats, progress)
+    if len(feats.q_rows) == 0:
         raise CatalogError(f"{catalog.path}: no readable images in the {split} split")
-
-    for m in _STANDARDISED:
-        if m not in methods:
-            continue
-        # standardise with the statistics of the database (the split when there are no labels)
-        ref = db[m][np.flatnonzero(seen)] if db[m] is not None else np.concatenate(anchors[m])
-        mu, sd = ref.mean(axis=0), ref.std(axis=0)
-        sd = np.where(sd > 0, sd, 1.0)
-        if db[m] is not None:
-            db[m] = ((db[m] - mu) / sd).astype(np.float32)
-        anchors[m] = [((a - mu) / sd).astype(np.float32) for a in anchors[m]]
-        positives[m] = [((p - mu) / sd).astype(np.float32) for p in positives[m]]
-
-    order = torch.randperm(len(q_rows), generator=torch.Generator().manual_seed(seed)).numpy()
-    loose: dict[str, dict[int, float | None]] = {}
-    for m in methods:
-        a = np.concatenate(anchors[m])[order]
-        p = np.concatenate(positives[m])[order]
-        loose[m] = {}
-        for bs in batch_sizes:
-            acc, _ = loose_accuracy(a, p, bs, weights)
-            loose[m][bs] = None if math.isnan(acc) else acc
+    feats = _standardised(feats)
+    loose = _loose(feats, st, seed)
     progress.log(
         "loose accuracy: " + "; ".join(f"{m} " + ", ".join(f"@{b} {v:.3f}" for b, v in d.items() if v is not None) for m, d in loose.items())
     )
-
-    retrieval = None
-    class_counts = None
-    neighbours: dict[str, np.ndarray] = {}
-    if labels is not None:
-        keep = labels[q_rows] >= 0
-        ql = labels[q_rows[keep]]
-        # the database: every readable row (an unreadable one has no vector to rank)
-        db_rows = np.flatnonzero(seen)
-        pos_of = np.full(n, -1, np.int64)
-        pos_of[db_rows] = np.arange(len(db_rows))
-        kmax = min(max(ks), len(db_rows) - 1)
-        if kmax < 1:
-            raise CatalogError(f"{catalog.path}: retrieval needs at least 2 readable images, got {len(db_rows)}")
-        ks_eff = tuple(k for k in ks if k <= kmax)
-        db_labels = np.where(seen, labels, -1)  # unreadable rows are never relevant
-        retrieval = {}
-        with progress.task("exact retrieval", total=len(methods) * len(q_rows), unit="query") as t:
-            for m in methods:
-                xb = db[m] if len(db_rows) == n else db[m][db_rows]
-                _, I = exact_knn(xb[pos_of[q_rows]], xb, kmax, weights, exclude=pos_of[q_rows])
-                neighbours[m] = db_rows[I]
-                if len(ql):
-                    retrieval[m] = _retrieval_scores(neighbours[m][keep], ql, db_labels, ks_eff)
-                t.advance(len(q_rows))
-        if retrieval:
-            u, c = np.unique(ql, return_counts=True)
-            class_counts = {int(a): int(b) for a, b in zip(u, c)}
-            k_show = ks_eff[-1]
-            progress.log(
-                f"macro precision@{k_show}: "
-                + ", ".join(f"{m} {r.macro[f'precision@{k_show}']:.3f}" for m, r in retrieval.items())
-            )
-        else:
-            retrieval = None  # no labelled query in the split
+    ret = _retrieval(feats, labels, st, str(catalog.path), progress) if labels is not None else _Retrieval(None, None, {})
+    cfg = emb.model_config
     return EvalReport(
         split=split,
-        split_seed=split_seed,
+        split_seed=st.split_seed,
         seed=seed,
-        n_queries=int(len(q_rows)),
-        n_database=int(n if labels is not None else len(q_rows)),
+        n_queries=int(len(feats.q_rows)),
+        n_database=int(n if labels is not None else len(feats.q_rows)),
         ks=ks,
         batch_sizes=batch_sizes,
         model={"preset": cfg.name, "sha256": emb.sha256, "path": emb.path, "config": cfg.to_dict()},
-        score_weights=weights.to_dict(),
+        score_weights=st.weights.to_dict(),
         loose_accuracy=loose,
-        retrieval=retrieval,
-        query_class_counts=class_counts,
+        retrieval=ret.scores,
+        query_class_counts=ret.class_counts,
         seconds=time.perf_counter() - t0,
         device=str(emb.device),
-        suppress_sources=None if sup is None else sup.to_dict(),
+        suppress_sources=None if st.suppress is None else st.suppress.to_dict(),
         label_names=_label_names(catalog) if labels is not None else None,
         framing={"spec": cfg.framing.spec, "images": framing_stats.images, "fallback": framing_stats.fallback},
-        query_rows=q_rows,
-        neighbours=neighbours,
+        query_rows=feats.q_rows,
+        neighbours=ret.neighbours,
     )

@@ -12,8 +12,8 @@ mean pooling — where an embedding draws from, the same whatever it is compared
 
 from __future__ import annotations
 
-from .attribution import SimilarityMaps, similarity_maps, sky_baseline
 from ..viz.explain import explain_sheet, sheet_size
+from .attribution import SimilarityMaps, similarity_maps, sky_baseline
 from .query import METHODS, ExplainResult, explain_query
 from .rollout import attention_maps, rollout, rollout_maps
 

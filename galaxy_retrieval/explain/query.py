@@ -10,10 +10,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..catalog.images import read_image, to_uint8_rgb
 from ..errors import ConfigError, QueryError
 from ..framing import Framing, frame_images
+from ..model.preprocess import to_model_input
 from ..paths import check_output_file
 from ..search.hits import Hit
+from ..search.searcher import GalaxySearcher
 from ..viz.explain import TILE, explain_sheet
 
 __all__ = ["METHODS", "ExplainResult", "explain_query"]
@@ -43,6 +46,114 @@ def model_views(images: list[np.ndarray], framing: Framing, suppress: Any = None
     return [np.ascontiguousarray(v) for v in frame_images([np.asarray(a) for a in images], framing)]
 
 
+@dataclass(frozen=True)
+class _Query:
+    image: np.ndarray  # uint8 RGB
+    name: str  # shown in the caption ("" for an array)
+    own_row: int | None  # the catalog row of a query given by object id: left out of its hits
+
+
+def _query_image(s: GalaxySearcher, image: Any, object_id: str | None) -> _Query:
+    if object_id is not None:
+        own = int(s.rows[s.position_of(object_id)])
+        return _Query(s.images_of([own])[0], str(object_id), own)
+    if isinstance(image, (str, Path)):
+        return _Query(read_image(image), Path(image).name, None)
+    try:
+        # an array has no name: the caption is "query", not "query query"
+        return _Query(to_uint8_rgb(np.asarray(image)), "", None)
+    except ValueError as e:
+        raise QueryError(f"query image: {e}") from None
+
+
+@dataclass(frozen=True)
+class _Maps:
+    """The patch maps of the query and its hits, and how the sheet shows them."""
+
+    maps: torch.Tensor  # (k + 1, grid, grid), query first
+    totals: torch.Tensor  # (k + 1,) what each map sums to
+    shown: torch.Tensor  # the maps as drawn
+    captions: list[str]  # one line under each map
+    signed: bool
+    scale_label: str
+    how: str  # the method, in the title
+
+
+def _rollout(model: Any, x: torch.Tensor) -> _Maps:
+    from .rollout import rollout_maps
+
+    maps = rollout_maps(model, x)
+    n = model.config.num_patches
+    return _Maps(
+        maps=maps,
+        totals=maps.flatten(1).sum(dim=1),
+        shown=maps * n,
+        captions=[f"peak {float(m.max()) * n:.1f}× uniform" for m in maps],
+        signed=False,
+        scale_label="share of the embedding drawn from each patch (× uniform = 1/N)",
+        how="attention rollout (heads averaged, ½ residual), mean-pooled",
+    )
+
+
+def _similarity(model: Any, x: torch.Tensor, weights: Any, steps: int) -> _Maps:
+    from .attribution import similarity_maps
+
+    with torch.no_grad():
+        e = model.embed(x).float()
+    kk = len(x) - 1
+    # (k + 1, k, D): the query is scored by its mean over the k hits; each hit against
+    # the query (repeated k times, which leaves its mean score unchanged)
+    targets = torch.cat([e[None, 1:], e[:1, None].expand(kk, kk, -1)])
+    res = similarity_maps(model, x, targets, weights, steps=steps)
+    maps = res.maps
+    totals = maps.flatten(1).sum(dim=1)
+    gain = res.scores - res.baseline_scores
+    captions = [f"Σ {float(totals[0]):+.3f} (mean s − sky {float(gain[0]):.3f})"] + [
+        f"Σ {float(t):+.3f} (s − sky {float(g):.3f})" for t, g in zip(totals[1:], gain[1:])
+    ]
+    return _Maps(
+        maps=maps,
+        totals=totals,
+        shown=maps,
+        captions=captions,
+        signed=True,
+        scale_label="contribution of each patch to the score s(query, hit)   red: pulls together · blue: against",
+        how=f"integrated gradients of s(q, r), {steps} steps, baseline: blank sky",
+    )
+
+
+def _captions(s: GalaxySearcher, q: _Query, hits: list[Hit]) -> list[tuple[str, str]]:
+    names = s.label_names or {}
+    captions = [(f"query {q.name}".strip(), "")]
+    for h in hits:
+        lab = h.metadata.get("label")
+        lab_s = "" if lab is None else (str(names.get(lab, lab)) if isinstance(lab, int) else str(lab))
+        captions.append((f"#{h.rank} {h.object_id}", f"s={h.score:.3f} {lab_s}".rstrip()))
+    return captions
+
+
+def _title(s: GalaxySearcher, how: str) -> str:
+    emb = s.embedder
+    g = emb.model.config.grid
+    fr = emb.model.config.framing
+    view = [
+        f"central {fr.fraction:.0%}" if fr.mode == "fixed" and fr.fraction < 1.0 else ("framed on the galaxy" if fr.mode == "auto" else ""),
+        "sources suppressed" if emb.suppress is not None else "",
+    ]
+    view_s = f" · model's view: {', '.join(v for v in view if v)}" if any(view) else ""
+    return f"why these matched — {how} · {g}×{g} patches{view_s} · index {Path(s.path).name}"
+
+
+def _check_arguments(method: str, steps: int, out: str | Path) -> None:
+    if method not in METHODS:
+        raise ConfigError(f"unknown explanation method {method!r}; choices: {', '.join(METHODS)}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ConfigError(f"steps={steps!r} must be a positive integer")
+    if Path(out).is_dir():
+        raise ConfigError(f"{out}: is a directory; give the PNG file to write")
+    check_output_file(out)  # before minutes of attribution, not after
+
+
 def explain_query(
     index: str | Path,
     image: Any,
@@ -67,39 +178,15 @@ def explain_query(
     the maps' sums within about 0.02 of s − s_sky on the demo; 16 was off by up to 0.06).
     ``object_id`` (with ``image=None``): the query is that catalog object, which is then
     left out of its own hits."""
-    from ..catalog.images import read_image, to_uint8_rgb
-    from ..model.preprocess import to_model_input
-    from ..search.query import _label_names
-    from ..search.searcher import GalaxySearcher
-
-    if method not in METHODS:
-        raise ConfigError(f"unknown explanation method {method!r}; choices: {', '.join(METHODS)}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ConfigError(f"steps={steps!r} must be a positive integer")
-    if Path(out).is_dir():
-        raise ConfigError(f"{out}: is a directory; give the PNG file to write")
-    check_output_file(out)  # before minutes of attribution, not after
+    _check_arguments(method, steps, out)
     t_open = time.perf_counter()
     if (image is None) == (object_id is None):
         raise QueryError("give the query as an image or as a catalog object id, one of them").resolved_by("image", "object_id")
     s = GalaxySearcher.open(index, checkpoint=checkpoint)
-    own: int | None = None
-    if object_id is not None:
-        own = int(s.rows[s.position_of(object_id)])
-        qname = str(object_id)
-        qim = s.images_of([own])[0]
-    elif isinstance(image, (str, Path)):
-        qname = Path(image).name
-        qim = read_image(image)
-    else:
-        qname = ""  # an array has no name: the caption is "query", not "query query"
-        try:
-            qim = to_uint8_rgb(np.asarray(image))
-        except ValueError as e:
-            raise QueryError(f"query image: {e}") from None
-    hits = s.query(image=qim, k=k + (own is not None), refine=refine)
-    if own is not None:  # searched by its own image, the object finds itself first
-        hits = [replace(h, rank=i) for i, h in enumerate((h for h in hits if h.row != own), start=1)][:k]
+    q = _query_image(s, image, object_id)
+    hits = s.query(image=q.image, k=k + (q.own_row is not None), refine=refine)
+    if q.own_row is not None:  # searched by its own image, the object finds itself first
+        hits = [replace(h, rank=i) for i, h in enumerate((h for h in hits if h.row != q.own_row), start=1)][:k]
     hit_images = s.images_of([h.row for h in hits])
     open_seconds = time.perf_counter() - t_open
 
@@ -111,61 +198,19 @@ def explain_query(
             f"attention rollout needs a transformer; this index's model is the {model.config.backbone} backbone: "
             "use the similarity method"
         )
-    views = model_views([qim, *hit_images], model.config.framing, emb.suppress)
+    views = model_views([q.image, *hit_images], model.config.framing, emb.suppress)
     x = to_model_input(views, replace(model.config, framing=Framing()), emb.device)
-    if method == "rollout":
-        from .rollout import rollout_maps
-
-        maps = rollout_maps(model, x)
-        totals = maps.flatten(1).sum(dim=1)
-        n = model.config.num_patches
-        map_captions = [f"peak {float(m.max()) * n:.1f}× uniform" for m in maps]
-        signed = False
-        scale_label = "share of the embedding drawn from each patch (× uniform = 1/N)"
-        shown = maps * n
-        how = "attention rollout (heads averaged, ½ residual), mean-pooled"
-    else:
-        from .attribution import similarity_maps
-
-        with torch.no_grad():
-            e = model.embed(x).float()
-        kk = len(hits)
-        # (k + 1, k, D): the query is scored by its mean over the k hits; each hit against
-        # the query (repeated k times, which leaves its mean score unchanged)
-        targets = torch.cat([e[None, 1:], e[:1, None].expand(kk, kk, -1)])
-        res = similarity_maps(model, x, targets, s.weights, steps=steps)
-        maps = res.maps
-        totals = maps.flatten(1).sum(dim=1)
-        gain = res.scores - res.baseline_scores
-        map_captions = [f"Σ {float(totals[0]):+.3f} (mean s − sky {float(gain[0]):.3f})"] + [
-            f"Σ {float(t):+.3f} (s − sky {float(g):.3f})" for t, g in zip(totals[1:], gain[1:])
-        ]
-        signed = True
-        scale_label = "contribution of each patch to the score s(query, hit)   red: pulls together · blue: against"
-        shown = maps
-        how = f"integrated gradients of s(q, r), {steps} steps, baseline: blank sky"
-
-    names = _label_names(s) or {}
-    captions = [(f"query {qname}".strip(), "")]
-    for h in hits:
-        lab = h.metadata.get("label")
-        lab_s = "" if lab is None else (str(names.get(lab, lab)) if isinstance(lab, int) else str(lab))
-        captions.append((f"#{h.rank} {h.object_id}", f"s={h.score:.3f} {lab_s}".rstrip()))
-    g = model.config.grid
-    fr = model.config.framing
-    view = [f"central {fr.fraction:.0%}" if fr.mode == "fixed" and fr.fraction < 1.0 else ("framed on the galaxy" if fr.mode == "auto" else ""), "sources suppressed" if emb.suppress is not None else ""]
-    view_s = f" · model's view: {', '.join(v for v in view if v)}" if any(view) else ""
-    title = f"why these matched — {how} · {g}×{g} patches{view_s} · index {Path(s.path).name}"
+    m = _rollout(model, x) if method == "rollout" else _similarity(model, x, s.weights, steps)
     path = explain_sheet(
-        views, captions, shown.cpu().numpy(), map_captions, out,
-        signed=signed, scale_label=scale_label, title=title, tile=tile,
+        views, _captions(s, q, hits), m.shown.cpu().numpy(), m.captions, out,
+        signed=m.signed, scale_label=m.scale_label, title=_title(s, m.how), tile=tile,
     )
     return ExplainResult(
         out=path,
         method=method,
         hits=hits,
-        maps=maps.cpu().numpy().astype(np.float32),
-        totals=totals.cpu().numpy().astype(np.float32),
+        maps=m.maps.cpu().numpy().astype(np.float32),
+        totals=m.totals.cpu().numpy().astype(np.float32),
         seconds=time.perf_counter() - t0,
         open_seconds=open_seconds,
     )

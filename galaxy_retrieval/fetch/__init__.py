@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from .cutouts import CATALOG_CSV, FetchCutoutsConfig, FetchCutoutsResult, default_cache_dir, fetch_cutout, fetch_cutouts
+from .cutouts import (
+    CATALOG_CSV,
+    FetchCutoutsConfig,
+    FetchCutoutsResult,
+    default_cache_dir,
+    fetch_cutout,
+    fetch_cutouts,
+)
 from .download import DATASETS, DownloadResult, RemoteFile, download, download_dataset
 from .http import HttpConfig, check_image_bytes, get_checked
 from .surveys import SURVEYS, CutoutSpec, Survey, check_coordinates, cutout_url

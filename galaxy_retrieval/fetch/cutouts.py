@@ -16,16 +16,16 @@ import csv
 import io
 import os
 import time
+from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 import httpx
 
+from ..atomic import atomic_path
 from ..catalog.base import OnError
 from ..errors import ConfigError, FetchError
-from ..atomic import atomic_path
 from ..paths import first_missing, remove_created_dirs
 from ..progress import NULL_PROGRESS, Progress
 from .http import HttpConfig, check_image_bytes, get_checked, make_client
@@ -92,68 +92,91 @@ def fetch_cutouts(cfg: FetchCutoutsConfig, progress: Progress = NULL_PROGRESS, c
     cached = len(targets) - len(todo)
     if cached:
         progress.log(f"{cached:,} of {len(targets):,} cutouts already in {out}; fetching the other {len(todo):,}")
-    fetched = 0
-    failure: RowProblem | None = None
     own_client = client is None
     client = client or make_client(cfg.http)
     try:
-        with progress.task(f"fetching {spec.survey} cutouts", total=len(todo), unit="img") as task, ThreadPoolExecutor(cfg.http.concurrency) as ex:
-            # Submit lazily, keeping at most 2×concurrency in flight: a 100k-row table must not
-            # become 100k queued futures, and "fail" should stop soon after the first failure.
-            it = iter(todo)
-            pending: dict[Future, Target] = {}
-
-            def submit_more() -> None:
-                while len(pending) < 2 * cfg.http.concurrency:
-                    t = next(it, None)
-                    if t is None:
-                        return
-                    url = cutout_url(spec, t.ra, t.dec)
-                    pending[ex.submit(_write_cutout, client, url, out / files[t.line], spec, cfg.http)] = t
-
-            submit_more()
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    t = pending.pop(fut)
-                    try:
-                        fut.result()
-                    except FetchError as e:
-                        problem = RowProblem(t.line, t.object_id, str(e))
-                        problems.append(problem)
-                        if cfg.on_error == "fail" and failure is None:
-                            failure = problem
-                    else:
-                        fetched += 1
-                    task.advance(1)
-                if failure is None:
-                    submit_more()
-                else:
-                    for fut in pending:
-                        fut.cancel()
-                    # requests already running finish (a file is complete or absent, never partial)
-                    for fut, t in list(pending.items()):
-                        if fut.cancelled():
-                            continue
-                        e = fut.exception()
-                        if e is None:
-                            fetched += 1
-                        elif isinstance(e, FetchError):
-                            problems.append(RowProblem(t.line, t.object_id, str(e)))
-                        else:
-                            raise e
-                    pending.clear()
+        got = _download_all(cfg, client, [(t, out / files[t.line]) for t in todo], progress)
     finally:
         if own_client:
             client.close()
-    problems.sort(key=lambda p: p.line)
+    problems = sorted([*problems, *got.problems], key=lambda p: p.line)
     have = [t for t in targets if (out / files[t.line]).is_file()]
     csv_path = _write_catalog_csv(out, have, files, spec) if have else None
     if not have:
         remove_created_dirs(out, created)  # a refused fetch leaves no empty folder behind
-    if failure is not None:
-        raise FetchError(f"{cfg.targets}: {failure} ({fetched + cached} cutouts kept in {out}; rerun to resume)")
-    return FetchCutoutsResult(out, csv_path, total, fetched, cached, problems, time.perf_counter() - t0)
+    if got.failure is not None:
+        raise FetchError(f"{cfg.targets}: {got.failure} ({got.fetched + cached} cutouts kept in {out}; rerun to resume)")
+    return FetchCutoutsResult(out, csv_path, total, got.fetched, cached, problems, time.perf_counter() - t0)
+
+
+@dataclass(frozen=True)
+class _Downloads:
+    fetched: int
+    problems: list[RowProblem]  # rows whose cutout could not be fetched
+    failure: RowProblem | None  # with on_error="fail": the row that stopped the run
+
+
+def _download_all(cfg: FetchCutoutsConfig, client: httpx.Client, jobs: list[tuple[Target, Path]], progress: Progress) -> _Downloads:
+    """Fetch each (target, file) with ``cfg.http.concurrency`` requests in flight."""
+    spec = cfg.spec
+    fetched = 0
+    problems: list[RowProblem] = []
+    failure: RowProblem | None = None
+    with progress.task(f"fetching {spec.survey} cutouts", total=len(jobs), unit="img") as task, ThreadPoolExecutor(cfg.http.concurrency) as ex:
+        # Submit lazily, keeping at most 2×concurrency in flight: a 100k-row table must not
+        # become 100k queued futures, and "fail" should stop soon after the first failure.
+        it = iter(jobs)
+        pending: dict[Future, Target] = {}
+
+        def submit_more() -> None:
+            while len(pending) < 2 * cfg.http.concurrency:
+                job = next(it, None)
+                if job is None:
+                    return
+                t, dest = job
+                url = cutout_url(spec, t.ra, t.dec)
+                pending[ex.submit(_write_cutout, client, url, dest, spec, cfg.http)] = t
+
+        submit_more()
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                t = pending.pop(fut)
+                try:
+                    fut.result()
+                except FetchError as e:
+                    problem = RowProblem(t.line, t.object_id, str(e))
+                    problems.append(problem)
+                    if cfg.on_error == "fail" and failure is None:
+                        failure = problem
+                else:
+                    fetched += 1
+                task.advance(1)
+            if failure is None:
+                submit_more()
+            else:
+                fetched += _finish_running(pending, problems)
+                pending.clear()
+    return _Downloads(fetched, problems, failure)
+
+
+def _finish_running(pending: dict[Future, Target], problems: list[RowProblem]) -> int:
+    """After a failure: cancel what has not started; requests already running finish (a file
+    is complete or absent, never partial). Returns how many of them fetched their cutout."""
+    for fut in pending:
+        fut.cancel()
+    fetched = 0
+    for fut, t in list(pending.items()):
+        if fut.cancelled():
+            continue
+        e = fut.exception()
+        if e is None:
+            fetched += 1
+        elif isinstance(e, FetchError):
+            problems.append(RowProblem(t.line, t.object_id, str(e)))
+        else:
+            raise e
+    return fetched
 
 
 def _write_catalog_csv(out: Path, targets: list[Target], files: dict[int, str], spec: CutoutSpec) -> Path:

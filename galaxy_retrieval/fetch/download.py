@@ -22,11 +22,19 @@ from typing import Any
 
 import httpx
 
-from ..errors import ConfigError, FetchError
 from ..atomic import commit_file, sha256_file
-from ..progress import NULL_PROGRESS, Progress
+from ..errors import ConfigError, FetchError
 from ..paths import first_missing, remove_created_dirs
-from .http import RETRY_STATUS, HttpConfig, is_name_error, make_client, name_error_message, retry_wait, transport_failure
+from ..progress import NULL_PROGRESS, Progress
+from .http import (
+    RETRY_STATUS,
+    HttpConfig,
+    is_name_error,
+    make_client,
+    name_error_message,
+    retry_wait,
+    transport_failure,
+)
 
 __all__ = ["RemoteFile", "DATASETS", "DownloadResult", "download", "download_dataset"]
 
@@ -105,108 +113,144 @@ def download(
         return DownloadResult(final, final.stat().st_size, 0, 0, verified, already_there=True)
 
     resumed_from = part.stat().st_size if part.is_file() else 0
-    transferred = 0
-    notes: list[str] = []
-    reason = ""
-    attempts = http.retries + 1
-    complete = False
     own = client is None
     c = client or make_client(http)
-    attempt = 0
     try:
-        with ExitStack() as stack:
-            task: Any = None
-            while attempt < attempts and not complete:
-                attempt += 1
-                offset = part.stat().st_size if part.is_file() else 0
-                headers = {"Range": f"bytes={offset}-"} if offset else {}
-                response = None
-                try:
-                    with c.stream("GET", url, headers=headers) as response:
-                        status = response.status_code
-                        if status == 416 and offset:
-                            # the .part already holds at least the whole file
-                            m = _UNSATISFIED.search(response.headers.get("content-range", ""))
-                            if m and int(m.group(1)) == offset:
-                                complete = True
-                                break
-                            notes.append(f"the server refused to resume at byte {offset:,}; starting again")
-                            part.unlink()
-                            attempt -= 1  # not the server's fault: a fresh start is not a retry
-                            continue
-                        if status == 206 and offset:
-                            m = _CONTENT_RANGE.search(response.headers.get("content-range", ""))
-                            if not m or int(m.group(1)) != offset:
-                                raise FetchError(f"{url}: the server answered a resume request with the wrong range ({response.headers.get('content-range')!r})")
-                            total = int(m.group(3)) if m.group(3) != "*" else None
-                            mode = "ab"
-                        elif status == 200:
-                            if offset:
-                                notes.append(f"the server does not resume downloads; fetching all again (had {offset:,} bytes)")
-                            offset = 0
-                            cl = response.headers.get("content-length")
-                            total = int(cl) if cl and cl.isdigit() else None
-                            mode = "wb"
-                        elif status in RETRY_STATUS:
-                            reason = f"HTTP {status} {response.reason_phrase}"
-                            raise _Retry()
-                        else:
-                            raise FetchError(f"{url}: HTTP {status} {response.reason_phrase}")
-                        if "html" in response.headers.get("content-type", "").lower():
-                            raise FetchError(f"{url}: the server sent an HTML page, not {remote.filename}")
-                        if remote.size is not None and total is not None and total != remote.size:
-                            raise FetchError(f"{url}: the server offers {total:,} bytes, but {remote.filename} has {remote.size:,}")
-                        if task is None:
-                            task = stack.enter_context(progress.task(f"downloading {remote.filename}", total=total, unit="B"))
-                            task.advance(offset)
-                        elif mode == "wb":
-                            notes.append("restarted from byte 0")
-                        with open(part, mode) as fh:
-                            # blocks as they arrive (not re-chunked): what arrived before a
-                            # dropped connection is on disk to resume from
-                            for block in response.iter_bytes():
-                                fh.write(block)
-                                transferred += len(block)
-                                task.advance(len(block))
-                            fh.flush()
-                            os.fsync(fh.fileno())
-                        size = part.stat().st_size
-                        if total is not None and size != total:
-                            reason = f"the transfer ended at {size:,} of {total:,} bytes"
-                            raise _Retry()
-                        complete = True
-                except _Retry:
-                    pass
-                except httpx.TransportError as e:
-                    if is_name_error(e):
-                        reason = name_error_message(url, e)
-                        break  # the name will not resolve on the next try either
-                    reason = transport_failure(e, http.timeout_s)
-                if not complete and attempt < attempts:
-                    time.sleep(retry_wait(http, attempt, response))
+        t = _fetch_part(c, _Transfer(remote, url, part, progress), http)
     except FetchError:
-        if not (part.is_file() and part.stat().st_size):
-            part.unlink(missing_ok=True)
-            remove_created_dirs(out, created)  # a refused download leaves no empty folder behind
+        _drop_empty_part(part, out, created)
         raise
     finally:
         if own:
             c.close()
-    if not complete:
+    if not t.complete:
         have = part.stat().st_size if part.is_file() else 0
         if have == 0:
-            part.unlink(missing_ok=True)
-            remove_created_dirs(out, created)  # a refused download leaves no empty folder behind
-        tries = f"gave up after {attempt} attempt{'s' if attempt != 1 else ''}"
+            _drop_empty_part(part, out, created)
+        tries = f"gave up after {t.attempt} attempt{'s' if t.attempt != 1 else ''}"
         kept = f"{have:,} bytes kept in {part}, rerun to resume" if have else "nothing was downloaded"
-        raise FetchError(f"{url}: {reason} ({tries}; {kept})")
+        raise FetchError(f"{url}: {t.reason} ({tries}; {kept})")
     verified = _verify(part, expected, remote.size, keep=False)
     commit_file(part, final)
-    return DownloadResult(final, final.stat().st_size, transferred, resumed_from, verified, attempts=attempt, notes=notes)
+    return DownloadResult(final, final.stat().st_size, t.transferred, resumed_from, verified, attempts=t.attempt, notes=t.notes)
+
+
+def _drop_empty_part(part: Path, out: Path, created: Path | None) -> None:
+    """An empty (or absent) .part has nothing to resume: remove it, and the folders this call
+    made, so a refused download leaves no empty folder behind."""
+    if not (part.is_file() and part.stat().st_size):
+        part.unlink(missing_ok=True)
+        remove_created_dirs(out, created)
 
 
 class _Retry(Exception):
-    """A transient failure of one attempt (its reason is already recorded)."""
+    """A transient failure of one attempt; its argument is the reason."""
+
+
+@dataclass
+class _Transfer:
+    """One download across its attempts: what arrived, and what to tell the user."""
+
+    remote: RemoteFile
+    url: str
+    part: Path
+    progress: Progress
+    attempt: int = 0  # attempts made (a fresh start after a refused resume is not one)
+    complete: bool = False
+    transferred: int = 0  # bytes received
+    reason: str = ""  # why the last attempt failed
+    notes: list[str] = field(default_factory=list)
+    task: Any = None  # the progress bar, opened at the first answer that says the size
+    response: httpx.Response | None = None  # the last answer (its Retry-After paces the next try)
+
+
+def _fetch_part(c: httpx.Client, t: _Transfer, http: HttpConfig) -> _Transfer:
+    """Attempt the transfer into ``t.part`` until it is complete or the retries are spent."""
+    attempts = http.retries + 1
+    with ExitStack() as stack:
+        while t.attempt < attempts and not t.complete:
+            t.attempt += 1
+            try:
+                outcome = _attempt(c, t, stack)
+            except _Retry as e:
+                t.reason, outcome = str(e), "retry"
+            except httpx.TransportError as e:
+                if is_name_error(e):
+                    t.reason = name_error_message(t.url, e)
+                    break  # the name will not resolve on the next try either
+                t.reason, outcome = transport_failure(e, http.timeout_s), "retry"
+            if outcome == "restart":
+                t.attempt -= 1  # not the server's fault: a fresh start is not a retry
+                continue
+            if not t.complete and t.attempt < attempts:
+                time.sleep(retry_wait(http, t.attempt, t.response))
+    return t
+
+
+def _attempt(c: httpx.Client, t: _Transfer, stack: ExitStack) -> str:
+    """One request for the rest of the file: "done" (``t.complete``), or "restart" when the
+    server refused to resume and the .part was removed. Raises :class:`_Retry`."""
+    offset = t.part.stat().st_size if t.part.is_file() else 0
+    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    t.response = None
+    with c.stream("GET", t.url, headers=headers) as response:
+        t.response = response
+        if response.status_code == 416 and offset:
+            # the .part already holds at least the whole file
+            m = _UNSATISFIED.search(response.headers.get("content-range", ""))
+            if m and int(m.group(1)) == offset:
+                t.complete = True
+                return "done"
+            t.notes.append(f"the server refused to resume at byte {offset:,}; starting again")
+            t.part.unlink()
+            return "restart"
+        total, mode = _accepted(response, offset, t)
+        if t.task is None:
+            t.task = stack.enter_context(t.progress.task(f"downloading {t.remote.filename}", total=total, unit="B"))
+            t.task.advance(offset if mode == "ab" else 0)
+        elif mode == "wb":
+            t.notes.append("restarted from byte 0")
+        with open(t.part, mode) as fh:
+            # blocks as they arrive (not re-chunked): what arrived before a
+            # dropped connection is on disk to resume from
+            for block in response.iter_bytes():
+                fh.write(block)
+                t.transferred += len(block)
+                t.task.advance(len(block))
+            fh.flush()
+            os.fsync(fh.fileno())
+        size = t.part.stat().st_size
+        if total is not None and size != total:
+            raise _Retry(f"the transfer ended at {size:,} of {total:,} bytes")
+        t.complete = True
+        return "done"
+
+
+def _accepted(response: httpx.Response, offset: int, t: _Transfer) -> tuple[int | None, str]:
+    """(total size if known, file mode: "ab" to append to the .part, "wb" to start over) of
+    an answer that brings the file; a refusal raises (:class:`_Retry` when it is transient)."""
+    url, remote, status = t.url, t.remote, response.status_code
+    if status == 206 and offset:
+        m = _CONTENT_RANGE.search(response.headers.get("content-range", ""))
+        if not m or int(m.group(1)) != offset:
+            raise FetchError(f"{url}: the server answered a resume request with the wrong range ({response.headers.get('content-range')!r})")
+        total = int(m.group(3)) if m.group(3) != "*" else None
+        mode = "ab"
+    elif status == 200:
+        if offset:
+            t.notes.append(f"the server does not resume downloads; fetching all again (had {offset:,} bytes)")
+        cl = response.headers.get("content-length")
+        total = int(cl) if cl and cl.isdigit() else None
+        mode = "wb"
+    elif status in RETRY_STATUS:
+        raise _Retry(f"HTTP {status} {response.reason_phrase}")
+    else:
+        raise FetchError(f"{url}: HTTP {status} {response.reason_phrase}")
+    if "html" in response.headers.get("content-type", "").lower():
+        raise FetchError(f"{url}: the server sent an HTML page, not {remote.filename}")
+    if remote.size is not None and total is not None and total != remote.size:
+        raise FetchError(f"{url}: the server offers {total:,} bytes, but {remote.filename} has {remote.size:,}")
+    return total, mode
 
 
 def _verify(path: Path, expected: str | None, size: int | None, keep: bool) -> str:

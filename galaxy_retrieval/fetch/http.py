@@ -12,8 +12,8 @@ import io
 import time
 import warnings
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 from urllib.parse import urlsplit
 
 import httpx

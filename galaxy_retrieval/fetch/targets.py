@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from ..catalog.columns import resolve_columns
 from ..errors import CatalogError

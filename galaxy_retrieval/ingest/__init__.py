@@ -4,7 +4,15 @@ frames while the model embeds. Used by build-index, add, evaluation and training
 
 from .boxes import BOX_ALGORITHM, BoxStore, file_key, setting_key
 from .config import BOX_DIR_ENV, IngestConfig, default_box_dir
-from .pipeline import IngestStats, PreparedBatch, can_prepare, embed_prepared, open_box_store, prepare_rows, workers_embed
+from .pipeline import (
+    IngestStats,
+    PreparedBatch,
+    can_prepare,
+    embed_prepared,
+    open_box_store,
+    prepare_rows,
+    workers_embed,
+)
 from .prepare import Prepared, prepare_file
 
 __all__ = [

@@ -15,10 +15,10 @@ import multiprocessing as mp
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from ..framing import Framing, FramingStats
 from .boxes import BoxStore, file_key
 from .config import IngestConfig
 from .prepare import Prepared, prepare_files
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "IngestStats", "PreparedBatch", "can_prepare", "prepare_rows", "embed_prepared", "open_box_store", "workers_embed",
@@ -63,7 +66,7 @@ class IngestStats:
 @dataclass(frozen=True)
 class PreparedBatch:
     rows: np.ndarray  # int64 catalog rows of the readable images, increasing
-    x01: "torch.Tensor | None"  # float32 (b, 3, S, S) in [0, 1]; None when the workers embedded
+    x01: torch.Tensor | None  # float32 (b, 3, S, S) in [0, 1]; None when the workers embedded
     skipped: list[tuple[int, str]]
     vectors: np.ndarray | None = None  # (b, D) float32 when the workers embedded
 
@@ -117,6 +120,101 @@ def _context() -> mp.context.BaseContext:
     return mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
 
 
+@dataclass(frozen=True)
+class _Chunk:
+    rows: np.ndarray  # catalog rows, increasing
+    keys: list[bytes | None]  # each file's box-store key (None without a store)
+    boxes: list  # each file's stored framing box (None: measured by the worker)
+    result: Future | Any  # prepare_files' (or _prepare_and_embed's) result, or its future
+
+
+class _Chunks:
+    """The chunks of ``rows``, prepared in order: by a process pool kept
+    ``2 × workers + 2`` chunks ahead of the caller, or here, one at a time, without one."""
+
+    def __init__(
+        self, catalog: Any, rows: np.ndarray, size: int, framing: Framing, cfg: IngestConfig,
+        store: BoxStore | None, stats: IngestStats, embedder: Any, workers: int,
+    ) -> None:
+        self.catalog, self.size, self.framing, self.cfg, self.store, self.stats = catalog, size, framing, cfg, store, stats
+        self.embedder = embedder
+        self.in_workers = embedder is not None
+        init_args = (embedder,) if self.in_workers and workers else ()
+        self.pool = ProcessPoolExecutor(workers, mp_context=_context(), initializer=_worker_init, initargs=init_args) if workers else None
+        self.ahead = 2 * workers + 2 if self.pool else 1  # keep every worker busy while we embed
+        self.pending: deque[_Chunk] = deque()
+        self._it = iter([rows[i : i + cfg.chunk] for i in range(0, len(rows), cfg.chunk)])
+
+    def _submit(self) -> bool:
+        chunk = next(self._it, None)
+        if chunk is None:
+            return False
+        t = time.process_time()
+        store = self.store
+        paths = [str(self.catalog.file_of(int(r))) for r in chunk]
+        keys = [file_key(p) for p in paths] if store is not None else [None] * len(paths)
+        boxes = [store.get(k) for k in keys] if store is not None else [None] * len(paths)
+        self.stats.hash_s += time.process_time() - t
+        args: tuple = (paths, boxes, self.size, self.framing, self.cfg.measure_side)
+        fn = _prepare_and_embed if self.in_workers else prepare_files
+        if self.in_workers and not self.pool:
+            args = (*args, self.embedder)
+        self.pending.append(_Chunk(chunk, keys, boxes, self.pool.submit(fn, *args) if self.pool else fn(*args)))
+        return True
+
+    def __iter__(self) -> Iterator[tuple[_Chunk, list[Prepared], np.ndarray | None]]:
+        """(chunk, its prepared images, their vectors when the workers embed) in row order."""
+        for _ in range(self.ahead):
+            if not self._submit():
+                break
+        while self.pending:
+            c = self.pending.popleft()
+            results = c.result.result() if isinstance(c.result, Future) else c.result
+            self._submit()
+            vec = None
+            if self.in_workers:
+                results, vec, embed_s = results
+                self.stats.embed_s += embed_s
+            yield c, results, vec
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass
+class _Collected:
+    """The next batch, as it fills."""
+
+    rows: list[int] = field(default_factory=list)
+    xs: list[np.ndarray] = field(default_factory=list)
+    vectors: list[np.ndarray] = field(default_factory=list)
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _collect(out: _Collected, c: _Chunk, results: list[Prepared], chunks: _Chunks) -> None:
+    """Add a chunk's readable images to ``out``: unreadable ones are raised or skipped (as the
+    catalog's ``on_error`` says), boxes measured now are put in the store."""
+    stats, store = chunks.stats, chunks.store
+    for r, k, had, p in zip(c.rows, c.keys, c.boxes, results):
+        stats.add(p)
+        if p.error is not None:
+            if chunks.catalog.on_error == "fail":
+                raise p.error
+            out.skipped.append((int(r), str(p.error)))
+            continue
+        if chunks.framing.mode == "auto":
+            if had is None:
+                stats.framing.measured += 1
+                if store is not None:
+                    store.put(k, p.shape, p.box)
+            else:
+                stats.framing.reused += 1
+        stats.framing.add([p.box])
+        out.rows.append(int(r))
+        out.xs.append(p.x)
+
+
 def prepare_rows(
     catalog: Any,
     rows: Sequence[int] | np.ndarray,
@@ -142,75 +240,21 @@ def prepare_rows(
     if len(rows) < 2 * cfg.chunk:
         workers = 0  # a pool costs more than it saves
     wall0 = time.perf_counter()
-    chunks = [rows[i : i + cfg.chunk] for i in range(0, len(rows), cfg.chunk)]
-
-    def task(chunk: np.ndarray) -> tuple[list[str], list[bytes | None], list]:
-        t = time.process_time()
-        paths = [str(catalog.file_of(int(r))) for r in chunk]
-        keys = [file_key(p) for p in paths] if store is not None else [None] * len(paths)
-        boxes = [store.get(k) for k in keys] if store is not None else [None] * len(paths)
-        stats.hash_s += time.process_time() - t
-        return paths, keys, boxes
-
     in_workers = embedder is not None and str(getattr(embedder, "device", "cpu")) == "cpu" and (not workers or _context().get_start_method() == "fork")
     if embedder is not None and not in_workers:
         raise ValueError("prepare_rows(embedder=…) needs a CPU model and forked workers; embed the batches' x01 instead")
-    init_args = (embedder,) if in_workers and workers else ()
-    pool = ProcessPoolExecutor(workers, mp_context=_context(), initializer=_worker_init, initargs=init_args) if workers else None
-    pending: deque[tuple[np.ndarray, list[str], list, list, Future | list[Prepared]]] = deque()
-    it = iter(chunks)
-
-    def submit() -> bool:
-        chunk = next(it, None)
-        if chunk is None:
-            return False
-        paths, keys, boxes = task(chunk)
-        args = (paths, boxes, size, framing, cfg.measure_side)
-        fn = _prepare_and_embed if in_workers else prepare_files
-        if in_workers and not pool:
-            args = (*args, embedder)
-        pending.append((chunk, paths, keys, boxes, pool.submit(fn, *args) if pool else fn(*args)))
-        return True
-
-    out_rows: list[int] = []
-    out_x: list[np.ndarray] = []
-    out_v: list[np.ndarray] = []
-    skipped: list[tuple[int, str]] = []
+    chunks = _Chunks(catalog, rows, size, framing, cfg, store, stats, embedder, workers)
+    out = _Collected()
     try:
-        for _ in range(2 * workers + 2 if pool else 1):  # keep every worker busy while we embed
-            if not submit():
-                break
-        while pending:
-            chunk, paths, keys, boxes, fut = pending.popleft()
-            results = fut.result() if isinstance(fut, Future) else fut
-            submit()
-            if in_workers:
-                results, vec, embed_s = results
-                out_v.append(vec)
-                stats.embed_s += embed_s
-            for r, k, had, p in zip(chunk, keys, boxes, results):
-                stats.add(p)
-                if p.error is not None:
-                    if catalog.on_error == "fail":
-                        raise p.error
-                    skipped.append((int(r), str(p.error)))
-                    continue
-                if framing.mode == "auto":
-                    if had is None:
-                        stats.framing.measured += 1
-                        if store is not None:
-                            store.put(k, p.shape, p.box)
-                    else:
-                        stats.framing.reused += 1
-                stats.framing.add([p.box])
-                out_rows.append(int(r))
-                out_x.append(p.x)
-            if len(out_rows) >= batch or (not pending and (out_rows or skipped)):
-                yield _emit(out_rows, out_x, skipped, size, catalog, stats, out_v if in_workers else None)
-                out_rows, out_x, out_v, skipped = [], [], [], []
+        for c, results, vec in chunks:
+            if vec is not None:
+                out.vectors.append(vec)
+            _collect(out, c, results, chunks)
+            if len(out.rows) >= batch or (not chunks.pending and (out.rows or out.skipped)):
+                yield _emit(out.rows, out.xs, out.skipped, size, catalog, stats, out.vectors if in_workers else None)
+                out = _Collected()
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        chunks.close()
         if store is not None:
             store.flush()
         stats.wall_s += time.perf_counter() - wall0
@@ -232,7 +276,7 @@ def _emit(
     return PreparedBatch(np.asarray(rows, dtype=np.int64), x, skipped)
 
 
-def embed_prepared(embedder: Any, x01: "torch.Tensor", cfg: IngestConfig, stats: IngestStats | None = None) -> np.ndarray:
+def embed_prepared(embedder: Any, x01: torch.Tensor, cfg: IngestConfig, stats: IngestStats | None = None) -> np.ndarray:
     """Model inputs → vectors, ``cfg.model_batch`` images per model call."""
     import torch
 

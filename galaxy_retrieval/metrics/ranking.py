@@ -13,7 +13,6 @@ import math
 
 import numpy as np
 
-
 __all__ = [
     "precision_at_k",
     "average_precision_at_k",

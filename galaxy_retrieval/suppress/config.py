@@ -6,7 +6,6 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-
 from ..errors import ConfigError
 
 #: ``"sky"``: copies of random sky pixels nearby (keeps the sky's texture, noise level and

@@ -32,7 +32,7 @@ class Detection:
     thresh: float  # the threshold finally used (higher than the config's after a retry)
 
 
-def _check_image(image: object, where: str) -> np.ndarray:
+def check_uint8_image(image: object, where: str) -> np.ndarray:
     if not isinstance(image, np.ndarray):
         raise CatalogError(f"{where}: expected a numpy array, got {type(image).__name__}")
     if image.dtype != np.uint8:
@@ -42,13 +42,13 @@ def _check_image(image: object, where: str) -> np.ndarray:
     return image
 
 
-def _planes(image: np.ndarray) -> np.ndarray:
+def sep_planes(image: np.ndarray) -> np.ndarray:
     """(C, H, W) float64, C-contiguous: what sep wants."""
     a = image[:, :, None] if image.ndim == 2 else image
     return np.ascontiguousarray(np.moveaxis(a, -1, 0), dtype=np.float64)
 
 
-def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
+def dilate_mask(mask: np.ndarray, r: int) -> np.ndarray:
     """Binary dilation by ``r`` pixels with an octagonal element (alternating 4- and
     8-neighbour steps: close to a disk, no scipy needed)."""
     m = mask.copy()
@@ -127,13 +127,13 @@ def detect_sources(image: np.ndarray, cfg: SuppressConfig = SuppressConfig()) ->
     when the image is tiny or blank, no source is near the centre, or sep fails."""
     import sep
 
-    _check_image(image, "detect_sources")
+    check_uint8_image(image, "detect_sources")
     if not isinstance(cfg, SuppressConfig):
         raise ConfigError(f"detect_sources: expected a SuppressConfig, got {type(cfg).__name__}")
     h, w = image.shape[:2]
     if min(h, w) < _MIN_SIZE:
         return _empty((h, w))
-    planes = _planes(image)
+    planes = sep_planes(image)
     det = np.ascontiguousarray(planes.sum(axis=0))
     box = min(cfg.back_size, h, w)
     bkg = sep.Background(det, bw=box, bh=box)
@@ -170,7 +170,7 @@ def detect_sources(image: np.ndarray, cfg: SuppressConfig = SuppressConfig()) ->
     other_label = ~keep_label
     other_label[0] = False
     other = other_label[seg]
-    sup = _dilate(other, cfg.dilate) if cfg.dilate else other.copy()
+    sup = dilate_mask(other, cfg.dilate) if cfg.dilate else other.copy()
     if cfg.grow > 0:
         idx = np.nonzero(other_label[1:])[0]
         if idx.size:

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from ..errors import CatalogError
 from .config import SuppressConfig
-from .detect import Detection, _check_image, _dilate, _planes, detect_sources
+from .detect import Detection, check_uint8_image, detect_sources, dilate_mask, sep_planes
 
 
 def _fill(image: np.ndarray, det: Detection, cfg: SuppressConfig) -> np.ndarray:
     h, w = image.shape[:2]
     sup = det.suppressed
     # true sky: outside every segment and its grown edge
-    sky = ~(_dilate(det.segmap > 0, max(cfg.dilate, 2)) | sup | det.kept)
+    sky = ~(dilate_mask(det.segmap > 0, max(cfg.dilate, 2)) | sup | det.kept)
     out = image.copy()
     yy, xx = np.nonzero(sup)
     if cfg.fill == "background" or sky.sum() < 16:
@@ -55,7 +55,7 @@ def _background(image: np.ndarray, mask: np.ndarray, box: int) -> np.ndarray:
     """(C, H, W) smooth sky of each channel, sources masked (unless nearly all is masked)."""
     import sep
 
-    planes = _planes(image)
+    planes = sep_planes(image)
     if mask.mean() > 0.9:
         mask = np.zeros_like(mask)
     return np.stack([sep.Background(p, mask=mask, bw=box, bh=box).back() for p in planes])
@@ -71,7 +71,7 @@ def suppress_sources(
     pixels is seeded by a hash of the image. With ``return_mask=True`` returns ``(result, detection)``,
     where ``detection.suppressed`` is the boolean mask of replaced pixels.
     """
-    _check_image(image, "suppress_sources")
+    check_uint8_image(image, "suppress_sources")
     det = detect_sources(image, cfg)
     if det.suppressed.any():
         out = _fill(image, det, cfg)

@@ -13,15 +13,15 @@ shells and plumes. Every cutout also gets foreground stars and unrelated neighbo
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
 import numpy as np
 
-from .config import SynthConfig
-from .scene import Blobs, Galaxy, Stream
 from .components import _clumps, _curve, _edge_on, _lopsided_disk, _shell, _size_px, _spheroid, _spiral_disk
-from .draw import _Drawn, _centre, _u
+from .config import SynthConfig
+from .draw import _centre, _Drawn, _u
+from .scene import Blobs, Galaxy, Stream
 
 
 def _disturbed(rng: np.random.Generator, cfg: SynthConfig) -> _Drawn:

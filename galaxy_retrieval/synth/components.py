@@ -7,9 +7,9 @@ import math
 
 import numpy as np
 
+from .draw import _blue, _disk_q, _flux, _knot_colour, _mag_for_size, _red, _u, quantize_sersic_n
 from .scene import Bar, Blobs, Colour, Galaxy, Spiral
 from .texture import disk_to_image
-from .draw import _blue, _disk_q, _flux, _knot_colour, _mag_for_size, _red, _u, quantize_sersic_n
 
 
 def _spheroid(rng: np.random.Generator, q_lo: float, q_hi: float, n_lo: float, n_hi: float, x: float, y: float) -> Galaxy:

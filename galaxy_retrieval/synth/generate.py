@@ -24,17 +24,17 @@ import json
 import multiprocessing as mp
 import os
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
+from ..atomic import check_free_space, commit_file, is_no_space
 from ..catalog.galaxy10 import GALAXY10_CLASSES
 from ..errors import ConfigError, NoSpaceError
-from ..atomic import check_free_space, commit_file, is_no_space
 from ..paths import check_output_file
 from ..progress import NULL_PROGRESS, Progress
 from .config import BANDS, SynthConfig

@@ -7,11 +7,11 @@ import math
 
 import numpy as np
 
-from .config import SynthConfig
-from .scene import Galaxy, Psf, Scene, Stars
 from .classes import _SAMPLERS
 from .components import _size_px
-from .draw import N_CLASSES, _BETA_STEP, _blue, _flux, _grid, _red, _u, quantize_sersic_n
+from .config import SynthConfig
+from .draw import _BETA_STEP, N_CLASSES, _blue, _flux, _grid, _red, _u, quantize_sersic_n
+from .scene import Galaxy, Psf, Scene, Stars
 
 __all__ = ["sample_scene", "N_CLASSES", "quantize_sersic_n"]
 

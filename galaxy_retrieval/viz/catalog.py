@@ -46,8 +46,8 @@ def framing_sheet(catalog, out: str | Path, framing, n: int = 24, seed: int = 0,
     then what the model sees. For looking at what :mod:`galaxy_retrieval.framing` does."""
     from PIL import Image, ImageDraw
 
-    from ..framing import Framing, frame_box
     from ..catalog.images import to_uint8_rgb
+    from ..framing import Framing, frame_box
 
     framing = Framing.parse(framing)
     rng = np.random.default_rng(seed)

@@ -21,8 +21,8 @@ pyplot, no global backend), at an exact pixel size (:func:`sheet_size`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

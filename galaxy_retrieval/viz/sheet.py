@@ -6,8 +6,8 @@ Pillow only, so it works wherever the catalog readers work (no matplotlib backen
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
