@@ -917,6 +917,8 @@ def query(
     k: int = typer.Option(10, help="Number of results."),
     refine: int = typer.Option(10, help="Shortlist k×refine candidates from FAISS, rerank them exactly."),
     exact: bool = typer.Option(False, "--exact", help="Bypass the index: exact scan of every vector (ground truth)."),
+    nprobe: Optional[int] = typer.Option(None, help="IVF lists searched for this query (default: the index's); more: better recall, slower."),
+    ef_search: Optional[int] = typer.Option(None, help="HNSW search breadth for this query (default: the index's); more: better recall, slower."),
     checkpoint: Optional[Path] = typer.Option(None, help="Use this checkpoint (must match the index)."),
     mosaic: Optional[Path] = typer.Option(None, help="Write the query and its hits as a PNG grid (5 per row, cropped to each galaxy)."),
     fetch: Optional[SurveyChoice] = typer.Option(None, help="With --ra/--dec: when no catalog object is within --radius, download this survey's cutout there and search with it."),
@@ -938,6 +940,7 @@ def query(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Find the k catalog galaxies most similar to an image, an object id, or a sky position."""
+    from .search.options import SearchOptions
     from .search.query import QueryRequest, run_query
 
     spec = None
@@ -966,16 +969,14 @@ def query(
             ra=ra,
             dec=dec,
             radius_arcsec=radius,
-            k=k,
-            refine=refine,
-            exact=exact,
+            options=SearchOptions(
+                k=k, refine=refine, exact=exact, nprobe=nprobe, ef_search=ef_search, where=where,
+                order="least" if least else "most", min_separation_arcsec=min_separation,
+            ),
             checkpoint=checkpoint,
             mosaic=mosaic,
             fetch=spec,
             cache_dir=cache_dir,
-            where=where,
-            order="least" if least else "most",
-            min_separation_arcsec=min_separation,
             output=output,
             output_format=None if output_format is None else output_format.value,
         )

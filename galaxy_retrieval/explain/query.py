@@ -69,7 +69,6 @@ def explain_query(
     left out of its own hits."""
     from ..catalog.images import read_image, to_uint8_rgb
     from ..model.preprocess import to_model_input
-    from ..search.query import _label_names
     from ..search.searcher import GalaxySearcher
 
     if method not in METHODS:
@@ -145,7 +144,7 @@ def explain_query(
         shown = maps
         how = f"integrated gradients of s(q, r), {steps} steps, baseline: blank sky"
 
-    names = _label_names(s) or {}
+    names = s.label_names or {}
     captions = [(f"query {qname}".strip(), "")]
     for h in hits:
         lab = h.metadata.get("label")
