@@ -41,6 +41,7 @@ from galaxy_retrieval.index import shard_name, write_shard  # noqa: E402
 from galaxy_retrieval.index.build import BuildConfig, build_index_from_shards  # noqa: E402
 from galaxy_retrieval.index.candidates import IndexSpec  # noqa: E402
 from galaxy_retrieval.index.writes import append_vectors  # noqa: E402
+from galaxy_retrieval.search.options import SearchOptions  # noqa: E402
 from galaxy_retrieval.search.searcher import GalaxySearcher  # noqa: E402
 from galaxy_retrieval.search.synthetic import clustered_vectors  # noqa: E402
 
@@ -73,7 +74,7 @@ def _timed_loop(s: GalaxySearcher, xq: np.ndarray, k: int, refine: int, **kw: ob
     times, found = [], []
     for i in range(len(xq)):
         t0 = time.perf_counter()
-        _, pos, _ = s.search_vectors(xq[i : i + 1], k, refine, **kw)  # type: ignore[arg-type]
+        _, pos, _ = s.search_vectors(xq[i : i + 1], k=k, refine=refine, **kw)  # type: ignore[arg-type]
         times.append(time.perf_counter() - t0)
         found.append(pos[0])
     return times, found
@@ -165,13 +166,13 @@ def run(args: argparse.Namespace, work: Path) -> dict:
     sels = [float(v) for v in args.selectivities.split(",")]
     gts, matched, select_ms = {}, {}, {}
     t0 = time.perf_counter()
-    gts[1.0] = s.search_vectors(xq, k, exact=True)[1]
+    gts[1.0] = s.search_vectors(xq, k=k, exact=True)[1]
     gt_s = time.perf_counter() - t0
     for sel in sels:
         t0 = time.perf_counter()
         matched[sel] = len(s.select(f"u < {sel}"))
         select_ms[sel] = (time.perf_counter() - t0) * 1e3
-        gts[sel] = s.search_vectors(xq, k, exact=True, where=f"u < {sel}")[1]
+        gts[sel] = s.search_vectors(xq, k=k, exact=True, where=f"u < {sel}")[1]
     rows = []
     cq = xq[: args.compare_queries]
     for nprobe in [int(v) for v in str(args.nprobe).split(",")]:
@@ -188,7 +189,7 @@ def run(args: argparse.Namespace, work: Path) -> dict:
             exact_path = m * dim <= plan_limit
             row = {
                 "index_nprobe": nprobe, "selectivity": sel, "matched": m, "path": "exact scan" if exact_path else "FAISS + ID selector",
-                "nprobe": None if exact_path else s._filtered_knobs(m, nprobe, None)[0],
+                "nprobe": None if exact_path else s.search_knobs(SearchOptions(nprobe=nprobe), m)[0],
                 "recall_at_k": round(_recall(found, gt, k), 4), "p50_ms": _ms(times, 50), "p90_ms": _ms(times, 90),
                 "select_ms_uncached": round(select_ms[sel], 2),
             }

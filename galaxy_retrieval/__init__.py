@@ -10,7 +10,7 @@ from typing import Any
 
 from .version import __version__
 
-__all__ = ["GalaxySearcher", "open_catalog", "__version__"]
+__all__ = ["GalaxySearcher", "SearchOptions", "open_catalog", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -20,6 +20,10 @@ def __getattr__(name: str) -> Any:
         from .search.searcher import GalaxySearcher
 
         return GalaxySearcher
+    if name == "SearchOptions":
+        from .search.options import SearchOptions
+
+        return SearchOptions
     if name == "open_catalog":
         from .catalog import open_catalog
 

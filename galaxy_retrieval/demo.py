@@ -137,6 +137,7 @@ def run_demo(cfg: DemoConfig, progress: Progress = NULL_PROGRESS, fresh: bool = 
     from .evaluate import evaluate
     from .index.build import BuildConfig, build_index
     from .index.candidates import IndexSpec
+    from .search.options import SearchOptions
     from .search.query import QueryRequest, run_query
     from .synth import SynthConfig, generate_catalog
     from .train import TrainConfig, split_indices, train, trained_with
@@ -193,7 +194,7 @@ def run_demo(cfg: DemoConfig, progress: Progress = NULL_PROGRESS, fresh: bool = 
     with atomic_path(q.query_image) as tmp:
         Image.fromarray(rec.image).save(tmp, format="PNG")
     progress.log(f"[5/5] querying with {q.query_image} (held-out object {rec.object_id})")
-    result = run_query(QueryRequest(index=cfg.index.out, images=(q.query_image,), k=q.k, refine=q.refine, mosaic=q.mosaic))
+    result = run_query(QueryRequest(index=cfg.index.out, images=(q.query_image,), options=SearchOptions(k=q.k, refine=q.refine), mosaic=q.mosaic))
     clock.lap("query")
     explained = None
     if q.explain is not None:

@@ -64,7 +64,7 @@ def test_parse_sky_reads_every_usual_form() -> None:
 
 def test_sky_match_is_the_nearest_live_object(index: Path) -> None:
     s = GalaxySearcher.open(index)
-    ra, dec = s._radec()
+    ra, dec = s.lookup.radec()
     rng = np.random.default_rng(0)
     for _ in range(50):  # the KD-tree agrees with a separation to every row
         r0, d0 = rng.uniform(0, 360), rng.uniform(-60, 60)
@@ -199,7 +199,7 @@ def test_api_search_by_a_position_string(index: Path) -> None:
 
 def test_cone_lists_the_objects_near_a_position(index: Path) -> None:
     s = GalaxySearcher.open(index)
-    ra, dec = s._radec()
+    ra, dec = s.lookup.radec()
     o = _object(index, 42)
     t = s.cone(SkyCoord(o["ra"] * u.deg, o["dec"] * u.deg), radius_arcsec=20 * 3600)
     sep = angular_separation_arcsec(o["ra"], o["dec"], ra, dec)

@@ -15,7 +15,7 @@ from galaxy_retrieval.index.build import BuildConfig, build_index_from_shards
 from galaxy_retrieval.index.candidates import IndexSpec
 from galaxy_retrieval.index.writes import delete_objects
 from galaxy_retrieval.score import score_numpy
-from galaxy_retrieval.search.outliers import cache_name
+from galaxy_retrieval.search.kth_neighbour import cache_name
 from galaxy_retrieval.search.searcher import GalaxySearcher
 
 from .test_index import _clustered, _write_shards

@@ -20,6 +20,7 @@ from galaxy_retrieval.index.lock import directory_lock
 from galaxy_retrieval.index.verify import verify_index
 from galaxy_retrieval.index.writes import compact_index, delete_objects, reindex
 from galaxy_retrieval.score import score_numpy
+from galaxy_retrieval.search.options import SearchOptions
 from galaxy_retrieval.search.searcher import GalaxySearcher
 
 from .test_index import _clustered, _write_shards
@@ -71,8 +72,8 @@ def test_sparse_selection_widens_the_ivf_probe(tmp_path: Path) -> None:
     res = build_index_from_shards(_write_shards(tmp_path / "shards", x), tmp_path / "index", BuildConfig(index=IndexSpec(kind="IVF16,Flat", nprobe=1)))
     s = GalaxySearcher.open(res.path)
     s.exact_scan_elements = 0  # the FAISS path, however small the selection
-    assert s._filtered_knobs(N // 5, None, None) == (3, None) and s._filtered_knobs(N // 4, 2, None) == (4, None)
-    assert s._filtered_knobs(1, None, None) == (16, None) and s._filtered_knobs(N, 3, None) == (3, None)
+    assert s.search_knobs(SearchOptions(), N // 5) == (3, None) and s.search_knobs(SearchOptions(nprobe=2), N // 4) == (4, None)
+    assert s.search_knobs(SearchOptions(), 1) == (16, None) and s.search_knobs(SearchOptions(nprobe=3), N) == (3, None)
     want = _labels() == 3
     for q in range(0, N, 37):
         hits = s.query(object_id=f"obj-{q:04d}", k=5, refine=4, where="label = 3")
@@ -251,7 +252,7 @@ def test_hits_export_and_arrow_table(tmp_path: Path, ext: str) -> None:
 
     path, _ = _build(tmp_path)
     out = tmp_path / f"hits{ext}"
-    res = run_query(QueryRequest(index=path, object_id="obj-0007", k=4, where="label < 3", output=out))
+    res = run_query(QueryRequest(index=path, object_id="obj-0007", options=SearchOptions(k=4, where="label < 3"), output=out))
     t = res.table()
     assert t.column_names == ["query", "rank", "object_id", "row", "score", "percentile", "cos", "inv_l2", "inv_l3", "label", "ra", "dec"]
     assert t.column("rank").to_pylist() == [1, 2, 3, 4] and set(t.column("query").to_pylist()) == {"object obj-0007"}
@@ -373,14 +374,14 @@ def test_batch_targets_ids_and_sky_into_one_table(tmp_path: Path) -> None:
     path, x = _build(tmp_path)
     s = GalaxySearcher.open(path)
     (tmp_path / "ids.csv").write_text("objid,comment\nobj-0007,a\nobj-0100,b\n")
-    res = run_query(QueryRequest(index=path, targets=tmp_path / "ids.csv", k=3, output=tmp_path / "hits.parquet"))
+    res = run_query(QueryRequest(index=path, targets=tmp_path / "ids.csv", options=SearchOptions(k=3), output=tmp_path / "hits.parquet"))
     assert res.queries == ["object obj-0007", "object obj-0100"]
     assert [[h.object_id for h in hs] for hs in res.hits] == [[h.object_id for h in s.query(object_id=o, k=3)] for o in ("obj-0007", "obj-0100")]
     t = pq.read_table(tmp_path / "hits.parquet")
     assert t.num_rows == 6 and t.column("query").to_pylist() == ["object obj-0007"] * 3 + ["object obj-0100"] * 3
     ra, dec = s.table.column("ra")[42].as_py(), s.table.column("dec")[42].as_py()
     (tmp_path / "sky.csv").write_text(f"RAJ2000,DEJ2000\n{ra},{dec}\n")
-    res = run_query(QueryRequest(index=path, targets=tmp_path / "sky.csv", k=2))
+    res = run_query(QueryRequest(index=path, targets=tmp_path / "sky.csv", options=SearchOptions(k=2)))
     assert res.queries[0].startswith("object obj-0042") and len(res.hits[0]) == 2
     (tmp_path / "bad.csv").write_text("name\nx\n")
     with pytest.raises(QueryError, match="needs a column of object ids, ra and dec, or image paths; the columns are name"):

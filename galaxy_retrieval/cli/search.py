@@ -75,6 +75,12 @@ Refine = Annotated[int, typer.Option(help="Shortlist k×refine candidates from F
 Exact = Annotated[
     bool, typer.Option("--exact", help="Bypass the index: exact scan of every vector (ground truth).")
 ]
+Nprobe = Annotated[
+    Optional[int], typer.Option(help="IVF lists searched (default: the index's); more recall, slower.")
+]
+EfSearch = Annotated[
+    Optional[int], typer.Option(help="HNSW search breadth (default: the index's); more recall, slower.")
+]
 Mosaic = Annotated[
     Optional[Path],
     typer.Option(help="Write the query and its hits as a PNG grid (5 per row, cropped to each galaxy)."),
@@ -154,6 +160,8 @@ def query(
     k: Annotated[int, typer.Option(help="Number of results.")] = 10,
     refine: Refine = 10,
     exact: Exact = False,
+    nprobe: Nprobe = None,
+    ef_search: EfSearch = None,
     checkpoint: Checkpoint = None,
     mosaic: Mosaic = None,
     fetch: Fetch = None,
@@ -169,6 +177,7 @@ def query(
     as_json: AsJson = False,
 ) -> None:
     """Find the k catalog galaxies most similar to an image, an object id, or a sky position."""
+    from ..search.options import SearchOptions
     from ..search.query import QueryRequest, run_query
 
     spec = None
@@ -197,16 +206,14 @@ def query(
             ra=ra,
             dec=dec,
             radius_arcsec=radius,
-            k=k,
-            refine=refine,
-            exact=exact,
+            options=SearchOptions(
+                k=k, refine=refine, exact=exact, nprobe=nprobe, ef_search=ef_search, where=where,
+                order="least" if least else "most", min_separation_arcsec=min_separation,
+            ),
             checkpoint=checkpoint,
             mosaic=mosaic,
             fetch=spec,
             cache_dir=cache_dir,
-            where=where,
-            order="least" if least else "most",
-            min_separation_arcsec=min_separation,
             output=output,
             output_format=output_format,
         )

@@ -28,7 +28,7 @@ from ..score import ScoreWeights
 from .kernels import ROW_TILE, pairs, scan
 from .topk import leave_out, select
 
-__all__ = ["score_terms", "score_matrix", "exact_knn", "rerank", "warmup", "leave_out", "Device", "ROW_TILE", "GPU_MIN_WORK"]
+__all__ = ["score_terms", "score_matrix", "exact_knn", "rerank", "warmup", "advise_random", "leave_out", "Device", "ROW_TILE", "GPU_MIN_WORK"]
 
 Device = Literal["auto", "cpu", "cuda"]
 
@@ -286,3 +286,17 @@ def warmup() -> None:
             score_matrix(xq, xb, device="cpu")
             exact_knn(xq, xb, 1, device="cpu")
         rerank(xq, np.array([[0, -1]]), xb, 1, device="cpu")  # gathers rows: always writable
+
+
+def advise_random(vectors: np.ndarray) -> None:
+    """Tell the kernel that reranking reads scattered rows: without it, Linux readahead turns
+    each cold 8 KB row into megabytes of reads (measured 4.9 ms vs 0.22 ms per row,
+    benchmarks/README.md) once the vectors no longer fit in the page cache."""
+    import mmap
+
+    m = getattr(vectors, "_mmap", None)
+    if m is not None and hasattr(m, "madvise") and hasattr(mmap, "MADV_RANDOM"):
+        try:
+            m.madvise(mmap.MADV_RANDOM)
+        except OSError:  # advice only; some filesystems refuse it
+            pass

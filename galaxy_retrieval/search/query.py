@@ -12,6 +12,7 @@ import numpy as np
 from ..errors import QueryError
 from ..paths import check_output_file
 from .hits import Hit, check_hits_path, hits_table, write_hits
+from .options import SearchOptions
 from .searcher import GalaxySearcher
 
 __all__ = ["QueryRequest", "QueryResult", "run_query"]
@@ -25,17 +26,13 @@ class QueryRequest:
     ra: float | str | None = None  # degrees, or sexagesimal hours ("09:52:12"); or RA and Dec in one string
     dec: float | str | None = None
     radius_arcsec: float = 10.0
-    k: int = 10
-    refine: int = 10
-    exact: bool = False
+    # k, refine, exact, nprobe, ef_search, where (a filter), order, min_separation_arcsec
+    options: SearchOptions = SearchOptions()
     checkpoint: Path | None = None
     mosaic: Path | None = None
     fetch: Any = None  # a fetch.CutoutSpec: with no catalog object near ra/dec, search the survey's cutout
     cache_dir: Path | None = None  # where fetched cutouts are kept (default ~/.cache/galaxy-retrieval/cutouts)
     http: Any = None  # a fetch.HttpConfig for that download
-    where: str | None = None  # one condition over the metadata columns (index/filters.py), e.g. "label = 3"
-    order: str = "most"  # "least": the least similar objects (exact scan)
-    min_separation_arcsec: float | None = None  # drop hits this close to the query or a better hit
     output: Path | None = None  # the hits as .csv, .parquet, .json, .fits or .vot (Path("-"): stdout)
     output_format: str | None = None  # csv, parquet, json, fits or votable (default: by the file's ending)
     # several examples as one query (GalaxySearcher.query_examples): the images and object ids
@@ -71,8 +68,8 @@ def _open(req: QueryRequest, model: bool) -> tuple[GalaxySearcher, float]:
     loads), warm what the queries will use; returns the searcher and the seconds it took."""
     t_open = time.perf_counter()
     s = GalaxySearcher.open(req.index, checkpoint=req.checkpoint)
-    if req.where is not None:
-        s.select(req.where)
+    if req.options.where is not None:
+        s.select(req.options.where)
     s.warmup(model=model)
     return s, time.perf_counter() - t_open
 
@@ -82,7 +79,6 @@ def run_query(req: QueryRequest) -> QueryResult:
         return _run_targets(req)
     if req.combine or req.positive_ids or req.negative_images or req.negative_ids:
         return _run_examples(req)
-    kw: dict[str, Any] = dict(k=req.k, refine=req.refine, exact=req.exact, where=req.where, order=req.order, min_separation_arcsec=req.min_separation_arcsec)
     kinds = [bool(req.images), req.object_id is not None, req.ra is not None or req.dec is not None]
     if sum(kinds) != 1:
         raise QueryError("give exactly one kind of query: images (one or more), an object id, or a sky position (RA and Dec)").resolved_by("image", "object_id", "ra", "dec")
@@ -99,13 +95,13 @@ def run_query(req: QueryRequest) -> QueryResult:
     t0 = time.perf_counter()
     fetched: Path | None = None
     if req.images:
-        hits = s.query_batch(list(req.images), **kw)
+        hits = s.query_batch(list(req.images), options=req.options)
         labels = [str(p) for p in req.images]
     elif req.object_id is not None:
-        hits = [s.query(object_id=req.object_id, **kw)]
+        hits = [s.query(object_id=req.object_id, options=req.options)]
         labels = [f"object {req.object_id}"]
     else:
-        sky = s.query_sky(coord, radius_arcsec=req.radius_arcsec, fetch=req.fetch, cache_dir=req.cache_dir, http=req.http, **kw)
+        sky = s.query_sky(coord, radius_arcsec=req.radius_arcsec, fetch=req.fetch, cache_dir=req.cache_dir, http=req.http, options=req.options)
         hits = [sky.hits]
         labels = [sky.describe()]
         if sky.cutout is not None:
@@ -113,7 +109,7 @@ def run_query(req: QueryRequest) -> QueryResult:
     seconds = time.perf_counter() - t0
     output = write_hits(req.output, hits_table(labels, hits), req.output_format) if req.output is not None else None
     mosaic = None
-    names = _label_names(s)
+    names = s.label_names
     if req.mosaic is not None:
         if req.images or fetched is not None:
             queries: list[Any] = list(req.images) if req.images else [fetched]
@@ -140,12 +136,6 @@ def _write_mosaics(path: Path, sheets: list[Any]) -> Path:
     return Path(path)
 
 
-def _label_names(s: GalaxySearcher) -> dict[int, str] | None:
-    return s.label_names
-
-
-
-
 def _run_examples(req: QueryRequest) -> QueryResult:
     """Several positive (and negative) examples as one query."""
     positives: list[Any] = [*req.images, *([req.object_id] if req.object_id is not None else []), *req.positive_ids]
@@ -154,17 +144,17 @@ def _run_examples(req: QueryRequest) -> QueryResult:
         raise QueryError("give at least one positive example (an image or an object id) next to the negative ones")
     if req.ra is not None or req.dec is not None or req.fetch is not None:
         raise QueryError("a sky position cannot be combined with other examples; give the object id found there")
-    if req.order != "most" or req.min_separation_arcsec is not None or req.mosaic is not None:
+    if req.options.least or req.options.min_separation_arcsec is not None or req.mosaic is not None:
         raise QueryError("several examples combine with a filter, k, refine and exact only (not least, a minimum separation or a mosaic)")
     if req.output is not None:
         check_hits_path(req.output, req.output_format)
     s, open_seconds = _open(req, model=bool(req.images or req.negative_images))
     t0 = time.perf_counter()
-    hits = s.query_examples(positives, negatives, k=req.k, refine=req.refine, exact=req.exact, where=req.where)
+    hits = s.query_examples(positives, negatives, options=req.options)
     seconds = time.perf_counter() - t0
     label = "like " + ", ".join(str(p) for p in positives) + ("; unlike " + ", ".join(str(n) for n in negatives) if negatives else "")
     output = write_hits(req.output, hits_table([label], [hits]), req.output_format) if req.output is not None else None
-    return QueryResult([label], [hits], seconds, None, _label_names(s), open_seconds, None, output)
+    return QueryResult([label], [hits], seconds, None, s.label_names, open_seconds, None, output)
 
 
 def read_targets(path: Path) -> tuple[str, list[Any]]:
@@ -216,7 +206,6 @@ def _run_targets(req: QueryRequest) -> QueryResult:
     if req.output is not None:
         check_hits_path(req.output, req.output_format)
     kind, targets = read_targets(Path(req.targets))  # type: ignore[arg-type]
-    kw: dict[str, Any] = dict(k=req.k, refine=req.refine, exact=req.exact, where=req.where, order=req.order, min_separation_arcsec=req.min_separation_arcsec)
     s, open_seconds = _open(req, model=kind == "image")
     t0 = time.perf_counter()
     skipped: list[tuple[str, str]] = []
@@ -235,11 +224,11 @@ def _run_targets(req: QueryRequest) -> QueryResult:
                 labels.append(str(p))
             except ImageReadError as e:
                 skipped.append((str(p), str(e)))
-        hits = s.query_batch(images, **kw) if images else []
+        hits = s.query_batch(images, options=req.options) if images else []
     elif kind == "object_id":
         for oid in targets:
             try:
-                hits.append(s.query(object_id=oid, **kw))
+                hits.append(s.query(object_id=oid, options=req.options))
                 labels.append(f"object {oid}")
             except QueryError as e:
                 if "is not in the index" not in str(e) and "was deleted" not in str(e):
@@ -248,7 +237,7 @@ def _run_targets(req: QueryRequest) -> QueryResult:
     else:
         for ra, dec in targets:
             try:
-                f = s.query_sky(ra, dec, radius_arcsec=req.radius_arcsec, **kw)
+                f = s.query_sky(ra, dec, radius_arcsec=req.radius_arcsec, options=req.options)
             except QueryError as e:
                 if "no catalog object within" not in str(e):
                     raise
@@ -260,4 +249,4 @@ def _run_targets(req: QueryRequest) -> QueryResult:
         raise QueryError(f"{req.targets}: none of the {len(targets)} targets could be searched (first: {skipped[0][1]})" if skipped else f"{req.targets}: no targets")
     seconds = time.perf_counter() - t0
     output = write_hits(req.output, hits_table(labels, hits), req.output_format) if req.output is not None else None
-    return QueryResult(labels, hits, seconds, None, _label_names(s), open_seconds, None, output, tuple(skipped))
+    return QueryResult(labels, hits, seconds, None, s.label_names, open_seconds, None, output, tuple(skipped))

@@ -17,7 +17,7 @@ import numpy as np
 from ..catalog.columns import coordinates
 from ..errors import QueryError
 
-__all__ = ["angular_separation_arcsec", "check_position", "parse_sky", "SkyMatcher", "coordinates"]
+__all__ = ["angular_separation_arcsec", "check_position", "parse_sky", "SkyMatcher", "coordinates", "spread"]
 
 _FORMS = "degrees (150.05 2.154) or sexagesimal (09h52m12s +02d09m15s, 09:52:12 +02:09:15)"
 
@@ -148,3 +148,21 @@ class SkyMatcher:
         _, j, sep, _ = search_around_sky(c, cat, radius_arcsec * u.arcsec)
         order = np.argsort(sep.arcsec, kind="stable")
         return self.positions[j[order]], np.asarray(sep.arcsec)[order]
+
+
+def spread(keep: np.ndarray, pos: np.ndarray, sky: tuple[np.ndarray, np.ndarray], query: tuple[float, float] | None, min_sep: float) -> np.ndarray:
+    """The entries of ``keep`` (in rank order) at least ``min_sep`` arcsec from the query's
+    position and from every better entry kept; objects without coordinates are kept."""
+    ra, dec = sky
+    taken_ra: list[float] = [] if query is None else [float(query[0])]
+    taken_dec: list[float] = [] if query is None else [float(query[1])]
+    out = []
+    for j in keep:
+        r, d = ra[pos[j]], dec[pos[j]]
+        if np.isfinite(r) and np.isfinite(d):
+            if taken_ra and angular_separation_arcsec(r, d, np.asarray(taken_ra), np.asarray(taken_dec)).min() < min_sep:
+                continue
+            taken_ra.append(float(r))
+            taken_dec.append(float(d))
+        out.append(j)
+    return np.asarray(out, np.int64)

@@ -13,7 +13,7 @@ from numba import njit, prange
 
 from .kernels import KERNEL_LOCK
 
-__all__ = ["select", "leave_out"]
+__all__ = ["select", "leave_out", "least_first"]
 
 _NO_ID = np.iinfo(np.int64).max  # sort key of padding: after every real row, whatever its score
 
@@ -132,3 +132,13 @@ def leave_out(exclude: np.ndarray | None, ids: np.ndarray, *arrays: np.ndarray, 
         o = order.reshape(order.shape + (1,) * (a.ndim - 2))
         out.append(np.take_along_axis(a, o, axis=1))
     return tuple(out)
+
+
+def least_first(scores: np.ndarray, pos: np.ndarray, terms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's real entries (reranked, best first) reversed: least similar first."""
+    out = (scores.copy(), pos.copy(), terms.copy())
+    for i in range(len(pos)):
+        n = int((pos[i] >= 0).sum())
+        for a, src in zip(out, (scores, pos, terms)):
+            a[i, :n] = src[i, :n][::-1]
+    return out

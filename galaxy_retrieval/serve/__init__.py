@@ -7,7 +7,8 @@
 
 from __future__ import annotations
 
-from .app import ServeConfig, app_from_env, create_app
+from .app import app_from_env, create_app
+from .config import ServeConfig
 from .run import bind_banner, run_server
 
 __all__ = ["ServeConfig", "create_app", "app_from_env", "run_server", "bind_banner"]

@@ -6,6 +6,12 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, Field
 
+from ..search.options import SearchOptions
+
+# the widest per-call FAISS knobs a request may ask for: past every list of the largest IVF
+# (65,536 lists) or a beam of that many, a query only costs more
+MAX_KNOB = 1 << 16
+
 
 class SearchRequest(BaseModel):
     """One query: exactly one of ``object_id``, ``ra``+``dec``, ``vector`` or ``positive``
@@ -23,9 +29,18 @@ class SearchRequest(BaseModel):
     negative: list[str] = Field(default_factory=list, description="Object ids the results should not resemble.")
     k: int = Field(10, ge=1, le=1000, description="Number of results.")
     refine: int = Field(10, ge=1, le=1000, description="FAISS shortlists k × refine candidates for the exact rerank.")
+    nprobe: Optional[int] = Field(None, ge=1, le=MAX_KNOB, description="IVF lists searched (default: the index's); more: better recall, slower.")
+    ef_search: Optional[int] = Field(None, ge=1, le=MAX_KNOB, description="HNSW search breadth (default: the index's); more: better recall, slower.")
     where: Optional[str] = Field(None, description="One boolean expression over the metadata columns (comparisons, AND/OR/NOT, IN, BETWEEN, LIKE, IS NULL, arithmetic), e.g. \"label = 3 AND redshift < 0.05\".")
     min_separation_arcsec: Optional[float] = Field(None, gt=0, description="Drop results within this angle of the query or of a better result.")
     least: bool = Field(False, description="The k least similar instead of the most similar.")
+
+    def search_options(self) -> SearchOptions:
+        """The library's settings of this search."""
+        return SearchOptions(
+            k=self.k, refine=self.refine, nprobe=self.nprobe, ef_search=self.ef_search, where=self.where or None,
+            order="least" if self.least else "most", min_separation_arcsec=self.min_separation_arcsec,
+        )
 
 
 class HitOut(BaseModel):

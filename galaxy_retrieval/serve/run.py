@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 
 from ..errors import ConfigError
-from .app import ServeConfig, create_app
+from .app import create_app
+from .config import ServeConfig
 
 __all__ = ["run_server", "bind_banner"]
 

@@ -8,15 +8,30 @@ import html
 import io
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-if TYPE_CHECKING:
-    from ..search.hits import Hit
+__all__ = ["HitLike", "thumbnail", "grid_mosaic", "hits_html", "hit_caption"]
 
-__all__ = ["thumbnail", "grid_mosaic", "hits_html", "hit_caption"]
+
+class HitLike(Protocol):
+    """What a caption or a table row shows of a hit (``search.hits.Hit`` is one): declared
+    here so that drawing depends on no search code, and search imports viz, not both ways."""
+
+    @property
+    def rank(self) -> int: ...
+    @property
+    def object_id(self) -> str: ...
+    @property
+    def row(self) -> int: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def percentile(self) -> float | None: ...
+    @property
+    def metadata(self) -> dict[str, Any]: ...
 
 _BG = (18, 18, 24)
 _QUERY = (255, 196, 0)
@@ -58,7 +73,7 @@ def _label_name(label: object, names: dict[int, str] | None) -> str:
     return str(label)
 
 
-def hit_caption(h: Hit, names: dict[int, str] | None = None) -> tuple[str, str]:
+def hit_caption(h: HitLike, names: dict[int, str] | None = None) -> tuple[str, str]:
     """Two caption lines of a hit: rank and id; score, percentile and label."""
     pct = "" if h.percentile is None else f" p{h.percentile:.2f}"
     return f"#{h.rank} {h.object_id}", f"s={h.score:.3f}{pct} {_label_name(h.metadata.get('label'), names)}".rstrip()
@@ -114,7 +129,7 @@ def _png_b64(im: Image.Image) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def hits_html(hits: Sequence[Hit], searcher: Any = None, thumb: int = 96) -> str:
+def hits_html(hits: Sequence[HitLike], searcher: Any = None, thumb: int = 96) -> str:
     """An HTML table of hits: thumbnail (when the searcher can read the catalog's images),
     rank, object id, score, percentile, label and the other metadata."""
     names = getattr(searcher, "label_names", None) if searcher is not None else None

@@ -71,6 +71,7 @@ def test_gr_explain_out_onto_a_special_file_is_refused(tiny: dict[str, Path], tm
 
 def test_a_special_file_that_appears_during_the_work_is_not_replaced(tiny: dict[str, Path], tmp_path: Path) -> None:
     """The early check passed (nothing there); the special file appeared before the commit."""
+    from galaxy_retrieval.search.options import SearchOptions
     from galaxy_retrieval.search.query import QueryRequest, run_query
     import galaxy_retrieval.atomic as atomic
 
@@ -85,7 +86,7 @@ def test_a_special_file_that_appears_during_the_work_is_not_replaced(tiny: dict[
     atomic.commit_file = late
     try:
         with pytest.raises(OutputPathError):
-            run_query(QueryRequest(index=tiny["index"], object_id="3", k=3, mosaic=out))
+            run_query(QueryRequest(index=tiny["index"], object_id="3", options=SearchOptions(k=3), mosaic=out))
     finally:
         atomic.commit_file = real
     assert _still_a_fifo(out)
