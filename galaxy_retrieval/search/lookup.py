@@ -36,6 +36,28 @@ class CatalogLookup:
         self._lock = threading.RLock()
         self._sky: SkyMatcher | None = None
         self._catalog: Any = None
+        self._row_order: tuple[np.ndarray, np.ndarray | None] | None = None
+
+    def live_position_of_row(self, row: int) -> int | None:
+        """The position of catalog row ``row`` in this version, None when it is not there or
+        was deleted. A binary search, not a dict: a {row: position} dict costs ~100 B an
+        object (1 GB of a server's memory at 10M). Rows an index was built with ascend, so
+        the memory-mapped column is searched as it is; otherwise the sorted rows and their
+        positions are kept (16 B an object, made on the first call)."""
+        with self._lock:
+            if self._row_order is None:
+                rows = self.rows
+                if len(rows) < 2 or bool(np.all(rows[1:] > rows[:-1])):
+                    self._row_order = (rows, None)
+                else:
+                    order = np.argsort(rows, kind="stable")
+                    self._row_order = (rows[order], order)
+            keys, order = self._row_order
+        i = int(np.searchsorted(keys, row))
+        if i >= len(keys) or int(keys[i]) != int(row):
+            return None
+        pos = i if order is None else int(order[i])
+        return None if self.dead[pos] else pos
 
     def position_of(self, object_id: str) -> int:
         with self._lock:

@@ -49,7 +49,7 @@ def get_object(object_id: str, st: State) -> ObjectOut:
 
 
 def _cutout(st: State, row: int, size: Optional[int]) -> Response:
-    if row not in st.row_to_pos or st.searcher.lookup.dead[st.row_to_pos[row]]:
+    if st.searcher.lookup.live_position_of_row(row) is None:
         raise HTTPException(404, f"catalog row {row} is not in the index")
 
     def make() -> bytes:

@@ -54,7 +54,6 @@ class AppState:
         self.searcher = GalaxySearcher.open(cfg.index, checkpoint=cfg.checkpoint)
         self.label_names = self.searcher.label_names or {}
         self.thumbs = Thumbnails(cfg.thumbnail_cache)
-        self.row_to_pos = {int(r): i for i, r in enumerate(self.searcher.rows)}
         src = self.searcher.manifest.catalog.get("path")
         self.catalog_available = bool(src) and Path(src).exists()
 
