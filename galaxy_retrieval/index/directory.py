@@ -387,6 +387,8 @@ def finish(
     progress: Progress,
     seconds: dict[str, float],
 ) -> Manifest:
+    """Make an index of the shards in ``out``: their vectors, the FAISS index, the score
+    reference, then the manifest, written last (every whole-index build ends here)."""
     t0 = time.perf_counter()
     vectors, rows, ids = assemble_vectors(shard_paths, dim, dtype, out / VECTORS_FILE, progress)
     if len(set(ids)) != len(ids):
