@@ -168,7 +168,7 @@ def ground_truth(a: argparse.Namespace, x: np.ndarray, idx: Path, work: Path) ->
 def _evict(searcher: Any, files: list[Path]) -> None:
     """Drop the index's files from the page cache: this process's mappings first (mapped
     pages are not dropped by fadvise), then the files."""
-    from galaxy_retrieval.index.ondisk import advise_lists
+    from galaxy_retrieval.index.candidates.ondisk import advise_lists
 
     m = getattr(searcher.vectors, "_mmap", None)
     if m is not None:
@@ -185,7 +185,7 @@ def _evict(searcher: Any, files: list[Path]) -> None:
 def query_phase(a: argparse.Namespace) -> dict[str, Any]:
     import faiss
 
-    from galaxy_retrieval.index.ondisk import advise_lists, set_prefetch
+    from galaxy_retrieval.index.candidates.ondisk import advise_lists, set_prefetch
     from galaxy_retrieval.search.searcher import GalaxySearcher
 
     idx = Path(a.index_dir)

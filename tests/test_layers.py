@@ -66,11 +66,7 @@ def _imports(path: Path, text: str | None = None) -> list[tuple[str, int]]:
         if id(node) in typing_only:
             continue
         if isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = pkg.split(".")[: len(pkg.split(".")) - (node.level - 1)]
-                target = ".".join(base + ([node.module] if node.module else []))
-            else:
-                target = node.module or ""
+            target = _from_target(node, pkg)
             if target.startswith("galaxy_retrieval"):
                 out.append((target, node.lineno))
                 # `from .pkg import submodule` imports the submodule too
@@ -81,6 +77,14 @@ def _imports(path: Path, text: str | None = None) -> list[tuple[str, int]]:
         elif isinstance(node, ast.Import):
             out.extend((a.name, node.lineno) for a in node.names if a.name.startswith("galaxy_retrieval"))
     return out
+
+
+def _from_target(node: ast.ImportFrom, pkg: str) -> str:
+    """The absolute module a ``from … import`` reads from, resolved against ``pkg``."""
+    if not node.level:
+        return node.module or ""
+    base = pkg.split(".")[: len(pkg.split(".")) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
 
 
 def _exists(module: str) -> bool:
@@ -151,3 +155,91 @@ def test_library_errors_do_not_name_command_line_flags() -> None:
                     if isinstance(s, ast.Constant) and isinstance(s.value, str) and flag.search(s.value):
                         found.append(f"{path.relative_to(ROOT.parent)}:{node.lineno}: {s.value!r}")
     assert not found, "\n".join(found)
+
+
+# --------------------------------------------------------------------------- inside index/
+
+INDEX = "galaxy_retrieval.index"
+INDEX_SOURCES = sorted((ROOT / "index").rglob("*.py"))
+
+
+def _in_index(module: str) -> bool:
+    return module == INDEX or module.startswith(INDEX + ".")
+
+
+def _private_imports(path: Path, text: str | None = None) -> list[str]:
+    """Every private name (``_name``) that the index module ``path`` takes from another index
+    module: ``from .x import _name``, or ``x._name`` on a module imported as a whole. Typing-only
+    imports count too: a private name is the other module's to rename."""
+    mod, pkg = _module_name(path)
+    tree = ast.parse(path.read_text("utf-8") if text is None else text)
+    found = []
+    aliases = set()  # local names bound to another index module
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            target = _from_target(node, pkg)
+            if not _in_index(target) or target == mod:
+                continue
+            for a in node.names:
+                if _exists(f"{target}.{a.name}"):
+                    aliases.add(a.asname or a.name)
+                elif a.name.startswith("_"):
+                    found.append(f"{path.relative_to(ROOT.parent)}:{node.lineno}: {a.name} from {target}")
+        elif isinstance(node, ast.Import):
+            aliases.update(a.asname for a in node.names if a.asname and _in_index(a.name) and a.name != mod)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases:
+            if node.attr.startswith("_") and not node.attr.startswith("__"):
+                found.append(f"{path.relative_to(ROOT.parent)}:{node.lineno}: {node.value.id}.{node.attr}")
+    return found
+
+
+def _index_cycles(texts: dict[Path, str | None]) -> list[list[str]]:
+    """Import cycles among the index modules of ``texts`` (path → source, None: read the file),
+    lazy imports inside functions included. Each cycle once, as the modules along it."""
+    graph: dict[str, set[str]] = {}
+    for path, text in texts.items():
+        mod, _ = _module_name(path)
+        graph.setdefault(mod, set()).update(t for t, _ in _imports(path, text) if _in_index(t) and t != mod)
+    cycles: list[list[str]] = []
+    seen: set[frozenset[str]] = set()
+
+    def walk(node: str, stack: list[str]) -> None:
+        for nxt in sorted(graph.get(node, ())):
+            if nxt in stack:
+                cycle = stack[stack.index(nxt) :]
+                if frozenset(cycle) not in seen:
+                    seen.add(frozenset(cycle))
+                    cycles.append([*cycle, nxt])
+            elif nxt not in done:
+                walk(nxt, [*stack, nxt])
+        done.add(node)
+
+    done: set[str] = set()
+    for start in sorted(graph):
+        if start not in done:
+            walk(start, [start])
+    return cycles
+
+
+def test_index_modules_take_no_private_names_from_each_other() -> None:
+    found = [f for path in INDEX_SOURCES for f in _private_imports(path)]
+    hint = "make the name public, or move it where both modules can import it"
+    assert not found, hint + ":\n" + "\n".join(found)
+
+
+def test_index_modules_have_no_import_cycle() -> None:
+    cycles = _index_cycles({p: None for p in INDEX_SOURCES})
+    assert not cycles, "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_index_checks_catch_a_private_import_and_a_cycle() -> None:
+    """The two checks above can fail: what main had before issue 24 is caught."""
+    foreign, build, ray = (ROOT / "index" / f"{m}.py" for m in ("foreign", "build", "ray_engine"))
+    assert _private_imports(foreign, "from .build import BuildConfig, _finish\n")
+    assert _private_imports(foreign, "def f():\n    from galaxy_retrieval.index.build import _finish\n")
+    assert _private_imports(foreign, "from . import build\nbuild._finish()\n")
+    assert not _private_imports(foreign, "from .build import BuildConfig\nfrom ..atomic import _x\n")
+    lazy = "def embed():\n    from .build import embed_shard\n"
+    assert _index_cycles({build: "from .ray_engine import RayConfig\n", ray: lazy}) != []
+    assert _index_cycles({build: "from .ray_engine import RayConfig\n", ray: lazy.replace("build", "embed")}) == []

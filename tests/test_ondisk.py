@@ -1,4 +1,4 @@
-"""On-disk inverted lists (index/ondisk.py): the same answers as the in-RAM IVF index, parts
+"""On-disk inverted lists (index/candidates/ondisk.py): the same answers as the in-RAM IVF index, parts
 merged equal a one-process build, the searcher serves it, a half-written merge is refused."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from galaxy_retrieval.errors import ConfigError, IndexFormatError
 from galaxy_retrieval.index.build import BuildConfig, build_index_from_shards
 from galaxy_retrieval.index.candidates import IndexSpec, build_faiss_index, load_faiss_index, search_params
-from galaxy_retrieval.index.ondisk import fill_part, merge_parts, open_ondisk, save_trained, train_ivf
+from galaxy_retrieval.index.candidates.ondisk import fill_part, merge_parts, open_ondisk, save_trained, train_ivf
 from galaxy_retrieval.index.writes import compact_index
 from galaxy_retrieval.search.searcher import GalaxySearcher
 from galaxy_retrieval.search.synthetic import clustered_vectors
@@ -135,7 +135,7 @@ def test_a_tampered_or_missing_list_file_is_caught(indexes: tuple[Path, Path], t
 
 
 def test_a_half_written_merge_is_never_opened_as_complete(tmp_path: Path, x: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
-    from galaxy_retrieval.index import ondisk
+    from galaxy_retrieval.index.candidates import ondisk
 
     shards = _write_shards(tmp_path / "shards", x, per=1000)
     out = tmp_path / "idx"

@@ -8,6 +8,12 @@ Layout of ``indexes/<name>/`` (see ``indexes/README.md``)::
     faiss.index            the candidate index (ids = positions in vectors.npy)
     model/                 a copy of the checkpoint, so `gr query` needs only the index path
     build-state.json       present only while a build is in progress (what it is building)
+
+Modules: :mod:`.build` (catalog or shards → index), :mod:`.foreign` (embeddings made elsewhere),
+:mod:`.writes` (delete, compact, reindex, add), all three on :mod:`.directory` (the directory's
+lifecycle: check, prepare, replace, assemble, finish); :mod:`.embed` (rows → a shard, for every
+engine, :mod:`.ray_engine` included); :mod:`.candidates` (the FAISS index); the files themselves:
+:mod:`.layout`, :mod:`.manifest`, :mod:`.shards`, :mod:`.vectors`, :mod:`.tombstones`, :mod:`.lock`.
 """
 
 from .layout import MANIFEST_NAME, SHARD_GLOB, shard_name

@@ -4,13 +4,21 @@ path made it."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-__all__ = ["EmbeddedRows", "embed_rows"]
+from ..errors import IndexFormatError
+from .shards import MODEL_SHA_KEY, RANGE_KEY, write_shard
+
+if TYPE_CHECKING:
+    from ..ingest import IngestConfig, IngestStats
+
+__all__ = ["EmbeddedRows", "embed_rows", "embed_shard"]
 
 
 @dataclass(frozen=True)
@@ -103,3 +111,31 @@ def _embed_rows_fast(
     if "filename" not in meta:
         meta["filename"] = catalog.file_names(all_rows.tolist())
     return EmbeddedRows(ids, all_rows, np.concatenate(embs), meta)
+
+
+def embed_shard(
+    catalog: Any, embedder: Any, path: Path, lo: int, hi: int, batch_size: int, dtype: str, advance: Any = None,
+    ingest: IngestConfig | None = None, ingest_stats: IngestStats | None = None, box_store: Any = "open",
+    seconds: dict[str, float] | None = None,
+) -> list[tuple[int, str]]:
+    """Embed catalog rows [lo, hi) (:func:`embed_rows`) and write them as one shard,
+    atomically, with its row range and model. The step of every engine (the local loop, a Ray
+    actor): the same rows in the same batches make the same shard. Returns the skipped rows.
+    ``seconds`` accumulates the time spent writing shards (``write_shards``)."""
+    skipped: list[tuple[int, str]] = []
+    got = embed_rows(catalog, embedder, lo, hi, batch_size, skipped, advance or (lambda n: None), ingest, ingest_stats, box_store)
+    t0 = time.perf_counter()
+    if got is None:
+        raise IndexFormatError(f"{catalog.path}: every image in rows {lo}–{hi - 1} was unreadable")
+    write_shard(
+        path,
+        got.ids,
+        got.rows,
+        got.vectors,
+        got.metadata,
+        dtype=dtype,
+        extra_schema_metadata={RANGE_KEY.decode(): f"{lo}:{hi}", MODEL_SHA_KEY.decode(): embedder.sha256},
+    )
+    if seconds is not None:
+        seconds["write_shards"] = seconds.get("write_shards", 0.0) + time.perf_counter() - t0
+    return skipped

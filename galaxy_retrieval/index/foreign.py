@@ -27,8 +27,9 @@ import pyarrow.parquet as pq
 from ..errors import CatalogError
 from ..progress import NULL_PROGRESS, Progress
 from ..score import ScoreWeights
-from .build import BuildConfig, BuildResult, _BUILD_SHARD, _check_out, _finish, build_target
 from .candidates import check_index_spec
+from .config import BuildConfig, BuildResult
+from .directory import BUILD_SHARD, build_target, check_out, finish
 from .layout import EMBEDDINGS_DIR, SHARD_GLOB, shard_name
 from .shards import RANGE_KEY, write_shard
 
@@ -87,33 +88,10 @@ def build_index_from_parquet(
     the one list column it names; every other column is kept as metadata."""
     src, out = Path(src), Path(out)
     files = _files(src)
-    schemas = []
-    for f in files:
-        try:
-            schemas.append(pq.read_schema(f))
-        except (pa.ArrowInvalid, OSError) as e:
-            raise CatalogError(f"{f}: not a readable Parquet file ({e})") from None
-    schema = schemas[0]
-    if id_column not in schema.names:
-        raise CatalogError(f"{files[0]}: no id column {id_column!r}; the columns are {', '.join(schema.names)}")
-    cols = _vector_columns(schema, vector_columns, files[0])
-    for f, sc in zip(files[1:], schemas[1:]):
-        if [n for n in sc.names if n in cols] != cols or id_column not in sc.names:
-            raise CatalogError(f"{f}: its columns differ from {files[0]}'s (id {id_column!r}, vectors {vector_columns!r})")
-    ids: list[str] = []
-    for f in files:  # ids first: a duplicate or a missing id is refused before any write
-        col = pq.read_table(f, columns=[id_column]).column(id_column)
-        if col.null_count:
-            raise CatalogError(f"{f}: {col.null_count} rows have no {id_column!r}")
-        ids.extend(str(v) for v in col.to_pylist())
-    seen: set[str] = set()
-    for oid in ids:
-        if oid in seen:
-            raise CatalogError(f"{src}: object id {oid!r} appears more than once; ids must be unique")
-        seen.add(oid)
+    schema, cols, ids = _checked_source(src, files, id_column, vector_columns)
     dim = _first_dim(files[0], cols)
     check_index_spec(cfg.index, len(ids), dim)  # before any write: a factory this size cannot take
-    _check_out(out, cfg.overwrite, {"source": src})  # an existing index is refused before the conversion
+    check_out(out, cfg.overwrite, {"source": src})  # an existing index is refused before the conversion
     meta_cols = [n for n in schema.names if n not in cols and n != id_column and n not in ("object_id", "row", "embedding")]
     # what is being built: a rerun after an interruption resumes only the same conversion
     state = {
@@ -156,13 +134,45 @@ def build_index_from_parquet(
                     pos += n
                     task.advance(n)
         for stale in shard_dir.glob(SHARD_GLOB):  # from a longer source of an earlier attempt
-            if stale not in paths and _BUILD_SHARD.fullmatch(stale.name):
+            if stale not in paths and BUILD_SHARD.fullmatch(stale.name):
                 stale.unlink()
         seconds = {"convert": time.perf_counter() - t0}
         info = {"source": f"parquet:{src.resolve()}", "path": None, "kind": "parquet", "count": pos, "id_column": id_column, "vector_columns": vector_columns}
         weights = cfg.score_weights if cfg.score_weights is not None else ScoreWeights()
-        manifest = _finish(out, paths, dim, cfg.dtype, cfg, weights, None, info, progress, seconds)
+        manifest = finish(out, paths, dim, cfg.dtype, cfg, weights, None, info, progress, seconds)
     return BuildResult(final, manifest, converted, len(paths) - converted, [], seconds)
+
+
+def _checked_source(
+    src: Path, files: list[Path], id_column: str, vector_columns: str
+) -> tuple[pa.Schema, list[str], list[str]]:
+    """(schema, vector columns, object ids) of the source files, each checked before anything
+    is written: readable, the same columns in every file, every id present and unique."""
+    schemas = []
+    for f in files:
+        try:
+            schemas.append(pq.read_schema(f))
+        except (pa.ArrowInvalid, OSError) as e:
+            raise CatalogError(f"{f}: not a readable Parquet file ({e})") from None
+    schema = schemas[0]
+    if id_column not in schema.names:
+        raise CatalogError(f"{files[0]}: no id column {id_column!r}; the columns are {', '.join(schema.names)}")
+    cols = _vector_columns(schema, vector_columns, files[0])
+    for f, sc in zip(files[1:], schemas[1:]):
+        if [n for n in sc.names if n in cols] != cols or id_column not in sc.names:
+            raise CatalogError(f"{f}: its columns differ from {files[0]}'s (id {id_column!r}, vectors {vector_columns!r})")
+    ids: list[str] = []
+    for f in files:  # ids first: a duplicate or a missing id is refused before any write
+        col = pq.read_table(f, columns=[id_column]).column(id_column)
+        if col.null_count:
+            raise CatalogError(f"{f}: {col.null_count} rows have no {id_column!r}")
+        ids.extend(str(v) for v in col.to_pylist())
+    seen: set[str] = set()
+    for oid in ids:
+        if oid in seen:
+            raise CatalogError(f"{src}: object id {oid!r} appears more than once; ids must be unique")
+        seen.add(oid)
+    return schema, cols, ids
 
 
 def _first_dim(f: Path, cols: list[str]) -> int:

@@ -41,7 +41,7 @@ EMBEDDINGS_DIR = "embeddings"
 SHARD_GLOB = "part-*.parquet"
 VECTORS_FILE = "vectors.npy"
 FAISS_FILE = "faiss.index"
-#: the inverted lists of an on-disk IVF index (index/ondisk.py), beside its faiss.index
+#: the inverted lists of an on-disk IVF index (index/candidates/ondisk.py), beside its faiss.index
 FAISS_DATA_FILE = "faiss.ivfdata"
 MODEL_DIR = "model"
 LOCK_NAME = ".gr-write.lock"

@@ -1,5 +1,5 @@
 """Build settings from a pipeline file (``pipelines/scale-out.toml``): ``[build]``, ``[index]``
-and ``[ray]`` become one :class:`~.build.BuildConfig`.
+and ``[ray]`` become one :class:`~.config.BuildConfig`.
 
 Values given explicitly (``overrides``, e.g. the command line's flags) win over the file's,
 and the file's over the defaults.
@@ -13,8 +13,8 @@ from typing import Any, Mapping
 
 from ..errors import ConfigError
 from ..pipeline_file import read_pipeline_file
-from .build import BuildConfig
 from .candidates import IndexSpec
+from .config import BuildConfig
 from .ray_engine import RayConfig
 
 __all__ = ["load_build_pipeline", "SECTIONS"]

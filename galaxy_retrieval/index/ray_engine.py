@@ -4,7 +4,7 @@ Ray Data gets the shards still to embed as a dataset of row ranges (one row per 
 ``shard``, ``lo``, ``hi``) and maps them with ``map_batches`` over a fixed pool of embedder
 actors — one GPU per actor when the cluster has GPUs, CPUs otherwise. Each actor holds the
 model and the catalog (opened once per actor: an HDF5 file reads its chunk of rows, an image
-folder its slice of the file list) and runs :func:`~.build.embed_shard`, the step the local
+folder its slice of the file list) and runs :func:`~.embed.embed_shard`, the step the local
 loop runs: the same rows in the same batches, written to the same ``part-NNNNN.parquet`` with
 the same row-range and model metadata. So the manifest, verification and resume work
 unchanged, and a shard already complete on disk is never handed to Ray.
@@ -35,6 +35,10 @@ import numpy as np
 
 from ..errors import ConfigError, EngineError, GalaxyRetrievalError
 from ..progress import NULL_PROGRESS, Progress
+from .candidates import check_index_spec
+from .candidates.ondisk import build_ondisk_index, fill_part
+from .embed import embed_shard
+from .shards import shard_name
 
 __all__ = ["RayConfig", "require_ray", "connect", "session", "embed_shards_ray", "build_ondisk_ray", "ENGINES", "RAY_EXTRA"]
 
@@ -127,9 +131,6 @@ class _ShardEmbedder:
         self.dtype = dtype
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
-        from .build import embed_shard
-        from .shards import shard_name
-
         skipped = []
         for i, lo, hi in zip(batch["shard"], batch["lo"], batch["hi"]):
             s = embed_shard(self.catalog, self.embedder, self.shard_dir / shard_name(int(i)), int(lo), int(hi), self.batch_size, self.dtype)
@@ -212,29 +213,15 @@ def embed_shards_ray(
         logging.getLogger("ray.data").setLevel(logging.ERROR)
         cpus, gpus, workers = _shape(ray, rc, progress)
         workers = min(workers, len(pending))
-        ranges = [{"shard": i, "lo": lo, "hi": hi} for i, lo, hi in pending]
-        ds = rd.from_items(ranges, override_num_blocks=len(ranges))
-        with warnings.catch_warnings():
-            # no other way to bound actor restarts in Ray 2.60 (pinned); the replacement is unannounced
-            warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
-            ds = ds.map_batches(
-                _ShardEmbedder,
-                batch_size=1,  # a shard per call: the unit of retry and of resume
-                compute=rd.ActorPoolStrategy(size=workers),
-                num_cpus=cpus,
-                num_gpus=gpus,
-                fn_constructor_kwargs={
-                    "checkpoint": str(Path(embedder.path or checkpoint).resolve()),
-                    "catalog": ray.put(catalog),
-                    "shard_dir": str(Path(shard_dir).resolve()),
-                    "batch_size": cfg.batch_size,
-                    "dtype": cfg.dtype,
-                    "device": "cuda" if gpus > 0 else "cpu",
-                },
-                # Ray Data's default is to restart and retry forever; a row that kills every
-                # worker must fail the job instead
-                ray_remote_args_fn=functools.partial(dict, max_restarts=rc.max_restarts, max_task_retries=rc.max_restarts),
-            )
+        actor_kwargs = {
+            "checkpoint": str(Path(embedder.path or checkpoint).resolve()),
+            "catalog": ray.put(catalog),
+            "shard_dir": str(Path(shard_dir).resolve()),
+            "batch_size": cfg.batch_size,
+            "dtype": cfg.dtype,
+            "device": "cuda" if gpus > 0 else "cpu",
+        }
+        ds = _embedding_dataset(rd, pending, actor_kwargs, rc, cpus, gpus, workers)
         skipped: list[tuple[int, str]] = []
         with progress.task("embedding", total=n, unit="img") as task:
             if done:
@@ -265,6 +252,34 @@ def embed_shards_ray(
             ray.shutdown()
 
 
+def _embedding_dataset(
+    rd: Any,
+    pending: Sequence[tuple[int, int, int]],
+    actor_kwargs: dict[str, Any],
+    rc: RayConfig,
+    cpus: float,
+    gpus: float,
+    workers: int,
+) -> Any:
+    """The lazy Ray dataset that embeds the ``pending`` shards on a pool of ``workers`` actors."""
+    ranges = [{"shard": i, "lo": lo, "hi": hi} for i, lo, hi in pending]
+    ds = rd.from_items(ranges, override_num_blocks=len(ranges))
+    with warnings.catch_warnings():
+        # no other way to bound actor restarts in Ray 2.60 (pinned); the replacement is unannounced
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
+        return ds.map_batches(
+            _ShardEmbedder,
+            batch_size=1,  # a shard per call: the unit of retry and of resume
+            compute=rd.ActorPoolStrategy(size=workers),
+            num_cpus=cpus,
+            num_gpus=gpus,
+            fn_constructor_kwargs=actor_kwargs,
+            # Ray Data's default is to restart and retry forever; a row that kills every
+            # worker must fail the job instead
+            ray_remote_args_fn=functools.partial(dict, max_restarts=rc.max_restarts, max_task_retries=rc.max_restarts),
+        )
+
+
 @contextmanager
 def session(cfg: Any) -> Iterator[None]:
     """One Ray connection for a whole build (embedding and index parts) when ``cfg.engine``
@@ -283,22 +298,17 @@ def session(cfg: Any) -> Iterator[None]:
 
 def _fill(trained: str, vectors_file: str, lo: int, hi: int, part: str, metric: str, chunk: int) -> str:
     """One Ray task: positions [lo, hi) of the vector file into a copy of the trained index."""
-    from .ondisk import fill_part
-
     vectors = np.load(vectors_file, mmap_mode="r")
     return str(fill_part(trained, vectors[lo:hi], np.arange(lo, hi, dtype=np.int64), part, metric=metric, chunk=chunk))
 
 
 def build_ondisk_ray(vectors: np.ndarray, cfg: Any, out: Path, progress: Progress = NULL_PROGRESS) -> dict[str, Any]:
-    """The on-disk IVF index (:mod:`.ondisk`) with its parts filled by parallel Ray tasks.
+    """The on-disk IVF index (:mod:`.candidates.ondisk`) with its parts filled by parallel Ray tasks.
 
     Trained once on the driver, on the same sample as the one-process build; each part of
     about a shard's rows is added to a copy of the trained index by a task that memory-maps
     the vector file; the parts are merged in order, so the result is the one-process index.
     ``vectors`` must be a memmap of a file every node sees (the index's ``vectors.npy``)."""
-    from .candidates import check_index_spec
-    from .ondisk import build_ondisk_index
-
     ray = require_ray()
     rc: RayConfig = cfg.ray or RayConfig()
     spec = cfg.index

@@ -34,9 +34,19 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..atomic import atomic_path, reserve_space
 from ..errors import IndexFormatError, NoSpaceError
 
-__all__ = ["vectors_entry", "open_vectors", "verify_vectors", "append_rows", "repair_vectors", "can_append", "data_bytes"]
+__all__ = [
+    "vectors_entry",
+    "open_vectors",
+    "verify_vectors",
+    "append_rows",
+    "extend_vectors",
+    "repair_vectors",
+    "can_append",
+    "data_bytes",
+]
 
 _HASH_CHUNK = 1 << 24
 
@@ -208,3 +218,21 @@ def append_rows(root: Path, entry: dict[str, Any], count: int, dim: int, blocks:
     new_count = count + added
     _set_shape(path, (new_count, dim))
     return {**entry, "shape": [new_count, dim], "segments": [*entry["segments"], {"rows": added, "sha256": h.hexdigest()}]}
+
+
+def extend_vectors(old: np.ndarray, extra: Sequence[np.ndarray], out: Path, dim: int, dtype: str) -> None:
+    """A new vector file at ``out``: the rows of ``old`` (copied in blocks), then ``extra``'s."""
+    n = len(old) + sum(len(e) for e in extra)
+    with atomic_path(out) as tmp:
+        mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(dtype), shape=(n, dim))
+        reserve_space(tmp, tmp.stat().st_size)  # a sparse memmap on a full disk is a SIGBUS
+        step = 65_536
+        for lo in range(0, len(old), step):
+            hi = min(len(old), lo + step)
+            mm[lo:hi] = old[lo:hi]
+        pos = len(old)
+        for e in extra:
+            mm[pos : pos + len(e)] = e
+            pos += len(e)
+        mm.flush()
+        del mm

@@ -33,16 +33,16 @@ from ..version import __version__
 from ..errors import CatalogError, CheckpointError, IndexFormatError, QueryError
 from ..progress import NULL_PROGRESS, Progress
 from ..atomic import TMP_SUFFIX, atomic_path, sha256_file
-from .build import _assemble_vectors, _is_our_shard
+from .candidates import IndexSpec, add_to_faiss_index, build_faiss_index, load_faiss_index, write_faiss_index
+from .directory import assemble_vectors, is_our_shard
 from .embed import embed_rows
 from .layout import EMBEDDINGS_DIR, FAISS_FILE, MODEL_DIR, SHARD_GLOB, VECTORS_FILE, VERSIONED_GLOBS
-from .candidates import IndexSpec, add_to_faiss_index, build_faiss_index, load_faiss_index, write_faiss_index
 from .filters import select_positions
 from .lock import directory_lock
 from .manifest import FORMAT_VERSION, Manifest, ShardEntry, read_manifest
 from .shards import MODEL_SHA_KEY, RANGE_KEY, read_metadata_table, write_shard
 from .tombstones import read_tombstones, write_tombstones
-from .vectors import append_rows, can_append, open_vectors, repair_vectors, vectors_entry
+from .vectors import append_rows, can_append, extend_vectors, open_vectors, repair_vectors, vectors_entry
 
 __all__ = ["DeleteResult", "CompactResult", "AddResult", "delete_objects", "compact_index", "reindex", "add_objects", "append_vectors", "read_id_list"]
 
@@ -102,7 +102,7 @@ def _open_for_write(root: Path) -> Manifest:
             name = p.name
             ours = any(fnmatch.fnmatch(name, g) for g in globs)
             if ours and d.name == EMBEDDINGS_DIR and fnmatch.fnmatch(name, SHARD_GLOB) and not fnmatch.fnmatch(name, "part-v*-*.parquet"):
-                ours = _is_our_shard(p, set(), False)  # a user's part-*.parquet stays
+                ours = is_our_shard(p, set(), False)  # a user's part-*.parquet stays
             stale = ours and rel not in keep
             tmp = name.startswith(".") and name.endswith(TMP_SUFFIX)
             if p.is_file() and (stale or tmp):
@@ -231,7 +231,7 @@ def compact_index(path: str | Path, progress: Progress = NULL_PROGRESS) -> Compa
             with atomic_path(dst) as tmp:
                 pq.write_table(t, tmp, compression="zstd" if m.dtype == "float16" else "snappy")
             new_paths.append(dst)
-        vectors, _, ids = _assemble_vectors(new_paths, m.dim, m.dtype, root / _vname("vectors", version, ".npy"), progress)
+        vectors, _, ids = assemble_vectors(new_paths, m.dim, m.dtype, root / _vname("vectors", version, ".npy"), progress)
         index = load_faiss_index(root / m.faiss_file, m.faiss)
         index = faiss.clone_index(index)
         index.reset()
@@ -446,7 +446,7 @@ def _append(root: Path, m: Manifest, st: _AddState, new_paths: list[Path], sourc
         vectors = _append_vectors(root, m.vectors, m.count, m.dim, extra)  # type: ignore[arg-type]
     else:  # a file of format 2 (whole-file digest): this version's file, rows copied once
         vec_out = root / _vname("vectors", version, ".npy")
-        _extend_vectors(open_vectors(root, m.vectors, m.count, m.dim, m.vectors_file), extra, vec_out, m.dim, m.dtype)
+        extend_vectors(open_vectors(root, m.vectors, m.count, m.dim, m.vectors_file), extra, vec_out, m.dim, m.dtype)
         vectors = vectors_entry(vec_out, m.dtype, m.count + added_n, m.dim)
     index = load_faiss_index(root / m.faiss_file, m.faiss)
     add_to_faiss_index(index, np.concatenate(extra), (m.faiss or {}).get("metric", "l2"))
@@ -488,22 +488,3 @@ def _new_embeddings(new_shards: Sequence[Path], dim: int) -> list[np.ndarray]:
 def _append_vectors(root: Path, entry: dict[str, Any], count: int, dim: int, extra: list[np.ndarray]) -> dict[str, Any]:
     # a stage of its own: the kill tests stop an add right after it (tests/faults)
     return append_rows(root, entry, count, dim, extra)
-
-
-def _extend_vectors(old: np.ndarray, extra: Sequence[np.ndarray], out: Path, dim: int, dtype: str) -> None:
-    from ..atomic import reserve_space
-
-    n = len(old) + sum(len(e) for e in extra)
-    with atomic_path(out) as tmp:
-        mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(dtype), shape=(n, dim))
-        reserve_space(tmp, tmp.stat().st_size)  # a sparse memmap on a full disk is a SIGBUS
-        step = 65_536
-        for lo in range(0, len(old), step):
-            hi = min(len(old), lo + step)
-            mm[lo:hi] = old[lo:hi]
-        pos = len(old)
-        for e in extra:
-            mm[pos : pos + len(e)] = e
-            pos += len(e)
-        mm.flush()
-        del mm

@@ -25,36 +25,37 @@ _BUILD = textwrap.dedent(
     from pathlib import Path
     import numpy as np
     import galaxy_retrieval.index.build as b
-    import galaxy_retrieval.index.candidates as c
+    import galaxy_retrieval.index.directory as d
+    import galaxy_retrieval.index.embed as e
     from galaxy_retrieval.catalog import open_catalog
     from galaxy_retrieval.index.candidates import IndexSpec
 
     stage, ck, cat, out = sys.argv[1:5]
     die = lambda: os.kill(os.getpid(), signal.SIGKILL)
     if stage == "after two shards":
-        write, n = b.write_shard, [0]
+        write, n = e.write_shard, [0]
         def write_shard(*a, **k):
             write(*a, **k)
             n[0] += 1
             if n[0] == 2:
                 die()
-        b.write_shard = write_shard
+        e.write_shard = write_shard
     elif stage == "mid-shard":
-        write = b.write_shard
+        write = e.write_shard
         def write_shard(path, *a, **k):
             if Path(path).name == "part-00001.parquet":
                 Path(path).with_name(".part-00001.parquet.%d.tmp" % os.getpid()).write_bytes(b"PAR1 half")
                 die()
             write(path, *a, **k)
-        b.write_shard = write_shard
+        e.write_shard = write_shard
     elif stage == "assembling vectors":
-        reserve = b.reserve_space
+        reserve = d.reserve_space
         def reserve_space(path, n):
             reserve(path, n)
             die()
-        b.reserve_space = reserve_space
+        d.reserve_space = reserve_space
     elif stage == "before the manifest":
-        b.Manifest.write = lambda self, d: die()
+        d.Manifest.write = lambda self, _: die()
     cfg = b.BuildConfig(shard_rows=8, batch_size=4, index=IndexSpec(kind="flat"))
     with open_catalog(cat) as c:
         b.build_index(ck, c, out, cfg)
@@ -118,18 +119,19 @@ _SLOW_BUILD = textwrap.dedent(
     import sys, time
     from pathlib import Path
     import galaxy_retrieval.index.build as b
+    import galaxy_retrieval.index.embed as e
     from galaxy_retrieval.catalog import open_catalog
     from galaxy_retrieval.index.candidates import IndexSpec
 
     ck, cat, out, go = sys.argv[1:5]
-    write = b.write_shard
+    write = e.write_shard
     def write_shard(path, *a, **k):
         write(path, *a, **k)
         if Path(path).name == "part-00001.parquet":  # mid-build: let the other writer try
             print("building", flush=True)
             while not Path(go).exists():
                 time.sleep(0.05)
-    b.write_shard = write_shard
+    e.write_shard = write_shard
     with open_catalog(cat) as c:
         b.build_index(ck, c, out, b.BuildConfig(shard_rows=8, batch_size=4, index=IndexSpec(kind="flat")))
     """

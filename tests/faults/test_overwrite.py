@@ -80,25 +80,26 @@ _KILLED = textwrap.dedent(
     import os, signal, sys
     from pathlib import Path
     import galaxy_retrieval.index.build as b
+    import galaxy_retrieval.index.embed as e
     from galaxy_retrieval.catalog import open_catalog
     from galaxy_retrieval.index.candidates import IndexSpec
 
     stage, ck, cat, out = sys.argv[1:5]
     die = lambda: os.kill(os.getpid(), signal.SIGKILL)
     if stage == "mid-embedding":
-        write, n = b.write_shard, [0]
+        write, n = e.write_shard, [0]
         def write_shard(*a, **k):
             write(*a, **k)
             n[0] += 1
             if n[0] == 2:
                 die()
-        b.write_shard = write_shard
+        e.write_shard = write_shard
     elif stage == "after the new manifest":
-        finish = b._finish
+        finish = b.finish
         def _finish(*a, **k):
             finish(*a, **k)
             die()
-        b._finish = _finish
+        b.finish = _finish
     elif stage == "after the switch":
         b.shutil.rmtree = lambda *a, **k: die()
     cfg = b.BuildConfig(shard_rows=4, batch_size=2, index=IndexSpec(kind="flat"), overwrite=True)

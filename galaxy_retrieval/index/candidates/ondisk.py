@@ -40,9 +40,14 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, IndexFormatError, NoSpaceError
-from ..progress import NULL_PROGRESS, Progress
-from ..atomic import TMP_SUFFIX, is_no_space, sha256_file
+from ...atomic import TMP_SUFFIX, is_no_space, sha256_file
+from ...errors import ConfigError, IndexFormatError, NoSpaceError
+from ...progress import NULL_PROGRESS, Progress
+from .factory import check_factory, faiss_message
+from .params import shortlist_vectors
+from .record import build_record
+from .spec import IndexSpec, resolve_factory
+from .training import set_kmeans_seed, training_sample
 
 __all__ = [
     "DATA_SUFFIX",
@@ -91,17 +96,15 @@ def train_ivf(sample: np.ndarray, *, factory: str, metric: str = "l2", seed: int
     trained on ``sample`` (n, D); vectors are normalised first for ``metric="cosine"``."""
     import faiss
 
-    from .candidates import _faiss_message, _set_kmeans_seed, check_factory, shortlist_vectors
-
     index = check_factory(factory, sample.shape[1], metric)
     _ivf(index)
     xt = shortlist_vectors(sample, metric)
     faiss.seed_global_rng = seed  # type: ignore[attr-defined]
-    _set_kmeans_seed(index, seed)
+    set_kmeans_seed(index, seed)
     try:
         index.train(xt)
     except RuntimeError as e:
-        raise ConfigError(f"{factory}: training on {len(xt):,} vectors failed: {_faiss_message(e)}") from None
+        raise ConfigError(f"{factory}: training on {len(xt):,} vectors failed: {faiss_message(e)}") from None
     return index
 
 
@@ -185,8 +188,6 @@ def fill_part(
     """Add ``vectors`` (n, D; any float dtype, a memmap works) with ``ids`` (their global
     positions, int64) to a copy of the trained index and write it to ``part_path``
     (atomically). Independent of every other part: safe to run in parallel tasks."""
-    from .candidates import shortlist_vectors
-
     ids = np.ascontiguousarray(ids, dtype=np.int64)
     if len(ids) != len(vectors):
         raise IndexFormatError(f"{part_path}: {len(vectors)} vectors but {len(ids)} ids")
@@ -361,7 +362,7 @@ PartFiller = Callable[[Path, list[tuple[int, int]], Path], list[Path]]
 
 def build_ondisk_index(
     vectors: np.ndarray,
-    spec: Any,
+    spec: IndexSpec,
     out: str | Path,
     progress: Progress = NULL_PROGRESS,
     fill_parts: PartFiller | None = None,
@@ -369,11 +370,9 @@ def build_ondisk_index(
 ) -> dict[str, Any]:
     """Train on a sample of ``vectors`` (N, D; a memmap works), fill parts of
     ``part_rows`` rows, merge them into ``out`` + its data file. The same training sample
-    and seed as the in-RAM build (:func:`~.candidates.build_faiss_index`), so both give the
+    and seed as the in-RAM build (:func:`~.build.build_faiss_index`), so both give the
     same lists. Returns the manifest's ``faiss`` entry (without the index file's own bytes
     and sha256, which the caller adds like for any FAISS file)."""
-    from .candidates import build_record, resolve_factory, training_sample
-
     out = Path(out)
     n, dim = vectors.shape
     factory, why = resolve_factory(spec, n, dim)
