@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -44,7 +44,7 @@ import torch
 from ..catalog.base import Catalog
 from ..errors import CatalogError, ConfigError
 from ..model.embedder import FROM_CHECKPOINT, Embedder, SuppressChoice, load_checkpoint
-from ..model.vit import build_model
+from ..model.registry import create_model
 from ..progress import NULL_PROGRESS, Progress
 from ..score import ScoreWeights
 from ..search.exact import exact_knn
@@ -233,7 +233,7 @@ def evaluate(
     cfg = emb.model_config
     methods: dict[str, Callable[[torch.Tensor], np.ndarray]] = {"model": emb.embed_float}
     if baselines:
-        untrained = Embedder.from_model(build_model(cfg, seed=split_seed), device=emb.device)
+        untrained = Embedder.from_model(create_model(cfg, seed=split_seed), device=emb.device)
         methods["untrained"] = untrained.embed_float
         methods["pixels"] = pixel_features
         methods["polar"] = polar_fourier_features
@@ -256,7 +256,7 @@ def evaluate(
         # suppressed here, once, at full resolution: every method sees the same images
         # image folders: decoded and framed by worker processes, boxes from the box store
         ingest_stats = IngestStats(framing=framing_stats)
-        for brows, x01 in model_inputs(catalog, wanted, cfg.image_size, cfg.framing, sup, batch_size, ingest_stats):
+        for brows, x01 in model_inputs(catalog, wanted, replace(cfg.preprocessing, suppress=sup), batch_size, ingest_stats):
             t.advance(len(brows))
             seen[brows] = True
             sel = np.flatnonzero(in_split[brows])
