@@ -275,3 +275,26 @@ def test_count_parameters_works_for_every_backbone():
     assert count_parameters(polar) == n == sum(parameter_breakdown(polar).values())
     vit = create_model("tiny", seed=0)
     assert count_parameters(vit) == sum(p.numel() for p in vit.parameters()) + TINY.num_patches * TINY.settings.hidden
+
+
+def test_preprocessing_is_one_pipeline_stored_once_in_the_model_config():
+    from galaxy_retrieval.framing import Framing
+    from galaxy_retrieval.model import Preprocessing, images_to_float, suppress_images
+    from galaxy_retrieval.suppress import SuppressConfig
+    from galaxy_retrieval.train import TrainConfig
+
+    pre = Preprocessing(suppress=SuppressConfig(), framing="fixed:0.5", image_size=32)
+    cfg = preset("tiny", suppress=SuppressConfig(), framing="fixed:0.5")
+    assert cfg.preprocessing == pre and cfg.name == "tiny-custom"
+    assert cfg.suppress == SuppressConfig() and cfg.framing == Framing.parse("fixed:0.5")
+    stored = json.loads(json.dumps(cfg.to_dict()))
+    assert stored["preprocessing"]["suppress"] == SuppressConfig().to_dict() and ModelConfig.from_dict(stored) == cfg
+    # the training config's framing and suppression become the trained model's preprocessing
+    tcfg = TrainConfig(preset="tiny", framing="fixed:0.5", suppress_sources=SuppressConfig())
+    assert tcfg.model_config() == dataclasses.replace(cfg, name="tiny")
+    # suppress → frame → resize, then normalise: the steps, composed
+    ims = np.random.default_rng(2).integers(0, 256, (2, 48, 48, 3), dtype=np.uint8)
+    x01 = images_to_float(suppress_images(ims, SuppressConfig()), 32, framing=Framing.parse("fixed:0.5"))
+    assert torch.equal(pre.to_float(ims), x01)
+    assert torch.equal(pre(ims), (x01 - 0.5) / 0.5)
+    assert torch.equal(pre.to_uint8(ims), x01.mul(255).round().to(torch.uint8))

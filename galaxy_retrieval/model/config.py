@@ -105,7 +105,7 @@ class ModelConfig:
     """
 
     backbone: str = "polar"
-    settings: Any = None
+    settings: "BackboneSettings | None" = None
     out_dim: int = 256
     in_chans: int = 3
     preprocessing: Preprocessing = Preprocessing()
