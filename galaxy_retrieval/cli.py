@@ -536,7 +536,7 @@ def train(
     framing: str = typer.Option("auto", help="The square the model sees: auto (around the central source, measured in each image: survey cutouts), auto:MARGIN (box half-side in Petrosian radii, default 1.5), fixed:F (central fraction F, e.g. fixed:0.4 for FIRST radio images), none (whole frame)."),
     seed: int = typer.Option(0, help="Seed of the split, initialisation and augmentations."),
     init: str = typer.Option("auto", help="Start from trained weights: auto (the shipped model when the preset matches it, i.e. polar: fine-tuning measured better than from scratch), pretrained, none (from scratch) or a run directory of the same preset."),
-    fusion_share: Optional[float] = typer.Option(None, help="Append the polar Fourier descriptor to every indexed vector with this share of its norm (0-1, e.g. 0.5); default: the network's vector alone."),
+    fusion_share: Optional[float] = typer.Option(None, help="Append the polar Fourier descriptor to every indexed vector with this share of its squared norm (0 to <1; 0.1 was chosen on simulated galaxies); default: the network's vector alone."),
     precision: str = typer.Option("auto", help="auto (bf16 where the CPU/GPU has it natively, else fp32), fp32 or bf16."),
     compile_mode: str = typer.Option("auto", "--compile", help="torch.compile the model: auto (long runs), on or off."),
     device: str = typer.Option("auto", help="auto (cuda, mps, cpu), or a torch device."),

@@ -142,6 +142,8 @@ VARIANTS: dict[str, Variant] = {
         Variant("finetune-lr1e-4", defaults=True, note="initialised from the shipped model, learning rate 1e-4",
                 overrides=(("init", "pretrained"), ("lr", 1e-4))),
         Variant("defaults-nofusion", defaults=True, note="network vector only", overrides=(("fusion_share", None),)),
+        Variant("finetune-fused", defaults=True, note="initialised from the shipped model, descriptor fusion share 0.1",
+                overrides=(("init", "pretrained"), ("fusion_share", 0.1))),
     )
 }
 
