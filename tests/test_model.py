@@ -198,8 +198,6 @@ def test_wrong_preset_or_shape(tmp_path):
 
 
 def test_fixed_framing_keeps_the_central_fraction_before_resizing():
-    import dataclasses
-
     from galaxy_retrieval.errors import ConfigError
     from galaxy_retrieval.framing import Framing
     from galaxy_retrieval.model.compat import model_config_from_dict

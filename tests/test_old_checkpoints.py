@@ -44,7 +44,9 @@ def test_old_checkpoints_embed_as_they_did(name: str, what: str) -> None:
         assert cfg.backbone == "polar" and cfg.settings == PolarSettings(width=8, depth=2, cell_size=8)
         assert cfg.framing == Framing(mode="auto") and cfg.suppress == SuppressConfig() == emb.suppress
     else:
-        assert cfg.backbone == "vit" and cfg.settings == ViTSettings(patch_size=8, hidden=16, depth=1, num_heads=2, mlp_hidden=32)
+        assert cfg.backbone == "vit" and cfg.settings == ViTSettings(
+            patch_size=8, hidden=16, depth=1, num_heads=2, mlp_hidden=32
+        )
         assert cfg.framing == Framing.parse("fixed:0.8") and cfg.suppress is None
     assert cfg.image_size == 32 and cfg.out_dim == 16
     # what the index manifest records of it is today's form, which reads back the same

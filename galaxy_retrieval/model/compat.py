@@ -24,8 +24,22 @@ from .preprocess import Preprocessing
 
 __all__ = ["model_config_from_dict", "legacy_suppress", "is_legacy"]
 
-_FLAT = {"image_size", "patch_size", "in_chans", "hidden", "depth", "num_heads", "mlp_hidden", "out_dim",
-         "norm_mean", "norm_std", "name", "framing", "crop", "backbone"}
+_FLAT = {
+    "image_size",
+    "patch_size",
+    "in_chans",
+    "hidden",
+    "depth",
+    "num_heads",
+    "mlp_hidden",
+    "out_dim",
+    "norm_mean",
+    "norm_std",
+    "name",
+    "framing",
+    "crop",
+    "backbone",
+}
 
 
 def is_legacy(raw: Any) -> bool:
@@ -47,22 +61,37 @@ def model_config_from_dict(raw: Any, suppress: Any = None) -> ModelConfig:
         return ModelConfig.from_dict(raw)
     unknown = sorted(set(raw) - _FLAT)
     if unknown:
-        raise ConfigError(f"model config has unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(_FLAT))}")
+        raise ConfigError(
+            f"model config has unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(_FLAT))}"
+        )
     d = dict(raw)
     backbone = d.get("backbone", "vit")
     g = {k: d[k] for k in ("patch_size", "hidden", "depth", "num_heads", "mlp_hidden") if k in d}
     defaults = ViTSettings()
     if backbone == "polar":
-        settings: Any = PolarSettings(width=g.get("hidden", defaults.hidden), depth=g.get("depth", defaults.depth),
-                                      cell_size=g.get("patch_size", defaults.patch_size))
+        settings: Any = PolarSettings(
+            width=g.get("hidden", defaults.hidden),
+            depth=g.get("depth", defaults.depth),
+            cell_size=g.get("patch_size", defaults.patch_size),
+        )
     elif backbone == "vit":
         settings = ViTSettings(**g)
     else:
         raise ConfigError(f"model config backbone={backbone!r}; choices: vit, polar")
-    pre = Preprocessing(suppress=suppress, framing=_legacy_framing(d), image_size=d.get("image_size", 64),
-                        **{k: tuple(d[k]) for k in ("norm_mean", "norm_std") if k in d})
-    return ModelConfig(backbone=backbone, settings=settings, out_dim=d.get("out_dim", 256),
-                       in_chans=d.get("in_chans", 3), preprocessing=pre, name=d.get("name", "custom"))
+    pre = Preprocessing(
+        suppress=suppress,
+        framing=_legacy_framing(d),
+        image_size=d.get("image_size", 64),
+        **{k: tuple(d[k]) for k in ("norm_mean", "norm_std") if k in d},
+    )
+    return ModelConfig(
+        backbone=backbone,
+        settings=settings,
+        out_dim=d.get("out_dim", 256),
+        in_chans=d.get("in_chans", 3),
+        preprocessing=pre,
+        name=d.get("name", "custom"),
+    )
 
 
 def _legacy_framing(d: dict[str, Any]) -> Framing:

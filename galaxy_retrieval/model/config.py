@@ -21,7 +21,14 @@ from typing import Any, Union
 from ..errors import ConfigError
 from .preprocess import Preprocessing
 
-__all__ = ["ModelConfig", "ViTSettings", "PolarSettings", "BackboneSettings", "BACKBONE_SETTINGS", "BACKBONES"]
+__all__ = [
+    "ModelConfig",
+    "ViTSettings",
+    "PolarSettings",
+    "BackboneSettings",
+    "BACKBONE_SETTINGS",
+    "BACKBONES",
+]
 
 
 def _check_positive_ints(obj: Any, what: str) -> None:
@@ -46,10 +53,14 @@ class ViTSettings:
     def __post_init__(self) -> None:
         _check_positive_ints(self, "vit settings")
         if self.hidden % self.num_heads:
-            raise ConfigError(f"vit settings hidden={self.hidden} is not divisible by num_heads={self.num_heads}")
+            raise ConfigError(
+                f"vit settings hidden={self.hidden} is not divisible by num_heads={self.num_heads}"
+            )
         if self.hidden % 4:
             # the 2-D sine/cosine table splits the hidden vector into four equal parts
-            raise ConfigError(f"vit settings hidden={self.hidden} must be a multiple of 4 (2-D sin/cos position table)")
+            raise ConfigError(
+                f"vit settings hidden={self.hidden} must be a multiple of 4 (2-D sin/cos position table)"
+            )
 
     @property
     def cell_size(self) -> int:
@@ -58,11 +69,15 @@ class ViTSettings:
 
     def check_image_size(self, image_size: int) -> None:
         if image_size % self.patch_size:
-            raise ConfigError(f"model config image_size={image_size} is not a multiple of patch_size={self.patch_size}")
+            raise ConfigError(
+                f"model config image_size={image_size} is not a multiple of patch_size={self.patch_size}"
+            )
 
     def describe(self) -> str:
-        return (f"patch {self.patch_size}, hidden {self.hidden}, depth {self.depth}, heads {self.num_heads}, "
-                f"mlp {self.mlp_hidden}")
+        return (
+            f"patch {self.patch_size}, hidden {self.hidden}, depth {self.depth}, heads {self.num_heads}, "
+            f"mlp {self.mlp_hidden}"
+        )
 
 
 @dataclass(frozen=True)
@@ -80,7 +95,9 @@ class PolarSettings:
 
     def check_image_size(self, image_size: int) -> None:
         if image_size % self.cell_size:
-            raise ConfigError(f"model config image_size={image_size} is not a multiple of cell_size={self.cell_size}")
+            raise ConfigError(
+                f"model config image_size={image_size} is not a multiple of cell_size={self.cell_size}"
+            )
 
     def describe(self) -> str:
         return f"width {self.width}, depth {self.depth}"
@@ -113,7 +130,9 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONE_SETTINGS:
-            raise ConfigError(f"model config backbone={self.backbone!r}; choices: {', '.join(BACKBONE_SETTINGS)}")
+            raise ConfigError(
+                f"model config backbone={self.backbone!r}; choices: {', '.join(BACKBONE_SETTINGS)}"
+            )
         kind = BACKBONE_SETTINGS[self.backbone]
         if self.settings is None:
             object.__setattr__(self, "settings", kind())
@@ -126,14 +145,18 @@ class ModelConfig:
         if isinstance(self.preprocessing, dict):
             object.__setattr__(self, "preprocessing", Preprocessing.from_dict(self.preprocessing))
         elif not isinstance(self.preprocessing, Preprocessing):
-            raise ConfigError(f"model config preprocessing must be a Preprocessing, got {type(self.preprocessing).__name__}")
+            raise ConfigError(
+                f"model config preprocessing must be a Preprocessing, got {type(self.preprocessing).__name__}"
+            )
         for f in ("out_dim", "in_chans"):
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(f"model config {f}={v!r} must be a positive integer")
         for f in ("norm_mean", "norm_std"):
             if len(getattr(self.preprocessing, f)) != self.in_chans:
-                raise ConfigError(f"model config {f}={getattr(self, f)!r} needs {self.in_chans} values (one per channel)")
+                raise ConfigError(
+                    f"model config {f}={getattr(self, f)!r} needs {self.in_chans} values (one per channel)"
+                )
         self.settings.check_image_size(self.image_size)
 
     # ---- the shared parts the preprocessing holds ----------------------------------------
@@ -178,8 +201,10 @@ class ModelConfig:
         return dataclasses.replace(self, preprocessing=dataclasses.replace(self.preprocessing, **changes))
 
     def describe(self) -> str:
-        return (f"preset {self.name!r}: {self.backbone}, image {self.image_size}, {self.settings.describe()}, "
-                f"out {self.out_dim}")
+        return (
+            f"preset {self.name!r}: {self.backbone}, image {self.image_size}, {self.settings.describe()}, "
+            f"out {self.out_dim}"
+        )
 
     # ---- stored form ------------------------------------------------------------------------
 
@@ -201,7 +226,9 @@ class ModelConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ConfigError(f"model config has unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise ConfigError(
+                f"model config has unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
         return cls(**d)
 
     def check_input(self, x) -> None:
@@ -218,8 +245,13 @@ class ModelConfig:
         """What decides the weights' shapes alone (not the preprocessing beyond the input
         size, nor the name): two configs with one key can load each other's weights."""
         settings = tuple(sorted(dataclasses.asdict(self.settings).items()))
-        return (("backbone", self.backbone), ("settings", settings), ("out_dim", self.out_dim),
-                ("in_chans", self.in_chans), ("image_size", self.image_size))
+        return (
+            ("backbone", self.backbone),
+            ("settings", settings),
+            ("out_dim", self.out_dim),
+            ("in_chans", self.in_chans),
+            ("image_size", self.image_size),
+        )
 
     def shape_key(self) -> tuple:
         """Everything that decides tensor shapes and preprocessing (not the name)."""

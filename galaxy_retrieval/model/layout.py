@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 __all__ = [
-    "FORMAT_VERSION", "KIND", "WEIGHTS_FILE", "META_FILE", "HISTORY_FILE", "PLOT_FILE", "LAST_DIR",
-    "STATE_TENSORS", "STATE_JSON", "META_KEY",
+    "FORMAT_VERSION",
+    "KIND",
+    "WEIGHTS_FILE",
+    "META_FILE",
+    "HISTORY_FILE",
+    "PLOT_FILE",
+    "LAST_DIR",
+    "STATE_TENSORS",
+    "STATE_JSON",
+    "META_KEY",
 ]
 
 FORMAT_VERSION = 1

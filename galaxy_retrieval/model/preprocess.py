@@ -31,7 +31,14 @@ from ..errors import ConfigError
 from ..framing import Framing, FramingStats
 from ..suppress import SuppressConfig
 
-__all__ = ["Preprocessing", "images_to_float", "resize_uint8", "normalize", "to_model_input", "suppress_images"]
+__all__ = [
+    "Preprocessing",
+    "images_to_float",
+    "resize_uint8",
+    "normalize",
+    "to_model_input",
+    "suppress_images",
+]
 
 
 @dataclass(frozen=True)
@@ -50,7 +57,9 @@ class Preprocessing:
         if isinstance(self.suppress, dict):
             object.__setattr__(self, "suppress", SuppressConfig.from_dict(self.suppress))
         elif self.suppress is not None and not isinstance(self.suppress, SuppressConfig):
-            raise ConfigError(f"preprocessing suppress must be a SuppressConfig or None, got {type(self.suppress).__name__}")
+            raise ConfigError(
+                f"preprocessing suppress must be a SuppressConfig or None, got {type(self.suppress).__name__}"
+            )
         if not isinstance(self.framing, Framing):
             # a spec string ("auto", "fixed:0.4") or a dict from a checkpoint
             object.__setattr__(self, "framing", Framing.from_dict(self.framing))
@@ -61,9 +70,13 @@ class Preprocessing:
             try:
                 t = tuple(float(x) for x in getattr(self, f))
             except (TypeError, ValueError):
-                raise ConfigError(f"model config {f}={getattr(self, f)!r} must be numbers, one per channel") from None
+                raise ConfigError(
+                    f"model config {f}={getattr(self, f)!r} must be numbers, one per channel"
+                ) from None
             if not t or not all(math.isfinite(x) for x in t) or (f == "norm_std" and min(t) <= 0):
-                raise ConfigError(f"model config {f}={t!r} must be finite{' and > 0' if f == 'norm_std' else ''}")
+                raise ConfigError(
+                    f"model config {f}={t!r} must be finite{' and > 0' if f == 'norm_std' else ''}"
+                )
             object.__setattr__(self, f, t)
 
     # ---- the pipeline ---------------------------------------------------------------------
@@ -75,7 +88,9 @@ class Preprocessing:
             images = suppress_images(images, self.suppress)
         return self.framing.cut(_rgb_batch(images), stats)
 
-    def to_float(self, images: Any, device: torch.device | str | None = None, stats: FramingStats | None = None) -> torch.Tensor:
+    def to_float(
+        self, images: Any, device: torch.device | str | None = None, stats: FramingStats | None = None
+    ) -> torch.Tensor:
         """Steps 1–3: uint8 images → float32 (B, 3, image_size, image_size) in [0, 1]."""
         if self.suppress is not None:
             images = suppress_images(images, self.suppress)
@@ -101,7 +116,13 @@ class Preprocessing:
     def key(self) -> tuple:
         """A hashable summary of every field (configs compare preprocessing by it)."""
         sup = None if self.suppress is None else tuple(sorted(self.suppress.to_dict().items()))
-        return (sup, tuple(sorted(self.framing.to_dict().items())), self.image_size, self.norm_mean, self.norm_std)
+        return (
+            sup,
+            tuple(sorted(self.framing.to_dict().items())),
+            self.image_size,
+            self.norm_mean,
+            self.norm_std,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -119,7 +140,9 @@ class Preprocessing:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ConfigError(f"preprocessing has unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise ConfigError(
+                f"preprocessing has unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
         return cls(**d)
 
 
@@ -145,7 +168,9 @@ def suppress_images(images: Any, cfg: SuppressConfig) -> Any:
         return suppress_batch(images, cfg)
     from ..catalog.images import to_uint8_rgb
 
-    return suppress_batch([a if a.dtype == np.uint8 else to_uint8_rgb(a) for a in map(np.asarray, images)], cfg)
+    return suppress_batch(
+        [a if a.dtype == np.uint8 else to_uint8_rgb(a) for a in map(np.asarray, images)], cfg
+    )
 
 
 def _as_rgb_uint8(im: np.ndarray) -> np.ndarray:
@@ -183,7 +208,9 @@ def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def _from_hwc(arr: np.ndarray, device: torch.device | str | None) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(arr)).to(device=device).permute(0, 3, 1, 2).float().div_(255.0)
+    return (
+        torch.from_numpy(np.ascontiguousarray(arr)).to(device=device).permute(0, 3, 1, 2).float().div_(255.0)
+    )
 
 
 def images_to_float(
@@ -226,7 +253,9 @@ def _to_u8(x01: torch.Tensor) -> torch.Tensor:
     return x01.mul_(255.0).round_().to(torch.uint8)
 
 
-def resize_uint8(images: Any, size: int, framing: Framing | None = None, stats: FramingStats | None = None) -> torch.Tensor:
+def resize_uint8(
+    images: Any, size: int, framing: Framing | None = None, stats: FramingStats | None = None
+) -> torch.Tensor:
     """Steps 2–3 to uint8 (B, 3, size, size): the compact form kept in RAM."""
     return _to_u8(images_to_float(images, size, framing=framing, stats=stats))
 

@@ -26,24 +26,38 @@ __all__ = ["PRESETS", "preset", "preset_names"]
 
 
 def _vit(name: str, image_size: int, out_dim: int, **settings: Any) -> ModelConfig:
-    return ModelConfig(backbone="vit", settings=ViTSettings(**settings), out_dim=out_dim,
-                       preprocessing=Preprocessing(image_size=image_size), name=name)
+    return ModelConfig(
+        backbone="vit",
+        settings=ViTSettings(**settings),
+        out_dim=out_dim,
+        preprocessing=Preprocessing(image_size=image_size),
+        name=name,
+    )
 
 
 @register_model
 def paper(**kw: Any) -> ModelConfig:
-    return override(_vit("paper", 224, 2048, patch_size=16, hidden=1024, depth=3, num_heads=4, mlp_hidden=2048), **kw)
+    return override(
+        _vit("paper", 224, 2048, patch_size=16, hidden=1024, depth=3, num_heads=4, mlp_hidden=2048), **kw
+    )
 
 
 @register_model
 def small(**kw: Any) -> ModelConfig:
-    return override(_vit("small", 64, 256, patch_size=8, hidden=192, depth=3, num_heads=4, mlp_hidden=384), **kw)
+    return override(
+        _vit("small", 64, 256, patch_size=8, hidden=192, depth=3, num_heads=4, mlp_hidden=384), **kw
+    )
 
 
 @register_model
 def polar(**kw: Any) -> ModelConfig:
-    base = ModelConfig(backbone="polar", settings=PolarSettings(width=32, depth=4, cell_size=8), out_dim=256,
-                       preprocessing=Preprocessing(image_size=64), name="polar")
+    base = ModelConfig(
+        backbone="polar",
+        settings=PolarSettings(width=32, depth=4, cell_size=8),
+        out_dim=256,
+        preprocessing=Preprocessing(image_size=64),
+        name="polar",
+    )
     return override(base, **kw)
 
 
@@ -53,7 +67,12 @@ def tiny(**kw: Any) -> ModelConfig:
 
 
 #: name → preset function (the registry's presets; kept for ``PRESETS[name]`` callers)
-PRESETS: dict[str, Callable[..., ModelConfig]] = {"paper": paper, "small": small, "polar": polar, "tiny": tiny}
+PRESETS: dict[str, Callable[..., ModelConfig]] = {
+    "paper": paper,
+    "small": small,
+    "polar": polar,
+    "tiny": tiny,
+}
 
 
 def preset_names() -> list[str]:

@@ -25,7 +25,15 @@ from .backbone import Backbone
 from .config import BACKBONE_SETTINGS, ModelConfig
 from .preprocess import Preprocessing
 
-__all__ = ["register_backbone", "register_model", "create_model", "model_config", "override", "list_models", "list_backbones"]
+__all__ = [
+    "register_backbone",
+    "register_model",
+    "create_model",
+    "model_config",
+    "override",
+    "list_models",
+    "list_backbones",
+]
 
 T = TypeVar("T")
 _BACKBONES: dict[str, Callable[[ModelConfig], Backbone]] = {}
@@ -40,7 +48,9 @@ def register_backbone(name: str, settings: type | None = None) -> Callable[[T], 
         if settings is not None:
             BACKBONE_SETTINGS[name] = settings
         if name not in BACKBONE_SETTINGS:
-            raise ConfigError(f"backbone {name!r} has no settings class; give register_backbone(name, settings=…)")
+            raise ConfigError(
+                f"backbone {name!r} has no settings class; give register_backbone(name, settings=…)"
+            )
         _BACKBONES[name] = cls  # type: ignore[assignment]
         return cls
 
@@ -111,7 +121,9 @@ def create_model(name: str | ModelConfig, *, seed: int | None = None, **override
     reproducible."""
     cfg = model_config(name, **overrides) if isinstance(name, str) else override(name, **overrides)
     if cfg.backbone not in _BACKBONES:
-        raise ConfigError(f"no model class registered for backbone {cfg.backbone!r}; registered: {', '.join(_BACKBONES)}")
+        raise ConfigError(
+            f"no model class registered for backbone {cfg.backbone!r}; registered: {', '.join(_BACKBONES)}"
+        )
     cls = _BACKBONES[cfg.backbone]
     if seed is None:
         return cls(cfg)

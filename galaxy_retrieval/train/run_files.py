@@ -21,7 +21,9 @@ from .config import TrainConfig
 __all__ = ["usage_meta", "write_run_files"]
 
 
-def usage_meta(best_weights: dict[str, float] | None, fusion: DescriptorFusion | None = None) -> dict[str, Any] | None:
+def usage_meta(
+    best_weights: dict[str, float] | None, fusion: DescriptorFusion | None = None
+) -> dict[str, Any] | None:
     """What the best weights file itself records about how to use the model, beyond its
     config (which holds the preprocessing): the descriptor fusion, learned score weights."""
     meta: dict[str, Any] = {}
@@ -75,5 +77,10 @@ def write_run_files(
         # the best epoch's learned weights; meta["train"]["score_weights"] keeps the initial ones
         meta["score_weights"] = state["best_score_weights"]
     atomic_write_json(out / HISTORY_FILE, history)
-    plot_history(history, out / PLOT_FILE, title=f"{cfg.model_config().name} on {Path(catalog.path).name}", pair_mode=cfg.pair_mode)
+    plot_history(
+        history,
+        out / PLOT_FILE,
+        title=f"{cfg.model_config().name} on {Path(catalog.path).name}",
+        pair_mode=cfg.pair_mode,
+    )
     atomic_write_json(out / META_FILE, meta)

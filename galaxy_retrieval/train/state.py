@@ -24,11 +24,25 @@ from ..atomic import atomic_write_bytes, atomic_write_json, fsync_dir, sha256_fi
 from ..errors import CheckpointError
 from ..model.backbone import Backbone
 from ..model.checkpoint import config_from, load_weights_into, read_meta_json, read_weights, save_weights
-from ..model.layout import FORMAT_VERSION, LAST_DIR, META_FILE, META_KEY, STATE_JSON, STATE_TENSORS, WEIGHTS_FILE
+from ..model.layout import (
+    FORMAT_VERSION,
+    LAST_DIR,
+    META_FILE,
+    META_KEY,
+    STATE_JSON,
+    STATE_TENSORS,
+    WEIGHTS_FILE,
+)
 from .config import TrainConfig
 
 __all__ = [
-    "save_train_state", "load_train_state", "settle_last", "last_is_whole", "first_save_killed", "has_run", "check_resumable",
+    "save_train_state",
+    "load_train_state",
+    "settle_last",
+    "last_is_whole",
+    "first_save_killed",
+    "has_run",
+    "check_resumable",
 ]
 
 
@@ -63,10 +77,17 @@ def save_train_state(
     data = save(flat, metadata={META_KEY: json.dumps({"kind": "galaxidnet-train-state"})})
     atomic_write_bytes(new / STATE_TENSORS, data)
     files[STATE_TENSORS] = hashlib.sha256(data).hexdigest()
-    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in osd["param_groups"]]
+    groups = [
+        {k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in osd["param_groups"]
+    ]
     atomic_write_json(
         new / STATE_JSON,
-        {"format_version": FORMAT_VERSION, "state": state, "optimizer": {"param_groups": groups, "scalars": scalars}, "files": files},
+        {
+            "format_version": FORMAT_VERSION,
+            "state": state,
+            "optimizer": {"param_groups": groups, "scalars": scalars},
+            "files": files,
+        },
     )
     fsync_dir(new)
     old = run_dir / (LAST_DIR + ".old")
@@ -87,7 +108,9 @@ def last_is_whole(last: Path) -> bool:
     files = js.get("files") if isinstance(js, dict) else None
     if not isinstance(files, dict):
         return False
-    return all((last / name).is_file() and sha256_file(last / name) == digest for name, digest in files.items())
+    return all(
+        (last / name).is_file() and sha256_file(last / name) == digest for name, digest in files.items()
+    )
 
 
 def settle_last(run_dir: str | Path) -> None:
@@ -150,8 +173,10 @@ def load_train_state(
     try:
         optimizer.load_state_dict({"state": osd_state, "param_groups": groups})
     except (ValueError, KeyError, RuntimeError) as e:
-        raise CheckpointError(f"{last / STATE_TENSORS}: optimizer state does not fit this model ({e})") from None
-    extra = {k[len("extra."):]: v for k, v in flat.items() if k.startswith("extra.")}
+        raise CheckpointError(
+            f"{last / STATE_TENSORS}: optimizer state does not fit this model ({e})"
+        ) from None
+    extra = {k[len("extra.") :]: v for k, v in flat.items() if k.startswith("extra.")}
     return extra, js.get("state", {})
 
 
@@ -160,7 +185,13 @@ def first_save_killed(out: Path) -> bool:
     partly (``last.new`` not whole), no ``last/``, no ``checkpoint.json``. A rerun used to
     say "resume it or overwrite it", and --resume "nothing to resume"."""
     new = out / (LAST_DIR + ".new")
-    return new.is_dir() and not (out / LAST_DIR).exists() and not (out / (LAST_DIR + ".old")).exists() and not (out / META_FILE).exists() and not last_is_whole(new)
+    return (
+        new.is_dir()
+        and not (out / LAST_DIR).exists()
+        and not (out / (LAST_DIR + ".old")).exists()
+        and not (out / META_FILE).exists()
+        and not last_is_whole(new)
+    )
 
 
 def has_run(out: Path) -> bool:
@@ -173,14 +204,18 @@ def check_resumable(out: Path, cfg: TrainConfig) -> None:
     settle_last(out)  # a kill mid-save leaves the previous resume point or the new one, whole
     state_json = out / LAST_DIR / "state.json"
     if not state_json.is_file():
-        raise CheckpointError(f"{out}: nothing to resume (no {LAST_DIR}/state.json); train without resume first")
+        raise CheckpointError(
+            f"{out}: nothing to resume (no {LAST_DIR}/state.json); train without resume first"
+        )
     try:
         saved = json.loads(state_json.read_text("utf-8")).get("state", {})
     except (OSError, ValueError) as e:
         raise CheckpointError(f"{state_json}: unreadable resume state ({e})") from None
     saved_seed = saved.get("seed", cfg.seed)
     if saved_seed != cfg.seed:
-        raise CheckpointError(f"{out / LAST_DIR}: run was trained with seed {saved_seed} (which fixes the data split); got seed {cfg.seed}")
+        raise CheckpointError(
+            f"{out / LAST_DIR}: run was trained with seed {saved_seed} (which fixes the data split); got seed {cfg.seed}"
+        )
     saved_learn = bool(saved.get("learn_score_weights", False))
     if saved_learn != cfg.learn_score_weights:
         raise CheckpointError(

@@ -59,18 +59,26 @@ def memory_format(precision: str, device: torch.device) -> torch.memory_format:
 
 
 @torch.inference_mode()
-def _embed_u8(model: Backbone, x: torch.Tensor, device: torch.device, precision: str = "auto", chunk: int = 256) -> torch.Tensor:
+def _embed_u8(
+    model: Backbone, x: torch.Tensor, device: torch.device, precision: str = "auto", chunk: int = 256
+) -> torch.Tensor:
     out = []
     layout = memory_format(precision, device)
     for lo in range(0, x.shape[0], chunk):
-        xb = normalize(x[lo : lo + chunk].to(device).float() / 255.0, model.config).contiguous(memory_format=layout)
+        xb = normalize(x[lo : lo + chunk].to(device).float() / 255.0, model.config).contiguous(
+            memory_format=layout
+        )
         with train_autocast(device, precision):
             out.append(model.embed(xb).float().cpu())
     return torch.cat(out)
 
 
 def validate(
-    model: Backbone, val: ValSet, cfg: TrainConfig, device: torch.device, weights: ScoreWeights | None = None,
+    model: Backbone,
+    val: ValSet,
+    cfg: TrainConfig,
+    device: torch.device,
+    weights: ScoreWeights | None = None,
     precision: str | None = None,
 ) -> dict[str, float | None]:
     """Validation loss (the training objective: the paper-pair contrastive loss, or InfoNCE
@@ -90,7 +98,14 @@ def validate(
     if cfg.loss == "info_nce":
         # the objective being optimised, on the validation pairs in training-size batches
         parts = [
-            float(info_nce_loss(score_torch(za[lo : lo + cfg.batch_size, None, :], zp[None, lo : lo + cfg.batch_size, :], w), cfg.temperature))
+            float(
+                info_nce_loss(
+                    score_torch(
+                        za[lo : lo + cfg.batch_size, None, :], zp[None, lo : lo + cfg.batch_size, :], w
+                    ),
+                    cfg.temperature,
+                )
+            )
             for lo in range(0, len(za) - 1, cfg.batch_size)
             if len(za[lo : lo + cfg.batch_size]) >= 2
         ]
