@@ -105,6 +105,11 @@ def main() -> None:
     ap.add_argument("--small-add", type=int, default=1000, help="vectors appended after that, onto n")
     ap.add_argument("--shard-rows", type=int, default=65536)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--vectors", type=Path, default=None,
+        help="an .npy of real embeddings (rows in random order) instead of synthetic clustered vectors: the first n are indexed, "
+        "the next --queries are the queries, the rest the additions; n defaults to what that leaves",
+    )
     ap.add_argument("--exact-scan-elements", type=int, default=None, help="selections of at most this many rows×dim are scanned exactly (default: the searcher's); 0 forces FAISS")
     ap.add_argument("--workdir", type=Path, default=None, help="where the indexes are built (default a temp dir, removed)")
     ap.add_argument("--out-json", type=Path, default=None)
@@ -128,10 +133,17 @@ def main() -> None:
 def run(args: argparse.Namespace, work: Path) -> dict:
     global THREADS
     THREADS = args.threads
+    if args.vectors is not None:  # real embeddings: their own count and width
+        x = np.load(args.vectors, mmap_mode="r")
+        args.n = min(args.n, len(x) - args.queries - args.small_add)
+        args.dim = x.shape[1]
     n, dim, k = args.n, args.dim, args.k
     add = args.add or max(1, n // 10)
     t0 = time.perf_counter()
-    x = clustered_vectors(n + args.queries + args.small_add, dim, seed=args.seed)
+    if args.vectors is None:
+        x = clustered_vectors(n + args.queries + args.small_add, dim, seed=args.seed)
+    else:
+        x = np.ascontiguousarray(x[: n + args.queries + args.small_add], dtype=np.float32)
     # held-out queries and later additions from the same distribution
     xq, xs, x = x[n : n + args.queries], x[n + args.queries :], x[:n]
     gen_s = time.perf_counter() - t0

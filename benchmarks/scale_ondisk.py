@@ -9,7 +9,8 @@
 query rows of the same generator run. Every stage is cached in ``--workdir`` and resumes:
 
 1. the vectors, generated chunk by chunk into a memory-mapped ``.npy`` (never all in RAM);
-2. Parquet shards in the index's ``embeddings/`` folder, as a cluster would write them;
+2. Parquet shards in a folder beside the index, as a cluster would write them (the build
+   copies them into the index's ``embeddings/``);
 3. the index: ``build_index_from_shards`` with ``IndexSpec(ondisk=True)``; timed;
 4. the exact ground truth by the paper's score (``exact_knn``, block by block);
 5. queries in a **fresh process** (so its memory is the searcher's, not the build's):
@@ -112,7 +113,7 @@ def write_shards(a: argparse.Namespace, x: np.ndarray, emb_dir: Path) -> float:
     return time.perf_counter() - t0
 
 
-def build(a: argparse.Namespace, idx: Path) -> dict[str, Any]:
+def build(a: argparse.Namespace, idx: Path, shards: Path) -> dict[str, Any]:
     from galaxy_retrieval.index.build import BuildConfig, build_index_from_shards
     from galaxy_retrieval.index.candidates import IndexSpec
     from galaxy_retrieval.index.manifest import read_manifest
@@ -129,7 +130,7 @@ def build(a: argparse.Namespace, idx: Path) -> dict[str, Any]:
             (idx / name).unlink(missing_ok=True)
     load0 = [round(v, 2) for v in os.getloadavg()]
     t0 = time.perf_counter()
-    res = build_index_from_shards(idx / "embeddings", idx, BuildConfig(dtype=a.dtype, shard_rows=a.shard_rows, index=spec))
+    res = build_index_from_shards(shards, idx, BuildConfig(dtype=a.dtype, shard_rows=a.shard_rows, index=spec))
     total = time.perf_counter() - t0
     out = {
         "reused": False,
@@ -472,9 +473,11 @@ def main() -> None:
     vec_file = make_vectors(a, work)
     x = np.load(vec_file, mmap_mode="r")
     idx = work / f"idx-{_tag(a)}"
-    shards_s = write_shards(a, x, idx / "embeddings")
+    # the shards beside the index, as a cluster's output directory: the build copies them in
+    shards = work / f"shards-{_tag(a)}"
+    shards_s = write_shards(a, x, shards)
     print(f"shards in {shards_s:.0f} s", flush=True)
-    b = build(a, idx)
+    b = build(a, idx, shards)
     print(f"build: {json.dumps(b['seconds'])}", flush=True)
     gt, gt_s = ground_truth(a, x, idx, work)
     print(f"ground truth in {gt_s:.0f} s", flush=True)

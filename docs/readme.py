@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import shutil
 import sys
@@ -362,23 +363,62 @@ def bench_scaling() -> str:
 
 
 def bench_serve() -> str:
-    s = _load("serve_gz2-2000.json")
-    if s is None:
-        return "(no result recorded)"
+    parts = [_serve_block(s) for s in (_load("serve_gz2-2000.json"), _load("serve_10M-ondisk.json")) if s is not None]
+    return "\n\n".join(parts) if parts else "(no result recorded)"
+
+
+def _serve_block(s: dict) -> str:
     pa, res = s["parameters"], s["results"]
     names = {"id_search": "id search (JSON)", "image_search": "image upload (PNG, embedded per request)", "image_search_again": "image upload, second run"}
     out = [
         f"{pa['clients']} clients for {pa['seconds']:g} s per phase against `gr serve` ({pa['workers']} worker) on a {pa['index_count']:,}-object "
         f"{pa['dims']}-d {pa['faiss']} index; load average {s['machine'].get('load_average')} at the start; server memory grew "
         f"{s['server_rss_bytes']['growth'] / 1e6:.0f} MB over the run.",
-        "",
-        "| phase | requests/s | p50 | p99 | errors |",
-        "| --- | --- | --- | --- | --- |",
     ]
+    cold, mem = s.get("cold_start"), s.get("server_memory_bytes")
+    if cold and mem:
+        anon = {k: v.get("RssAnon", 0) / 1e6 for k, v in mem.items()}
+        last = [k for k in mem if k.startswith("after_")][-1]
+        out[0] += (
+            f" Cold start: {cold['to_health_s']:.1f} s from the process start to its first health answer, first search answered"
+            f" {cold['first_search_s'] * 1e3:.0f} ms later ({cold['to_first_answer_s']:.1f} s in all). The server's own memory"
+            f" (RssAnon) {anon['at_health']:.0f} MB when it first answered, {anon[last]:.0f} MB after the last phase"
+            f" (page-cache pages of the memory-mapped vectors and lists not counted)."
+        )
+        if s.get("image_phases", "run") != "run":
+            out[0] += " Image phases skipped: the index holds vectors without images."
+    out += ["", "| phase | requests/s | p50 | p99 | errors |", "| --- | --- | --- | --- | --- |"]
     for k in ("id_search", "image_search", "image_search_again"):
         if k in res:
             x = res[k]
             out.append(f"| {names[k]} | {x['requests_per_s']:.1f} | {x['p50_ms']:.1f} ms | {x['p99_ms']:.1f} ms | {x['errors']} |")
+    return "\n".join(out)
+
+
+def bench_filter_widening_real() -> str:
+    d = _load("filtered_real-shipped-7389-d256.json")
+    if d is None:
+        return "(no result recorded)"
+    p = d["params"]
+    base = next(r for r in d["filtered"] if r["selectivity"] == 1.0)
+    out = [
+        f"{p['n']:,} real embeddings (the shipped model on the two SDSS development folders, 256-d, float16) in `{p['factory']}`, "
+        f"nprobe {base['nprobe']} unfiltered (recall@{p['k']} {base['recall_at_k']:.3f}); {p['compare_queries']} held-out queries per row, "
+        f"FAISS with the selection as an ID selector, against the exact filtered top {p['k']}; commit `{d['commit'][:12]}`.",
+        "",
+        "| fraction selected | rows | nprobe widened by 1/√f | recall@10 | nprobe as given | recall@10 |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in d["filtered"]:
+        if r["selectivity"] == 1.0:
+            continue
+        f = r["selectivity"]
+        same = next((w for w in d["sweep"] if w["selectivity"] == f and w["nprobe"] == base["nprobe"]), None)
+        widened = math.ceil(base["nprobe"] / math.sqrt(f))  # the searcher's rule (search/searcher.py), shown
+        out.append(
+            f"| {f:g} | {r['matched']:,} | {widened} | {r['forced_faiss']['recall_at_k']:.3f} | {base['nprobe']} | "
+            f"{same['recall_at_k'] if same else float('nan'):.3f} |"
+        )
     return "\n".join(out)
 
 
@@ -677,6 +717,7 @@ BENCH_BLOCKS: dict[str, Callable[[], str]] = {
     "serve": bench_serve,
     "ray-embed": bench_ray_embed,
     "filtered-query": bench_filtered_query,
+    "filter-widening-real": bench_filter_widening_real,
     "ingest": bench_ingest,
     "metadata-memory": bench_metadata_memory,
 }

@@ -22,7 +22,7 @@ from pathlib import Path
 from galaxy_retrieval.bench.machine import git_commit, machine_info
 from galaxy_retrieval.catalog import open_catalog
 from galaxy_retrieval.model.pretrained import install_pretrained
-from galaxy_retrieval.cli import RichProgress
+from galaxy_retrieval.cli.render import RichProgress
 from galaxy_retrieval.train import TrainConfig, train
 
 

@@ -142,7 +142,7 @@ def test_library_errors_do_not_name_command_line_flags() -> None:
     flag = re.compile(r"(^|[\s(\"'])--[a-z]")
     found = []
     for path in SOURCES:
-        if path.name == "cli.py":
+        if path.relative_to(ROOT).parts[0] == "cli":  # the CLI names its own flags
             continue
         tree = ast.parse(path.read_text("utf-8"))
         for node in ast.walk(tree):

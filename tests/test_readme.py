@@ -8,7 +8,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from galaxy_retrieval.cli import LossChoice, PresetChoice, SuppressChoice, app
+from galaxy_retrieval.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,13 +52,32 @@ def test_readme_does_not_point_outside_the_repository() -> None:
         assert "../shared" not in (ROOT / doc).read_text("utf-8"), doc
 
 
-def test_cli_choices_match_the_library() -> None:
-    from galaxy_retrieval.model.presets import PRESETS
+def test_cli_choices_come_from_the_library() -> None:
+    """The choices `--help` offers are the library's constants, not a copy of them."""
+    import typer.main
+
+    from galaxy_retrieval.fetch.surveys import SURVEYS
+    from galaxy_retrieval.index.ray_engine import ENGINES
+    from galaxy_retrieval.search.hits import HIT_SUFFIXES
     from galaxy_retrieval.suppress import PRESETS as SUPPRESS
 
-    assert {c.value for c in PresetChoice} == set(PRESETS)
-    assert {c.value for c in SuppressChoice} == {"none", *SUPPRESS}
-    assert {c.value for c in LossChoice} == {"info_nce", "contrastive"}
+    group = typer.main.get_command(app)
+
+    def metavar(command: str, option: str) -> str:
+        cmd = group.commands[command]
+        ctx = cmd.context_class(cmd, info_name=command)
+        return next(p.get_help_record(ctx)[0] for p in cmd.params if p.name == option)
+
+    assert metavar("train", "suppress_sources").endswith("<" + "|".join(["none", *SUPPRESS]) + ">")
+    assert metavar("build-index", "engine").endswith("<" + "|".join(ENGINES) + ">")
+    assert metavar("query", "fetch").endswith("<" + "|".join(SURVEYS) + ">")
+    assert metavar("query", "output_format").endswith("<" + "|".join(HIT_SUFFIXES) + ">")
+
+
+def test_cli_refuses_an_unknown_preset_in_one_line() -> None:
+    """A choice the library checks (model presets live beside torch) is refused by the library."""
+    r = CliRunner().invoke(app, ["train", "--catalog", "x.h5", "--out", "runs/x", "--preset", "huge"])
+    assert r.exit_code == 2 and "unknown model preset 'huge'" in r.output and "Traceback" not in r.output
 
 
 def test_version_and_short_help() -> None:
