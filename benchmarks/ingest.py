@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from galaxy_retrieval.bench.machine import git_commit, load_average, machine_info
     from galaxy_retrieval.framing import Framing
-    from galaxy_retrieval.model import build_model, preset, save_weights
+    from galaxy_retrieval.model import create_model, preset, save_weights
 
     paths = [p.strip() for p in a.paths.split(",") if p.strip()]
     commit = git_commit()  # the code that runs, before anything could change under it
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         torch.manual_seed(0)
         ck = tmp / "ck"
-        save_weights(ck / "model.safetensors", build_model(preset(a.preset, framing=Framing.parse("auto"))))
+        save_weights(ck / "model.safetensors", create_model(preset(a.preset, framing=Framing.parse("auto"))))
         for folder in a.folder:
             meta = _subset(folder, a.n, tmp)
             boxes = tmp / f"boxes-{folder.name}"

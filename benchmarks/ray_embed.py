@@ -52,12 +52,12 @@ def _catalog(path: Path, n: int, size: int, seed: int) -> Path:
 def _checkpoint(root: Path, preset_name: str) -> Path:
     import torch
 
-    from galaxy_retrieval.model import build_model, preset, save_weights
+    from galaxy_retrieval.model import create_model, preset, save_weights
 
     if not (root / "model.safetensors").is_file():
         root.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(0)
-        save_weights(root / "model.safetensors", build_model(preset(preset_name)))
+        save_weights(root / "model.safetensors", create_model(preset(preset_name)))
     return root
 
 

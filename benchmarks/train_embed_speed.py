@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from galaxy_retrieval.model import Embedder, build_model, count_parameters, normalize, pick_device, preset
+from galaxy_retrieval.model import Embedder, create_model, count_parameters, normalize, pick_device, preset
 from galaxy_retrieval.model.device import autocast_for
 from galaxy_retrieval.score import ScoreWeights
 from galaxy_retrieval.train.augment import PairAugmenter
@@ -58,7 +58,7 @@ def _sync(device: torch.device) -> None:
 
 def bench_train(name: str, batch: int, repeats: int, device: torch.device, mode: str = "paper") -> dict:
     cfg = preset(name)
-    model = build_model(cfg, seed=0).to(device).train()
+    model = create_model(cfg, seed=0).to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=5e-4)
     aug = PairAugmenter()
     g = torch.Generator().manual_seed(0)
@@ -98,7 +98,7 @@ def bench_train(name: str, batch: int, repeats: int, device: torch.device, mode:
 
 def bench_embed(name: str, batch: int, repeats: int, device: torch.device, src: int) -> dict:
     cfg = preset(name)
-    emb = Embedder.from_model(build_model(cfg, seed=0), device=device)
+    emb = Embedder.from_model(create_model(cfg, seed=0), device=device)
     ims = np.random.default_rng(0).integers(0, 256, (batch, src, src, 3), dtype=np.uint8)
     times = []
     for i in range(repeats + 1):
@@ -133,7 +133,7 @@ def main() -> None:
         cfg = preset(name)
         r = {
             "config": cfg.to_dict(),
-            "parameters_paper_count": count_parameters(build_model(cfg)),
+            "parameters_paper_count": count_parameters(create_model(cfg)),
             "train": {m: bench_train(name, tb.get(name, 16), args.repeats, device, m) for m in args.modes.split(",")},
             "embed": bench_embed(name, eb.get(name, 64), args.repeats, device, args.source_size),
         }

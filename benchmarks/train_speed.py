@@ -29,11 +29,11 @@ import torch
 
 from galaxy_retrieval.atomic import atomic_write_json
 from galaxy_retrieval.bench.machine import git_commit, machine_info
-from galaxy_retrieval.model import build_model, normalize, preset
+from galaxy_retrieval.model import create_model, normalize, preset
 from galaxy_retrieval.model.device import resolve_precision, train_autocast
 from galaxy_retrieval.score import ScoreWeights
 from galaxy_retrieval.train.augment import GALAXY_AUGMENT, PairAugmenter
-from galaxy_retrieval.train.loop import _memory_format
+from galaxy_retrieval.train.validate import memory_format
 from galaxy_retrieval.train.pairs import make_pair_batch, pair_loss
 
 OUT = Path(__file__).resolve().parent / "results" / "train_speed.json"
@@ -42,8 +42,8 @@ SETTINGS = {"fp32": ("fp32", False), "bf16": ("bf16", False), "bf16+compile": ("
 
 def make_step(name: str, precision: str, compiled: bool, batch: int, device: torch.device):
     cfg = preset(name)
-    model = build_model(cfg, seed=0).to(device).train()
-    layout = _memory_format(precision, device)
+    model = create_model(cfg, seed=0).to(device).train()
+    layout = memory_format(precision, device)
     model = model.to(memory_format=layout)
     fn = torch.compile(model.embed) if compiled else model.embed
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=5e-4)

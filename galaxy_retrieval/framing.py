@@ -27,8 +27,8 @@ source suppression and before the resize to the model's input (:mod:`galaxy_retr
 
     from galaxy_retrieval.framing import Framing, frame_box
     f = Framing.parse("auto")              # or "none", "fixed:0.3", "auto:1.5"
-    box = frame_box(image, f)              # Box(top, left, side, found)
-    view = box.cut(image)
+    views = f.cut(images)                  # each image's square (the one place framing cuts)
+    box = frame_box(image, f)              # Box(top, left, side, found): one image's box
 """
 
 from __future__ import annotations
@@ -138,6 +138,35 @@ class Framing:
         if self.mode == "fixed":
             return f"fixed:{self.fraction:g}"
         return "auto" if self.margin == Framing.margin else f"auto:{self.margin:g}"
+
+    def centred_box(self, h: int, w: int) -> Box:
+        """The box of ``none`` and ``fixed`` framing in an h × w frame: the centred square,
+        or its central ``fraction``. (``auto`` measures each image: :func:`frame_box`.)"""
+        top, left, side = centred_square(h, w, self.fraction if self.mode == "fixed" else 1.0)
+        return Box(top, left, side, True)
+
+    def cut(self, images: Any, stats: "FramingStats | None" = None, *, channels_first: bool = False) -> Any:
+        """The square the model sees, cut from each image: the one place a framing mode cuts.
+
+        ``images``: a batch (B, H, W[, C]) array, a batch (B, C, H, W) with
+        ``channels_first`` (a numpy array or a torch tensor), or a sequence of (H, W[, C])
+        arrays. ``none``/``fixed`` cut one centred box of a batch and return the batch
+        sliced (a view, same type); ``auto`` measures each image's box (:func:`frame_box`,
+        cached; needs channel-last arrays) and returns a list of views of varying sides,
+        as ``none``/``fixed`` do for a sequence. ``stats`` counts the ``auto`` boxes."""
+        if self.mode != "auto" and getattr(images, "ndim", 0) == 4:
+            h, w = images.shape[2:4] if channels_first else images.shape[1:3]
+            b = self.centred_box(h, w)
+            if channels_first:
+                return images[..., b.top : b.top + b.side, b.left : b.left + b.side]
+            return images[:, b.top : b.top + b.side, b.left : b.left + b.side]
+        if channels_first:
+            raise ValueError(f"framing {self.spec!r} measures channel-last images; got channels_first=True")
+        ims = [np.asarray(im) for im in images]
+        boxes = [frame_box(im, self) for im in ims]
+        if stats is not None and self.mode == "auto":
+            stats.add(boxes)
+        return [b.cut(im) for im, b in zip(ims, boxes)]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -281,10 +310,8 @@ _CACHE_LOCK = threading.Lock()
 
 def frame_box(image: np.ndarray, cfg: Framing) -> Box:
     """The square of ``image`` (H, W[, C]) the model should see under ``cfg``."""
-    h, w = image.shape[:2]
     if cfg.mode != "auto":
-        top, left, side = centred_square(h, w, cfg.fraction if cfg.mode == "fixed" else 1.0)
-        return Box(top, left, side, True)
+        return cfg.centred_box(*image.shape[:2])
     a = np.ascontiguousarray(image)
     key = (hashlib.blake2b(a.data, digest_size=16, person=str(a.shape).encode()[:16]).digest(), cfg)
     with _CACHE_LOCK:
@@ -316,8 +343,7 @@ def measure_box(reduced: np.ndarray, cfg: Framing, full_shape: tuple[int, int]) 
     h, w = full_shape
     rh, rw = reduced.shape[:2]
     if cfg.mode != "auto":
-        top, left, side = centred_square(h, w, cfg.fraction if cfg.mode == "fixed" else 1.0)
-        return Box(top, left, side, True)
+        return cfg.centred_box(h, w)
     if (rh, rw) == (h, w):
         return _auto_box(np.ascontiguousarray(reduced), cfg)
     found = _central_extent(np.ascontiguousarray(reduced), cfg)
@@ -371,8 +397,6 @@ def frame_boxes(images: "np.ndarray | Sequence[np.ndarray]", cfg: Framing) -> li
 def frame_images(
     images: "np.ndarray | Sequence[np.ndarray]", cfg: Framing, stats: FramingStats | None = None
 ) -> list[np.ndarray]:
-    """Each image cut to its box (views, not copies): a list of squares of varying sides."""
-    boxes = frame_boxes(images, cfg)
-    if stats is not None:
-        stats.add(boxes)
-    return [b.cut(np.asarray(im)) for im, b in zip(images, boxes)]
+    """Each image cut to its box (views, not copies): a list of squares of varying sides
+    (:meth:`Framing.cut` of a list)."""
+    return cfg.cut([np.asarray(im) for im in images], stats)

@@ -252,7 +252,8 @@ def test_index_of_a_suppression_checkpoint_embeds_queries_the_same_way(tmp_path:
     cat = tmp_path / "stars.h5"
     with h5py.File(cat, "w") as f:
         f["images"] = np.stack([star_image(i % 2 == 0, size=32, seed=i) for i in range(10)])
-    ck = _checkpoint_with(tmp_path / "ck", train=TrainConfig(preset="tiny", suppress_sources=SuppressConfig()).to_dict())
+    tcfg = TrainConfig(preset="tiny", suppress_sources=SuppressConfig())
+    ck = _checkpoint_with(tmp_path / "ck", model=tcfg.model_config().to_dict(), train=tcfg.to_dict())
     with open_catalog(cat) as c:
         res = build_index(ck, c, tmp_path / "idx", BuildConfig(index=IndexSpec(kind="flat")))
         im = c[4].image

@@ -71,17 +71,17 @@ def test_zero_queries_and_keys_give_uniform_attention_and_map() -> None:
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
     _, attn = attention_maps(m, x)
     n = TINY.num_patches
-    torch.testing.assert_close(attn[0], torch.full((2, TINY.num_heads, n, n), 1.0 / n))
+    torch.testing.assert_close(attn[0], torch.full((2, TINY.settings.num_heads, n, n), 1.0 / n))
     torch.testing.assert_close(rollout_maps(m, x), torch.full((2, 4, 4), 1.0 / n))
 
 
 def test_attention_probs_are_the_ones_forward_applies(model: torch.nn.Module) -> None:
     attn = model.blocks[0].attn
-    h = torch.randn(2, TINY.num_patches, TINY.hidden, generator=torch.Generator().manual_seed(3))
+    h = torch.randn(2, TINY.num_patches, TINY.settings.hidden, generator=torch.Generator().manual_seed(3))
     p = attn.attention_probs(h)
-    torch.testing.assert_close(p.sum(-1), torch.ones(2, TINY.num_heads, TINY.num_patches))
+    torch.testing.assert_close(p.sum(-1), torch.ones(2, TINY.settings.num_heads, TINY.num_patches))
     v = attn.project_qkv(h)[2]
-    by_hand = (p @ v).transpose(1, 2).reshape(2, TINY.num_patches, TINY.hidden)
+    by_hand = (p @ v).transpose(1, 2).reshape(2, TINY.num_patches, TINY.settings.hidden)
     torch.testing.assert_close(attn(h), by_hand, rtol=1e-5, atol=1e-5)
 
 
@@ -175,7 +175,7 @@ def test_explain_bad_inputs_are_one_line_errors(tiny_index: dict[str, Path]) -> 
 
 
 def test_similarity_maps_work_for_the_polar_backbone_and_rollout_is_refused(tmp_path: Path) -> None:
-    polar = build_model(preset("polar", image_size=32, hidden=8, depth=3, out_dim=16), seed=0).eval()
+    polar = build_model(preset("polar", image_size=32, width=8, depth=3, out_dim=16), seed=0).eval()
     g = torch.Generator().manual_seed(4)
     x = torch.full((1, 3, 32, 32), -0.8)
     x[0, :, 8:24, 8:24] += torch.rand(3, 16, 16, generator=g)

@@ -115,17 +115,14 @@ def test_auto_framing_through_preprocessing_matches_cutting_then_resizing():
 def test_the_checkpoint_framing_makes_embeddings_independent_of_the_cutout_size():
     """A galaxy cut out at 96 px or at 192 px (the same pixels plus more sky) is the same
     object: with auto framing the model sees the same square, so the vectors agree."""
-    import dataclasses
-
-    from galaxy_retrieval.model import Embedder
+    from galaxy_retrieval.model import Embedder, create_model
     from galaxy_retrieval.model.presets import preset
-    from galaxy_retrieval.model.vit import build_model
 
     big = _scene(192, 5.0, 95.5, 95.5, seed=3)
     small = big[48:144, 48:144]
-    cfg = dataclasses.replace(preset("tiny"), framing=Framing(mode="auto"))
-    framed = Embedder.from_model(build_model(cfg, seed=0), device="cpu")
-    whole = Embedder.from_model(build_model(preset("tiny"), seed=0), device="cpu")
+    cfg = preset("tiny", framing=Framing(mode="auto"))
+    framed = Embedder.from_model(create_model(cfg, seed=0), device="cpu")
+    whole = Embedder.from_model(create_model("tiny", seed=0), device="cpu")
     a, b = framed.embed([big, small])
     assert np.abs(a - b).max() < 0.05 * np.abs(a).max()
     c, d = whole.embed([big, small])  # the same network without framing sees two sizes
@@ -145,3 +142,30 @@ def test_the_checkpoint_framing_makes_embeddings_independent_of_the_cutout_size(
     xw = images_to_float([big, small], 32)
     assert abs(size(xf[0]) / size(xf[1]) - 1) < 0.15
     assert size(xw[0]) / size(xw[1]) < 0.8  # 0.5 for the light alone; sky noise pulls it up
+
+
+def test_framing_cut_is_the_one_cut_for_every_mode():
+    """``Framing.cut``: none/fixed slice a batch (either channel order, arrays or tensors)
+    with one centred box; auto cuts each image to its own box; images_to_float uses it."""
+    import torch
+
+    from galaxy_retrieval.model.preprocess import images_to_float
+
+    rng = np.random.default_rng(0)
+    ims = rng.integers(0, 256, (2, 60, 80, 3), dtype=np.uint8)
+    fixed = Framing.parse("fixed:0.5")
+    batch = fixed.cut(ims)
+    assert batch.shape == (2, 30, 30, 3) and np.shares_memory(batch, ims)
+    assert np.array_equal(batch, ims[:, 15:45, 25:55])
+    t = torch.from_numpy(ims).permute(0, 3, 1, 2)
+    assert torch.equal(fixed.cut(t, channels_first=True), t[:, :, 15:45, 25:55])
+    assert np.array_equal(Framing().cut(ims), ims[:, :, 10:70])
+    # a list: one view per image, whatever its size
+    views = fixed.cut([ims[0], ims[1, :40, :40]])
+    assert [v.shape for v in views] == [(30, 30, 3), (20, 20, 3)]
+    auto = Framing(mode="auto")
+    scene = _scene(100, 4.0, 49.5, 49.5)
+    (v,) = auto.cut(np.stack([scene]))
+    box = frame_box(scene, auto)
+    assert np.array_equal(v, box.cut(scene)) and v.shape[0] < 100
+    assert torch.equal(images_to_float(np.stack([scene]), 16, framing=auto), images_to_float([box.cut(scene)], 16))

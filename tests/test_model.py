@@ -1,7 +1,8 @@
-"""The GalaxIDNet ViT, its checkpoints and the embedder."""
+"""The backbones (the GalaxIDNet ViT, the polar CNN), their config and registry, checkpoints and the embedder."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -12,7 +13,8 @@ from torch import nn
 from galaxy_retrieval.errors import CheckpointError, ConfigError
 from galaxy_retrieval.model import (
     Embedder,
-    ViTConfig,
+    ModelConfig,
+    ViTSettings,
     build_model,
     count_parameters,
     load_checkpoint,
@@ -84,7 +86,7 @@ def test_position_table_is_fixed_buffer_unchanged_by_training():
     assert not any("pos" in n for n in names)
     assert "pos_table" not in model.state_dict()  # recomputed from the config on load
     before = model.pos_table.clone()
-    torch.testing.assert_close(before, sincos_position_table(TINY.grid, TINY.hidden))
+    torch.testing.assert_close(before, sincos_position_table(TINY.grid, TINY.settings.hidden))
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     model.embed(torch.randn(3, 3, 32, 32)).pow(2).mean().backward()
     opt.step()
@@ -106,12 +108,12 @@ def test_same_seed_same_init_and_global_rng_untouched():
 
 def test_config_validation_names_the_bad_value():
     with pytest.raises(ConfigError, match="patch_size=7"):
-        ViTConfig(image_size=32, patch_size=7)
+        preset("tiny", image_size=32, patch_size=7)
     with pytest.raises(ConfigError, match="num_heads=5"):
-        ViTConfig(hidden=192, num_heads=5)
+        ViTSettings(hidden=192, num_heads=5)
     with pytest.raises(ConfigError, match="unknown model preset 'huge'"):
         preset("huge")
-    assert ViTConfig.from_dict(TINY.to_dict()) == TINY
+    assert ModelConfig.from_dict(TINY.to_dict()) == TINY
 
 
 def test_embed_list_of_different_sizes():
@@ -189,18 +191,16 @@ def test_wrong_preset_or_shape(tmp_path):
     with pytest.raises(CheckpointError, match="hidden 32"):
         load_checkpoint(run, expect=preset("small"))
     # metadata that claims another shape than the weights hold
-    other = ViTConfig(**{**TINY.to_dict(), "norm_mean": TINY.norm_mean, "norm_std": TINY.norm_std, "out_dim": 24})
+    other = dataclasses.replace(TINY, out_dim=24)
     (run / "checkpoint.json").write_text(json.dumps({"format_version": FORMAT_VERSION, "model": other.to_dict()}))
     with pytest.raises(CheckpointError, match=r"'head.weight' has shape \(16, 32\) but the model config needs \(24, 32\)"):
         load_checkpoint(run)
 
 
 def test_fixed_framing_keeps_the_central_fraction_before_resizing():
-    import dataclasses
-
     from galaxy_retrieval.errors import ConfigError
     from galaxy_retrieval.framing import Framing
-    from galaxy_retrieval.model.config import ViTConfig
+    from galaxy_retrieval.model.compat import model_config_from_dict
     from galaxy_retrieval.model.preprocess import images_to_float, to_model_input
 
     im = np.zeros((1, 300, 300, 3), np.uint8)
@@ -212,12 +212,87 @@ def test_fixed_framing_keeps_the_central_fraction_before_resizing():
     assert full[0, 0, 0, 0] > 0.5 and crop[0, 0, 0, 0] == 0.0
     # the square covers the middle half of the cropped view
     assert crop[0, 0, 8:22, 8:22].min() > 0.99 and crop[0, 0, :6].max() < 1e-6
-    cfg = dataclasses.replace(ViTConfig(image_size=32, patch_size=8, hidden=32, num_heads=2, mlp_hidden=32, out_dim=16), framing=fixed)
+    cfg = preset("tiny", mlp_hidden=32, framing=fixed)
     assert torch.equal(to_model_input(im, cfg)[:, :, :, :], (images_to_float(im, 32, framing=fixed) - 0.5) / 0.5)
     # checkpoints from before framing: no field means the whole frame, "crop" a fixed fraction
-    legacy = {k: v for k, v in cfg.to_dict().items() if k != "framing"}
-    assert ViTConfig.from_dict(legacy).framing == Framing()
-    assert ViTConfig.from_dict({**legacy, "crop": 0.4}).framing == fixed
-    assert ViTConfig.from_dict(cfg.to_dict()) == cfg
+    legacy = {"image_size": 32, "patch_size": 8, "in_chans": 3, "hidden": 32, "depth": 1, "num_heads": 2,
+              "mlp_hidden": 32, "out_dim": 16, "norm_mean": [0.5] * 3, "norm_std": [0.5] * 3, "name": "tiny-custom"}
+    assert model_config_from_dict(legacy).framing == Framing()
+    assert model_config_from_dict({**legacy, "crop": 0.4}).framing == fixed
+    assert model_config_from_dict({**legacy, "crop": 0.4}) == cfg
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ConfigError, match="fraction"):
-        ViTConfig(framing="fixed:0.0")
+        preset("tiny", framing="fixed:0.0")
+
+
+# ---- the registry, the settings of each backbone, the Backbone protocol ---------------------
+
+
+def test_create_model_builds_presets_and_configs_by_name():
+    from galaxy_retrieval.model import Backbone, GalaxIDNetViT, PolarCNN, create_model, list_models, model_config
+
+    assert list_models()[:4] == ["paper", "small", "polar", "tiny"]
+    polar = create_model("polar", image_size=32, width=8, depth=2, out_dim=16, seed=0)
+    assert isinstance(polar, PolarCNN) and isinstance(polar, Backbone) and polar.config.name == "polar-custom"
+    vit = create_model(model_config("tiny"), seed=0)
+    assert isinstance(vit, GalaxIDNetViT) and isinstance(vit, Backbone) and vit.config == TINY
+    # the same seed, the same weights, whichever way the model is named
+    again = create_model("tiny", seed=0)
+    assert all(torch.equal(a, b) for a, b in zip(vit.state_dict().values(), again.state_dict().values()))
+    # each override goes where it belongs: the model, its preprocessing, its backbone's settings
+    cfg = model_config("polar", out_dim=64, image_size=48, framing="auto", width=16)
+    assert (cfg.out_dim, cfg.image_size, cfg.framing.mode, cfg.settings.width) == (64, 48, "auto", 16)
+    with pytest.raises(ConfigError, match="no field num_heads for the polar backbone"):
+        model_config("polar", num_heads=4)  # a ViT setting the CNN never reads
+    with pytest.raises(ConfigError, match="backbone='resnet'"):
+        model_config("polar", backbone="resnet")
+    # another backbone starts from its own default settings
+    assert model_config("polar", backbone="vit").settings == ViTSettings()
+
+
+def test_each_backbone_validates_only_what_it_reads():
+    from galaxy_retrieval.model import PolarSettings, model_config
+
+    # the polar CNN has no position table: any width is fine (the ViT's hidden must be a multiple of 4)
+    assert model_config("polar", width=6).settings == PolarSettings(width=6, depth=4, cell_size=8)
+    with pytest.raises(ConfigError, match="multiple of 4"):
+        ViTSettings(hidden=18, num_heads=3)
+    with pytest.raises(ConfigError, match="cell_size=5"):
+        model_config("polar", cell_size=5)
+    with pytest.raises(ConfigError, match="takes ViTSettings"):
+        ModelConfig(backbone="vit", settings=PolarSettings())
+    with pytest.raises(ConfigError, match="width=0"):
+        PolarSettings(width=0)
+
+
+def test_count_parameters_works_for_every_backbone():
+    from galaxy_retrieval.model import create_model
+
+    polar = create_model("polar", seed=0)
+    n = sum(p.numel() for p in polar.parameters())
+    assert count_parameters(polar) == n == sum(parameter_breakdown(polar).values())
+    vit = create_model("tiny", seed=0)
+    assert count_parameters(vit) == sum(p.numel() for p in vit.parameters()) + TINY.num_patches * TINY.settings.hidden
+
+
+def test_preprocessing_is_one_pipeline_stored_once_in_the_model_config():
+    from galaxy_retrieval.framing import Framing
+    from galaxy_retrieval.model import Preprocessing, images_to_float, suppress_images
+    from galaxy_retrieval.suppress import SuppressConfig
+    from galaxy_retrieval.train import TrainConfig
+
+    pre = Preprocessing(suppress=SuppressConfig(), framing="fixed:0.5", image_size=32)
+    cfg = preset("tiny", suppress=SuppressConfig(), framing="fixed:0.5")
+    assert cfg.preprocessing == pre and cfg.name == "tiny-custom"
+    assert cfg.suppress == SuppressConfig() and cfg.framing == Framing.parse("fixed:0.5")
+    stored = json.loads(json.dumps(cfg.to_dict()))
+    assert stored["preprocessing"]["suppress"] == SuppressConfig().to_dict() and ModelConfig.from_dict(stored) == cfg
+    # the training config's framing and suppression become the trained model's preprocessing
+    tcfg = TrainConfig(preset="tiny", framing="fixed:0.5", suppress_sources=SuppressConfig())
+    assert tcfg.model_config() == dataclasses.replace(cfg, name="tiny")
+    # suppress → frame → resize, then normalise: the steps, composed
+    ims = np.random.default_rng(2).integers(0, 256, (2, 48, 48, 3), dtype=np.uint8)
+    x01 = images_to_float(suppress_images(ims, SuppressConfig()), 32, framing=Framing.parse("fixed:0.5"))
+    assert torch.equal(pre.to_float(ims), x01)
+    assert torch.equal(pre(ims), (x01 - 0.5) / 0.5)
+    assert torch.equal(pre.to_uint8(ims), x01.mul(255).round().to(torch.uint8))

@@ -387,7 +387,8 @@ def test_embedder_applies_its_checkpoints_suppression(tmp_path):
     run = tmp_path / "run"
     save_weights(run / "model.safetensors", build_model(preset("tiny"), seed=0))
     tcfg = TrainConfig(preset="tiny", suppress_sources=SuppressConfig())
-    meta = {"format_version": FORMAT_VERSION, "model": preset("tiny").to_dict(), "train": tcfg.to_dict()}
+    # as training writes it: the suppression is part of the model config's preprocessing
+    meta = {"format_version": FORMAT_VERSION, "model": tcfg.model_config().to_dict(), "train": tcfg.to_dict()}
     (run / "checkpoint.json").write_text(json.dumps(meta))
     on = load_checkpoint(run, device="cpu")
     off = load_checkpoint(run, device="cpu", suppress=None)
@@ -403,6 +404,7 @@ def test_embedder_applies_its_checkpoints_suppression(tmp_path):
 
 def test_training_images_are_suppressed_before_the_resize(tmp_path):
     from galaxy_retrieval.suppress import SuppressConfig
+    from galaxy_retrieval.model import Preprocessing
     from galaxy_retrieval.train.data import ImageStore
 
     path = tmp_path / "stars.h5"
@@ -410,9 +412,9 @@ def test_training_images_are_suppressed_before_the_resize(tmp_path):
         f["images"] = np.stack([star_image(i % 2 == 0, seed=i) for i in range(6)])
     cat = HDF5Catalog(path)
     rows = np.arange(6)
-    plain = ImageStore(cat, rows, 32)
-    sup = ImageStore(cat, rows, 32, suppress=SuppressConfig())
-    streamed = ImageStore(cat, rows, 32, preload_max_bytes=0, suppress=SuppressConfig())
+    plain = ImageStore(cat, rows, Preprocessing(image_size=32))
+    sup = ImageStore(cat, rows, Preprocessing(image_size=32, suppress=SuppressConfig()))
+    streamed = ImageStore(cat, rows, Preprocessing(image_size=32, suppress=SuppressConfig()), preload_max_bytes=0)
     diff = (plain.get(rows).int() - sup.get(rows).int()).abs().amax(dim=(1, 2, 3))
     assert all(diff[0::2] > 50) and all(diff[1::2] == 0)  # stars removed, plain galaxies untouched
     assert torch.equal(streamed.get(rows), sup.get(rows))
@@ -504,7 +506,7 @@ def test_the_polar_backbone_trains_saves_and_is_rotation_invariant(blobs, tmp_pa
     image and its 90° rotations."""
     # framing off: a box measured on a rotated image may land a pixel away, which is not
     # what this test is about
-    cfg = tiny_cfg(epochs=2, model=preset("polar", image_size=32, hidden=8, depth=3, out_dim=16), framing=None)
+    cfg = tiny_cfg(epochs=2, model=preset("polar", image_size=32, width=8, depth=3, out_dim=16), framing=None)
     res = train(cfg, blobs, tmp_path / "run")
     assert res.history[-1]["train_loss"] < res.history[0]["train_loss"]
     emb = load_checkpoint(tmp_path / "run", device="cpu")
@@ -543,7 +545,7 @@ def test_descriptor_fusion_is_stored_in_the_weights_and_reaches_the_embedder(blo
     from galaxy_retrieval.model.checkpoint import read_weights
     from galaxy_retrieval.model.fusion import DescriptorFusion, fuse
 
-    cfg = tiny_cfg(epochs=1, model=preset("polar", image_size=32, hidden=8, depth=3, out_dim=16), framing=None, fusion_share=0.5)
+    cfg = tiny_cfg(epochs=1, model=preset("polar", image_size=32, width=8, depth=3, out_dim=16), framing=None, fusion_share=0.5)
     train(cfg, blobs, tmp_path / "run")
     _, file_meta = read_weights(tmp_path / "run" / "model.safetensors")
     f = DescriptorFusion.from_dict(file_meta["fusion"])

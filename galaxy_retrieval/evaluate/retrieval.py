@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ from ..framing import FramingStats
 from ..ingest import IngestStats
 from ..metrics import average_precision_at_k, loose_accuracy, macro_average, ndcg_at_k, precision_at_k
 from ..model.embedder import FROM_CHECKPOINT, Embedder, SuppressChoice, load_checkpoint
-from ..model.vit import build_model
+from ..model.registry import create_model
 from ..progress import NULL_PROGRESS, Progress
 from ..score import ScoreWeights
 from ..search.exact import exact_knn
@@ -229,7 +229,7 @@ def _methods(emb: Embedder, baselines: bool, split_seed: int) -> dict[str, Calla
     """Method name → model inputs to features: the model, then the :data:`BASELINES`."""
     methods: dict[str, Callable[[torch.Tensor], np.ndarray]] = {"model": emb.embed_float}
     if baselines:
-        untrained = Embedder.from_model(build_model(emb.model_config, seed=split_seed), device=emb.device)
+        untrained = Embedder.from_model(create_model(emb.model_config, seed=split_seed), device=emb.device)
         methods["untrained"] = untrained.embed_float
         methods["pixels"] = pixel_features
         methods["polar"] = polar_fourier_features
@@ -278,7 +278,7 @@ def _embed_pass(
     seen = np.zeros(n, dtype=bool)
     with progress.task(what, total=len(wanted), unit="img") as t:
         ingest_stats = IngestStats(framing=framing_stats)
-        for brows, x01 in model_inputs(catalog, wanted, cfg.image_size, cfg.framing, st.suppress, batch_size, ingest_stats):
+        for brows, x01 in model_inputs(catalog, wanted, replace(cfg.preprocessing, suppress=st.suppress), batch_size, ingest_stats):
             t.advance(len(brows))
             seen[brows] = True
             sel = np.flatnonzero(in_split[brows])

@@ -89,7 +89,7 @@ def similarity_maps(
             (g,) = torch.autograd.grad(_objective(model, xi, tg[i], weights).sum(), xi)
             grad_sum.index_add_(0, i, g)
     attr = grad_sum / steps * delta
-    p = model.config.patch_size
+    p = model.config.cell_size
     g_ = model.config.grid
     maps = attr.reshape(b, attr.shape[1], g_, p, g_, p).sum(dim=(1, 3, 5))
     with torch.no_grad():

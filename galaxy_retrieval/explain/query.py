@@ -12,8 +12,8 @@ import torch
 
 from ..catalog.images import read_image, to_uint8_rgb
 from ..errors import ConfigError, QueryError
-from ..framing import Framing, frame_images
-from ..model.preprocess import to_model_input
+from ..framing import Framing
+from ..model.preprocess import Preprocessing
 from ..paths import check_output_file
 from ..search.hits import Hit
 from ..search.searcher import GalaxySearcher
@@ -35,15 +35,12 @@ class ExplainResult:
     open_seconds: float  # opening the index, loading the model, the search
 
 
-def model_views(images: list[np.ndarray], framing: Framing, suppress: Any = None) -> list[np.ndarray]:
-    """What the model sees of each image, at full resolution: sources suppressed when the
-    checkpoint does so, then the square its framing cuts. The maps are drawn over these
-    views, so they line up with the patches they describe."""
-    if suppress is not None:
-        from ..model.embedder import suppress_images
-
-        images = list(suppress_images(images, suppress))
-    return [np.ascontiguousarray(v) for v in frame_images([np.asarray(a) for a in images], framing)]
+def model_views(images: list[np.ndarray], pre: Preprocessing) -> list[np.ndarray]:
+    """What the model sees of each image, at full resolution: steps 1–2 of its
+    preprocessing (sources suppressed when the checkpoint does so, then the square its
+    framing cuts). The maps are drawn over these views, so they line up with the patches
+    they describe."""
+    return [np.ascontiguousarray(v) for v in pre.views([np.asarray(a) for a in images])]
 
 
 @dataclass(frozen=True)
@@ -198,8 +195,9 @@ def explain_query(
             f"attention rollout needs a transformer; this index's model is the {model.config.backbone} backbone: "
             "use the similarity method"
         )
-    views = model_views([q.image, *hit_images], model.config.framing, emb.suppress)
-    x = to_model_input(views, replace(model.config, framing=Framing()), emb.device)
+    views = model_views([q.image, *hit_images], emb.preprocessing)
+    # the views are suppressed and framed already: resize and normalise them only
+    x = replace(emb.preprocessing, suppress=None, framing=Framing())(views, emb.device)
     m = _rollout(model, x) if method == "rollout" else _similarity(model, x, s.weights, steps)
     path = explain_sheet(
         views, _captions(s, q, hits), m.shown.cpu().numpy(), m.captions, out,

@@ -1,9 +1,10 @@
 """Checkpoint directories: safetensors weights + JSON metadata; loading never unpickles.
 
-Layout of ``runs/NAME/``::
+Layout of ``runs/NAME/`` (file names in :mod:`.layout`)::
 
-    model.safetensors        best weights (lowest validation loss); the model config is
-                             also in the file's metadata, so the file alone is usable
+    model.safetensors        best weights (lowest validation loss); the model config
+                             (preprocessing included) is also in the file's metadata, so
+                             the file alone is usable
     checkpoint.json          format version, package version, model config, training
                              config, epoch, best val loss, metric history, weights sha256;
                              with ``learn_score_weights`` also ``score_weights`` (the
@@ -11,81 +12,68 @@ Layout of ``runs/NAME/``::
                              initial ones)
     history.json             per-epoch metrics (the same list as in checkpoint.json)
     history.png              loss and loose accuracy per epoch (paper Fig. 3)
-    last/model.safetensors   weights after the latest epoch (for --resume)
-    last/state.safetensors   optimizer moments, RNG state and learned score-weight logits,
-                             as plain tensors
-    last/state.json          everything scalar needed to resume
+    last/                    the resume point (:mod:`galaxy_retrieval.train.state`)
 
 Every file is written to a temporary name in the same directory and moved into place
 with ``os.replace``, so a crash never leaves a half-written file under a real name.
+Model configs of checkpoints written before :class:`~.config.ModelConfig` are read by
+:mod:`.compat`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..atomic import atomic_write_bytes, sha256_file
 from ..errors import CheckpointError, ConfigError
-from ..atomic import atomic_write_bytes, atomic_write_json, fsync_dir, sha256_file
-from .config import ViTConfig
-from .vit import GalaxIDNetViT, build_model
+from .backbone import Backbone
+from .compat import is_legacy, legacy_suppress, model_config_from_dict
+from .config import ModelConfig
+from .layout import FORMAT_VERSION, KIND, LAST_DIR, META_FILE, META_KEY, WEIGHTS_FILE
+from .pretrained import PRETRAINED_NAME, pretrained_dir
+from .registry import create_model
 
 __all__ = [
-    "FORMAT_VERSION",
-    "WEIGHTS_FILE",
-    "META_FILE",
-    "HISTORY_FILE",
-    "PLOT_FILE",
-    "LAST_DIR",
-    "settle_last",
     "USAGE_KEYS",
     "sha256_file",
     "save_weights",
     "read_weights",
+    "read_meta_json",
     "resolve_checkpoint",
+    "config_from",
     "load_model",
-    "save_train_state",
-    "load_train_state",
+    "load_weights_into",
     "weights_sha256",
 ]
 
-FORMAT_VERSION = 1
-KIND = "galaxidnet-vit"
-WEIGHTS_FILE = "model.safetensors"
-META_FILE = "checkpoint.json"
-HISTORY_FILE = "history.json"
-PLOT_FILE = "history.png"
-LAST_DIR = "last"
-STATE_TENSORS = "state.safetensors"
-STATE_JSON = "state.json"
-_META_KEY = "galaxy_retrieval"
 #: metadata a training run also writes into the best weights file (when set), so that file
-#: alone is used as the run intended: learned score weights, source suppression
-USAGE_KEYS = ("score_weights", "suppress_sources", "fusion")
+#: alone is used as the run intended: learned score weights, the descriptor fusion.
+#: (Source suppression is in the model config's preprocessing; files written before it was
+#: also carry ``suppress_sources``, read by :mod:`.compat`.)
+USAGE_KEYS = ("score_weights", "fusion")
 
 
-def _weights_bytes(model: GalaxIDNetViT, extra_meta: dict[str, Any] | None = None) -> bytes:
+def _weights_bytes(model: Backbone, extra_meta: dict[str, Any] | None = None) -> bytes:
     from safetensors.torch import save
 
     sd = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
     meta = {"kind": KIND, "format_version": FORMAT_VERSION, "model_config": model.config.to_dict(), **(extra_meta or {})}
     # one metadata key: safetensors writes several keys in hash-map order, which would make
     # the bytes (hence the sha256 that identifies a model) differ between identical saves
-    return save(sd, metadata={_META_KEY: json.dumps(meta, sort_keys=True)})
+    return save(sd, metadata={META_KEY: json.dumps(meta, sort_keys=True)})
 
 
-def weights_sha256(model: GalaxIDNetViT) -> str:
+def weights_sha256(model: Backbone) -> str:
     """sha256 the weights file of this model would have (identity of an unsaved model)."""
     return hashlib.sha256(_weights_bytes(model)).hexdigest()
 
 
-def save_weights(path: str | Path, model: GalaxIDNetViT, extra_meta: dict[str, Any] | None = None) -> str:
+def save_weights(path: str | Path, model: Backbone, extra_meta: dict[str, Any] | None = None) -> str:
     """Write the model's weights atomically; return the file's sha256."""
     data = _weights_bytes(model, extra_meta)
     atomic_write_bytes(path, data)
@@ -105,9 +93,9 @@ def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     except Exception as e:  # SafetensorError, OSError, header JSON errors…
         raise CheckpointError(f"{path}: not a readable safetensors file (corrupt or truncated?): {e}") from None
     meta: dict[str, Any] = {}
-    if _META_KEY in raw:
+    if META_KEY in raw:
         try:
-            meta = json.loads(raw[_META_KEY])
+            meta = json.loads(raw[META_KEY])
         except json.JSONDecodeError as e:
             raise CheckpointError(f"{path}: metadata is not JSON ({e})") from None
         if not isinstance(meta, dict):
@@ -118,9 +106,7 @@ def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
 def resolve_checkpoint(path: str | Path) -> tuple[Path, Path | None]:
     """(weights file, checkpoint.json or None) for a run directory or a weights file;
     ``"pretrained"`` names the model shipped in the package (:mod:`.pretrained`)."""
-    if str(path) == "pretrained" and not Path(path).exists():
-        from .pretrained import pretrained_dir
-
+    if str(path) == PRETRAINED_NAME and not Path(path).exists():
         path = pretrained_dir()
     p = Path(path)
     if not p.exists():
@@ -136,7 +122,9 @@ def resolve_checkpoint(path: str | Path) -> tuple[Path, Path | None]:
     return p, (meta if meta.is_file() and p.name == WEIGHTS_FILE else None)
 
 
-def _read_meta_json(path: Path) -> dict[str, Any]:
+def read_meta_json(path: Path) -> dict[str, Any]:
+    """A checkpoint's JSON metadata (``checkpoint.json``, a resume state) of a format this
+    package reads; CheckpointError naming the file otherwise."""
     try:
         meta = json.loads(path.read_text("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -151,50 +139,49 @@ def _read_meta_json(path: Path) -> dict[str, Any]:
     return meta
 
 
-def _describe(cfg: ViTConfig) -> str:
-    return (
-        f"preset {cfg.name!r}: image {cfg.image_size}, patch {cfg.patch_size}, hidden {cfg.hidden}, "
-        f"depth {cfg.depth}, heads {cfg.num_heads}, mlp {cfg.mlp_hidden}, out {cfg.out_dim}"
-    )
-
-
-def _config_from(weights: Path, file_meta: dict[str, str], meta: dict[str, Any] | None, meta_path: Path | None) -> ViTConfig:
-    raw = None
-    where = weights
+def config_from(weights: Path, file_meta: dict[str, Any], meta: dict[str, Any] | None = None,
+                meta_path: Path | None = None, legacy_suppress_default: Any = None) -> ModelConfig:
+    """The model config of a checkpoint: ``checkpoint.json``'s when there is one, else the
+    weights file's. An old flat config takes its suppression from where old checkpoints
+    recorded it (:func:`.compat.legacy_suppress`), else ``legacy_suppress_default``."""
+    raw, where, holder = None, weights, file_meta
     if meta is not None and "model" in meta:
-        raw, where = meta["model"], meta_path
+        raw, where, holder = meta["model"], meta_path, meta
     elif "model_config" in file_meta:
         raw = file_meta["model_config"]
     if raw is None:
         raise CheckpointError(f"{weights}: no model config (neither {META_FILE} beside it nor safetensors metadata)")
     try:
-        return ViTConfig.from_dict(raw)
+        if not is_legacy(raw):
+            return model_config_from_dict(raw)
+        sup = legacy_suppress(holder)
+        return model_config_from_dict(raw, legacy_suppress_default if sup is None else sup)
     except (ConfigError, TypeError) as e:
         raise CheckpointError(f"{where}: invalid model config: {e}") from None
 
 
 def load_model(
-    path: str | Path, expect: ViTConfig | str | None = None
-) -> tuple[GalaxIDNetViT, dict[str, Any], Path, str]:
+    path: str | Path, expect: ModelConfig | str | None = None
+) -> tuple[Backbone, dict[str, Any], Path, str]:
     """Load a checkpoint onto the CPU → (model in eval mode, metadata dict, weights path, sha256).
 
-    ``expect`` (a preset name or a :class:`ViTConfig`) makes a checkpoint of another
+    ``expect`` (a preset name or a :class:`ModelConfig`) makes a checkpoint of another
     preset or shape fail with a :class:`CheckpointError` that names both.
     """
     weights, meta_path = resolve_checkpoint(path)
-    meta = _read_meta_json(meta_path) if meta_path is not None else None
+    meta = read_meta_json(meta_path) if meta_path is not None else None
     tensors, file_meta = read_weights(weights)
     if file_meta.get("kind", KIND) != KIND:
         raise CheckpointError(f"{weights}: holds {file_meta.get('kind')!r} weights, not a {KIND} model")
-    cfg = _config_from(weights, file_meta, meta, meta_path)
+    cfg = config_from(weights, file_meta, meta, meta_path)
     if expect is not None:
         if isinstance(expect, str):
             if cfg.name != expect:
-                raise CheckpointError(f"{weights}: checkpoint is {_describe(cfg)}, but preset {expect!r} was asked for")
+                raise CheckpointError(f"{weights}: checkpoint is {cfg.describe()}, but preset {expect!r} was asked for")
         elif expect.shape_key() != cfg.shape_key():
-            raise CheckpointError(f"{weights}: checkpoint is {_describe(cfg)}, but the run expects {_describe(expect)}")
-    model = build_model(cfg)
-    _load_state(model, tensors, weights)
+            raise CheckpointError(f"{weights}: checkpoint is {cfg.describe()}, but the run expects {expect.describe()}")
+    model = create_model(cfg)
+    load_weights_into(model, tensors, weights)
     model.eval()
     if meta is None:
         # the weights file alone: what training recorded in it about how to use the model
@@ -206,7 +193,9 @@ def load_model(
     return model, meta, weights, sha256_file(weights)
 
 
-def _load_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], where: Path) -> None:
+def load_weights_into(model: Backbone, tensors: dict[str, torch.Tensor], where: Path) -> None:
+    """Copy ``tensors`` into ``model``; CheckpointError (naming ``where``) when their names or
+    shapes are not the model's or a value is not finite."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
@@ -225,127 +214,3 @@ def _load_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], where:
         if not torch.isfinite(tensors[k]).all():
             raise CheckpointError(f"{where}: tensor {k!r} contains NaN or infinite values")
     model.load_state_dict({k: t.to(torch.float32) for k, t in tensors.items()})
-
-
-# ---- resume state -------------------------------------------------------------------------
-
-
-def save_train_state(
-    run_dir: Path,
-    model: GalaxIDNetViT,
-    optimizer: torch.optim.Optimizer,
-    tensors: dict[str, torch.Tensor],
-    state: dict[str, Any],
-) -> None:
-    """Write ``last/``: weights, optimizer moments + extra tensors (RNG states), JSON state."""
-    from safetensors.torch import save
-
-    # The resume point is one unit: written whole into last.new/, then swapped in by renames
-    # (a kill between writing the weights and the state once resumed "after epoch 3" with
-    # epoch-4 weights). state.json also records each file's sha256, checked on resume.
-    last = run_dir / LAST_DIR
-    new = run_dir / (LAST_DIR + ".new")
-    shutil.rmtree(new, ignore_errors=True)
-    files = {WEIGHTS_FILE: save_weights(new / WEIGHTS_FILE, model)}
-    osd = optimizer.state_dict()
-    flat: dict[str, torch.Tensor] = {}
-    scalars: dict[str, dict[str, Any]] = {}
-    for idx, st in osd["state"].items():
-        for name, val in st.items():
-            if isinstance(val, torch.Tensor):
-                flat[f"optim.{idx}.{name}"] = val.detach().to("cpu").contiguous()
-            else:
-                scalars.setdefault(str(idx), {})[name] = val
-    for k, v in tensors.items():
-        flat[f"extra.{k}"] = v.detach().to("cpu").contiguous()
-    data = save(flat, metadata={_META_KEY: json.dumps({"kind": "galaxidnet-train-state"})})
-    atomic_write_bytes(new / STATE_TENSORS, data)
-    files[STATE_TENSORS] = hashlib.sha256(data).hexdigest()
-    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in osd["param_groups"]]
-    atomic_write_json(
-        new / STATE_JSON,
-        {"format_version": FORMAT_VERSION, "state": state, "optimizer": {"param_groups": groups, "scalars": scalars}, "files": files},
-    )
-    fsync_dir(new)
-    old = run_dir / (LAST_DIR + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if last.exists():
-        os.replace(last, old)
-    os.replace(new, last)
-    fsync_dir(run_dir)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _last_is_whole(last: Path) -> bool:
-    """Whether ``last``-like directory holds a state.json whose recorded files match."""
-    try:
-        js = json.loads((last / STATE_JSON).read_text("utf-8"))
-    except (OSError, ValueError):
-        return False
-    files = js.get("files") if isinstance(js, dict) else None
-    if not isinstance(files, dict):
-        return False
-    return all((last / name).is_file() and sha256_file(last / name) == digest for name, digest in files.items())
-
-
-def settle_last(run_dir: str | Path) -> None:
-    """Finish or undo a swap of the resume point that a kill interrupted (see
-    :func:`save_train_state`): a whole ``last.new`` becomes ``last``; otherwise ``last``
-    (or, if the kill fell between the two renames, ``last.old``) stays the resume point."""
-    run_dir = Path(run_dir)
-    last, new, old = (run_dir / (LAST_DIR + sfx) for sfx in ("", ".new", ".old"))
-    if new.is_dir():
-        if _last_is_whole(new):
-            if last.exists():
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(last, old)
-            os.replace(new, last)
-        else:
-            shutil.rmtree(new, ignore_errors=True)
-    if not last.exists() and old.is_dir():
-        os.replace(old, last)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def load_train_state(
-    run_dir: Path, model: GalaxIDNetViT, optimizer: torch.optim.Optimizer
-) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Restore ``last/`` into ``model`` and ``optimizer``; return (extra tensors, JSON state)."""
-    last = run_dir / LAST_DIR
-    settle_last(run_dir)
-    state_json = last / STATE_JSON
-    if not state_json.is_file():
-        raise CheckpointError(f"{run_dir}: nothing to resume (no {LAST_DIR}/{STATE_JSON})")
-    js = _read_meta_json(state_json)
-    for name, digest in (js.get("files") or {}).items():  # absent in runs written before the check
-        if not (last / name).is_file() or sha256_file(last / name) != digest:
-            raise CheckpointError(
-                f"{last / name}: does not match {state_json} (the resume point was changed or only partly written); "
-                "cannot resume this run"
-            )
-    tensors, file_meta = read_weights(last / WEIGHTS_FILE)
-    cfg = _config_from(last / WEIGHTS_FILE, file_meta, None, None)
-    if cfg.shape_key() != model.config.shape_key():
-        raise CheckpointError(
-            f"{last / WEIGHTS_FILE}: checkpoint is {_describe(cfg)}, but the run expects {_describe(model.config)}"
-        )
-    _load_state(model, tensors, last / WEIGHTS_FILE)
-    flat, _ = read_weights(last / STATE_TENSORS)
-    opt = js.get("optimizer") or {}
-    osd_state: dict[int, dict[str, Any]] = {}
-    for key, val in flat.items():
-        if key.startswith("optim."):
-            _, idx, name = key.split(".", 2)
-            osd_state.setdefault(int(idx), {})[name] = val
-    for idx, sc in (opt.get("scalars") or {}).items():
-        osd_state.setdefault(int(idx), {}).update(sc)
-    groups = [
-        {k: (tuple(v) if isinstance(v, list) and k != "params" else v) for k, v in g.items()}
-        for g in opt.get("param_groups", [])
-    ]
-    try:
-        optimizer.load_state_dict({"state": osd_state, "param_groups": groups})
-    except (ValueError, KeyError, RuntimeError) as e:
-        raise CheckpointError(f"{last / STATE_TENSORS}: optimizer state does not fit this model ({e})") from None
-    extra = {k[len("extra."):]: v for k, v in flat.items() if k.startswith("extra.")}
-    return extra, js.get("state", {})

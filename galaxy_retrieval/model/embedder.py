@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Union
 
@@ -11,51 +12,18 @@ import torch
 from ..errors import CheckpointError, ConfigError
 from ..score import ScoreWeights
 from ..suppress import SuppressConfig
+from .backbone import Backbone
 from .checkpoint import load_model, weights_sha256
-from .config import ViTConfig
+from .config import ModelConfig
 from .device import autocast_for, pick_device
 from .fusion import DescriptorFusion
-from .preprocess import images_to_float, normalize
-from .vit import GalaxIDNetViT
+from .preprocess import Preprocessing
 
-__all__ = ["Embedder", "load_checkpoint", "suppress_images", "FROM_CHECKPOINT"]
+__all__ = ["Embedder", "load_checkpoint", "FROM_CHECKPOINT"]
 
 #: ``suppress=FROM_CHECKPOINT``: do what the checkpoint's training did (the default)
 FROM_CHECKPOINT = "checkpoint"
 SuppressChoice = Union[SuppressConfig, None, str]
-
-
-def suppress_images(images, cfg: SuppressConfig):
-    """Source suppression (:mod:`galaxy_retrieval.suppress`) of a batch of full-resolution images.
-
-    ``images``: a uint8 (B, H, W, C) array, a list of (H, W[, C]) arrays (other dtypes are
-    converted to uint8 RGB as catalog readers do), or a uint8 (B, 3, H, W) tensor. Returns an
-    array or a list of uint8 images, ready for :func:`~.preprocess.images_to_float`.
-    Suppression needs the pixels before any resizing: a star blurred into its neighbours by
-    downsampling is harder to separate from the galaxy."""
-    from ..suppress import suppress_batch
-
-    if isinstance(images, torch.Tensor):
-        if images.dtype != torch.uint8 or images.ndim != 4:
-            raise ValueError(
-                f"source suppression needs uint8 images; got a {images.dtype} tensor of shape {tuple(images.shape)}"
-            )
-        return suppress_batch(np.ascontiguousarray(images.permute(0, 2, 3, 1).cpu().numpy()), cfg)
-    if isinstance(images, np.ndarray) and images.ndim == 4 and images.dtype == np.uint8:
-        return suppress_batch(images, cfg)
-    from ..catalog.images import to_uint8_rgb
-
-    return suppress_batch([a if a.dtype == np.uint8 else to_uint8_rgb(a) for a in map(np.asarray, images)], cfg)
-
-
-def _checkpoint_suppress(meta: dict[str, Any], where: str | None) -> SuppressConfig | None:
-    raw = (meta.get("train") or {}).get("suppress_sources", meta.get("suppress_sources"))
-    if raw is None:
-        return None
-    try:
-        return SuppressConfig.from_dict(raw)
-    except (ConfigError, TypeError) as e:
-        raise CheckpointError(f"{where or 'checkpoint'}: invalid suppress_sources config ({e})") from None
 
 
 def _checkpoint_fusion(meta: dict[str, Any], where: str | None) -> DescriptorFusion | None:
@@ -82,17 +50,18 @@ class Embedder:
 
     Two things of the checkpoint's training travel with it:
 
-    - :attr:`suppress`: when training suppressed the sources around the central galaxy
-      (``TrainConfig.suppress_sources``), ``embed`` does the same to its images first.
-      ``suppress=`` overrides it (a :class:`SuppressConfig`, or None for off).
-      ``embed_float`` takes images already at model size and never suppresses.
+    - :attr:`preprocessing`: the model config's (:class:`~.preprocess.Preprocessing`); when
+      training suppressed the sources around the central galaxy, ``embed`` does the same
+      to its images first (:attr:`suppress`). ``suppress=`` overrides that step (a
+      :class:`SuppressConfig`, or None for off). ``embed_float`` takes images already at
+      model size and never suppresses.
     - :attr:`score_weights`: the weights the model was trained to be scored with (learned
       ones when the run learned them), the default of evaluation and index building.
     """
 
     def __init__(
         self,
-        model: GalaxIDNetViT,
+        model: Backbone,
         *,
         device: str | torch.device | None = "auto",
         sha256: str | None = None,
@@ -116,16 +85,14 @@ class Embedder:
         if isinstance(suppress, str):
             if suppress != FROM_CHECKPOINT:
                 raise ConfigError(f"suppress={suppress!r}; give a SuppressConfig, None (off) or {FROM_CHECKPOINT!r}")
-            self._suppress = _checkpoint_suppress(self.meta, self.path)
-        elif suppress is None or isinstance(suppress, SuppressConfig):
-            self._suppress = suppress
-        else:
+        elif suppress is not None and not isinstance(suppress, SuppressConfig):
             raise ConfigError(f"suppress must be a SuppressConfig, None or {FROM_CHECKPOINT!r}, got {type(suppress).__name__}")
+        self._suppress: SuppressChoice = suppress
 
     @classmethod
     def from_model(
         cls,
-        model: GalaxIDNetViT,
+        model: Backbone,
         *,
         device: str | torch.device | None = "auto",
         meta: dict[str, Any] | None = None,
@@ -144,7 +111,7 @@ class Embedder:
         return self._fusion
 
     @property
-    def model_config(self) -> ViTConfig:
+    def model_config(self) -> ModelConfig:
         return self.model.config
 
     @property
@@ -165,9 +132,16 @@ class Embedder:
         return self._score_weights
 
     @property
+    def preprocessing(self) -> Preprocessing:
+        """What ``embed`` does to images before the model (the checkpoint's, with the
+        suppression given to the constructor when one was)."""
+        pre = self.model_config.preprocessing
+        return pre if isinstance(self._suppress, str) else replace(pre, suppress=self._suppress)
+
+    @property
     def suppress(self) -> SuppressConfig | None:
         """Source suppression ``embed`` applies (the checkpoint's unless overridden), or None."""
-        return self._suppress
+        return self.preprocessing.suppress
 
     def manifest_info(self) -> dict[str, Any]:
         """What an index manifest records about the model that produced its vectors."""
@@ -191,7 +165,7 @@ class Embedder:
         """[0, 1] float images already at the model's input size (B, 3, S, S) → (B, dim)."""
         out = np.empty((x01.shape[0], self.dim), dtype=np.float32)
         for lo in range(0, x01.shape[0], batch_size):
-            x = normalize(x01[lo : lo + batch_size].to(self.device, torch.float32), self.model_config)
+            x = self.preprocessing.normalize(x01[lo : lo + batch_size].to(self.device, torch.float32))
             with autocast_for(self.device):
                 e = self.model.embed(x).float().cpu().numpy()
             if self._fusion is not None:
@@ -206,15 +180,12 @@ class Embedder:
         n = len(images)
         out = np.empty((n, self.dim), dtype=np.float32)
         for lo in range(0, n, batch_size):
-            chunk = images[lo : lo + batch_size]
-            if self._suppress is not None:
-                chunk = suppress_images(chunk, self._suppress)
-            x01 = images_to_float(chunk, self.model_config.image_size, self.device, self.model_config.framing)
+            x01 = self.preprocessing.to_float(images[lo : lo + batch_size], self.device)
             out[lo : lo + len(x01)] = self.embed_float(x01, batch_size)
         return out
 
     def __repr__(self) -> str:
-        sup = ", suppress=on" if self._suppress is not None else ""
+        sup = ", suppress=on" if self.suppress is not None else ""
         return f"Embedder(preset={self.model_config.name!r}, dim={self.dim}, device={self.device}{sup}, sha256={self.sha256[:12]}…)"
 
 
@@ -222,7 +193,7 @@ def load_checkpoint(
     path: str | Path,
     *,
     device: str | torch.device | None = "auto",
-    expect: ViTConfig | str | None = None,
+    expect: ModelConfig | str | None = None,
     suppress: SuppressChoice = FROM_CHECKPOINT,
     fusion: "DescriptorFusion | None | str" = FROM_CHECKPOINT,
 ) -> Embedder:

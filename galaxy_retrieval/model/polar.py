@@ -20,9 +20,10 @@ Rotations by multiples of 360°/(S/2) (the angle step after the stem's stride) g
 same vector exactly; other angles up to interpolation. Flips reverse the angle axis, which
 the mean ignores but the convolutions do not: flips are taught by the augmentations.
 
-Config (:class:`~galaxy_retrieval.model.config.ViTConfig` with ``backbone="polar"``):
-``image_size`` is the input side S, ``hidden`` the first stage's width (doubled by each of
-``depth`` stages), ``out_dim`` the vector length, ``patch_size`` only the cell size of
+Config (:class:`~galaxy_retrieval.model.config.ModelConfig` with ``backbone="polar"``):
+``image_size`` is the input side S, ``out_dim`` the vector length; its
+:class:`~galaxy_retrieval.model.config.PolarSettings` give ``width``, the first stage's
+channels (doubled by each of ``depth`` stages), and ``cell_size``, only the cell size of
 explanation maps (``gr explain --method similarity``).
 """
 
@@ -33,7 +34,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..descriptors import polar_grid
-from .config import ViTConfig
+from .config import ModelConfig
+from .registry import register_backbone
 
 __all__ = ["PolarCNN", "polar_grid"]
 
@@ -65,26 +67,30 @@ class _Block(nn.Module):
         return F.relu(self.body(x) + self.skip(x))
 
 
+@register_backbone("polar")
 class PolarCNN(nn.Module):
     """``embed(x)``: (B, C, S, S) normalised float → (B, out_dim), as the ViT's."""
 
-    def __init__(self, config: ViTConfig) -> None:
+    counted_buffers: tuple[str, ...] = ()  # the polar grid is geometry, not a parameter
+
+    def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        s, w = config.image_size, config.hidden
+        depth = config.settings.depth
+        s, w = config.image_size, config.settings.width
         self.n_r, self.n_theta = s // 2, s
         # persistent=False: recomputed from the config, never read from a checkpoint
         self.register_buffer("grid", polar_grid(self.n_r, self.n_theta), persistent=False)
         layers: list[nn.Module] = [_CircularConv(config.in_chans, w, 1), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
         # the first stage halves the angle axis only (S angles → S/2, as many as radii)
         cin, stride = w, (1, 2)
-        for i in range(config.depth):
+        for i in range(depth):
             cout = w * 2**i
             layers.append(_Block(cin, cout, stride))
             cin, stride = cout, 2
         self.features = nn.Sequential(*layers)
         n_r_out = self.n_r
-        for _ in range(config.depth - 1):
+        for _ in range(depth - 1):
             n_r_out = (n_r_out - 1) // 2 + 1
         self.head = nn.Linear(cin * n_r_out, config.out_dim)
 

@@ -9,7 +9,7 @@
 No class token, no final LayerNorm, no attention output projection: the paper's count of
 18,060,288 "trainable parameters" for the ``paper`` preset comes out exactly with this
 architecture when the fixed position table is counted as well (the published code kept it
-as a tensor in the module), which :func:`count_parameters` reproduces:
+as a tensor in the module), which :func:`~.backbone.count_parameters` reproduces:
 
     =================================================  ==========
     patch encoder   Linear(16·16·3 = 768 → 1024)         787,456
@@ -36,26 +36,31 @@ import torch
 from torch import nn
 
 from .block import Block
-from .config import ViTConfig
+from .config import ModelConfig
 from .patch_embed import PatchEmbed
 from .pos_embed import sincos_position_table
+from .registry import register_backbone
 
-__all__ = ["GalaxIDNetViT", "build_model", "count_parameters", "parameter_breakdown"]
+__all__ = ["GalaxIDNetViT"]
 
 
+@register_backbone("vit")
 class GalaxIDNetViT(nn.Module):
-    """Per-patch features with ``forward_features``; one vector per image with ``embed``."""
+    """Per-patch features with ``forward_features``; one vector per image with ``embed``.
+    Its shape is ``config.settings`` (:class:`~.config.ViTSettings`)."""
 
-    def __init__(self, config: ViTConfig) -> None:
+    #: the paper's parameter count includes the fixed position table
+    counted_buffers: tuple[str, ...] = ("pos_table",)
+
+    def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.patch_embed = PatchEmbed(config.patch_size, config.in_chans, config.hidden)
+        vs = config.settings
+        self.patch_embed = PatchEmbed(vs.patch_size, config.in_chans, vs.hidden)
         # persistent=False: recomputed from the config, never read from a checkpoint
-        self.register_buffer("pos_table", sincos_position_table(config.grid, config.hidden), persistent=False)
-        self.blocks = nn.ModuleList(
-            Block(config.hidden, config.num_heads, config.mlp_hidden) for _ in range(config.depth)
-        )
-        self.head = nn.Linear(config.hidden, config.out_dim)
+        self.register_buffer("pos_table", sincos_position_table(config.grid, vs.hidden), persistent=False)
+        self.blocks = nn.ModuleList(Block(vs.hidden, vs.num_heads, vs.mlp_hidden) for _ in range(vs.depth))
+        self.head = nn.Linear(vs.hidden, config.out_dim)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, S, S) normalised float → (B, P, out_dim) per-patch outputs."""
@@ -74,37 +79,3 @@ class GalaxIDNetViT(nn.Module):
         return self.pool(self.forward_features(x))
 
     forward = embed
-
-
-def build_model(config: ViTConfig, seed: int | None = None) -> nn.Module:
-    """A freshly initialised model of ``config.backbone`` (the ViT, or the polar CNN of
-    :mod:`galaxy_retrieval.model.polar`); with ``seed`` the initial weights depend on it
-    only (the global RNG is restored afterwards), so "untrained, same seed" is reproducible."""
-    from .polar import PolarCNN
-
-    cls = PolarCNN if config.backbone == "polar" else GalaxIDNetViT
-    if seed is None:
-        return cls(config)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
-        return cls(config)
-
-
-def count_parameters(model: GalaxIDNetViT) -> int:
-    """The paper's parameter count: every trainable tensor plus the fixed position table.
-
-    ``sum(p.numel() for p in model.parameters()) + model.pos_table.numel()``; 18,060,288
-    for the ``paper`` preset (breakdown in the module docstring)."""
-    return sum(p.numel() for p in model.parameters()) + model.pos_table.numel()
-
-
-def parameter_breakdown(model: GalaxIDNetViT) -> dict[str, int]:
-    """Counts by part, summing to :func:`count_parameters`."""
-    out = {
-        "patch_embed": sum(p.numel() for p in model.patch_embed.parameters()),
-        "pos_table": model.pos_table.numel(),
-    }
-    for i, blk in enumerate(model.blocks):
-        out[f"block{i}"] = sum(p.numel() for p in blk.parameters())
-    out["head"] = sum(p.numel() for p in model.head.parameters())
-    return out

@@ -1,10 +1,12 @@
-"""Label-free training of the GalaxIDNet ViT with a contrastive loss (paper §3.4–3.5)."""
+"""Label-free training of any backbone (the polar CNN, the GalaxIDNet ViT) with a contrastive
+loss (paper §3.4–3.5)."""
 
 from __future__ import annotations
 
 from .augment import NEGATIVE_TRANSFORMS, POSITIVE_TRANSFORMS, AugmentConfig, PairAugmenter
 from .config import TrainConfig
-from .loop import TrainResult, train, validate
+from .loop import TrainResult, train
+from .validate import validate
 from .reuse import resumable_with, same_config, trained_with
 from .splits import split_indices
 

@@ -8,9 +8,10 @@ from typing import Any, Literal
 
 from ..errors import ConfigError
 from ..framing import Framing
-from ..model.config import ViTConfig
+from ..model.compat import model_config_from_dict
+from ..model.config import ModelConfig
 from ..model.device import Precision
-from ..model.presets import preset as _preset
+from ..model.registry import model_config as preset_config
 from ..score import ScoreWeights
 from ..suppress import SuppressConfig
 from .augment import GALAXY_AUGMENT, AugmentConfig
@@ -106,19 +107,19 @@ class TrainConfig:
         Fine-tuning then continues with this config's recipe on the catalog.
     framing
         the square cut from each cutout before it is resized
-        (:class:`~galaxy_retrieval.framing.Framing`); None keeps the model config's. Stored
-        in the model config of the checkpoint, so indexing, queries, evaluation and
-        explanations frame every image the same way.
+        (:class:`~galaxy_retrieval.framing.Framing`); None keeps the model config's.
     suppress_sources
         replace every source but the central galaxy by sky (:mod:`galaxy_retrieval.suppress`)
         in the full-resolution catalog images before they are cropped and resized, for
-        training and validation alike. Recorded in the checkpoint, so the checkpoint's
-        :class:`~galaxy_retrieval.model.Embedder` (index building, image queries) and
-        :func:`~galaxy_retrieval.evaluate.evaluate` do the same to their images.
+        training and validation alike; None keeps the model config's (off in every preset).
+
+    Both become the trained model's :class:`~galaxy_retrieval.model.Preprocessing`
+    (:meth:`model_config`), stored once in the checkpoint's model config, so indexing,
+    queries, evaluation and explanations treat every image the same way.
     """
 
     preset: str = "polar"
-    model: ViTConfig | None = None  # overrides ``preset`` when given
+    model: ModelConfig | None = None  # overrides ``preset`` when given
     epochs: int = 30
     batch_size: int = 128
     lr: float = 1e-3
@@ -221,7 +222,9 @@ class TrainConfig:
         if self.framing is not None and not isinstance(self.framing, Framing):
             object.__setattr__(self, "framing", Framing.from_dict(self.framing))
         if self.model is None:
-            _preset(self.preset)  # raises ConfigError naming the choices
+            preset_config(self.preset)  # raises ConfigError naming the choices
+        elif not isinstance(self.model, ModelConfig):
+            raise ConfigError(f"train config model must be a ModelConfig or None, got {type(self.model).__name__}")
         self.augment_config()  # validates augmentation counts
 
     @classmethod
@@ -232,11 +235,16 @@ class TrainConfig:
                     augment=None, framing=None, select_by="val_loss", epochs=25, batch_size=64)
         return cls(**{**base, **overrides})
 
-    def model_config(self) -> ViTConfig:
-        """The model to train: ``model`` if given, else the named preset; with ``framing``
-        set, that framing replaces the model config's."""
-        base = self.model if self.model is not None else _preset(self.preset)
-        return base if self.framing is None else replace(base, framing=self.framing)
+    def model_config(self) -> ModelConfig:
+        """The model to train: ``model`` if given, else the named preset; ``framing`` and
+        ``suppress_sources``, when set, replace its preprocessing's."""
+        base = self.model if self.model is not None else preset_config(self.preset)
+        changes: dict[str, Any] = {}
+        if self.framing is not None:
+            changes["framing"] = self.framing
+        if self.suppress_sources is not None:
+            changes["suppress"] = self.suppress_sources
+        return base.with_preprocessing(**changes) if changes else base
 
     def augment_config(self) -> AugmentConfig:
         if self.augment is not None:
@@ -256,7 +264,7 @@ class TrainConfig:
         d: dict[str, Any] = {}
         for f in fields(self):
             v = getattr(self, f.name)
-            if isinstance(v, ViTConfig):
+            if isinstance(v, ModelConfig):
                 v = v.to_dict()
             elif isinstance(v, (ScoreWeights, SuppressConfig, Framing)):
                 v = v.to_dict()
@@ -285,7 +293,7 @@ class TrainConfig:
         kw.setdefault("compile", "off")
         kw.setdefault("init", None)
         if kw.get("model") is not None:
-            kw["model"] = ViTConfig.from_dict(kw["model"])
+            kw["model"] = model_config_from_dict(kw["model"])
         if "score_weights" in kw:
             kw["score_weights"] = ScoreWeights.from_dict(kw["score_weights"])
         if kw.get("framing") is not None:

@@ -1,8 +1,8 @@
 """Catalog images at model resolution, in RAM when they fit, streamed otherwise.
 
-With a :class:`~galaxy_retrieval.suppress.SuppressConfig`, every image has the sources
-around its central galaxy replaced by sky first, at full resolution (before the crop and
-resize), as the checkpoint's :class:`~galaxy_retrieval.model.Embedder` does at search time."""
+Every image goes through steps 1–3 of the model's
+:class:`~galaxy_retrieval.model.Preprocessing` (suppress → frame → resize), as the
+checkpoint's :class:`~galaxy_retrieval.model.Embedder` does at search time."""
 
 from __future__ import annotations
 
@@ -13,12 +13,10 @@ import torch
 
 from ..catalog.base import Catalog
 from ..errors import CatalogError
-from ..framing import Framing, FramingStats
+from ..framing import FramingStats
 from ..ingest import IngestConfig, IngestStats, can_prepare, prepare_rows
-from ..model.embedder import suppress_images
-from ..model.preprocess import resize_uint8
+from ..model.preprocess import Preprocessing
 from ..progress import NULL_PROGRESS, Progress
-from ..suppress import SuppressConfig
 
 __all__ = ["ImageStore", "read_rows", "model_inputs"]
 
@@ -29,18 +27,11 @@ _CHUNK = 256
 _DENSE = 0.05
 
 
-def read_rows(
-    catalog: Catalog, rows: np.ndarray, chunk: int = _CHUNK, suppress: SuppressConfig | None = None
-) -> Iterator[tuple[np.ndarray, Any]]:
+def read_rows(catalog: Catalog, rows: np.ndarray, chunk: int = _CHUNK) -> Iterator[tuple[np.ndarray, Any]]:
     """Yield (catalog rows, images) for the given rows, in increasing row order.
 
     Dense row sets are read as contiguous ranges (``iter_batches``) and filtered; sparse
-    ones by ``get_batch``. Unreadable images skipped by the catalog are simply absent.
-    With ``suppress``, the images come with their non-central sources replaced by sky."""
-    if suppress is not None:
-        for got, images in read_rows(catalog, rows, chunk):
-            yield got, suppress_images(images, suppress)
-        return
+    ones by ``get_batch``. Unreadable images skipped by the catalog are simply absent."""
     rows = np.unique(np.asarray(rows, dtype=np.int64))
     if rows.size == 0:
         return
@@ -64,21 +55,19 @@ def read_rows(
 def model_inputs(
     catalog: Any,
     rows: Sequence[int] | np.ndarray,
-    size: int,
-    framing: Framing | None,
-    suppress: Any = None,
+    pre: Preprocessing,
     batch: int = 256,
     stats: IngestStats | None = None,
     cfg: IngestConfig | None = IngestConfig(),
 ) -> Iterator[tuple[np.ndarray, "torch.Tensor"]]:
-    """(catalog rows, float32 (b, 3, S, S) in [0, 1]) of the given rows, in increasing row
-    order, unreadable images left out: the fast path for image folders (``cfg``), else the
-    catalog's reader and :func:`~galaxy_retrieval.model.preprocess.images_to_float` in this
+    """(catalog rows, float32 (b, 3, S, S) in [0, 1]) of the given rows after steps 1–3 of
+    ``pre``, in increasing row order, unreadable images left out: the fast path for image
+    folders (``cfg``), else the catalog's reader and :meth:`Preprocessing.to_float` in this
     process (HDF5 catalogs; source suppression, which needs the full images here)."""
-    framing = framing if framing is not None else Framing()
     stats = stats if stats is not None else IngestStats()
     rows = np.unique(np.asarray(rows, dtype=np.int64))
-    if cfg is not None and suppress is None and can_prepare(catalog):
+    size, framing = pre.image_size, pre.framing
+    if cfg is not None and pre.suppress is None and can_prepare(catalog):
         # while the workers run, the caller's model calls get the cores they leave
         # (see IngestConfig.embed_threads); restored when the loop ends
         threads = torch.get_num_threads()
@@ -90,16 +79,15 @@ def model_inputs(
         finally:
             torch.set_num_threads(threads)
         return
-    from ..model.preprocess import images_to_float
-
-    for got, images in read_rows(catalog, rows, batch, suppress=suppress):
-        x01 = images_to_float(images, size, framing=framing, stats=stats.framing)
+    for got, images in read_rows(catalog, rows, batch):
+        x01 = pre.to_float(images, stats=stats.framing)
         stats.images += len(got)
         yield got, x01
 
 
 class ImageStore:
-    """The images at catalog positions ``rows``, framed (``framing``) and resized to ``size``.
+    """The images at catalog positions ``rows`` after steps 1–3 of ``pre`` (suppressed,
+    framed, resized to ``size = pre.image_size``).
 
     Decoding and resizing a 256² catalog image costs more than the small model's forward
     pass on it, so when ``len(rows)·3·size²`` bytes fit in ``preload_max_bytes`` the
@@ -108,30 +96,27 @@ class ImageStore:
 
     ``get(positions)`` takes positions into ``rows`` (0 … len−1) and returns uint8
     (b, 3, size, size). Unreadable images (catalogs opened with ``on_error="skip"``) are
-    dropped from the store while pre-loading. ``suppress`` suppresses the sources around
-    the central galaxy of each full-resolution image before it is resized (once, while
-    pre-loading; on every request when streaming).
+    dropped from the store while pre-loading. Source suppression (``pre.suppress``) works
+    on each full-resolution image before it is resized (once, while pre-loading; on every
+    request when streaming).
     """
 
     def __init__(
         self,
         catalog: Catalog,
         rows: np.ndarray,
-        size: int,
+        pre: Preprocessing,
         preload_max_bytes: int = 2 << 30,
         progress: Progress = NULL_PROGRESS,
         name: str = "images",
-        suppress: SuppressConfig | None = None,
-        framing: Framing | None = None,
     ) -> None:
         self.catalog = catalog
-        self.size = size
+        self.pre = pre
+        self.size = pre.image_size
         self.name = name
-        self.framing = framing  # the square cut before resizing (ViTConfig.framing)
         self.framing_stats = FramingStats()
-        self.suppress = suppress
         self.rows = np.unique(np.asarray(rows, dtype=np.int64))
-        self.preloaded = len(self.rows) * 3 * size * size <= preload_max_bytes
+        self.preloaded = len(self.rows) * 3 * self.size * self.size <= preload_max_bytes
         self._data: torch.Tensor | None = None
         if self.preloaded:
             self._preload(progress, name)
@@ -140,16 +125,16 @@ class ImageStore:
 
     def _preload(self, progress: Progress, name: str) -> None:
         parts, kept = [], []
-        what = f"loading {name} at {self.size}²" + (" (suppressing sources)" if self.suppress is not None else "")
+        what = f"loading {name} at {self.size}²" + (" (suppressing sources)" if self.pre.suppress is not None else "")
         # image folders go through the ingest fast path (worker processes, the box store)
         stats = IngestStats(framing=self.framing_stats)
         with progress.task(what, total=len(self.rows), unit="img") as t:
-            for got, x01 in model_inputs(self.catalog, self.rows, self.size, self.framing, self.suppress, _CHUNK, stats):
-                parts.append(x01.mul_(255.0).round_().to(torch.uint8))  # as resize_uint8
+            for got, x01 in model_inputs(self.catalog, self.rows, self.pre, _CHUNK, stats):
+                parts.append(x01.mul_(255.0).round_().to(torch.uint8))  # as Preprocessing.to_uint8
                 kept.append(got)
                 t.advance(len(got))
         st = self.framing_stats
-        if self.framing is not None and self.framing.mode == "auto" and (st.measured or st.reused):
+        if self.pre.framing.mode == "auto" and (st.measured or st.reused):
             progress.log(f"{name}: {st.describe_reuse()}")
         self.rows = np.concatenate(kept) if kept else np.zeros(0, np.int64)
         self._data = torch.cat(parts) if parts else torch.zeros((0, 3, self.size, self.size), dtype=torch.uint8)
@@ -164,5 +149,4 @@ class ImageStore:
         b = self.catalog.get_batch(self.rows[pos.numpy()])
         if len(b) == 0:
             return torch.zeros((0, 3, self.size, self.size), dtype=torch.uint8)
-        images = b.images if self.suppress is None else suppress_images(b.images, self.suppress)
-        return resize_uint8(images, self.size, self.framing)
+        return self.pre.to_uint8(b.images)

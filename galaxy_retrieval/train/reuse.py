@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..model.checkpoint import LAST_DIR, META_FILE, STATE_JSON, WEIGHTS_FILE
+from ..model.layout import LAST_DIR, META_FILE, STATE_JSON, WEIGHTS_FILE
 from .config import TrainConfig
 
 __all__ = ["same_config", "trained_with", "resumable_with"]

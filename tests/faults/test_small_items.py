@@ -88,7 +88,7 @@ def test_serve_on_every_address_without_a_key_warns_and_names_the_real_address(t
 _KILL_FIRST_SAVE = """
 import os, signal, sys
 from pathlib import Path
-import galaxy_retrieval.model.checkpoint as ck
+import galaxy_retrieval.train.state as ck
 from galaxy_retrieval.catalog import open_catalog
 from galaxy_retrieval.train import TrainConfig, train
 run, cat = sys.argv[1:3]

@@ -30,7 +30,7 @@ _KILLER = textwrap.dedent(
     """
     import json, os, signal, sys
     from pathlib import Path
-    import galaxy_retrieval.model.checkpoint as ck
+    import galaxy_retrieval.train.state as ck
     from galaxy_retrieval.catalog import open_catalog
     from galaxy_retrieval.train import TrainConfig, train
 

@@ -17,7 +17,8 @@ from typing import Any
 
 from ...atomic import atomic_path, atomic_write_json
 from ...errors import CheckpointError
-from ..checkpoint import META_FILE, WEIGHTS_FILE
+from ..compat import legacy_suppress, model_config_from_dict
+from ..layout import META_FILE, WEIGHTS_FILE
 
 __all__ = ["PRETRAINED", "PRETRAINED_NAME", "pretrained_dir", "pretrained_info", "install_pretrained", "resolve_init"]
 
@@ -81,7 +82,6 @@ def resolve_init(init: str | None, model_config: Any) -> str | None:
         return init
     if not (PRETRAINED / WEIGHTS_FILE).is_file() or not (PRETRAINED / META_FILE).is_file():
         return None
-    from ..config import ViTConfig
-
-    shipped = ViTConfig.from_dict(json.loads((PRETRAINED / META_FILE).read_text("utf-8"))["model"])
+    meta = json.loads((PRETRAINED / META_FILE).read_text("utf-8"))
+    shipped = model_config_from_dict(meta["model"], legacy_suppress(meta))
     return PRETRAINED_NAME if shipped.architecture_key() == model_config.architecture_key() else None
