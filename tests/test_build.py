@@ -262,3 +262,29 @@ def test_index_of_a_suppression_checkpoint_embeds_queries_the_same_way(tmp_path:
     assert s.embedder.suppress == SuppressConfig()  # from the index's copy of the checkpoint
     hit = s.query(image=im, k=1)[0]
     assert hit.object_id == "4" and hit.score == pytest.approx(1.0, abs=1e-5)  # same input as the index saw
+
+
+def test_shards_a_cluster_wrote_into_a_new_index_are_built_in_place(tmp_path: Path) -> None:
+    """Shards written by ``write_shard`` into ``out/embeddings`` (a cluster's job output)
+    are the build's input, not a stranger's files; a user's own part-*.parquet still is."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from galaxy_retrieval.index import shard_name, write_shard
+    from galaxy_retrieval.index.build import build_index_from_shards
+    from galaxy_retrieval.search.searcher import GalaxySearcher
+
+    out = tmp_path / "idx"
+    x = np.random.default_rng(0).standard_normal((40, 8)).astype(np.float32)
+    for i, lo in enumerate(range(0, 40, 16)):
+        write_shard(out / "embeddings" / shard_name(i), [f"o{r}" for r in range(lo, min(40, lo + 16))], np.arange(lo, min(40, lo + 16)), x[lo : lo + 16], {})
+    res = build_index_from_shards(out / "embeddings", out, BuildConfig(index=IndexSpec(kind="flat")))
+    assert res.manifest.count == 40
+    s = GalaxySearcher.open(out)
+    assert s.search_vectors(x[:1], k=1)[1][0][0] == 0
+
+    foreign = tmp_path / "foreign"
+    (foreign / "embeddings").mkdir(parents=True)
+    pq.write_table(pa.table({"a": [1]}), foreign / "embeddings" / shard_name(0))
+    with pytest.raises(IndexFormatError, match="not part of an index"):
+        build_index_from_shards(out / "embeddings", foreign, BuildConfig(index=IndexSpec(kind="flat")))

@@ -17,7 +17,7 @@ from ..errors import IndexFormatError
 from ..atomic import atomic_path
 from .layout import shard_name
 
-__all__ = ["MODEL_SHA_KEY", "RANGE_KEY", "shard_model_sha256", "shard_name", "shard_schema", "write_shard", "read_shard_table", "read_metadata_table", "read_shard_embeddings", "check_shard_models"]
+__all__ = ["MODEL_SHA_KEY", "RANGE_KEY", "WRITER_KEY", "shard_model_sha256", "shard_name", "shard_schema", "write_shard", "read_shard_table", "read_metadata_table", "read_shard_embeddings", "check_shard_models"]
 
 # Parquet schema metadata: the sha256 of the model weights that embedded the shard. Vectors
 # of two models are not comparable, so a shard is checked against the index's model when it
@@ -26,6 +26,10 @@ MODEL_SHA_KEY = b"galaxy_retrieval.model_sha256"
 #: Parquet schema metadata: the catalog row range ``"lo:hi"`` a build's shard holds, so that an
 #: interrupted build reuses it; shards rewritten by add/compact drop it.
 RANGE_KEY = b"galaxy_retrieval.rows"
+#: Parquet schema metadata every shard :func:`write_shard` writes carries: it marks the file as
+#: an index writer's (``index/directory.py``), so shards a cluster wrote into a new index's
+#: ``embeddings/`` are built from in place, while a user's ``part-*.parquet`` is left alone.
+WRITER_KEY = b"galaxy_retrieval.shard"
 
 
 def _pa_float(dtype: str) -> pa.DataType:
@@ -80,8 +84,8 @@ def write_shard(
             continue  # a catalog column named like ours must not shadow the contract
         cols[name] = _column_array(values)
     table = pa.table(cols)
-    if extra_schema_metadata:
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **extra_schema_metadata})
+    stamp = {WRITER_KEY: b"1", **{k.encode() if isinstance(k, str) else k: v for k, v in (extra_schema_metadata or {}).items()}}
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **stamp})
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd" if dtype == "float16" else "snappy")
     return Path(path)
