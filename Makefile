@@ -1,4 +1,4 @@
-# Two commands on a fresh machine with Python 3.10+:  make demo   |   make test
+# Two commands on a fresh machine with Python 3.11+:  make demo   |   make test
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -17,10 +17,8 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/gr demo
 
-# lint is not yet a prerequisite of test: the tree gets one formatting pass (ruff format .,
-# ruff check --fix .) once the issue-24 branches are merged; then this line becomes
-# `test: $(STAMP) lint`, and CI (.ci/run: make test) checks both
-test: $(STAMP)
+# lint first: CI (.ci/run: make test) checks the rules and the formatting with the tests
+test: $(STAMP) lint
 	$(PY) -m pytest tests
 
 # the rules and their reasons: [tool.ruff] in pyproject.toml

@@ -66,7 +66,12 @@ def _machine() -> dict:
     from galaxy_retrieval.bench.machine import machine_info
 
     return machine_info(
-        {"numba_threads": numba.get_num_threads(), "numba_threading_layer": numba.threading_layer(), "numba": numba.__version__, "numpy": np.__version__}
+        {
+            "numba_threads": numba.get_num_threads(),
+            "numba_threading_layer": numba.threading_layer(),
+            "numba": numba.__version__,
+            "numpy": np.__version__,
+        }
     )
 
 
@@ -78,7 +83,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--dtype", default="float32,float16", help="storage dtypes, comma-separated")
     ap.add_argument("--k", type=int, default=10, help="k for the exact_knn timing")
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--naive-rows", type=int, default=10_000, help="rows for the naive numpy timing (scaled to --n)")
+    ap.add_argument(
+        "--naive-rows", type=int, default=10_000, help="rows for the naive numpy timing (scaled to --n)"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out-json", type=Path, default=Path("benchmarks/results/exact_kernel.json"))
     args = ap.parse_args(argv)
@@ -99,7 +106,11 @@ def main(argv: list[str] | None = None) -> dict:
         xb = xb32.astype(dtype)
         nbytes = xb.nbytes
         # The widest unsigned view a row divides into (uint64 unless D·itemsize is odd-sized).
-        word = next(w for w in (np.uint64, np.uint32, np.uint16) if xb.shape[1] * xb.itemsize % np.dtype(w).itemsize == 0)
+        word = next(
+            w
+            for w in (np.uint64, np.uint32, np.uint16)
+            if xb.shape[1] * xb.itemsize % np.dtype(w).itemsize == 0
+        )
         words = xb.view(word)
         reads = {f"numba_sum_{np.dtype(word).name}": lambda words=words: read_sum(words)}
         if xb.dtype == np.float32:
@@ -108,14 +119,21 @@ def main(argv: list[str] | None = None) -> dict:
         for nq in nqs:
             times[f"kernel:{nq}"] = []
             times[f"exact_knn:{nq}"] = []
-        for fn in [*reads.values(), *(lambda nq=nq, xb=xb: score_matrix(xq[:nq], xb, device="cpu") for nq in nqs)]:
+        for fn in [
+            *reads.values(),
+            *(lambda nq=nq, xb=xb: score_matrix(xq[:nq], xb, device="cpu") for nq in nqs),
+        ]:
             fn()  # untimed first pass: page the matrix in, warm caches and thread pool
         for _ in range(args.repeats):
             for name, fn in reads.items():
                 times[f"read:{name}"].append(_timed(fn))
             for nq in nqs:
-                times[f"kernel:{nq}"].append(_timed(lambda nq=nq, xb=xb: score_matrix(xq[:nq], xb, device="cpu")))
-                times[f"exact_knn:{nq}"].append(_timed(lambda nq=nq, xb=xb: exact_knn(xq[:nq], xb, args.k, device="cpu")))
+                times[f"kernel:{nq}"].append(
+                    _timed(lambda nq=nq, xb=xb: score_matrix(xq[:nq], xb, device="cpu"))
+                )
+                times[f"exact_knn:{nq}"].append(
+                    _timed(lambda nq=nq, xb=xb: exact_knn(xq[:nq], xb, args.k, device="cpu"))
+                )
         med = {key: float(np.median(v)) for key, v in times.items()}
         read_name = min(reads, key=lambda name: med[f"read:{name}"])
         t_read = med[f"read:{read_name}"]
@@ -140,7 +158,9 @@ def main(argv: list[str] | None = None) -> dict:
                         "ratio_to_read": t / nq / t_read,
                         "ratio_to_read_per_repeat_median": float(np.median(r_rep)),
                         # Fastest over fastest: the least disturbed by other load on the machine.
-                        "ratio_to_read_min": min(times[f"{what}:{nq}"]) / nq / min(times[f"read:{read_name}"]),
+                        "ratio_to_read_min": min(times[f"{what}:{nq}"])
+                        / nq
+                        / min(times[f"read:{read_name}"]),
                     }
                 )
         results.append(
@@ -149,13 +169,22 @@ def main(argv: list[str] | None = None) -> dict:
                 "matrix_bytes": nbytes,
                 "read": {"bound": read_name, "s": t_read, "gb_per_s": nbytes / t_read / 1e9},
                 "read_variants_s": {name: med[f"read:{name}"] for name in reads},
-                "naive_numpy_one_query": {"s": t_naive, "rows_timed": m, "scaled_to_n": True, "ratio_to_read": t_naive / t_read},
+                "naive_numpy_one_query": {
+                    "s": t_naive,
+                    "rows_timed": m,
+                    "scaled_to_n": True,
+                    "ratio_to_read": t_naive / t_read,
+                },
                 "rows": rows,
                 "raw_times_s": times,
             }
         )
-        print(f"\n{dtype}: {nbytes / 1e6:.0f} MB; read {t_read * 1e3:.1f} ms ({nbytes / t_read / 1e9:.1f} GB/s, {read_name}); naive numpy {t_naive:.2f} s/query ({t_naive / t_read:.0f}× read)")
-        print(f"  {'what':<10} {'nq':>4} {'ms/batch':>9} {'ms/query':>9} {'GB/s':>7} {'÷ read':>7} {'(min)':>6}")
+        print(
+            f"\n{dtype}: {nbytes / 1e6:.0f} MB; read {t_read * 1e3:.1f} ms ({nbytes / t_read / 1e9:.1f} GB/s, {read_name}); naive numpy {t_naive:.2f} s/query ({t_naive / t_read:.0f}× read)"
+        )
+        print(
+            f"  {'what':<10} {'nq':>4} {'ms/batch':>9} {'ms/query':>9} {'GB/s':>7} {'÷ read':>7} {'(min)':>6}"
+        )
         for r in rows:
             print(
                 f"  {r['what']:<10} {r['nq']:>4} {r['batch_s'] * 1e3:>9.1f} {r['s_per_query'] * 1e3:>9.2f}"
@@ -164,10 +193,14 @@ def main(argv: list[str] | None = None) -> dict:
 
     out = {
         "benchmark": "exact_kernel",
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "commit": _git_commit(),
         "machine": _machine(),
-        "parameters": {**{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, "row_tile": ROW_TILE, "data": "clustered_vectors (64 clusters, intrinsic dim 32)"},
+        "parameters": {
+            **{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "row_tile": ROW_TILE,
+            "data": "clustered_vectors (64 clusters, intrinsic dim 32)",
+        },
         "results": results,
         "note": "ratio_to_read = (batch time / nq) / time of one plain parallel read of the same matrix, medians of interleaved repeats in this run; other processes may share the CPU",
     }

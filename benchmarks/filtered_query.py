@@ -51,26 +51,39 @@ def write_shards(root: Path, x: np.ndarray, lo: int, hi: int, per: int, seed: in
     u = np.random.default_rng(seed).random(len(x))
     for i, a in enumerate(range(lo, hi, per)):
         b = min(hi, a + per)
-        write_shard(root / shard_name(i), [f"s{r}" for r in range(a, b)], np.arange(a, b), x[a:b], {"u": u[a:b].tolist(), "label": (np.arange(a, b) % 10).tolist()}, dtype=dtype)
+        write_shard(
+            root / shard_name(i),
+            [f"s{r}" for r in range(a, b)],
+            np.arange(a, b),
+            x[a:b],
+            {"u": u[a:b].tolist(), "label": (np.arange(a, b) % 10).tolist()},
+            dtype=dtype,
+        )
     return root
 
 
 def _recall(found: list[np.ndarray], gt: np.ndarray, k: int) -> float:
-    return float(np.mean([len(set(f[f >= 0]) & set(g[g >= 0])) / max(1, min(k, (g >= 0).sum())) for f, g in zip(found, gt)]))
-
-
+    return float(
+        np.mean(
+            [len(set(f[f >= 0]) & set(g[g >= 0])) / max(1, min(k, (g >= 0).sum())) for f, g in zip(found, gt)]
+        )
+    )
 
 
 THREADS = 1  # set from --threads in run()
 
 
-def _timed(s: GalaxySearcher, xq: np.ndarray, k: int, refine: int, **kw: object) -> tuple[list[float], list[np.ndarray]]:
+def _timed(
+    s: GalaxySearcher, xq: np.ndarray, k: int, refine: int, **kw: object
+) -> tuple[list[float], list[np.ndarray]]:
     """One query per call, as a user's request is: (seconds per call, positions found)."""
     with search_threads(THREADS):
         return _timed_loop(s, xq, k, refine, **kw)
 
 
-def _timed_loop(s: GalaxySearcher, xq: np.ndarray, k: int, refine: int, **kw: object) -> tuple[list[float], list[np.ndarray]]:
+def _timed_loop(
+    s: GalaxySearcher, xq: np.ndarray, k: int, refine: int, **kw: object
+) -> tuple[list[float], list[np.ndarray]]:
     times, found = [], []
     for i in range(len(xq)):
         t0 = time.perf_counter()
@@ -87,34 +100,64 @@ def _ms(times: list[float], q: float) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=1_000_000)
-    ap.add_argument("--dim", type=int, default=256, help="256: 1M float16 vectors are 0.5 GB, and the run fits a shared 24 GB box")
+    ap.add_argument(
+        "--dim",
+        type=int,
+        default=256,
+        help="256: 1M float16 vectors are 0.5 GB, and the run fits a shared 24 GB box",
+    )
     ap.add_argument("--dtype", default="float16", choices=["float16", "float32"])
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--refine", type=int, default=10)
     ap.add_argument("--index", default="auto", help="auto | flat | hnsw | ivf-pq | a FAISS factory string")
-    ap.add_argument("--nprobe", default="256", help="IVF lists probed by an unfiltered query; a comma list runs each")
+    ap.add_argument(
+        "--nprobe", default="256", help="IVF lists probed by an unfiltered query; a comma list runs each"
+    )
     ap.add_argument("--selectivities", default="0.5,0.05,0.001")
     ap.add_argument(
-        "--threads", type=int, default=1,
+        "--threads",
+        type=int,
+        default=1,
         help="FAISS and numba threads for the timed queries (0: all). 1, as §4 times single queries: a server answers concurrent "
         "queries on the other cores, and a parallel region on a busy 2-core box waits a scheduler slice for its second thread",
     )
-    ap.add_argument("--sweep-nprobe", default="", help="also run FAISS + ID selector at these fixed nprobe values per selectivity (no widening)")
-    ap.add_argument("--compare-queries", type=int, default=50, help="queries run with each path forced, per selectivity")
-    ap.add_argument("--add", type=int, default=None, help="vectors appended in the add measurement (default n/10)")
+    ap.add_argument(
+        "--sweep-nprobe",
+        default="",
+        help="also run FAISS + ID selector at these fixed nprobe values per selectivity (no widening)",
+    )
+    ap.add_argument(
+        "--compare-queries", type=int, default=50, help="queries run with each path forced, per selectivity"
+    )
+    ap.add_argument(
+        "--add", type=int, default=None, help="vectors appended in the add measurement (default n/10)"
+    )
     ap.add_argument("--small-add", type=int, default=1000, help="vectors appended after that, onto n")
     ap.add_argument("--shard-rows", type=int, default=65536)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
-        "--vectors", type=Path, default=None,
+        "--vectors",
+        type=Path,
+        default=None,
         help="an .npy of real embeddings (rows in random order) instead of synthetic clustered vectors: the first n are indexed, "
         "the next --queries are the queries, the rest the additions; n defaults to what that leaves",
     )
-    ap.add_argument("--exact-scan-elements", type=int, default=None, help="selections of at most this many rows×dim are scanned exactly (default: the searcher's); 0 forces FAISS")
-    ap.add_argument("--workdir", type=Path, default=None, help="where the indexes are built (default a temp dir, removed)")
+    ap.add_argument(
+        "--exact-scan-elements",
+        type=int,
+        default=None,
+        help="selections of at most this many rows×dim are scanned exactly (default: the searcher's); 0 forces FAISS",
+    )
+    ap.add_argument(
+        "--workdir", type=Path, default=None, help="where the indexes are built (default a temp dir, removed)"
+    )
     ap.add_argument("--out-json", type=Path, default=None)
-    ap.add_argument("--readme", action="store_true", help="after writing --out-json, regenerate the READMEs (python docs/readme.py)")
+    ap.add_argument(
+        "--readme",
+        action="store_true",
+        help="after writing --out-json, regenerate the READMEs (python docs/readme.py)",
+    )
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="gr-filtered-", dir=args.workdir))
@@ -178,36 +221,65 @@ def run(args: argparse.Namespace, work: Path) -> dict:
     for nprobe in [int(v) for v in str(args.nprobe).split(",")]:
         # the unfiltered query in the same run: the filtered p50s are read against it
         base_t, base_found = _timed(s, xq, k, args.refine, nprobe=nprobe)
-        rows.append({
-            "index_nprobe": nprobe, "selectivity": 1.0, "matched": n, "path": "FAISS (no filter)", "nprobe": nprobe,
-            "recall_at_k": round(_recall(base_found, gts[1.0], k), 4), "p50_ms": _ms(base_t, 50), "p90_ms": _ms(base_t, 90),
-        })
+        rows.append(
+            {
+                "index_nprobe": nprobe,
+                "selectivity": 1.0,
+                "matched": n,
+                "path": "FAISS (no filter)",
+                "nprobe": nprobe,
+                "recall_at_k": round(_recall(base_found, gts[1.0], k), 4),
+                "p50_ms": _ms(base_t, 50),
+                "p90_ms": _ms(base_t, 90),
+            }
+        )
         for sel in sels:
             where, m, gt = f"u < {sel}", matched[sel], gts[sel]
             s.exact_scan_elements = plan_limit
             times, found = _timed(s, xq, k, args.refine, where=where, nprobe=nprobe)
             exact_path = m * dim <= plan_limit
             row = {
-                "index_nprobe": nprobe, "selectivity": sel, "matched": m, "path": "exact scan" if exact_path else "FAISS + ID selector",
+                "index_nprobe": nprobe,
+                "selectivity": sel,
+                "matched": m,
+                "path": "exact scan" if exact_path else "FAISS + ID selector",
                 "nprobe": None if exact_path else s.search_knobs(SearchOptions(nprobe=nprobe), m)[0],
-                "recall_at_k": round(_recall(found, gt, k), 4), "p50_ms": _ms(times, 50), "p90_ms": _ms(times, 90),
+                "recall_at_k": round(_recall(found, gt, k), 4),
+                "p50_ms": _ms(times, 50),
+                "p90_ms": _ms(times, 90),
                 "select_ms_uncached": round(select_ms[sel], 2),
             }
             for name, limit in (("exact", 1 << 62), ("faiss", 0)):  # each path forced
                 s.exact_scan_elements = limit
                 t, f = _timed(s, cq, k, args.refine, where=where, nprobe=nprobe)
-                row[f"forced_{name}"] = {"queries": len(cq), "recall_at_k": round(_recall(f, gt[: len(cq)], k), 4), "p50_ms": _ms(t, 50), "p90_ms": _ms(t, 90)}
+                row[f"forced_{name}"] = {
+                    "queries": len(cq),
+                    "recall_at_k": round(_recall(f, gt[: len(cq)], k), 4),
+                    "p50_ms": _ms(t, 50),
+                    "p90_ms": _ms(t, 90),
+                }
             s.exact_scan_elements = plan_limit
             rows.append(row)
-            print(f"nprobe {nprobe}, selectivity {sel:g}: {m:,} rows ({row['path']}), recall@{k} {row['recall_at_k']:.4f}, p50 {row['p50_ms']} ms; "
-                  f"forced exact {row['forced_exact']}, forced FAISS {row['forced_faiss']}", file=sys.stderr)
+            print(
+                f"nprobe {nprobe}, selectivity {sel:g}: {m:,} rows ({row['path']}), recall@{k} {row['recall_at_k']:.4f}, p50 {row['p50_ms']} ms; "
+                f"forced exact {row['forced_exact']}, forced FAISS {row['forced_faiss']}",
+                file=sys.stderr,
+            )
     # FAISS with the selection at fixed probe widths (no scaling): what each width recalls
     sweep = []
     s.exact_scan_elements, s.scale_filtered_probe = 0, False
     for sel in sels if args.sweep_nprobe else []:
         for npr in [int(v) for v in args.sweep_nprobe.split(",")]:
             t, f = _timed(s, cq, k, args.refine, where=f"u < {sel}", nprobe=npr)
-            sweep.append({"selectivity": sel, "nprobe": npr, "queries": len(cq), "recall_at_k": round(_recall(f, gts[sel][: len(cq)], k), 4), "p50_ms": _ms(t, 50)})
+            sweep.append(
+                {
+                    "selectivity": sel,
+                    "nprobe": npr,
+                    "queries": len(cq),
+                    "recall_at_k": round(_recall(f, gts[sel][: len(cq)], k), 4),
+                    "p50_ms": _ms(t, 50),
+                }
+            )
             print(f"sweep: selectivity {sel:g}, nprobe {npr}: {sweep[-1]}", file=sys.stderr)
     s.exact_scan_elements, s.scale_filtered_probe = plan_limit, True
     factory = s.manifest.faiss["factory"]
@@ -219,19 +291,41 @@ def run(args: argparse.Namespace, work: Path) -> dict:
     shutil.rmtree(base)
     u = np.random.default_rng(args.seed + 1).random(add + len(xs))
     t0 = time.perf_counter()
-    append_vectors(work / "base", [f"s{r}" for r in range(n - add, n)], x[n - add :], {"u": u[:add].tolist(), "label": (np.arange(n - add, n) % 10).tolist()})
+    append_vectors(
+        work / "base",
+        [f"s{r}" for r in range(n - add, n)],
+        x[n - add :],
+        {"u": u[:add].tolist(), "label": (np.arange(n - add, n) % 10).tolist()},
+    )
     add_s = time.perf_counter() - t0
     small = {}
     if len(xs):
         t0 = time.perf_counter()
-        append_vectors(work / "base", [f"s{r}" for r in range(n, n + len(xs))], xs, {"u": u[add:].tolist(), "label": (np.arange(n, n + len(xs)) % 10).tolist()})
+        append_vectors(
+            work / "base",
+            [f"s{r}" for r in range(n, n + len(xs))],
+            xs,
+            {"u": u[add:].tolist(), "label": (np.arange(n, n + len(xs)) % 10).tolist()},
+        )
         small_s = time.perf_counter() - t0
-        small = {"small_added": len(xs), "small_onto": n, "small_add_seconds": round(small_s, 3), "small_add_objects_per_s": round(len(xs) / small_s, 1)}
+        small = {
+            "small_added": len(xs),
+            "small_onto": n,
+            "small_add_seconds": round(small_s, 3),
+            "small_add_objects_per_s": round(len(xs) / small_s, 1),
+        }
     return {
         "benchmark": "filtered_query",
         "commit": git_commit(),
         "machine": machine_info(),
-        "params": {**{k_: (str(v) if isinstance(v, Path) else v) for k_, v in vars(args).items() if k_ not in ("readme", "check")}, "factory": factory},
+        "params": {
+            **{
+                k_: (str(v) if isinstance(v, Path) else v)
+                for k_, v in vars(args).items()
+                if k_ not in ("readme", "check")
+            },
+            "factory": factory,
+        },
         "seconds": {"generate": round(gen_s, 1), "ground_truth_unfiltered": round(gt_s, 1)},
         "exact_scan_elements": plan_limit,
         "filtered": rows,

@@ -113,10 +113,18 @@ def _old_stages(folder: Path, meta: Path | None, ck: Path, sample: int) -> dict[
     emb.embed_float(x, 128)
     embed = time.perf_counter() - t
     k = 1e3 / len(files)
-    return {"images": len(files), "decode_ms": decode * k, "framing_ms": framing * k, "resize_ms": resize * k, "embed_ms": embed * k}
+    return {
+        "images": len(files),
+        "decode_ms": decode * k,
+        "framing_ms": framing * k,
+        "resize_ms": resize * k,
+        "embed_ms": embed * k,
+    }
 
 
-def _box_moves(folder: Path, meta: Path | None, ck: Path, boxes: Path, measure_side: int) -> dict[str, Any] | None:
+def _box_moves(
+    folder: Path, meta: Path | None, ck: Path, boxes: Path, measure_side: int
+) -> dict[str, Any] | None:
     """How far the boxes measured on the reduced decode (the box store after ``new-cold``)
     are from those measured on the full image (the old path's, still in framing's in-memory
     cache after ``old``), in full-resolution pixels, over every image of the folder."""
@@ -147,14 +155,35 @@ def _box_moves(folder: Path, meta: Path | None, ck: Path, boxes: Path, measure_s
     e, q = np.array(edge), np.array(rel)
     pct = lambda a, k: round(float(np.percentile(a, k)), 4)  # noqa: E731
     return {
-        "images": len(edge), "same_box": round(float(np.mean(e == 0)), 4), "found_differs": int(flips),
+        "images": len(edge),
+        "same_box": round(float(np.mean(e == 0)), 4),
+        "found_differs": int(flips),
         "box_side_px_median": float(np.median(sides)),
-        "largest_edge_move_px": {"p50": pct(e, 50), "p90": pct(e, 90), "p99": pct(e, 99), "max": int(e.max())},
-        "side_change_fraction": {"p50": pct(q, 50), "p90": pct(q, 90), "p99": pct(q, 99), "max": round(float(q.max()), 4)},
+        "largest_edge_move_px": {
+            "p50": pct(e, 50),
+            "p90": pct(e, 90),
+            "p99": pct(e, 99),
+            "max": int(e.max()),
+        },
+        "side_change_fraction": {
+            "p50": pct(q, 50),
+            "p90": pct(q, 90),
+            "p99": pct(q, 99),
+            "max": round(float(q.max()), 4),
+        },
     }
 
 
-def _run(path: str, folder: Path, meta: Path | None, ck: Path, out: Path, boxes: Path, workers: int | None, measure_side: int) -> dict[str, Any]:
+def _run(
+    path: str,
+    folder: Path,
+    meta: Path | None,
+    ck: Path,
+    out: Path,
+    boxes: Path,
+    workers: int | None,
+    measure_side: int,
+) -> dict[str, Any]:
     from galaxy_retrieval.bench.machine import load_average
     from galaxy_retrieval.catalog.folder import FolderCatalog
     from galaxy_retrieval.framing import _CACHE
@@ -164,7 +193,13 @@ def _run(path: str, folder: Path, meta: Path | None, ck: Path, out: Path, boxes:
     if path == "old":
         _CACHE.clear()  # measured afresh (and kept for _box_moves, which compares with them)
     # new-warm-main: the workers only decode and frame, this process embeds (the GPU layout)
-    ingest = None if path == "old" else IngestConfig(workers=workers, measure_side=measure_side, boxes=boxes, embed_in_workers=path != "new-warm-main")
+    ingest = (
+        None
+        if path == "old"
+        else IngestConfig(
+            workers=workers, measure_side=measure_side, boxes=boxes, embed_in_workers=path != "new-warm-main"
+        )
+    )
     cfg = BuildConfig(ingest=ingest, overwrite=True)
     progress = _Quiet()
     with FolderCatalog(folder, metadata=meta) as cat:
@@ -194,22 +229,42 @@ def _run(path: str, folder: Path, meta: Path | None, ck: Path, out: Path, boxes:
         g = res.ingest
         k = 1e3 / max(1, g["images"])
         row["stages_ms_per_image"] = {
-            "decode": round(g["decode_s"] * k, 3), "framing": round(g["framing_s"] * k, 3), "resize": round(g["resize_s"] * k, 3),
-            "hash": round(g["hash_s"] * k, 3), "embed": round(g["embed_s"] * k, 3), "write": round(write * 1e3 / n, 3),
+            "decode": round(g["decode_s"] * k, 3),
+            "framing": round(g["framing_s"] * k, 3),
+            "resize": round(g["resize_s"] * k, 3),
+            "hash": round(g["hash_s"] * k, 3),
+            "embed": round(g["embed_s"] * k, 3),
+            "write": round(write * 1e3 / n, 3),
         }
-        row["boxes"] = {"measured": g["boxes_measured"], "reused": g["boxes_reused"], "fallback": g["fallback"]}
+        row["boxes"] = {
+            "measured": g["boxes_measured"],
+            "reused": g["boxes_reused"],
+            "fallback": g["fallback"],
+        }
     return row
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--folder", type=Path, action="append", required=True, help="an image folder of JPEG cutouts (repeatable)")
-    ap.add_argument("--n", type=int, default=None, help="only the first N images of each folder (default: all)")
+    ap.add_argument(
+        "--folder",
+        type=Path,
+        action="append",
+        required=True,
+        help="an image folder of JPEG cutouts (repeatable)",
+    )
+    ap.add_argument(
+        "--n", type=int, default=None, help="only the first N images of each folder (default: all)"
+    )
     ap.add_argument("--preset", default="polar")
-    ap.add_argument("--workers", type=int, default=None, help="ingest worker processes (default: one per usable CPU)")
+    ap.add_argument(
+        "--workers", type=int, default=None, help="ingest worker processes (default: one per usable CPU)"
+    )
     ap.add_argument("--measure-side", type=int, default=100)
     ap.add_argument("--paths", default="old,new-cold,new-warm,new-warm-main")
-    ap.add_argument("--stage-sample", type=int, default=300, help="images timed stage by stage for the old path")
+    ap.add_argument(
+        "--stage-sample", type=int, default=300, help="images timed stage by stage for the old path"
+    )
     ap.add_argument("--out-json", type=Path, default=ROOT / "benchmarks" / "results" / "ingest.json")
     a = ap.parse_args(argv)
 
@@ -233,18 +288,50 @@ def main(argv: list[str] | None = None) -> int:
             boxes = tmp / f"boxes-{folder.name}"
             runs = []
             for p in paths:
-                runs.append(_run(p, folder, meta, ck, tmp / f"index-{folder.name}-{p}", boxes, a.workers, a.measure_side))
-                print(json.dumps({k: runs[-1][k] for k in ("path", "images", "images_per_s", "cpu_cores_used", "load_average_end")}), flush=True)
+                runs.append(
+                    _run(
+                        p,
+                        folder,
+                        meta,
+                        ck,
+                        tmp / f"index-{folder.name}-{p}",
+                        boxes,
+                        a.workers,
+                        a.measure_side,
+                    )
+                )
+                print(
+                    json.dumps(
+                        {
+                            k: runs[-1][k]
+                            for k in ("path", "images", "images_per_s", "cpu_cores_used", "load_average_end")
+                        }
+                    ),
+                    flush=True,
+                )
             by = {r["path"]: r for r in runs}
-            ratios = {f"{p}_over_old": round(by[p]["images_per_s"] / by["old"]["images_per_s"], 2) for p in by if p != "old" and "old" in by}
-            moves = _box_moves(folder, meta, ck, boxes, a.measure_side) if "old" in by and "new-cold" in by else None
+            ratios = {
+                f"{p}_over_old": round(by[p]["images_per_s"] / by["old"]["images_per_s"], 2)
+                for p in by
+                if p != "old" and "old" in by
+            }
+            moves = (
+                _box_moves(folder, meta, ck, boxes, a.measure_side)
+                if "old" in by and "new-cold" in by
+                else None
+            )
             if moves:
                 print(json.dumps({"box_moves": moves}), flush=True)
             stages = _old_stages(folder, meta, ck, a.stage_sample) if "old" in by else None
             projection = {}
             for p, r in by.items():
                 rate = r["images_per_s"]
-                projection[p] = {f"{n_obj}": {f"{m}_machines_hours": round(n_obj / rate / m / 3600, 2) for m in (1, 10, 100)} for n_obj in (1_000_000, 40_000_000)}
+                projection[p] = {
+                    f"{n_obj}": {
+                        f"{m}_machines_hours": round(n_obj / rate / m / 3600, 2) for m in (1, 10, 100)
+                    }
+                    for n_obj in (1_000_000, 40_000_000)
+                }
             results[folder.name] = {
                 "folder": str(folder),
                 "images": runs[0]["images"],
@@ -262,8 +349,16 @@ def main(argv: list[str] | None = None) -> int:
         "commit": commit,
         "machine": machine_info({"load_average_start": load0}),
         "load_average_end": load_average(),
-        "parameters": {"preset": a.preset, "framing": "auto", "weights": "untrained (speed only)", "workers": a.workers,
-                       "measure_side": a.measure_side, "n": a.n, "paths": paths, "stage_sample": a.stage_sample},
+        "parameters": {
+            "preset": a.preset,
+            "framing": "auto",
+            "weights": "untrained (speed only)",
+            "workers": a.workers,
+            "measure_side": a.measure_side,
+            "n": a.n,
+            "paths": paths,
+            "stage_sample": a.stage_sample,
+        },
         "folders": results,
     }
     a.out_json.parent.mkdir(parents=True, exist_ok=True)

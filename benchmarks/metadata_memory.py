@@ -72,14 +72,18 @@ def _write(tmp: Path, n: int, per: int) -> list[Path]:
         ids = [f"SDSS-J{r / 15:09.6f}{d:+09.5f}-{j}" for j, (r, d) in enumerate(zip(ra, dec), start=lo)]
         meta = {"label": (rng.integers(0, 10, hi - lo)).tolist(), "ra": ra.tolist(), "dec": dec.tolist()}
         p = tmp / f"part-{i:05d}.parquet"
-        write_shard(p, ids, np.arange(lo, hi), rng.normal(size=(hi - lo, 4)).astype(np.float32), meta, dtype="float32")
+        write_shard(
+            p, ids, np.arange(lo, hi), rng.normal(size=(hi - lo, 4)).astype(np.float32), meta, dtype="float32"
+        )
         paths.append(p)
     return paths
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n", type=int, action="append", help="objects (repeatable; default 500,000 and 3,000,000)")
+    ap.add_argument(
+        "--n", type=int, action="append", help="objects (repeatable; default 500,000 and 3,000,000)"
+    )
     ap.add_argument("--shard-rows", type=int, default=100_000)
     ap.add_argument("--out-json", type=Path, default=ROOT / "benchmarks" / "results" / "metadata_memory.json")
     a = ap.parse_args(argv)
@@ -94,11 +98,27 @@ def main(argv: list[str] | None = None) -> int:
     slope = None
     if len(sizes) >= 2:
         lo, hi = str(sizes[0]), str(sizes[-1])
-        slope = {mode: {stage: round((by_size[hi][mode][stage]["RssAnon"] - by_size[lo][mode][stage]["RssAnon"]) / (sizes[-1] - sizes[0]), 1)
-                        for stage in ("after_open", "after_use")} for mode in by_size[lo]}
+        slope = {
+            mode: {
+                stage: round(
+                    (by_size[hi][mode][stage]["RssAnon"] - by_size[lo][mode][stage]["RssAnon"])
+                    / (sizes[-1] - sizes[0]),
+                    1,
+                )
+                for stage in ("after_open", "after_use")
+            }
+            for mode in by_size[lo]
+        }
         print("RssAnon growth per added object:", json.dumps(slope))
-    doc = {"benchmark": "metadata_memory", "commit": commit, "machine": machine_info({"load_average_start": load0}), "load_average_end": load_average(),
-           "parameters": {"n": sizes, "shard_rows": a.shard_rows}, "runs": by_size, "slope_bytes_per_object": slope}
+    doc = {
+        "benchmark": "metadata_memory",
+        "commit": commit,
+        "machine": machine_info({"load_average_start": load0}),
+        "load_average_end": load_average(),
+        "parameters": {"n": sizes, "shard_rows": a.shard_rows},
+        "runs": by_size,
+        "slope_bytes_per_object": slope,
+    }
     a.out_json.parent.mkdir(parents=True, exist_ok=True)
     a.out_json.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"wrote {a.out_json}")
@@ -110,17 +130,45 @@ def _measure(n: int, shard_rows: int) -> dict:
         tmp = Path(d)
         paths = _write(tmp, n, shard_rows)
         runs = {}
-        for mode, cache in (("heap", "off"), ("mapped_first_open", str(tmp / "cache")), ("mapped", str(tmp / "cache"))):
+        for mode, cache in (
+            ("heap", "off"),
+            ("mapped_first_open", str(tmp / "cache")),
+            ("mapped", str(tmp / "cache")),
+        ):
             env = {**os.environ, "GALAXY_RETRIEVAL_CACHE": cache, "PYTHONPATH": str(ROOT)}
-            out = subprocess.run([sys.executable, "-c", _CHILD, ",".join(map(str, paths)), str(n)], env=env,
-                                 capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [sys.executable, "-c", _CHILD, ",".join(map(str, paths)), str(n)],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             r = json.loads(out.stdout.strip().splitlines()[-1])
             # the open alone (the table), then with 1,000 lookups and the id → position hash
             # the searcher builds for catalogs up to search.ids.HASHED_MAX objects
-            r["anon_open_bytes_per_object"] = round((r["after_open"]["RssAnon"] - r["before"]["RssAnon"]) / n, 1)
-            r["anon_use_bytes_per_object"] = round((r["after_use"]["RssAnon"] - r["before"]["RssAnon"]) / n, 1)
+            r["anon_open_bytes_per_object"] = round(
+                (r["after_open"]["RssAnon"] - r["before"]["RssAnon"]) / n, 1
+            )
+            r["anon_use_bytes_per_object"] = round(
+                (r["after_use"]["RssAnon"] - r["before"]["RssAnon"]) / n, 1
+            )
             runs[mode] = r
-            print(n, mode, json.dumps({k: r[k] for k in ("anon_open_bytes_per_object", "anon_use_bytes_per_object", "open_s", "table_bytes")}), flush=True)
+            print(
+                n,
+                mode,
+                json.dumps(
+                    {
+                        k: r[k]
+                        for k in (
+                            "anon_open_bytes_per_object",
+                            "anon_use_bytes_per_object",
+                            "open_s",
+                            "table_bytes",
+                        )
+                    }
+                ),
+                flush=True,
+            )
     return runs
 
 

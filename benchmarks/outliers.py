@@ -57,14 +57,28 @@ def build(a: argparse.Namespace, idx: Path) -> dict[str, Any]:
     emb.mkdir(parents=True, exist_ok=True)
     for i, lo in enumerate(range(0, a.n, 250_000)):
         hi = min(a.n, lo + 250_000)
-        write_shard(emb / shard_name(i), [f"s{r:09d}" for r in range(lo, hi)], np.arange(lo, hi), x[lo:hi], {}, dtype=a.dtype)
+        write_shard(
+            emb / shard_name(i),
+            [f"s{r:09d}" for r in range(lo, hi)],
+            np.arange(lo, hi),
+            x[lo:hi],
+            {},
+            dtype=a.dtype,
+        )
     del x
     gen = time.perf_counter() - t0
     nlist = a.nlist or 2 ** round(math.log2(4 * math.sqrt(a.n)))
-    spec = IndexSpec(kind=a.index or f"IVF{nlist},Flat", nprobe=a.nprobe, seed=a.seed, train_size=min(a.n, 64 * nlist))
+    spec = IndexSpec(
+        kind=a.index or f"IVF{nlist},Flat", nprobe=a.nprobe, seed=a.seed, train_size=min(a.n, 64 * nlist)
+    )
     t0 = time.perf_counter()
     res = build_index_from_shards(emb, idx, BuildConfig(dtype=a.dtype, index=spec))
-    out = {"reused": False, "generate_s": round(gen, 1), "build_s": round(time.perf_counter() - t0, 1), "faiss": res.manifest.faiss}
+    out = {
+        "reused": False,
+        "generate_s": round(gen, 1),
+        "build_s": round(time.perf_counter() - t0, 1),
+        "faiss": res.manifest.faiss,
+    }
     (idx.parent / f"build-{idx.name}.json").write_text(json.dumps(out, default=str))
     return out
 
@@ -95,7 +109,9 @@ def measure(a: argparse.Namespace, idx: Path) -> dict[str, Any]:
     err = exact_kth - scores[pos]
     # the strangest 100 by this pass vs by a wider shortlist, on the same index
     strange = np.argsort(scores)[:100]
-    wide = s.search_vectors(np.asarray(s.vectors[strange], np.float32), k=a.k, refine=a.check_refine, exclude=strange)[0][:, a.k - 1]
+    wide = s.search_vectors(
+        np.asarray(s.vectors[strange], np.float32), k=a.k, refine=a.check_refine, exclude=strange
+    )[0][:, a.k - 1]
     return {
         "open_s": round(open_s, 2),
         "outlier_pass_s": round(secs, 1),
@@ -112,7 +128,10 @@ def measure(a: argparse.Namespace, idx: Path) -> dict[str, Any]:
             "kth_score_exact_within_1e-4": float((np.abs(err) < 1e-4).mean()),
             # what ranking the outliers needs: the order of the objects by their k-th score
             "spearman_vs_exact": float(spearmanr(exact_kth, scores[pos]).statistic),
-            "strangest_100_score_change_with_refine": {"refine": a.check_refine, "max": float(np.abs(wide - scores[strange]).max())},
+            "strangest_100_score_change_with_refine": {
+                "refine": a.check_refine,
+                "max": float(np.abs(wide - scores[strange]).max()),
+            },
         },
     }
 
@@ -152,7 +171,9 @@ def main() -> None:
     m = json.loads(r.stdout.strip().splitlines()[-1])
     result = {
         "benchmark": "outliers",
-        "parameters": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items() if k != "measure"},
+        "parameters": {
+            k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items() if k != "measure"
+        },
         "machine": {**machine_info(), "commit": git_commit()},
         "build": b,
         "outliers": m,

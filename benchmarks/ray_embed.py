@@ -74,7 +74,9 @@ def measure(args: argparse.Namespace) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     cat = _catalog(work / f"catalog-{args.n}x{args.size}.h5", args.n, args.size, seed=0)
     ck = _checkpoint(work / f"ck-{args.preset}", args.preset)
-    base = BuildConfig(shard_rows=args.shard_rows, batch_size=args.batch_size, index=IndexSpec(kind="flat"), overwrite=True)
+    base = BuildConfig(
+        shard_rows=args.shard_rows, batch_size=args.batch_size, index=IndexSpec(kind="flat"), overwrite=True
+    )
     started = time.time()
     load0 = load_average()
     ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
@@ -82,13 +84,29 @@ def measure(args: argparse.Namespace) -> dict:
     try:
         for rep in range(args.repeats):
             for name in args.order.split(","):
-                cfg = base if name == "local" else dataclasses.replace(base, engine="ray", ray=RayConfig(workers=int(name.removeprefix("ray")), cpus_per_worker=1))
+                cfg = (
+                    base
+                    if name == "local"
+                    else dataclasses.replace(
+                        base,
+                        engine="ray",
+                        ray=RayConfig(workers=int(name.removeprefix("ray")), cpus_per_worker=1),
+                    )
+                )
                 out = work / f"index-{name}"
                 shutil.rmtree(out, ignore_errors=True)
                 with open_catalog(cat) as c:
                     res = build_index(ck, c, out, cfg)
                 s = res.seconds["embed"]
-                runs.append({"engine": name, "repeat": rep, "embed_s": round(s, 3), "images_per_s": round(args.n / s, 1), "load_average": load_average()})
+                runs.append(
+                    {
+                        "engine": name,
+                        "repeat": rep,
+                        "embed_s": round(s, 3),
+                        "images_per_s": round(args.n / s, 1),
+                        "load_average": load_average(),
+                    }
+                )
                 print(f"{name:6s} repeat {rep}: {s:6.1f} s, {args.n / s:7.1f} images/s", flush=True)
     finally:
         ray.shutdown()
@@ -102,7 +120,7 @@ def measure(args: argparse.Namespace) -> dict:
         ratios["ray2_over_local"] = round(med("ray2") / med("local"), 3)
     return {
         "benchmark": "ray_embed",
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "commit": git_commit(),
         "machine": machine_info({"ray": ray.__version__, "ray_cpus": args.cpus, "load_average_start": load0}),
         "load_average_end": load_average(),

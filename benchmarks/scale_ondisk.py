@@ -55,8 +55,15 @@ def _machine() -> dict[str, Any]:
     except ImportError:
         import platform
 
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-        return {"platform": platform.platform(), "cpus": os.cpu_count(), "load_average": list(os.getloadavg()), "commit": commit}
+        commit = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
+        return {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_average": list(os.getloadavg()),
+            "commit": commit,
+        }
 
 
 def _mem_status() -> dict[str, int]:
@@ -70,7 +77,11 @@ def _mem_status() -> dict[str, int]:
 
 
 def _tag(a: argparse.Namespace) -> str:
-    n = f"{a.n // 1_000_000}M" if a.n % 1_000_000 == 0 else (f"{a.n // 1000}k" if a.n % 1000 == 0 else str(a.n))
+    n = (
+        f"{a.n // 1_000_000}M"
+        if a.n % 1_000_000 == 0
+        else (f"{a.n // 1000}k" if a.n % 1000 == 0 else str(a.n))
+    )
     return f"{n}-d{a.dim}-{a.dtype}"
 
 
@@ -118,7 +129,14 @@ def build(a: argparse.Namespace, idx: Path, shards: Path) -> dict[str, Any]:
     from galaxy_retrieval.index.candidates import IndexSpec
     from galaxy_retrieval.index.manifest import read_manifest
 
-    spec = IndexSpec(kind=a.index, nlist=a.nlist, train_size=a.train_size, nprobe=a.nprobe_default, ondisk=True, seed=a.seed)
+    spec = IndexSpec(
+        kind=a.index,
+        nlist=a.nlist,
+        train_size=a.train_size,
+        nprobe=a.nprobe_default,
+        ondisk=True,
+        seed=a.seed,
+    )
     record = work_record = idx.parent / f"build-{idx.name}.json"
     if (idx / "manifest.json").is_file():
         m = read_manifest(idx)
@@ -130,7 +148,9 @@ def build(a: argparse.Namespace, idx: Path, shards: Path) -> dict[str, Any]:
             (idx / name).unlink(missing_ok=True)
     load0 = [round(v, 2) for v in os.getloadavg()]
     t0 = time.perf_counter()
-    res = build_index_from_shards(shards, idx, BuildConfig(dtype=a.dtype, shard_rows=a.shard_rows, index=spec))
+    res = build_index_from_shards(
+        shards, idx, BuildConfig(dtype=a.dtype, shard_rows=a.shard_rows, index=spec)
+    )
     total = time.perf_counter() - t0
     out = {
         "reused": False,
@@ -228,9 +248,15 @@ def query_phase(a: argparse.Namespace) -> dict[str, Any]:
                         _, pos, _ = s.search_vectors(xq[i : i + 1], k=a.k, refine=refine, nprobe=nprobe)
                         lat.append(time.perf_counter() - t)
                         found.append(pos[0])
-                recall = float(np.mean([len(set(f.tolist()) & set(g.tolist())) / a.k for f, g in zip(found, gt)]))
+                recall = float(
+                    np.mean([len(set(f.tolist()) & set(g.tolist())) / a.k for f, g in zip(found, gt)])
+                )
                 ms = np.array(lat) * 1000
-                row[mode] = {"p50_ms": round(float(np.percentile(ms, 50)), 3), "p99_ms": round(float(np.percentile(ms, 99)), 3), "mean_ms": round(float(ms.mean()), 3)}
+                row[mode] = {
+                    "p50_ms": round(float(np.percentile(ms, 50)), 3),
+                    "p99_ms": round(float(np.percentile(ms, 99)), 3),
+                    "mean_ms": round(float(ms.mean()), 3),
+                }
                 row["recall_at_k"] = round(recall, 4)
             points.append(row)
             print(json.dumps(row), flush=True)
@@ -274,12 +300,16 @@ def render(results: list[dict[str, Any]]) -> str:
             "|---|---|",
         ]
         secs = b["seconds"]
-        lines.append(f"| FAISS total (train / add parts / merge) | {f['build_seconds']:.0f} ({f['train_seconds']:.0f} / {f['add_seconds']:.0f} / {f.get('merge_seconds', 0):.0f}) |")
+        lines.append(
+            f"| FAISS total (train / add parts / merge) | {f['build_seconds']:.0f} ({f['train_seconds']:.0f} / {f['add_seconds']:.0f} / {f.get('merge_seconds', 0):.0f}) |"
+        )
         for key in ("assemble", "hash", "total"):
             if key in secs:
                 lines.append(f"| {key} | {secs[key]:.0f} |")
         if r.get("shards_seconds") is not None:
-            lines.append(f"| writing the Parquet shards (not part of the build) | {r['shards_seconds']:.0f} |")
+            lines.append(
+                f"| writing the Parquet shards (not part of the build) | {r['shards_seconds']:.0f} |"
+            )
         if r.get("ground_truth_seconds") is not None:
             lines.append(f"| exact ground truth, {p['queries']} queries | {r['ground_truth_seconds']:.0f} |")
         lines += [
@@ -307,7 +337,15 @@ def render(results: list[dict[str, Any]]) -> str:
         for r in main + variants:
             q = r["queries"]
             for pt in q["points"]:
-                if any(v["queries"]["points"][0]["nprobe"] == pt["nprobe"] and v["queries"]["points"][0]["refine"] == pt["refine"] and v["parameters"]["n"] == r["parameters"]["n"] for v in variants) and "cold" in pt:
+                if (
+                    any(
+                        v["queries"]["points"][0]["nprobe"] == pt["nprobe"]
+                        and v["queries"]["points"][0]["refine"] == pt["refine"]
+                        and v["parameters"]["n"] == r["parameters"]["n"]
+                        for v in variants
+                    )
+                    and "cold" in pt
+                ):
                     lines.append(
                         f"| {r['parameters']['n']:,} | `{r['file']}` | {q.get('lists_advice')} | {q.get('prefetch_threads', 32)} | {pt['nprobe']} | {pt['refine']} | "
                         f"{pt['recall_at_k']:.3f} | {pt['cold']['p50_ms']:.1f} | {pt['cold']['p99_ms']:.1f} | {pt['warm']['p50_ms']:.2f} |"
@@ -349,13 +387,19 @@ def sizing(results: list[dict[str, Any]], target: int = 100_000_000) -> dict[str
                 "lists_bytes_per_object": round(lists_b, 1),
                 "lists_note": f"PCA64 + SQ8: 64 B code + 8 B id, independent of dim (measured {lists_b:.1f} at {dim}-d)",
                 "shards_bytes_per_object": round(vec + shard_meta_b, 1),
-                "shards_note": f"measured {shard_b:.0f} at {dim}-d; at 2048 the vector part scaled (projected)" if d != dim else "measured",
-                "searcher_resident_bytes_per_object": None if per_obj_anon is None else round(per_obj_anon, 1),
+                "shards_note": f"measured {shard_b:.0f} at {dim}-d; at 2048 the vector part scaled (projected)"
+                if d != dim
+                else "measured",
+                "searcher_resident_bytes_per_object": None
+                if per_obj_anon is None
+                else round(per_obj_anon, 1),
                 "at_target": {
                     "vectors_GB": round(vec * target / 1e9, 1),
                     "lists_GB": round(lists_b * target / 1e9, 1),
                     "shards_GB": round((vec + shard_meta_b) * target / 1e9, 1),
-                    "searcher_resident_GB": None if per_obj_anon is None else round((fixed_anon + per_obj_anon * target) / 1e9, 2),
+                    "searcher_resident_GB": None
+                    if per_obj_anon is None
+                    else round((fixed_anon + per_obj_anon * target) / 1e9, 2),
                 },
             }
         )
@@ -402,7 +446,9 @@ def render_sizing(sz: dict[str, Any] | None) -> list[str]:
 
 def _section_results() -> list[dict[str, Any]]:
     out = []
-    for p in sorted(RESULTS.glob("scale_ondisk_*.json"), key=lambda p: json.loads(p.read_text())["parameters"]["n"]):
+    for p in sorted(
+        RESULTS.glob("scale_ondisk_*.json"), key=lambda p: json.loads(p.read_text())["parameters"]["n"]
+    ):
         d = json.loads(p.read_text())
         d["file"] = p.name
         out.append(d)
@@ -428,21 +474,43 @@ def main() -> None:
     ap.add_argument("--dtype", default="float16", choices=("float16", "float32"))
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--k", type=int, default=10)
-    ap.add_argument("--index", default="auto", help="auto (PCA64,IVF{nlist},SQ8 at 256-d) or a FAISS factory string with an IVF stage")
+    ap.add_argument(
+        "--index",
+        default="auto",
+        help="auto (PCA64,IVF{nlist},SQ8 at 256-d) or a FAISS factory string with an IVF stage",
+    )
     ap.add_argument("--nlist", type=int, default=None, help="IVF lists (default ≈ 4·√N, a power of two)")
-    ap.add_argument("--train-size", type=int, default=None, help="k-means sample (default max(16384, 64·nlist))")
+    ap.add_argument(
+        "--train-size", type=int, default=None, help="k-means sample (default max(16384, 64·nlist))"
+    )
     ap.add_argument("--nprobe", default="64,128,256,512", help="comma-separated nprobe values to sweep")
     ap.add_argument("--refine", default="2,5,10", help="comma-separated refine factors to sweep")
     ap.add_argument("--nprobe-default", type=int, default=256, help="the nprobe stored in the index")
     ap.add_argument("--shard-rows", type=int, default=262_144)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-cold", dest="cold", action="store_false", help="skip the cold-cache passes")
-    ap.add_argument("--lists-advice", default="random", choices=("normal", "random"), help="madvise of the inverted lists' mapping (the searcher's default: random)")
-    ap.add_argument("--prefetch", type=int, default=0, help="FAISS prefetch threads per search on the on-disk lists (the searcher's default: 0)")
+    ap.add_argument(
+        "--lists-advice",
+        default="random",
+        choices=("normal", "random"),
+        help="madvise of the inverted lists' mapping (the searcher's default: random)",
+    )
+    ap.add_argument(
+        "--prefetch",
+        type=int,
+        default=0,
+        help="FAISS prefetch threads per search on the on-disk lists (the searcher's default: 0)",
+    )
     ap.add_argument("--workdir", type=Path, default=Path("data/scale"))
     ap.add_argument("--out-json", type=Path, default=None)
-    ap.add_argument("--render", action="store_true", help="rewrite the generated section of benchmarks/README.md from the JSON results")
-    ap.add_argument("--check", action="store_true", help="exit 1 unless the README section matches the JSON results")
+    ap.add_argument(
+        "--render",
+        action="store_true",
+        help="rewrite the generated section of benchmarks/README.md from the JSON results",
+    )
+    ap.add_argument(
+        "--check", action="store_true", help="exit 1 unless the README section matches the JSON results"
+    )
     # internal: the query phase, run in a fresh process
     ap.add_argument("--query-phase", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--index-dir", help=argparse.SUPPRESS)
@@ -455,7 +523,11 @@ def main() -> None:
         want = _readme_with(section)
         if a.check:
             ok = want == README.read_text()
-            print("benchmarks/README.md scale_ondisk section is current" if ok else "benchmarks/README.md scale_ondisk section is stale: run --render")
+            print(
+                "benchmarks/README.md scale_ondisk section is current"
+                if ok
+                else "benchmarks/README.md scale_ondisk section is stale: run --render"
+            )
             raise SystemExit(0 if ok else 1)
         README.write_text(want)
         return
@@ -484,17 +556,43 @@ def main() -> None:
     del x
     phase_out = work / f"phase-{_tag(a)}.json"
     cmd = [
-        sys.executable, __file__, "--query-phase", "--n", str(a.n), "--queries", str(a.queries), "--k", str(a.k),
-        "--nprobe", ",".join(map(str, a.nprobe)), "--refine", ",".join(map(str, a.refine)), "--lists-advice", a.lists_advice, "--prefetch", str(a.prefetch),
-        "--index-dir", str(idx), "--vectors-file", str(vec_file), "--gt-file", str(work / f"gt-{_tag(a)}-q{a.queries}-k{a.k}-seed{a.seed}.npy"),
-        "--phase-out", str(phase_out),
+        sys.executable,
+        __file__,
+        "--query-phase",
+        "--n",
+        str(a.n),
+        "--queries",
+        str(a.queries),
+        "--k",
+        str(a.k),
+        "--nprobe",
+        ",".join(map(str, a.nprobe)),
+        "--refine",
+        ",".join(map(str, a.refine)),
+        "--lists-advice",
+        a.lists_advice,
+        "--prefetch",
+        str(a.prefetch),
+        "--index-dir",
+        str(idx),
+        "--vectors-file",
+        str(vec_file),
+        "--gt-file",
+        str(work / f"gt-{_tag(a)}-q{a.queries}-k{a.k}-seed{a.seed}.npy"),
+        "--phase-out",
+        str(phase_out),
     ] + ([] if a.cold else ["--no-cold"])
     subprocess.run(cmd, check=True)
     q = json.loads(phase_out.read_text())
     result = {
         "benchmark": "scale_ondisk",
         "machine": machine,
-        "parameters": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items() if k not in ("render", "check", "query_phase", "index_dir", "vectors_file", "gt_file", "phase_out")},
+        "parameters": {
+            k: (str(v) if isinstance(v, Path) else v)
+            for k, v in vars(a).items()
+            if k
+            not in ("render", "check", "query_phase", "index_dir", "vectors_file", "gt_file", "phase_out")
+        },
         "sizes": {
             "vectors_bytes": (idx / "vectors.npy").stat().st_size,
             "faiss_index_bytes": b["faiss"]["bytes"],

@@ -89,8 +89,13 @@ def phase(url: str, clients: int, seconds: float, make_request) -> dict:
     lat.sort()
     q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] * 1000 if lat else None  # noqa: E731
     return {
-        "requests": len(lat), "errors": len(errors), "first_errors": errors[:5], "seconds": round(wall, 2),
-        "requests_per_s": round(len(lat) / wall, 1), "p50_ms": q(0.50), "p99_ms": q(0.99),
+        "requests": len(lat),
+        "errors": len(errors),
+        "first_errors": errors[:5],
+        "seconds": round(wall, 2),
+        "requests_per_s": round(len(lat) / wall, 1),
+        "p50_ms": q(0.50),
+        "p99_ms": q(0.99),
         "mean_ms": statistics.fmean(lat) * 1000 if lat else None,
     }
 
@@ -110,7 +115,18 @@ def main() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "galaxy_retrieval.cli", "serve", "--index", a.index, "--port", str(port), "--workers", str(a.workers)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "galaxy_retrieval.cli",
+        "serve",
+        "--index",
+        a.index,
+        "--port",
+        str(port),
+        "--workers",
+        str(a.workers),
+    ]
     t_start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     try:
@@ -150,7 +166,9 @@ def main() -> None:
         for oid in id_list[:20]:
             httpx.post(url + "/api/search", json={"object_id": oid, "k": a.k})
         for png in pngs[:4]:
-            httpx.post(url + "/api/search", files={"image": ("q.png", png, "image/png")}, data={"k": str(a.k)})
+            httpx.post(
+                url + "/api/search", files={"image": ("q.png", png, "image/png")}, data={"k": str(a.k)}
+            )
         mem["after_warmup"] = memory(proc.pid)
         rss0 = mem["after_warmup"]["VmRSS"]
 
@@ -158,7 +176,9 @@ def main() -> None:
             return c.post("/api/search", json={"object_id": r.choice(id_list), "k": a.k})
 
         def by_image(c: httpx.Client, r: random.Random) -> httpx.Response:
-            return c.post("/api/search", files={"image": ("q.png", r.choice(pngs), "image/png")}, data={"k": str(a.k)})
+            return c.post(
+                "/api/search", files={"image": ("q.png", r.choice(pngs), "image/png")}, data={"k": str(a.k)}
+            )
 
         res = {}
         rss = {"before": rss0}
@@ -176,9 +196,19 @@ def main() -> None:
         "benchmark": "serve_load",
         "commit": git_commit(),
         "machine": machine_info(),
-        "parameters": {**vars(a), "out_json": str(a.out_json) if a.out_json else None, "index_count": info["count"], "dims": info["dims"], "faiss": info["faiss_factory"]},
+        "parameters": {
+            **vars(a),
+            "out_json": str(a.out_json) if a.out_json else None,
+            "index_count": info["count"],
+            "dims": info["dims"],
+            "faiss": info["faiss_factory"],
+        },
         "results": res,
-        "cold_start": {"to_health_s": round(start_s, 2), "first_search_s": round(first_s, 3), "to_first_answer_s": round(first_total_s, 2)},
+        "cold_start": {
+            "to_health_s": round(start_s, 2),
+            "first_search_s": round(first_s, 3),
+            "to_first_answer_s": round(first_total_s, 2),
+        },
         "image_phases": "run" if pngs else "skipped: the index holds no images",
         "server_memory_bytes": mem,
         "server_rss_bytes": {**rss, "growth": rss1 - rss0},

@@ -103,9 +103,18 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="worker processes")
     ap.add_argument("--repeats", type=int, default=1, help="runs; the median is reported")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--single", type=int, default=40, help="objects rendered in-process for the one-core rate (0: skip)")
-    ap.add_argument("--out-json", type=Path, default=ROOT / "benchmarks" / "results" / "synth_throughput.json")
-    ap.add_argument("--sheet", type=Path, default=None, help="also write a contact sheet (3 per class) of the first run here")
+    ap.add_argument(
+        "--single", type=int, default=40, help="objects rendered in-process for the one-core rate (0: skip)"
+    )
+    ap.add_argument(
+        "--out-json", type=Path, default=ROOT / "benchmarks" / "results" / "synth_throughput.json"
+    )
+    ap.add_argument(
+        "--sheet",
+        type=Path,
+        default=None,
+        help="also write a contact sheet (3 per class) of the first run here",
+    )
     args = ap.parse_args()
 
     from galaxy_retrieval.synth import SynthConfig, generate_catalog
@@ -126,8 +135,10 @@ def main() -> None:
                     "file_bytes": out.stat().st_size,
                 }
             )
-            print(f"run {r}: {args.n} galaxies in {wall:.2f}s = {args.n / wall:.1f} gal/s end to end, "
-                  f"{runs[-1]['steady_gal_per_s']:.1f} gal/s steady")
+            print(
+                f"run {r}: {args.n} galaxies in {wall:.2f}s = {args.n / wall:.1f} gal/s end to end, "
+                f"{runs[-1]['steady_gal_per_s']:.1f} gal/s steady"
+            )
             if args.sheet is not None and r == 0:
                 _sheet(out, args.sheet)
                 print(f"contact sheet -> {args.sheet}")
@@ -146,7 +157,11 @@ def main() -> None:
         for i in range(args.single, 2 * args.single):
             render_object(i, int(labels[i]), one)
         dt = time.perf_counter() - t0
-        single = {"objects": args.single, "ms_per_object": round(1e3 * dt / args.single, 2), "gal_per_s": round(args.single / dt, 2)}
+        single = {
+            "objects": args.single,
+            "ms_per_object": round(1e3 * dt / args.single, 2),
+            "gal_per_s": round(args.single / dt, 2),
+        }
         print(f"one core, warm: {single['ms_per_object']:.1f} ms/object = {single['gal_per_s']:.1f} gal/s")
 
     e2e = statistics.median(r["end_to_end_gal_per_s"] for r in runs)
@@ -156,7 +171,10 @@ def main() -> None:
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "commit": _git_commit(),
         "machine": _machine(),
-        "params": {**{k: _rel(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "config": cfg.to_dict()},
+        "params": {
+            **{k: _rel(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            "config": cfg.to_dict(),
+        },
         "runs": runs,
         "summary": {
             "end_to_end_gal_per_s": e2e,

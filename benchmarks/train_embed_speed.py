@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from galaxy_retrieval.model import Embedder, create_model, count_parameters, normalize, pick_device, preset
+from galaxy_retrieval.model import Embedder, count_parameters, create_model, normalize, pick_device, preset
 from galaxy_retrieval.model.device import autocast_for
 from galaxy_retrieval.score import ScoreWeights
 from galaxy_retrieval.train.augment import PairAugmenter
@@ -48,7 +48,14 @@ def _machine(device: torch.device) -> dict:
     from galaxy_retrieval.bench.machine import machine_info
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else None
-    return machine_info({"torch_threads": torch.get_num_threads(), "device": str(device), "device_name": name, "torch": torch.__version__})
+    return machine_info(
+        {
+            "torch_threads": torch.get_num_threads(),
+            "device": str(device),
+            "device_name": name,
+            "torch": torch.__version__,
+        }
+    )
 
 
 def _sync(device: torch.device) -> None:
@@ -109,7 +116,13 @@ def bench_embed(name: str, batch: int, repeats: int, device: torch.device, src: 
         if i:
             times.append(time.perf_counter() - t0)
     t = statistics.median(times)
-    return {"batch_images": batch, "source_size": src, "batch_s_median": t, "batch_s_all": times, "images_per_s": batch / t}
+    return {
+        "batch_images": batch,
+        "source_size": src,
+        "batch_s_median": t,
+        "batch_s_all": times,
+        "images_per_s": batch / t,
+    }
 
 
 def main() -> None:
@@ -121,7 +134,9 @@ def main() -> None:
     p.add_argument("--modes", default="in_batch,paper", help="training pair modes to time")
     p.add_argument("--source-size", type=int, default=256, help="side of the uint8 images given to embed()")
     p.add_argument("--device", default="auto")
-    p.add_argument("--out-json", type=Path, default=Path(__file__).parent / "results" / "train_embed_speed.json")
+    p.add_argument(
+        "--out-json", type=Path, default=Path(__file__).parent / "results" / "train_embed_speed.json"
+    )
     args = p.parse_args()
 
     device = pick_device(args.device)
@@ -134,7 +149,9 @@ def main() -> None:
         r = {
             "config": cfg.to_dict(),
             "parameters_paper_count": count_parameters(create_model(cfg)),
-            "train": {m: bench_train(name, tb.get(name, 16), args.repeats, device, m) for m in args.modes.split(",")},
+            "train": {
+                m: bench_train(name, tb.get(name, 16), args.repeats, device, m) for m in args.modes.split(",")
+            },
             "embed": bench_embed(name, eb.get(name, 64), args.repeats, device, args.source_size),
         }
         results[name] = r
@@ -144,10 +161,13 @@ def main() -> None:
                 f"{t['model_images_per_s']:7.1f} img/s through the model  [{device}]",
                 flush=True,
             )
-        print(f"{name:6s} embed {r['embed']['images_per_s']:8.1f} img/s from {args.source_size}² uint8  [{device}]", flush=True)
+        print(
+            f"{name:6s} embed {r['embed']['images_per_s']:8.1f} img/s from {args.source_size}² uint8  [{device}]",
+            flush=True,
+        )
     out = {
         "benchmark": "train_embed_speed",
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "commit": _git_commit(),
         "machine": _machine(device),
         "parameters": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},

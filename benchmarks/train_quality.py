@@ -90,10 +90,14 @@ def main() -> None:
         res = train(cfg, cat, args.runs_dir / name, progress=_Print(), overwrite=True)
         train_s = time.perf_counter() - t0
         rep = evaluate(args.runs_dir / name, cat, progress=_Print())
-        runs[name] = {"train_config": cfg.to_dict(), "train": {**res.to_dict(), "wall_s": train_s}, "eval": rep.to_dict()}
+        runs[name] = {
+            "train_config": cfg.to_dict(),
+            "train": {**res.to_dict(), "wall_s": train_s},
+            "eval": rep.to_dict(),
+        }
     out = {
         "benchmark": "train_quality",
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "commit": _git_commit(),
         "machine": _machine(pick_device("auto")),
         "parameters": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
@@ -109,7 +113,9 @@ def main() -> None:
         la, rt = e["loose_accuracy"], e["retrieval"] or {}
         line = f"{name:8s} train {r['train']['wall_s']:.0f} s, {r['train']['epochs_completed']} epochs | loose@8 {la['model']['8']:.3f} @64 {la['model']['64']:.3f}"
         if rt:
-            line += " | macro P@10 " + ", ".join(f"{m} {v['macro']['precision@10']:.3f}" for m, v in rt.items())
+            line += " | macro P@10 " + ", ".join(
+                f"{m} {v['macro']['precision@10']:.3f}" for m, v in rt.items()
+            )
         print(line)
     print(f"wrote {args.out_json}")
 

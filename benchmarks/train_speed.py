@@ -33,8 +33,8 @@ from galaxy_retrieval.model import create_model, normalize, preset
 from galaxy_retrieval.model.device import resolve_precision, train_autocast
 from galaxy_retrieval.score import ScoreWeights
 from galaxy_retrieval.train.augment import GALAXY_AUGMENT, PairAugmenter
-from galaxy_retrieval.train.validate import memory_format
 from galaxy_retrieval.train.pairs import make_pair_batch, pair_loss
+from galaxy_retrieval.train.validate import memory_format
 
 OUT = Path(__file__).resolve().parent / "results" / "train_speed.json"
 SETTINGS = {"fp32": ("fp32", False), "bf16": ("bf16", False), "bf16+compile": ("bf16", True)}
@@ -111,8 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     for name in a.presets.split(","):
         r = bench(name, a.batch, a.rounds, a.steps, device)
         res["presets"][name] = r
-        print(name, json.dumps({s: v["catalog_images_per_s_median"] for s, v in r["settings"].items()}),
-              "speed-up", json.dumps({s: v["speedup_vs_fp32_median"] for s, v in r["settings"].items()}), flush=True)
+        print(
+            name,
+            json.dumps({s: v["catalog_images_per_s_median"] for s, v in r["settings"].items()}),
+            "speed-up",
+            json.dumps({s: v["speedup_vs_fp32_median"] for s, v in r["settings"].items()}),
+            flush=True,
+        )
     res["machine_after"] = {"load_average": machine_info({})["load_average"]}
     atomic_write_json(a.out, res)
     print(f"wrote {a.out}")

@@ -40,7 +40,9 @@ def _kind(unit: str) -> str:
 def layers_picture() -> str:
     """The stack, top layer first: a unit imports only units of the layers below it."""
     layers = _layers().LAYERS
-    rows = [f"{i:>2}  " + "  ".join(_kind(u) for u in layer) for i, layer in reversed(list(enumerate(layers)))]
+    rows = [
+        f"{i:>2}  " + "  ".join(_kind(u) for u in layer) for i, layer in reversed(list(enumerate(layers)))
+    ]
     width = max(len(r) for r in rows) + 2
     out = ["```text", "┌" + "─" * width + "┐"]
     for j, r in enumerate(rows):

@@ -19,8 +19,9 @@ import math
 import re
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -40,7 +41,10 @@ def _commands() -> tuple[list[tuple[str, Any, Any]], Any, Any]:
 
     group = typer.main.get_command(app)
     gctx = group.context_class(group, info_name="gr")
-    cmds = [(name, cmd, cmd.context_class(cmd, info_name=name, parent=gctx)) for name, cmd in group.commands.items()]
+    cmds = [
+        (name, cmd, cmd.context_class(cmd, info_name=name, parent=gctx))
+        for name, cmd in group.commands.items()
+    ]
     return cmds, group, gctx
 
 
@@ -64,7 +68,9 @@ def _synopsis(name: str, cmd: Any, ctx: Any) -> str:
     parts = [f"gr {name}"]
     parts += [p.name.upper() for p in cmd.params if p.param_type_name == "argument"]
     recs = _records(cmd, ctx)
-    parts += [flags.split(",")[0] if "<" not in flags else flags for flags, help in recs if "[required]" in help]
+    parts += [
+        flags.split(",")[0] if "<" not in flags else flags for flags, help in recs if "[required]" in help
+    ]
     if any("[required]" not in help for _, help in recs):
         parts.append("[options]")
     return " ".join(parts)
@@ -96,7 +102,15 @@ def cli_reference() -> str:
     ]
     out += [f"| `{_cell(f)}` | {_cell(h)} |" for f, h in _records(group, gctx)]
     for name, cmd, ctx in cmds:
-        out += ["", f"## `gr {name}`", "", (cmd.help or "").strip(), "", f"    {_synopsis(name, cmd, ctx)}", ""]
+        out += [
+            "",
+            f"## `gr {name}`",
+            "",
+            (cmd.help or "").strip(),
+            "",
+            f"    {_synopsis(name, cmd, ctx)}",
+            "",
+        ]
         recs = _records(cmd, ctx)
         if recs:
             out += ["| option | meaning |", "| --- | --- |"]
@@ -128,7 +142,11 @@ def demo_paragraph() -> str:
     load = d["machine"].get("load_average")
     q = d["query"]
     # the query is a catalog object's own image, so it finds itself first: count the others
-    neighbours = [lab for oid, lab in zip(q.get("hit_ids", [None] * len(q["hit_labels"])), q["hit_labels"]) if oid != q["object"]]
+    neighbours = [
+        lab
+        for oid, lab in zip(q.get("hit_ids", [None] * len(q["hit_labels"])), q["hit_labels"])
+        if oid != q["object"]
+    ]
     same = sum(1 for lab in neighbours if lab == q["label"]) if q.get("label") is not None else None
     text = (
         f"Recorded run ({d['created'][:10]}, commit {d['commit'][:7]}, {d['machine'].get('cpu_count')} CPUs, load average "
@@ -144,8 +162,10 @@ def demo_paragraph() -> str:
     text += "."
     shipped = ev.get("shipped_model_precision@10_macro")
     if shipped is not None:
-        text += (f" The model shipped in the package, trained on real SDSS cutouts and never on these synthetic "
-                 f"galaxies, scores {shipped:.3f} on the same queries zero-shot.")
+        text += (
+            f" The model shipped in the package, trained on real SDSS cutouts and never on these synthetic "
+            f"galaxies, scores {shipped:.3f} on the same queries zero-shot."
+        )
     if same is not None:
         text += f" {same} of the query's {len(neighbours)} neighbours share its class."
     return text
@@ -161,14 +181,18 @@ def measured_table() -> str:
     s = _load("synth_throughput.json")
     if s:
         pr = s["params"]
-        rows.append(f"| synthetic catalog rendering, {pr['size']}², {pr['workers']} workers | {s['summary']['end_to_end_gal_per_s']:.1f} galaxies/s end to end | `synth_throughput.json` |")
+        rows.append(
+            f"| synthetic catalog rendering, {pr['size']}², {pr['workers']} workers | {s['summary']['end_to_end_gal_per_s']:.1f} galaxies/s end to end | `synth_throughput.json` |"
+        )
     e = _load("exact_kernel.json")
     if e:
         pa = e["parameters"]
         for r in e["results"]:
             k1 = next((x for x in r["rows"] if x["what"] == "kernel" and x["nq"] == 1), None)
             if r["dtype"] == "float32" and k1:
-                rows.append(f"| exact score scan (fused numba kernel), {pa['n']:,} × {pa['dim']} float32, one query | {k1['ratio_to_read']:.2f}× the time of a plain read of the matrix | `exact_kernel.json` |")
+                rows.append(
+                    f"| exact score scan (fused numba kernel), {pa['n']:,} × {pa['dim']} float32, one query | {k1['ratio_to_read']:.2f}× the time of a plain read of the matrix | `exact_kernel.json` |"
+                )
     r = _load("rerank_synth-1M-d2048-float32.json")
     if r and (b := _rerank_best(r)):
         build = next((i for i in r["indexes"] if i["factory"] == b["factory"]), {})
@@ -185,15 +209,23 @@ def measured_table() -> str:
         ev = v["eval"]
         best = ev.get("best_baseline")
         p = ev["retrieval"]
-        name = {"gz2": "Galaxy Zoo 2 SDSS cutouts (spiral / other)", "first": "FIRST radio galaxies (four classes)", "synthetic": "synthetic GalSim catalog"}[cat]
+        name = {
+            "gz2": "Galaxy Zoo 2 SDSS cutouts (spiral / other)",
+            "first": "FIRST radio galaxies (four classes)",
+            "synthetic": "synthetic GalSim catalog",
+        }[cat]
         fig = f"`gr train` defaults: held-out macro precision@10 {p['model']['macro']['precision@10']:.3f}"
         if best:
             fig += f"; best baseline ({best}) {p[best]['macro']['precision@10']:.3f}"
-        rows.append(f"| {name}, {q['catalog'].get('count', '?'):,} objects, seed 0 | {fig} | `quality_{cat}.json` |")
+        rows.append(
+            f"| {name}, {q['catalog'].get('count', '?'):,} objects, seed 0 | {fig} | `quality_{cat}.json` |"
+        )
     pre = _load("quality_pretrained.json")
     for cat, r in ((pre or {}).get("catalogs") or {}).items():
         m, best = r["methods"][pre.get("shipped_method", "model")], r["best_descriptor"]
-        seen = "never seen in training" if cat == "gz2_spirals" else "images seen in pretraining, labels never"
+        seen = (
+            "never seen in training" if cat == "gz2_spirals" else "images seen in pretraining, labels never"
+        )
         rows.append(
             f"| {cat}, {r['n']:,} objects ({seen}) | the shipped model, no training: macro precision@10 {m['held_out']['mean']:.3f} held-out "
             f"(3 seeds), {m['all']:.3f} every object; best descriptor ({best}) {r['methods'][best]['held_out']['mean']:.3f} / "
@@ -274,7 +306,11 @@ def bench_rerank_1m() -> str:
     ]
     if best:
         b_idx = next(i for i in r["indexes"] if i["factory"] == best["factory"])
-        k100 = [p for p in r["results"] if p["factory"] == best["factory"] and "100" in p["recall"] and p["recall"]["100"] >= 0.99]
+        k100 = [
+            p
+            for p in r["results"]
+            if p["factory"] == best["factory"] and "100" in p["recall"] and p["recall"]["100"] >= 0.99
+        ]
         out += [
             "| target | measured | |",
             "|---|---|---|",
@@ -287,7 +323,9 @@ def bench_rerank_1m() -> str:
         ]
         if k100:
             q = min(k100, key=lambda p: p["p50_ms"])
-            out.append(f"| (recall@100 ≥ 0.99, for reference) | nprobe {q['nprobe']}, k 100, refine {q['refine']}: R@100 {q['recall']['100']:.4f} at p50 {q['p50_ms']:.2f} ms ({q['speedup_vs_exact']:,.0f}×) | |")
+            out.append(
+                f"| (recall@100 ≥ 0.99, for reference) | nprobe {q['nprobe']}, k 100, refine {q['refine']}: R@100 {q['recall']['100']:.4f} at p50 {q['p50_ms']:.2f} ms ({q['speedup_vs_exact']:,.0f}×) | |"
+            )
         out += [
             "",
             f"Memory: the index takes {b_idx['index_bytes_per_vector']:.0f} B/vector ({b_idx['index_bytes'] / 1e6:.0f} MB), and the "
@@ -299,7 +337,10 @@ def bench_rerank_1m() -> str:
             "| nprobe | refine | cand | R@1 | R@10 | R@100 | p50 ms | p99 ms | search / rerank p50 ms | QPS batch | × exact |",
             "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
-        front = sorted((r["results"][i] for i in r["pareto"] if r["results"][i]["factory"] == best["factory"]), key=lambda p: (p["nprobe"], p["k"], p["refine"]))
+        front = sorted(
+            (r["results"][i] for i in r["pareto"] if r["results"][i]["factory"] == best["factory"]),
+            key=lambda p: (p["nprobe"], p["k"], p["refine"]),
+        )
         for p in front:
             out.append(_point_row(p, f"{p['nprobe']}" + (f" (k {p['k']})" if p["k"] != 10 else "")))
     return "\n".join(out)
@@ -320,7 +361,11 @@ def bench_rerank_cold() -> str:
     for b in r["indexes"]:
         pts = [p for p in r["results"] if p["factory"] == b["factory"] and p["k"] == 10]
         ok = sorted((p for p in pts if p["recall"]["10"] >= 0.99), key=lambda p: p["p50_ms"])
-        show = ok[:1] + [max(pts, key=lambda p: (p["recall"]["10"], -p["p50_ms"]))] if ok else [max(pts, key=lambda p: p["recall"]["10"])]
+        show = (
+            ok[:1] + [max(pts, key=lambda p: (p["recall"]["10"], -p["p50_ms"]))]
+            if ok
+            else [max(pts, key=lambda p: p["recall"]["10"])]
+        )
         for j, p in enumerate(dict.fromkeys(map(id, show))):
             p = next(q for q in show if id(q) == p)
             build = f"{b['build_s']:.0f} s ({b['train_s']:.0f} / {b['add_s']:.0f})" if j == 0 else ""
@@ -347,10 +392,25 @@ def bench_scaling() -> str:
         best = _rerank_best(r)
         hb = None
         if hnsw:
-            ok = [p for p in r["results"] if p["factory"] == hnsw["factory"] and p["k"] == 10 and p["recall"]["10"] >= 0.99]
+            ok = [
+                p
+                for p in r["results"]
+                if p["factory"] == hnsw["factory"] and p["k"] == 10 and p["recall"]["10"] >= 0.99
+            ]
             hb = min(ok, key=lambda p: p["p50_ms"]) if ok else None
-            hmax = max((p["recall"]["10"] for p in r["results"] if p["factory"] == hnsw["factory"] and p["k"] == 10), default=float("nan"))
-        hcell = "—" if hnsw is None else (f"{hb['p50_ms']:.2f} ms, ef {hb['ef_search']} ({hnsw['build_s']:.0f} s)" if hb else f"not reached: max R@10 {hmax:.2f} ({hnsw['build_s']:.0f} s)")
+            hmax = max(
+                (p["recall"]["10"] for p in r["results"] if p["factory"] == hnsw["factory"] and p["k"] == 10),
+                default=float("nan"),
+            )
+        hcell = (
+            "—"
+            if hnsw is None
+            else (
+                f"{hb['p50_ms']:.2f} ms, ef {hb['ef_search']} ({hnsw['build_s']:.0f} s)"
+                if hb
+                else f"not reached: max R@10 {hmax:.2f} ({hnsw['build_s']:.0f} s)"
+            )
+        )
         if ivf is None or best is None:
             continue
         nlist = re.search(r"IVF(\d+)", ivf["factory"]).group(1)
@@ -363,13 +423,21 @@ def bench_scaling() -> str:
 
 
 def bench_serve() -> str:
-    parts = [_serve_block(s) for s in (_load("serve_gz2-2000.json"), _load("serve_10M-ondisk.json")) if s is not None]
+    parts = [
+        _serve_block(s)
+        for s in (_load("serve_gz2-2000.json"), _load("serve_10M-ondisk.json"))
+        if s is not None
+    ]
     return "\n\n".join(parts) if parts else "(no result recorded)"
 
 
 def _serve_block(s: dict) -> str:
     pa, res = s["parameters"], s["results"]
-    names = {"id_search": "id search (JSON)", "image_search": "image upload (PNG, embedded per request)", "image_search_again": "image upload, second run"}
+    names = {
+        "id_search": "id search (JSON)",
+        "image_search": "image upload (PNG, embedded per request)",
+        "image_search_again": "image upload, second run",
+    }
     out = [
         f"{pa['clients']} clients for {pa['seconds']:g} s per phase against `gr serve` ({pa['workers']} worker) on a {pa['index_count']:,}-object "
         f"{pa['dims']}-d {pa['faiss']} index; load average {s['machine'].get('load_average')} at the start; server memory grew "
@@ -391,7 +459,9 @@ def _serve_block(s: dict) -> str:
     for k in ("id_search", "image_search", "image_search_again"):
         if k in res:
             x = res[k]
-            out.append(f"| {names[k]} | {x['requests_per_s']:.1f} | {x['p50_ms']:.1f} ms | {x['p99_ms']:.1f} ms | {x['errors']} |")
+            out.append(
+                f"| {names[k]} | {x['requests_per_s']:.1f} | {x['p50_ms']:.1f} ms | {x['p99_ms']:.1f} ms | {x['errors']} |"
+            )
     return "\n".join(out)
 
 
@@ -427,7 +497,11 @@ def bench_ray_embed() -> str:
     if d is None:
         return "(no result recorded)"
     p, m = d["parameters"], d["machine"]
-    names = {"ray1": "Ray, 1 worker (1 CPU)", "ray2": "Ray, 2 workers (1 CPU each)", "local": "local, one process (all threads)"}
+    names = {
+        "ray1": "Ray, 1 worker (1 CPU)",
+        "ray2": "Ray, 2 workers (1 CPU each)",
+        "local": "local, one process (all threads)",
+    }
     out = [
         f"{p['n']:,} images of {p['size']}² embedded by the `{p['preset']}` preset (untrained) into {-(-p['n'] // p['shard_rows'])} shards "
         f"(batches of {p['batch_size']}) on a local Ray of {p['cpus']} CPUs, {p['repeats']} interleaved repeats; commit `{d['commit'][:12]}`, "
@@ -440,7 +514,11 @@ def bench_ray_embed() -> str:
         each = ", ".join(f"{r['images_per_s']:.0f}" for r in d["runs"] if r["engine"] == name)
         out.append(f"| {names.get(name, name)} | {s['images_per_s_median']:.0f} | {each} |")
     r = d["ratios"]
-    local = f"; 2 Ray workers / the local build: **{r['ray2_over_local']:.2f}×**" if "ray2_over_local" in r else ""
+    local = (
+        f"; 2 Ray workers / the local build: **{r['ray2_over_local']:.2f}×**"
+        if "ray2_over_local" in r
+        else ""
+    )
     out += ["", f"2 workers / 1 worker: **{r['ray2_over_ray1']:.2f}×**{local}."]
     return "\n".join(out)
 
@@ -468,7 +546,11 @@ def bench_filtered_query() -> str:
         out.append(
             f"| {row['index_nprobe']} | {row['selectivity'] * 100:g} % | {row['matched']:,} | {row['path']} | {row['nprobe'] if row['nprobe'] is not None else '–'} | "
             f"{row['recall_at_k']:.4f} | {row['p50_ms']:.2f} | {row['p90_ms']:.2f} | "
-            + (f"{fe['recall_at_k']:.4f} / {fe['p50_ms']:.2f} | {ff['recall_at_k']:.4f} / {ff['p50_ms']:.2f} | {row['select_ms_uncached']:.0f} |" if fe else "– | – | – |")
+            + (
+                f"{fe['recall_at_k']:.4f} / {fe['p50_ms']:.2f} | {ff['recall_at_k']:.4f} / {ff['p50_ms']:.2f} | {row['select_ms_uncached']:.0f} |"
+                if fe
+                else "– | – | – |"
+            )
         )
     out.append("")
     for npr in dict.fromkeys(row["index_nprobe"] for row in r["filtered"]):
@@ -476,14 +558,29 @@ def bench_filtered_query() -> str:
         met = [row for row in aims if row["recall_at_k"] >= 0.99 and row["p50_ms"] <= 10]
         out.append(
             f"Aim (recall@10 ≥ 0.99 and p50 ≤ 10 ms at every selectivity), index nprobe {npr}: met at {len(met)} of {len(aims)} selectivities"
-            + ("." if len(met) == len(aims) else "; missed at " + ", ".join(f"{row['selectivity'] * 100:g} %" for row in aims if row not in met) + ".")
+            + (
+                "."
+                if len(met) == len(aims)
+                else "; missed at "
+                + ", ".join(f"{row['selectivity'] * 100:g} %" for row in aims if row not in met)
+                + "."
+            )
         )
     if r.get("sweep"):
         widths = list(dict.fromkeys(x["nprobe"] for x in r["sweep"]))
-        out += ["", "FAISS + ID selector at fixed probe widths (no widening; recall@10 / p50 ms):", "",
-                "| selectivity | " + " | ".join(f"nprobe {w}" for w in widths) + " |", "|---|" + "---|" * len(widths)]
+        out += [
+            "",
+            "FAISS + ID selector at fixed probe widths (no widening; recall@10 / p50 ms):",
+            "",
+            "| selectivity | " + " | ".join(f"nprobe {w}" for w in widths) + " |",
+            "|---|" + "---|" * len(widths),
+        ]
         for sel in dict.fromkeys(x["selectivity"] for x in r["sweep"]):
-            cells = {x["nprobe"]: f"{x['recall_at_k']:.4f} / {x['p50_ms']:.2f}" for x in r["sweep"] if x["selectivity"] == sel}
+            cells = {
+                x["nprobe"]: f"{x['recall_at_k']:.4f} / {x['p50_ms']:.2f}"
+                for x in r["sweep"]
+                if x["selectivity"] == sel
+            }
             out.append(f"| {sel * 100:g} % | " + " | ".join(cells.get(w, "–") for w in widths) + " |")
     out += [
         "",
@@ -493,8 +590,13 @@ def bench_filtered_query() -> str:
         f"| add | {a['added']:,} | {a['onto']:,} | {a['add_seconds']:.1f} | {a['add_objects_per_s']:,.0f} |",
     ]
     if "small_added" in a:
-        out.append(f"| add | {a['small_added']:,} | {a['small_onto']:,} | {a['small_add_seconds']:.2f} | {a['small_add_objects_per_s']:,.0f} |")
-    out += ["", f"Adding {a['added']:,} took {a['add_vs_rebuild_speedup']:g}× less time than rebuilding all {a['onto'] + a['added']:,}."]
+        out.append(
+            f"| add | {a['small_added']:,} | {a['small_onto']:,} | {a['small_add_seconds']:.2f} | {a['small_add_objects_per_s']:,.0f} |"
+        )
+    out += [
+        "",
+        f"Adding {a['added']:,} took {a['add_vs_rebuild_speedup']:g}× less time than rebuilding all {a['onto'] + a['added']:,}.",
+    ]
     return "\n".join(out)
 
 
@@ -521,9 +623,23 @@ def bench_rerank_galsim() -> str:
         ok = [p for p in pts if p["recall"]["10"] >= 0.99]
         best = min(ok, key=lambda p: p["p50_ms"]) if ok else None
         r1 = max((p["recall"]["10"] for p in pts if p["refine"] == 1), default=float("nan"))
-        knob = "" if best is None else ", ".join(x for x in (f"nprobe {best['nprobe']}" if best["nprobe"] else "", f"ef {best['ef_search']}" if best["ef_search"] else "", f"refine {best['refine']}") if x)
+        knob = (
+            ""
+            if best is None
+            else ", ".join(
+                x
+                for x in (
+                    f"nprobe {best['nprobe']}" if best["nprobe"] else "",
+                    f"ef {best['ef_search']}" if best["ef_search"] else "",
+                    f"refine {best['refine']}",
+                )
+                if x
+            )
+        )
         cell = "not reached" if best is None else f"{knob}: R@10 {best['recall']['10']:.4f}"
-        out.append(f"| `{b['factory']}` | {b['build_s']:.1f} | {cell} | {'—' if best is None else format(best['p50_ms'], '.2f')} | {r1:.3f} |")
+        out.append(
+            f"| `{b['factory']}` | {b['build_s']:.1f} | {cell} | {'—' if best is None else format(best['p50_ms'], '.2f')} | {r1:.3f} |"
+        )
     return "\n".join(out)
 
 
@@ -554,9 +670,17 @@ def bench_ingest() -> str:
         for r in f["runs"]:
             st = r.get("stages_ms_per_image")
             if st is None:  # the old path, timed stage by stage on a sample in one process
-                st = {"decode": old.get("decode_ms"), "framing": old.get("framing_ms"), "resize": old.get("resize_ms"),
-                      "embed": old.get("embed_ms"), "write": r["write_s"] * 1e3 / r["images"]}
-            cells = [("—" if st.get(k) is None else f"{st[k]:.2f}") for k in ("decode", "framing", "resize", "embed", "write")]
+                st = {
+                    "decode": old.get("decode_ms"),
+                    "framing": old.get("framing_ms"),
+                    "resize": old.get("resize_ms"),
+                    "embed": old.get("embed_ms"),
+                    "write": r["write_s"] * 1e3 / r["images"],
+                }
+            cells = [
+                ("—" if st.get(k) is None else f"{st[k]:.2f}")
+                for k in ("decode", "framing", "resize", "embed", "write")
+            ]
             ratio = f["ratios"].get(f"{r['path']}_over_old")
             bx = r.get("boxes")
             boxes = "—" if bx is None else f"{bx['measured']:,} / {bx['reused']:,}"
@@ -569,14 +693,20 @@ def bench_ingest() -> str:
             )
     moves = [(name, f["box_moves"]) for name, f in d["folders"].items() if f.get("box_moves")]
     if moves:
-        out += ["", "How far the boxes measured on the reduced JPEG decode are from those measured on the full image "
-                "(full-resolution pixels, every image of the folder):", "",
-                "| folder | same box | largest edge move p50 / p90 / p99 / max (px) | side change p50 / p90 / p99 | found ≠ | median box side |",
-                "| --- | --- | --- | --- | --- | --- |"]
+        out += [
+            "",
+            "How far the boxes measured on the reduced JPEG decode are from those measured on the full image "
+            "(full-resolution pixels, every image of the folder):",
+            "",
+            "| folder | same box | largest edge move p50 / p90 / p99 / max (px) | side change p50 / p90 / p99 | found ≠ | median box side |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
         for name, m in moves:
             e, q = m["largest_edge_move_px"], m["side_change_fraction"]
-            out.append(f"| {name} ({m['images']:,}) | {m['same_box']:.1%} | {e['p50']:g} / {e['p90']:g} / {e['p99']:g} / {e['max']} | "
-                       f"{q['p50']:.1%} / {q['p90']:.1%} / {q['p99']:.1%} | {m['found_differs']} | {m['box_side_px_median']:g} |")
+            out.append(
+                f"| {name} ({m['images']:,}) | {m['same_box']:.1%} | {e['p50']:g} / {e['p90']:g} / {e['p99']:g} / {e['max']} | "
+                f"{q['p50']:.1%} / {q['p90']:.1%} / {q['p99']:.1%} | {m['found_differs']} | {m['box_side_px_median']:g} |"
+            )
     out += [
         "",
         "Stage columns are milliseconds per image: for the fast path the CPU time summed over its worker processes "
@@ -589,19 +719,27 @@ def bench_ingest() -> str:
         "| folder | path | 1M: 1 / 10 / 100 machines | 40M: 1 / 10 / 100 machines |",
         "| --- | --- | --- | --- |",
     ]
+
     def span(h: float) -> str:
         return f"{h:.1f} h" if h >= 1 else f"{h * 60:.0f} min" if h * 60 >= 1 else "< 1 min"
 
     for name, f in d["folders"].items():
         for path, pr in f["projection_hours"].items():
-            cell = lambda n: " / ".join(span(pr[n][f"{k}_machines_hours"]) for k in (1, 10, 100))  # noqa: E731
+            cell = lambda n: " / ".join(span(pr[n][f"{k}_machines_hours"]) for k in (1, 10, 100))  # noqa: E731, B023 (called at once)
             out.append(f"| {name} | {path} | {cell('1000000')} | {cell('40000000')} |")
     cpus = m.get("cpus_usable") or 2
-    starved = [f"{name} {r['path']} ({r['cpu_cores_used']:.2f})" for name, f in d["folders"].items() for r in f["runs"]
-               if r["path"] in ("new-cold", "new-warm") and r["cpu_cores_used"] < 0.75 * cpus]
+    starved = [
+        f"{name} {r['path']} ({r['cpu_cores_used']:.2f})"
+        for name, f in d["folders"].items()
+        for r in f["runs"]
+        if r["path"] in ("new-cold", "new-warm") and r["cpu_cores_used"] < 0.75 * cpus
+    ]
     if starved:
-        out += ["", f"Fast-path runs (every process busy by design) that got less than {0.75 * cpus:g} of the {cpus} cores (other jobs took the rest; "
-                f"their CPU seconds per image match the other runs): {', '.join(starved)}."]
+        out += [
+            "",
+            f"Fast-path runs (every process busy by design) that got less than {0.75 * cpus:g} of the {cpus} cores (other jobs took the rest; "
+            f"their CPU seconds per image match the other runs): {', '.join(starved)}.",
+        ]
     return "\n".join(out)
 
 
@@ -620,7 +758,9 @@ def ingest_expectation() -> str:
         parts.append(new + warm + old)
     p = d["parameters"]
     return (
-        f"On a 2-core machine `gr build-index` with the `{p['preset']}` model takes " + "; ".join(parts) + ". "
+        f"On a 2-core machine `gr build-index` with the `{p['preset']}` model takes "
+        + "; ".join(parts)
+        + ". "
         "`gr train` and `gr evaluate` measure each image's framing box once and keep it in a box store "
         "(`~/.cache/galaxy-retrieval/framing-boxes`; `GALAXY_RETRIEVAL_CACHE=DIR` moves the package's cache, `off` turns it off), so the build after them "
         "reuses the boxes; the logs say how many were measured and how many reused. "
@@ -633,23 +773,39 @@ def bench_metadata_memory() -> str:
     d = _load("metadata_memory.json")
     if d is None:
         return "(no result recorded)"
-    names = {"heap": "read into RAM (cache off)", "mapped_first_open": "first open: read, cached, mapped", "mapped": "later opens: mapped"}
+    names = {
+        "heap": "read into RAM (cache off)",
+        "mapped_first_open": "first open: read, cached, mapped",
+        "mapped": "later opens: mapped",
+    }
     sizes = d["parameters"]["n"]
     out = [
         f"Commit `{str(d['commit'])[:12]}`; load average {d['machine'].get('load_average_start', '?')} at the start, {d.get('load_average_end')} at the end. "
         "RssAnon growth of a fresh process per object, after opening the table and after 1,000 metadata reads plus one id lookup:",
         "",
-        "| table | " + " | ".join(f"{n:,} objects: open / use (B/object)" for n in sizes) + " | table size at the largest |",
+        "| table | "
+        + " | ".join(f"{n:,} objects: open / use (B/object)" for n in sizes)
+        + " | table size at the largest |",
         "| --- | " + " | ".join("---" for _ in sizes) + " | --- |",
     ]
     for mode, label in names.items():
-        cells = [f"{d['runs'][str(n)][mode]['anon_open_bytes_per_object']:.0f} / {d['runs'][str(n)][mode]['anon_use_bytes_per_object']:.0f}" for n in sizes]
-        out.append(f"| {label} | " + " | ".join(cells) + f" | {d['runs'][str(sizes[-1])][mode]['table_bytes'] / 1e6:.0f} MB |")
+        cells = [
+            f"{d['runs'][str(n)][mode]['anon_open_bytes_per_object']:.0f} / {d['runs'][str(n)][mode]['anon_use_bytes_per_object']:.0f}"
+            for n in sizes
+        ]
+        out.append(
+            f"| {label} | "
+            + " | ".join(cells)
+            + f" | {d['runs'][str(sizes[-1])][mode]['table_bytes'] / 1e6:.0f} MB |"
+        )
     sl = d.get("slope_bytes_per_object")
     if sl:
-        out += ["", f"Growth per added object between {sizes[0]:,} and {sizes[-1]:,} objects, after the open: "
-                f"**{sl['heap']['after_open']:.0f} B** on the heap, **{sl['mapped']['after_open']:.0f} B** memory-mapped "
-                "(the use column adds the id → position hash the searcher builds up to 2M objects)."]
+        out += [
+            "",
+            f"Growth per added object between {sizes[0]:,} and {sizes[-1]:,} objects, after the open: "
+            f"**{sl['heap']['after_open']:.0f} B** on the heap, **{sl['mapped']['after_open']:.0f} B** memory-mapped "
+            "(the use column adds the id → position hash the searcher builds up to 2M objects).",
+        ]
     return "\n".join(out)
 
 
@@ -669,7 +825,9 @@ def bench_train_speed() -> str:
     ]
     for name, r in d["presets"].items():
         for s_name, v in r["settings"].items():
-            out.append(f"| `{name}` | {s_name} | {v['catalog_images_per_s_median']:.1f} | {v['speedup_vs_fp32_median']:.2f}× | {r['warm_up_s'][s_name]:.1f} |")
+            out.append(
+                f"| `{name}` | {s_name} | {v['catalog_images_per_s_median']:.1f} | {v['speedup_vs_fp32_median']:.2f}× | {r['warm_up_s'][s_name]:.1f} |"
+            )
     return "\n".join(out)
 
 
@@ -686,19 +844,28 @@ def model_card_quality() -> str:
         "| catalog | seen in pretraining | method | P@10 held-out | P@10 all | per class (all) |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    names = {"model": "network alone", "pixels": "raw pixels", "polar": "polar Fourier descriptor", "morphology": "morphology (CAS, Gini, M20, …)"}
+    names = {
+        "model": "network alone",
+        "pixels": "raw pixels",
+        "polar": "polar Fourier descriptor",
+        "morphology": "morphology (CAS, Gini, M20, …)",
+    }
     for cat, r in d["catalogs"].items():
         seen = "no (zero-shot)" if cat == "gz2_spirals" else "images only, never labels"
         labels = r.get("label_names") or {}
         for m, v in r["methods"].items():
-            label = names.get(m, f"fused, descriptor share {m.split('-', 1)[1]}" if m.startswith("fused-") else m)
+            label = names.get(
+                m, f"fused, descriptor share {m.split('-', 1)[1]}" if m.startswith("fused-") else m
+            )
             if m == r["best_descriptor"]:
                 label += " (best descriptor)"
             if m == d.get("shipped_method"):
                 label = f"**{label} (shipped)**"
             per = ", ".join(f"{labels.get(c, c)} {x:.2f}" for c, x in v["per_class_all"].items())
             ho = v["held_out"]
-            out.append(f"| {cat} | {seen} | {label} | {ho['mean']:.3f} ± {ho['std']:.3f} | {v['all']:.3f} | {per} |")
+            out.append(
+                f"| {cat} | {seen} | {label} | {ho['mean']:.3f} ± {ho['std']:.3f} | {v['all']:.3f} | {per} |"
+            )
     return "\n".join(out)
 
 
@@ -726,7 +893,10 @@ BENCH_BLOCKS: dict[str, Callable[[], str]] = {
 # --------------------------------------------------------------------------- the files
 
 BLOCKS: dict[str, Callable[[], str]] = {
-    "demo": demo_paragraph, "commands": commands_table, "measured": measured_table, "ingest": ingest_expectation,
+    "demo": demo_paragraph,
+    "commands": commands_table,
+    "measured": measured_table,
+    "ingest": ingest_expectation,
 }
 
 
@@ -736,7 +906,7 @@ def render_readme(text: str, blocks: dict[str, Callable[[], str]] | None = None)
         if not pat.search(text):
             raise SystemExit(f"no <!-- generated:{name} --> block")
         body = make()
-        text = pat.sub(lambda m: m.group(1) + body + "\n" + m.group(3), text)
+        text = pat.sub(lambda m: m.group(1) + body + "\n" + m.group(3), text)  # noqa: B023 (called at once)
     return text
 
 
@@ -754,7 +924,11 @@ def _architecture_blocks() -> tuple[Path, dict[str, Callable[[], str]]]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--check", action="store_true", help="exit 1 if a generated block is not current")
-    ap.add_argument("--record-demo", type=Path, help="copy a demo run's results.json to benchmarks/results/demo.json first")
+    ap.add_argument(
+        "--record-demo",
+        type=Path,
+        help="copy a demo run's results.json to benchmarks/results/demo.json first",
+    )
     a = ap.parse_args(argv)
     if a.record_demo:
         json.loads(a.record_demo.read_text("utf-8"))  # a whole JSON file, not a half-written one

@@ -30,7 +30,9 @@ def main() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([sys.executable, "-m", "galaxy_retrieval.cli", "serve", "--index", a.index, "--port", str(port)])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "galaxy_retrieval.cli", "serve", "--index", a.index, "--port", str(port)]
+    )
     try:
         for _ in range(300):
             try:
@@ -46,7 +48,9 @@ def main() -> None:
             page.fill("#q", a.q)
             page.click("#go")
             page.wait_for_function("document.querySelectorAll('#grid .hit').length > 0")
-            page.wait_for_function("[...document.querySelectorAll('#grid img')].every(i => i.complete && i.naturalWidth > 0)")
+            page.wait_for_function(
+                "[...document.querySelectorAll('#grid img')].every(i => i.complete && i.naturalWidth > 0)"
+            )
             page.screenshot(path=a.out)
             b.close()
     finally:

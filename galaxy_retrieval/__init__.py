@@ -1,7 +1,7 @@
 """galaxy-retrieval: content-based galaxy image retrieval (GalaxIDNet).
 
-    from galaxy_retrieval import GalaxySearcher
-    hits = GalaxySearcher.open("indexes/demo").query(image="q.png", k=10)
+from galaxy_retrieval import GalaxySearcher
+hits = GalaxySearcher.open("indexes/demo").query(image="q.png", k=10)
 """
 
 from __future__ import annotations

@@ -40,7 +40,11 @@ def is_no_space(e: BaseException) -> bool:
     naming the condition only in the message, so the message is checked too."""
     if not isinstance(e, OSError):
         return False
-    return e.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(e) or "Disk quota exceeded" in str(e)
+    return (
+        e.errno in (errno.ENOSPC, errno.EDQUOT)
+        or "No space left on device" in str(e)
+        or "Disk quota exceeded" in str(e)
+    )
 
 
 def check_free_space(folder: str | Path, nbytes: int, target: str | Path, margin: int = 256 << 10) -> None:
@@ -143,7 +147,6 @@ def atomic_write_bytes(target: str | Path, data: bytes) -> Path:
 
 def atomic_write_json(target: str | Path, obj: Any) -> Path:
     return atomic_write_bytes(target, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode("utf-8"))
-
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:

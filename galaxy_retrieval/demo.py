@@ -18,7 +18,15 @@ from .errors import CheckpointError, ConfigError
 from .pipeline_file import read_pipeline_file
 from .progress import NULL_PROGRESS, Progress
 
-__all__ = ["DemoConfig", "DemoResult", "load_demo_config", "run_demo", "demo_results", "DEFAULT_PIPELINE", "RESULTS_FILE"]
+__all__ = [
+    "DemoConfig",
+    "DemoResult",
+    "load_demo_config",
+    "run_demo",
+    "demo_results",
+    "DEFAULT_PIPELINE",
+    "RESULTS_FILE",
+]
 
 DEFAULT_PIPELINE = Path(__file__).resolve().parent.parent / "pipelines" / "demo.toml"
 #: the demo's figures, written into the run directory
@@ -88,7 +96,9 @@ def load_demo_config(path: str | Path = DEFAULT_PIPELINE, root: str | Path = "."
     parts = {"synth": SynthStep, "train": TrainStep, "index": IndexStep, "query": QueryStep}
     d = read_pipeline_file(p, parts)
     r = Path(root)
-    return DemoConfig(**{name: _section(cls, d.get(name, {}), f"{p} [{name}]", r) for name, cls in parts.items()})
+    return DemoConfig(
+        **{name: _section(cls, d.get(name, {}), f"{p} [{name}]", r) for name, cls in parts.items()}
+    )
 
 
 @dataclass(frozen=True)
@@ -151,7 +161,9 @@ def run_demo(cfg: DemoConfig, progress: Progress = NULL_PROGRESS, fresh: bool = 
         reused.append("catalog")
     else:
         progress.log(f"[1/5] synthetic catalog: rendering {s.n} galaxies at {s.size}² with GalSim")
-        generate_catalog(SynthConfig(n=s.n, size=s.size, seed=s.seed), s.out, progress=progress, overwrite=True)
+        generate_catalog(
+            SynthConfig(n=s.n, size=s.size, seed=s.seed), s.out, progress=progress, overwrite=True
+        )
     cat = open_catalog(s.out)
     sheet = catalog_contact_sheet(cat, s.contact_sheet)
     clock.lap("catalog")
@@ -194,7 +206,14 @@ def run_demo(cfg: DemoConfig, progress: Progress = NULL_PROGRESS, fresh: bool = 
     with atomic_path(q.query_image) as tmp:
         Image.fromarray(rec.image).save(tmp, format="PNG")
     progress.log(f"[5/5] querying with {q.query_image} (held-out object {rec.object_id})")
-    result = run_query(QueryRequest(index=cfg.index.out, images=(q.query_image,), options=SearchOptions(k=q.k, refine=q.refine), mosaic=q.mosaic))
+    result = run_query(
+        QueryRequest(
+            index=cfg.index.out,
+            images=(q.query_image,),
+            options=SearchOptions(k=q.k, refine=q.refine),
+            mosaic=q.mosaic,
+        )
+    )
     clock.lap("query")
     explained = None
     if q.explain is not None:
@@ -204,7 +223,20 @@ def run_demo(cfg: DemoConfig, progress: Progress = NULL_PROGRESS, fresh: bool = 
         clock.lap("explain")
     cat.close()
     seconds = clock.laps()
-    out = DemoResult(s.out, sheet, train_result, t.out, report, build, result, rec.object_id, reused, explained, seconds, shipped=shipped)
+    out = DemoResult(
+        s.out,
+        sheet,
+        train_result,
+        t.out,
+        report,
+        build,
+        result,
+        rec.object_id,
+        reused,
+        explained,
+        seconds,
+        shipped=shipped,
+    )
     results_file = t.out / RESULTS_FILE
     atomic_write_json(results_file, demo_results(cfg, out, labels[pick] if labels is not None else None))
     return DemoResult(**{**out.__dict__, "results_file": results_file})
@@ -222,7 +254,9 @@ def _shipped_model_score(cat: Any, split_seed: int, progress: Progress, evaluate
     rep = evaluate(shipped, cat, baselines=False, split_seed=split_seed)
     p10 = rep.retrieval["model"].macro.get("precision@10") if rep.retrieval else None
     if p10 is not None:
-        progress.log(f"the shipped model (trained on SDSS cutouts, never on these galaxies): held-out macro precision@10 {p10:.3f}")
+        progress.log(
+            f"the shipped model (trained on SDSS cutouts, never on these galaxies): held-out macro precision@10 {p10:.3f}"
+        )
     return p10
 
 
@@ -252,12 +286,15 @@ def demo_results(cfg: DemoConfig, res: DemoResult, query_label: Any) -> dict[str
     hits = res.query.hits[0] if res.query.hits else []
     return {
         "benchmark": "demo",
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "commit": git_commit(),
         "machine": machine_info(),
-        "pipeline": {"synth": {"n": cfg.synth.n, "size": cfg.synth.size, "seed": cfg.synth.seed},
-                     "train": {"preset": cfg.train.preset, "seed": cfg.train.seed, **cfg.train.options},
-                     "index": {"kind": cfg.index.kind}, "query": {"k": cfg.query.k, "refine": cfg.query.refine}},
+        "pipeline": {
+            "synth": {"n": cfg.synth.n, "size": cfg.synth.size, "seed": cfg.synth.seed},
+            "train": {"preset": cfg.train.preset, "seed": cfg.train.seed, **cfg.train.options},
+            "index": {"kind": cfg.index.kind},
+            "query": {"k": cfg.query.k, "refine": cfg.query.refine},
+        },
         "reused": list(res.reused),
         "seconds": res.seconds,
         "epochs": None if res.train is None else len(res.train.history),
@@ -277,5 +314,3 @@ def demo_results(cfg: DemoConfig, res: DemoResult, query_label: Any) -> dict[str
             "seconds": res.query.seconds,
         },
     }
-
-

@@ -72,7 +72,9 @@ def polar_fourier_features(x01: torch.Tensor, n_r: int = 16, n_theta: int = 32, 
     if step > 1:
         x = F.avg_pool2d(x, kernel_size=2 * step - 1, stride=1, padding=step - 1, count_include_pad=False)
     grid = polar_grid(n_r, n_theta).expand(x.shape[0], -1, -1, -1)
-    p = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)  # (B, 3, n_r, n_theta)
+    p = F.grid_sample(
+        x, grid, mode="bilinear", padding_mode="border", align_corners=False
+    )  # (B, 3, n_r, n_theta)
     spec = torch.fft.rfft(p, dim=-1).abs()[..., : modes + 1] / n_theta
     return spec.reshape(spec.shape[0], -1).numpy().astype(np.float32)
 
@@ -130,11 +132,19 @@ def _morph_one(img: np.ndarray) -> np.ndarray:
     w = 2 * k + 1
     sm = (cs[w:, w:] - cs[:-w, w:] - cs[w:, :-w] + cs[:-w, :-w]) / (w * w)
     outer = seg & (r > r20)
-    smooth = float(np.clip(d - sm, 0, None)[outer].sum() / (np.abs(d)[outer].sum() + 1e-12)) if outer.any() else 0.0
+    smooth = (
+        float(np.clip(d - sm, 0, None)[outer].sum() / (np.abs(d)[outer].sum() + 1e-12))
+        if outer.any()
+        else 0.0
+    )
     # Gini of the segment's pixel values
     v = np.sort(f[seg])
     n = v.size
-    gini = float(((2 * np.arange(1, n + 1) - n - 1) * v).sum() / (v.mean() * n * (n - 1) + 1e-12)) if n > 1 else 0.0
+    gini = (
+        float(((2 * np.arange(1, n + 1) - n - 1) * v).sum() / (v.mean() * n * (n - 1) + 1e-12))
+        if n > 1
+        else 0.0
+    )
     # M20: second moment of the brightest 20 % of the light relative to the total
     vals = f[seg]
     ys, xs = yy[seg], xx[seg]
@@ -154,7 +164,15 @@ def _morph_one(img: np.ndarray) -> np.ndarray:
     l1, l2 = tr / 2 + disc, max(tr / 2 - disc, 1e-12)
     ell = 1 - math.sqrt(l2 / l1) if l1 > 0 else 0.0
     # colours of the galaxy's light (ratios of channel fluxes, as magnitudes)
-    ch = np.array([np.clip(img[i] - np.median(np.concatenate([img[i][0], img[i][-1]])), 0, None)[seg].sum() for i in range(3)]) + 1e-6
+    ch = (
+        np.array(
+            [
+                np.clip(img[i] - np.median(np.concatenate([img[i][0], img[i][-1]])), 0, None)[seg].sum()
+                for i in range(3)
+            ]
+        )
+        + 1e-6
+    )
     col_rg = -2.5 * math.log10(ch[0] / ch[1])
     col_bg = -2.5 * math.log10(ch[2] / ch[1])
     return np.array([conc, asym, smooth, gini, m20, ell, r50 / s, col_rg, col_bg], dtype=np.float64)

@@ -37,15 +37,24 @@ import hashlib
 import math
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from .errors import ConfigError
 
 __all__ = [
-    "Framing", "Box", "FRAMING_MODES", "centred_square", "frame_box", "frame_boxes", "frame_images", "FramingStats", "measure_box",
+    "Framing",
+    "Box",
+    "FRAMING_MODES",
+    "centred_square",
+    "frame_box",
+    "frame_boxes",
+    "frame_images",
+    "FramingStats",
+    "measure_box",
 ]
 
 FRAMING_MODES: tuple[str, ...] = ("none", "fixed", "auto")
@@ -102,20 +111,26 @@ class Framing:
         if isinstance(self.minarea, bool) or not isinstance(self.minarea, int) or self.minarea < 1:
             raise bad("minarea", "must be an integer >= 1")
         if not 0 < self.center_radius <= 1 or not 0 < self.min_fraction <= 1:
-            raise bad("center_radius" if not 0 < self.center_radius <= 1 else "min_fraction", "must be in (0, 1]")
+            raise bad(
+                "center_radius" if not 0 < self.center_radius <= 1 else "min_fraction", "must be in (0, 1]"
+            )
 
     @classmethod
-    def parse(cls, spec: "str | Framing | None") -> "Framing":
+    def parse(cls, spec: str | Framing | None) -> Framing:
         """``"none"``, ``"fixed:F"``, ``"auto"`` or ``"auto:M"`` → :class:`Framing`."""
         if spec is None:
             return cls()
         if isinstance(spec, Framing):
             return spec
         if not isinstance(spec, str):
-            raise ConfigError(f"framing {spec!r} must be a string like 'none', 'auto', 'auto:1.5' or 'fixed:0.3'")
+            raise ConfigError(
+                f"framing {spec!r} must be a string like 'none', 'auto', 'auto:1.5' or 'fixed:0.3'"
+            )
         mode, _, arg = spec.strip().lower().partition(":")
         if mode not in FRAMING_MODES:
-            raise ConfigError(f"framing {spec!r}: unknown mode {mode!r}; choices: none, auto, auto:MARGIN, fixed:FRACTION")
+            raise ConfigError(
+                f"framing {spec!r}: unknown mode {mode!r}; choices: none, auto, auto:MARGIN, fixed:FRACTION"
+            )
         if mode == "none":
             if arg:
                 raise ConfigError(f"framing {spec!r}: 'none' takes no value")
@@ -145,7 +160,7 @@ class Framing:
         top, left, side = centred_square(h, w, self.fraction if self.mode == "fixed" else 1.0)
         return Box(top, left, side, True)
 
-    def cut(self, images: Any, stats: "FramingStats | None" = None, *, channels_first: bool = False) -> Any:
+    def cut(self, images: Any, stats: FramingStats | None = None, *, channels_first: bool = False) -> Any:
         """The square the model sees, cut from each image: the one place a framing mode cuts.
 
         ``images``: a batch (B, H, W[, C]) array, a batch (B, C, H, W) with
@@ -172,7 +187,7 @@ class Framing:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: "dict[str, Any] | str | None") -> "Framing":
+    def from_dict(cls, d: dict[str, Any] | str | None) -> Framing:
         if d is None or isinstance(d, str):
             return cls.parse(d)
         if not isinstance(d, dict):
@@ -180,7 +195,9 @@ class Framing:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ConfigError(f"framing has unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise ConfigError(
+                f"framing has unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
         return cls(**d)
 
 
@@ -238,7 +255,6 @@ def _petrosian_radius(data: np.ndarray, x: float, y: float, usable: np.ndarray, 
 
 def _central_extent(image: np.ndarray, cfg: Framing) -> tuple[float, float, float] | None:
     """(x, y, Petrosian radius) of the central source in pixels, or None when there is none."""
-    import sep
 
     a = image[:, :, None] if image.ndim == 2 else image
     det = a.astype(np.float64).sum(axis=2)
@@ -275,7 +291,13 @@ def _measure(det: np.ndarray, channels: int, cfg: Framing) -> tuple[float, float
     for _ in range(4):
         try:
             objs, seg = sep.extract(
-                data, thresh, err=rms, minarea=cfg.minarea, deblend_nthresh=16, deblend_cont=0.005, segmentation_map=True
+                data,
+                thresh,
+                err=rms,
+                minarea=cfg.minarea,
+                deblend_nthresh=16,
+                deblend_cont=0.005,
+                segmentation_map=True,
             )
             break
         except Exception:  # pixel buffer / deblending overflow: retry higher
@@ -303,7 +325,7 @@ def _measure(det: np.ndarray, channels: int, cfg: Framing) -> tuple[float, float
 # Boxes already measured, by image content and framing: one pipeline reads the same images
 # for training, evaluation and indexing, and measuring costs 20-40 ms an image where hashing
 # it costs well under one. Bounded: the oldest entries go first.
-_CACHE: "OrderedDict[tuple[bytes, Framing], Box]" = OrderedDict()
+_CACHE: OrderedDict[tuple[bytes, Framing], Box] = OrderedDict()
 _CACHE_MAX = 200_000
 _CACHE_LOCK = threading.Lock()
 
@@ -390,12 +412,12 @@ class FramingStats:
         return f"framing boxes: {self.measured:,} measured, {self.reused:,} reused from the box store"
 
 
-def frame_boxes(images: "np.ndarray | Sequence[np.ndarray]", cfg: Framing) -> list[Box]:
+def frame_boxes(images: np.ndarray | Sequence[np.ndarray], cfg: Framing) -> list[Box]:
     return [frame_box(np.asarray(im), cfg) for im in images]
 
 
 def frame_images(
-    images: "np.ndarray | Sequence[np.ndarray]", cfg: Framing, stats: FramingStats | None = None
+    images: np.ndarray | Sequence[np.ndarray], cfg: Framing, stats: FramingStats | None = None
 ) -> list[np.ndarray]:
     """Each image cut to its box (views, not copies): a list of squares of varying sides
     (:meth:`Framing.cut` of a list)."""

@@ -15,7 +15,15 @@ from pathlib import Path
 
 from .errors import OutputPathError
 
-__all__ = ["check_output_file", "check_output_dir", "first_missing", "remove_created_dirs", "PROBE_PREFIX", "CACHE_ENV", "cache_dir"]
+__all__ = [
+    "check_output_file",
+    "check_output_dir",
+    "first_missing",
+    "remove_created_dirs",
+    "PROBE_PREFIX",
+    "CACHE_ENV",
+    "cache_dir",
+]
 
 #: name prefix of the probe files (gone a moment after they are made; ignore them when listing)
 PROBE_PREFIX = ".gr-probe-"
@@ -51,7 +59,9 @@ def check_output_file(path: str | Path) -> Path:
     except OSError:
         mode = None
     if mode is not None and not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
-        raise OutputPathError(f"{p}: exists and is a device, pipe or socket, not a regular file; write to a file name instead")
+        raise OutputPathError(
+            f"{p}: exists and is a device, pipe or socket, not a regular file; write to a file name instead"
+        )
     if p.exists() and not os.access(p, os.W_OK):
         raise OutputPathError(f"{p}: exists and is not writable")
     _probe(_nearest_existing(p.parent), p)

@@ -4,11 +4,10 @@ section with the same one line naming the file."""
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from .errors import ConfigError
 

@@ -74,16 +74,24 @@ class _NotebookHandle:
         import time
 
         dt = max(time.monotonic() - self._t0, 1e-9)
-        bar = f'<progress value="{self._n:g}" max="{self._total:g}" style="width:40%"></progress> ' if self._total else ""
+        bar = (
+            f'<progress value="{self._n:g}" max="{self._total:g}" style="width:40%"></progress> '
+            if self._total
+            else ""
+        )
         done = f"{self._n:,.0f}/{self._total:,.0f}" if self._total else f"{self._n:,.0f}"
-        text = f"{self._desc}: {done} {self._unit}, {self._n / dt:,.1f} {self._unit}/s, {dt:.0f} s" + (f" · {self._info}" if self._info else "")
+        text = f"{self._desc}: {done} {self._unit}, {self._n / dt:,.1f} {self._unit}/s, {dt:.0f} s" + (
+            f" · {self._info}" if self._info else ""
+        )
         return f"<div>{bar}<span>{html.escape(text)}</span></div>"
 
     def _update(self, force: bool = False) -> None:
         import time
 
         now = time.monotonic()
-        if self._handle is not None and (force or now - self._shown >= 0.2):  # a redraw per batch would flood the kernel
+        if self._handle is not None and (
+            force or now - self._shown >= 0.2
+        ):  # a redraw per batch would flood the kernel
             self._shown = now
             self._handle.update(self._html(self._render()))
 
@@ -92,7 +100,9 @@ class _NotebookHandle:
         self._update()
 
     def update(self, **fields: Any) -> None:
-        self._info = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in fields.items())
+        self._info = "  ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in fields.items()
+        )
         self._update()
 
 
@@ -102,7 +112,9 @@ class NotebookProgress:
     :func:`default_progress` gives inside a notebook kernel."""
 
     @contextmanager
-    def task(self, description: str, total: float | None = None, unit: str = "it") -> Iterator[_NotebookHandle]:
+    def task(
+        self, description: str, total: float | None = None, unit: str = "it"
+    ) -> Iterator[_NotebookHandle]:
         h = _NotebookHandle(description, total, unit)
         yield h
         h._update(force=True)

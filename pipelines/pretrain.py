@@ -41,8 +41,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--install", action="store_true", help="copy the best weights into the package")
     a = p.parse_args(argv)
     cfg = TrainConfig(
-        epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, temperature=a.temperature, seed=a.seed,
-        lr_schedule="cosine", warmup_epochs=1.0, patience=a.epochs, time_budget_s=a.time_budget, device=a.device,
+        epochs=a.epochs,
+        batch_size=a.batch_size,
+        lr=a.lr,
+        temperature=a.temperature,
+        seed=a.seed,
+        lr_schedule="cosine",
+        warmup_epochs=1.0,
+        patience=a.epochs,
+        time_budget_s=a.time_budget,
+        device=a.device,
     )
     catalog = open_catalog(a.catalog, on_error="skip")
     res = train(cfg, catalog, a.out, progress=RichProgress(), resume=a.resume, overwrite=not a.resume)

@@ -104,8 +104,12 @@ def test_hits_to_table_has_units_and_the_same_rows(index: Path) -> None:
     assert list(sky.to_table()["object_id"]) == list(t["object_id"]) and "query_ra" in sky.to_table().meta
 
 
-@pytest.mark.parametrize("name, fmt", [("hits.fits", None), ("hits.vot", None), ("hits.xml", "votable"), ("h.out", "fits")])
-def test_fits_and_votable_read_back_with_the_same_rows(index: Path, tmp_path: Path, name: str, fmt: str | None) -> None:
+@pytest.mark.parametrize(
+    "name, fmt", [("hits.fits", None), ("hits.vot", None), ("hits.xml", "votable"), ("h.out", "fits")]
+)
+def test_fits_and_votable_read_back_with_the_same_rows(
+    index: Path, tmp_path: Path, name: str, fmt: str | None
+) -> None:
     s = GalaxySearcher.open(index)
     hits = [s.query(object_id="obj-0003", k=4), s.query(object_id="obj-0010", k=4)]
     table = hits_table(["object obj-0003", "object obj-0010"], hits)
@@ -132,13 +136,30 @@ def test_cli_sexagesimal_query_and_exports(index: Path, tmp_path: Path) -> None:
     c = SkyCoord(o["ra"] * u.deg, o["dec"] * u.deg)
     ra_s, dec_s = c.to_string("hmsdms", sep=":", precision=4).split()
     out = tmp_path / "hits.fits"
-    r = runner.invoke(app, ["query", "--index", str(index), "--ra", ra_s, "--dec", dec_s, "--k", "3", "--output", str(out)])
+    r = runner.invoke(
+        app, ["query", "--index", str(index), "--ra", ra_s, "--dec", dec_s, "--k", "3", "--output", str(out)]
+    )
     assert r.exit_code == 0, r.output
     assert f"object {o['object_id']}" in r.output
     back = Table.read(out)
     assert len(back) == 3 and o["object_id"] not in [str(x) for x in back["object_id"]]
     # both coordinates in one string, and the VOTable on stdout
-    r = runner.invoke(app, ["query", "--index", str(index), "--ra", c.to_string("hmsdms"), "--k", "3", "--format", "votable", "--output", "-"])
+    r = runner.invoke(
+        app,
+        [
+            "query",
+            "--index",
+            str(index),
+            "--ra",
+            c.to_string("hmsdms"),
+            "--k",
+            "3",
+            "--format",
+            "votable",
+            "--output",
+            "-",
+        ],
+    )
     assert r.exit_code == 0, r.output
     vot = Table.read(io.BytesIO(r.stdout_bytes), format="votable")
     assert [str(x) for x in vot["object_id"]] == [str(x) for x in back["object_id"]]
@@ -152,11 +173,17 @@ def test_batch_targets_skip_bad_rows_and_read_sexagesimal(index: Path, tmp_path:
     ra_s, dec_s = c.to_string("hmsdms", sep=":", precision=4).split()
     (tmp_path / "sky.csv").write_text(f"RAJ2000,DEJ2000\n{ra_s},{dec_s}\n00:00:00,-89:59:00\n")
     (tmp_path / "ids.csv").write_text("objid\nobj-0007\nno-such-object\nobj-0100\n")
-    r = runner.invoke(app, ["query", "--index", str(index), "--targets", str(tmp_path / "ids.csv"), "--k", "2"])
+    r = runner.invoke(
+        app, ["query", "--index", str(index), "--targets", str(tmp_path / "ids.csv"), "--k", "2"]
+    )
     assert r.exit_code == 0, r.output
-    assert "skipped no-such-object: object id 'no-such-object' is not in the index" in r.output.replace("\n", " ")
+    assert "skipped no-such-object: object id 'no-such-object' is not in the index" in r.output.replace(
+        "\n", " "
+    )
     assert "neighbours of object obj-0007" in r.output and "neighbours of object obj-0100" in r.output
-    r = runner.invoke(app, ["query", "--index", str(index), "--targets", str(tmp_path / "sky.csv"), "--k", "2"])
+    r = runner.invoke(
+        app, ["query", "--index", str(index), "--targets", str(tmp_path / "sky.csv"), "--k", "2"]
+    )
     assert r.exit_code == 0, r.output
     assert f"object {o['object_id']}" in r.output and "skipped 0 -89" in r.output
     (tmp_path / "none.csv").write_text("objid\nnope\n")
@@ -165,7 +192,9 @@ def test_batch_targets_skip_bad_rows_and_read_sexagesimal(index: Path, tmp_path:
 
 
 def test_a_short_hit_list_says_why(index: Path) -> None:
-    r = runner.invoke(app, ["query", "--index", str(index), "--object-id", "obj-0001", "--k", "5", "--where", "label = 9"])
+    r = runner.invoke(
+        app, ["query", "--index", str(index), "--object-id", "obj-0001", "--k", "5", "--where", "label = 9"]
+    )
     assert r.exit_code == 0, r.output
     assert "0 of 5 hits (only that many match --where)" in r.output
 
@@ -191,7 +220,9 @@ def test_api_search_by_a_position_string(index: Path) -> None:
     with TestClient(create_app(ServeConfig(index=index))) as c:
         by_text = c.post("/api/search", json={"position": text, "k": 4}).json()
         by_deg = c.post("/api/search", json={"ra": o["ra"], "dec": o["dec"], "k": 4}).json()
-        assert by_text["query"]["object_id"] == o["object_id"] and by_text["query"]["ra"] == pytest.approx(o["ra"], abs=1e-5)
+        assert by_text["query"]["object_id"] == o["object_id"] and by_text["query"]["ra"] == pytest.approx(
+            o["ra"], abs=1e-5
+        )
         assert [h["object_id"] for h in by_text["hits"]] == [h["object_id"] for h in by_deg["hits"]]
         r = c.post("/api/search", json={"position": "not a place", "k": 4})
         assert r.status_code == 400 and "cannot read 'not a place' as a sky position" in r.json()["detail"]
@@ -205,5 +236,7 @@ def test_cone_lists_the_objects_near_a_position(index: Path) -> None:
     sep = angular_separation_arcsec(o["ra"], o["dec"], ra, dec)
     assert list(t["row"]) == [int(i) for i in np.argsort(sep, kind="stable")[: (sep <= 20 * 3600).sum()]]
     assert str(t["object_id"][0]) == o["object_id"] and t["separation_arcsec"][0] < 1e-6
-    assert t["separation_arcsec"].unit == u.arcsec and t["ra"].unit == u.deg and t.meta["radius_arcsec"] == 72000
+    assert (
+        t["separation_arcsec"].unit == u.arcsec and t["ra"].unit == u.deg and t.meta["radius_arcsec"] == 72000
+    )
     assert len(s.cone(0.0, -89.9, radius_arcsec=1)) == 0

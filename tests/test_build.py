@@ -87,7 +87,10 @@ def test_resume_after_interruption_gives_identical_index(setup: dict[str, Path],
         with pytest.raises(KeyboardInterrupt):
             build_index(setup["checkpoint"], c, out, cfg, progress=_Interrupt(after=5))
     # two shards finished, the third was mid-way: no manifest, so not an index yet
-    assert sorted(p.name for p in (out / "embeddings").glob("part-*.parquet")) == ["part-00000.parquet", "part-00001.parquet"]
+    assert sorted(p.name for p in (out / "embeddings").glob("part-*.parquet")) == [
+        "part-00000.parquet",
+        "part-00001.parquet",
+    ]
     with pytest.raises(IndexFormatError, match="a build was interrupted"):
         GalaxySearcher.open(out)
     with open_catalog(setup["catalog"]) as c:
@@ -132,12 +135,16 @@ def test_cli_query_table_json_and_mosaic(setup: dict[str, Path], tmp_path: Path)
     with open_catalog(setup["catalog"]) as c:
         Image.fromarray(c[5].image).save(q)
     mosaic = tmp_path / "m.png"
-    r = runner.invoke(app, ["query", "--index", str(setup["index"]), "--image", str(q), "--k", "4", "--mosaic", str(mosaic)])
+    r = runner.invoke(
+        app, ["query", "--index", str(setup["index"]), "--image", str(q), "--k", "4", "--mosaic", str(mosaic)]
+    )
     assert r.exit_code == 0, r.output
     assert "neighbours of" in r.output and "4 hits" in r.output
     w, h = Image.open(mosaic).size
     assert w > h > 0
-    r = runner.invoke(app, ["query", "--index", str(setup["index"]), "--object-id", "3", "--k", "2", "--json"])
+    r = runner.invoke(
+        app, ["query", "--index", str(setup["index"]), "--object-id", "3", "--k", "2", "--json"]
+    )
     assert r.exit_code == 0, r.output
     payload = json.loads(r.output)
     assert [len(x["hits"]) for x in payload["results"]] == [2]
@@ -155,7 +162,9 @@ def test_cli_query_table_json_and_mosaic(setup: dict[str, Path], tmp_path: Path)
         (["--ra", "10", "--dec", "0", "--radius", "0.0001"], "no catalog object within"),
     ],
 )
-def test_cli_bad_queries_are_one_line_errors(setup: dict[str, Path], tmp_path: Path, args: list[str], message: str) -> None:
+def test_cli_bad_queries_are_one_line_errors(
+    setup: dict[str, Path], tmp_path: Path, args: list[str], message: str
+) -> None:
     (tmp_path / "notimage.png").write_text("plain text")
     before = sorted(p.name for p in setup["index"].rglob("*"))
     r = runner.invoke(app, ["query", "--index", str(setup["index"]), *[a.format(tmp=tmp_path) for a in args]])
@@ -179,12 +188,49 @@ def test_cli_bad_index_dirs(setup: dict[str, Path], tmp_path: Path) -> None:
 
 
 def test_cli_build_index_bad_inputs(setup: dict[str, Path], tmp_path: Path) -> None:
-    r = runner.invoke(app, ["build-index", "--checkpoint", str(tmp_path / "nope"), "--catalog", str(setup["catalog"]), "--out", str(tmp_path / "o")])
+    r = runner.invoke(
+        app,
+        [
+            "build-index",
+            "--checkpoint",
+            str(tmp_path / "nope"),
+            "--catalog",
+            str(setup["catalog"]),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
     assert r.exit_code == 2 and "nope" in r.output and "Traceback" not in r.output
-    r = runner.invoke(app, ["build-index", "--checkpoint", str(setup["checkpoint"]), "--catalog", str(setup["catalog"]), "--out", str(setup["index"])])
+    r = runner.invoke(
+        app,
+        [
+            "build-index",
+            "--checkpoint",
+            str(setup["checkpoint"]),
+            "--catalog",
+            str(setup["catalog"]),
+            "--out",
+            str(setup["index"]),
+        ],
+    )
     assert r.exit_code == 2 and "already holds a complete index" in r.output
-    r = runner.invoke(app, ["build-index", "--checkpoint", str(setup["checkpoint"]), "--catalog", str(setup["catalog"]), "--out", str(tmp_path / "o"), "--dtype", "int8"])
-    assert r.exit_code == 2 and "--dtype" in r.output and "int8" in r.output and "float16" in r.output  # the choices
+    r = runner.invoke(
+        app,
+        [
+            "build-index",
+            "--checkpoint",
+            str(setup["checkpoint"]),
+            "--catalog",
+            str(setup["catalog"]),
+            "--out",
+            str(tmp_path / "o"),
+            "--dtype",
+            "int8",
+        ],
+    )
+    assert (
+        r.exit_code == 2 and "--dtype" in r.output and "int8" in r.output and "float16" in r.output
+    )  # the choices
     assert not (tmp_path / "o" / "manifest.json").exists()
 
 
@@ -219,28 +265,49 @@ def _checkpoint_with(root: Path, **meta: object) -> Path:
     return root
 
 
-def test_manifest_score_weights_are_the_checkpoints_unless_given(setup: dict[str, Path], tmp_path: Path) -> None:
+def test_manifest_score_weights_are_the_checkpoints_unless_given(
+    setup: dict[str, Path], tmp_path: Path
+) -> None:
     from galaxy_retrieval.index.build import build_index_from_shards
     from galaxy_retrieval.score import ScoreWeights
     from galaxy_retrieval.train import TrainConfig
 
     # a checkpoint without learned weights (the fixture's has no checkpoint.json at all): the default
-    assert json.loads((setup["index"] / "manifest.json").read_text())["score_weights"] == ScoreWeights().to_dict()
+    assert (
+        json.loads((setup["index"] / "manifest.json").read_text())["score_weights"]
+        == ScoreWeights().to_dict()
+    )
     learned = {"cos": 0.5, "l2": 0.3, "l3": 0.2}
-    ck = _checkpoint_with(tmp_path / "ck", train=TrainConfig(preset="tiny", learn_score_weights=True).to_dict(), score_weights=learned)
+    ck = _checkpoint_with(
+        tmp_path / "ck",
+        train=TrainConfig(preset="tiny", learn_score_weights=True).to_dict(),
+        score_weights=learned,
+    )
     cfg = BuildConfig(shard_rows=8, batch_size=4, index=IndexSpec(kind="flat"))
     with open_catalog(setup["catalog"]) as c:
         res = build_index(ck, c, tmp_path / "a", cfg)
-        given = build_index(ck, c, tmp_path / "b", BuildConfig(index=IndexSpec(kind="flat"), score_weights=ScoreWeights(1, 0, 0)))
+        given = build_index(
+            ck,
+            c,
+            tmp_path / "b",
+            BuildConfig(index=IndexSpec(kind="flat"), score_weights=ScoreWeights(1, 0, 0)),
+        )
     assert res.manifest.score_weights == learned and res.manifest.model["score_weights"] == learned
     assert GalaxySearcher.open(tmp_path / "a").weights == ScoreWeights.from_dict(learned)
     assert given.manifest.score_weights == {"cos": 1.0, "l2": 0.0, "l3": 0.0}
     # from shards: the source index's weights travel along; none known: the default
-    again = build_index_from_shards(tmp_path / "a" / "embeddings", tmp_path / "c", BuildConfig(index=IndexSpec(kind="flat")))
+    again = build_index_from_shards(
+        tmp_path / "a" / "embeddings", tmp_path / "c", BuildConfig(index=IndexSpec(kind="flat"))
+    )
     assert again.manifest.score_weights == learned
     bare = tmp_path / "bare"
     shutil.copytree(tmp_path / "a" / "embeddings", bare)
-    assert build_index_from_shards(bare, tmp_path / "d", BuildConfig(index=IndexSpec(kind="flat"))).manifest.score_weights == ScoreWeights().to_dict()
+    assert (
+        build_index_from_shards(
+            bare, tmp_path / "d", BuildConfig(index=IndexSpec(kind="flat"))
+        ).manifest.score_weights
+        == ScoreWeights().to_dict()
+    )
 
 
 def test_index_of_a_suppression_checkpoint_embeds_queries_the_same_way(tmp_path: Path) -> None:
@@ -277,7 +344,13 @@ def test_shards_a_cluster_wrote_into_a_new_index_are_built_in_place(tmp_path: Pa
     out = tmp_path / "idx"
     x = np.random.default_rng(0).standard_normal((40, 8)).astype(np.float32)
     for i, lo in enumerate(range(0, 40, 16)):
-        write_shard(out / "embeddings" / shard_name(i), [f"o{r}" for r in range(lo, min(40, lo + 16))], np.arange(lo, min(40, lo + 16)), x[lo : lo + 16], {})
+        write_shard(
+            out / "embeddings" / shard_name(i),
+            [f"o{r}" for r in range(lo, min(40, lo + 16))],
+            np.arange(lo, min(40, lo + 16)),
+            x[lo : lo + 16],
+            {},
+        )
     res = build_index_from_shards(out / "embeddings", out, BuildConfig(index=IndexSpec(kind="flat")))
     assert res.manifest.count == 40
     s = GalaxySearcher.open(out)

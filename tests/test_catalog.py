@@ -14,7 +14,6 @@ from galaxy_retrieval.errors import CatalogError, ImageReadError
 
 from .conftest import write_galaxy10_h5
 
-
 # ---------------------------------------------------------------- HDF5
 
 
@@ -72,7 +71,10 @@ def test_hdf5_without_labels(tmp_path: Path) -> None:
         (lambda f: f.create_dataset("images", data=np.zeros((2, 4), np.uint8)), "expected (N, H, W, C)"),
         (lambda f: f.create_dataset("images", data=np.zeros((2, 4, 4, 3), np.float32)), "dtype float32"),
         (
-            lambda f: (f.create_dataset("images", data=np.zeros((2, 4, 4, 3), np.uint8)), f.create_dataset("ans", data=np.zeros(3))),
+            lambda f: (
+                f.create_dataset("images", data=np.zeros((2, 4, 4, 3), np.uint8)),
+                f.create_dataset("ans", data=np.zeros(3)),
+            ),
             "'ans' has 3 rows",
         ),
     ],
@@ -180,7 +182,9 @@ def test_folder_bad_inputs(tmp_path: Path) -> None:
     (d / "metadata.csv").unlink()
     (d / "a.csv").write_text("filename,label\nok.png,1\n")
     (d / "b.csv").write_text("filename,label\nok.png,2\n")
-    with pytest.raises(CatalogError, match=r"b.csv: line 2 gives label='2' for 'ok.png', but .*a.csv gives '1'"):
+    with pytest.raises(
+        CatalogError, match=r"b.csv: line 2 gives label='2' for 'ok.png', but .*a.csv gives '1'"
+    ):
         open_catalog(d)
 
     with pytest.raises(CatalogError, match="a metadata table applies to image folders"):

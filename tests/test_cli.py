@@ -81,7 +81,19 @@ def test_train_and_evaluate_skip_a_truncated_jpeg(tmp_path: Path) -> None:
     data = (imgs / "g007.jpg").read_bytes()
     (imgs / "g007.jpg").write_bytes(data[: len(data) // 2])
     run = tmp_path / "run"
-    args = ["train", "--catalog", str(imgs), "--out", str(run), "--preset", "tiny", "--epochs", "1", "--batch-size", "64"]
+    args = [
+        "train",
+        "--catalog",
+        str(imgs),
+        "--out",
+        str(run),
+        "--preset",
+        "tiny",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "64",
+    ]
     r = runner.invoke(app, args)
     assert r.exit_code == 2 and "g007.jpg: corrupt or truncated image" in r.output
     r = runner.invoke(app, [*args, "--on-error", "skip", "--overwrite"])

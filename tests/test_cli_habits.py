@@ -18,12 +18,20 @@ runner = CliRunner()
 
 
 def test_delete_dry_run_and_nothing_to_delete(tmp_path: Path) -> None:
-    path = build_index_from_shards(_write_shards(tmp_path / "s", _clustered(60, 8), per=30), tmp_path / "i", BuildConfig(index=IndexSpec(kind="flat"))).path
+    path = build_index_from_shards(
+        _write_shards(tmp_path / "s", _clustered(60, 8), per=30),
+        tmp_path / "i",
+        BuildConfig(index=IndexSpec(kind="flat")),
+    ).path
     ids = tmp_path / "ids.txt"
     ids.write_text("obj-0001\nobj-0002\n")
     r = runner.invoke(app, ["delete", "--index", str(path), "--ids", str(ids), "--dry-run"])
     assert r.exit_code == 0, r.output
-    assert "would delete 2 objects" in r.output and "obj-0001, obj-0002" in r.output and "nothing changed" in r.output
+    assert (
+        "would delete 2 objects" in r.output
+        and "obj-0001, obj-0002" in r.output
+        and "nothing changed" in r.output
+    )
     assert read_manifest(path).version == 1 and len(GalaxySearcher.open(path)) == 60
     r = runner.invoke(app, ["delete", "--index", str(path), "--where", "label = 99"])
     assert r.exit_code == 0 and "nothing deleted from" in r.output and "no object matches" in r.output

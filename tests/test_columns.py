@@ -22,8 +22,19 @@ def _folder(tmp_path: Path, n: int = 3) -> Path:
 
 def test_common_spellings_are_recognised_case_insensitively() -> None:
     m = resolve_columns(["File", "OBJID", "RAJ2000", "DEJ2000", "z", "Class", "mag_r"])
-    assert m.names == {"File": "filename", "OBJID": "object_id", "RAJ2000": "ra", "DEJ2000": "dec", "z": "redshift", "Class": "label", "mag_r": "mag_r"}
-    assert m.describe() == "File → filename, OBJID → object_id, RAJ2000 → ra, DEJ2000 → dec, z → redshift, Class → label"
+    assert m.names == {
+        "File": "filename",
+        "OBJID": "object_id",
+        "RAJ2000": "ra",
+        "DEJ2000": "dec",
+        "z": "redshift",
+        "Class": "label",
+        "mag_r": "mag_r",
+    }
+    assert (
+        m.describe()
+        == "File → filename, OBJID → object_id, RAJ2000 → ra, DEJ2000 → dec, z → redshift, Class → label"
+    )
 
 
 def test_the_canonical_spelling_wins_and_nothing_collides() -> None:
@@ -36,7 +47,9 @@ def test_the_canonical_spelling_wins_and_nothing_collides() -> None:
 
 
 def test_explicit_mapping_wins_and_typos_are_errors() -> None:
-    m = resolve_columns(["alpha", "delta", "zphot"], parse_column_mapping("ALPHA=ra, delta=dec,zphot=redshift"))
+    m = resolve_columns(
+        ["alpha", "delta", "zphot"], parse_column_mapping("ALPHA=ra, delta=dec,zphot=redshift")
+    )
     assert m.names == {"alpha": "ra", "delta": "dec", "zphot": "redshift"}
     with pytest.raises(ConfigError, match="'RAx', which is not a column"):
         resolve_columns(["RA"], {"RAx": "ra"})
@@ -48,12 +61,17 @@ def test_explicit_mapping_wins_and_typos_are_errors() -> None:
 
 def test_folder_csv_with_survey_spellings(tmp_path: Path) -> None:
     d = _folder(tmp_path)
-    (d / "catalog.csv").write_text("Image,objID,RAJ2000,DEJ2000,Z\ng0.png,1237,10.5,-3.25,0.05\ng1.png,1238,11,2,0.1\ng2.png,1239,12,3,\n")
+    (d / "catalog.csv").write_text(
+        "Image,objID,RAJ2000,DEJ2000,Z\ng0.png,1237,10.5,-3.25,0.05\ng1.png,1238,11,2,0.1\ng2.png,1239,12,3,\n"
+    )
     cat = open_catalog(d)
     assert cat.object_ids() == ["1237", "1238", "1239"]
     assert cat.columns == ["ra", "dec", "redshift"]
     assert cat[0].metadata == {"ra": 10.5, "dec": -3.25, "redshift": 0.05}
-    assert cat.info().extra["columns_renamed"] == "Image → filename, objID → object_id, RAJ2000 → ra, DEJ2000 → dec, Z → redshift"
+    assert (
+        cat.info().extra["columns_renamed"]
+        == "Image → filename, objID → object_id, RAJ2000 → ra, DEJ2000 → dec, Z → redshift"
+    )
 
 
 def test_folder_column_mapping_option(tmp_path: Path) -> None:

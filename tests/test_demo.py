@@ -48,9 +48,22 @@ def test_run_demo_end_to_end_on_a_tiny_pipeline(tmp_path: Path) -> None:
     )
     cfg = load_demo_config(p, root=tmp_path)
     res = run_demo(cfg)
-    assert res.catalog.is_file() and res.contact_sheet.is_file() and res.query.mosaic.is_file() and res.explain.out.is_file()
+    assert (
+        res.catalog.is_file()
+        and res.contact_sheet.is_file()
+        and res.query.mosaic.is_file()
+        and res.explain.out.is_file()
+    )
     assert res.build.manifest.count == 40 and len(res.query.hits[0]) == 3
-    assert res.reused == [] and set(res.seconds) >= {"catalog", "training", "evaluation", "index", "query", "explain", "total"}
+    assert res.reused == [] and set(res.seconds) >= {
+        "catalog",
+        "training",
+        "evaluation",
+        "index",
+        "query",
+        "explain",
+        "total",
+    }
     rec = json.loads((tmp_path / "runs/t" / RESULTS_FILE).read_text())
     assert rec["benchmark"] == "demo" and rec["epochs"] == 1 and rec["query"]["object"] == res.query_object
     assert set(rec["evaluation"]["precision@10_macro"]) >= {"model", "pixels", "polar"}

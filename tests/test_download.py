@@ -73,12 +73,17 @@ def test_interrupted_download_resumes_with_a_range_request(served, tmp_path: Pat
 def test_bad_downloads_never_land_under_the_final_name(served, tmp_path: Path) -> None:
     s, f, sha = served
     out = tmp_path / "data"
-    with pytest.raises(FetchError, match="checksum mismatch: sha256 .* expected 0000.*the download was removed"):
+    with pytest.raises(
+        FetchError, match="checksum mismatch: sha256 .* expected 0000.*the download was removed"
+    ):
         download(_remote("0" * 64), out, FAST, base_url=s.url)
     assert not (out / NAME).exists() and not (out / (NAME + ".part")).exists()
 
     s.script = {NAME: ["truncate"] * 3}
-    with pytest.raises(FetchError, match=r"cut short .*gave up after 3 attempts; \d[\d,]* bytes kept in .*\.part, rerun to resume"):
+    with pytest.raises(
+        FetchError,
+        match=r"cut short .*gave up after 3 attempts; \d[\d,]* bytes kept in .*\.part, rerun to resume",
+    ):
         download(_remote(sha), out, FAST, base_url=s.url)
     assert not (out / NAME).exists() and (out / (NAME + ".part")).stat().st_size > 0
 
@@ -93,12 +98,23 @@ def test_bad_downloads_never_land_under_the_final_name(served, tmp_path: Path) -
 
 def test_cli_download(served, tmp_path: Path) -> None:
     s, f, sha = served
-    r = CliRunner().invoke(app, ["download", "galaxy10-decals", "--out", str(tmp_path / "d"), "--base-url", s.url, "--sha256", sha])
+    r = CliRunner().invoke(
+        app,
+        ["download", "galaxy10-decals", "--out", str(tmp_path / "d"), "--base-url", s.url, "--sha256", sha],
+    )
     assert r.exit_code == 0, r.output
-    assert f"downloaded {tmp_path / 'd' / NAME}" in r.output.replace("\n", "") and "sha256 verified" in r.output
+    assert (
+        f"downloaded {tmp_path / 'd' / NAME}" in r.output.replace("\n", "") and "sha256 verified" in r.output
+    )
     # the published checksum is used by default: this small file is not the real one
-    r = CliRunner().invoke(app, ["download", "galaxy10-decals", "--out", str(tmp_path / "e"), "--base-url", s.url])
-    assert r.exit_code == 2 and "checksum mismatch" in r.output and DATASETS["galaxy10-decals"].sha256 in r.output
+    r = CliRunner().invoke(
+        app, ["download", "galaxy10-decals", "--out", str(tmp_path / "e"), "--base-url", s.url]
+    )
+    assert (
+        r.exit_code == 2
+        and "checksum mismatch" in r.output
+        and DATASETS["galaxy10-decals"].sha256 in r.output
+    )
     r = CliRunner().invoke(app, ["download", "galaxy11", "--out", str(tmp_path / "e")])
     assert r.exit_code == 2 and "unknown dataset 'galaxy11'; choices: galaxy10-decals" in r.output
 
@@ -109,7 +125,10 @@ def test_a_name_that_does_not_resolve_fails_at_once_and_leaves_no_folder(tmp_pat
     out = tmp_path / "new" / "data"
     slow = HttpConfig(retries=4, backoff_s=2.0)  # retried, this would take 30 s
     t0 = time.perf_counter()
-    with pytest.raises(FetchError, match=r"cannot resolve the host gr-test\.invalid .*gave up after 1 attempt; nothing was downloaded"):
+    with pytest.raises(
+        FetchError,
+        match=r"cannot resolve the host gr-test\.invalid .*gave up after 1 attempt; nothing was downloaded",
+    ):
         download(RemoteFile("x", "http://gr-test.invalid/cat.h5", "cat.h5"), out, slow)
     assert time.perf_counter() - t0 < 10
     assert not (tmp_path / "new").exists()

@@ -13,18 +13,28 @@ import torch
 from galaxy_retrieval.catalog.hdf5 import HDF5Catalog
 from galaxy_retrieval.errors import ConfigError
 from galaxy_retrieval.evaluate import evaluate, pixel_features
-from galaxy_retrieval.metrics import average_precision_at_k, loose_accuracy, macro_average, ndcg_at_k, precision_at_k
 from galaxy_retrieval.evaluate.retrieval import _retrieval_scores
+from galaxy_retrieval.metrics import (
+    average_precision_at_k,
+    loose_accuracy,
+    macro_average,
+    ndcg_at_k,
+    precision_at_k,
+)
 from galaxy_retrieval.model import Embedder, build_model, preset
 from galaxy_retrieval.score import ScoreWeights, score_numpy
 from galaxy_retrieval.search.exact import exact_knn
 from galaxy_retrieval.train import TrainConfig, train
 
 # rank:         1  2  3  4  5
-REL = np.array([[1, 0, 1, 0, 0],   # 3 relevant in the database
-                [0, 0, 0, 0, 0],   # 2 relevant, none found
-                [1, 1, 1, 1, 1]],  # 10 relevant
-               dtype=bool)
+REL = np.array(
+    [
+        [1, 0, 1, 0, 0],  # 3 relevant in the database
+        [0, 0, 0, 0, 0],  # 2 relevant, none found
+        [1, 1, 1, 1, 1],
+    ],  # 10 relevant
+    dtype=bool,
+)
 N_REL = np.array([3, 2, 10])
 
 
@@ -95,7 +105,7 @@ def test_exact_knn_excludes_self():
         np.testing.assert_allclose(D[i], ref[I[i]], rtol=1e-5, atol=1e-6)
         np.testing.assert_array_equal(I[i], np.argsort(-ref, kind="stable")[:4])
     D2, I2 = exact_knn(xq, xb, 4, w, exclude=np.arange(5))
-    assert not np.any(I2 == np.arange(5)[:, None])
+    assert not np.any(np.arange(5)[:, None] == I2)
     np.testing.assert_array_equal(I2[:, :3], I[:, 1:])
 
 
@@ -117,10 +127,12 @@ def _blob_catalog(path, n=80, labels=True):
         th = rng.uniform(0, np.pi)
         x, y = xx * np.cos(th) + yy * np.sin(th), -xx * np.sin(th) + yy * np.cos(th)
         s = rng.uniform(0.08, 0.14)
-        f = [np.exp(-(x**2 + y**2) / (2 * s**2)),
-             np.exp(-(x**2 / (2 * (2.5 * s) ** 2) + y**2 / (2 * (0.5 * s) ** 2))),
-             np.exp(-((np.hypot(x, y) - 1.5 * s) ** 2) / (2 * (0.3 * s) ** 2)),
-             sum(np.exp(-((x - d) ** 2 + y**2) / (2 * (0.6 * s) ** 2)) for d in (s, -s))][c]
+        f = [
+            np.exp(-(x**2 + y**2) / (2 * s**2)),
+            np.exp(-(x**2 / (2 * (2.5 * s) ** 2) + y**2 / (2 * (0.5 * s) ** 2))),
+            np.exp(-((np.hypot(x, y) - 1.5 * s) ** 2) / (2 * (0.3 * s) ** 2)),
+            sum(np.exp(-((x - d) ** 2 + y**2) / (2 * (0.6 * s) ** 2)) for d in (s, -s)),
+        ][c]
         img = f[..., None] * rng.uniform(0.6, 1.0, 3) + rng.normal(0, 0.03, (40, 40, 3))
         ims[i] = np.clip(img * 255, 0, 255).astype(np.uint8)
     with h5py.File(path, "w") as f:
@@ -199,7 +211,9 @@ def test_evaluate_gives_ranked_neighbours_outside_the_json(tmp_path):
     d = rep.to_dict()
     assert "neighbours" not in d and "query_rows" not in d and d["suppress_sources"] is None
     json.dumps(d)
-    unl = evaluate(emb, _blob_catalog(tmp_path / "u.h5", labels=False), split="val", batch_sizes=(4,), baselines=False)
+    unl = evaluate(
+        emb, _blob_catalog(tmp_path / "u.h5", labels=False), split="val", batch_sizes=(4,), baselines=False
+    )
     assert len(unl.query_rows) == 8 and unl.neighbours == {}
 
 
@@ -209,7 +223,9 @@ def test_evaluate_uses_the_embedders_score_weights():
     model = build_model(preset("tiny"), seed=0)
     emb = Embedder.from_model(model, device="cpu", meta={"score_weights": w.to_dict()})
     assert emb.score_weights == w
-    assert Embedder.from_model(model, device="cpu", meta={"train": {"score_weights": ScoreWeights(1, 1, 2).to_dict()}}).score_weights == ScoreWeights(1, 1, 2)
+    assert Embedder.from_model(
+        model, device="cpu", meta={"train": {"score_weights": ScoreWeights(1, 1, 2).to_dict()}}
+    ).score_weights == ScoreWeights(1, 1, 2)
 
 
 def test_evaluate_suppresses_the_images_of_every_method(tmp_path):
@@ -224,14 +240,27 @@ def test_evaluate_suppresses_the_images_of_every_method(tmp_path):
     cat = HDF5Catalog(tmp_path / "s.h5")
     model = build_model(preset("tiny"), seed=0)
     plain = evaluate(Embedder.from_model(model, device="cpu"), cat, ks=(1,), batch_sizes=(2,), split="all")
-    sup = evaluate(Embedder.from_model(model, device="cpu", suppress=SuppressConfig()), cat, ks=(1,), batch_sizes=(2,), split="all")
+    sup = evaluate(
+        Embedder.from_model(model, device="cpu", suppress=SuppressConfig()),
+        cat,
+        ks=(1,),
+        batch_sizes=(2,),
+        split="all",
+    )
     assert plain.suppress_sources is None and sup.suppress_sources == SuppressConfig().to_dict()
     # with the stars there, the pixels find the star images' class (label = has a star)
     # perfectly; suppressed, the two classes look alike and the pixels lose that cue too
     assert all(plain.retrieval[m].micro["precision@1"] == 1.0 for m in ("model", "untrained", "pixels"))
     assert all(sup.retrieval[m].micro["precision@1"] < 0.9 for m in ("model", "untrained", "pixels"))
     # an explicit override of evaluate() wins over the embedder's
-    off = evaluate(Embedder.from_model(model, device="cpu", suppress=SuppressConfig()), cat, ks=(1,),
-                   batch_sizes=(2,), split="all", baselines=False, suppress=None)
+    off = evaluate(
+        Embedder.from_model(model, device="cpu", suppress=SuppressConfig()),
+        cat,
+        ks=(1,),
+        batch_sizes=(2,),
+        split="all",
+        baselines=False,
+        suppress=None,
+    )
     assert off.suppress_sources is None
     assert off.retrieval["model"].micro == plain.retrieval["model"].micro

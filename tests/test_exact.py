@@ -18,7 +18,9 @@ def _data(n: int = 300, dim: int = 48, nq: int = 5, seed: int = 0) -> tuple[np.n
     xb = clustered_vectors(n, dim, n_clusters=8, intrinsic_dim=6, seed=seed)
     rng = np.random.default_rng(seed)
     # Queries near stored rows (the usual case) and one far from all of them.
-    xq = xb[rng.choice(n, nq - 1, replace=False)] + 0.05 * rng.standard_normal((nq - 1, dim)).astype(np.float32)
+    xq = xb[rng.choice(n, nq - 1, replace=False)] + 0.05 * rng.standard_normal((nq - 1, dim)).astype(
+        np.float32
+    )
     return np.vstack([xq, rng.standard_normal((1, dim)).astype(np.float32)]), xb
 
 
@@ -201,7 +203,9 @@ def test_rerank_takes_the_top_k_of_the_candidates():
         n = len(c)
         np.testing.assert_array_equal(ids[qi, :n], want_i[0])
         np.testing.assert_array_equal(scores[qi, :n], want_s[0])
-        assert (ids[qi, n:] == -1).all() and np.isneginf(scores[qi, n:]).all() and np.isnan(terms[qi, n:]).all()
+        assert (
+            (ids[qi, n:] == -1).all() and np.isneginf(scores[qi, n:]).all() and np.isnan(terms[qi, n:]).all()
+        )
         cos, i2, i3 = score_terms(xq[qi], xb[ids[qi, :n]], device="cpu")
         np.testing.assert_array_equal(terms[qi, :n], np.stack([cos[0], i2[0], i3[0]], axis=-1))
     assert len(set(ids[0])) == 4  # the duplicate candidate appears once

@@ -99,7 +99,9 @@ def test_similarity_maps_are_complete_and_zero_where_the_image_is_sky(model: tor
     with torch.no_grad():
         torch.testing.assert_close(res.scores, score_torch(model.embed(x), target))
     # completeness: the patches share out s(x) − s(sky)
-    torch.testing.assert_close(res.maps.flatten(1).sum(1), res.scores - res.baseline_scores, rtol=0, atol=2e-3)
+    torch.testing.assert_close(
+        res.maps.flatten(1).sum(1), res.scores - res.baseline_scores, rtol=0, atol=2e-3
+    )
     # a patch identical to the baseline gets exactly nothing
     only = torch.zeros(4, 4, dtype=torch.bool)
     only[1, 2] = True
@@ -117,7 +119,12 @@ def tiny_index(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     torch.manual_seed(0)
     save_weights(tmp / "ck" / "model.safetensors", build_model(TINY))
     with open_catalog(cat) as c:
-        build_index(tmp / "ck", c, tmp / "index", BuildConfig(shard_rows=8, batch_size=8, index=IndexSpec(kind="flat")))
+        build_index(
+            tmp / "ck",
+            c,
+            tmp / "index",
+            BuildConfig(shard_rows=8, batch_size=8, index=IndexSpec(kind="flat")),
+        )
         q = c.get_batch([3]).images[0]
     Image.fromarray(np.asarray(q)).save(tmp / "q.png")
     return {"tmp": tmp, "index": tmp / "index", "query": tmp / "q.png"}
@@ -126,7 +133,21 @@ def tiny_index(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.mark.parametrize("method", ["similarity", "rollout"])
 def test_explain_command_writes_the_sheet(tiny_index: dict[str, Path], method: str) -> None:
     out = tiny_index["tmp"] / f"why-{method}.png"
-    args = ["explain", "--index", str(tiny_index["index"]), "--image", str(tiny_index["query"]), "--out", str(out), "--k", "3", "--method", method, "--steps", "4"]
+    args = [
+        "explain",
+        "--index",
+        str(tiny_index["index"]),
+        "--image",
+        str(tiny_index["query"]),
+        "--out",
+        str(out),
+        "--k",
+        "3",
+        "--method",
+        method,
+        "--steps",
+        "4",
+    ]
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     assert f"explained 3 hits of {tiny_index['query']} ({method})" in r.output and str(out) in r.output
@@ -136,7 +157,9 @@ def test_explain_command_writes_the_sheet(tiny_index: dict[str, Path], method: s
 
 
 def test_explain_library_result(tiny_index: dict[str, Path]) -> None:
-    res = explain_query(tiny_index["index"], tiny_index["query"], tiny_index["tmp"] / "lib.png", k=2, method="rollout")
+    res = explain_query(
+        tiny_index["index"], tiny_index["query"], tiny_index["tmp"] / "lib.png", k=2, method="rollout"
+    )
     assert res.maps.shape == (3, 4, 4) and len(res.hits) == 2
     np.testing.assert_allclose(res.totals, 1.0, rtol=1e-5)
     assert res.hits[0].object_id == "3" and res.hits[0].score > 0.999  # the query is catalog row 3
@@ -146,10 +169,27 @@ def test_explain_library_result(tiny_index: dict[str, Path]) -> None:
 
 def test_explain_by_object_id_leaves_the_object_out(tiny_index: dict[str, Path]) -> None:
     out = tiny_index["tmp"] / "why-id.png"
-    r = runner.invoke(app, ["explain", "--index", str(tiny_index["index"]), "--object-id", "3", "--out", str(out), "--k", "2", "--method", "rollout"])
+    r = runner.invoke(
+        app,
+        [
+            "explain",
+            "--index",
+            str(tiny_index["index"]),
+            "--object-id",
+            "3",
+            "--out",
+            str(out),
+            "--k",
+            "2",
+            "--method",
+            "rollout",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "explained 2 hits of object 3 (rollout)" in r.output
-    res = explain_query(tiny_index["index"], None, tiny_index["tmp"] / "id.png", k=2, method="rollout", object_id="3")
+    res = explain_query(
+        tiny_index["index"], None, tiny_index["tmp"] / "id.png", k=2, method="rollout", object_id="3"
+    )
     assert len(res.hits) == 2 and "3" not in [h.object_id for h in res.hits]
     assert [h.rank for h in res.hits] == [1, 2]  # numbered without the query object
     r = runner.invoke(app, ["explain", "--index", str(tiny_index["index"]), "--out", str(out)])
@@ -161,10 +201,19 @@ def test_explain_bad_inputs_are_one_line_errors(tiny_index: dict[str, Path]) -> 
     corrupt = tiny_index["tmp"] / "corrupt.png"
     corrupt.write_bytes(b"not a png")
     cases = [
-        (["--index", str(tiny_index["index"]), "--image", str(tiny_index["tmp"] / "missing.png")], "missing.png: no such file"),
+        (
+            ["--index", str(tiny_index["index"]), "--image", str(tiny_index["tmp"] / "missing.png")],
+            "missing.png: no such file",
+        ),
         (["--index", str(tiny_index["index"]), "--image", str(corrupt)], "corrupt.png: not a readable image"),
-        (["--index", str(tiny_index["tmp"] / "nope"), "--image", str(tiny_index["query"])], "nope: no such index directory"),
-        (["--index", str(tiny_index["index"]), "--image", str(tiny_index["query"]), "--k", "0"], "k must be ≥ 1"),
+        (
+            ["--index", str(tiny_index["tmp"] / "nope"), "--image", str(tiny_index["query"])],
+            "nope: no such index directory",
+        ),
+        (
+            ["--index", str(tiny_index["index"]), "--image", str(tiny_index["query"]), "--k", "0"],
+            "k must be ≥ 1",
+        ),
     ]
     for args, message in cases:
         r = runner.invoke(app, ["explain", *args, "--out", str(out)])
@@ -183,12 +232,19 @@ def test_similarity_maps_work_for_the_polar_backbone_and_rollout_is_refused(tmp_
         target = polar.embed(torch.randn(1, 3, 32, 32, generator=g))
     res = similarity_maps(polar, x, target, ScoreWeights(), steps=64)
     assert res.maps.shape == (1, 4, 4)
-    torch.testing.assert_close(res.maps.flatten(1).sum(1), res.scores - res.baseline_scores, rtol=0, atol=5e-3)
+    torch.testing.assert_close(
+        res.maps.flatten(1).sum(1), res.scores - res.baseline_scores, rtol=0, atol=5e-3
+    )
     # an index built with the polar model: similarity works, rollout says why it cannot
     cat = write_galaxy10_h5(tmp_path / "cat.h5", n=12, size=32, seed=5)
     save_weights(tmp_path / "ck" / "model.safetensors", polar)
     with open_catalog(cat) as c:
-        build_index(tmp_path / "ck", c, tmp_path / "index", BuildConfig(shard_rows=8, batch_size=8, index=IndexSpec(kind="flat")))
+        build_index(
+            tmp_path / "ck",
+            c,
+            tmp_path / "index",
+            BuildConfig(shard_rows=8, batch_size=8, index=IndexSpec(kind="flat")),
+        )
         q = np.asarray(c.get_batch([3]).images[0])
     r = explain_query(tmp_path / "index", q, tmp_path / "x.png", k=3)
     assert r.maps.shape == (4, 4, 4) and (tmp_path / "x.png").is_file()

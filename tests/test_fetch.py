@@ -13,7 +13,14 @@ from typer.testing import CliRunner
 from galaxy_retrieval.catalog import open_catalog, read_image
 from galaxy_retrieval.cli import app
 from galaxy_retrieval.errors import CatalogError, ConfigError, FetchError
-from galaxy_retrieval.fetch import CutoutSpec, FetchCutoutsConfig, HttpConfig, cutout_url, fetch_cutout, fetch_cutouts
+from galaxy_retrieval.fetch import (
+    CutoutSpec,
+    FetchCutoutsConfig,
+    HttpConfig,
+    cutout_url,
+    fetch_cutout,
+    fetch_cutouts,
+)
 
 from .localhttp import LocalServer
 
@@ -112,7 +119,11 @@ def test_bad_rows_and_server_trouble_become_one_line_each(server: LocalServer, t
     lines = [str(p) for p in res.problems]
     assert lines[0] == "line 3 (b): HTTP 503 Service Unavailable (gave up after 3 attempts)"
     assert lines[1].startswith("line 4 (c): the server sent an HTML page (text/html")
-    assert lines[2].startswith("line 5 (d): the transfer from 127.0.0.1:") and "cut short" in lines[2] and "after 3 attempts" in lines[2]
+    assert (
+        lines[2].startswith("line 5 (d): the transfer from 127.0.0.1:")
+        and "cut short" in lines[2]
+        and "after 3 attempts" in lines[2]
+    )
     assert lines[3] == "line 6 (e): Dec 95 out of range: expected degrees in [-90, 90]"
     assert lines[4] == "line 7 (f): RA 'abc' is not a number"
     assert lines[5] == "line 8 (g): HTTP 404 Not Found"
@@ -129,7 +140,9 @@ def test_truncated_image_with_honest_length_and_timeouts(server: LocalServer, tm
     with pytest.raises(FetchError, match="truncated or corrupt image"):
         fetch_cutout(10, 0, spec, tmp_path / "cache", FAST)
     server.script = {"ra=20.0": [("sleep", 1.0)]}
-    with pytest.raises(FetchError, match=r"no data from 127.0.0.1:\d+ within 0.2 s \(gave up after 1 attempt\)"):
+    with pytest.raises(
+        FetchError, match=r"no data from 127.0.0.1:\d+ within 0.2 s \(gave up after 1 attempt\)"
+    ):
         fetch_cutout(20, 0, spec, tmp_path / "cache", HttpConfig(timeout_s=0.2, retries=0))
     assert not any((tmp_path / "cache").rglob("*.jpg"))
     p = fetch_cutout(30, 0, spec, tmp_path / "cache", FAST)
@@ -141,14 +154,25 @@ def test_on_error_fail_and_targets_without_coordinates(server: LocalServer, tmp_
     targets = tmp_path / "t.csv"
     targets.write_text("name,ra,dec\nx,10,0\ny,20,0\n")
     server.script = {"ra=20.0": [("status", 500)] * 3}
-    cfg = FetchCutoutsConfig(targets, tmp_path / "o", CutoutSpec(size=32, base_url=server.url), HttpConfig(concurrency=1, retries=2, backoff_s=0.01), on_error="fail")
-    with pytest.raises(FetchError, match=r"t.csv: line 3 \(20.00000\+0.00000\): HTTP 500 Internal Server Error .*1 cutouts kept"):
+    cfg = FetchCutoutsConfig(
+        targets,
+        tmp_path / "o",
+        CutoutSpec(size=32, base_url=server.url),
+        HttpConfig(concurrency=1, retries=2, backoff_s=0.01),
+        on_error="fail",
+    )
+    with pytest.raises(
+        FetchError,
+        match=r"t.csv: line 3 \(20.00000\+0.00000\): HTTP 500 Internal Server Error .*1 cutouts kept",
+    ):
         fetch_cutouts(cfg)
     assert (tmp_path / "o" / "10.00000+0.00000.jpg").is_file()
     targets.write_text("name,alpha,delta\nx,10,0\n")
     with pytest.raises(CatalogError, match="no RA and Dec column"):
         fetch_cutouts(cfg)
-    res = fetch_cutouts(FetchCutoutsConfig(targets, tmp_path / "o2", cfg.spec, FAST, columns={"alpha": "ra", "delta": "dec"}))
+    res = fetch_cutouts(
+        FetchCutoutsConfig(targets, tmp_path / "o2", cfg.spec, FAST, columns={"alpha": "ra", "delta": "dec"})
+    )
     assert res.fetched == 1
 
 
@@ -176,7 +200,9 @@ def test_cli_fetch_cutouts(server: LocalServer, tmp_path: Path) -> None:
 def test_fits_cutouts(server: LocalServer, tmp_path: Path) -> None:
     fits = pytest.importorskip("astropy.io.fits")
     cube = np.random.default_rng(0).normal(0, 1, (3, 16, 16)).astype(np.float32)
-    fits.PrimaryHDU(cube, header=fits.Header({"BAND0": "g", "BAND1": "r", "BAND2": "z"})).writeto(server.root / "cutout.fits")
+    fits.PrimaryHDU(cube, header=fits.Header({"BAND0": "g", "BAND1": "r", "BAND2": "z"})).writeto(
+        server.root / "cutout.fits"
+    )
     data = (server.root / "cutout.fits").read_bytes()
     (server.root / "short.fits").write_bytes(data[: len(data) - 2000])
     server.by_ra["25.000000"] = "short.fits"
@@ -194,7 +220,11 @@ def test_concurrency_is_bounded(server: LocalServer, tmp_path: Path) -> None:
     targets = tmp_path / "t.csv"
     targets.write_text("ra,dec\n" + "".join(f"{ra},0\n" for ra in RAS))
     server.delay = 0.1
-    res = fetch_cutouts(FetchCutoutsConfig(targets, tmp_path / "o", CutoutSpec(size=32, base_url=server.url), HttpConfig(concurrency=2)))
+    res = fetch_cutouts(
+        FetchCutoutsConfig(
+            targets, tmp_path / "o", CutoutSpec(size=32, base_url=server.url), HttpConfig(concurrency=2)
+        )
+    )
     assert res.fetched == 6 and server.max_in_flight == 2
 
 
@@ -205,7 +235,11 @@ def test_unresolvable_host_fails_fast_and_leaves_no_empty_folder(tmp_path: Path)
     targets.write_text("ra,dec\n10,0\n20,0\n")
     slow = HttpConfig(concurrency=2, retries=4, backoff_s=2.0)
     t0 = time.perf_counter()
-    res = fetch_cutouts(FetchCutoutsConfig(targets, tmp_path / "cut" / "outs", CutoutSpec(size=32, base_url="http://gr-test.invalid"), slow))
+    res = fetch_cutouts(
+        FetchCutoutsConfig(
+            targets, tmp_path / "cut" / "outs", CutoutSpec(size=32, base_url="http://gr-test.invalid"), slow
+        )
+    )
     assert time.perf_counter() - t0 < 10 and res.fetched == 0
     assert all("cannot resolve the host gr-test.invalid" in p.reason for p in res.problems)
     assert not (tmp_path / "cut").exists()

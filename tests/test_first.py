@@ -21,7 +21,8 @@ from galaxy_retrieval.errors import CatalogError
 
 # find_spec, not importorskip: importing the package pulls in torch and matplotlib
 pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("firstgalaxydata") is None, reason="needs firstgalaxydata==0.2.1 (pip install -e '.[dev]')"
+    importlib.util.find_spec("firstgalaxydata") is None,
+    reason="needs firstgalaxydata==0.2.1 (pip install -e '.[dev]')",
 )
 
 N_FIRST = 2158
@@ -46,7 +47,9 @@ def source_h5(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _no_first_package(monkeypatch: pytest.MonkeyPatch) -> None:
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "firstgalaxydata" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "firstgalaxydata" else real(name, *a)
+    )
 
 
 def test_import_opens_as_a_labelled_catalog(first_h5: Path, source_h5: Path) -> None:
@@ -85,7 +88,9 @@ def test_first_jname_truncates() -> None:
     assert first_jname(359.99999, -89.99999) == "J235959.9-895959"  # truncated, never rounded up to 24h
 
 
-def test_second_call_is_free_even_without_the_package(first_h5: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_second_call_is_free_even_without_the_package(
+    first_h5: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     before = first_h5.stat().st_mtime_ns
     _no_first_package(monkeypatch)
     assert import_first(first_h5) == first_h5

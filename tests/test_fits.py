@@ -64,7 +64,9 @@ def test_a_red_and_a_blue_galaxy_keep_their_colours(tmp_path: Path, header: dict
         colours[c] = disc[0] / max(disc[2], 1.0)  # R/B
     assert colours["red"] > 1.5 and colours["blue"] < 0.8, colours
     # the same galaxy twice as bright keeps its colour (no per-image colour balance)
-    fits.PrimaryHDU(_galaxy_cube("red") * 0.5, header=fits.Header({"BAND0": "g", "BAND1": "r", "BAND2": "z"})).writeto(tmp_path / "faint.fits")
+    fits.PrimaryHDU(
+        _galaxy_cube("red") * 0.5, header=fits.Header({"BAND0": "g", "BAND1": "r", "BAND2": "z"})
+    ).writeto(tmp_path / "faint.fits")
     faint = read_image(tmp_path / "faint.fits").astype(float)[18:30, 18:30].reshape(-1, 3).mean(axis=0)
     if header:
         assert faint[0] / faint[2] > 1.5
@@ -79,7 +81,9 @@ def test_one_band_per_hdu_nan_pixels_and_16_bit(tmp_path: Path) -> None:
     fits.HDUList(hdus).writeto(tmp_path / "bands.fits")
     im = read_image(tmp_path / "bands.fits")
     assert im.shape == (24, 24, 3)
-    assert (im[:3] == 0).all() and im[12, 12, 0] == 255 and im[12, 12].min() > 60  # NaN → sky, centre bright in all bands
+    assert (
+        (im[:3] == 0).all() and im[12, 12, 0] == 255 and im[12, 12].min() > 60
+    )  # NaN → sky, centre bright in all bands
 
     counts = (np.clip(_blob(amp=3000), 0, None) + 1000).astype(np.int16)  # raw 16-bit counts
     fits.PrimaryHDU(counts).writeto(tmp_path / "counts.fits")
@@ -101,7 +105,9 @@ def test_one_band_per_hdu_nan_pixels_and_16_bit(tmp_path: Path) -> None:
 
 def test_info_states_the_stretch(tmp_path: Path) -> None:
     cube = np.stack([_blob(), _blob(), _blob()]).astype(np.float32)
-    fits.PrimaryHDU(cube, header=fits.Header({"BAND0": "g", "BAND1": "r", "BAND2": "z"})).writeto(tmp_path / "a.fits")
+    fits.PrimaryHDU(cube, header=fits.Header({"BAND0": "g", "BAND1": "r", "BAND2": "z"})).writeto(
+        tmp_path / "a.fits"
+    )
     from PIL import Image
 
     Image.fromarray(np.full((6, 6), 4000, np.uint16)).save(tmp_path / "b.png")

@@ -27,7 +27,11 @@ CFG = BuildConfig(index=IndexSpec(kind="flat"), shard_rows=128)
 
 def _zoobot(path: Path, x: np.ndarray, as_list: bool = False) -> Path:
     rng = np.random.default_rng(3)
-    cols: dict[str, object] = {"id_str": [f"J{i:05d}" for i in range(len(x))], "ra": rng.uniform(0, 360, len(x)), "dec": rng.uniform(-30, 30, len(x))}
+    cols: dict[str, object] = {
+        "id_str": [f"J{i:05d}" for i in range(len(x))],
+        "ra": rng.uniform(0, 360, len(x)),
+        "dec": rng.uniform(-30, 30, len(x)),
+    }
     if as_list:
         cols["feat"] = pa.array(list(x.astype(np.float32)), pa.list_(pa.float32()))
     else:
@@ -46,7 +50,9 @@ def _check(s: GalaxySearcher, x: np.ndarray) -> None:
     assert set(hits[0].metadata) >= {"ra", "dec", "label"}
     ra, dec = s.table.column("ra")[9].as_py(), s.table.column("dec")[9].as_py()
     assert s.query(ra=ra, dec=dec, k=3)[0].object_id != "J00009"
-    assert [h.object_id for h in s.query(object_id="J00007", k=4, where="label = 2")] and all(h.metadata["label"] == 2 for h in s.query(object_id="J00007", k=4, where="label = 2"))
+    assert [h.object_id for h in s.query(object_id="J00007", k=4, where="label = 2")] and all(
+        h.metadata["label"] == 2 for h in s.query(object_id="J00007", k=4, where="label = 2")
+    )
     with pytest.raises(CheckpointError, match="no model copy"):
         s.query(image=np.zeros((8, 8, 3), np.uint8))
 
@@ -98,7 +104,10 @@ def test_interrupted_build_resumes_without_overwrite(tmp_path: Path, monkeypatch
     with pytest.raises(KeyboardInterrupt):
         build_index_from_parquet(src, tmp_path / "idx", "id_str", "feat_pca_*", CFG)
     monkeypatch.setattr(foreign, "write_shard", real)
-    assert not (tmp_path / "idx" / "manifest.json").exists() and len(list((tmp_path / "idx" / "embeddings").glob("part-*.parquet"))) == 2
+    assert (
+        not (tmp_path / "idx" / "manifest.json").exists()
+        and len(list((tmp_path / "idx" / "embeddings").glob("part-*.parquet"))) == 2
+    )
     with pytest.raises(IndexFormatError, match="interrupted build of something else .*vector_columns"):
         build_index_from_parquet(src, tmp_path / "idx", "id_str", "feat_pca_1*", CFG)
     res = build_index_from_parquet(src, tmp_path / "idx", "id_str", "feat_pca_*", CFG)
@@ -113,7 +122,22 @@ def test_interrupted_build_resumes_without_overwrite(tmp_path: Path, monkeypatch
 def test_cli_from_parquet(tmp_path: Path) -> None:
     x = _clustered(N, D)
     src = _zoobot(tmp_path / "z.parquet", x)
-    r = CliRunner().invoke(app, ["build-index", "--from-parquet", str(src), "--id-column", "id_str", "--vector-columns", "feat_pca_*", "--out", str(tmp_path / "i"), "--index-type", "flat"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "build-index",
+            "--from-parquet",
+            str(src),
+            "--id-column",
+            "id_str",
+            "--vector-columns",
+            "feat_pca_*",
+            "--out",
+            str(tmp_path / "i"),
+            "--index-type",
+            "flat",
+        ],
+    )
     assert r.exit_code == 0, r.output
     _check(GalaxySearcher.open(tmp_path / "i"), x)
 
@@ -123,9 +147,18 @@ def test_from_shards_accepts_list_float_written_by_duckdb(tmp_path: Path) -> Non
 
     x = _clustered(N, D)
     (tmp_path / "s").mkdir()
-    src = pa.table({"object_id": [f"J{i:05d}" for i in range(N)], "row": np.arange(N), "embedding": pa.array(list(x), pa.list_(pa.float32())), "label": [i % 4 for i in range(N)]})
+    src = pa.table(
+        {
+            "object_id": [f"J{i:05d}" for i in range(N)],
+            "row": np.arange(N),
+            "embedding": pa.array(list(x), pa.list_(pa.float32())),
+            "label": [i % 4 for i in range(N)],
+        }
+    )
     rng = np.random.default_rng(3)
-    src = src.append_column("ra", pa.array(rng.uniform(0, 360, N))).append_column("dec", pa.array(rng.uniform(-30, 30, N)))
+    src = src.append_column("ra", pa.array(rng.uniform(0, 360, N))).append_column(
+        "dec", pa.array(rng.uniform(-30, 30, N))
+    )
     con = duckdb.connect()
     con.register("src", src)
     con.sql(f"COPY (SELECT * FROM src) TO '{tmp_path / 's' / 'part-00000.parquet'}' (FORMAT parquet)")

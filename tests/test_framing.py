@@ -9,7 +9,9 @@ from galaxy_retrieval.errors import ConfigError
 from galaxy_retrieval.framing import Framing, FramingStats, frame_box, frame_images
 
 
-def _scene(size: int, re: float, cx: float, cy: float, seed: int = 0, star: tuple[float, float] | None = None) -> np.ndarray:
+def _scene(
+    size: int, re: float, cx: float, cy: float, seed: int = 0, star: tuple[float, float] | None = None
+) -> np.ndarray:
     """An exponential disc of scale length ``re`` px at (cx, cy) on noisy sky, uint8 RGB."""
     rng = np.random.default_rng(seed)
     yy, xx = np.indices((size, size))
@@ -79,7 +81,7 @@ def test_empty_or_blank_frames_fall_back_to_the_whole_frame_and_are_counted():
 
 def test_fixed_and_none_framing_are_centred_squares():
     im = np.zeros((100, 140, 3), np.uint8)
-    assert frame_box(im, Framing()) .side == 100
+    assert frame_box(im, Framing()).side == 100
     b = frame_box(im, Framing.parse("fixed:0.5"))
     assert (b.top, b.left, b.side) == (25, 45, 50)
 
@@ -168,4 +170,6 @@ def test_framing_cut_is_the_one_cut_for_every_mode():
     (v,) = auto.cut(np.stack([scene]))
     box = frame_box(scene, auto)
     assert np.array_equal(v, box.cut(scene)) and v.shape[0] < 100
-    assert torch.equal(images_to_float(np.stack([scene]), 16, framing=auto), images_to_float([box.cut(scene)], 16))
+    assert torch.equal(
+        images_to_float(np.stack([scene]), 16, framing=auto), images_to_float([box.cut(scene)], 16)
+    )

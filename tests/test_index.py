@@ -56,7 +56,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
     tmp = tmp_path_factory.mktemp("idx")
     x = _clustered()
     shards = _write_shards(tmp / "shards", x)
-    res = build_index_from_shards(shards, tmp / "index", BuildConfig(index=IndexSpec(kind="hnsw", ef_search=64)))
+    res = build_index_from_shards(
+        shards, tmp / "index", BuildConfig(index=IndexSpec(kind="hnsw", ef_search=64))
+    )
     return res.path, x
 
 
@@ -109,7 +111,9 @@ def test_query_by_object_id_excludes_itself_and_matches_exact(built: tuple[Path,
 def test_flat_index_agrees_with_exact_tie_aware(tmp_path: Path) -> None:
     x = _clustered(300, 16, seed=3)
     x[10] = x[11]  # a tie: equal scores must come back in a fixed order (lower position first)
-    res = build_index_from_shards(_write_shards(tmp_path / "s", x, per=100), tmp_path / "i", BuildConfig(index=IndexSpec(kind="flat")))
+    res = build_index_from_shards(
+        _write_shards(tmp_path / "s", x, per=100), tmp_path / "i", BuildConfig(index=IndexSpec(kind="flat"))
+    )
     s = GalaxySearcher.open(res.path)
     sc_i, pos_i, _ = s.search_vectors(x[:20], k=15, refine=4)
     sc_e, pos_e, _ = s.search_vectors(x[:20], k=15, exact=True)
@@ -200,7 +204,9 @@ def test_existing_index_is_not_overwritten_silently(built: tuple[Path, np.ndarra
 
 def test_float16_storage(tmp_path: Path) -> None:
     x = _clustered(200, 16)
-    res = build_index_from_shards(_write_shards(tmp_path / "s", x, dtype="float16"), tmp_path / "i", BuildConfig())
+    res = build_index_from_shards(
+        _write_shards(tmp_path / "s", x, dtype="float16"), tmp_path / "i", BuildConfig()
+    )
     s = GalaxySearcher.open(res.path)
     assert s.manifest.dtype == "float16" and s.vectors.dtype == np.float16
     hits = s.query(object_id="obj-0003", k=5)
@@ -218,7 +224,9 @@ def test_auto_index_choice_by_size() -> None:
     assert f == "PCA64,IVF8192,SQ8" and "50,000,000" in why and "capped" in why
     assert resolve_factory(spec, 10_000_000, 256)[0] == "PCA64,IVF8192,SQ8"
     assert len(training_sample(np.zeros((600_000, 4), np.float32), spec, f)) == 64 * 8192
-    assert resolve_factory(IndexSpec(nlist=16384), 50_000_000, 2048)[0] == "PCA64,IVF16384,SQ8"  # asked for: not capped
+    assert (
+        resolve_factory(IndexSpec(nlist=16384), 50_000_000, 2048)[0] == "PCA64,IVF16384,SQ8"
+    )  # asked for: not capped
     assert "capped" not in resolve_factory(spec, 1_000_000, 2048)[1]
     assert resolve_factory(spec, 100_000, 64)[0] == "IVF1024,SQ8"  # no PCA for small D
     assert resolve_factory(IndexSpec(kind="IVF64,SQ8"), 10, 8)[0] == "IVF64,SQ8"

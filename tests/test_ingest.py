@@ -4,7 +4,6 @@ measured on a reduced decode, the box store, worker order and one-line errors.""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,9 @@ def _folder(tmp_path: Path, copies: int = 1) -> Path:
     d.mkdir()
     for k in range(copies):
         for p in sorted(CUTOUTS.glob("*.jpg")):
-            data = p.read_bytes() if k == 0 else p.read_bytes() + f"copy{k}".encode()  # after EOI: same pixels
+            data = (
+                p.read_bytes() if k == 0 else p.read_bytes() + f"copy{k}".encode()
+            )  # after EOI: same pixels
             (d / f"{p.stem}-{k}.jpg").write_bytes(data)
     return d
 
@@ -48,10 +49,15 @@ def _old_vectors(embedder: Embedder, cat: FolderCatalog) -> tuple[np.ndarray, li
     return embedder.embed(b.images, batch_size=128), boxes
 
 
-def _new_vectors(embedder: Embedder, cat: FolderCatalog, cfg: IngestConfig, stats: IngestStats | None = None) -> np.ndarray:
+def _new_vectors(
+    embedder: Embedder, cat: FolderCatalog, cfg: IngestConfig, stats: IngestStats | None = None
+) -> np.ndarray:
     stats = stats or IngestStats()
     mc = embedder.model_config
-    parts = [embed_prepared(embedder, pb.x01, cfg, stats) for pb in prepare_rows(cat, np.arange(len(cat)), mc.image_size, mc.framing, cfg, stats)]
+    parts = [
+        embed_prepared(embedder, pb.x01, cfg, stats)
+        for pb in prepare_rows(cat, np.arange(len(cat)), mc.image_size, mc.framing, cfg, stats)
+    ]
     return np.concatenate(parts)
 
 
@@ -65,7 +71,9 @@ def test_the_fast_path_gives_the_in_memory_vectors_when_boxes_are_measured_the_s
     np.testing.assert_allclose(new, old, rtol=0, atol=1e-5)
 
 
-def test_boxes_measured_on_the_reduced_decode_move_a_few_pixels_and_equal_boxes_give_equal_vectors(tmp_path, embedder):
+def test_boxes_measured_on_the_reduced_decode_move_a_few_pixels_and_equal_boxes_give_equal_vectors(
+    tmp_path, embedder
+):
     moves = []
     for p in sorted(CUTOUTS.glob("*.jpg")):
         full = read_image(p)
@@ -88,8 +96,12 @@ def test_boxes_measured_on_the_reduced_decode_move_a_few_pixels_and_equal_boxes_
     cat = FolderCatalog(_folder(tmp_path))
     old, boxes = _old_vectors(embedder, cat)
     new = _new_vectors(embedder, cat, IngestConfig(workers=0, measure_side=100, boxes=None))
-    same = [i for i, p in enumerate(cat.file_names(range(len(cat))))
-            if measure_box(read_image_reduced(cat.file_of(i), 100)[0], AUTO, read_image(cat.file_of(i)).shape[:2]) == boxes[i]]
+    same = [
+        i
+        for i, p in enumerate(cat.file_names(range(len(cat))))
+        if measure_box(read_image_reduced(cat.file_of(i), 100)[0], AUTO, read_image(cat.file_of(i)).shape[:2])
+        == boxes[i]
+    ]
     assert same  # the 128-px files at least
     np.testing.assert_allclose(new[same], old[same], rtol=0, atol=1e-5)
     # and where it moved, the vector moved little: cosine similarity of an untrained model's vectors
@@ -175,7 +187,10 @@ def test_build_index_on_a_folder_logs_boxes_and_matches_the_in_process_build(tmp
     def build(out: str, ingest):
         cfg = BuildConfig(shard_rows=8, batch_size=4, index=IndexSpec(kind="flat"), ingest=ingest)
         res = build_index(ck, FolderCatalog(folder), tmp_path / out, cfg, Log())
-        emb = [read_shard_embeddings(p)[0] for p in sorted((tmp_path / out / "embeddings").glob("part-*.parquet"))]
+        emb = [
+            read_shard_embeddings(p)[0]
+            for p in sorted((tmp_path / out / "embeddings").glob("part-*.parquet"))
+        ]
         return res, np.concatenate(emb)
 
     boxes = tmp_path / "boxes"
@@ -185,7 +200,10 @@ def test_build_index_on_a_folder_logs_boxes_and_matches_the_in_process_build(tmp
     np.testing.assert_allclose(new, old, rtol=0, atol=1e-5)
     assert "framing boxes: 20 measured, 0 reused from the box store" in logs
     again, _ = build("again", IngestConfig(workers=2, chunk=2, measure_side=0, boxes=boxes))
-    assert again.ingest["boxes_reused"] == 20 and "framing boxes: 0 measured, 20 reused from the box store" in logs
+    assert (
+        again.ingest["boxes_reused"] == 20
+        and "framing boxes: 0 measured, 20 reused from the box store" in logs
+    )
     assert "write_shards" in new_res.seconds
 
 
@@ -228,7 +246,12 @@ def test_train_then_evaluate_then_build_index_measure_each_image_once(tmp_path, 
     cat = FolderCatalog(_folder(tmp_path, copies=2))
     run = tmp_path / "run"
     logs = {k: _Log() for k in ("train", "evaluate", "build")}
-    train(TrainConfig(preset="tiny", epochs=1, batch_size=8, seed=0, loose_batch_sizes=(4,)), cat, run, logs["train"])
+    train(
+        TrainConfig(preset="tiny", epochs=1, batch_size=8, seed=0, loose_batch_sizes=(4,)),
+        cat,
+        run,
+        logs["train"],
+    )
     evaluate(run, cat, split="test", baselines=False, batch_sizes=(2,), progress=logs["evaluate"])
     build_index(run, cat, tmp_path / "index", BuildConfig(index=IndexSpec(kind="flat")), logs["build"])
     measured = {k: _counts(v.lines) for k, v in logs.items()}
@@ -246,7 +269,15 @@ def test_gr_build_index_on_a_folder_says_how_many_boxes_it_measured_and_reused(t
     torch.manual_seed(2)
     save_weights(tmp_path / "ck" / "model.safetensors", build_model(preset("tiny", framing=AUTO)))
     folder = _folder(tmp_path)
-    args = ["build-index", "--checkpoint", str(tmp_path / "ck"), "--catalog", str(folder), "--index-type", "flat"]
+    args = [
+        "build-index",
+        "--checkpoint",
+        str(tmp_path / "ck"),
+        "--catalog",
+        str(folder),
+        "--index-type",
+        "flat",
+    ]
     first = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "a"), "--workers", "2"])
     assert first.exit_code == 0, first.output
     assert "framing boxes: 10 measured, 0 reused" in first.output

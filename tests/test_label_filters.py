@@ -11,7 +11,13 @@ from galaxy_retrieval.index.filters import select_positions
 
 
 def _table() -> pa.Table:
-    return pa.table({"object_id": ["a", "b", "c", "d"], "label": ["spiral", "smooth", "spiral", None], "z": [0.1, 0.2, 0.3, 0.4]})
+    return pa.table(
+        {
+            "object_id": ["a", "b", "c", "d"],
+            "label": ["spiral", "smooth", "spiral", None],
+            "z": [0.1, 0.2, 0.3, 0.4],
+        }
+    )
 
 
 def test_a_text_label_answers_to_its_name_and_its_code() -> None:

@@ -89,7 +89,11 @@ def _from_target(node: ast.ImportFrom, pkg: str) -> str:
 
 def _exists(module: str) -> bool:
     rel = Path(*module.split(".")[1:])
-    return (ROOT / rel).with_suffix(".py").is_file() or (ROOT / rel / "__init__.py").is_file() or module == "galaxy_retrieval"
+    return (
+        (ROOT / rel).with_suffix(".py").is_file()
+        or (ROOT / rel / "__init__.py").is_file()
+        or module == "galaxy_retrieval"
+    )
 
 
 SOURCES = sorted(ROOT.rglob("*.py"))
@@ -125,11 +129,23 @@ def test_layers_catch_an_upward_import() -> None:
     assert LAYER_OF[_unit("galaxy_retrieval.search")] > LAYER_OF["score"]
 
 
-@pytest.mark.parametrize("module", ["score", "metrics", "catalog", "viz.catalog", "train.loop", "index.build", "search.searcher", "evaluate"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "score",
+        "metrics",
+        "catalog",
+        "viz.catalog",
+        "train.loop",
+        "index.build",
+        "search.searcher",
+        "evaluate",
+    ],
+)
 def test_a_package_imports_alone(module: str) -> None:
     """Imported first, in a fresh interpreter, each of these works without the layers above."""
     unit = module.split(".")[0]
-    code = f"import galaxy_retrieval.{module} as m, sys; bad = sorted(k for k in sys.modules if k.startswith('galaxy_retrieval.') and k.split('.')[1] in {sorted(u for layer in LAYERS[LAYER_OF[unit] + 1:] for u in layer)!r}); print(bad); sys.exit(1 if bad else 0)"
+    code = f"import galaxy_retrieval.{module} as m, sys; bad = sorted(k for k in sys.modules if k.startswith('galaxy_retrieval.') and k.split('.')[1] in {sorted(u for layer in LAYERS[LAYER_OF[unit] + 1 :] for u in layer)!r}); print(bad); sys.exit(1 if bad else 0)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
 
@@ -188,9 +204,14 @@ def _private_imports(path: Path, text: str | None = None) -> list[str]:
         elif isinstance(node, ast.Import):
             aliases.update(a.asname for a in node.names if a.asname and _in_index(a.name) and a.name != mod)
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases:
-            if node.attr.startswith("_") and not node.attr.startswith("__"):
-                found.append(f"{path.relative_to(ROOT.parent)}:{node.lineno}: {node.value.id}.{node.attr}")
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in aliases
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+        ):
+            found.append(f"{path.relative_to(ROOT.parent)}:{node.lineno}: {node.value.id}.{node.attr}")
     return found
 
 
@@ -242,4 +263,7 @@ def test_index_checks_catch_a_private_import_and_a_cycle() -> None:
     assert not _private_imports(foreign, "from .build import BuildConfig\nfrom ..atomic import _x\n")
     lazy = "def embed():\n    from .build import embed_shard\n"
     assert _index_cycles({build: "from .ray_engine import RayConfig\n", ray: lazy}) != []
-    assert _index_cycles({build: "from .ray_engine import RayConfig\n", ray: lazy.replace("build", "embed")}) == []
+    assert (
+        _index_cycles({build: "from .ray_engine import RayConfig\n", ray: lazy.replace("build", "embed")})
+        == []
+    )

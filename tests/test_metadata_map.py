@@ -19,7 +19,14 @@ def _shards(tmp_path: Path, n: int = 3, rows: int = 20_000) -> list[Path]:
         ids = [f"obj-{j:07d}" for j in range(lo, lo + rows)]
         meta = {"label": (np.arange(rows) % 10).tolist(), "ra": rng.uniform(0, 360, rows).tolist()}
         p = tmp_path / f"part-{i:05d}.parquet"
-        write_shard(p, ids, np.arange(lo, lo + rows), rng.normal(size=(rows, 4)).astype(np.float32), meta, dtype="float32")
+        write_shard(
+            p,
+            ids,
+            np.arange(lo, lo + rows),
+            rng.normal(size=(rows, 4)).astype(np.float32),
+            meta,
+            dtype="float32",
+        )
         paths.append(p)
     return paths
 

@@ -37,7 +37,9 @@ def test_paper_preset_has_the_papers_parameter_count():
     assert sum(parts.values()) == 18_060_288
     assert parts["patch_embed"] == 768 * 1024 + 1024
     assert parts["head"] == 1024 * 2048 + 2048
-    assert parts["block0"] == 2 * 2 * 1024 + 3 * 4 * (256 * 256 + 256) + (1024 * 2048 + 2048 + 2048 * 1024 + 1024)
+    assert parts["block0"] == 2 * 2 * 1024 + 3 * 4 * (256 * 256 + 256) + (
+        1024 * 2048 + 2048 + 2048 * 1024 + 1024
+    )
 
 
 def test_shapes_features_and_embedding():
@@ -119,7 +121,9 @@ def test_config_validation_names_the_bad_value():
 def test_embed_list_of_different_sizes():
     emb = Embedder.from_model(build_model(TINY, seed=0), device="cpu")
     rng = np.random.default_rng(0)
-    ims = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in ((32, 32), (64, 48), (17, 17), (100, 100))]
+    ims = [
+        rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in ((32, 32), (64, 48), (17, 17), (100, 100))
+    ]
     out = emb.embed(ims, batch_size=3)
     assert out.shape == (4, TINY.out_dim) and out.dtype == np.float32
     # one image alone gives the same vector as in a mixed list
@@ -136,7 +140,9 @@ def _write_run(tmp_path, cfg=TINY, seed=0):
     run = tmp_path / "run"
     model = build_model(cfg, seed=seed)
     sha = save_weights(run / "model.safetensors", model)
-    (run / "checkpoint.json").write_text(json.dumps({"format_version": FORMAT_VERSION, "model": cfg.to_dict()}))
+    (run / "checkpoint.json").write_text(
+        json.dumps({"format_version": FORMAT_VERSION, "model": cfg.to_dict()})
+    )
     return run, model, sha
 
 
@@ -192,8 +198,12 @@ def test_wrong_preset_or_shape(tmp_path):
         load_checkpoint(run, expect=preset("small"))
     # metadata that claims another shape than the weights hold
     other = dataclasses.replace(TINY, out_dim=24)
-    (run / "checkpoint.json").write_text(json.dumps({"format_version": FORMAT_VERSION, "model": other.to_dict()}))
-    with pytest.raises(CheckpointError, match=r"'head.weight' has shape \(16, 32\) but the model config needs \(24, 32\)"):
+    (run / "checkpoint.json").write_text(
+        json.dumps({"format_version": FORMAT_VERSION, "model": other.to_dict()})
+    )
+    with pytest.raises(
+        CheckpointError, match=r"'head.weight' has shape \(16, 32\) but the model config needs \(24, 32\)"
+    ):
         load_checkpoint(run)
 
 
@@ -213,10 +223,23 @@ def test_fixed_framing_keeps_the_central_fraction_before_resizing():
     # the square covers the middle half of the cropped view
     assert crop[0, 0, 8:22, 8:22].min() > 0.99 and crop[0, 0, :6].max() < 1e-6
     cfg = preset("tiny", mlp_hidden=32, framing=fixed)
-    assert torch.equal(to_model_input(im, cfg)[:, :, :, :], (images_to_float(im, 32, framing=fixed) - 0.5) / 0.5)
+    assert torch.equal(
+        to_model_input(im, cfg)[:, :, :, :], (images_to_float(im, 32, framing=fixed) - 0.5) / 0.5
+    )
     # checkpoints from before framing: no field means the whole frame, "crop" a fixed fraction
-    legacy = {"image_size": 32, "patch_size": 8, "in_chans": 3, "hidden": 32, "depth": 1, "num_heads": 2,
-              "mlp_hidden": 32, "out_dim": 16, "norm_mean": [0.5] * 3, "norm_std": [0.5] * 3, "name": "tiny-custom"}
+    legacy = {
+        "image_size": 32,
+        "patch_size": 8,
+        "in_chans": 3,
+        "hidden": 32,
+        "depth": 1,
+        "num_heads": 2,
+        "mlp_hidden": 32,
+        "out_dim": 16,
+        "norm_mean": [0.5] * 3,
+        "norm_std": [0.5] * 3,
+        "name": "tiny-custom",
+    }
     assert model_config_from_dict(legacy).framing == Framing()
     assert model_config_from_dict({**legacy, "crop": 0.4}).framing == fixed
     assert model_config_from_dict({**legacy, "crop": 0.4}) == cfg
@@ -229,7 +252,14 @@ def test_fixed_framing_keeps_the_central_fraction_before_resizing():
 
 
 def test_create_model_builds_presets_and_configs_by_name():
-    from galaxy_retrieval.model import Backbone, GalaxIDNetViT, PolarCNN, create_model, list_models, model_config
+    from galaxy_retrieval.model import (
+        Backbone,
+        GalaxIDNetViT,
+        PolarCNN,
+        create_model,
+        list_models,
+        model_config,
+    )
 
     assert list_models()[:4] == ["paper", "small", "polar", "tiny"]
     polar = create_model("polar", image_size=32, width=8, depth=2, out_dim=16, seed=0)
@@ -272,7 +302,10 @@ def test_count_parameters_works_for_every_backbone():
     n = sum(p.numel() for p in polar.parameters())
     assert count_parameters(polar) == n == sum(parameter_breakdown(polar).values())
     vit = create_model("tiny", seed=0)
-    assert count_parameters(vit) == sum(p.numel() for p in vit.parameters()) + TINY.num_patches * TINY.settings.hidden
+    assert (
+        count_parameters(vit)
+        == sum(p.numel() for p in vit.parameters()) + TINY.num_patches * TINY.settings.hidden
+    )
 
 
 def test_preprocessing_is_one_pipeline_stored_once_in_the_model_config():
@@ -286,7 +319,10 @@ def test_preprocessing_is_one_pipeline_stored_once_in_the_model_config():
     assert cfg.preprocessing == pre and cfg.name == "tiny-custom"
     assert cfg.suppress == SuppressConfig() and cfg.framing == Framing.parse("fixed:0.5")
     stored = json.loads(json.dumps(cfg.to_dict()))
-    assert stored["preprocessing"]["suppress"] == SuppressConfig().to_dict() and ModelConfig.from_dict(stored) == cfg
+    assert (
+        stored["preprocessing"]["suppress"] == SuppressConfig().to_dict()
+        and ModelConfig.from_dict(stored) == cfg
+    )
     # the training config's framing and suppression become the trained model's preprocessing
     tcfg = TrainConfig(preset="tiny", framing="fixed:0.5", suppress_sources=SuppressConfig())
     assert tcfg.model_config() == dataclasses.replace(cfg, name="tiny")

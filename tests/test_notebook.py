@@ -32,7 +32,12 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (tmp / "ck").mkdir()
     save_weights(tmp / "ck" / "model.safetensors", build_model(preset("tiny")))
     with open_catalog(cat) as c:
-        build_index(tmp / "ck", c, tmp / "index", BuildConfig(shard_rows=16, batch_size=8, index=IndexSpec(kind="flat")))
+        build_index(
+            tmp / "ck",
+            c,
+            tmp / "index",
+            BuildConfig(shard_rows=16, batch_size=8, index=IndexSpec(kind="flat")),
+        )
     return tmp / "index"
 
 
@@ -48,7 +53,9 @@ def test_hits_render_as_html_with_thumbnails(index: Path) -> None:
     # without the catalog's images: the table, and why there are no pictures
     tmp = index.parent
     shards = _write_shards(tmp / "plain-shards", _clustered(50, 8), per=25)
-    plain = GalaxySearcher.open(build_index_from_shards(shards, tmp / "plain", BuildConfig(index=IndexSpec(kind="flat"))).path)
+    plain = GalaxySearcher.open(
+        build_index_from_shards(shards, tmp / "plain", BuildConfig(index=IndexSpec(kind="flat"))).path
+    )
     html = plain.query(object_id="obj-0001", k=3)._repr_html_()
     assert "no thumbnails" in html and html.count("<tr>") == 4 and "data:image" not in html
 
@@ -69,11 +76,15 @@ def test_thumbnails_are_cropped_to_the_galaxy() -> None:
     n = 256
     y, x = np.mgrid[:n, :n] - n / 2
     rng = np.random.default_rng(0)
-    img = np.clip(20 + 220 * np.exp(-(x**2 + (y / 0.6) ** 2) / (2 * 6.0**2)) + rng.normal(0, 3, (n, n)), 0, 255).astype(np.uint8)
+    img = np.clip(
+        20 + 220 * np.exp(-(x**2 + (y / 0.6) ** 2) / (2 * 6.0**2)) + rng.normal(0, 3, (n, n)), 0, 255
+    ).astype(np.uint8)
     img = np.repeat(img[:, :, None], 3, axis=2)
     bright = lambda t: (np.asarray(t)[:, :, 0] > 100).mean()  # noqa: E731
     assert bright(thumbnail(img, 128, crop=True)) > 4 * bright(thumbnail(img, 128, crop=False))
-    sheet = grid_mosaic([(img, "#1 a-very-long-object-identifier-that-will-not-fit", "s=0.99")] * 7, ncols=5, tile=100)
+    sheet = grid_mosaic(
+        [(img, "#1 a-very-long-object-identifier-that-will-not-fit", "s=0.99")] * 7, ncols=5, tile=100
+    )
     assert sheet.size == (8 + 5 * 108, 8 + 2 * (100 + 2 * 12 + 10 + 8))
 
 
@@ -83,7 +94,9 @@ def test_quickstart_notebook_runs_top_to_bottom(index: Path, tmp_path: Path) -> 
     nb = nbformat.read(ROOT / "examples" / "quickstart.ipynb", as_version=4)
     os.environ["GR_INDEX"] = str(index)
     try:
-        nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+        nbclient.NotebookClient(
+            nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        ).execute()
     finally:
         os.environ.pop("GR_INDEX", None)
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]

@@ -14,7 +14,13 @@ import pytest
 from galaxy_retrieval.errors import ConfigError, IndexFormatError
 from galaxy_retrieval.index.build import BuildConfig, build_index_from_shards
 from galaxy_retrieval.index.candidates import IndexSpec, build_faiss_index, load_faiss_index, search_params
-from galaxy_retrieval.index.candidates.ondisk import fill_part, merge_parts, open_ondisk, save_trained, train_ivf
+from galaxy_retrieval.index.candidates.ondisk import (
+    fill_part,
+    merge_parts,
+    open_ondisk,
+    save_trained,
+    train_ivf,
+)
 from galaxy_retrieval.index.writes import compact_index
 from galaxy_retrieval.search.searcher import GalaxySearcher
 from galaxy_retrieval.search.synthetic import clustered_vectors
@@ -41,7 +47,9 @@ def test_ondisk_index_answers_like_the_in_ram_one(tmp_path: Path, x: np.ndarray)
     assert ram["factory"] == disk["factory"] == "IVF32,SQ8"
     a = load_faiss_index(tmp_path / "ram.index", ram)
     b = load_faiss_index(tmp_path / "disk.index", disk)
-    assert isinstance(faiss.downcast_InvertedLists(faiss.extract_index_ivf(b).invlists), faiss.OnDiskInvertedLists)
+    assert isinstance(
+        faiss.downcast_InvertedLists(faiss.extract_index_ivf(b).invlists), faiss.OnDiskInvertedLists
+    )
     assert faiss.extract_index_ivf(b).nprobe == 4  # the spec's knob travels with the index
     xq = x[::97]
     da, ia = _search(a, xq)
@@ -75,8 +83,13 @@ def test_merged_parts_equal_a_one_process_build(tmp_path: Path, x: np.ndarray) -
         n = ia.list_size(lst)
         assert n == ib.list_size(lst)
         if n:
-            assert faiss.rev_swig_ptr(ia.get_ids(lst), n).tolist() == faiss.rev_swig_ptr(ib.get_ids(lst), n).tolist()
-            assert bytes(faiss.rev_swig_ptr(ia.get_codes(lst), n * ia.code_size)) == bytes(faiss.rev_swig_ptr(ib.get_codes(lst), n * ib.code_size))
+            assert (
+                faiss.rev_swig_ptr(ia.get_ids(lst), n).tolist()
+                == faiss.rev_swig_ptr(ib.get_ids(lst), n).tolist()
+            )
+            assert bytes(faiss.rev_swig_ptr(ia.get_codes(lst), n * ia.code_size)) == bytes(
+                faiss.rev_swig_ptr(ib.get_codes(lst), n * ib.code_size)
+            )
     assert whole["ondisk"]["sha256"] == info["ondisk"]["sha256"]
     # nothing temporary is left beside the index
     assert sorted(p.name for p in (tmp_path / "whole").iterdir()) == ["faiss.index", "faiss.ivfdata"]
@@ -94,11 +107,15 @@ def indexes(tmp_path_factory: pytest.TempPathFactory, x: np.ndarray) -> tuple[Pa
     tmp = tmp_path_factory.mktemp("ondisk")
     shards = _write_shards(tmp / "shards", x, per=1000, dtype="float16")
     ram = build_index_from_shards(shards, tmp / "ram", BuildConfig(index=IndexSpec(**SPEC))).path
-    disk = build_index_from_shards(shards, tmp / "disk", BuildConfig(index=IndexSpec(**SPEC, ondisk=True))).path
+    disk = build_index_from_shards(
+        shards, tmp / "disk", BuildConfig(index=IndexSpec(**SPEC, ondisk=True))
+    ).path
     return ram, disk
 
 
-def test_searcher_on_an_ondisk_index_answers_like_the_in_ram_one(indexes: tuple[Path, Path], x: np.ndarray) -> None:
+def test_searcher_on_an_ondisk_index_answers_like_the_in_ram_one(
+    indexes: tuple[Path, Path], x: np.ndarray
+) -> None:
     ram, disk = indexes
     m = json.loads((disk / "manifest.json").read_text())
     assert m["faiss"]["ondisk"]["file"] == "faiss.ivfdata" and m["faiss"]["spec"]["ondisk"] is True
@@ -134,7 +151,9 @@ def test_a_tampered_or_missing_list_file_is_caught(indexes: tuple[Path, Path], t
         GalaxySearcher.open(copy, verify=False)
 
 
-def test_a_half_written_merge_is_never_opened_as_complete(tmp_path: Path, x: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_half_written_merge_is_never_opened_as_complete(
+    tmp_path: Path, x: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from galaxy_retrieval.index.candidates import ondisk
 
     shards = _write_shards(tmp_path / "shards", x, per=1000)
@@ -189,7 +208,9 @@ def test_writes_that_rewrite_faiss_are_refused(indexes: tuple[Path, Path]) -> No
         compact_index(disk)
 
 
-def test_object_ids_are_looked_up_without_a_python_list(indexes: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_object_ids_are_looked_up_without_a_python_list(
+    indexes: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from galaxy_retrieval.search import ids
 
     _, disk = indexes
@@ -209,7 +230,9 @@ def test_benchmark_section_of_the_readme_is_generated_from_the_json() -> None:
     mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(mod)  # type: ignore[union-attr]
     text = (root / "benchmarks" / "README.md").read_text()
-    assert mod._readme_with(mod.render(mod._section_results())) == text, "run: python benchmarks/scale_ondisk.py --render"
+    assert mod._readme_with(mod.render(mod._section_results())) == text, (
+        "run: python benchmarks/scale_ondisk.py --render"
+    )
 
 
 def test_cli_builds_an_ondisk_index_and_queries_it(tmp_path: Path, x: np.ndarray) -> None:
@@ -219,8 +242,34 @@ def test_cli_builds_an_ondisk_index_and_queries_it(tmp_path: Path, x: np.ndarray
 
     shards = _write_shards(tmp_path / "shards", x, per=1000)
     out = tmp_path / "idx"
-    r = CliRunner().invoke(app, ["build-index", "--from-shards", str(shards), "--out", str(out), "--index-type", "IVF32,SQ8", "--nprobe", "8", "--ondisk"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "build-index",
+            "--from-shards",
+            str(shards),
+            "--out",
+            str(out),
+            "--index-type",
+            "IVF32,SQ8",
+            "--nprobe",
+            "8",
+            "--ondisk",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert json.loads((out / "manifest.json").read_text())["faiss"]["ondisk"]["file"] == "faiss.ivfdata"
-    r = CliRunner().invoke(app, ["build-index", "--from-shards", str(shards), "--out", str(tmp_path / "bad"), "--index-type", "hnsw", "--ondisk"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "build-index",
+            "--from-shards",
+            str(shards),
+            "--out",
+            str(tmp_path / "bad"),
+            "--index-type",
+            "hnsw",
+            "--ondisk",
+        ],
+    )
     assert r.exit_code == 2 and "inverted-file" in r.output and "Traceback" not in r.output

@@ -34,7 +34,11 @@ def _data() -> np.ndarray:
 
 
 def _build(tmp: Path, kind: str = "flat") -> Path:
-    return build_index_from_shards(_write_shards(tmp / "shards", _data(), per=150), tmp / "index", BuildConfig(index=IndexSpec(kind=kind))).path
+    return build_index_from_shards(
+        _write_shards(tmp / "shards", _data(), per=150),
+        tmp / "index",
+        BuildConfig(index=IndexSpec(kind=kind)),
+    ).path
 
 
 def test_outliers_are_the_objects_unlike_any_other(tmp_path: Path) -> None:
@@ -90,7 +94,10 @@ def test_outliers_with_an_approximate_index(tmp_path: Path) -> None:
 
 def test_cli_outliers(tmp_path: Path) -> None:
     path = _build(tmp_path)
-    r = runner.invoke(app, ["outliers", "--index", str(path), "--n", "3", "--k", "10", "--output", str(tmp_path / "odd.csv")])
+    r = runner.invoke(
+        app,
+        ["outliers", "--index", str(path), "--n", "3", "--k", "10", "--output", str(tmp_path / "odd.csv")],
+    )
     assert r.exit_code == 0, r.output
     assert "least like any other" in r.output and "computed" in r.output
     assert all(f"obj-{i:04d}" in r.output for i in ODD)

@@ -29,7 +29,9 @@ N = 300
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
     tmp = tmp_path_factory.mktemp("pct")
     x = _clustered(N, 16, seed=2)
-    return build_index_from_shards(_write_shards(tmp / "shards", x, per=100), tmp / "index", BuildConfig(index=IndexSpec(kind="flat"))).path, x
+    return build_index_from_shards(
+        _write_shards(tmp / "shards", x, per=100), tmp / "index", BuildConfig(index=IndexSpec(kind="flat"))
+    ).path, x
 
 
 def test_pair_scores_are_the_reference_score() -> None:
@@ -52,7 +54,7 @@ def test_manifest_records_the_distribution_and_hits_get_percentiles(built: tuple
     assert pct == sorted(pct, reverse=True)  # follows the score
     # against every pair of the catalog: the percentile is the share of pairs scoring below
     allpairs = np.concatenate([score_numpy(x[i], x[i + 1 :]) for i in range(N - 1)])
-    for h in hits[:: 5]:
+    for h in hits[::5]:
         truth = 100.0 * (allpairs < h.score).mean()
         assert h.percentile == pytest.approx(truth, abs=1.0)
     assert hits[0].percentile > 95  # a near neighbour in a clustered catalog
@@ -64,7 +66,20 @@ def test_manifest_records_the_distribution_and_hits_get_percentiles(built: tuple
 
 def test_exports_and_cli_show_the_percentile(built: tuple[Path, np.ndarray], tmp_path: Path) -> None:
     path, _ = built
-    r = runner.invoke(app, ["query", "--index", str(path), "--object-id", "obj-0005", "--k", "3", "--output", str(tmp_path / "h.json")])
+    r = runner.invoke(
+        app,
+        [
+            "query",
+            "--index",
+            str(path),
+            "--object-id",
+            "obj-0005",
+            "--k",
+            "3",
+            "--output",
+            str(tmp_path / "h.json"),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "pct" in r.output
     rows = json.loads((tmp_path / "h.json").read_text())

@@ -24,14 +24,32 @@ def test_the_shipped_model_loads_by_name_and_is_rotation_invariant() -> None:
     emb = load_checkpoint("pretrained", device="cpu")
     info = pretrained_info()
     assert emb.model_config.backbone == "polar" and emb.dim == 256
-    assert emb.sha256 == info["weights_sha256"] == json.loads((PRETRAINED / "checkpoint.json").read_text())["weights_sha256"]
+    assert (
+        emb.sha256
+        == info["weights_sha256"]
+        == json.loads((PRETRAINED / "checkpoint.json").read_text())["weights_sha256"]
+    )
     # provenance says what made it, and that gz2_spirals was held out of its training
-    assert "gz2_spirals" in info["held_out_catalogs"] and info["commit"] and info["command"].startswith("python pipelines/pretrain.py")
+    assert (
+        "gz2_spirals" in info["held_out_catalogs"]
+        and info["commit"]
+        and info["command"].startswith("python pipelines/pretrain.py")
+    )
     assert (PRETRAINED / "model.safetensors").stat().st_size < 10 << 20  # "a few MB"
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:96, 0:96] / 96 - 0.5
-    ims = np.stack([np.clip(255 * np.exp(-((xx / rng.uniform(0.05, 0.2)) ** 2 + (yy / 0.08) ** 2))[..., None]
-                            * np.array([1.0, 0.8, 0.6]), 0, 255) for _ in range(3)]).astype(np.uint8)
+    ims = np.stack(
+        [
+            np.clip(
+                255
+                * np.exp(-((xx / rng.uniform(0.05, 0.2)) ** 2 + (yy / 0.08) ** 2))[..., None]
+                * np.array([1.0, 0.8, 0.6]),
+                0,
+                255,
+            )
+            for _ in range(3)
+        ]
+    ).astype(np.uint8)
     v = emb.embed(ims)
     assert np.isfinite(v).all() and v.shape == (3, 256)
     # framing off for an exact check: a box measured on a rotated image may move a pixel
@@ -56,7 +74,9 @@ def test_build_index_without_a_checkpoint_uses_the_shipped_model(tmp_path: Path)
 
     img = open_catalog(cat)[5].image
     Image.fromarray(img).save(tmp_path / "q.png")
-    r = runner.invoke(app, ["query", "--index", str(tmp_path / "idx"), "--image", str(tmp_path / "q.png"), "--k", "3"])
+    r = runner.invoke(
+        app, ["query", "--index", str(tmp_path / "idx"), "--image", str(tmp_path / "q.png"), "--k", "3"]
+    )
     assert r.exit_code == 0, r.output
     hits = GalaxySearcher.open(tmp_path / "idx").query(image=img, k=3)
     assert len(hits) == 3 and hits[0].cos > 0.999  # the object's own image finds itself
@@ -74,7 +94,11 @@ def test_fine_tuning_from_the_shipped_model(tmp_path: Path) -> None:
     from galaxy_retrieval.train import TrainConfig, train
 
     cat = open_catalog(write_galaxy10_h5(tmp_path / "g.h5", n=40, size=48))
-    res = train(TrainConfig(epochs=1, batch_size=16, init="pretrained", loose_batch_sizes=(4,), compile="off"), cat, tmp_path / "ft")
+    res = train(
+        TrainConfig(epochs=1, batch_size=16, init="pretrained", loose_batch_sizes=(4,), compile="off"),
+        cat,
+        tmp_path / "ft",
+    )
     assert res.epochs_completed == 1
     assert load_checkpoint(tmp_path / "ft", device="cpu").sha256 != pretrained_info()["weights_sha256"]
 
@@ -85,6 +109,9 @@ def test_gr_train_starts_from_the_shipped_model_when_the_preset_matches() -> Non
 
     assert resolve_init("auto", preset("polar")) == "pretrained"
     assert resolve_init("auto", preset("polar", framing=None)) == "pretrained"  # framing is not shape
-    assert resolve_init("auto", preset("tiny")) is None and resolve_init("auto", preset("polar", out_dim=128)) is None
+    assert (
+        resolve_init("auto", preset("tiny")) is None
+        and resolve_init("auto", preset("polar", out_dim=128)) is None
+    )
     assert resolve_init("none", preset("polar")) is None and resolve_init(None, preset("polar")) is None
     assert resolve_init("runs/x", preset("tiny")) == "runs/x"

@@ -14,7 +14,11 @@ from galaxy_retrieval.errors import ConfigError
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks" / "quality"))
 import quality_protocol as protocol  # noqa: E402
 
-QualityConfig, render_readme, run_quality = protocol.QualityConfig, protocol.render_readme, protocol.run_quality
+QualityConfig, render_readme, run_quality = (
+    protocol.QualityConfig,
+    protocol.render_readme,
+    protocol.run_quality,
+)
 
 
 def _cfg(tmp_path: Path, **kw) -> QualityConfig:
@@ -67,7 +71,9 @@ def test_protocol_runs_reuses_and_renders(tmp_path: Path) -> None:
     before = done.stat().st_mtime_ns
     again = run_quality(cfg)
     assert done.stat().st_mtime_ns == before
-    assert again["variants"]["baseline"]["eval"]["retrieval"] == res["variants"]["baseline"]["eval"]["retrieval"]
+    assert (
+        again["variants"]["baseline"]["eval"]["retrieval"] == res["variants"]["baseline"]["eval"]["retrieval"]
+    )
 
     text = render_readme([saved], "# header")
     assert text.startswith("# header")
@@ -85,7 +91,15 @@ def test_seeds_are_kept_apart_and_summarised(tmp_path: Path) -> None:
 
     def res(p: float) -> dict:
         r = {"model": {"macro": {"precision@5": p}}, "pixels": {"macro": {"precision@5": 0.5}}}
-        return {"parameters": {"k": 5}, "variants": {"defaults": {"eval": {"retrieval": r, "best_baseline": "pixels"}, "eval_all": {"retrieval": r}}}}
+        return {
+            "parameters": {"k": 5},
+            "variants": {
+                "defaults": {
+                    "eval": {"retrieval": r, "best_baseline": "pixels"},
+                    "eval_all": {"retrieval": r},
+                }
+            },
+        }
 
     rows = _seed_table([res(0.6), res(0.7), res(0.8)])
     assert rows[2].startswith("| defaults | 3 | 0.700 ± 0.100 | 0.500 ± 0.000 | 0.700 ± 0.100 |")
@@ -105,7 +119,6 @@ def test_config_rejects_unknown_catalog_and_variant(tmp_path: Path) -> None:
         _cfg(tmp_path, catalog="sdss")
     with pytest.raises(ConfigError, match="choices"):
         _cfg(tmp_path, variants=("baseline", "magic"))
-
 
 
 def test_sdss6k_needs_its_folder(tmp_path: Path) -> None:

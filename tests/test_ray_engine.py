@@ -76,9 +76,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
 def _same_index(a: Path, b: Path, ondisk: bool = True) -> None:
     """Bitwise: the same rows, ids and vectors, the same shard bytes."""
     ma, mb = (json.loads((p / "manifest.json").read_text()) for p in (a, b))
-    assert [(s["file"], s["rows"], s["sha256"]) for s in ma["shards"]] == [(s["file"], s["rows"], s["sha256"]) for s in mb["shards"]]
+    assert [(s["file"], s["rows"], s["sha256"]) for s in ma["shards"]] == [
+        (s["file"], s["rows"], s["sha256"]) for s in mb["shards"]
+    ]
     assert np.array_equal(np.load(a / "vectors.npy"), np.load(b / "vectors.npy"))
-    assert ma["vectors"]["segments"] == mb["vectors"]["segments"] and ma["count"] == mb["count"]  # their digests too
+    assert (
+        ma["vectors"]["segments"] == mb["vectors"]["segments"] and ma["count"] == mb["count"]
+    )  # their digests too
     if not ondisk:
         return
     # the inverted lists, merged from parts filled by Ray tasks, are the one-process lists
@@ -101,7 +105,12 @@ def test_ray_build_equals_the_local_build(cluster) -> None:
 def test_a_worker_killed_mid_run_is_retried_without_a_lost_or_repeated_row(cluster) -> None:
     marker = cluster["tmp"] / "crashed-once"
     cat = CrashingCatalog(cluster["catalog"], row=13, marker=marker)
-    res = build_index(cluster["checkpoint"], cat, cluster["tmp"] / "killed", dataclasses.replace(RAY, ray=RayConfig(workers=2)))
+    res = build_index(
+        cluster["checkpoint"],
+        cat,
+        cluster["tmp"] / "killed",
+        dataclasses.replace(RAY, ray=RayConfig(workers=2)),
+    )
     assert marker.exists()  # the worker did die
     _same_index(cluster["local"], res.path)
     verify_index(res.path)
@@ -111,7 +120,12 @@ def test_a_failed_job_keeps_its_shards_and_a_local_rerun_resumes(cluster) -> Non
     out = cluster["tmp"] / "failed"
     cat = CrashingCatalog(cluster["catalog"], row=27, marker=None)  # kills every worker that reads it
     with pytest.raises(EngineError, match="rerun resumes"):
-        build_index(cluster["checkpoint"], cat, out, dataclasses.replace(RAY, ray=RayConfig(workers=1, max_restarts=1)))
+        build_index(
+            cluster["checkpoint"],
+            cat,
+            out,
+            dataclasses.replace(RAY, ray=RayConfig(workers=1, max_restarts=1)),
+        )
     assert not (out / "manifest.json").exists()
     kept = sorted(p.name for p in (out / "embeddings").glob("part-*.parquet"))
     # the rerun here is a local one: both engines write the same shards, so either resumes the other
@@ -127,11 +141,15 @@ def test_an_image_folder_listed_in_a_parquet_table(cluster) -> None:
     cfg = BuildConfig(shard_rows=4, batch_size=2, index=IndexSpec(kind="flat"))
     with open_catalog(root, metadata=root / "paths.parquet") as c:
         local = build_index(cluster["checkpoint"], c, cluster["tmp"] / "folder-local", cfg)
-        res = build_index(cluster["checkpoint"], c, cluster["tmp"] / "folder-ray", dataclasses.replace(cfg, engine="ray"))
+        res = build_index(
+            cluster["checkpoint"], c, cluster["tmp"] / "folder-ray", dataclasses.replace(cfg, engine="ray")
+        )
     assert res.embedded_shards == 3
     _same_index(local.path, res.path, ondisk=False)
     hits = GalaxySearcher.open(res.path).query(object_id="G4", k=5)
-    assert len(hits) == 5 and all(h.metadata["filename"] == f"img/g{int(h.object_id[1:]):03d}.png" for h in hits)
+    assert len(hits) == 5 and all(
+        h.metadata["filename"] == f"img/g{int(h.object_id[1:]):03d}.png" for h in hits
+    )
 
 
 def test_an_unreadable_image_on_a_worker_is_the_local_error_or_a_skipped_row(cluster) -> None:

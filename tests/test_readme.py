@@ -22,7 +22,9 @@ def _readme_module():
 
 def test_generated_blocks_are_current() -> None:
     mod = _readme_module()
-    assert mod.render_readme((ROOT / "README.md").read_text("utf-8")) == (ROOT / "README.md").read_text("utf-8"), "run python docs/readme.py"
+    assert mod.render_readme((ROOT / "README.md").read_text("utf-8")) == (ROOT / "README.md").read_text(
+        "utf-8"
+    ), "run python docs/readme.py"
     assert mod.cli_reference() == (ROOT / "docs" / "cli.md").read_text("utf-8"), "run python docs/readme.py"
     bench = (ROOT / "benchmarks" / "README.md").read_text("utf-8")
     assert mod.render_readme(bench, mod.BENCH_BLOCKS) == bench, "run python docs/readme.py"

@@ -19,12 +19,11 @@ from galaxy_retrieval.bench import (
     recall_at_tie_aware,
     run_rerank_benchmark,
 )
-from galaxy_retrieval.search.exact import leave_out
-from galaxy_retrieval.index.candidates import auto_nlist
 from galaxy_retrieval.cli import app
 from galaxy_retrieval.errors import ConfigError
 from galaxy_retrieval.index.build import BuildConfig, build_index_from_shards
-from galaxy_retrieval.index.candidates import IndexSpec
+from galaxy_retrieval.index.candidates import IndexSpec, auto_nlist
+from galaxy_retrieval.search.exact import leave_out
 
 from .test_index import _clustered, _write_shards
 
@@ -35,8 +34,18 @@ N, D, NQ = 400, 16, 12
 
 def _cfg(tmp: Path, **kw) -> RerankBenchConfig:
     base = dict(
-        synthetic=N, dim=D, queries=NQ, workdir=tmp / "work", k=(10,), refine=(1, 40), nprobe=(2, 8), ef_search=(16,),
-        latency_queries=5, exact_queries=1, train_size=N, out_json=tmp / "out.json",
+        synthetic=N,
+        dim=D,
+        queries=NQ,
+        workdir=tmp / "work",
+        k=(10,),
+        refine=(1, 40),
+        nprobe=(2, 8),
+        ef_search=(16,),
+        latency_queries=5,
+        exact_queries=1,
+        train_size=N,
+        out_json=tmp / "out.json",
     )
     base.update(kw)
     return RerankBenchConfig(**base)
@@ -132,28 +141,63 @@ def test_exact_flat_shortlist_has_recall_one_and_json_schema(tmp_path: Path) -> 
     pts = [(p.recall[10], p.p50_ms) for p in res.points]
 
     def dominated(i: int) -> bool:
-        return any(r >= pts[i][0] and t <= pts[i][1] and (r, t) != pts[i] for j, (r, t) in enumerate(pts) if j != i)
+        return any(
+            r >= pts[i][0] and t <= pts[i][1] and (r, t) != pts[i] for j, (r, t) in enumerate(pts) if j != i
+        )
 
     marked = {i for i, p in enumerate(res.points) if p.pareto}
     assert all(not dominated(i) for i in marked)
-    assert all(dominated(i) or any(pts[j] == pts[i] for j in marked) for i in range(len(pts)) if i not in marked)
+    assert all(
+        dominated(i) or any(pts[j] == pts[i] for j in marked) for i in range(len(pts)) if i not in marked
+    )
     best = res.best(1.0)
     assert best is not None and best.recall[10] == 1.0
 
     d = json.loads((tmp_path / "out.json").read_text())
     assert res.json_path == tmp_path / "out.json"
     assert d["benchmark"] == "rerank" and d["schema_version"] == SCHEMA_VERSION
-    for key in ("created", "commit", "machine", "parameters", "dataset", "ground_truth", "exact", "indexes", "results", "pareto"):
+    for key in (
+        "created",
+        "commit",
+        "machine",
+        "parameters",
+        "dataset",
+        "ground_truth",
+        "exact",
+        "indexes",
+        "results",
+        "pareto",
+    ):
         assert key in d, key
     assert {"cpu", "cpu_count", "load_average", "threads"} <= set(d["machine"])
     assert d["parameters"]["synthetic"] == N and d["parameters"]["refine"] == [1, 40]
     assert d["dataset"]["source"] == "synthetic" and d["dataset"]["queries"] == NQ
     assert {"single_query_s", "read_s", "scan_over_read", "batch_s_per_query"} <= set(d["exact"])
-    assert {"factory", "build_s", "train_s", "add_s", "index_bytes_per_vector", "reused"} <= set(d["indexes"][0])
+    assert {"factory", "build_s", "train_s", "add_s", "index_bytes_per_vector", "reused"} <= set(
+        d["indexes"][0]
+    )
     row_fields = {
-        "index", "factory", "k", "refine", "shortlist", "candidates_mean", "nprobe", "ef_search", "recall", "recall_ties", "p50_ms", "p99_ms",
-        "search_p50_ms", "rerank_p50_ms", "qps_single", "qps_batch", "speedup_vs_exact", "speedup_vs_read",
-        "ram_bytes_per_vector", "disk_bytes_per_vector", "pareto",
+        "index",
+        "factory",
+        "k",
+        "refine",
+        "shortlist",
+        "candidates_mean",
+        "nprobe",
+        "ef_search",
+        "recall",
+        "recall_ties",
+        "p50_ms",
+        "p99_ms",
+        "search_p50_ms",
+        "rerank_p50_ms",
+        "qps_single",
+        "qps_batch",
+        "speedup_vs_exact",
+        "speedup_vs_read",
+        "ram_bytes_per_vector",
+        "disk_bytes_per_vector",
+        "pareto",
     }
     assert len(d["results"]) == len(res.points) == 2 * 2 + 2 * 2 * 2
     for row in d["results"]:
@@ -166,13 +210,26 @@ def test_exact_flat_shortlist_has_recall_one_and_json_schema(tmp_path: Path) -> 
     # Cold: the catalog is read from disk, so only the index counts as RAM.
     again = run_rerank_benchmark(_cfg(tmp_path, indexes=("flat",), k=(100,), write_json=False, cold=True))
     assert again.json_path is None and again.ground_truth["reused"] and all(b.reused for b in again.builds)
-    assert again.dataset["cold"] and all(p.ram_bytes_per_vector == again.builds[0].index_bytes_per_vector for p in again.points)
+    assert again.dataset["cold"] and all(
+        p.ram_bytes_per_vector == again.builds[0].index_bytes_per_vector for p in again.points
+    )
 
 
 def test_tiny_index_directory_excludes_each_query_itself(tmp_path: Path) -> None:
     x = _clustered(300, D)
-    built = build_index_from_shards(_write_shards(tmp_path / "shards", x, per=100), tmp_path / "idx", BuildConfig(index=IndexSpec(kind="hnsw")))
-    cfg = _cfg(tmp_path, synthetic=None, index=built.path, indexes=("existing", "flat"), refine=(1, 40), ef_search=(8, 512))
+    built = build_index_from_shards(
+        _write_shards(tmp_path / "shards", x, per=100),
+        tmp_path / "idx",
+        BuildConfig(index=IndexSpec(kind="hnsw")),
+    )
+    cfg = _cfg(
+        tmp_path,
+        synthetic=None,
+        index=built.path,
+        indexes=("existing", "flat"),
+        refine=(1, 40),
+        ef_search=(8, 512),
+    )
     res = run_rerank_benchmark(cfg)
     assert res.dataset["source"] == "index" and "excluded" in res.dataset["query_kind"]
     assert [b.name for b in res.builds] == ["existing", "flat"] and res.builds[0].factory.startswith("HNSW")
@@ -197,14 +254,39 @@ def test_cli_prints_a_table_and_writes_json(tmp_path: Path) -> None:
     r = runner.invoke(
         app,
         [
-            "rerank-benchmark", "--synthetic", str(N), "--dim", str(D), "--queries", str(NQ), "--workdir", str(tmp_path / "w"),
-            "--indexes", "flat;PCA8,HNSW16", "--refine", "1,40", "--ef-search", "16", "--latency-queries", "4",
-            "--exact-queries", "1", "--train-size", str(N), "--out-json", str(out),
+            "rerank-benchmark",
+            "--synthetic",
+            str(N),
+            "--dim",
+            str(D),
+            "--queries",
+            str(NQ),
+            "--workdir",
+            str(tmp_path / "w"),
+            "--indexes",
+            "flat;PCA8,HNSW16",
+            "--refine",
+            "1,40",
+            "--ef-search",
+            "16",
+            "--latency-queries",
+            "4",
+            "--exact-queries",
+            "1",
+            "--train-size",
+            str(N),
+            "--out-json",
+            str(out),
         ],
         env={"COLUMNS": "200"},
     )
     assert r.exit_code == 0, r.output
-    assert "operating points" in r.output and "PCA8,HNSW16" in r.output and "R@10" in r.output and "★" in r.output
+    assert (
+        "operating points" in r.output
+        and "PCA8,HNSW16" in r.output
+        and "R@10" in r.output
+        and "★" in r.output
+    )
     assert "exact scan" in r.output and f"wrote {out}" in r.output
     assert json.loads(out.read_text())["benchmark"] == "rerank"
 
@@ -213,9 +295,18 @@ def test_cli_prints_a_table_and_writes_json(tmp_path: Path) -> None:
     "args, message",
     [
         (["--index", "{tmp}/missing"], "missing: no such index directory"),
-        (["--index", "{tmp}", "--synthetic", "100"], "give either an index directory or a synthetic catalog size (exactly one of them) (--index or --synthetic)"),
-        (["--synthetic", "100", "--dim", "16", "--indexes", "PCA7,Bogus"], "FAISS cannot build 'PCA7,Bogus' for dimension 16"),
-        (["--synthetic", "100", "--refine", "two"], "refine must be comma-separated integers (e.g. 1,2,5), got 'two' (--refine)"),
+        (
+            ["--index", "{tmp}", "--synthetic", "100"],
+            "give either an index directory or a synthetic catalog size (exactly one of them) (--index or --synthetic)",
+        ),
+        (
+            ["--synthetic", "100", "--dim", "16", "--indexes", "PCA7,Bogus"],
+            "FAISS cannot build 'PCA7,Bogus' for dimension 16",
+        ),
+        (
+            ["--synthetic", "100", "--refine", "two"],
+            "refine must be comma-separated integers (e.g. 1,2,5), got 'two' (--refine)",
+        ),
     ],
 )
 def test_cli_bad_input_is_a_one_line_error(tmp_path: Path, args: list[str], message: str) -> None:

@@ -47,7 +47,12 @@ def paired_index(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     torch.manual_seed(0)
     save_weights(tmp / "ck" / "model.safetensors", build_model(preset("tiny")))
     with open_catalog(cat) as c:
-        build_index(tmp / "ck", c, tmp / "index", BuildConfig(shard_rows=8, batch_size=8, index=IndexSpec(kind="flat")))
+        build_index(
+            tmp / "ck",
+            c,
+            tmp / "index",
+            BuildConfig(shard_rows=8, batch_size=8, index=IndexSpec(kind="flat")),
+        )
         q = c.get_batch([3]).images[0]
     Image.fromarray(np.asarray(q)).save(tmp / "q.png")
     return {"tmp": tmp, "index": tmp / "index", "query": tmp / "q.png"}
@@ -65,15 +70,28 @@ def server(paired_index: dict[str, Path]) -> str:
     import httpx
 
     port = _free_port()
-    log = open(paired_index["tmp"] / "serve.log", "w")
-    cmd = [sys.executable, "-c", "from galaxy_retrieval.cli import app; app()", "serve", "--index", str(paired_index["index"]), "--port", str(port)]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    log = open(paired_index["tmp"] / "serve.log", "w")  # noqa: SIM115 (the server writes it until the fixture ends)
+    cmd = [
+        sys.executable,
+        "-c",
+        "from galaxy_retrieval.cli import app; app()",
+        "serve",
+        "--index",
+        str(paired_index["index"]),
+        "--port",
+        str(port),
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"gr serve exited with {proc.returncode}: {(paired_index['tmp'] / 'serve.log').read_text()}")
+                pytest.fail(
+                    f"gr serve exited with {proc.returncode}: {(paired_index['tmp'] / 'serve.log').read_text()}"
+                )
             try:
                 if httpx.get(url + "/api/health", timeout=1).status_code == 200:
                     break
@@ -105,7 +123,12 @@ def test_serve_command_errors_are_one_line(tmp_path: Path) -> None:
 
 
 def _chromium() -> str:
-    path = os.environ.get("GR_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    path = (
+        os.environ.get("GR_CHROMIUM")
+        or shutil.which("chromium")
+        or shutil.which("chromium-browser")
+        or shutil.which("google-chrome")
+    )
     if not path:
         pytest.skip("no chromium on this machine (apt-get install chromium; .ci/run installs it)")
     return path
@@ -113,7 +136,9 @@ def _chromium() -> str:
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e .[dev])")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed (pip install -e .[dev])"
+    )
     exe = _chromium()
     with sync_api.sync_playwright() as p:
         try:
@@ -138,21 +163,28 @@ def _drop(page, selector: str, path: Path) -> None:
     )
 
 
-def test_page_search_upload_and_deduplicate(browser, server: str, paired_index: dict[str, Path], tmp_path: Path) -> None:
+def test_page_search_upload_and_deduplicate(
+    browser, server: str, paired_index: dict[str, Path], tmp_path: Path
+) -> None:
     shots = SHOTS or tmp_path
     shots.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(server + "/")
-    page.wait_for_function("document.getElementById('info').textContent.includes('16 objects')", timeout=15_000)
+    page.wait_for_function(
+        "document.getElementById('info').textContent.includes('16 objects')", timeout=15_000
+    )
 
     # search by id: the grid fills with k cards whose cutouts loaded
     page.fill("#k", str(K))
     page.fill("#q", "3")
     page.click("#go")
     page.wait_for_function(f"document.querySelectorAll('#grid .hit').length === {K}", timeout=15_000)
-    page.wait_for_function("[...document.querySelectorAll('#grid img')].every(i => i.complete && i.naturalWidth > 0)", timeout=15_000)
+    page.wait_for_function(
+        "[...document.querySelectorAll('#grid img')].every(i => i.complete && i.naturalWidth > 0)",
+        timeout=15_000,
+    )
     ids = page.eval_on_selector_all("#grid .hit", "els => els.map(e => e.dataset.objectId)")
     assert "3" not in ids and "2" in ids  # row 2 is row 3's pair partner: 5″ away, still shown
     assert "results in" in page.inner_text("#status")
@@ -183,11 +215,15 @@ def test_page_search_upload_and_deduplicate(browser, server: str, paired_index: 
     # clicking a result searches from it
     first = deduped[0]
     page.click("#grid .hit img")
-    page.wait_for_function(f"document.querySelector('#query').textContent.includes('object {first}')", timeout=15_000)
+    page.wait_for_function(
+        f"document.querySelector('#query').textContent.includes('object {first}')", timeout=15_000
+    )
 
     # an image dropped on the page: the query is row 3's image, so it comes back first
     _drop(page, "#drop", paired_index["query"])
-    page.wait_for_function("document.querySelector('#query').textContent.includes('uploaded image')", timeout=30_000)
+    page.wait_for_function(
+        "document.querySelector('#query').textContent.includes('uploaded image')", timeout=30_000
+    )
     page.wait_for_function("document.querySelector('#grid .hit') !== null", timeout=15_000)
     assert page.eval_on_selector("#grid .hit", "e => e.dataset.objectId") == "3"
 
@@ -195,7 +231,10 @@ def test_page_search_upload_and_deduplicate(browser, server: str, paired_index: 
     phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2)
     phone.goto(server + "/?q=3")
     phone.wait_for_function("document.querySelectorAll('#grid .hit').length > 0", timeout=15_000)
-    phone.wait_for_function("[...document.querySelectorAll('#grid img')].every(i => i.complete && i.naturalWidth > 0)", timeout=15_000)
+    phone.wait_for_function(
+        "[...document.querySelectorAll('#grid img')].every(i => i.complete && i.naturalWidth > 0)",
+        timeout=15_000,
+    )
     assert phone.evaluate("document.documentElement.scrollWidth") <= 390
     phone.screenshot(path=str(shots / "phone.png"), full_page=True)
     assert not errors, errors
@@ -221,8 +260,13 @@ def test_page_galaxies_like_these_and_the_address_reproduces_it(browser, server:
     page.click("#grid .hit:nth-child(5) .unlike")
     assert page.inner_text("#like") == "Like these (3 − 1)"
     page.click("#like")
-    page.wait_for_function("document.querySelector('#query').textContent.includes('like the examples')", timeout=15_000)
-    page.wait_for_function("[...document.querySelectorAll('#grid img')].every(i => i.complete && i.naturalWidth > 0)", timeout=15_000)
+    page.wait_for_function(
+        "document.querySelector('#query').textContent.includes('like the examples')", timeout=15_000
+    )
+    page.wait_for_function(
+        "[...document.querySelectorAll('#grid img')].every(i => i.complete && i.naturalWidth > 0)",
+        timeout=15_000,
+    )
     got = page.eval_on_selector_all("#grid .hit", "els => els.map(e => e.dataset.objectId)")
     assert got and not set(ids[:3]) & set(got) and ids[4] not in got  # the examples are not their own hits
     assert f"like={ids[0]}%2C{ids[1]}%2C{ids[2]}" in page.url and f"unlike={ids[4]}" in page.url
@@ -230,11 +274,15 @@ def test_page_galaxies_like_these_and_the_address_reproduces_it(browser, server:
     # the address alone gives the same result
     again = browser.new_page(viewport={"width": 1280, "height": 900})
     again.goto(page.url)
-    again.wait_for_function("document.querySelector('#query').textContent.includes('like the examples')", timeout=15_000)
+    again.wait_for_function(
+        "document.querySelector('#query').textContent.includes('like the examples')", timeout=15_000
+    )
     assert again.eval_on_selector_all("#grid .hit", "els => els.map(e => e.dataset.objectId)") == got
     # the strangest galaxies button
     page.click("#odd")
-    page.wait_for_function("document.querySelector('#query').textContent.includes('strangest')", timeout=30_000)
+    page.wait_for_function(
+        "document.querySelector('#query').textContent.includes('strangest')", timeout=30_000
+    )
     assert page.eval_on_selector_all("#grid .hit", "els => els.length") > 0
     assert not errors, errors
 
@@ -242,17 +290,23 @@ def test_page_galaxies_like_these_and_the_address_reproduces_it(browser, server:
 def test_page_reads_a_sexagesimal_position(browser, server: str) -> None:
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto(server + "/")
-    page.wait_for_function("document.getElementById('info').textContent.includes('16 objects')", timeout=15_000)
+    page.wait_for_function(
+        "document.getElementById('info').textContent.includes('16 objects')", timeout=15_000
+    )
     page.fill("#q", "00:40:00 +05:00:00")  # RA 10°, Dec 5°: object 0
     page.click("#go")
-    page.wait_for_function("document.querySelector('#query').textContent.includes('object 0,')", timeout=15_000)
+    page.wait_for_function(
+        "document.querySelector('#query').textContent.includes('object 0,')", timeout=15_000
+    )
     assert "q=00%3A40%3A00" in page.url
 
 
 def test_page_more_doubles_the_results(browser, server: str) -> None:
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto(server + "/")
-    page.wait_for_function("document.getElementById('info').textContent.includes('16 objects')", timeout=15_000)
+    page.wait_for_function(
+        "document.getElementById('info').textContent.includes('16 objects')", timeout=15_000
+    )
     page.fill("#k", "4")
     page.fill("#q", "3")
     page.click("#go")

@@ -24,7 +24,9 @@ def _yx() -> tuple[np.ndarray, np.ndarray]:
     return np.mgrid[:SIZE, :SIZE].astype(float)
 
 
-def _galaxy(x0: float = C, y0: float = C, flux: float = 10000.0, re: float = 7.0, q: float = 0.6) -> np.ndarray:
+def _galaxy(
+    x0: float = C, y0: float = C, flux: float = 10000.0, re: float = 7.0, q: float = 0.6
+) -> np.ndarray:
     """An inclined exponential disk (Sérsic n = 1) plus a small bulge."""
     y, x = _yx()
     u, v = x - x0, y - y0
@@ -110,7 +112,11 @@ def test_deterministic():
 
 
 def test_blank_and_tiny_images_unchanged():
-    for img in (np.zeros((64, 64, 3), np.uint8), np.full((64, 64, 3), 20, np.uint8), np.full((5, 5, 3), 200, np.uint8)):
+    for img in (
+        np.zeros((64, 64, 3), np.uint8),
+        np.full((64, 64, 3), 20, np.uint8),
+        np.full((5, 5, 3), 200, np.uint8),
+    ):
         out, det = suppress_sources(img, return_mask=True)
         np.testing.assert_array_equal(out, img)
         assert out is not img
@@ -141,7 +147,11 @@ def test_no_source_near_centre_leaves_image_unchanged():
 
 def test_blended_companion_kept_by_default():
     rng = np.random.default_rng(4)
-    pair = _galaxy(flux=3000, re=5) + _galaxy(C + 14, C - 6, flux=2500, re=4) + rng.normal(0, SKY_SIGMA, (SIZE, SIZE))
+    pair = (
+        _galaxy(flux=3000, re=5)
+        + _galaxy(C + 14, C - 6, flux=2500, re=4)
+        + rng.normal(0, SKY_SIGMA, (SIZE, SIZE))
+    )
     img = _stretch(pair)
     comp = _disk(C + 14, C - 6, 3)
     out, det = suppress_sources(img, return_mask=True)

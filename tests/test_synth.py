@@ -49,7 +49,11 @@ def test_layout_shapes_and_dtypes(tiny: Path) -> None:
         images = f["images"][:]
     # the galaxy sits in the middle: the centre is brighter than the corners in every image
     centre = images[:, 28:36, 28:36].astype(float).mean(axis=(1, 2, 3))
-    corners = np.stack([images[:, a:a + 8, b:b + 8] for a in (0, 56) for b in (0, 56)]).astype(float).mean(axis=(0, 2, 3, 4))
+    corners = (
+        np.stack([images[:, a : a + 8, b : b + 8] for a in (0, 56) for b in (0, 56)])
+        .astype(float)
+        .mean(axis=(0, 2, 3, 4))
+    )
     assert (centre > corners).all()
 
 
@@ -68,10 +72,24 @@ def test_truth_group(tiny: Path) -> None:
     cfg = SynthConfig(**TINY)
     with h5py.File(tiny) as f:
         t = f["truth"]
-        for name in ("class", "sersic_n", "bulge_frac", "axis_ratio", "position_angle", "half_light_radius",
-                     "arm_pitch_deg", "n_arms", "has_bar", "n_stars", "n_neighbours"):
+        for name in (
+            "class",
+            "sersic_n",
+            "bulge_frac",
+            "axis_ratio",
+            "position_angle",
+            "half_light_radius",
+            "arm_pitch_deg",
+            "n_arms",
+            "has_bar",
+            "n_stars",
+            "n_neighbours",
+        ):
             assert t[name].shape == (20,), name
-        assert t["star_x"].shape == (20, cfg.max_stars) and t["neighbour_flux"].shape == (20, cfg.max_neighbours)
+        assert t["star_x"].shape == (20, cfg.max_stars) and t["neighbour_flux"].shape == (
+            20,
+            cfg.max_neighbours,
+        )
         assert t["star_mask"].shape == (20, 64, 64)
         ans = f["ans"][:]
         n_stars, sx, sy, sf = t["n_stars"][:], t["star_x"][:], t["star_y"][:], t["star_flux"][:]
@@ -179,7 +197,9 @@ def test_progress_is_reported(tmp_path: Path) -> None:
         def log(self, message: str) -> None:
             seen["logs"].append(message)
 
-    generate_catalog(SynthConfig(n=5, size=32, workers=1, chunk_size=2), tmp_path / "p.h5", progress=Recorder())
+    generate_catalog(
+        SynthConfig(n=5, size=32, workers=1, chunk_size=2), tmp_path / "p.h5", progress=Recorder()
+    )
     assert seen["description"] == "rendering" and seen["total"] == 5 and seen["unit"] == "gal"
     assert seen["advanced"] == 5 and seen["logs"]
 
@@ -210,7 +230,9 @@ def test_contact_sheet_size_and_errors(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (48, 40, 3), dtype=np.uint8) for _ in range(13)]
     images[3] = images[3][:, :, 0]  # grayscale is accepted
-    out = contact_sheet(images, [f"#{i}" for i in range(13)], tmp_path / "deep" / "sheet.png", ncols=5, tile=32)
+    out = contact_sheet(
+        images, [f"#{i}" for i in range(13)], tmp_path / "deep" / "sheet.png", ncols=5, tile=32
+    )
     with Image.open(out) as im:
         assert im.format == "PNG" and im.size == (5 * 32, 3 * 32)
     with Image.open(contact_sheet(images[:3], None, tmp_path / "s3.png", ncols=10, tile=20)) as im:
@@ -231,7 +253,9 @@ def test_psf_table_matches_galsim() -> None:
 
     n, scale = 64, 0.262
     for beta, fwhm in ((2.8, 1.13), (3.7, 1.52)):
-        ref = _k_image(galsim.Convolve(galsim.Moffat(beta=beta, fwhm=fwhm, gsparams=_GSP), galsim.Pixel(scale)), n, scale)
+        ref = _k_image(
+            galsim.Convolve(galsim.Moffat(beta=beta, fwhm=fwhm, gsparams=_GSP), galsim.Pixel(scale)), n, scale
+        )
         fast = _psf_k_image(beta, fwhm, n, scale)
         assert fast.shape == ref.shape
         np.testing.assert_allclose(fast, ref, atol=2e-4)

@@ -15,8 +15,8 @@ from galaxy_retrieval.catalog.hdf5 import HDF5Catalog
 from galaxy_retrieval.errors import CatalogError, CheckpointError, ConfigError
 from galaxy_retrieval.model import load_checkpoint, preset
 from galaxy_retrieval.score import ScoreWeights, score_torch
-from galaxy_retrieval.train.losses import contrastive_loss
 from galaxy_retrieval.train import AugmentConfig, PairAugmenter, TrainConfig, split_indices, train
+from galaxy_retrieval.train.losses import contrastive_loss
 from galaxy_retrieval.train.pairs import make_pair_batch, other_positions, pair_loss
 
 
@@ -59,7 +59,9 @@ def blobs(tmp_path: Path) -> HDF5Catalog:
 
 
 def tiny_cfg(**kw) -> TrainConfig:
-    return TrainConfig(**{**dict(preset="tiny", epochs=3, batch_size=16, seed=0, loose_batch_sizes=(4,)), **kw})
+    return TrainConfig(
+        **{**dict(preset="tiny", epochs=3, batch_size=16, seed=0, loose_batch_sizes=(4,)), **kw}
+    )
 
 
 # ---- score and loss against the formulas ---------------------------------------------------
@@ -82,7 +84,9 @@ def test_torch_score_matches_reference_formula():
     np.testing.assert_allclose(got, want, rtol=1e-5)
     w = ScoreWeights(cos=0.5, l2=0.2, l3=0.3)
     got = score_torch(torch.tensor(a), torch.tensor(b), w).double().numpy()
-    np.testing.assert_allclose(got, [_reference_score(list(x), list(y), (0.5, 0.2, 0.3)) for x, y in zip(a, b)], rtol=1e-5)
+    np.testing.assert_allclose(
+        got, [_reference_score(list(x), list(y), (0.5, 0.2, 0.3)) for x, y in zip(a, b)], rtol=1e-5
+    )
     # identical vectors score the maximum, 1 (up to the ε under the roots that keeps gradients finite)
     assert float(score_torch(torch.tensor(a[:1]), torch.tensor(a[:1]))) == pytest.approx(1.0, abs=1e-4)
 
@@ -118,7 +122,7 @@ def test_augmentations_per_sample_reproducible_and_in_range():
     n1 = aug.negative(x, torch.Generator().manual_seed(0))
     assert torch.equal(p1, p2)
     assert p1.shape == n1.shape == x.shape
-    assert 0.0 <= float(p1.min()) and float(p1.max()) <= 1.0
+    assert float(p1.min()) >= 0.0 and float(p1.max()) <= 1.0
     # each sample gets its own transform: the same image in every slot comes out differently
     same = aug.positive(x[:1].repeat(8, 1, 1, 1), torch.Generator().manual_seed(1))
     assert len({round(float(v), 4) for v in same.sum(dim=(1, 2, 3))}) > 4
@@ -190,8 +194,15 @@ def test_tiny_training_lowers_the_loss_and_writes_a_run(blobs, tmp_path):
     assert len(h) == res.epochs_completed == 4
     assert h[-1]["train_loss"] < h[0]["train_loss"]
     assert min(r["val_loss"] for r in h) < h[0]["val_loss"] or res.best_epoch == 1
-    for name in ("model.safetensors", "checkpoint.json", "history.json", "history.png",
-                 "last/model.safetensors", "last/state.safetensors", "last/state.json"):
+    for name in (
+        "model.safetensors",
+        "checkpoint.json",
+        "history.json",
+        "history.png",
+        "last/model.safetensors",
+        "last/state.safetensors",
+        "last/state.json",
+    ):
         assert (run / name).is_file(), name
     assert (run / "history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     meta = json.loads((run / "checkpoint.json").read_text())
@@ -238,8 +249,11 @@ def test_resume_with_another_model_fails_clearly(blobs, tmp_path):
 
 
 def test_other_modes_train(blobs, tmp_path):
-    modes = (dict(pair_mode="paper", augment_anchors=False), dict(pair_mode="paper", save_computations=True),
-             dict(lr_schedule="cosine", warmup_epochs=0.5))
+    modes = (
+        dict(pair_mode="paper", augment_anchors=False),
+        dict(pair_mode="paper", save_computations=True),
+        dict(lr_schedule="cosine", warmup_epochs=0.5),
+    )
     for i, kw in enumerate(modes):
         res = train(tiny_cfg(epochs=1, **kw), blobs, tmp_path / f"r{i}")
         assert math.isfinite(res.history[0]["train_loss"])
@@ -369,7 +383,9 @@ def star_image(star: bool, size: int = 64, seed: int = 0) -> np.ndarray:
 def test_suppress_config_round_trips_in_the_train_config():
     from galaxy_retrieval.suppress import SuppressConfig
 
-    cfg = TrainConfig(preset="tiny", suppress_sources=SuppressConfig(thresh=2.0, keep_radius=0.2), learn_score_weights=True)
+    cfg = TrainConfig(
+        preset="tiny", suppress_sources=SuppressConfig(thresh=2.0, keep_radius=0.2), learn_score_weights=True
+    )
     back = TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
     assert back == cfg and back.suppress_sources.thresh == 2.0
     assert TrainConfig.from_dict(TrainConfig(preset="tiny").to_dict()).suppress_sources is None
@@ -403,8 +419,8 @@ def test_embedder_applies_its_checkpoints_suppression(tmp_path):
 
 
 def test_training_images_are_suppressed_before_the_resize(tmp_path):
-    from galaxy_retrieval.suppress import SuppressConfig
     from galaxy_retrieval.model import Preprocessing
+    from galaxy_retrieval.suppress import SuppressConfig
     from galaxy_retrieval.train.data import ImageStore
 
     path = tmp_path / "stars.h5"
@@ -414,7 +430,9 @@ def test_training_images_are_suppressed_before_the_resize(tmp_path):
     rows = np.arange(6)
     plain = ImageStore(cat, rows, Preprocessing(image_size=32))
     sup = ImageStore(cat, rows, Preprocessing(image_size=32, suppress=SuppressConfig()))
-    streamed = ImageStore(cat, rows, Preprocessing(image_size=32, suppress=SuppressConfig()), preload_max_bytes=0)
+    streamed = ImageStore(
+        cat, rows, Preprocessing(image_size=32, suppress=SuppressConfig()), preload_max_bytes=0
+    )
     diff = (plain.get(rows).int() - sup.get(rows).int()).abs().amax(dim=(1, 2, 3))
     assert all(diff[0::2] > 50) and all(diff[1::2] == 0)  # stars removed, plain galaxies untouched
     assert torch.equal(streamed.get(rows), sup.get(rows))
@@ -430,8 +448,20 @@ def test_info_nce_loss_by_hand():
     s = torch.tensor([[0.9, 0.1], [0.3, 0.7]])
     t = 0.5
     # rows: −log softmax(s/τ)[i, i]; columns the same on sᵀ
-    row = -(math.log(math.exp(1.8) / (math.exp(1.8) + math.exp(0.2))) + math.log(math.exp(1.4) / (math.exp(0.6) + math.exp(1.4)))) / 2
-    col = -(math.log(math.exp(1.8) / (math.exp(1.8) + math.exp(0.6))) + math.log(math.exp(1.4) / (math.exp(0.2) + math.exp(1.4)))) / 2
+    row = (
+        -(
+            math.log(math.exp(1.8) / (math.exp(1.8) + math.exp(0.2)))
+            + math.log(math.exp(1.4) / (math.exp(0.6) + math.exp(1.4)))
+        )
+        / 2
+    )
+    col = (
+        -(
+            math.log(math.exp(1.8) / (math.exp(1.8) + math.exp(0.6)))
+            + math.log(math.exp(1.4) / (math.exp(0.2) + math.exp(1.4)))
+        )
+        / 2
+    )
     assert float(info_nce_loss(s, t)) == pytest.approx((row + col) / 2, rel=1e-6)
 
 
@@ -450,7 +480,7 @@ def test_info_nce_training_lowers_its_loss(blobs, tmp_path):
     assert h[-1]["train_loss"] < h[0]["train_loss"]
     # val_loss is the InfoNCE of the validation pairs: positive, and after training below
     # log(batch), its value when the positive is no better than chance
-    assert all(0 < r["val_loss"] for r in h)
+    assert all(r["val_loss"] > 0 for r in h)
     assert h[-1]["val_loss"] < math.log(16)
     meta = json.loads((tmp_path / "run" / "checkpoint.json").read_text())
     assert meta["train"]["loss"] == "info_nce" and meta["train"]["temperature"] == 0.2
@@ -545,7 +575,12 @@ def test_descriptor_fusion_is_stored_in_the_weights_and_reaches_the_embedder(blo
     from galaxy_retrieval.model.checkpoint import read_weights
     from galaxy_retrieval.model.fusion import DescriptorFusion, fuse
 
-    cfg = tiny_cfg(epochs=1, model=preset("polar", image_size=32, width=8, depth=3, out_dim=16), framing=None, fusion_share=0.5)
+    cfg = tiny_cfg(
+        epochs=1,
+        model=preset("polar", image_size=32, width=8, depth=3, out_dim=16),
+        framing=None,
+        fusion_share=0.5,
+    )
     train(cfg, blobs, tmp_path / "run")
     _, file_meta = read_weights(tmp_path / "run" / "model.safetensors")
     f = DescriptorFusion.from_dict(file_meta["fusion"])
@@ -568,10 +603,16 @@ def test_descriptor_fusion_is_stored_in_the_weights_and_reaches_the_embedder(blo
 def test_init_fine_tunes_from_trained_weights_and_refuses_another_shape(blobs, tmp_path):
     first = train(tiny_cfg(epochs=3, precision="fp32"), blobs, tmp_path / "first")
     scratch = train(tiny_cfg(epochs=1, precision="fp32", seed=1), blobs, tmp_path / "scratch")
-    tuned = train(tiny_cfg(epochs=1, precision="fp32", seed=1, init=str(tmp_path / "first")), blobs, tmp_path / "tuned")
+    tuned = train(
+        tiny_cfg(epochs=1, precision="fp32", seed=1, init=str(tmp_path / "first")), blobs, tmp_path / "tuned"
+    )
     # the same data and seed, a trained start: the first epoch starts where the other run ended
     assert tuned.history[0]["train_loss"] < scratch.history[0]["train_loss"]
     assert tuned.history[0]["train_loss"] < first.history[0]["train_loss"]
     with pytest.raises(CheckpointError, match="expects|preset"):
-        train(tiny_cfg(epochs=1, model=preset("tiny", out_dim=8), init=str(tmp_path / "first")), blobs, tmp_path / "other")
+        train(
+            tiny_cfg(epochs=1, model=preset("tiny", out_dim=8), init=str(tmp_path / "first")),
+            blobs,
+            tmp_path / "other",
+        )
     assert not (tmp_path / "other").exists()

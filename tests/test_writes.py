@@ -26,12 +26,18 @@ from galaxy_retrieval.search.searcher import GalaxySearcher
 from .test_index import _clustered, _write_shards
 
 N, D = 600, 32
-KINDS = {"flat": IndexSpec(kind="flat"), "hnsw": IndexSpec(kind="hnsw", ef_search=64), "ivf": IndexSpec(kind="IVF16,Flat", nprobe=2)}
+KINDS = {
+    "flat": IndexSpec(kind="flat"),
+    "hnsw": IndexSpec(kind="hnsw", ef_search=64),
+    "ivf": IndexSpec(kind="IVF16,Flat", nprobe=2),
+}
 
 
 def _build(tmp: Path, kind: str = "flat") -> tuple[Path, np.ndarray]:
     x = _clustered(N, D)
-    res = build_index_from_shards(_write_shards(tmp / "shards", x), tmp / "index", BuildConfig(index=KINDS[kind]))
+    res = build_index_from_shards(
+        _write_shards(tmp / "shards", x), tmp / "index", BuildConfig(index=KINDS[kind])
+    )
     return res.path, x
 
 
@@ -50,7 +56,14 @@ def _labels() -> np.ndarray:
 
 
 @pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
-@pytest.mark.parametrize("where, want", [("label = 3", _labels() == 3), ("label = 3 AND row < 40", (_labels() == 3) & (np.arange(N) < 40)), ("row = 9", np.arange(N) == 9)])
+@pytest.mark.parametrize(
+    "where, want",
+    [
+        ("label = 3", _labels() == 3),
+        ("label = 3 AND row < 40", (_labels() == 3) & (np.arange(N) < 40)),
+        ("row = 9", np.arange(N) == 9),
+    ],
+)
 def test_filtered_results_equal_brute_force(tmp_path: Path, kind: str, where: str, want: np.ndarray) -> None:
     path, x = _build(tmp_path, kind)
     s = GalaxySearcher.open(path)
@@ -69,11 +82,19 @@ def test_sparse_selection_widens_the_ivf_probe(tmp_path: Path) -> None:
     list of 16, ~8 rows of the 20 % selected) the shortlist of 20 missed true neighbours in
     other lists while holding ≥ k rows, so no exact refill repaired it."""
     x = _clustered(N, D)
-    res = build_index_from_shards(_write_shards(tmp_path / "shards", x), tmp_path / "index", BuildConfig(index=IndexSpec(kind="IVF16,Flat", nprobe=1)))
+    res = build_index_from_shards(
+        _write_shards(tmp_path / "shards", x),
+        tmp_path / "index",
+        BuildConfig(index=IndexSpec(kind="IVF16,Flat", nprobe=1)),
+    )
     s = GalaxySearcher.open(res.path)
     s.exact_scan_elements = 0  # the FAISS path, however small the selection
-    assert s.search_knobs(SearchOptions(), N // 5) == (3, None) and s.search_knobs(SearchOptions(nprobe=2), N // 4) == (4, None)
-    assert s.search_knobs(SearchOptions(), 1) == (16, None) and s.search_knobs(SearchOptions(nprobe=3), N) == (3, None)
+    assert s.search_knobs(SearchOptions(), N // 5) == (3, None) and s.search_knobs(
+        SearchOptions(nprobe=2), N // 4
+    ) == (4, None)
+    assert s.search_knobs(SearchOptions(), 1) == (16, None) and s.search_knobs(
+        SearchOptions(nprobe=3), N
+    ) == (3, None)
     want = _labels() == 3
     for q in range(0, N, 37):
         hits = s.query(object_id=f"obj-{q:04d}", k=5, refine=4, where="label = 3")
@@ -92,15 +113,22 @@ def test_filter_matching_fewer_than_k_returns_them_all(tmp_path: Path) -> None:
         assert pos[i].tolist() == _reference(x, i, _labels() == 2, 4, exclude_self=False)
 
 
-@pytest.mark.parametrize("where, reason", [("label = ", "syntax error"), ("redshift < 0.05", "redshift"), ("label = 'spiral'", "Conversion")])
-def test_bad_filter_is_one_line_naming_expression_and_columns(tmp_path: Path, where: str, reason: str) -> None:
+@pytest.mark.parametrize(
+    "where, reason",
+    [("label = ", "syntax error"), ("redshift < 0.05", "redshift"), ("label = 'spiral'", "Conversion")],
+)
+def test_bad_filter_is_one_line_naming_expression_and_columns(
+    tmp_path: Path, where: str, reason: str
+) -> None:
     path, _ = _build(tmp_path)
     s = GalaxySearcher.open(path)
     with pytest.raises(QueryError) as e:
         s.query(object_id="obj-0001", where=where)
     msg = str(e.value)
     assert "\n" not in msg and repr(where) in msg and reason in msg
-    assert "the columns are object_id (text), row (integer), label (integer), ra (number), dec (number)" in msg
+    assert (
+        "the columns are object_id (text), row (integer), label (integer), ra (number), dec (number)" in msg
+    )
 
 
 def test_filter_cannot_read_files(tmp_path: Path) -> None:
@@ -156,10 +184,14 @@ def test_delete_by_filter_then_compact(tmp_path: Path) -> None:
     assert m.tombstones is None and m.count == c.count
     # only the new version's files remain: old shards, vectors, FAISS index, tombstones are gone
     listed = {e.file for e in m.shards} | {m.vectors_file, m.faiss_file}
-    on_disk = {str(p.relative_to(path)) for p in path.rglob("*") if p.is_file() and p.parent.name != "model"} - {"manifest.json", ".gr-write.lock"}
+    on_disk = {
+        str(p.relative_to(path)) for p in path.rglob("*") if p.is_file() and p.parent.name != "model"
+    } - {"manifest.json", ".gr-write.lock"}
     assert on_disk == listed
     t = pq.read_table(path / "embeddings")
-    assert t.num_rows == c.count and not (set(t.column("object_id").to_pylist()) & {f"obj-{i:04d}" for i in np.flatnonzero(dead)})
+    assert t.num_rows == c.count and not (
+        set(t.column("object_id").to_pylist()) & {f"obj-{i:04d}" for i in np.flatnonzero(dead)}
+    )
     s2 = GalaxySearcher.open(path)
     s2.exact_scan_elements = 0
     assert [h.object_id for h in s2.query(object_id="obj-0007", k=10, nprobe=16)] == want
@@ -196,7 +228,10 @@ def test_least_similar_is_the_bottom_of_the_exact_ranking(tmp_path: Path) -> Non
     path, x = _build(tmp_path, "ivf")
     delete_objects(path, ["obj-0100"])
     s = GalaxySearcher.open(path)
-    for where, allowed in ((None, np.arange(N) != 100), ("label = 1", (_labels() == 1) & (np.arange(N) != 100))):
+    for where, allowed in (
+        (None, np.arange(N) != 100),
+        ("label = 1", (_labels() == 1) & (np.arange(N) != 100)),
+    ):
         hits = s.query(object_id="obj-0007", k=6, order="least", where=where)
         ref = score_numpy(x[7], x)
         ref[~allowed | (np.arange(N) == 7)] = np.inf
@@ -209,11 +244,19 @@ def _sky_index(tmp: Path, kind: str) -> tuple[Path, np.ndarray, np.ndarray, np.n
     from galaxy_retrieval.index import shard_name, write_shard
 
     base = _clustered(N // 3, D)
-    x = (np.repeat(base, 3, axis=0) + np.random.default_rng(2).normal(scale=1e-3, size=(N, D))).astype(np.float32)
+    x = (np.repeat(base, 3, axis=0) + np.random.default_rng(2).normal(scale=1e-3, size=(N, D))).astype(
+        np.float32
+    )
     ra = (np.arange(N) // 3) * 0.5 % 360
     dec = (np.arange(N) % 3) * 1e-3
     (tmp / "sky").mkdir(parents=True)
-    write_shard(tmp / "sky" / shard_name(0), [f"obj-{r:04d}" for r in range(N)], np.arange(N), x, {"ra": ra.tolist(), "dec": dec.tolist()})
+    write_shard(
+        tmp / "sky" / shard_name(0),
+        [f"obj-{r:04d}" for r in range(N)],
+        np.arange(N),
+        x,
+        {"ra": ra.tolist(), "dec": dec.tolist()},
+    )
     res = build_index_from_shards(tmp / "sky", tmp / "index", BuildConfig(index=KINDS[kind]))
     return res.path, x, ra, dec
 
@@ -252,10 +295,29 @@ def test_hits_export_and_arrow_table(tmp_path: Path, ext: str) -> None:
 
     path, _ = _build(tmp_path)
     out = tmp_path / f"hits{ext}"
-    res = run_query(QueryRequest(index=path, object_id="obj-0007", options=SearchOptions(k=4, where="label < 3"), output=out))
+    res = run_query(
+        QueryRequest(
+            index=path, object_id="obj-0007", options=SearchOptions(k=4, where="label < 3"), output=out
+        )
+    )
     t = res.table()
-    assert t.column_names == ["query", "rank", "object_id", "row", "score", "percentile", "cos", "inv_l2", "inv_l3", "label", "ra", "dec"]
-    assert t.column("rank").to_pylist() == [1, 2, 3, 4] and set(t.column("query").to_pylist()) == {"object obj-0007"}
+    assert t.column_names == [
+        "query",
+        "rank",
+        "object_id",
+        "row",
+        "score",
+        "percentile",
+        "cos",
+        "inv_l2",
+        "inv_l3",
+        "label",
+        "ra",
+        "dec",
+    ]
+    assert t.column("rank").to_pylist() == [1, 2, 3, 4] and set(t.column("query").to_pylist()) == {
+        "object obj-0007"
+    }
     assert t.column("object_id").to_pylist() == [h.object_id for h in res.hits[0]]
     if ext in (".fits", ".vot"):  # TOPCAT's formats, through astropy
         from astropy.table import Table
@@ -307,12 +369,17 @@ def test_append_vectors_without_retraining_and_refusals(tmp_path: Path, kind: st
     ref[N + 3] = -np.inf
     hits = s.query(object_id="new-3", k=5, nprobe=16)
     assert [s.position_of(h.object_id) for h in hits] == [int(i) for i in np.argsort(-ref, kind="stable")[:5]]
-    assert {h.object_id for h in s.query(object_id="new-3", k=5, where="label = 7")} <= {f"new-{i}" for i in range(50)}
+    assert {h.object_id for h in s.query(object_id="new-3", k=5, where="label = 7")} <= {
+        f"new-{i}" for i in range(50)
+    }
     if kind == "ivf":  # the quantiser is the trained one: same centroids, no retraining
         import faiss
 
         after = faiss.extract_index_ivf(s.index)
-        np.testing.assert_array_equal(after.quantizer.reconstruct_n(0, 16), faiss.extract_index_ivf(trained).quantizer.reconstruct_n(0, 16))
+        np.testing.assert_array_equal(
+            after.quantizer.reconstruct_n(0, 16),
+            faiss.extract_index_ivf(trained).quantizer.reconstruct_n(0, 16),
+        )
 
 
 def test_cli_query_least_separation_output_and_info_balance(tmp_path: Path) -> None:
@@ -323,11 +390,35 @@ def test_cli_query_least_separation_output_and_info_balance(tmp_path: Path) -> N
     path, x, ra, dec = _sky_index(tmp_path, "ivf")
     run = CliRunner().invoke
     out = tmp_path / "hits.csv"
-    r = run(app, ["query", "--index", str(path), "--object-id", "obj-0004", "--k", "5", "--min-separation", "10", "--output", str(out)])
+    r = run(
+        app,
+        [
+            "query",
+            "--index",
+            str(path),
+            "--object-id",
+            "obj-0004",
+            "--k",
+            "5",
+            "--min-separation",
+            "10",
+            "--output",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert f"hits written to {out}" in r.output.replace("\n", "")
     rows = out.read_text().splitlines()
-    assert rows[0].split(",")[:8] == ['"query"', '"rank"', '"object_id"', '"row"', '"score"', '"percentile"', '"cos"', '"inv_l2"']
+    assert rows[0].split(",")[:8] == [
+        '"query"',
+        '"rank"',
+        '"object_id"',
+        '"row"',
+        '"score"',
+        '"percentile"',
+        '"cos"',
+        '"inv_l2"',
+    ]
     got = [int(line.split(",")[3]) for line in rows[1:]]
     assert len(got) == 5 and not {3, 5} & set(got)  # the query's own duplicates are dropped
     r = run(app, ["query", "--index", str(path), "--object-id", "obj-0004", "--k", "3", "--least", "--json"])
@@ -338,7 +429,10 @@ def test_cli_query_least_separation_output_and_info_balance(tmp_path: Path) -> N
     ref = score_numpy(x[4], x)
     ref[4] = np.inf
     assert [h["row"] for h in hits] == np.argsort(ref, kind="stable")[:3].tolist()
-    r = run(app, ["query", "--index", str(path), "--object-id", "obj-0004", "--output", str(tmp_path / "hits.txt")])
+    r = run(
+        app,
+        ["query", "--index", str(path), "--object-id", "obj-0004", "--output", str(tmp_path / "hits.txt")],
+    )
     assert r.exit_code == 2 and "unknown hits format '.txt'" in r.output and "Traceback" not in r.output
     r = run(app, ["info", str(path)])
     assert r.exit_code == 0 and "16 lists, imbalance" in " ".join(r.output.split()), r.output
@@ -356,7 +450,9 @@ def test_positive_and_negative_examples_equal_the_reference(tmp_path: Path, exac
     combined[[7, near, 300, 11]] = -np.inf  # the examples themselves and a deleted row
     want = np.argsort(-combined, kind="stable")[:8].tolist()
     # exact scores every row; the shortlist of k×refine around the positives' mean finds the same here
-    hits = s.query_examples([f"obj-{i:04d}" for i in pos_ids], [f"obj-{i:04d}" for i in neg_ids], k=8, refine=20, exact=exact)
+    hits = s.query_examples(
+        [f"obj-{i:04d}" for i in pos_ids], [f"obj-{i:04d}" for i in neg_ids], k=8, refine=20, exact=exact
+    )
     assert [h.row for h in hits] == want
     assert [h.score for h in hits] == pytest.approx(combined[want].tolist(), rel=1e-5)
     # one positive, no negative: the ordinary query
@@ -374,17 +470,30 @@ def test_batch_targets_ids_and_sky_into_one_table(tmp_path: Path) -> None:
     path, x = _build(tmp_path)
     s = GalaxySearcher.open(path)
     (tmp_path / "ids.csv").write_text("objid,comment\nobj-0007,a\nobj-0100,b\n")
-    res = run_query(QueryRequest(index=path, targets=tmp_path / "ids.csv", options=SearchOptions(k=3), output=tmp_path / "hits.parquet"))
+    res = run_query(
+        QueryRequest(
+            index=path,
+            targets=tmp_path / "ids.csv",
+            options=SearchOptions(k=3),
+            output=tmp_path / "hits.parquet",
+        )
+    )
     assert res.queries == ["object obj-0007", "object obj-0100"]
-    assert [[h.object_id for h in hs] for hs in res.hits] == [[h.object_id for h in s.query(object_id=o, k=3)] for o in ("obj-0007", "obj-0100")]
+    assert [[h.object_id for h in hs] for hs in res.hits] == [
+        [h.object_id for h in s.query(object_id=o, k=3)] for o in ("obj-0007", "obj-0100")
+    ]
     t = pq.read_table(tmp_path / "hits.parquet")
-    assert t.num_rows == 6 and t.column("query").to_pylist() == ["object obj-0007"] * 3 + ["object obj-0100"] * 3
+    assert (
+        t.num_rows == 6 and t.column("query").to_pylist() == ["object obj-0007"] * 3 + ["object obj-0100"] * 3
+    )
     ra, dec = s.table.column("ra")[42].as_py(), s.table.column("dec")[42].as_py()
     (tmp_path / "sky.csv").write_text(f"RAJ2000,DEJ2000\n{ra},{dec}\n")
     res = run_query(QueryRequest(index=path, targets=tmp_path / "sky.csv", options=SearchOptions(k=2)))
     assert res.queries[0].startswith("object obj-0042") and len(res.hits[0]) == 2
     (tmp_path / "bad.csv").write_text("name\nx\n")
-    with pytest.raises(QueryError, match="needs a column of object ids, ra and dec, or image paths; the columns are name"):
+    with pytest.raises(
+        QueryError, match="needs a column of object ids, ra and dec, or image paths; the columns are name"
+    ):
         run_query(QueryRequest(index=path, targets=tmp_path / "bad.csv"))
 
 
@@ -428,11 +537,25 @@ def test_add_appends_to_the_vectors_file_in_place(tmp_path: Path) -> None:
 
     # an index of format 2 (one digest over the whole file): the first add copies once
     d = json.loads((path / "manifest.json").read_text())
-    d["format_version"], d["vectors"] = 2, {"file": "vectors.npy", "dtype": "float32", "shape": [N + 41, D], "bytes": vec.stat().st_size, "sha256": hashlib.sha256(vec.read_bytes()).hexdigest()}
+    d["format_version"], d["vectors"] = (
+        2,
+        {
+            "file": "vectors.npy",
+            "dtype": "float32",
+            "shape": [N + 41, D],
+            "bytes": vec.stat().st_size,
+            "sha256": hashlib.sha256(vec.read_bytes()).hexdigest(),
+        },
+    )
     (path / "manifest.json").write_text(json.dumps(d))
     GalaxySearcher.open(path, verify=True)
     append_vectors(path, ["later"], extra[:1])
     m = read_manifest(path)
-    assert m.format_version == 3 and m.vectors_file == "vectors-v00004.npy" and not vec.exists() and [seg["rows"] for seg in m.vectors["segments"]] == [N + 42]
+    assert (
+        m.format_version == 3
+        and m.vectors_file == "vectors-v00004.npy"
+        and not vec.exists()
+        and [seg["rows"] for seg in m.vectors["segments"]] == [N + 42]
+    )
     verify_index(path)
     assert os.path.getsize(path / m.vectors_file) == m.vectors["offset"] + (N + 42) * row

@@ -72,9 +72,18 @@ def sweep(checkpoint: str, catalog_path: str | Path, k: int = 10) -> dict[str, A
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", default="pretrained")
-    p.add_argument("--data-dir", type=Path, default=ROOT / "data" / "quality", help="where the synthetic catalog is rendered")
-    p.add_argument("--gz2", default=None, help="GZ2 spiral / non-spiral folder: reported, not used for the choice")
-    p.add_argument("--sdss6k", default=None, help="labelled SDSS smooth / featured folder: reported, not used")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=ROOT / "data" / "quality",
+        help="where the synthetic catalog is rendered",
+    )
+    p.add_argument(
+        "--gz2", default=None, help="GZ2 spiral / non-spiral folder: reported, not used for the choice"
+    )
+    p.add_argument(
+        "--sdss6k", default=None, help="labelled SDSS smooth / featured folder: reported, not used"
+    )
     p.add_argument("--out", type=Path, default=RESULTS / "fusion_share.json")
     a = p.parse_args(argv)
     t0 = time.perf_counter()
@@ -88,9 +97,15 @@ def main(argv: list[str] | None = None) -> int:
     scores = chooser["p_at_k_all"]
     chosen = float(max(scores, key=lambda w: (scores[w], -float(w))))  # ties: the smaller share
     res: dict[str, Any] = {
-        "benchmark": "fusion_share", "checkpoint": a.checkpoint, "sha256": load_checkpoint(a.checkpoint).sha256,
-        "commit": git_commit(), "machine": machine_info({}), "grid": list(GRID), "chosen_share": chosen,
-        "chosen_on": chooser, "reported": {},
+        "benchmark": "fusion_share",
+        "checkpoint": a.checkpoint,
+        "sha256": load_checkpoint(a.checkpoint).sha256,
+        "commit": git_commit(),
+        "machine": machine_info({}),
+        "grid": list(GRID),
+        "chosen_share": chosen,
+        "chosen_on": chooser,
+        "reported": {},
     }
     print(f"synthetic: {scores} → share {chosen:g}", flush=True)
     for name, path in (("gz2_spirals", a.gz2), ("sdss_gz2_6k_labelled", a.sdss6k)):

@@ -90,9 +90,16 @@ def measure(checkpoint: str, catalog_path: str, seeds: list[int], k: int = 10) -
     for s in SHARES:
         X[f"fused-{s:g}"] = fuse(X["model"], D, s)
     n = len(labels)
-    out: dict[str, Any] = {"catalog": Path(catalog_path).name, "n": n, "k": k, "framing": cfg.framing.spec,
-                           "framed": stats.images - stats.fallback, "fusion_stats": fusion_stats,
-                           "label_names": {str(a): b for a, b in (cat.info().label_names or {}).items()}, "methods": {}}
+    out: dict[str, Any] = {
+        "catalog": Path(catalog_path).name,
+        "n": n,
+        "k": k,
+        "framing": cfg.framing.spec,
+        "framed": stats.images - stats.fallback,
+        "fusion_stats": fusion_stats,
+        "label_names": {str(a): b for a, b in (cat.info().label_names or {}).items()},
+        "methods": {},
+    }
     for m, xb in X.items():
         held = [_p_at(xb, labels, split_indices(n, s)[2], k)[0] for s in seeds]
         p_all, per_class = _p_at(xb, labels, np.arange(n), k)
@@ -122,12 +129,22 @@ def main(argv: list[str] | None = None) -> int:
     cats = {k: v for k, v in (("gz2_spirals", a.gz2), ("sdss_gz2_6k_labelled", a.sdss6k)) if v}
     cats.update(dict(c.split("=", 1) for c in a.catalog))
     if not cats:
-        print("error: give at least one labelled catalog (--gz2, --sdss6k, --catalog NAME=PATH)", file=sys.stderr)
+        print(
+            "error: give at least one labelled catalog (--gz2, --sdss6k, --catalog NAME=PATH)",
+            file=sys.stderr,
+        )
         return 2
     seeds = [int(s) for s in a.seeds.split(",")]
     load0 = machine_info({})
-    res = {"checkpoint": ckpt, "sha256": load_checkpoint(ckpt).sha256, "commit": git_commit(), "machine": load0,
-           "seeds": seeds, "shares": list(SHARES), "catalogs": {}}
+    res = {
+        "checkpoint": ckpt,
+        "sha256": load_checkpoint(ckpt).sha256,
+        "commit": git_commit(),
+        "machine": load0,
+        "seeds": seeds,
+        "shares": list(SHARES),
+        "catalogs": {},
+    }
     for name, path in cats.items():
         r = measure(ckpt, path, seeds)
         res["catalogs"][name] = r

@@ -115,7 +115,13 @@ VARIANTS: dict[str, Variant] = {
         Variant("info-nce", info_nce=True),
         Variant("suppress+info-nce", suppress=True, info_nce=True),
         Variant("info-nce-50", info_nce=True, note="up to 50 epochs", overrides=(("epochs", 50),)),
-        Variant("suppress+info-nce-50", suppress=True, info_nce=True, note="up to 50 epochs", overrides=(("epochs", 50),)),
+        Variant(
+            "suppress+info-nce-50",
+            suppress=True,
+            info_nce=True,
+            note="up to 50 epochs",
+            overrides=(("epochs", 50),),
+        ),
         Variant("info-nce-t0.05", info_nce=True, overrides=(("temperature", 0.05),)),
         Variant("info-nce-t0.3", info_nce=True, overrides=(("temperature", 0.3),)),
         Variant(
@@ -132,18 +138,46 @@ VARIANTS: dict[str, Variant] = {
             overrides=(("num_augmentations", 3), ("augment", "no-zoom")),
         ),
         # issue 10: object-aware framing, and the recipe measured on real cutouts (the defaults)
-        Variant("info-nce-t0.05-framed", info_nce=True, note="auto framing", overrides=(("temperature", 0.05), ("framing", "auto"))),
+        Variant(
+            "info-nce-t0.05-framed",
+            info_nce=True,
+            note="auto framing",
+            overrides=(("temperature", 0.05), ("framing", "auto")),
+        ),
         Variant("defaults", defaults=True),
-        Variant("galaxy-vit", defaults=True, note="the paper's ViT (`small` preset) instead of the polar CNN", overrides=(("preset", "small"),)),
+        Variant(
+            "galaxy-vit",
+            defaults=True,
+            note="the paper's ViT (`small` preset) instead of the polar CNN",
+            overrides=(("preset", "small"),),
+        ),
         Variant("defaults-unframed", defaults=True, note="framing off", overrides=(("framing", "none"),)),
         # issue 20: the shipped model fine-tuned on the catalog, against `defaults` from scratch
         # under the same time budget; `-nofusion` variants measure the network's vector alone
-        Variant("finetune", defaults=True, note="initialised from the shipped model", overrides=(("init", "pretrained"),)),
-        Variant("finetune-lr1e-4", defaults=True, note="initialised from the shipped model, learning rate 1e-4",
-                overrides=(("init", "pretrained"), ("lr", 1e-4))),
-        Variant("defaults-nofusion", defaults=True, note="network vector only", overrides=(("fusion_share", None),)),
-        Variant("finetune-fused", defaults=True, note="initialised from the shipped model, descriptor fusion share 0.1",
-                overrides=(("init", "pretrained"), ("fusion_share", 0.1))),
+        Variant(
+            "finetune",
+            defaults=True,
+            note="initialised from the shipped model",
+            overrides=(("init", "pretrained"),),
+        ),
+        Variant(
+            "finetune-lr1e-4",
+            defaults=True,
+            note="initialised from the shipped model, learning rate 1e-4",
+            overrides=(("init", "pretrained"), ("lr", 1e-4)),
+        ),
+        Variant(
+            "defaults-nofusion",
+            defaults=True,
+            note="network vector only",
+            overrides=(("fusion_share", None),),
+        ),
+        Variant(
+            "finetune-fused",
+            defaults=True,
+            note="initialised from the shipped model, descriptor fusion share 0.1",
+            overrides=(("init", "pretrained"), ("fusion_share", 0.1)),
+        ),
     )
 }
 
@@ -184,7 +218,9 @@ class QualityConfig:
         if self.catalog == "gz2" and self.gz2_path is None:
             raise ConfigError("catalog 'gz2' needs gz2_path: the GZ2 image folder with its labels.csv")
         if self.catalog == "sdss6k" and self.sdss6k_path is None:
-            raise ConfigError("catalog 'sdss6k' needs sdss6k_path: the labelled SDSS folder with its labels.csv")
+            raise ConfigError(
+                "catalog 'sdss6k' needs sdss6k_path: the labelled SDSS folder with its labels.csv"
+            )
 
     def model_framing(self) -> str:
         return DEFAULT_FRAMING[self.catalog] if self.framing is None else self.framing
@@ -195,7 +231,11 @@ class QualityConfig:
         if self.catalog == "sdss6k":
             return Path(self.sdss6k_path)  # type: ignore[arg-type]
         # the synthetic catalog is rendered with seed 0 whatever the training seed
-        return self.data_dir / (f"synthetic-{self.synth_n}-{self.synth_size}px-seed0.h5" if self.catalog == "synthetic" else "first.h5")
+        return self.data_dir / (
+            f"synthetic-{self.synth_n}-{self.synth_size}px-seed0.h5"
+            if self.catalog == "synthetic"
+            else "first.h5"
+        )
 
     def _suffix(self) -> str:
         return "" if self.seed == 0 else f"-seed{self.seed}"
@@ -224,7 +264,9 @@ def prepare_catalog(cfg: QualityConfig, progress: Progress = NULL_PROGRESS) -> P
         from galaxy_retrieval.synth import SynthConfig, generate_catalog
 
         progress.log(f"rendering {cfg.synth_n} synthetic galaxies into {path}")
-        generate_catalog(SynthConfig(n=cfg.synth_n, size=cfg.synth_size, seed=cfg.seed), path, progress=progress)
+        generate_catalog(
+            SynthConfig(n=cfg.synth_n, size=cfg.synth_size, seed=cfg.seed), path, progress=progress
+        )
     else:
         from galaxy_retrieval.catalog.first import import_first
 
@@ -236,7 +278,9 @@ def prepare_catalog(cfg: QualityConfig, progress: Progress = NULL_PROGRESS) -> P
 def _train_config(cfg: QualityConfig, v: Variant):
     from galaxy_retrieval.train import TrainConfig
 
-    kw: dict[str, Any] = dict(preset=cfg.preset or "small", epochs=cfg.epochs, seed=cfg.seed, time_budget_s=cfg.time_budget_s)
+    kw: dict[str, Any] = dict(
+        preset=cfg.preset or "small", epochs=cfg.epochs, seed=cfg.seed, time_budget_s=cfg.time_budget_s
+    )
     kw["framing"] = cfg.model_framing()
     if v.defaults:
         if cfg.preset is None:
@@ -265,7 +309,9 @@ def _train_config(cfg: QualityConfig, v: Variant):
         if key == "augment" and value == "no-zoom":
             from galaxy_retrieval.train.augment import POSITIVE_TRANSFORMS, AugmentConfig
 
-            value = AugmentConfig(positive_set=tuple(t for t in POSITIVE_TRANSFORMS if t not in ("scale", "brightness")))
+            value = AugmentConfig(
+                positive_set=tuple(t for t in POSITIVE_TRANSFORMS if t not in ("scale", "brightness"))
+            )
         kw[key] = value
     kw.update(cfg.train_overrides)
     return TrainConfig(**kw)
@@ -346,7 +392,9 @@ def _through_index(index: Path, query_rows: np.ndarray, exact_nb: np.ndarray, k:
     }
 
 
-def _parameter_agreement(catalog_path: Path, query_rows: np.ndarray, neighbours: dict[str, np.ndarray], k: int) -> dict[str, Any]:
+def _parameter_agreement(
+    catalog_path: Path, query_rows: np.ndarray, neighbours: dict[str, np.ndarray], k: int
+) -> dict[str, Any]:
     import h5py
 
     from galaxy_retrieval.evaluate.params import parameter_agreement
@@ -361,7 +409,10 @@ def _parameter_agreement(catalog_path: Path, query_rows: np.ndarray, neighbours:
                 continue
             values = t[col][:].astype(np.float64)
             valid = (t[needs][:] > 0) if needs else None
-            out[col] = {m: parameter_agreement(query_rows, nb, values, k=k, valid=valid).to_dict() for m, nb in neighbours.items()}
+            out[col] = {
+                m: parameter_agreement(query_rows, nb, values, k=k, valid=valid).to_dict()
+                for m, nb in neighbours.items()
+            }
         # random neighbours: what ρ is with no information (≈ 0, reported so the table has a floor)
         rng = np.random.default_rng(0)
         n = len(t[next(iter(SYNTH_PARAMETERS))])
@@ -369,11 +420,15 @@ def _parameter_agreement(catalog_path: Path, query_rows: np.ndarray, neighbours:
         for col, (_, needs) in SYNTH_PARAMETERS.items():
             if col in out:
                 valid = (t[needs][:] > 0) if needs else None
-                out[col]["random"] = parameter_agreement(query_rows, rand, t[col][:].astype(np.float64), k=k, valid=valid).to_dict()
+                out[col]["random"] = parameter_agreement(
+                    query_rows, rand, t[col][:].astype(np.float64), k=k, valid=valid
+                ).to_dict()
     return out
 
 
-def run_variant(cfg: QualityConfig, catalog_path: Path, name: str, progress: Progress = NULL_PROGRESS) -> dict[str, Any]:
+def run_variant(
+    cfg: QualityConfig, catalog_path: Path, name: str, progress: Progress = NULL_PROGRESS
+) -> dict[str, Any]:
     """Train, index and evaluate one variant; the JSON-ready record of it."""
     from galaxy_retrieval.catalog import open_catalog
     from galaxy_retrieval.evaluate import evaluate
@@ -385,18 +440,39 @@ def run_variant(cfg: QualityConfig, catalog_path: Path, name: str, progress: Pro
         index = _index(cfg, v, cat, progress)
         emb = load_checkpoint(cfg.run_dir(name))
         t0 = time.perf_counter()
-        rep = evaluate(emb, cat, split="test", ks=(1, cfg.k), batch_sizes=(8, 64), seed=cfg.seed, progress=progress)
+        rep = evaluate(
+            emb, cat, split="test", ks=(1, cfg.k), batch_sizes=(8, 64), seed=cfg.seed, progress=progress
+        )
         eval_s = time.perf_counter() - t0
         # every object a query against all the others (leave-one-out): ten times the queries
         # of the held-out split, so a fifth of its noise; what an outside evaluation does
-        rep_all = evaluate(emb, cat, split="all", ks=(1, cfg.k), batch_sizes=(8, 64), seed=cfg.seed, progress=progress) if cfg.evaluate_all else None
+        rep_all = (
+            evaluate(
+                emb, cat, split="all", ks=(1, cfg.k), batch_sizes=(8, 64), seed=cfg.seed, progress=progress
+            )
+            if cfg.evaluate_all
+            else None
+        )
     rec: dict[str, Any] = {
-        "variant": {"name": v.name, "suppress": v.suppress, "learn_weights": v.learn_weights, "info_nce": v.info_nce, "describe": v.describe(), "seed": cfg.seed},
+        "variant": {
+            "name": v.name,
+            "suppress": v.suppress,
+            "learn_weights": v.learn_weights,
+            "info_nce": v.info_nce,
+            "describe": v.describe(),
+            "seed": cfg.seed,
+        },
         "train": tr,
         "score_weights": emb.score_weights.to_dict(),
         "eval": rep.to_dict(),
         "eval_s": round(eval_s, 1),
-        "eval_all": None if rep_all is None else {k: v for k, v in rep_all.to_dict().items() if k in ("retrieval", "loose_accuracy", "n_queries", "framing", "best_baseline")},
+        "eval_all": None
+        if rep_all is None
+        else {
+            k: v
+            for k, v in rep_all.to_dict().items()
+            if k in ("retrieval", "loose_accuracy", "n_queries", "framing", "best_baseline")
+        },
         "index": _through_index(index, rep.query_rows, rep.neighbours["model"], cfg.k),
     }
     if cfg.catalog == "synthetic":
@@ -415,8 +491,19 @@ def run_quality(cfg: QualityConfig, progress: Progress = NULL_PROGRESS) -> dict[
         info = cat.info()
         labels = cat.labels()
         names = {str(k): v for k, v in (info.label_names or {}).items()}
-        counts = {} if labels is None else {str(int(c)): int(n) for c, n in zip(*np.unique(labels[labels >= 0], return_counts=True))}
-        cat_rec = {"name": cfg.catalog, "path": str(path), "count": len(cat), "source": cat.source, "label_names": names, "class_counts": counts}
+        counts = (
+            {}
+            if labels is None
+            else {str(int(c)): int(n) for c, n in zip(*np.unique(labels[labels >= 0], return_counts=True))}
+        )
+        cat_rec = {
+            "name": cfg.catalog,
+            "path": str(path),
+            "count": len(cat),
+            "source": cat.source,
+            "label_names": names,
+            "class_counts": counts,
+        }
     p = cfg.results_path()
     # variants measured before (other commits, other variants) stay unless measured again now
     variants = {}
@@ -433,11 +520,11 @@ def run_quality(cfg: QualityConfig, progress: Progress = NULL_PROGRESS) -> dict[
         variants.pop(name, None)
         rec = run_variant(cfg, path, name, progress)
         rec["commit"] = git_commit()
-        rec["created"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        rec["created"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         variants[name] = rec
     out = {
         "benchmark": "quality",
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "commit": git_commit(),
         "machine": machine_info({"device": str(pick_device("auto"))}),
         "parameters": {
@@ -486,10 +573,19 @@ def _summary_table(res: dict[str, Any]) -> list[str]:
                 continue  # a baseline added after this variant was measured
             la = e["loose_accuracy"].get(m, {})
             r = (e["retrieval"] or {}).get(m, {}).get("macro", {})
-            cells = [la.get("8"), la.get("64"), r.get("precision@1"), r.get(f"precision@{k}"), r.get(f"map@{k}"), r.get(f"ndcg@{k}"),
-                     ea.get(m, {}).get("macro", {}).get(f"precision@{k}")]
+            cells = [
+                la.get("8"),
+                la.get("64"),
+                r.get("precision@1"),
+                r.get(f"precision@{k}"),
+                r.get(f"map@{k}"),
+                r.get(f"ndcg@{k}"),
+                ea.get(m, {}).get("macro", {}).get(f"precision@{k}"),
+            ]
             label = "**model**" if m == "model" else (f"{m} (best baseline)" if m == best else m)
-            lines.append(f"| {vname if m == 'model' else ''} | {label} | " + " | ".join(_f(c) for c in cells) + " |")
+            lines.append(
+                f"| {vname if m == 'model' else ''} | {label} | " + " | ".join(_f(c) for c in cells) + " |"
+            )
     return lines
 
 
@@ -534,7 +630,10 @@ def _agreement_lines(results: list[dict[str, Any]]) -> list[str]:
     if not ag:
         return []
     k = results[0]["parameters"]["k"]
-    lines = [f"| label-free signal at the chosen epoch | Spearman ρ with held-out P@{k} | runs |", "|---|---|---|"]
+    lines = [
+        f"| label-free signal at the chosen epoch | Spearman ρ with held-out P@{k} | runs |",
+        "|---|---|---|",
+    ]
     for s, d in ag.items():
         lines.append(f"| {SELECTION_SIGNALS[s]} | {d['rho']:+.2f} | {d['runs']} |")
     return lines
@@ -552,7 +651,11 @@ def _seed_table(results: list[dict[str, Any]]) -> list[str]:
             p = r.get("model", {}).get("macro", {}).get(f"precision@{k}")
             b = r.get(best, {}).get("macro", {}).get(f"precision@{k}") if best else None
             pa = ea.get("model", {}).get("macro", {}).get(f"precision@{k}")
-            best_all = max(((m, x["macro"].get(f"precision@{k}", -1)) for m, x in ea.items() if m != "model"), key=lambda t: t[1], default=(None, None))[1]
+            best_all = max(
+                ((m, x["macro"].get(f"precision@{k}", -1)) for m, x in ea.items() if m != "model"),
+                key=lambda t: t[1],
+                default=(None, None),
+            )[1]
             if p is not None:
                 by.setdefault(vname, []).append((p, b, pa, best_all))
     rows = {n: v for n, v in by.items() if len(v) > 1}
@@ -563,9 +666,14 @@ def _seed_table(results: list[dict[str, Any]]) -> list[str]:
         xs = [x for x in xs if x is not None]
         return "–" if not xs else f"{np.mean(xs):.3f} ± {np.std(xs, ddof=1) if len(xs) > 1 else 0:.3f}"
 
-    lines = [f"| variant | seeds | model P@{k} | best baseline P@{k} | model P@{k} all | best baseline P@{k} all |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"| variant | seeds | model P@{k} | best baseline P@{k} | model P@{k} all | best baseline P@{k} all |",
+        "|---|---|---|---|---|---|",
+    ]
     for n, v in rows.items():
-        lines.append(f"| {n} | {len(v)} | {ms([x[0] for x in v])} | {ms([x[1] for x in v])} | {ms([x[2] for x in v])} | {ms([x[3] for x in v])} |")
+        lines.append(
+            f"| {n} | {len(v)} | {ms([x[0] for x in v])} | {ms([x[1] for x in v])} | {ms([x[2] for x in v])} | {ms([x[3] for x in v])} |"
+        )
     return lines
 
 
@@ -582,7 +690,9 @@ def _per_class_table(res: dict[str, Any]) -> list[str]:
         for m in ("model", "pixels"):
             pc = (v["eval"]["retrieval"] or {}).get(m, {}).get("per_class", {})
             lines.append(
-                f"| {vname if m == 'model' else ''} | {m} | " + " | ".join(_f(pc.get(c, {}).get(f"precision@{k}"), 2) for c in classes) + " |"
+                f"| {vname if m == 'model' else ''} | {m} | "
+                + " | ".join(_f(pc.get(c, {}).get(f"precision@{k}"), 2) for c in classes)
+                + " |"
             )
     return lines
 
@@ -592,13 +702,18 @@ def _params_table(res: dict[str, Any]) -> list[str]:
     if not rows:
         return []
     params = [p for p in SYNTH_PARAMETERS if p in rows[0][1]]
-    lines = ["| variant | method | " + " | ".join(SYNTH_PARAMETERS[p][0] for p in params) + " |", "|---|---|" + "---|" * len(params)]
+    lines = [
+        "| variant | method | " + " | ".join(SYNTH_PARAMETERS[p][0] for p in params) + " |",
+        "|---|---|" + "---|" * len(params),
+    ]
     for vname, pa in rows:
         for m in ("model", "pixels", "untrained", "random"):
             if m == "random" and vname != rows[0][0]:
                 continue
             lines.append(
-                f"| {vname if m == 'model' else ''} | {m} | " + " | ".join(_f(pa[p].get(m, {}).get("rho"), 2) for p in params) + " |"
+                f"| {vname if m == 'model' else ''} | {m} | "
+                + " | ".join(_f(pa[p].get(m, {}).get("rho"), 2) for p in params)
+                + " |"
             )
     return lines
 
@@ -629,7 +744,9 @@ _TITLES = {
 def _framing_words(p: dict[str, Any]) -> str:
     if "framing" not in p:  # results recorded before framing: a central crop
         return f"central {p.get('crop', 1.0):.0%} of the frame"
-    return {"none": "the whole frame"}.get(p["framing"], f"framing `{p['framing']}`") + " unless a variant says otherwise"
+    return {"none": "the whole frame"}.get(
+        p["framing"], f"framing `{p['framing']}`"
+    ) + " unless a variant says otherwise"
 
 
 def render_readme(results: list[dict[str, Any]], header: str) -> str:
@@ -642,7 +759,9 @@ def render_readme(results: list[dict[str, Any]], header: str) -> str:
     main = [r for r in results if r["parameters"].get("seed", 0) == 0]
     for res in main:
         c, p, mch = res["catalog"], res["parameters"], res["machine"]
-        counts = ", ".join(f"{(c.get('label_names') or {}).get(k, k)} {n}" for k, n in c.get("class_counts", {}).items())
+        counts = ", ".join(
+            f"{(c.get('label_names') or {}).get(k, k)} {n}" for k, n in c.get("class_counts", {}).items()
+        )
         q = next(iter(res["variants"].values()))["eval"]["n_queries"]
         parts += [
             f"## {_TITLES.get(c['name'], c['name'])}",
@@ -663,12 +782,27 @@ def render_readme(results: list[dict[str, Any]], header: str) -> str:
         ]
         pt = _params_table(res)
         if pt:
-            parts += [f"Spearman ρ between a query's true parameter and its top-{p['k']} neighbours' (pooled pairs):", "", *pt, ""]
+            parts += [
+                f"Spearman ρ between a query's true parameter and its top-{p['k']} neighbours' (pooled pairs):",
+                "",
+                *pt,
+                "",
+            ]
         ag = _agreement_lines(seeds[c["name"]])
         if ag:
-            parts += ["How well label-free signals rank this catalog's runs (what model selection could use):", "", *ag, ""]
+            parts += [
+                "How well label-free signals rank this catalog's runs (what model selection could use):",
+                "",
+                *ag,
+                "",
+            ]
         st = _seed_table(seeds[c["name"]])
         if st:
-            parts += [f"Over seeds (training seed = split seed; held-out P@{p['k']} and every object as a query):", "", *st, ""]
+            parts += [
+                f"Over seeds (training seed = split seed; held-out P@{p['k']} and every object as a query):",
+                "",
+                *st,
+                "",
+            ]
         parts += ["Runs:", "", *_other_lines(res), ""]
     return "\n".join(parts) + "\n"

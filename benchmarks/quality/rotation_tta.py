@@ -46,7 +46,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--run", type=Path, default=Path("runs/quality/synthetic/baseline"))
     p.add_argument("--catalog", type=Path, default=Path("data/quality/synthetic-2000-256px-seed0.h5"))
-    p.add_argument("--out-json", type=Path, default=ROOT / "benchmarks" / "results" / "quality_rotation_tta.json")
+    p.add_argument(
+        "--out-json", type=Path, default=ROOT / "benchmarks" / "results" / "quality_rotation_tta.json"
+    )
     a = p.parse_args()
     emb = load_checkpoint(a.run)
     plain = emb.embed_float
@@ -63,10 +65,12 @@ def main() -> None:
                 "n_queries": r.n_queries,
             }
             m = rows[name]["macro"]
-            print(f"{name}: P@1 {m['precision@1']:.3f}, P@10 {m['precision@10']:.3f}, mAP@10 {m['map@10']:.3f}, {rows[name]['seconds']} s")
+            print(
+                f"{name}: P@1 {m['precision@1']:.3f}, P@10 {m['precision@10']:.3f}, mAP@10 {m['map@10']:.3f}, {rows[name]['seconds']} s"
+            )
     out = {
         "benchmark": "quality_rotation_tta",
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "commit": git_commit(),
         "machine": machine_info(),
         "parameters": {"run": str(a.run), "catalog": str(a.catalog)},

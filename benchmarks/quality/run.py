@@ -119,7 +119,10 @@ class PrintProgress:
 
         yield _H()
         extra = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in fields.items())
-        print(f"  {description}: {time.perf_counter() - t0:.1f} s{' (' + extra + ')' if extra else ''}", flush=True)
+        print(
+            f"  {description}: {time.perf_counter() - t0:.1f} s{' (' + extra + ')' if extra else ''}",
+            flush=True,
+        )
 
     def log(self, message):
         print(message, flush=True)
@@ -144,15 +147,30 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help=f"comma-separated: {', '.join(CATALOGS)} (default: synthetic and FIRST, and gz2 when --gz2 is given)",
     )
-    p.add_argument("--gz2", type=Path, default=None, help="the GZ2 spiral / non-spiral image folder (labels.csv inside)")
-    p.add_argument("--sdss6k", type=Path, default=None, help="the labelled SDSS smooth / featured folder (labels.csv inside)")
-    p.add_argument("--seeds", default="0", help="comma-separated training seeds, e.g. 0,1,2 (each seed also splits the catalog)")
+    p.add_argument(
+        "--gz2", type=Path, default=None, help="the GZ2 spiral / non-spiral image folder (labels.csv inside)"
+    )
+    p.add_argument(
+        "--sdss6k",
+        type=Path,
+        default=None,
+        help="the labelled SDSS smooth / featured folder (labels.csv inside)",
+    )
+    p.add_argument(
+        "--seeds",
+        default="0",
+        help="comma-separated training seeds, e.g. 0,1,2 (each seed also splits the catalog)",
+    )
     p.add_argument(
         "--variants",
         default=None,
         help=f"comma-separated: {', '.join(VARIANTS)} (default: {'; '.join(f'{c}: {v}' for c, v in DEFAULT_VARIANTS.items())})",
     )
-    p.add_argument("--preset", default=None, help="model preset (default: gr train's for the `defaults` variants, small for the older ones)")
+    p.add_argument(
+        "--preset",
+        default=None,
+        help="model preset (default: gr train's for the `defaults` variants, small for the older ones)",
+    )
     p.add_argument("--epochs", type=int, default=25)
     p.add_argument("--synth-n", type=int, default=2000)
     p.add_argument("--time-budget", type=float, default=0.0, help="seconds per training run (0: none)")
@@ -165,10 +183,14 @@ def main(argv: list[str] | None = None) -> int:
     given = {"gz2": a.gz2, "sdss6k": a.sdss6k}
     cats = a.catalog or ",".join(c for c in CATALOGS if c not in given or given[c] is not None)
     try:
-        for cat, seed in [(c.strip(), int(s)) for c in cats.split(",") if c.strip() for s in a.seeds.split(",")]:
+        for cat, seed in [
+            (c.strip(), int(s)) for c in cats.split(",") if c.strip() for s in a.seeds.split(",")
+        ]:
             cfg = QualityConfig(
                 catalog=cat,
-                variants=tuple(v.strip() for v in (a.variants or DEFAULT_VARIANTS[cat]).split(",") if v.strip()),
+                variants=tuple(
+                    v.strip() for v in (a.variants or DEFAULT_VARIANTS[cat]).split(",") if v.strip()
+                ),
                 preset=a.preset,
                 epochs=a.epochs,
                 seed=seed,
@@ -187,7 +209,10 @@ def main(argv: list[str] | None = None) -> int:
                 r = v["eval"]["retrieval"]["model"]["macro"]
                 la = v["eval"]["loose_accuracy"]["model"]
                 px = v["eval"]["retrieval"]["pixels"]["macro"]
-                print(f"{cat}/{name}: loose@8 {la['8']:.3f}, P@10 {r['precision@10']:.3f} (pixels {px['precision@10']:.3f})", flush=True)
+                print(
+                    f"{cat}/{name}: loose@8 {la['8']:.3f}, P@10 {r['precision@10']:.3f} (pixels {px['precision@10']:.3f})",
+                    flush=True,
+                )
             print(f"wrote {cfg.results_path()}; {write_readme()}", flush=True)
     except GalaxyRetrievalError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -1,8 +1,8 @@
 """Benchmarks as library code: `gr rerank-benchmark` and the machine/commit record.
 
-    from galaxy_retrieval.bench import RerankBenchConfig, run_rerank_benchmark
-    res = run_rerank_benchmark(RerankBenchConfig(synthetic=100_000, queries=200))
-    res.best(min_recall=0.99)        # the fastest operating point with recall@10 ≥ 0.99
+from galaxy_retrieval.bench import RerankBenchConfig, run_rerank_benchmark
+res = run_rerank_benchmark(RerankBenchConfig(synthetic=100_000, queries=200))
+res.best(min_recall=0.99)        # the fastest operating point with recall@10 ≥ 0.99
 """
 
 from __future__ import annotations

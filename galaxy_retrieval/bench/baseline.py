@@ -71,7 +71,9 @@ def _counted(x: np.ndarray, handle: Any) -> Iterator[np.ndarray]:
         handle.advance(block.shape[0])
 
 
-def ground_truth(data: BenchData, k: int, workdir: str | Path, progress: Progress = NULL_PROGRESS, rebuild: bool = False) -> GroundTruth:
+def ground_truth(
+    data: BenchData, k: int, workdir: str | Path, progress: Progress = NULL_PROGRESS, rebuild: bool = False
+) -> GroundTruth:
     """Exact top-``k`` of every query by the weighted score (own row excluded), cached."""
     extra = 0 if data.exclude is None else 1
     kk = k + extra
@@ -91,8 +93,12 @@ def ground_truth(data: BenchData, k: int, workdir: str | Path, progress: Progres
         except (OSError, ValueError, KeyError):
             pass
     t0 = time.perf_counter()
-    with progress.task(f"exact ground truth ({len(data.queries):,} queries × {data.n:,} vectors)", total=data.n, unit="vec") as t:
-        s, i = exact_knn(data.queries, _counted(data.vectors, t), kk, ScoreWeights(*w), block_rows=_GT_BLOCK, device="cpu")
+    with progress.task(
+        f"exact ground truth ({len(data.queries):,} queries × {data.n:,} vectors)", total=data.n, unit="vec"
+    ) as t:
+        s, i = exact_knn(
+            data.queries, _counted(data.vectors, t), kk, ScoreWeights(*w), block_rows=_GT_BLOCK, device="cpu"
+        )
     sec = time.perf_counter() - t0
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, scores=s, ids=i, seconds=np.float64(sec))

@@ -14,7 +14,13 @@ import numpy as np
 from ..errors import ConfigError
 from .datasets import SyntheticSpec
 
-__all__ = ["RerankBenchConfig", "parse_index_list", "parse_int_list", "default_result_path", "DEFAULT_INDEXES"]
+__all__ = [
+    "RerankBenchConfig",
+    "parse_index_list",
+    "parse_int_list",
+    "default_result_path",
+    "DEFAULT_INDEXES",
+]
 
 #: A PCA to 64 dimensions (the data's intrinsic dimension is low) in front of an inverted file
 #: with 8-bit codes (64 bytes per vector), and in front of an HNSW graph. ``{nlist}`` in a
@@ -67,17 +73,23 @@ class RerankBenchConfig:
 
     def __post_init__(self) -> None:
         if (self.index is None) == (self.synthetic is None):
-            raise ConfigError("give either an index directory or a synthetic catalog size (exactly one of them)").resolved_by("index", "synthetic")
+            raise ConfigError(
+                "give either an index directory or a synthetic catalog size (exactly one of them)"
+            ).resolved_by("index", "synthetic")
         if self.synthetic is not None:
             SyntheticSpec(n=self.synthetic, dim=self.dim, dtype=self.dtype, seed=self.seed)  # validates
         if isinstance(self.queries, bool) or not isinstance(self.queries, int) or self.queries < 1:
-            raise ConfigError(f"the query count must be a positive integer, got {self.queries!r}").resolved_by("queries")
+            raise ConfigError(
+                f"the query count must be a positive integer, got {self.queries!r}"
+            ).resolved_by("queries")
         # List fields take sequences or command-line text ("1,2,5"; see parse_index_list).
         for name in ("k", "refine", "nprobe", "ef_search"):
             object.__setattr__(self, name, parse_int_list(getattr(self, name), name.replace("_", "-")))
         object.__setattr__(self, "indexes", parse_index_list(self.indexes))
         if self.metric not in (None, "l2", "cosine"):
-            raise ConfigError(f"the shortlist metric must be l2 or cosine, got {self.metric!r}").resolved_by("metric")
+            raise ConfigError(f"the shortlist metric must be l2 or cosine, got {self.metric!r}").resolved_by(
+                "metric"
+            )
         for name in ("ef_construction", "train_size", "exact_queries"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -89,7 +101,10 @@ class RerankBenchConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        return {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+        return {
+            k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
+            for k, v in d.items()
+        }
 
 
 def parse_index_list(values: str | Sequence[str]) -> tuple[str, ...]:
@@ -130,7 +145,9 @@ def parse_int_list(text: str | Sequence[int], name: str) -> tuple[int, ...]:
         try:
             vals.append(int(part))
         except ValueError:
-            raise ConfigError(f"{name} must be comma-separated integers (e.g. 1,2,5), got {text!r}").resolved_by(name) from None
+            raise ConfigError(
+                f"{name} must be comma-separated integers (e.g. 1,2,5), got {text!r}"
+            ).resolved_by(name) from None
     return _ints(name, vals)
 
 
@@ -149,4 +166,3 @@ def default_result_path(cfg: RerankBenchConfig) -> Path:
     else:
         tag = f"index-{Path(cfg.index).name}"  # type: ignore[arg-type]
     return Path("benchmarks/results") / f"rerank_{tag}{'-cold' if cfg.cold else ''}.json"
-

@@ -37,7 +37,16 @@ from ..progress import NULL_PROGRESS, Progress
 from ..score import ScoreWeights
 from ..search.synthetic import clustered_vectors
 
-__all__ = ["BenchData", "SyntheticSpec", "QUERY_RESERVE", "synthetic_data", "index_data", "existing_faiss_file", "evict_from_page_cache", "advise_random"]
+__all__ = [
+    "BenchData",
+    "SyntheticSpec",
+    "QUERY_RESERVE",
+    "synthetic_data",
+    "index_data",
+    "existing_faiss_file",
+    "evict_from_page_cache",
+    "advise_random",
+]
 
 #: Held-out query rows generated after the catalog rows (at D = 2048 float32: 82 MB).
 QUERY_RESERVE = 10_000
@@ -58,11 +67,17 @@ class SyntheticSpec:
 
     def __post_init__(self) -> None:
         if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
-            raise ConfigError(f"the synthetic catalog size must be a positive number of vectors, got {self.n!r}").resolved_by("synthetic")
+            raise ConfigError(
+                f"the synthetic catalog size must be a positive number of vectors, got {self.n!r}"
+            ).resolved_by("synthetic")
         if isinstance(self.dim, bool) or not isinstance(self.dim, int) or self.dim < 1:
-            raise ConfigError(f"the dimension must be a positive integer, got {self.dim!r}").resolved_by("dim")
+            raise ConfigError(f"the dimension must be a positive integer, got {self.dim!r}").resolved_by(
+                "dim"
+            )
         if self.dtype not in ("float32", "float16"):
-            raise ConfigError(f"the vector dtype must be float32 or float16, got {self.dtype!r}").resolved_by("dtype")
+            raise ConfigError(f"the vector dtype must be float32 or float16, got {self.dtype!r}").resolved_by(
+                "dtype"
+            )
 
     @property
     def stem(self) -> str:
@@ -134,7 +149,11 @@ def _synthetic_file(spec: SyntheticSpec, workdir: Path, progress: Progress) -> t
         try:
             meta = json.loads(side.read_text())
             mm = np.load(path, mmap_mode="r")
-            if meta.get("params") == want and mm.shape == (rows, spec.dim) and mm.dtype == np.dtype(spec.dtype):
+            if (
+                meta.get("params") == want
+                and mm.shape == (rows, spec.dim)
+                and mm.dtype == np.dtype(spec.dtype)
+            ):
                 progress.log(f"synthetic catalog: reusing {path}")
                 return path, meta
         except (OSError, ValueError, json.JSONDecodeError):
@@ -145,18 +164,33 @@ def _synthetic_file(spec: SyntheticSpec, workdir: Path, progress: Progress) -> t
     need = rows * spec.dim * np.dtype(spec.dtype).itemsize
     free = _free_bytes(workdir)
     if free is not None and free < need + (1 << 30):
-        raise ConfigError(f"{workdir}: {need / 1e9:.1f} GB needed for the synthetic catalog, {free / 1e9:.1f} GB free; choose another work directory").resolved_by("workdir")
+        raise ConfigError(
+            f"{workdir}: {need / 1e9:.1f} GB needed for the synthetic catalog, {free / 1e9:.1f} GB free; choose another work directory"
+        ).resolved_by("workdir")
     t0 = time.perf_counter()
     mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(spec.dtype), shape=(rows, spec.dim))
-    with progress.task(f"generating {spec.n:,} + {QUERY_RESERVE:,} clustered vectors", total=rows, unit="vec") as t:
+    with progress.task(
+        f"generating {spec.n:,} + {QUERY_RESERVE:,} clustered vectors", total=rows, unit="vec"
+    ) as t:
         clustered_vectors(
-            rows, spec.dim, n_clusters=spec.n_clusters, intrinsic_dim=spec.intrinsic_dim,
-            cluster_std=spec.cluster_std, noise=spec.noise, seed=spec.seed, out=_Counting(mm, t),  # type: ignore[arg-type]
+            rows,
+            spec.dim,
+            n_clusters=spec.n_clusters,
+            intrinsic_dim=spec.intrinsic_dim,
+            cluster_std=spec.cluster_std,
+            noise=spec.noise,
+            seed=spec.seed,
+            out=_Counting(mm, t),  # type: ignore[arg-type]
         )
     mm.flush()
     del mm
     commit_file(tmp, path)  # fsynced: on disk, not dirty in the page cache, so --cold can evict it
-    meta = {"params": want, "rows": rows, "catalog_rows": spec.n, "seconds": round(time.perf_counter() - t0, 2)}
+    meta = {
+        "params": want,
+        "rows": rows,
+        "catalog_rows": spec.n,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
     atomic_write_json(side, meta)
     return path, meta
 
@@ -169,11 +203,15 @@ def _free_bytes(p: Path) -> int | None:
     return st.f_bavail * st.f_frsize
 
 
-def synthetic_data(spec: SyntheticSpec, workdir: str | Path, nq: int, progress: Progress = NULL_PROGRESS) -> BenchData:
+def synthetic_data(
+    spec: SyntheticSpec, workdir: str | Path, nq: int, progress: Progress = NULL_PROGRESS
+) -> BenchData:
     """The synthetic catalog ``spec`` (generated into ``workdir`` or reused) and its first
     ``nq`` held-out query vectors."""
     if not 1 <= nq <= QUERY_RESERVE:
-        raise ConfigError(f"the query count must be between 1 and {QUERY_RESERVE:,} for a synthetic catalog, got {nq}").resolved_by("queries")
+        raise ConfigError(
+            f"the query count must be between 1 and {QUERY_RESERVE:,} for a synthetic catalog, got {nq}"
+        ).resolved_by("queries")
     path, meta = _synthetic_file(spec, Path(workdir), progress)
     mm = np.load(path, mmap_mode="r")
     xq = np.ascontiguousarray(mm[spec.n : spec.n + nq], dtype=np.float32)
@@ -210,11 +248,15 @@ def index_data(path: str | Path, nq: int, seed: int = 0) -> BenchData:
     if vectors.shape != (m.count, m.dim):
         raise IndexFormatError(f"{vf}: shape {vectors.shape}, the manifest says {(m.count, m.dim)}")
     if not 1 <= nq <= m.count:
-        raise ConfigError(f"the query count must be between 1 and the index's {m.count:,} objects, got {nq}").resolved_by("queries")
+        raise ConfigError(
+            f"the query count must be between 1 and the index's {m.count:,} objects, got {nq}"
+        ).resolved_by("queries")
     rng = np.random.default_rng(seed)
     pos = np.sort(rng.choice(m.count, size=nq, replace=False)).astype(np.int64)
     xq = np.ascontiguousarray(vectors[pos], dtype=np.float32)
-    digest = hashlib.sha256(f"{root.resolve()}|{m.created}|{m.count}|{m.dim}|{m.dtype}|{nq}|{seed}".encode()).hexdigest()[:12]
+    digest = hashlib.sha256(
+        f"{root.resolve()}|{m.created}|{m.count}|{m.dim}|{m.dtype}|{nq}|{seed}".encode()
+    ).hexdigest()[:12]
     faiss_info = m.faiss or {}
     return BenchData(
         source="index",
@@ -243,7 +285,9 @@ def index_data(path: str | Path, nq: int, seed: int = 0) -> BenchData:
 
 def existing_faiss_file(data: BenchData) -> Path:
     if data.index_dir is None:
-        raise ConfigError("the index name 'existing' (the index directory's own FAISS index) needs an index directory").resolved_by("index")
+        raise ConfigError(
+            "the index name 'existing' (the index directory's own FAISS index) needs an index directory"
+        ).resolved_by("index")
     return data.index_dir / FAISS_FILE
 
 

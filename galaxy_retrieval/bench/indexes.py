@@ -54,12 +54,15 @@ class IndexBuild:
         return {**asdict(self), "index_bytes_per_vector": self.index_bytes_per_vector}
 
 
-
 def knobs(index: Any) -> tuple[bool, bool]:
     """(has an IVF level, has an HNSW graph) — which of nprobe / efSearch mean something."""
     import faiss
 
-    base = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexPreTransform) else faiss.downcast_index(index)
+    base = (
+        faiss.downcast_index(index.index)
+        if isinstance(index, faiss.IndexPreTransform)
+        else faiss.downcast_index(index)
+    )
     ivf = faiss.try_extract_index_ivf(base) if hasattr(faiss, "try_extract_index_ivf") else None
     return ivf is not None, getattr(base, "hnsw", None) is not None
 
@@ -78,7 +81,9 @@ def plan_indexes(cfg: RerankBenchConfig, n: int, dim: int, metric: str) -> list[
     for name in cfg.indexes:
         if name.lower() == "existing":
             if cfg.index is None:
-                raise ConfigError("the index type 'existing' (the index directory's own FAISS index) needs an index directory").resolved_by("index")
+                raise ConfigError(
+                    "the index type 'existing' (the index directory's own FAISS index) needs an index directory"
+                ).resolved_by("index")
             out.append((name, "existing"))
             continue
         kind = name.replace("{nlist}", str(auto_nlist(n)))
@@ -88,7 +93,9 @@ def plan_indexes(cfg: RerankBenchConfig, n: int, dim: int, metric: str) -> list[
     return out
 
 
-def get_index(cfg: RerankBenchConfig, data: BenchData, name: str, factory: str, metric: str, progress: Progress) -> tuple[Any, IndexBuild]:
+def get_index(
+    cfg: RerankBenchConfig, data: BenchData, name: str, factory: str, metric: str, progress: Progress
+) -> tuple[Any, IndexBuild]:
     import faiss
 
     if factory == "existing":
@@ -96,15 +103,24 @@ def get_index(cfg: RerankBenchConfig, data: BenchData, name: str, factory: str, 
         info = (read_manifest(data.index_dir).faiss or {}) if data.index_dir else {}  # type: ignore[arg-type]
         index = load_faiss_index(path, info)
         return index, IndexBuild(
-            name=name, factory=str(info.get("factory", "?")), metric=str(info.get("metric", "l2")),
-            build_s=_num(info.get("build_seconds")), train_s=_num(info.get("train_seconds")),
-            add_s=_num(info.get("add_seconds")), reused=True, index_bytes=path.stat().st_size,
-            ntotal=int(index.ntotal), train_size=int((info.get("spec") or {}).get("train_size") or 0),
-            ef_construction=int((info.get("spec") or {}).get("ef_construction") or 0), file=str(path),
+            name=name,
+            factory=str(info.get("factory", "?")),
+            metric=str(info.get("metric", "l2")),
+            build_s=_num(info.get("build_seconds")),
+            train_s=_num(info.get("train_seconds")),
+            add_s=_num(info.get("add_seconds")),
+            reused=True,
+            index_bytes=path.stat().st_size,
+            ntotal=int(index.ntotal),
+            train_size=int((info.get("spec") or {}).get("train_size") or 0),
+            ef_construction=int((info.get("spec") or {}).get("ef_construction") or 0),
+            file=str(path),
             why="the index directory's own FAISS index",
         )
     train = min(cfg.train_size, data.n)
-    spec = IndexSpec(kind=factory, metric=metric, ef_construction=cfg.ef_construction, train_size=train, seed=cfg.seed)
+    spec = IndexSpec(
+        kind=factory, metric=metric, ef_construction=cfg.ef_construction, train_size=train, seed=cfg.seed
+    )
     stem = f"{_slug(factory)}-{metric}-train{train}-efc{cfg.ef_construction}-seed{cfg.seed}"
     path = Path(cfg.workdir) / "indexes" / data.key / f"{stem}.faiss"
     side = path.with_suffix(".json")
@@ -128,9 +144,17 @@ def get_index(cfg: RerankBenchConfig, data: BenchData, name: str, factory: str, 
     else:
         reused = True
     return index, IndexBuild(
-        name=name, factory=factory, metric=metric, build_s=float(info["build_seconds"]),
-        train_s=_num(info.get("train_seconds")), add_s=_num(info.get("add_seconds")),
-        reused=reused, index_bytes=path.stat().st_size, ntotal=int(index.ntotal), train_size=train,
-        ef_construction=cfg.ef_construction, file=str(path), why=str(info.get("chosen_because", "")),
+        name=name,
+        factory=factory,
+        metric=metric,
+        build_s=float(info["build_seconds"]),
+        train_s=_num(info.get("train_seconds")),
+        add_s=_num(info.get("add_seconds")),
+        reused=reused,
+        index_bytes=path.stat().st_size,
+        ntotal=int(index.ntotal),
+        train_size=train,
+        ef_construction=cfg.ef_construction,
+        file=str(path),
+        why=str(info.get("chosen_because", "")),
     )
-

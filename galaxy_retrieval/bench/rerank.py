@@ -96,7 +96,9 @@ class OperatingPoint:
     factory: str
     k: int
     refine: int
-    shortlist: int  # candidates asked of FAISS per query: (k, +1 when the query's own row is excluded) × refine
+    shortlist: (
+        int  # candidates asked of FAISS per query: (k, +1 when the query's own row is excluded) × refine
+    )
     candidates_mean: float  # candidates FAISS actually returned (HNSW returns about efSearch at most)
     nprobe: int | None
     ef_search: int | None
@@ -188,7 +190,6 @@ def _front_recall(p: OperatingPoint) -> float:
     return p.recall[r]
 
 
-
 # --------------------------------------------------------------------------- one operating point
 
 
@@ -205,11 +206,21 @@ class _Setting:
     refine: int
     params: Any
 
-    def __call__(self, q0: int, q1: int, timings: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(
+        self, q0: int, q1: int, timings: dict[str, float] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         exc = self.data.exclude
         s, ids, _ = shortlist_rerank(
-            self.index, self.data.vectors, self.data.queries[q0:q1], self.k, self.refine, self.data.weights,
-            metric=self.metric, params=self.params, exclude=None if exc is None else exc[q0:q1], device="cpu",
+            self.index,
+            self.data.vectors,
+            self.data.queries[q0:q1],
+            self.k,
+            self.refine,
+            self.data.weights,
+            metric=self.metric,
+            params=self.params,
+            exclude=None if exc is None else exc[q0:q1],
+            device="cpu",
             timings=timings,
         )
         return s, ids
@@ -320,7 +331,10 @@ def _measure(
 
 def _mark_pareto(points: list[OperatingPoint]) -> list[OperatingPoint]:
     front = set(pareto_front([(_front_recall(p), p.p50_ms) for p in points]))
-    return [OperatingPoint(**{**{f.name: getattr(p, f.name) for f in fields(p)}, "pareto": i in front}) for i, p in enumerate(points)]
+    return [
+        OperatingPoint(**{**{f.name: getattr(p, f.name) for f in fields(p)}, "pareto": i in front})
+        for i, p in enumerate(points)
+    ]
 
 
 # --------------------------------------------------------------------------- the benchmark
@@ -341,24 +355,37 @@ def _load_catalog(cfg: RerankBenchConfig, workdir: Path, progress: Progress) -> 
         # Bad factory strings fail here, before minutes of data generation.
         plan = plan_indexes(cfg, cfg.synthetic, cfg.dim, metric)
         if max(cfg.k) > cfg.synthetic:
-            raise ConfigError(f"k={max(cfg.k)} is more than the {cfg.synthetic} catalog vectors").resolved_by("k")
-        data = synthetic_data(SyntheticSpec(n=cfg.synthetic, dim=cfg.dim, dtype=cfg.dtype, seed=cfg.seed), workdir, cfg.queries, progress)
+            raise ConfigError(f"k={max(cfg.k)} is more than the {cfg.synthetic} catalog vectors").resolved_by(
+                "k"
+            )
+        data = synthetic_data(
+            SyntheticSpec(n=cfg.synthetic, dim=cfg.dim, dtype=cfg.dtype, seed=cfg.seed),
+            workdir,
+            cfg.queries,
+            progress,
+        )
     else:
         data = index_data(cfg.index, cfg.queries, seed=cfg.seed)  # type: ignore[arg-type]
         metric = cfg.metric or data.metric
         plan = plan_indexes(cfg, data.n, data.dim, metric)
     extra = 0 if data.exclude is None else 1
     if max(cfg.k) + extra > data.n:
-        raise ConfigError(f"k={max(cfg.k)} is more than the {data.n - extra} catalog vectors a query can find").resolved_by("k")
+        raise ConfigError(
+            f"k={max(cfg.k)} is more than the {data.n - extra} catalog vectors a query can find"
+        ).resolved_by("k")
     return _Catalog(data, metric, plan)
 
 
-def _exact_baseline(cfg: RerankBenchConfig, data: BenchData, workdir: Path, threads: int, progress: Progress) -> tuple[GroundTruth, ExactBaseline]:
+def _exact_baseline(
+    cfg: RerankBenchConfig, data: BenchData, workdir: Path, threads: int, progress: Progress
+) -> tuple[GroundTruth, ExactBaseline]:
     """The exact top-k of every query (cached) and the exact scan's and plain read's times."""
     with search_threads(threads):
         warmup()
         gt = ground_truth(data, max(cfg.k), workdir, progress, rebuild=cfg.rebuild)
-        progress.log(f"timing the exact scan of one query over {data.n:,} vectors ({cfg.exact_queries} repeats)")
+        progress.log(
+            f"timing the exact scan of one query over {data.n:,} vectors ({cfg.exact_queries} repeats)"
+        )
         exact = measure_exact(data, max(cfg.k), gt, cfg.exact_queries, threads)
     progress.log(
         f"exact scan: {exact.single_query_s * 1e3:.1f} ms/query ({exact.scan_over_read:.2f}× a plain read of "
@@ -368,7 +395,12 @@ def _exact_baseline(cfg: RerankBenchConfig, data: BenchData, workdir: Path, thre
 
 
 def _sweep(
-    cfg: RerankBenchConfig, cat: _Catalog, gt: GroundTruth, exact: ExactBaseline, threads: int, progress: Progress
+    cfg: RerankBenchConfig,
+    cat: _Catalog,
+    gt: GroundTruth,
+    exact: ExactBaseline,
+    threads: int,
+    progress: Progress,
 ) -> tuple[list[IndexBuild], list[OperatingPoint]]:
     """Every index of the plan, built or reused, at every (nprobe, efSearch, k, refine)."""
     import faiss
@@ -380,7 +412,11 @@ def _sweep(
             index, build = get_index(cfg, cat.data, name, factory, cat.metric, progress)
         builds.append(build)
         has_ivf, has_hnsw = knobs(index)
-        knob_sets = [(p, e) for p in (cfg.nprobe if has_ivf else (None,)) for e in (cfg.ef_search if has_hnsw else (None,))]
+        knob_sets = [
+            (p, e)
+            for p in (cfg.nprobe if has_ivf else (None,))
+            for e in (cfg.ef_search if has_hnsw else (None,))
+        ]
         total = len(knob_sets) * len(cfg.k) * len(cfg.refine)
         with progress.task(f"sweeping {build.factory}", total=total, unit="pt") as t:
             for nprobe, ef in knob_sets:
@@ -416,7 +452,9 @@ def run_rerank_benchmark(cfg: RerankBenchConfig, progress: Progress = NULL_PROGR
     random_access = bool(cfg.cold and not cfg.readahead and advise_random(data))
     builds, points = _sweep(cfg, cat, gt, exact, threads, progress)
 
-    machine = machine_info({"threads": threads, "single_query_threads": 1, "load_average_end": load_average()})
+    machine = machine_info(
+        {"threads": threads, "single_query_threads": 1, "load_average_end": load_average()}
+    )
     machine["load_average"] = load_start
     result = RerankBenchResult(
         config=cfg,
@@ -432,12 +470,19 @@ def run_rerank_benchmark(cfg: RerankBenchConfig, progress: Progress = NULL_PROGR
         points=_mark_pareto(points),
         machine=machine,
         commit=git_commit(),
-        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         seconds=time.perf_counter() - t_start,
-        ground_truth={"k": max(cfg.k), "seconds": gt.seconds, "reused": gt.reused, "file": str(gt.file) if gt.file else None},
+        ground_truth={
+            "k": max(cfg.k),
+            "seconds": gt.seconds,
+            "reused": gt.reused,
+            "file": str(gt.file) if gt.file else None,
+        },
     )
     if cfg.write_json:
         out_json.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(out_json, result.to_dict())
-        result = RerankBenchResult(**{**{f.name: getattr(result, f.name) for f in fields(result)}, "json_path": out_json})
+        result = RerankBenchResult(
+            **{**{f.name: getattr(result, f.name) for f in fields(result)}, "json_path": out_json}
+        )
     return result

@@ -61,7 +61,9 @@ def open_catalog(
     if p.is_dir():
         return FolderCatalog(p, metadata=metadata, on_error=on_error, columns=columns)
     if metadata is not None:
-        raise CatalogError(f"{metadata}: a metadata table applies to image folders, but {p} is a file").resolved_by("metadata")
+        raise CatalogError(
+            f"{metadata}: a metadata table applies to image folders, but {p} is a file"
+        ).resolved_by("metadata")
     import h5py
 
     if p.suffix.lower() in _HDF5_SUFFIXES or h5py.is_hdf5(p):

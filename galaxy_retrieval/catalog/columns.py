@@ -24,7 +24,20 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "filename": ("filename", "file", "path", "image", "file_name", "filepath", "image_path", "image_file"),
     "object_id": ("object_id", "objid", "obj_id", "objectid", "id_str", "id", "source_id", "iauname"),
     "ra": ("ra", "raj2000", "ra_j2000", "_raj2000", "ra_deg", "radeg", "ra_icrs", "ra2000"),
-    "dec": ("dec", "dej2000", "decj2000", "de_j2000", "dec_j2000", "_dej2000", "dec_deg", "decdeg", "dedeg", "de_icrs", "dec_icrs", "dec2000"),
+    "dec": (
+        "dec",
+        "dej2000",
+        "decj2000",
+        "de_j2000",
+        "dec_j2000",
+        "_dej2000",
+        "dec_deg",
+        "decdeg",
+        "dedeg",
+        "de_icrs",
+        "dec_icrs",
+        "dec2000",
+    ),
     "redshift": ("redshift", "z", "zspec", "z_spec", "specz", "spec_z"),
     "label": ("label", "ans", "class"),
 }
@@ -46,7 +59,7 @@ class ColumnMap:
         return next((r for r, c in self.names.items() if c == canonical), None)
 
     def describe(self) -> str | None:
-        """"RA → ra, DEJ2000 → dec" (None when nothing was renamed)."""
+        """ "RA → ra, DEJ2000 → dec" (None when nothing was renamed)."""
         if not self.renamed:
             return None
         return ", ".join(f"{r} → {c}" for r, c in self.renamed.items())
@@ -63,14 +76,18 @@ def parse_column_mapping(text: str | None) -> dict[str, str]:
         raw, sep, canon = part.partition("=")
         raw, canon = raw.strip(), canon.strip()
         if not sep or not raw or not canon:
-            raise ConfigError(f"column mapping {part.strip()!r}: expected RAW=NAME, e.g. RA=ra,DEC=dec,z=redshift")
+            raise ConfigError(
+                f"column mapping {part.strip()!r}: expected RAW=NAME, e.g. RA=ra,DEC=dec,z=redshift"
+            )
         if raw in out:
             raise ConfigError(f"column mapping names {raw!r} twice")
         out[raw] = canon
     return out
 
 
-def resolve_columns(header: Iterable[str], mapping: Mapping[str, str] | None = None, where: str = "catalog") -> ColumnMap:
+def resolve_columns(
+    header: Iterable[str], mapping: Mapping[str, str] | None = None, where: str = "catalog"
+) -> ColumnMap:
     """Decide the catalog name of each raw column.
 
     ``mapping`` (raw -> name) wins; its raw names are matched exactly, then case-insensitively,
@@ -86,7 +103,9 @@ def resolve_columns(header: Iterable[str], mapping: Mapping[str, str] | None = N
     for raw, canon in (mapping or {}).items():
         hit = raw if raw in names else next((c for c in cols if c.lower() == raw.lower()), None)
         if hit is None:
-            raise ConfigError(f"{where}: column mapping names {raw!r}, which is not a column (columns: {', '.join(cols) or 'none'})")
+            raise ConfigError(
+                f"{where}: column mapping names {raw!r}, which is not a column (columns: {', '.join(cols) or 'none'})"
+            )
         if canon in taken:
             raise ConfigError(f"{where}: columns {taken[canon]!r} and {hit!r} are both mapped to {canon!r}")
         names[hit] = canon

@@ -112,7 +112,9 @@ def _package_zip() -> tuple[Path, str]:
         raise CatalogError(f"the FIRST data set needs the {_PACKAGE} package: {_INSTALL_HINT}")
     path = Path(next(iter(spec.submodule_search_locations))) / _ZIP
     if not path.is_file():
-        raise CatalogError(f"{path}: missing from the installed {_PACKAGE} package; reinstall it: {_INSTALL_HINT}")
+        raise CatalogError(
+            f"{path}: missing from the installed {_PACKAGE} package; reinstall it: {_INSTALL_HINT}"
+        )
     try:
         from importlib.metadata import PackageNotFoundError, version
 
@@ -169,9 +171,13 @@ def _read_rows(src) -> tuple[list[int], dict[str, list[Any]]]:
         except KeyError as e:
             raise CatalogError(f"{_MEMBER}: group data_{i} lacks {e}") from None
         if img.shape != (300, 300) or img.dtype != np.uint8:
-            raise CatalogError(f"{_MEMBER}: data_{i}/Img has shape {img.shape} {img.dtype}; expected (300, 300) uint8")
+            raise CatalogError(
+                f"{_MEMBER}: data_{i}/Img has shape {img.shape} {img.dtype}; expected (300, 300) uint8"
+            )
         if not (lab.is_integer() and 0 <= lab < len(FIRST_CLASSES)):
-            raise CatalogError(f"{_MEMBER}: data_{i} has Label_literature {lab!r}; expected 0–3 ({', '.join(FIRST_CLASSES)})")
+            raise CatalogError(
+                f"{_MEMBER}: data_{i} has Label_literature {lab!r}; expected 0–3 ({', '.join(FIRST_CLASSES)})"
+            )
         if not (math.isfinite(ra) and math.isfinite(dec)):
             raise CatalogError(f"{_MEMBER}: data_{i} has RA/DEC {ra!r}/{dec!r}")
         cols["ans"].append(int(lab))
@@ -204,7 +210,9 @@ def import_first(
     if out.exists() and not overwrite:
         attrs = _is_ours(out)
         if attrs is None:
-            raise CatalogError(f"{out} exists and is not a FIRST import; overwrite it, or choose another output file").resolved_by("overwrite")
+            raise CatalogError(
+                f"{out} exists and is not a FIRST import; overwrite it, or choose another output file"
+            ).resolved_by("overwrite")
         if (
             int(attrs.get("format_version", -1)) == FORMAT_VERSION
             and int(attrs.get("count", -2)) == attrs["rows"]
@@ -235,13 +243,20 @@ def import_first(
                     citation=CITATION,
                 )
                 images = f.create_dataset(
-                    "images", (n, 300, 300), np.uint8, chunks=(1, 300, 300), compression="gzip", compression_opts=1
+                    "images",
+                    (n, 300, 300),
+                    np.uint8,
+                    chunks=(1, 300, 300),
+                    compression="gzip",
+                    compression_opts=1,
                 )
                 f["ans"] = np.asarray(cols["ans"], np.uint8)
                 f["ra"] = np.asarray(cols["ra"], np.float64)
                 f["dec"] = np.asarray(cols["dec"], np.float64)
                 f.create_dataset("split", data=np.array(cols["split"], dtype=object), dtype=text)
-                f.create_dataset("label_source", data=np.array(cols["label_source"], dtype=object), dtype=text)
+                f.create_dataset(
+                    "label_source", data=np.array(cols["label_source"], dtype=object), dtype=text
+                )
                 f.create_dataset("object_id", data=np.array(ids, dtype=object), dtype=text)
                 with progress.task("importing FIRST", total=n, unit="img") as task:
                     for lo in range(0, n, _WRITE_BLOCK):

@@ -151,7 +151,9 @@ def _merge_csvs(csv_paths: list[Path], mapping: dict[str, str], explicit: bool, 
                 merged.columns.append(n)
         _merge_rows(merged, source_of, csv_path, header, rows, cmap, file_col)
     if not merged.used:
-        raise CatalogError(f"{root}: none of the CSV files ({', '.join(p.name for p in csv_paths)}) has a column naming the image files")
+        raise CatalogError(
+            f"{root}: none of the CSV files ({', '.join(p.name for p in csv_paths)}) has a column naming the image files"
+        )
     unused = [k for k in mapping if k not in used_keys]
     if unused:
         raise ConfigError(f"{root}: column mapping names {', '.join(map(repr, unused))}, which no CSV has")
@@ -209,14 +211,18 @@ class FolderCatalog(Catalog):
         self.column_maps: dict[str, ColumnMap] = {}
         csv_paths = [Path(metadata)] if metadata is not None else find_metadata_csvs(root)
         if csv_paths:
-            self._files, self._ids, self._meta, self.csv_paths = self._from_csvs(csv_paths, dict(columns or {}), explicit=metadata is not None)
+            self._files, self._ids, self._meta, self.csv_paths = self._from_csvs(
+                csv_paths, dict(columns or {}), explicit=metadata is not None
+            )
         else:
             if columns:
                 raise CatalogError(f"{root}: a column mapping was given but the folder has no CSV")
             self.csv_paths = []
             files = sorted(p for p in root.rglob("*") if p.is_file() and _is_image(p))
             if not files:
-                raise CatalogError(f"{root}: no image files found (looked for {', '.join(sorted(IMAGE_SUFFIXES))}, .fits)")
+                raise CatalogError(
+                    f"{root}: no image files found (looked for {', '.join(sorted(IMAGE_SUFFIXES))}, .fits)"
+                )
             self._files = files
             self._ids = [self._default_id(p) for p in files]
             self._meta = {}
@@ -225,7 +231,9 @@ class FolderCatalog(Catalog):
         for i, oid in enumerate(self._ids):
             if oid in seen:
                 where = ", ".join(str(p) for p in self.csv_paths) or root
-                raise CatalogError(f"{where}: object_id {oid!r} appears twice (rows {seen[oid] + 1} and {i + 1})")
+                raise CatalogError(
+                    f"{where}: object_id {oid!r} appears twice (rows {seen[oid] + 1} and {i + 1})"
+                )
             seen[oid] = i
         self._labels, self.label_names = self._encode_labels()
 
@@ -270,10 +278,14 @@ class FolderCatalog(Catalog):
             files.append(f)
             keep.append(key)
         if not files:
-            raise CatalogError(f"{', '.join(map(str, merged.used))}: none of the {len(merged.origin)} rows names an existing image file")
+            raise CatalogError(
+                f"{', '.join(map(str, merged.used))}: none of the {len(merged.origin)} rows names an existing image file"
+            )
         return files, keep
 
-    def _metadata_columns(self, merged: _MergedCsvs, files: list[Path], keep: list[str]) -> dict[str, list[Any]]:
+    def _metadata_columns(
+        self, merged: _MergedCsvs, files: list[Path], keep: list[str]
+    ) -> dict[str, list[Any]]:
         """Column name → one parsed value per kept row (numbers where a column is numeric)."""
         meta_cols = [c for c in merged.columns if c != "object_id"]
         meta = {c: _parse_column([merged.values[k].get(c, "") for k in keep]) for c in meta_cols}
@@ -284,7 +296,9 @@ class FolderCatalog(Catalog):
                 if bad:
                     shown = ", ".join(f"{files[i].name} ({merged.values[keep[i]].get(c)!r})" for i in bad[:5])
                     more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
-                    self.warnings.append(f"{c} of {len(bad)} objects is not a valid coordinate, left empty: {shown}{more}")
+                    self.warnings.append(
+                        f"{c} of {len(bad)} objects is not a valid coordinate, left empty: {shown}{more}"
+                    )
         return meta
 
     def _encode_labels(self) -> tuple[np.ndarray | None, dict[int, str] | None]:
@@ -392,4 +406,6 @@ class FolderCatalog(Catalog):
             extra["pixel_stretch"] = " | ".join(kinds)
         if self.skipped:
             extra["skipped"] = len(self.skipped)
-        return CatalogInfo(**{**base.__dict__, "image_shape": shape, "label_names": self.label_names, "extra": extra})
+        return CatalogInfo(
+            **{**base.__dict__, "image_shape": shape, "label_names": self.label_names, "extra": extra}
+        )

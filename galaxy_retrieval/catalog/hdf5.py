@@ -28,7 +28,6 @@ from .images import to_uint8_rgb
 __all__ = ["HDF5Catalog"]
 
 
-
 def _decode(v: Any) -> Any:
     if isinstance(v, bytes):
         return v.decode("utf-8", "replace")
@@ -40,7 +39,9 @@ def _decode(v: Any) -> Any:
 class HDF5Catalog(Catalog):
     kind = "galaxy10-hdf5"
 
-    def __init__(self, path: str | Path, on_error: OnError = "fail", columns: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, path: str | Path, on_error: OnError = "fail", columns: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(str(path), on_error)
         import h5py
 
@@ -54,9 +55,13 @@ class HDF5Catalog(Catalog):
         if not isinstance(ds, h5py.Dataset):
             raise CatalogError(f"{self.path}: 'images' is a group, expected a dataset")
         if ds.ndim not in (3, 4):
-            raise CatalogError(f"{self.path}: 'images' has shape {ds.shape}; expected (N, H, W, C) or (N, H, W)")
+            raise CatalogError(
+                f"{self.path}: 'images' has shape {ds.shape}; expected (N, H, W, C) or (N, H, W)"
+            )
         if ds.ndim == 4 and ds.shape[3] not in (1, 3, 4):
-            raise CatalogError(f"{self.path}: 'images' has {ds.shape[3]} channels in shape {ds.shape}; expected 1, 3 or 4")
+            raise CatalogError(
+                f"{self.path}: 'images' has {ds.shape[3]} channels in shape {ds.shape}; expected 1, 3 or 4"
+            )
         if ds.dtype not in (np.uint8, np.uint16):
             raise CatalogError(f"{self.path}: 'images' has dtype {ds.dtype}; expected uint8 (or uint16)")
         self._n = int(ds.shape[0])
@@ -68,7 +73,9 @@ class HDF5Catalog(Catalog):
             if name == "images" or not isinstance(obj, h5py.Dataset) or obj.ndim != 1:
                 continue
             if obj.shape[0] != self._n:
-                raise CatalogError(f"{self.path}: dataset '{name}' has {obj.shape[0]} rows but 'images' has {self._n}")
+                raise CatalogError(
+                    f"{self.path}: dataset '{name}' has {obj.shape[0]} rows but 'images' has {self._n}"
+                )
             one_d.append(name)
         self.column_map = resolve_columns(one_d, columns, where=self.path)
         self._columns: dict[str, str] = {}  # public name -> dataset name
@@ -93,7 +100,9 @@ class HDF5Catalog(Catalog):
         except ValueError:
             names = None
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise CatalogError(f"{self.path}: attribute {attr!r} must be a JSON list of class names, got {str(raw)[:80]!r}")
+            raise CatalogError(
+                f"{self.path}: attribute {attr!r} must be a JSON list of class names, got {str(raw)[:80]!r}"
+            )
         return dict(enumerate(names))
 
     # h5py handles must not cross fork(): reopen in each process (DataLoader workers).
@@ -132,7 +141,9 @@ class HDF5Catalog(Catalog):
     def column(self, name: str) -> np.ndarray:
         """A whole metadata column (small: one value per object)."""
         if name not in self._columns:
-            raise CatalogError(f"{self.path}: no column {name!r}; columns are {', '.join(self.columns) or 'none'}")
+            raise CatalogError(
+                f"{self.path}: no column {name!r}; columns are {', '.join(self.columns) or 'none'}"
+            )
         ds = self._file()[self._columns[name]]
         if self._h5py.check_string_dtype(ds.dtype) is not None:
             return np.asarray(ds.asstr()[:], dtype=object)
@@ -149,7 +160,11 @@ class HDF5Catalog(Catalog):
             rows = np.arange(sel.start, sel.stop, dtype=np.int64)
             images = f["images"][sel]
             meta = {k: [_decode(v) for v in f[d][sel]] for k, d in self._columns.items()}
-            ids = [str(_decode(v)) for v in f[self._id_dataset][sel]] if self._has_ids else [str(r) for r in rows]
+            ids = (
+                [str(_decode(v)) for v in f[self._id_dataset][sel]]
+                if self._has_ids
+                else [str(r) for r in rows]
+            )
         else:
             rows = np.asarray(sel, dtype=np.int64)
             if rows.size and (rows.min() < 0 or rows.max() >= self._n):
@@ -157,13 +172,20 @@ class HDF5Catalog(Catalog):
             # h5py fancy indexing needs increasing unique indices: read sorted, then reorder.
             uniq, inverse = np.unique(rows, return_inverse=True)
             images = f["images"][uniq][inverse] if uniq.size else np.zeros((0, *self._raw_shape), np.uint8)
-            meta = {k: [_decode(v) for v in f[d][uniq][inverse]] if uniq.size else [] for k, d in self._columns.items()}
+            meta = {
+                k: [_decode(v) for v in f[d][uniq][inverse]] if uniq.size else []
+                for k, d in self._columns.items()
+            }
             if self._has_ids:
                 ids = [str(_decode(v)) for v in f[self._id_dataset][uniq][inverse]] if uniq.size else []
             else:
                 ids = [str(r) for r in rows]
         if self._needs_conversion:
-            images = np.stack([to_uint8_rgb(im) for im in images]) if len(images) else np.zeros((0, *self.image_shape), np.uint8)
+            images = (
+                np.stack([to_uint8_rgb(im) for im in images])
+                if len(images)
+                else np.zeros((0, *self.image_shape), np.uint8)
+            )
         return Batch(object_ids=ids, images=images, metadata=meta, rows=rows)
 
     def get_batch(self, rows: Sequence[int]) -> Batch:
@@ -172,7 +194,11 @@ class HDF5Catalog(Catalog):
     def _read_range(self, lo: int, hi: int, load_images: bool) -> Batch:
         if not load_images:
             f = self._file()
-            ids = [str(_decode(v)) for v in f[self._id_dataset][lo:hi]] if self._has_ids else [str(r) for r in range(lo, hi)]
+            ids = (
+                [str(_decode(v)) for v in f[self._id_dataset][lo:hi]]
+                if self._has_ids
+                else [str(r) for r in range(lo, hi)]
+            )
             meta = {k: [_decode(v) for v in f[d][lo:hi]] for k, d in self._columns.items()}
             return Batch(ids, np.zeros((0,), np.uint8), meta, np.arange(lo, hi, dtype=np.int64))
         return self._read(slice(lo, hi))
@@ -189,7 +215,11 @@ class HDF5Catalog(Catalog):
         names = self.label_names
         # an unnamed file with the ten Galaxy10 classes (the public Galaxy10 DECaLS file);
         # any other unnamed labels stay numbers rather than borrow Galaxy10's names
-        if names is None and base.label_counts is not None and sorted(base.label_counts) == list(range(len(GALAXY10_CLASSES))):
+        if (
+            names is None
+            and base.label_counts is not None
+            and sorted(base.label_counts) == list(range(len(GALAXY10_CLASSES)))
+        ):
             names = {i: GALAXY10_CLASSES[i] for i in base.label_counts}
         return CatalogInfo(**{**base.__dict__, "label_names": names, "extra": extra})
 

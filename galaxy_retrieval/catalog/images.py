@@ -16,9 +16,22 @@ import numpy as np
 from ..errors import ConfigError, ImageReadError
 
 __all__ = [
-    "IMAGE_SUFFIXES", "FITS_SUFFIXES", "FITS_STRETCH", "UINT16_STRETCH", "BAND_SCALES", "to_uint8_rgb", "read_image",
-    "read_image_reduced", "draft_scale", "asinh_stretch",
-    "lupton_rgb", "fits_layout", "fits_bands", "describe_conversion", "set_max_image_pixels", "max_image_pixels",
+    "IMAGE_SUFFIXES",
+    "FITS_SUFFIXES",
+    "FITS_STRETCH",
+    "UINT16_STRETCH",
+    "BAND_SCALES",
+    "to_uint8_rgb",
+    "read_image",
+    "read_image_reduced",
+    "draft_scale",
+    "asinh_stretch",
+    "lupton_rgb",
+    "fits_layout",
+    "fits_bands",
+    "describe_conversion",
+    "set_max_image_pixels",
+    "max_image_pixels",
 ]
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"})
@@ -95,12 +108,17 @@ def lupton_rgb(x: np.ndarray, bands: list[str] | None = None, q: float = LUPTON_
     planes = [a[:, :, k] for k in range(min(a.shape[2], 3))]
     known = bands is not None and len(bands) == len(planes) and all(b in BAND_SCALES for b in bands)
     if known:
-        planes = [np.where(finite[:, :, k], p, 0.0) * BAND_SCALES[b] for k, (p, b) in enumerate(zip(planes, bands))]  # type: ignore[arg-type]
+        planes = [
+            np.where(finite[:, :, k], p, 0.0) * BAND_SCALES[b] for k, (p, b) in enumerate(zip(planes, bands))
+        ]  # type: ignore[arg-type]
         stretch = BAND_STRETCH
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN band: its sky is 0
-            sky = [np.nan_to_num(np.nanmedian(np.where(finite[:, :, k], p, np.nan))) for k, p in enumerate(planes)]
+            sky = [
+                np.nan_to_num(np.nanmedian(np.where(finite[:, :, k], p, np.nan)))
+                for k, p in enumerate(planes)
+            ]
         planes = [np.where(finite[:, :, k], p - s, 0.0) for k, (p, s) in enumerate(zip(planes, sky))]
         mean = np.clip(sum(planes) / len(planes), 0, None)
         hi = float(np.percentile(mean, _SATURATE_AT)) if mean.size else 0.0
@@ -200,7 +218,10 @@ def _read(p: Path, min_side: int | None) -> tuple[np.ndarray, tuple[int, int]]:
     from PIL import Image, UnidentifiedImageError
 
     def too_large(w: int, h: int) -> ImageReadError:
-        e = ImageReadError(p, f"{w}×{h} = {w * h:,} pixels is over the limit of {_max_pixels:,} (a decompression bomb?); raise the image pixel limit to read it")
+        e = ImageReadError(
+            p,
+            f"{w}×{h} = {w * h:,} pixels is over the limit of {_max_pixels:,} (a decompression bomb?); raise the image pixel limit to read it",
+        )
         return e.resolved_by("max_image_pixels")
 
     try:
@@ -229,7 +250,10 @@ def _read(p: Path, min_side: int | None) -> tuple[np.ndarray, tuple[int, int]]:
         raise
     except Image.DecompressionBombError as e:  # Pillow's own check (at twice its limit) came first
         reason = str(e).rstrip(".")
-        raise ImageReadError(p, f"over the image pixel limit (a decompression bomb?): {reason}; raise the image pixel limit to read it").resolved_by("max_image_pixels") from None
+        raise ImageReadError(
+            p,
+            f"over the image pixel limit (a decompression bomb?): {reason}; raise the image pixel limit to read it",
+        ).resolved_by("max_image_pixels") from None
     except UnidentifiedImageError:
         raise ImageReadError(p, "not a readable image (unknown or corrupt format)") from None
     except (OSError, SyntaxError, ValueError) as e:  # PIL reports truncation as OSError
@@ -246,7 +270,11 @@ def _read(p: Path, min_side: int | None) -> tuple[np.ndarray, tuple[int, int]]:
 
 
 def _fits_images(hdul) -> list[tuple[int, Any]]:
-    return [(i, h) for i, h in enumerate(hdul) if getattr(h, "is_image", False) and h.data is not None and h.data.ndim >= 2]
+    return [
+        (i, h)
+        for i, h in enumerate(hdul)
+        if getattr(h, "is_image", False) and h.data is not None and h.data.ndim >= 2
+    ]
 
 
 def _band_names(header: Any, n: int) -> list[str] | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -31,7 +31,7 @@ def _print_version(value: bool) -> None:
 @app.callback()
 def _options(
     max_image_pixels: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(
             "--max-image-pixels",
             help=(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -15,13 +15,13 @@ app = typer.Typer()
 
 
 Index = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option(
         help="Index directory (indexes/NAME): its embeddings, queries = its own objects, themselves excluded."
     ),
 ]
 Synthetic = Annotated[
-    Optional[int],
+    int | None,
     typer.Option(help="Instead: a synthetic clustered catalog of this many vectors (held-out queries)."),
 ]
 Workdir = Annotated[
@@ -32,7 +32,7 @@ Queries = Annotated[
 ]
 K = Annotated[str, typer.Option(help="Results per query, comma-separated (recall@1/10/100 where ≤ k).")]
 Indexes = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option(
         help=(
             "Index types: flat, hnsw, ivf-pq, existing, or FAISS factory strings; ';' separates (or quote "
@@ -45,13 +45,13 @@ Refine = Annotated[
     str, typer.Option(help="Shortlist factors: FAISS returns k×refine candidates, reranked exactly.")
 ]
 Metric = Annotated[
-    Optional[str], typer.Option(help="Shortlist metric (default: l2, or the index's).", show_default=False)
+    str | None, typer.Option(help="Shortlist metric (default: l2, or the index's).", show_default=False)
 ]
 Threads = Annotated[
-    Optional[int], typer.Option(help="Threads for builds, batches and the exact scan (default: all cores).")
+    int | None, typer.Option(help="Threads for builds, batches and the exact scan (default: all cores).")
 ]
 LatencyQueries = Annotated[
-    Optional[int], typer.Option(help="Queries timed one at a time (default: min(queries, 1000)).")
+    int | None, typer.Option(help="Queries timed one at a time (default: min(queries, 1000)).")
 ]
 Cold = Annotated[
     bool,
@@ -72,7 +72,7 @@ Rebuild = Annotated[
     ),
 ]
 OutJson = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--out-json", help="Result JSON (default: benchmarks/results/rerank_<catalog>.json)."),
 ]
 ParetoOnly = Annotated[

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -15,9 +15,9 @@ app = typer.Typer()
 
 
 OutPath = Annotated[Path, typer.Option("--out", help="HDF5 file to write (Galaxy10 DECaLS layout).")]
-Workers = Annotated[Optional[int], typer.Option(help="Rendering processes (default: all cores).")]
+Workers = Annotated[int | None, typer.Option(help="Rendering processes (default: all cores).")]
 Sheet = Annotated[
-    Optional[Path], typer.Option(help="Also write a contact sheet PNG (3 galaxies of each class).")
+    Path | None, typer.Option(help="Also write a contact sheet PNG (3 galaxies of each class).")
 ]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing file at --out.")]
 
@@ -55,7 +55,7 @@ def synth(
 
 
 ImportFirstSheet = Annotated[
-    Optional[Path], typer.Option(help="Also write a contact sheet PNG (6 sources of each class).")
+    Path | None, typer.Option(help="Also write a contact sheet PNG (6 sources of each class).")
 ]
 
 
@@ -104,15 +104,15 @@ Survey = Annotated[
     ),
 ]
 Pixscale = Annotated[
-    Optional[float], typer.Option(help="Arcsec per pixel (default: the survey's native scale).")
+    float | None, typer.Option(help="Arcsec per pixel (default: the survey's native scale).")
 ]
 Fmt = Annotated[
     CutoutFormat,
     typer.Option("--format", help="jpeg (colour composite) or fits (calibrated fluxes; Legacy only)."),
 ]
-Bands = Annotated[Optional[str], typer.Option(help="FITS bands, e.g. grz (Legacy; default grz).")]
+Bands = Annotated[str | None, typer.Option(help="FITS bands, e.g. grz (Legacy; default grz).")]
 BaseUrl = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(help="A mirror of the cutout service: replaces the URL before the endpoint name."),
 ]
 OnError = Annotated[
@@ -133,7 +133,7 @@ def fetch_cutouts_cmd(
     pixscale: Pixscale = None,
     fmt: Fmt = "jpeg",
     bands: Bands = None,
-    layer: Annotated[Optional[str], typer.Option(help="Legacy viewer layer (default ls-dr10).")] = None,
+    layer: Annotated[str | None, typer.Option(help="Legacy viewer layer (default ls-dr10).")] = None,
     base_url: BaseUrl = None,
     columns: Columns = None,
     on_error: OnError = "skip",
@@ -178,8 +178,8 @@ Dataset = Annotated[
     str,
     typer.Argument(help="galaxy10-decals: the public Galaxy10 DECaLS HDF5 (17,736 galaxies, about 2.7 GB)."),
 ]
-DownloadBaseUrl = Annotated[Optional[str], typer.Option(help="A mirror: the folder URL holding the file.")]
-Sha256 = Annotated[Optional[str], typer.Option(help="Expected SHA-256 (default: the published one).")]
+DownloadBaseUrl = Annotated[str | None, typer.Option(help="A mirror: the folder URL holding the file.")]
+Sha256 = Annotated[str | None, typer.Option(help="Expected SHA-256 (default: the published one).")]
 DownloadRetries = Annotated[
     int, typer.Option(help="Further attempts after a dropped connection (each resumes).")
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -14,7 +14,7 @@ from .render import RichProgress, out, render_eval, render_train
 app = typer.Typer()
 
 
-Pipeline = Annotated[Optional[Path], typer.Option(help="Pipeline TOML (default: pipelines/demo.toml).")]
+Pipeline = Annotated[Path | None, typer.Option(help="Pipeline TOML (default: pipelines/demo.toml).")]
 Fresh = Annotated[bool, typer.Option("--fresh", help="Redo every step instead of reusing finished ones.")]
 
 
@@ -35,10 +35,8 @@ def demo(
     render_eval(res.evaluation)
     m = res.build.manifest
     out.print(
-        (
-            f"index {res.build.path}: {m.count:,} objects, FAISS {(m.faiss or {}).get('factory')}, built in "
-            f"{sum(res.build.seconds.values()):.1f} s"
-        )
+        f"index {res.build.path}: {m.count:,} objects, FAISS {(m.faiss or {}).get('factory')}, built in "
+        f"{sum(res.build.seconds.values()):.1f} s"
     )
     names = res.query.label_names or {}
     hits = res.query.hits[0]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -17,17 +17,17 @@ app = typer.Typer()
 
 OutDir = Annotated[Path, typer.Option("--out", help="Index directory to create, e.g. indexes/demo.")]
 BuildCheckpoint = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option(
         help="Trained model (runs/NAME, or 'pretrained'); default: the model shipped in the package."
     ),
 ]
 FromShards = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--from-shards", help="Build from existing Parquet shards instead (no model)."),
 ]
 FromParquet = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option(
         "--from-parquet",
         help=(
@@ -37,10 +37,10 @@ FromParquet = Annotated[
     ),
 ]
 IdColumn = Annotated[
-    Optional[str], typer.Option("--id-column", help="With --from-parquet: the column of object ids.")
+    str | None, typer.Option("--id-column", help="With --from-parquet: the column of object ids.")
 ]
 VectorColumns = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         "--vector-columns",
         help=(
@@ -71,7 +71,7 @@ EngineOption = Annotated[
     ),
 ]
 RayAddress = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         "--ray-address",
         help=(
@@ -81,7 +81,7 @@ RayAddress = Annotated[
     ),
 ]
 Pipeline = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option(
         help=(
             "Build settings from a pipeline TOML with build, index and ray tables (e.g. "
@@ -90,7 +90,7 @@ Pipeline = Annotated[
     ),
 ]
 Workers = Annotated[
-    Optional[int],
+    int | None,
     typer.Option(
         "--workers",
         min=0,
@@ -108,7 +108,7 @@ def build_index_cmd(
     ctx: typer.Context,
     out_dir: OutDir,
     checkpoint: BuildCheckpoint = None,
-    catalog: Annotated[Optional[Path], typer.Option(help="HDF5 catalog or image folder to embed.")] = None,
+    catalog: Annotated[Path | None, typer.Option(help="HDF5 catalog or image folder to embed.")] = None,
     metadata: MetadataCsv = None,
     columns: Columns = None,
     from_shards: FromShards = None,
@@ -187,14 +187,14 @@ def build_index_cmd(
 def _build(
     out_dir: Path,
     cfg: Any,
-    from_parquet: Optional[Path],
-    from_shards: Optional[Path],
-    catalog: Optional[Path],
-    checkpoint: Optional[Path],
-    id_column: Optional[str],
-    vector_columns: Optional[str],
-    metadata: Optional[Path],
-    columns: Optional[str],
+    from_parquet: Path | None,
+    from_shards: Path | None,
+    catalog: Path | None,
+    checkpoint: Path | None,
+    id_column: str | None,
+    vector_columns: str | None,
+    metadata: Path | None,
+    columns: str | None,
     on_error: str,
 ) -> Any:
     """Build from the one source named: a Parquet of foreign embeddings, shards, or a catalog."""
@@ -224,10 +224,8 @@ def _build(
 
         checkpoint = pretrained_dir()
         out.print(
-            (
-                f"no --checkpoint: embedding with the model shipped in the package ({PRETRAINED_NAME}, "
-                f"docs/model-card.md)"
-            )
+            f"no --checkpoint: embedding with the model shipped in the package ({PRETRAINED_NAME}, "
+            f"docs/model-card.md)"
         )
     with opened_catalog(catalog, metadata, on_error, columns) as cat:
         return build_index(checkpoint, cat, out_dir, cfg, progress)
@@ -247,9 +245,9 @@ def _render_build(res: Any) -> None:
         out.print(f"time: {secs}")
 
 
-Ids = Annotated[Optional[Path], typer.Option(help="Text file of object ids to delete, one per line.")]
+Ids = Annotated[Path | None, typer.Option(help="Text file of object ids to delete, one per line.")]
 Where = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         help=(
             "Delete the objects matching this condition over the metadata columns (one boolean expression), "
@@ -330,14 +328,12 @@ def compact(index: IndexDir) -> None:
 
 
 Kind = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         "--index-type", help="auto | flat | hnsw | ivf-pq | a FAISS factory string (default: as built)."
     ),
 ]
-ReindexNprobe = Annotated[
-    Optional[int], typer.Option(help="IVF lists searched per query (default: as built).")
-]
+ReindexNprobe = Annotated[int | None, typer.Option(help="IVF lists searched per query (default: as built).")]
 
 
 @app.command()

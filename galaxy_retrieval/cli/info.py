@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -21,7 +21,7 @@ InfoPath = Annotated[
     typer.Argument(help="HDF5 catalog, image folder, index directory, or 'pretrained' (the shipped model)."),
 ]
 FramingSheet = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option(help="Also write a PNG of 24 random cutouts before and after framing (see --framing)."),
 ]
 FramingSpec = Annotated[

@@ -8,9 +8,10 @@ one-line error naming the choices, so that ``gr --help`` or ``gr verify`` never 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Iterator, Literal, Optional
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -52,14 +53,14 @@ COLUMNS_HELP = (
 
 IndexDir = Annotated[Path, typer.Option(help="Index directory (indexes/NAME).")]
 MetadataCsv = Annotated[
-    Optional[Path], typer.Option(help="CSV of an image folder (default: the one inside it).")
+    Path | None, typer.Option(help="CSV of an image folder (default: the one inside it).")
 ]
-Columns = Annotated[Optional[str], typer.Option(help=COLUMNS_HELP)]
-Checkpoint = Annotated[Optional[Path], typer.Option(help="Use this checkpoint (must match the index).")]
+Columns = Annotated[str | None, typer.Option(help=COLUMNS_HELP)]
+Checkpoint = Annotated[Path | None, typer.Option(help="Use this checkpoint (must match the index).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 OnErrorFail = Annotated[OnError, typer.Option(help="Unreadable catalog images: fail, or skip and report.")]
 OutputFormat = Annotated[
-    Optional[HitsFormat],
+    HitsFormat | None,
     typer.Option(
         "--format",
         help="Format of --output (default: by its ending); fits and votable open in TOPCAT and Aladin.",
@@ -69,7 +70,7 @@ OutputFormat = Annotated[
 
 @contextmanager
 def opened_catalog(
-    path: Path, metadata: Optional[Path], on_error: str = "fail", columns: Optional[str] = None
+    path: Path, metadata: Path | None, on_error: str = "fail", columns: str | None = None
 ) -> Iterator[Any]:
     """open_catalog, telling the user what it warned about (an ignored CSV)."""
     from ..catalog import open_catalog, parse_column_mapping

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -18,7 +18,7 @@ app = typer.Typer()
 
 
 Image = Annotated[
-    Optional[list[Path]],
+    list[Path] | None,
     typer.Option(
         help=(
             "Query image(s): --image a.png b.png or --image a.png --image b.png; several run as one batch "
@@ -27,22 +27,22 @@ Image = Annotated[
     ),
 ]
 MoreImages = Annotated[
-    Optional[list[Path]], typer.Argument(hidden=True, show_default=False, metavar="[IMAGE]...")
+    list[Path] | None, typer.Argument(hidden=True, show_default=False, metavar="[IMAGE]...")
 ]
 ObjectId = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option("--object-id", help="A catalog object to find neighbours of; repeat it to combine several."),
 ]
 Negative = Annotated[
-    Optional[list[Path]],
+    list[Path] | None,
     typer.Option(help="An image the hits should NOT look like (repeatable); combines the examples."),
 ]
 NegativeId = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option("--negative-id", help="A catalog object the hits should NOT look like (repeatable)."),
 ]
 Targets = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option(
         help=(
             "A CSV with one query per row: a column of object ids, or ra and dec, or image paths (relative "
@@ -60,7 +60,7 @@ Combine = Annotated[
     ),
 ]
 Ra = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         help=(
             "Right ascension: degrees (148.05) or sexagesimal hours (09:52:12, 09h52m12s); or both "
@@ -69,24 +69,24 @@ Ra = Annotated[
     ),
 ]
 Dec = Annotated[
-    Optional[str], typer.Option(help="Declination: degrees (2.154) or sexagesimal (+02:09:15, +02d09m15s).")
+    str | None, typer.Option(help="Declination: degrees (2.154) or sexagesimal (+02:09:15, +02d09m15s).")
 ]
 Refine = Annotated[int, typer.Option(help="Shortlist k×refine candidates from FAISS, rerank them exactly.")]
 Exact = Annotated[
     bool, typer.Option("--exact", help="Bypass the index: exact scan of every vector (ground truth).")
 ]
 Nprobe = Annotated[
-    Optional[int], typer.Option(help="IVF lists searched (default: the index's); more recall, slower.")
+    int | None, typer.Option(help="IVF lists searched (default: the index's); more recall, slower.")
 ]
 EfSearch = Annotated[
-    Optional[int], typer.Option(help="HNSW search breadth (default: the index's); more recall, slower.")
+    int | None, typer.Option(help="HNSW search breadth (default: the index's); more recall, slower.")
 ]
 Mosaic = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option(help="Write the query and its hits as a PNG grid (5 per row, cropped to each galaxy)."),
 ]
 Fetch = Annotated[
-    Optional[Survey],
+    Survey | None,
     typer.Option(
         help=(
             "With --ra/--dec: when no catalog object is within --radius, download this survey's cutout "
@@ -98,19 +98,19 @@ FetchSize = Annotated[
     int, typer.Option(help="Side of the fetched cutout in pixels (match the catalog's images).")
 ]
 FetchPixscale = Annotated[
-    Optional[float],
+    float | None,
     typer.Option(help="Arcsec per pixel of the fetched cutout (default: the survey's native scale)."),
 ]
 BaseUrl = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(help="A mirror of the cutout service (replaces the URL before the endpoint name)."),
 ]
 CacheDir = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option(help="Where fetched cutouts are kept (default ~/.cache/galaxy-retrieval/cutouts)."),
 ]
 Where = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         help=(
             "Only objects matching this condition over the metadata columns (one boolean expression: "
@@ -124,7 +124,7 @@ Least = Annotated[
     typer.Option("--least", help="The k least similar objects instead (an exact scan; anomaly hunting)."),
 ]
 MinSeparation = Annotated[
-    Optional[float],
+    float | None,
     typer.Option(
         help=(
             "Arcsec: drop a hit this close to the query object or to a better hit (duplicate cutouts of one "
@@ -133,7 +133,7 @@ MinSeparation = Annotated[
     ),
 ]
 Output = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option(
         help=(
             "Also write the hits (rank, query, object id, score, percentile, terms, metadata) to .csv, "
@@ -207,8 +207,14 @@ def query(
             dec=dec,
             radius_arcsec=radius,
             options=SearchOptions(
-                k=k, refine=refine, exact=exact, nprobe=nprobe, ef_search=ef_search, where=where,
-                order="least" if least else "most", min_separation_arcsec=min_separation,
+                k=k,
+                refine=refine,
+                exact=exact,
+                nprobe=nprobe,
+                ef_search=ef_search,
+                where=where,
+                order="least" if least else "most",
+                min_separation_arcsec=min_separation,
             ),
             checkpoint=checkpoint,
             mosaic=mosaic,
@@ -225,12 +231,12 @@ def _render_query(
     res: Any,
     position: str,
     radius: float,
-    fetch: Optional[str],
-    output: Optional[Path],
+    fetch: str | None,
+    output: Path | None,
     as_json: bool,
     k: int,
-    where: Optional[str],
-    min_separation: Optional[float],
+    where: str | None,
+    min_separation: float | None,
     least: bool,
 ) -> None:
     if res.fetched is not None:
@@ -273,7 +279,7 @@ def _query_payload(res: Any) -> dict[str, Any]:
     return payload
 
 
-def _query_notes(res: Any, k: int, where: Optional[str], min_separation: Optional[float]) -> None:
+def _query_notes(res: Any, k: int, where: str | None, min_separation: float | None) -> None:
     """Skipped targets and short hit lists, on stderr, with the reason."""
     for target, why in res.skipped[:20]:  # a batch skips its bad rows and says which
         err.print(f"[yellow]skipped[/] {escape(target)}: {escape(why)}", highlight=False, soft_wrap=True)
@@ -346,22 +352,22 @@ OutliersRefine = Annotated[
     int, typer.Option(help="Shortlist k×refine neighbours from FAISS, rescore them exactly.")
 ]
 OutliersWhere = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         help=(
             'Only show objects matching this SQL condition over the metadata columns, e.g. "redshift < 0.05".'
         )
     ),
 ]
-OutliersMosaic = Annotated[Optional[Path], typer.Option(help="Write them as a PNG grid, strangest first.")]
+OutliersMosaic = Annotated[Path | None, typer.Option(help="Write them as a PNG grid, strangest first.")]
 OutliersOutput = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option(
         help="Also write them to .csv, .parquet, .json, .fits or .vot; - for stdout (with --format)."
     ),
 ]
 OutliersFormat = Annotated[
-    Optional[HitsFormat], typer.Option("--format", help="Format of --output (default: by its ending).")
+    HitsFormat | None, typer.Option("--format", help="Format of --output (default: by its ending).")
 ]
 
 
@@ -447,7 +453,7 @@ def outliers(
 
 
 ExplainObjectId = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--object-id", help="Or a catalog object as the query (itself left out of the hits)."),
 ]
 OutPng = Annotated[
@@ -470,7 +476,7 @@ Steps = Annotated[
 def explain(
     index: IndexDir,
     *,  # --out is required but listed after the optional query options
-    image: Annotated[Optional[Path], typer.Option(help="Query image.")] = None,
+    image: Annotated[Path | None, typer.Option(help="Query image.")] = None,
     object_id: ExplainObjectId = None,
     out_png: OutPng,
     k: Annotated[int, typer.Option(help="Number of results to explain.")] = 6,

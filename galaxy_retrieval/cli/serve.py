@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -18,11 +18,11 @@ app = typer.Typer()
 Host = Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 opens the server to the network.")]
 Workers = Annotated[int, typer.Option(help="Server processes, each with its own copy of the model.")]
 ApiKey = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(envvar="GR_API_KEY", help="Require this key in the X-API-Key header of /api/ requests."),
 ]
 Cors = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option(help="Allow pages from this origin (repeatable) to call the API; none by default."),
 ]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal
 
 import typer
 
@@ -69,10 +69,10 @@ SaveComputations = Annotated[
 ]
 Patience = Annotated[int, typer.Option(help="Early stopping: epochs without a better validation loss.")]
 TimeBudget = Annotated[
-    Optional[float], typer.Option(help="Stop before an epoch that would end past this many seconds.")
+    float | None, typer.Option(help="Stop before an epoch that would end past this many seconds.")
 ]
 Loss = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         help=(
             "Default: info_nce (InfoNCE over the batch, measured better) with in_batch pairs, contrastive "
@@ -119,7 +119,7 @@ Init = Annotated[
     ),
 ]
 FusionShare = Annotated[
-    Optional[float],
+    float | None,
     typer.Option(
         help=(
             "Append the polar Fourier descriptor to every indexed vector with this share of its squared norm "

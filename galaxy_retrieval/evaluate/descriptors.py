@@ -11,4 +11,11 @@ from ..descriptors import (  # noqa: F401
     standardize,
 )
 
-__all__ = ["PIXEL_SIDE", "pixel_features", "polar_fourier_features", "morphology_features", "MORPHOLOGY_NAMES", "standardize"]
+__all__ = [
+    "PIXEL_SIDE",
+    "pixel_features",
+    "polar_fourier_features",
+    "morphology_features",
+    "MORPHOLOGY_NAMES",
+    "standardize",
+]

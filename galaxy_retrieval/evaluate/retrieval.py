@@ -76,7 +76,11 @@ class RetrievalScores:
     per_class: dict[int, dict[str, float]]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"macro": self.macro, "micro": self.micro, "per_class": {str(c): v for c, v in self.per_class.items()}}
+        return {
+            "macro": self.macro,
+            "micro": self.micro,
+            "per_class": {str(c): v for c, v in self.per_class.items()},
+        }
 
 
 @dataclass(frozen=True)
@@ -125,13 +129,19 @@ class EvalReport:
             "model": self.model,
             "score_weights": self.score_weights,
             "loose_accuracy": {m: {str(b): v for b, v in d.items()} for m, d in self.loose_accuracy.items()},
-            "retrieval": None if self.retrieval is None else {m: r.to_dict() for m, r in self.retrieval.items()},
-            "query_class_counts": None if self.query_class_counts is None else {str(c): n for c, n in self.query_class_counts.items()},
+            "retrieval": None
+            if self.retrieval is None
+            else {m: r.to_dict() for m, r in self.retrieval.items()},
+            "query_class_counts": None
+            if self.query_class_counts is None
+            else {str(c): n for c, n in self.query_class_counts.items()},
             "seconds": self.seconds,
             "device": self.device,
             "suppress_sources": self.suppress_sources,
             "framing": self.framing,
-            "label_names": None if self.label_names is None else {str(k): v for k, v in self.label_names.items()},
+            "label_names": None
+            if self.label_names is None
+            else {str(k): v for k, v in self.label_names.items()},
             "best_baseline": self.best_baseline(),
         }
 
@@ -181,7 +191,9 @@ class _Settings:
     augment: AugmentConfig  # the positives of the loose accuracy: the run's positive transforms
 
 
-def _check_sizes(split: str, ks: Sequence[int], batch_sizes: Sequence[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def _check_sizes(
+    split: str, ks: Sequence[int], batch_sizes: Sequence[int]
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
     if split not in SPLITS:
         raise ConfigError(f"split={split!r}; choices: {', '.join(SPLITS)}")
     ks = tuple(sorted({int(k) for k in ks}))
@@ -225,7 +237,9 @@ def _settings(
     )
 
 
-def _methods(emb: Embedder, baselines: bool, split_seed: int) -> dict[str, Callable[[torch.Tensor], np.ndarray]]:
+def _methods(
+    emb: Embedder, baselines: bool, split_seed: int
+) -> dict[str, Callable[[torch.Tensor], np.ndarray]]:
     """Method name → model inputs to features: the model, then the :data:`BASELINES`."""
     methods: dict[str, Callable[[torch.Tensor], np.ndarray]] = {"model": emb.embed_float}
     if baselines:
@@ -278,7 +292,9 @@ def _embed_pass(
     seen = np.zeros(n, dtype=bool)
     with progress.task(what, total=len(wanted), unit="img") as t:
         ingest_stats = IngestStats(framing=framing_stats)
-        for brows, x01 in model_inputs(catalog, wanted, replace(cfg.preprocessing, suppress=st.suppress), batch_size, ingest_stats):
+        for brows, x01 in model_inputs(
+            catalog, wanted, replace(cfg.preprocessing, suppress=st.suppress), batch_size, ingest_stats
+        ):
             t.advance(len(brows))
             seen[brows] = True
             sel = np.flatnonzero(in_split[brows])
@@ -299,7 +315,11 @@ def _embed_pass(
     if len(q_rows) == 0:
         return _Features(db, {}, {}, q_rows, seen)
     return _Features(
-        db, {m: np.concatenate(a) for m, a in anchors.items()}, {m: np.concatenate(p) for m, p in positives.items()}, q_rows, seen
+        db,
+        {m: np.concatenate(a) for m, a in anchors.items()},
+        {m: np.concatenate(p) for m, p in positives.items()},
+        q_rows,
+        seen,
     )
 
 
@@ -371,7 +391,10 @@ def _retrieval(f: _Features, labels: np.ndarray, st: _Settings, where: str, prog
         return _Retrieval(None, None, neighbours)
     u, c = np.unique(ql, return_counts=True)
     k_show = ks_eff[-1]
-    progress.log(f"macro precision@{k_show}: " + ", ".join(f"{m} {r.macro[f'precision@{k_show}']:.3f}" for m, r in scores.items()))
+    progress.log(
+        f"macro precision@{k_show}: "
+        + ", ".join(f"{m} {r.macro[f'precision@{k_show}']:.3f}" for m, r in scores.items())
+    )
     return _Retrieval(scores, {int(a): int(b) for a, b in zip(u, c)}, neighbours)
 
 
@@ -401,7 +424,11 @@ def evaluate(
     """
     t0 = time.perf_counter()
     ks, batch_sizes = _check_sizes(split, ks, batch_sizes)
-    emb = checkpoint_or_embedder if isinstance(checkpoint_or_embedder, Embedder) else load_checkpoint(checkpoint_or_embedder)
+    emb = (
+        checkpoint_or_embedder
+        if isinstance(checkpoint_or_embedder, Embedder)
+        else load_checkpoint(checkpoint_or_embedder)
+    )
     st = _settings(emb, ks, batch_sizes, seed, split_seed, weights, suppress)
     n = len(catalog)
     if split == "all":
@@ -416,15 +443,25 @@ def evaluate(
     # with labels, the whole catalog is the database; without, only the split is needed
     n_read = n if labels is not None else len(rows)
     what = f"evaluating on {split} ({len(rows)} queries, {n_read} read{', sources suppressed' if st.suppress else ''})"
-    feats = _embed_pass(catalog, emb, st, methods, rows, labels is not None, seed, batch_size, what, framing_stats, progress)
+    feats = _embed_pass(
+        catalog, emb, st, methods, rows, labels is not None, seed, batch_size, what, framing_stats, progress
+    )
     if len(feats.q_rows) == 0:
         raise CatalogError(f"{catalog.path}: no readable images in the {split} split")
     feats = _standardised(feats)
     loose = _loose(feats, st, seed)
     progress.log(
-        "loose accuracy: " + "; ".join(f"{m} " + ", ".join(f"@{b} {v:.3f}" for b, v in d.items() if v is not None) for m, d in loose.items())
+        "loose accuracy: "
+        + "; ".join(
+            f"{m} " + ", ".join(f"@{b} {v:.3f}" for b, v in d.items() if v is not None)
+            for m, d in loose.items()
+        )
     )
-    ret = _retrieval(feats, labels, st, str(catalog.path), progress) if labels is not None else _Retrieval(None, None, {})
+    ret = (
+        _retrieval(feats, labels, st, str(catalog.path), progress)
+        if labels is not None
+        else _Retrieval(None, None, {})
+    )
     cfg = emb.model_config
     return EvalReport(
         split=split,
@@ -443,7 +480,11 @@ def evaluate(
         device=str(emb.device),
         suppress_sources=None if st.suppress is None else st.suppress.to_dict(),
         label_names=_label_names(catalog) if labels is not None else None,
-        framing={"spec": cfg.framing.spec, "images": framing_stats.images, "fallback": framing_stats.fallback},
+        framing={
+            "spec": cfg.framing.spec,
+            "images": framing_stats.images,
+            "fallback": framing_stats.fallback,
+        },
         query_rows=feats.q_rows,
         neighbours=ret.neighbours,
     )

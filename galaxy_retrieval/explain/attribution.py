@@ -45,7 +45,9 @@ def sky_baseline(x: torch.Tensor) -> torch.Tensor:
     return med[:, :, None, None].expand_as(x).contiguous()
 
 
-def _objective(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, weights: ScoreWeights) -> torch.Tensor:
+def _objective(
+    model: nn.Module, x: torch.Tensor, targets: torch.Tensor, weights: ScoreWeights
+) -> torch.Tensor:
     """(B,) mean over the T targets of s(embed(x_b), targets[b, t])."""
     e = model.embed(x).float()
     return score_torch(e[:, None, :], targets, weights).mean(dim=1)

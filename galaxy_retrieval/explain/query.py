@@ -134,7 +134,9 @@ def _title(s: GalaxySearcher, how: str) -> str:
     g = emb.model.config.grid
     fr = emb.model.config.framing
     view = [
-        f"central {fr.fraction:.0%}" if fr.mode == "fixed" and fr.fraction < 1.0 else ("framed on the galaxy" if fr.mode == "auto" else ""),
+        f"central {fr.fraction:.0%}"
+        if fr.mode == "fixed" and fr.fraction < 1.0
+        else ("framed on the galaxy" if fr.mode == "auto" else ""),
         "sources suppressed" if emb.suppress is not None else "",
     ]
     view_s = f" · model's view: {', '.join(v for v in view if v)}" if any(view) else ""
@@ -178,12 +180,16 @@ def explain_query(
     _check_arguments(method, steps, out)
     t_open = time.perf_counter()
     if (image is None) == (object_id is None):
-        raise QueryError("give the query as an image or as a catalog object id, one of them").resolved_by("image", "object_id")
+        raise QueryError("give the query as an image or as a catalog object id, one of them").resolved_by(
+            "image", "object_id"
+        )
     s = GalaxySearcher.open(index, checkpoint=checkpoint)
     q = _query_image(s, image, object_id)
     hits = s.query(image=q.image, k=k + (q.own_row is not None), refine=refine)
     if q.own_row is not None:  # searched by its own image, the object finds itself first
-        hits = [replace(h, rank=i) for i, h in enumerate((h for h in hits if h.row != q.own_row), start=1)][:k]
+        hits = [replace(h, rank=i) for i, h in enumerate((h for h in hits if h.row != q.own_row), start=1)][
+            :k
+        ]
     hit_images = s.images_of([h.row for h in hits])
     open_seconds = time.perf_counter() - t_open
 
@@ -200,8 +206,15 @@ def explain_query(
     x = replace(emb.preprocessing, suppress=None, framing=Framing())(views, emb.device)
     m = _rollout(model, x) if method == "rollout" else _similarity(model, x, s.weights, steps)
     path = explain_sheet(
-        views, _captions(s, q, hits), m.shown.cpu().numpy(), m.captions, out,
-        signed=m.signed, scale_label=m.scale_label, title=_title(s, m.how), tile=tile,
+        views,
+        _captions(s, q, hits),
+        m.shown.cpu().numpy(),
+        m.captions,
+        out,
+        signed=m.signed,
+        scale_label=m.scale_label,
+        title=_title(s, m.how),
+        tile=tile,
     )
     return ExplainResult(
         out=path,

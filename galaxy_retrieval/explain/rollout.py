@@ -39,7 +39,9 @@ def attention_maps(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, lis
     recomputed explicitly (``PerHeadAttention.attention_probs``); the fused kernel of the
     normal forward pass never materialises them."""
     inputs: list[torch.Tensor] = []
-    handles = [blk.attn.register_forward_pre_hook(lambda _m, args: inputs.append(args[0])) for blk in model.blocks]
+    handles = [
+        blk.attn.register_forward_pre_hook(lambda _m, args: inputs.append(args[0])) for blk in model.blocks
+    ]
     try:
         feats = model.forward_features(x)
     finally:

@@ -32,7 +32,14 @@ from .http import HttpConfig, check_image_bytes, get_checked, make_client
 from .surveys import CutoutSpec, cutout_url
 from .targets import RowProblem, Target, read_targets, safe_file_stem
 
-__all__ = ["FetchCutoutsConfig", "FetchCutoutsResult", "fetch_cutouts", "fetch_cutout", "default_cache_dir", "CATALOG_CSV"]
+__all__ = [
+    "FetchCutoutsConfig",
+    "FetchCutoutsResult",
+    "fetch_cutouts",
+    "fetch_cutout",
+    "default_cache_dir",
+    "CATALOG_CSV",
+]
 
 CATALOG_CSV = "metadata.csv"
 
@@ -72,7 +79,9 @@ def _write_cutout(client: httpx.Client, url: str, dest: Path, spec: CutoutSpec, 
         tmp.write_bytes(data)
 
 
-def fetch_cutouts(cfg: FetchCutoutsConfig, progress: Progress = NULL_PROGRESS, client: httpx.Client | None = None) -> FetchCutoutsResult:
+def fetch_cutouts(
+    cfg: FetchCutoutsConfig, progress: Progress = NULL_PROGRESS, client: httpx.Client | None = None
+) -> FetchCutoutsResult:
     """Download the cutouts of every target (see module doc).
 
     ``on_error="skip"`` records a failed row and goes on; ``"fail"`` stops at the first
@@ -91,7 +100,9 @@ def fetch_cutouts(cfg: FetchCutoutsConfig, progress: Progress = NULL_PROGRESS, c
     todo = [t for t in targets if not (out / files[t.line]).is_file()]
     cached = len(targets) - len(todo)
     if cached:
-        progress.log(f"{cached:,} of {len(targets):,} cutouts already in {out}; fetching the other {len(todo):,}")
+        progress.log(
+            f"{cached:,} of {len(targets):,} cutouts already in {out}; fetching the other {len(todo):,}"
+        )
     own_client = client is None
     client = client or make_client(cfg.http)
     try:
@@ -105,7 +116,9 @@ def fetch_cutouts(cfg: FetchCutoutsConfig, progress: Progress = NULL_PROGRESS, c
     if not have:
         remove_created_dirs(out, created)  # a refused fetch leaves no empty folder behind
     if got.failure is not None:
-        raise FetchError(f"{cfg.targets}: {got.failure} ({got.fetched + cached} cutouts kept in {out}; rerun to resume)")
+        raise FetchError(
+            f"{cfg.targets}: {got.failure} ({got.fetched + cached} cutouts kept in {out}; rerun to resume)"
+        )
     return FetchCutoutsResult(out, csv_path, total, got.fetched, cached, problems, time.perf_counter() - t0)
 
 
@@ -116,13 +129,18 @@ class _Downloads:
     failure: RowProblem | None  # with on_error="fail": the row that stopped the run
 
 
-def _download_all(cfg: FetchCutoutsConfig, client: httpx.Client, jobs: list[tuple[Target, Path]], progress: Progress) -> _Downloads:
+def _download_all(
+    cfg: FetchCutoutsConfig, client: httpx.Client, jobs: list[tuple[Target, Path]], progress: Progress
+) -> _Downloads:
     """Fetch each (target, file) with ``cfg.http.concurrency`` requests in flight."""
     spec = cfg.spec
     fetched = 0
     problems: list[RowProblem] = []
     failure: RowProblem | None = None
-    with progress.task(f"fetching {spec.survey} cutouts", total=len(jobs), unit="img") as task, ThreadPoolExecutor(cfg.http.concurrency) as ex:
+    with (
+        progress.task(f"fetching {spec.survey} cutouts", total=len(jobs), unit="img") as task,
+        ThreadPoolExecutor(cfg.http.concurrency) as ex,
+    ):
         # Submit lazily, keeping at most 2×concurrency in flight: a 100k-row table must not
         # become 100k queued futures, and "fail" should stop soon after the first failure.
         it = iter(jobs)
@@ -185,7 +203,17 @@ def _write_catalog_csv(out: Path, targets: list[Target], files: dict[int, str], 
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["filename", "object_id", "ra", "dec", "survey", "pixscale", *extra])
     for t in targets:
-        w.writerow([files[t.line], t.object_id, repr(t.ra), repr(t.dec), spec.survey, f"{spec.scale:g}", *(t.extra.get(k, "") for k in extra)])
+        w.writerow(
+            [
+                files[t.line],
+                t.object_id,
+                repr(t.ra),
+                repr(t.dec),
+                spec.survey,
+                f"{spec.scale:g}",
+                *(t.extra.get(k, "") for k in extra),
+            ]
+        )
     target = out / CATALOG_CSV
     with atomic_path(target) as tmp:
         tmp.write_text(buf.getvalue(), encoding="utf-8")

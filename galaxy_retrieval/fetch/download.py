@@ -83,7 +83,9 @@ def _check_format(path: Path) -> None:
         import h5py
 
         if not h5py.is_hdf5(path):
-            raise FetchError(f"{path}: the downloaded file is not an HDF5 file (an error page saved as the file?)")
+            raise FetchError(
+                f"{path}: the downloaded file is not an HDF5 file (an error page saved as the file?)"
+            )
 
 
 def download(
@@ -132,7 +134,9 @@ def download(
         raise FetchError(f"{url}: {t.reason} ({tries}; {kept})")
     verified = _verify(part, expected, remote.size, keep=False)
     commit_file(part, final)
-    return DownloadResult(final, final.stat().st_size, t.transferred, resumed_from, verified, attempts=t.attempt, notes=t.notes)
+    return DownloadResult(
+        final, final.stat().st_size, t.transferred, resumed_from, verified, attempts=t.attempt, notes=t.notes
+    )
 
 
 def _drop_empty_part(part: Path, out: Path, created: Path | None) -> None:
@@ -206,7 +210,9 @@ def _attempt(c: httpx.Client, t: _Transfer, stack: ExitStack) -> str:
             return "restart"
         total, mode = _accepted(response, offset, t)
         if t.task is None:
-            t.task = stack.enter_context(t.progress.task(f"downloading {t.remote.filename}", total=total, unit="B"))
+            t.task = stack.enter_context(
+                t.progress.task(f"downloading {t.remote.filename}", total=total, unit="B")
+            )
             t.task.advance(offset if mode == "ab" else 0)
         elif mode == "wb":
             t.notes.append("restarted from byte 0")
@@ -233,7 +239,9 @@ def _accepted(response: httpx.Response, offset: int, t: _Transfer) -> tuple[int 
     if status == 206 and offset:
         m = _CONTENT_RANGE.search(response.headers.get("content-range", ""))
         if not m or int(m.group(1)) != offset:
-            raise FetchError(f"{url}: the server answered a resume request with the wrong range ({response.headers.get('content-range')!r})")
+            raise FetchError(
+                f"{url}: the server answered a resume request with the wrong range ({response.headers.get('content-range')!r})"
+            )
         total = int(m.group(3)) if m.group(3) != "*" else None
         mode = "ab"
     elif status == 200:
@@ -249,7 +257,9 @@ def _accepted(response: httpx.Response, offset: int, t: _Transfer) -> tuple[int 
     if "html" in response.headers.get("content-type", "").lower():
         raise FetchError(f"{url}: the server sent an HTML page, not {remote.filename}")
     if remote.size is not None and total is not None and total != remote.size:
-        raise FetchError(f"{url}: the server offers {total:,} bytes, but {remote.filename} has {remote.size:,}")
+        raise FetchError(
+            f"{url}: the server offers {total:,} bytes, but {remote.filename} has {remote.size:,}"
+        )
     return total, mode
 
 

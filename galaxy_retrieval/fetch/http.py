@@ -20,7 +20,16 @@ import httpx
 
 from ..errors import ConfigError, FetchError
 
-__all__ = ["HttpConfig", "RETRY_STATUS", "make_client", "get_checked", "check_image_bytes", "retry_wait", "is_name_error", "name_error_message"]
+__all__ = [
+    "HttpConfig",
+    "RETRY_STATUS",
+    "make_client",
+    "get_checked",
+    "check_image_bytes",
+    "retry_wait",
+    "is_name_error",
+    "name_error_message",
+]
 
 #: statuses worth another try: rate limiting and transient server trouble
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -91,7 +100,16 @@ def is_name_error(e: BaseException) -> bool:
             return True
         x = x.__cause__ or x.__context__
     text = str(e).lower()
-    return any(m in text for m in ("name or service not known", "nodename nor servname", "name resolution", "getaddrinfo failed", "no address associated"))
+    return any(
+        m in text
+        for m in (
+            "name or service not known",
+            "nodename nor servname",
+            "name resolution",
+            "getaddrinfo failed",
+            "no address associated",
+        )
+    )
 
 
 def name_error_message(url: str, e: BaseException) -> str:
@@ -126,7 +144,9 @@ def get_checked(
         try:
             response, body = _get_bounded(client, url, cfg)
         except httpx.TooManyRedirects:
-            raise FetchError(f"{_host(url)} redirected more than {cfg.max_redirects} times (a redirect loop?)") from None
+            raise FetchError(
+                f"{_host(url)} redirected more than {cfg.max_redirects} times (a redirect loop?)"
+            ) from None
         except _DeadlinePassed:
             reason = f"{_host(url)} took longer than {cfg.deadline_s:g} s to send the body"
         except httpx.TransportError as e:
@@ -164,8 +184,14 @@ def _get_bounded(client: httpx.Client, url: str, cfg: HttpConfig) -> tuple[httpx
         enc = response.headers.get("content-encoding", "").strip().lower()
         # gzip/deflate are decoded here, a bounded amount per step: httpx's own decoder
         # inflates a whole network chunk at once (64 KiB of a gzip bomb is 64 MiB)
-        inflate = zlib.decompressobj(47 if enc in ("gzip", "x-gzip") else zlib.MAX_WBITS) if enc in ("gzip", "x-gzip", "deflate") else None
-        pieces = response.iter_raw() if inflate is not None or enc in ("", "identity") else response.iter_bytes()
+        inflate = (
+            zlib.decompressobj(47 if enc in ("gzip", "x-gzip") else zlib.MAX_WBITS)
+            if enc in ("gzip", "x-gzip", "deflate")
+            else None
+        )
+        pieces = (
+            response.iter_raw() if inflate is not None or enc in ("", "identity") else response.iter_bytes()
+        )
         for raw in pieces:
             data = raw
             while data:
@@ -179,7 +205,9 @@ def _get_bounded(client: httpx.Client, url: str, cfg: HttpConfig) -> tuple[httpx
                         raise FetchError(f"the body from {_host(url)} is not valid {enc} ({e})") from None
                     data = inflate.unconsumed_tail
                 if len(buf) > cfg.max_bytes:
-                    raise FetchError(f"the body from {_host(url)} is over {cfg.max_bytes:,} bytes (decoded); not a cutout")
+                    raise FetchError(
+                        f"the body from {_host(url)} is over {cfg.max_bytes:,} bytes (decoded); not a cutout"
+                    )
             if time.monotonic() - start > cfg.deadline_s:
                 raise _DeadlinePassed
         return response, bytes(buf)
@@ -187,7 +215,9 @@ def _get_bounded(client: httpx.Client, url: str, cfg: HttpConfig) -> tuple[httpx
 
 def _looks_like_html(data: bytes, content_type: str) -> bool:
     head = data[:512].lstrip().lower()
-    return "html" in content_type.lower() or head.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head", b"<body"))
+    return "html" in content_type.lower() or head.startswith(
+        (b"<!doctype html", b"<html", b"<?xml", b"<head", b"<body")
+    )
 
 
 def check_image_bytes(fmt: str) -> Callable[[bytes, str], None]:
@@ -198,7 +228,9 @@ def check_image_bytes(fmt: str) -> Callable[[bytes, str], None]:
         if not data:
             raise FetchError("the server sent an empty body, not an image")
         if _looks_like_html(data, content_type):
-            raise FetchError(f"the server sent an HTML page ({content_type or 'no content type'}), not an image")
+            raise FetchError(
+                f"the server sent an HTML page ({content_type or 'no content type'}), not an image"
+            )
         if fmt == "fits":
             _check_fits(data)
         else:

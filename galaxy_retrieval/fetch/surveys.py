@@ -37,7 +37,9 @@ class Survey:
 
 
 SURVEYS: dict[str, Survey] = {
-    "legacy": Survey("legacy", "https://www.legacysurvey.org/viewer", 0.262, ("jpeg", "fits"), "ls-dr10", "grz"),
+    "legacy": Survey(
+        "legacy", "https://www.legacysurvey.org/viewer", 0.262, ("jpeg", "fits"), "ls-dr10", "grz"
+    ),
     "sdss": Survey("sdss", "https://skyserver.sdss.org/dr18/SkyServerWS/ImgCutout", 0.396, ("jpeg",)),
 }
 
@@ -63,7 +65,9 @@ class CutoutSpec:
             raise ConfigError(f"unknown survey {self.survey!r}; choices: {', '.join(SURVEYS)}")
         s = SURVEYS[self.survey]
         if self.format not in s.formats:
-            raise ConfigError(f"survey {self.survey!r} serves {' and '.join(s.formats)} cutouts, not {self.format!r}")
+            raise ConfigError(
+                f"survey {self.survey!r} serves {' and '.join(s.formats)} cutouts, not {self.format!r}"
+            )
         if not 8 <= self.size <= MAX_SIZE:
             raise ConfigError(f"cutout size {self.size} px out of range: expected 8 … {MAX_SIZE}")
         if self.pixscale is not None and not (math.isfinite(self.pixscale) and 0 < self.pixscale <= 60):
@@ -99,7 +103,12 @@ def cutout_url(spec: CutoutSpec, ra: float, dec: float) -> str:
     # 6 decimals = 0.0036″: far below a pixel, and stable text for caching
     pos = {"ra": f"{ra:.6f}", "dec": f"{dec:.6f}"}
     if spec.survey == "legacy":
-        params = {**pos, "layer": spec.layer or s.default_layer, "pixscale": f"{spec.scale:g}", "size": str(spec.size)}
+        params = {
+            **pos,
+            "layer": spec.layer or s.default_layer,
+            "pixscale": f"{spec.scale:g}",
+            "size": str(spec.size),
+        }
         if spec.format == "fits":
             params["bands"] = spec.bands or s.default_bands
         endpoint = "cutout.fits" if spec.format == "fits" else "cutout.jpg"

@@ -56,7 +56,9 @@ def default_id(ra: float, dec: float) -> str:
     return f"{ra:.5f}{dec:+.5f}"
 
 
-def read_targets(path: str | Path, columns: Mapping[str, str] | None = None) -> tuple[list[Target], list[RowProblem]]:
+def read_targets(
+    path: str | Path, columns: Mapping[str, str] | None = None
+) -> tuple[list[Target], list[RowProblem]]:
     p = Path(path)
     if not p.is_file():
         raise CatalogError(f"{p}: targets file not found")
@@ -92,7 +94,11 @@ def read_targets(path: str | Path, columns: Mapping[str, str] | None = None) -> 
                 vals[name] = float(r.get(col, ""))
             except ValueError:
                 text = r.get(col, "")
-                problems.append(RowProblem(line, oid or None, f"{name} {text!r} is not a number" if text else f"no {name}"))
+                problems.append(
+                    RowProblem(
+                        line, oid or None, f"{name} {text!r} is not a number" if text else f"no {name}"
+                    )
+                )
                 break
         if len(vals) < 2:
             continue
@@ -104,7 +110,9 @@ def read_targets(path: str | Path, columns: Mapping[str, str] | None = None) -> 
         oid = oid or default_id(ra, dec)
         stem = safe_file_stem(oid)
         if stem in stems:
-            problems.append(RowProblem(line, oid, f"same object id (or file name {stem!r}) as line {stems[stem]}"))
+            problems.append(
+                RowProblem(line, oid, f"same object id (or file name {stem!r}) as line {stems[stem]}")
+            )
             continue
         stems[stem] = line
         targets.append(Target(line, ra, dec, oid, {cmap.canonical(c): r.get(c, "") for c in extra_cols}))

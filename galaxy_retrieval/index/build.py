@@ -66,8 +66,15 @@ def build_index(
         raise CatalogError(f"{catalog.path}: the catalog holds no objects; nothing to index")
     check_index_spec(cfg.index, n, embedder.dim)
     _check_unique_ids(catalog)
-    check_out(out, cfg.overwrite, {"catalog": Path(catalog.path), **({"checkpoint": Path(checkpoint)} if cfg.overwrite else {})})
-    with build_target(out, cfg.overwrite, _build_state(embedder, catalog, n, cfg)) as dst, engine_session(cfg):
+    check_out(
+        out,
+        cfg.overwrite,
+        {"catalog": Path(catalog.path), **({"checkpoint": Path(checkpoint)} if cfg.overwrite else {})},
+    )
+    with (
+        build_target(out, cfg.overwrite, _build_state(embedder, catalog, n, cfg)) as dst,
+        engine_session(cfg),
+    ):
         res = _build_locked(Path(checkpoint), embedder, catalog, n, dst, cfg, progress)
     return dataclasses.replace(res, path=out)
 
@@ -102,7 +109,9 @@ def _check_unique_ids(catalog: Any) -> None:
     seen: set[str] = set()
     for oid in catalog.object_ids():
         if oid in seen:
-            raise CatalogError(f"{catalog.path}: object id {oid!r} appears more than once; ids must be unique")
+            raise CatalogError(
+                f"{catalog.path}: object id {oid!r} appears more than once; ids must be unique"
+            )
         seen.add(oid)
 
 
@@ -132,7 +141,9 @@ def _build_locked(
     stats = IngestStats()
     shard_seconds: dict[str, float] = {}
     if cfg.engine == "ray":  # the same shards, embedded by a pool of Ray actors
-        skipped.extend(embed_shards_ray(checkpoint, catalog, shard_dir, pending, cfg, embedder, progress, done))
+        skipped.extend(
+            embed_shards_ray(checkpoint, catalog, shard_dir, pending, cfg, embedder, progress, done)
+        )
     else:
         store = open_box_store(embedder.model_config.framing, fast) if fast is not None and pending else None
         with progress.task("embedding", total=n, unit="img") as task:
@@ -140,8 +151,20 @@ def _build_locked(
                 task.advance(done)
             for i, lo, hi in pending:
                 skipped.extend(
-                    embed_shard(catalog, embedder, shard_dir / shard_name(i), lo, hi, cfg.batch_size, cfg.dtype, task.advance,
-                                ingest=fast, ingest_stats=stats, box_store=store, seconds=shard_seconds)
+                    embed_shard(
+                        catalog,
+                        embedder,
+                        shard_dir / shard_name(i),
+                        lo,
+                        hi,
+                        cfg.batch_size,
+                        cfg.dtype,
+                        task.advance,
+                        ingest=fast,
+                        ingest_stats=stats,
+                        box_store=store,
+                        seconds=shard_seconds,
+                    )
                 )
     embedded = len(pending)
     seconds = {"embed": time.perf_counter() - t0, **shard_seconds}
@@ -150,13 +173,38 @@ def _build_locked(
     for stale in shard_dir.glob(SHARD_GLOB):  # from a longer catalog of an earlier attempt
         if stale not in shard_paths and BUILD_SHARD.fullmatch(stale.name):
             stale.unlink()
-    catalog_info = {"source": catalog.source, "path": str(Path(catalog.path).resolve()), "kind": catalog.kind, "count": n, "skipped": len(skipped)}
+    catalog_info = {
+        "source": catalog.source,
+        "path": str(Path(catalog.path).resolve()),
+        "kind": catalog.kind,
+        "count": n,
+        "skipped": len(skipped),
+    }
     names = getattr(catalog, "label_names", None)
     if names:  # so results are captioned with the catalog's own class names
         catalog_info["label_names"] = {str(k): v for k, v in names.items()}
     weights = cfg.score_weights if cfg.score_weights is not None else embedder.score_weights
-    manifest = finish(out, shard_paths, embedder.dim, cfg.dtype, cfg, weights, embedder.manifest_info(), catalog_info, progress, seconds)
-    return BuildResult(out, manifest, embedded, reused, skipped, seconds, stats.to_dict() if fast is not None and pending else None)
+    manifest = finish(
+        out,
+        shard_paths,
+        embedder.dim,
+        cfg.dtype,
+        cfg,
+        weights,
+        embedder.manifest_info(),
+        catalog_info,
+        progress,
+        seconds,
+    )
+    return BuildResult(
+        out,
+        manifest,
+        embedded,
+        reused,
+        skipped,
+        seconds,
+        stats.to_dict() if fast is not None and pending else None,
+    )
 
 
 def _shard_complete(path: Path, lo: int, hi: int, model_sha256: str) -> bool:
@@ -215,9 +263,18 @@ def build_index_from_shards(
                 with atomic_path(dst) as tmp:
                     shutil.copyfile(p, tmp)
             copied.append(dst)
-        if model_info and (src_manifest.parent / MODEL_DIR).is_dir() and src_manifest.parent.resolve() != out.resolve():
+        if (
+            model_info
+            and (src_manifest.parent / MODEL_DIR).is_dir()
+            and src_manifest.parent.resolve() != out.resolve()
+        ):
             _copy_model(src_manifest.parent / MODEL_DIR, out / MODEL_DIR, None)
-        catalog_info = catalog_info or {"source": f"shards:{src.resolve()}", "path": None, "kind": "shards", "count": count}
+        catalog_info = catalog_info or {
+            "source": f"shards:{src.resolve()}",
+            "path": None,
+            "kind": "shards",
+            "count": count,
+        }
         manifest = finish(out, copied, dim, dtype, cfg, weights, model_info, catalog_info, progress, {})
     return BuildResult(final, manifest, 0, len(copied), [], {})
 
@@ -240,8 +297,14 @@ def _shards_layout(paths: list[Path]) -> tuple[int, str, int]:
         # list<float> is what DuckDB and Polars write for an array column: accepted, its
         # length read from the first row (every row is checked when the vectors are assembled)
         listy = pa.types.is_list(emb_type) or pa.types.is_large_list(emb_type)
-        if not (pa.types.is_fixed_size_list(emb_type) or listy) or emb_type.value_type not in (pa.float16(), pa.float32(), pa.float64()):
-            raise IndexFormatError(f"{p}: 'embedding' must be fixed_size_list<float>[D] or list<float>, found {emb_type}")
+        if not (pa.types.is_fixed_size_list(emb_type) or listy) or emb_type.value_type not in (
+            pa.float16(),
+            pa.float32(),
+            pa.float64(),
+        ):
+            raise IndexFormatError(
+                f"{p}: 'embedding' must be fixed_size_list<float>[D] or list<float>, found {emb_type}"
+            )
         if listy:
             first = pq.ParquetFile(p).read_row_group(0, columns=["embedding"]).column("embedding")
             size = len(first[0].values) if len(first) and first[0].is_valid else 0
@@ -249,10 +312,12 @@ def _shards_layout(paths: list[Path]) -> tuple[int, str, int]:
             size = emb_type.list_size
         dims.add((size, "float16" if emb_type.value_type == pa.float16() else "float32"))
         if len(dims) > 1:
-            raise IndexFormatError(f"{p}: embeddings of {emb_type}, but {paths[0]} has {sorted(dims)[0]}; shards must agree")
+            raise IndexFormatError(
+                f"{p}: embeddings of {emb_type}, but {paths[0]} has {sorted(dims)[0]}; shards must agree"
+            )
     if count == 0:
         raise IndexFormatError(f"{paths[0].parent}: the shards hold no rows; nothing to index")
-    (dim, dtype), = dims
+    ((dim, dtype),) = dims
     return dim, dtype, count
 
 

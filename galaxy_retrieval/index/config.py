@@ -36,7 +36,9 @@ class BuildConfig:
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
-            raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}").resolved_by("engine")
+            raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}").resolved_by(
+                "engine"
+            )
         if isinstance(self.ingest, dict):  # a pipeline file's [build] ingest = {workers = 2, …}
             try:
                 object.__setattr__(self, "ingest", IngestConfig(**self.ingest))
@@ -47,11 +49,15 @@ class BuildConfig:
         if self.ray is not None and not isinstance(self.ray, RayConfig):
             raise ConfigError(f"ray must be a RayConfig or None, got {type(self.ray).__name__}")
         if self.score_weights is not None and not isinstance(self.score_weights, ScoreWeights):
-            raise ConfigError(f"score_weights must be a ScoreWeights or None, got {type(self.score_weights).__name__}")
+            raise ConfigError(
+                f"score_weights must be a ScoreWeights or None, got {type(self.score_weights).__name__}"
+            )
         if self.dtype not in ("float32", "float16"):
             raise ConfigError(f"dtype must be float32 or float16, got {self.dtype!r}").resolved_by("dtype")
         if self.shard_rows < 1 or self.batch_size < 1:
-            raise ConfigError(f"shard_rows ({self.shard_rows}) and batch_size ({self.batch_size}) must be ≥ 1")
+            raise ConfigError(
+                f"shard_rows ({self.shard_rows}) and batch_size ({self.batch_size}) must be ≥ 1"
+            )
 
 
 @dataclass(frozen=True)

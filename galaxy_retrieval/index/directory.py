@@ -19,9 +19,10 @@ import re
 import shutil
 import stat
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -72,7 +73,7 @@ __all__ = [
 
 
 def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 def owned_entries(out: Path) -> tuple[list[Path], list[Path]]:
@@ -92,15 +93,24 @@ def owned_entries(out: Path) -> tuple[list[Path], list[Path]]:
         if p.name.startswith(PROBE_PREFIX):  # another writer checking the directory right now
             continue
         versioned = any(fnmatch.fnmatch(p.name, g) for g in VERSIONED_GLOBS)
-        if (p.name in top or versioned) and not p.is_dir():
-            owned.append(p)
-        elif _is_tmp_of(p.name, top) or _is_versioned_tmp(p.name) or (p.is_dir() and is_parts_dir(p.name)):
+        if (
+            (p.name in top or versioned)
+            and not p.is_dir()
+            or _is_tmp_of(p.name, top)
+            or _is_versioned_tmp(p.name)
+            or (p.is_dir() and is_parts_dir(p.name))
+        ):
             owned.append(p)
         elif p.name in (MODEL_DIR, EMBEDDINGS_DIR) and p.is_dir() and not p.is_symlink():
             names = {"model.safetensors", "checkpoint.json"} if p.name == MODEL_DIR else None
             for q in sorted(p.iterdir()):
-                ok = (q.name in names or _is_tmp_of(q.name, names)) if names is not None else (
-                    is_our_shard(q, named, interrupted) or fnmatch.fnmatch(q.name, ".part-*.parquet.*" + TMP_SUFFIX)
+                ok = (
+                    (q.name in names or _is_tmp_of(q.name, names))
+                    if names is not None
+                    else (
+                        is_our_shard(q, named, interrupted)
+                        or fnmatch.fnmatch(q.name, ".part-*.parquet.*" + TMP_SUFFIX)
+                    )
                 )
                 (owned if ok and q.is_file() else foreign).append(q)
             owned.append(p)
@@ -170,15 +180,21 @@ def check_out(out: Path, overwrite: bool, inputs: dict[str, Path | None]) -> Non
     check_output_dir(out)  # under a regular file, read-only, /proc: before the embedding pass
     for what, p in inputs.items():
         if p is not None and _inside(Path(p), out):
-            raise IndexFormatError(f"{out}: contains the {what} {p} that this build reads; choose an output directory outside it")
+            raise IndexFormatError(
+                f"{out}: contains the {what} {p} that this build reads; choose an output directory outside it"
+            )
     _, foreign = owned_entries(out)
     if foreign:
-        shown = ", ".join(str(f.relative_to(out)) for f in foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        shown = ", ".join(str(f.relative_to(out)) for f in foreign[:3]) + (
+            f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        )
         raise IndexFormatError(
             f"{out}: holds files that are not part of an index ({shown}); an index needs an empty or new directory"
         )
     if (out / MANIFEST_NAME).exists() and not overwrite:
-        raise IndexFormatError(f"{out}: already holds a complete index; overwrite it, or choose another output directory").resolved_by("overwrite")
+        raise IndexFormatError(
+            f"{out}: already holds a complete index; overwrite it, or choose another output directory"
+        ).resolved_by("overwrite")
 
 
 def prepare_out(out: Path, overwrite: bool) -> None:
@@ -231,7 +247,9 @@ def build_target(out: Path, overwrite: bool, state: dict[str, Any]) -> Iterator[
         check_out(out, True, {})  # again, under the lock
         real = out.resolve()  # a symlinked --out keeps its link; the folder it names is replaced
         if os.path.ismount(real):
-            raise IndexFormatError(f"{out}: is a mount point, so a replacement cannot be switched in by renaming; build into a folder inside it")
+            raise IndexFormatError(
+                f"{out}: is a mount point, so a replacement cannot be switched in by renaming; build into a folder inside it"
+            )
         check_output_dir(real.parent)
         _remove_leftover(_sibling(real, OLD_SUFFIX))
         stage = _sibling(real, STAGE_SUFFIX)
@@ -248,7 +266,9 @@ def _clear_stale_stage(stage: Path, state: dict[str, Any]) -> None:
     if not stage.exists() and not stage.is_symlink():
         return
     if stage.is_symlink() or not stage.is_dir() or owned_entries(stage)[1]:
-        raise IndexFormatError(f"{stage}: is in the way of the replacement build and is not one of its folders; move it away")
+        raise IndexFormatError(
+            f"{stage}: is in the way of the replacement build and is not one of its folders; move it away"
+        )
     try:
         same = json.loads((stage / STATE_FILE).read_text()) == state and not (stage / MANIFEST_NAME).exists()
     except (OSError, ValueError):
@@ -349,7 +369,9 @@ def refusal_removes_new_dir(out: Path) -> Iterator[None]:
         raise
 
 
-def assemble_vectors(shard_paths: list[Path], dim: int, dtype: str, out: Path, progress: Progress) -> tuple[np.ndarray, list[int], list[str]]:
+def assemble_vectors(
+    shard_paths: list[Path], dim: int, dtype: str, out: Path, progress: Progress
+) -> tuple[np.ndarray, list[int], list[str]]:
     """Concatenate the shards' embeddings into one .npy (memory-mapped, written atomically)."""
     counts = [pq.read_metadata(p).num_rows for p in shard_paths]
     n = sum(counts)
@@ -407,7 +429,12 @@ def finish(
     seconds["score_reference"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     entries = tuple(
-        ShardEntry(file=f"{EMBEDDINGS_DIR}/{p.name}", rows=pq.read_metadata(p).num_rows, bytes=p.stat().st_size, sha256=sha256_file(p))
+        ShardEntry(
+            file=f"{EMBEDDINGS_DIR}/{p.name}",
+            rows=pq.read_metadata(p).num_rows,
+            bytes=p.stat().st_size,
+            sha256=sha256_file(p),
+        )
         for p in shard_paths
     )
     vec = out / VECTORS_FILE
@@ -424,7 +451,10 @@ def finish(
         vectors=vectors_entry(vec, dtype, len(ids), dim),  # segmented: adds append to it
         created=_now(),
         package_version=__version__,
-        extra={"seconds": {k: round(v, 3) for k, v in seconds.items()}, **({REFERENCE_KEY: reference.to_dict()} if reference else {})},
+        extra={
+            "seconds": {k: round(v, 3) for k, v in seconds.items()},
+            **({REFERENCE_KEY: reference.to_dict()} if reference else {}),
+        },
         model_files=model_files_entry(out),
     )
     seconds["hash"] = time.perf_counter() - t0

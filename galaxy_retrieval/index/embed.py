@@ -58,7 +58,9 @@ def embed_rows(
     from ..ingest import can_prepare
 
     if ingest is not None and can_prepare(catalog) and getattr(embedder, "suppress", None) is None:
-        return _embed_rows_fast(catalog, embedder, lo, hi, batch_size, skipped, advance, ingest, ingest_stats, box_store)
+        return _embed_rows_fast(
+            catalog, embedder, lo, hi, batch_size, skipped, advance, ingest, ingest_stats, box_store
+        )
     ids: list[str] = []
     rows: list[np.ndarray] = []
     embs: list[np.ndarray] = []
@@ -83,8 +85,16 @@ def embed_rows(
 
 
 def _embed_rows_fast(
-    catalog: Any, embedder: Any, lo: int, hi: int, batch_size: int, skipped: list[tuple[int, str]],
-    advance: Callable[[int], None], cfg: Any, stats: Any, store: Any,
+    catalog: Any,
+    embedder: Any,
+    lo: int,
+    hi: int,
+    batch_size: int,
+    skipped: list[tuple[int, str]],
+    advance: Callable[[int], None],
+    cfg: Any,
+    stats: Any,
+    store: Any,
 ) -> EmbeddedRows | None:
     from ..ingest import IngestStats, embed_prepared, prepare_rows, workers_embed
 
@@ -93,10 +103,14 @@ def _embed_rows_fast(
     rows: list[np.ndarray] = []
     embs: list[np.ndarray] = []
     in_workers = embedder if workers_embed(embedder, cfg) else None
-    for pb in prepare_rows(catalog, np.arange(lo, hi), mcfg.image_size, mcfg.framing, cfg, stats, store, batch_size, in_workers):
+    for pb in prepare_rows(
+        catalog, np.arange(lo, hi), mcfg.image_size, mcfg.framing, cfg, stats, store, batch_size, in_workers
+    ):
         skipped.extend(pb.skipped)
         if len(pb.rows):
-            embs.append(pb.vectors if pb.vectors is not None else embed_prepared(embedder, pb.x01, cfg, stats))
+            embs.append(
+                pb.vectors if pb.vectors is not None else embed_prepared(embedder, pb.x01, cfg, stats)
+            )
             rows.append(pb.rows)
         advance(len(pb.rows) + len(pb.skipped))
     if not embs:
@@ -114,8 +128,17 @@ def _embed_rows_fast(
 
 
 def embed_shard(
-    catalog: Any, embedder: Any, path: Path, lo: int, hi: int, batch_size: int, dtype: str, advance: Any = None,
-    ingest: IngestConfig | None = None, ingest_stats: IngestStats | None = None, box_store: Any = "open",
+    catalog: Any,
+    embedder: Any,
+    path: Path,
+    lo: int,
+    hi: int,
+    batch_size: int,
+    dtype: str,
+    advance: Any = None,
+    ingest: IngestConfig | None = None,
+    ingest_stats: IngestStats | None = None,
+    box_store: Any = "open",
     seconds: dict[str, float] | None = None,
 ) -> list[tuple[int, str]]:
     """Embed catalog rows [lo, hi) (:func:`embed_rows`) and write them as one shard,
@@ -123,7 +146,18 @@ def embed_shard(
     actor): the same rows in the same batches make the same shard. Returns the skipped rows.
     ``seconds`` accumulates the time spent writing shards (``write_shards``)."""
     skipped: list[tuple[int, str]] = []
-    got = embed_rows(catalog, embedder, lo, hi, batch_size, skipped, advance or (lambda n: None), ingest, ingest_stats, box_store)
+    got = embed_rows(
+        catalog,
+        embedder,
+        lo,
+        hi,
+        batch_size,
+        skipped,
+        advance or (lambda n: None),
+        ingest,
+        ingest_stats,
+        box_store,
+    )
     t0 = time.perf_counter()
     if got is None:
         raise IndexFormatError(f"{catalog.path}: every image in rows {lo}–{hi - 1} was unreadable")

@@ -19,14 +19,22 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from ..errors import QueryError
 
-__all__ = ["POSITION_COLUMN", "FUNCTIONS", "MAX_FILTER_CHARS", "FILTER_SECONDS", "check_filter", "select_positions"]
+__all__ = [
+    "POSITION_COLUMN",
+    "FUNCTIONS",
+    "MAX_FILTER_CHARS",
+    "FILTER_SECONDS",
+    "check_filter",
+    "select_positions",
+]
 
 # the row's position in the index (vectors file, FAISS id), added for the query's answer
 POSITION_COLUMN = "__position"
@@ -39,20 +47,106 @@ FILTER_SECONDS = 10.0
 #: named functions a filter may call: scalar maths and string tests, nothing that reads,
 #: writes, sleeps, generates rows or touches a setting
 FUNCTIONS = frozenset(
-    """abs sign round floor ceil ceiling trunc sqrt cbrt pow power exp ln log log2 log10
-    sin cos tan asin acos atan atan2 degrees radians pi isnan isinf isfinite greatest least coalesce
-    nullif lower upper length strlen starts_with ends_with contains prefix suffix substr substring
-    trim ltrim rtrim concat regexp_matches""".split()
+    [
+        "abs",
+        "sign",
+        "round",
+        "floor",
+        "ceil",
+        "ceiling",
+        "trunc",
+        "sqrt",
+        "cbrt",
+        "pow",
+        "power",
+        "exp",
+        "ln",
+        "log",
+        "log2",
+        "log10",
+        "sin",
+        "cos",
+        "tan",
+        "asin",
+        "acos",
+        "atan",
+        "atan2",
+        "degrees",
+        "radians",
+        "pi",
+        "isnan",
+        "isinf",
+        "isfinite",
+        "greatest",
+        "least",
+        "coalesce",
+        "nullif",
+        "lower",
+        "upper",
+        "length",
+        "strlen",
+        "starts_with",
+        "ends_with",
+        "contains",
+        "prefix",
+        "suffix",
+        "substr",
+        "substring",
+        "trim",
+        "ltrim",
+        "rtrim",
+        "concat",
+        "regexp_matches",
+    ]
 )
 # operators DuckDB parses into functions: arithmetic, concatenation and the LIKE family
 _OPERATORS = frozenset({"+", "-", "*", "/", "//", "%", "^", "**", "||", "~~", "!~~", "~~*", "!~~*"})
 _COMPARISONS = frozenset(
     f"COMPARE_{c}"
-    for c in ("EQUAL", "NOTEQUAL", "LESSTHAN", "GREATERTHAN", "LESSTHANOREQUALTO", "GREATERTHANOREQUALTO", "DISTINCT_FROM", "NOT_DISTINCT_FROM")
+    for c in (
+        "EQUAL",
+        "NOTEQUAL",
+        "LESSTHAN",
+        "GREATERTHAN",
+        "LESSTHANOREQUALTO",
+        "GREATERTHANOREQUALTO",
+        "DISTINCT_FROM",
+        "NOT_DISTINCT_FROM",
+    )
 )
-_OPERATOR_TYPES = frozenset({"OPERATOR_NOT", "OPERATOR_IS_NULL", "OPERATOR_IS_NOT_NULL", "COMPARE_IN", "COMPARE_NOT_IN", "OPERATOR_COALESCE"})
+_OPERATOR_TYPES = frozenset(
+    {
+        "OPERATOR_NOT",
+        "OPERATOR_IS_NULL",
+        "OPERATOR_IS_NOT_NULL",
+        "COMPARE_IN",
+        "COMPARE_NOT_IN",
+        "OPERATOR_COALESCE",
+    }
+)
 _CAST_TYPES = frozenset(
-    "boolean bool tinyint smallint integer int int4 int8 bigint hugeint float real float4 double float8 decimal numeric varchar text string".split()
+    [
+        "boolean",
+        "bool",
+        "tinyint",
+        "smallint",
+        "integer",
+        "int",
+        "int4",
+        "int8",
+        "bigint",
+        "hugeint",
+        "float",
+        "real",
+        "float4",
+        "double",
+        "float8",
+        "decimal",
+        "numeric",
+        "varchar",
+        "text",
+        "string",
+    ]
 )
 _WHAT = "comparisons, AND/OR/NOT, arithmetic, IN, BETWEEN, LIKE, IS NULL, CASE, CAST and maths/string functions such as abs, sqrt, lower"
 
@@ -89,23 +183,43 @@ def _children(node: dict[str, Any], cls: str, cols: set[str]) -> Iterator[Any] |
         return iter((node.get("input"), node.get("lower"), node.get("upper")))
     if cls == "CASE":
         checks = node.get("case_checks") or []
-        return iter([x for c in checks for x in (c.get("when_expr"), c.get("then_expr"))] + [node.get("else_expr")])
+        return iter(
+            [x for c in checks for x in (c.get("when_expr"), c.get("then_expr"))] + [node.get("else_expr")]
+        )
     if cls == "CAST":
         t = node.get("type_expr") or {}
         name = str(t.get("type_name", "")).lower()
-        if t.get("class") != "TYPE" or name not in _CAST_TYPES or t.get("children") or t.get("schema") or t.get("catalog"):
+        if (
+            t.get("class") != "TYPE"
+            or name not in _CAST_TYPES
+            or t.get("children")
+            or t.get("schema")
+            or t.get("catalog")
+        ):
             return f"a cast to {name or 'that type'} is not allowed"
         return iter((node.get("child"),))
     if cls == "FUNCTION":
         name = str(node.get("function_name", "")).lower()
         allowed = name in _OPERATORS if node.get("is_operator") else name in FUNCTIONS
-        plain = not (node.get("schema") or node.get("catalog") or node.get("filter") or node.get("distinct") or node.get("export_state"))
+        plain = not (
+            node.get("schema")
+            or node.get("catalog")
+            or node.get("filter")
+            or node.get("distinct")
+            or node.get("export_state")
+        )
         plain = plain and not (node.get("order_bys") or {}).get("orders")
         args = node.get("arguments") or []
         if not allowed or not plain or any(a.get("name") for a in args if isinstance(a, dict)):
             return f"the function {name}() is not allowed"
         return iter(a.get("expression") if isinstance(a, dict) else None for a in args)
-    what = {"SUBQUERY": "a subquery", "STAR": "*", "LAMBDA": "a lambda", "WINDOW": "a window function", "PARAMETER": "a parameter"}
+    what = {
+        "SUBQUERY": "a subquery",
+        "STAR": "*",
+        "LAMBDA": "a lambda",
+        "WINDOW": "a window function",
+        "PARAMETER": "a parameter",
+    }
     return f"{what.get(cls, cls.lower() or 'that construct')} is not allowed"
 
 
@@ -133,7 +247,18 @@ def _parse(con: Any, where: str, cols: list[str], shown: list[str] | None = None
         node.get("type") == "SELECT_NODE"
         and len(items) == 1
         and (node.get("from_table") or {}).get("type") == "EMPTY"
-        and not any(node.get(k) for k in ("modifiers", "where_clause", "group_expressions", "group_sets", "having", "qualify", "sample"))
+        and not any(
+            node.get(k)
+            for k in (
+                "modifiers",
+                "where_clause",
+                "group_expressions",
+                "group_sets",
+                "having",
+                "qualify",
+                "sample",
+            )
+        )
         and not (node.get("cte_map") or {}).get("map")
     )
     if not one:
@@ -155,7 +280,14 @@ def _parse(con: Any, where: str, cols: list[str], shown: list[str] | None = None
 
 # DuckDB error classes whose first line speaks of the filter (a column, a type, the syntax);
 # any other error (internal, I/O, a setting) is reported without DuckDB's text
-_SAFE_ERRORS = ("ParserException", "BinderException", "ConversionException", "OutOfRangeException", "InvalidInputException", "TypeMismatchException")
+_SAFE_ERRORS = (
+    "ParserException",
+    "BinderException",
+    "ConversionException",
+    "OutOfRangeException",
+    "InvalidInputException",
+    "TypeMismatchException",
+)
 
 
 def _reason(e: Exception) -> str:
@@ -185,7 +317,9 @@ def check_filter(where: Any, columns: list[str]) -> None:
 
 def _check_text(where: Any, cols: list[str]) -> None:
     if not isinstance(where, str) or not where.strip():
-        raise QueryError(f"filter {where!r}: empty; give a condition such as \"label = 3\"; the columns are {', '.join(cols)}")
+        raise QueryError(
+            f'filter {where!r}: empty; give a condition such as "label = 3"; the columns are {", ".join(cols)}'
+        )
     if len(where) > MAX_FILTER_CHARS:
         raise _refuse(where, f"longer than {MAX_FILTER_CHARS} characters", cols)
     if "\x00" in where:
@@ -210,7 +344,9 @@ def _label_codes(table: pa.Table, label_names: dict[int, str] | None) -> pa.Tabl
     if not label_names or "label" not in table.column_names:
         return None
     i = table.column_names.index("label")
-    if not (pa.types.is_string(table.schema.field(i).type) or pa.types.is_large_string(table.schema.field(i).type)):
+    if not (
+        pa.types.is_string(table.schema.field(i).type) or pa.types.is_large_string(table.schema.field(i).type)
+    ):
         return None
     code = {str(v): int(k) for k, v in label_names.items()}
     vals = [None if v is None else code.get(v) for v in table.column(i).to_pylist()]
@@ -254,9 +390,16 @@ def _select(table: pa.Table, where: str, timeout: float) -> np.ndarray:
         rel = con.from_arrow(t)
         timer.start()
         try:
-            got = rel.filter(expr).project(duckdb.ColumnExpression(POSITION_COLUMN)).order(POSITION_COLUMN).fetchnumpy()
+            got = (
+                rel.filter(expr)
+                .project(duckdb.ColumnExpression(POSITION_COLUMN))
+                .order(POSITION_COLUMN)
+                .fetchnumpy()
+            )
         except duckdb.InterruptException:
-            raise _refuse(where, f"took longer than {timeout:g} s and was stopped; make it simpler", shown) from None
+            raise _refuse(
+                where, f"took longer than {timeout:g} s and was stopped; make it simpler", shown
+            ) from None
         except duckdb.Error as e:
             raise _refuse(where, _reason(e), shown) from None
     finally:
@@ -265,5 +408,7 @@ def _select(table: pa.Table, where: str, timeout: float) -> np.ndarray:
     pos = np.asarray(got[POSITION_COLUMN], dtype=np.int64)
     # the expression filters rows of the one relation: anything else is a bug, never rows to act on
     if pos.size and (pos[0] < 0 or pos[-1] >= table.num_rows or np.any(np.diff(pos) <= 0)):
-        raise QueryError(f"filter {_shown(where)}: gave positions outside the index or twice; nothing was selected")
+        raise QueryError(
+            f"filter {_shown(where)}: gave positions outside the index or twice; nothing was selected"
+        )
     return pos

@@ -50,29 +50,46 @@ def _files(src: Path) -> list[Path]:
 def _vector_columns(schema: pa.Schema, pattern: str, where: Path) -> list[str]:
     names = [n for n in schema.names if fnmatch.fnmatchcase(n, pattern)]
     if not names:
-        raise CatalogError(f"{where}: no column matches {pattern!r}; the columns are {', '.join(schema.names)}")
-    if len(names) == 1 and (pa.types.is_list(schema.field(names[0]).type) or pa.types.is_fixed_size_list(schema.field(names[0]).type) or pa.types.is_large_list(schema.field(names[0]).type)):
+        raise CatalogError(
+            f"{where}: no column matches {pattern!r}; the columns are {', '.join(schema.names)}"
+        )
+    if len(names) == 1 and (
+        pa.types.is_list(schema.field(names[0]).type)
+        or pa.types.is_fixed_size_list(schema.field(names[0]).type)
+        or pa.types.is_large_list(schema.field(names[0]).type)
+    ):
         vt = schema.field(names[0]).type.value_type
         if not (pa.types.is_floating(vt) or pa.types.is_integer(vt)):
             raise CatalogError(f"{where}: column {names[0]!r} holds {vt} values, not numbers")
         return names
-    bad = [n for n in names if not (pa.types.is_floating(schema.field(n).type) or pa.types.is_integer(schema.field(n).type))]
+    bad = [
+        n
+        for n in names
+        if not (pa.types.is_floating(schema.field(n).type) or pa.types.is_integer(schema.field(n).type))
+    ]
     if bad:
         raise CatalogError(f"{where}: vector column {bad[0]!r} is {schema.field(bad[0]).type}, not a number")
     return names
 
 
 def _vectors(batch: pa.RecordBatch, cols: list[str]) -> np.ndarray:
-    if len(cols) == 1 and not (pa.types.is_floating(batch.schema.field(cols[0]).type) or pa.types.is_integer(batch.schema.field(cols[0]).type)):
+    if len(cols) == 1 and not (
+        pa.types.is_floating(batch.schema.field(cols[0]).type)
+        or pa.types.is_integer(batch.schema.field(cols[0]).type)
+    ):
         arr = batch.column(cols[0])
         if arr.null_count:
             raise CatalogError(f"column {cols[0]!r}: {arr.null_count} rows have no vector")
         lengths = np.asarray(pa.compute.list_value_length(arr).to_numpy(zero_copy_only=False))
         if len(lengths) and (lengths != lengths[0]).any():
-            raise CatalogError(f"column {cols[0]!r}: vectors of lengths {int(lengths.min())} to {int(lengths.max())}; all must have one dimension")
+            raise CatalogError(
+                f"column {cols[0]!r}: vectors of lengths {int(lengths.min())} to {int(lengths.max())}; all must have one dimension"
+            )
         values = arr.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
         return values.reshape(len(arr), -1)
-    return np.stack([np.asarray(batch.column(c).to_numpy(zero_copy_only=False), np.float32) for c in cols], axis=1)
+    return np.stack(
+        [np.asarray(batch.column(c).to_numpy(zero_copy_only=False), np.float32) for c in cols], axis=1
+    )
 
 
 def build_index_from_parquet(
@@ -92,7 +109,11 @@ def build_index_from_parquet(
     dim = _first_dim(files[0], cols)
     check_index_spec(cfg.index, len(ids), dim)  # before any write: a factory this size cannot take
     check_out(out, cfg.overwrite, {"source": src})  # an existing index is refused before the conversion
-    meta_cols = [n for n in schema.names if n not in cols and n != id_column and n not in ("object_id", "row", "embedding")]
+    meta_cols = [
+        n
+        for n in schema.names
+        if n not in cols and n != id_column and n not in ("object_id", "row", "embedding")
+    ]
     # what is being built: a rerun after an interruption resumes only the same conversion
     state = {
         "from_parquet": str(src.resolve()),
@@ -112,7 +133,9 @@ def build_index_from_parquet(
         pos = 0
         with progress.task("converting", total=len(ids), unit="vec") as task:
             for f in files:
-                for batch in pq.ParquetFile(f).iter_batches(batch_size=cfg.shard_rows, columns=[id_column, *cols, *meta_cols]):
+                for batch in pq.ParquetFile(f).iter_batches(
+                    batch_size=cfg.shard_rows, columns=[id_column, *cols, *meta_cols]
+                ):
                     n = batch.num_rows
                     dst = shard_dir / shard_name(len(paths))
                     paths.append(dst)
@@ -127,8 +150,13 @@ def build_index_from_parquet(
                         meta = {c: batch.column(c).to_pylist() for c in meta_cols}
                         meta["source"] = [f"parquet:{f.name}"] * n
                         write_shard(
-                            dst, [str(v) for v in batch.column(id_column).to_pylist()], np.arange(pos, pos + n), x, meta,
-                            dtype=cfg.dtype, extra_schema_metadata={RANGE_KEY.decode(): f"{pos}:{pos + n}"},
+                            dst,
+                            [str(v) for v in batch.column(id_column).to_pylist()],
+                            np.arange(pos, pos + n),
+                            x,
+                            meta,
+                            dtype=cfg.dtype,
+                            extra_schema_metadata={RANGE_KEY.decode(): f"{pos}:{pos + n}"},
                         )
                         converted += 1
                     pos += n
@@ -137,7 +165,14 @@ def build_index_from_parquet(
             if stale not in paths and BUILD_SHARD.fullmatch(stale.name):
                 stale.unlink()
         seconds = {"convert": time.perf_counter() - t0}
-        info = {"source": f"parquet:{src.resolve()}", "path": None, "kind": "parquet", "count": pos, "id_column": id_column, "vector_columns": vector_columns}
+        info = {
+            "source": f"parquet:{src.resolve()}",
+            "path": None,
+            "kind": "parquet",
+            "count": pos,
+            "id_column": id_column,
+            "vector_columns": vector_columns,
+        }
         weights = cfg.score_weights if cfg.score_weights is not None else ScoreWeights()
         manifest = finish(out, paths, dim, cfg.dtype, cfg, weights, None, info, progress, seconds)
     return BuildResult(final, manifest, converted, len(paths) - converted, [], seconds)
@@ -156,11 +191,15 @@ def _checked_source(
             raise CatalogError(f"{f}: not a readable Parquet file ({e})") from None
     schema = schemas[0]
     if id_column not in schema.names:
-        raise CatalogError(f"{files[0]}: no id column {id_column!r}; the columns are {', '.join(schema.names)}")
+        raise CatalogError(
+            f"{files[0]}: no id column {id_column!r}; the columns are {', '.join(schema.names)}"
+        )
     cols = _vector_columns(schema, vector_columns, files[0])
     for f, sc in zip(files[1:], schemas[1:]):
         if [n for n in sc.names if n in cols] != cols or id_column not in sc.names:
-            raise CatalogError(f"{f}: its columns differ from {files[0]}'s (id {id_column!r}, vectors {vector_columns!r})")
+            raise CatalogError(
+                f"{f}: its columns differ from {files[0]}'s (id {id_column!r}, vectors {vector_columns!r})"
+            )
     ids: list[str] = []
     for f in files:  # ids first: a duplicate or a missing id is refused before any write
         col = pq.read_table(f, columns=[id_column]).column(id_column)
@@ -176,7 +215,11 @@ def _checked_source(
 
 
 def _first_dim(f: Path, cols: list[str]) -> int:
-    if len(cols) > 1 or pa.types.is_floating(pq.read_schema(f).field(cols[0]).type) or pa.types.is_integer(pq.read_schema(f).field(cols[0]).type):
+    if (
+        len(cols) > 1
+        or pa.types.is_floating(pq.read_schema(f).field(cols[0]).type)
+        or pa.types.is_integer(pq.read_schema(f).field(cols[0]).type)
+    ):
         return len(cols)
     for batch in pq.ParquetFile(f).iter_batches(batch_size=1, columns=cols):
         if batch.num_rows:

@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import fcntl
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from ..errors import IndexBusyError
 from .layout import LOCK_NAME
 
 __all__ = ["LOCK_NAME", "directory_lock"]
-
 
 
 @contextmanager
@@ -43,7 +42,9 @@ def directory_lock(directory: str | Path) -> Iterator[Path]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
-            raise IndexBusyError(f"{root}: another writer (pid {holder}) is working in this directory; wait for it to finish") from None
+            raise IndexBusyError(
+                f"{root}: another writer (pid {holder}) is working in this directory; wait for it to finish"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         try:

@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..atomic import atomic_write_json, sha256_file
 from ..errors import GalaxyRetrievalError, IndexFormatError
 from ..score import ScoreWeights
-from ..atomic import atomic_write_json, sha256_file
 from .layout import MANIFEST_NAME, STATE_FILE
 from .vectors import can_append, data_bytes, verify_vectors
 
@@ -82,11 +82,22 @@ class Manifest:
         d = asdict(self)
         d["shards"] = [asdict(s) for s in self.shards]
         # stable, human-friendly key order: what it is first
-        order = ["format", "format_version", "version", "complete", "created", "updated", "package_version", "count", "dim", "dtype"]
+        order = [
+            "format",
+            "format_version",
+            "version",
+            "complete",
+            "created",
+            "updated",
+            "package_version",
+            "count",
+            "dim",
+            "dtype",
+        ]
         return {**{k: d[k] for k in order}, **{k: v for k, v in d.items() if k not in order}}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], where: str = "manifest") -> "Manifest":
+    def from_dict(cls, d: dict[str, Any], where: str = "manifest") -> Manifest:
         try:
             shards = tuple(ShardEntry(**s) for s in d["shards"])
             kw = {k: d[k] for k in cls.__dataclass_fields__ if k in d and k != "shards"}
@@ -96,7 +107,9 @@ class Manifest:
         try:  # the searcher reranks with these: a bad value must fail here, not in a query
             ScoreWeights.from_dict(m.score_weights)
         except (KeyError, TypeError, ValueError, AttributeError, GalaxyRetrievalError) as e:
-            raise IndexFormatError(f"{where}: invalid score_weights {m.score_weights!r} (need numbers cos, l2, l3; {e})") from None
+            raise IndexFormatError(
+                f"{where}: invalid score_weights {m.score_weights!r} (need numbers cos, l2, l3; {e})"
+            ) from None
         return m
 
     def write(self, directory: str | Path) -> Path:
@@ -108,12 +121,18 @@ class Manifest:
         files: list[tuple[str, int, str | None]] = [(s.file, s.bytes, s.sha256) for s in self.shards]
         segmented = can_append(self.vectors)
         ondisk = (self.faiss or {}).get("ondisk")  # the inverted lists of an on-disk IVF index
-        for part in (self.faiss, ondisk, self.tombstones) if segmented else (self.vectors, self.faiss, ondisk, self.tombstones):
+        for part in (
+            (self.faiss, ondisk, self.tombstones)
+            if segmented
+            else (self.vectors, self.faiss, ondisk, self.tombstones)
+        ):
             if part and part.get("file"):
                 files.append((part["file"], part.get("bytes", -1), part.get("sha256")))
         for rel, f in (self.model_files or {}).items():
             files.append((rel, int(f.get("bytes", -1)), f.get("sha256")))
-        total = sum(b for _, b, _ in files if b > 0) + (data_bytes(self.vectors, self.count, self.dim) if segmented else 0)  # type: ignore[arg-type]
+        total = sum(b for _, b, _ in files if b > 0) + (
+            data_bytes(self.vectors, self.count, self.dim) if segmented else 0
+        )  # type: ignore[arg-type]
         do_hash = total <= FULL_VERIFY_LIMIT if full is None else full
         for rel, nbytes, digest in files:
             p = root / rel
@@ -121,13 +140,19 @@ class Manifest:
                 raise IndexFormatError(f"{p}: listed in {root / MANIFEST_NAME} but missing")
             size = p.stat().st_size
             if nbytes >= 0 and size != nbytes:
-                raise IndexFormatError(f"{p}: {size} bytes, but the manifest says {nbytes} (truncated or replaced?)")
+                raise IndexFormatError(
+                    f"{p}: {size} bytes, but the manifest says {nbytes} (truncated or replaced?)"
+                )
             if do_hash and digest and sha256_file(p) != digest:
-                raise IndexFormatError(f"{p}: sha256 does not match the manifest (the file was changed after the build)")
+                raise IndexFormatError(
+                    f"{p}: sha256 does not match the manifest (the file was changed after the build)"
+                )
         if segmented:  # appended to by adds: its size and digests are per segment (vectors.py)
             verify_vectors(root, self.vectors, self.count, self.dim, do_hash)  # type: ignore[arg-type]
         if sum(s.rows for s in self.shards) != self.count:
-            raise IndexFormatError(f"{root / MANIFEST_NAME}: shard rows add up to {sum(s.rows for s in self.shards)}, not {self.count}")
+            raise IndexFormatError(
+                f"{root / MANIFEST_NAME}: shard rows add up to {sum(s.rows for s in self.shards)}, not {self.count}"
+            )
 
 
 def read_manifest(directory: str | Path, require_complete: bool = True) -> Manifest:
@@ -138,7 +163,11 @@ def read_manifest(directory: str | Path, require_complete: bool = True) -> Manif
         raise IndexFormatError(f"{root}: not a directory (an index is a directory with a manifest.json)")
     p = root / MANIFEST_NAME
     if not p.is_file():
-        hint = " — a build was interrupted; rerun gr build-index to finish it" if (root / STATE_FILE).exists() else ""
+        hint = (
+            " — a build was interrupted; rerun gr build-index to finish it"
+            if (root / STATE_FILE).exists()
+            else ""
+        )
         raise IndexFormatError(f"{root}: no manifest.json, not a complete index{hint}")
     try:
         d = json.loads(p.read_text())
@@ -147,7 +176,9 @@ def read_manifest(directory: str | Path, require_complete: bool = True) -> Manif
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise IndexFormatError(f"{p}: not a galaxy-retrieval index manifest")
     if d.get("format_version", 0) > FORMAT_VERSION:
-        raise IndexFormatError(f"{p}: format version {d.get('format_version')} is newer than this package reads ({FORMAT_VERSION})")
+        raise IndexFormatError(
+            f"{p}: format version {d.get('format_version')} is newer than this package reads ({FORMAT_VERSION})"
+        )
     m = Manifest.from_dict(d, where=str(p))
     if require_complete and not m.complete:
         raise IndexFormatError(f"{root}: the index build did not finish (manifest says complete: false)")

@@ -12,8 +12,8 @@ index version (add, delete, compaction) has other shards, so another key.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pyarrow as pa
 
@@ -22,6 +22,7 @@ from ..paths import cache_dir
 from .shards import read_metadata_table
 
 __all__ = ["open_metadata_table"]
+
 
 def open_metadata_table(paths: Sequence[Path], digests: Sequence[str], rows: int) -> pa.Table:
     """Every column but the embedding of these shards (``digests``: their sha256s, in

@@ -8,8 +8,9 @@ and the file's over the defaults.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import ConfigError
 from ..pipeline_file import read_pipeline_file
@@ -27,7 +28,9 @@ def _known(section: str) -> set[str]:
     return {f.name for f in dataclasses.fields(SECTIONS[section])} - _NOT_IN_FILE.get(section, set())
 
 
-def load_build_pipeline(path: str | Path | None = None, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> BuildConfig:
+def load_build_pipeline(
+    path: str | Path | None = None, overrides: Mapping[str, Mapping[str, Any]] | None = None
+) -> BuildConfig:
     """The :class:`BuildConfig` of a pipeline file (None: defaults only), with ``overrides``
     (``{"build": {"engine": "ray"}, "index": {"kind": "flat"}, "ray": {"address": "auto"}}``)
     applied on top. Unknown sections and keys are refused, naming the file."""
@@ -43,7 +46,9 @@ def load_build_pipeline(path: str | Path | None = None, overrides: Mapping[str, 
             raise ConfigError(f"{where}: [{name}] must be a table")
         bad = sorted(set(sec) - _known(name))
         if bad:
-            raise ConfigError(f"{where} [{name}]: unknown key(s) {', '.join(bad)} (known: {', '.join(sorted(_known(name)))})")
+            raise ConfigError(
+                f"{where} [{name}]: unknown key(s) {', '.join(bad)} (known: {', '.join(sorted(_known(name)))})"
+            )
         merged[name] = {**sec, **dict((overrides or {}).get(name, {}))}
     try:
         index = IndexSpec(**merged["index"])

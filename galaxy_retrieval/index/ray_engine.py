@@ -26,10 +26,11 @@ import gc
 import json
 import logging
 import warnings
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,16 @@ from .candidates.ondisk import build_ondisk_index, fill_part
 from .embed import embed_shard
 from .shards import shard_name
 
-__all__ = ["RayConfig", "require_ray", "connect", "session", "embed_shards_ray", "build_ondisk_ray", "ENGINES", "RAY_EXTRA"]
+__all__ = [
+    "RayConfig",
+    "require_ray",
+    "connect",
+    "session",
+    "embed_shards_ray",
+    "build_ondisk_ray",
+    "ENGINES",
+    "RAY_EXTRA",
+]
 
 ENGINES = ("local", "ray")
 RAY_EXTRA = "distributed"
@@ -67,21 +77,29 @@ class RayConfig:
     max_restarts: int = 4
 
     def __post_init__(self) -> None:
-        if self.address is not None and not (self.address in ("auto", "local") or self.address.startswith("ray://") or ":" in self.address):
-            raise ConfigError(f"ray address {self.address!r}: expected auto, local, ray://HOST:PORT or HOST:PORT").resolved_by("ray_address")
+        if self.address is not None and not (
+            self.address in ("auto", "local") or self.address.startswith("ray://") or ":" in self.address
+        ):
+            raise ConfigError(
+                f"ray address {self.address!r}: expected auto, local, ray://HOST:PORT or HOST:PORT"
+            ).resolved_by("ray_address")
         if self.workers is not None and self.workers < 1:
             raise ConfigError(f"ray workers must be ≥ 1, got {self.workers}")
         if self.cpus_per_worker <= 0 or (self.gpus_per_worker is not None and self.gpus_per_worker < 0):
-            raise ConfigError(f"cpus_per_worker ({self.cpus_per_worker}) must be > 0 and gpus_per_worker ({self.gpus_per_worker}) ≥ 0")
+            raise ConfigError(
+                f"cpus_per_worker ({self.cpus_per_worker}) must be > 0 and gpus_per_worker ({self.gpus_per_worker}) ≥ 0"
+            )
         if self.max_restarts < 0:
             raise ConfigError(f"max_restarts must be ≥ 0, got {self.max_restarts}")
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], where: str = "ray config") -> "RayConfig":
+    def from_dict(cls, d: dict[str, Any], where: str = "ray config") -> RayConfig:
         known = {"address", "workers", "cpus_per_worker", "gpus_per_worker", "max_restarts"}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+            raise ConfigError(
+                f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})"
+            )
         try:
             return cls(**d)
         except TypeError as e:
@@ -108,17 +126,26 @@ def connect(rc: RayConfig) -> bool:
     if ray.is_initialized():
         return False
     try:
-        ray.init(address=None if rc.address == "local" else rc.address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        ray.init(
+            address=None if rc.address == "local" else rc.address,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+        )
     except (ConnectionError, RuntimeError, ValueError) as e:
         where = rc.address or "a local Ray"
-        raise EngineError(f"cannot connect to Ray at {where} ({str(e).splitlines()[0] if str(e) else type(e).__name__})").resolved_by("ray_address") from None
+        raise EngineError(
+            f"cannot connect to Ray at {where} ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+        ).resolved_by("ray_address") from None
     return True
 
 
 class _ShardEmbedder:
     """One Ray actor: the model and the catalog, loaded once; each call embeds whole shards."""
 
-    def __init__(self, checkpoint: str, catalog: Any, shard_dir: str, batch_size: int, dtype: str, device: str) -> None:
+    def __init__(
+        self, checkpoint: str, catalog: Any, shard_dir: str, batch_size: int, dtype: str, device: str
+    ) -> None:
         import ray
 
         from ..model import load_checkpoint
@@ -133,9 +160,22 @@ class _ShardEmbedder:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         skipped = []
         for i, lo, hi in zip(batch["shard"], batch["lo"], batch["hi"]):
-            s = embed_shard(self.catalog, self.embedder, self.shard_dir / shard_name(int(i)), int(lo), int(hi), self.batch_size, self.dtype)
+            s = embed_shard(
+                self.catalog,
+                self.embedder,
+                self.shard_dir / shard_name(int(i)),
+                int(lo),
+                int(hi),
+                self.batch_size,
+                self.dtype,
+            )
             skipped.append(json.dumps(s))
-        return {"shard": batch["shard"], "lo": batch["lo"], "hi": batch["hi"], "skipped": np.array(skipped, dtype=object)}
+        return {
+            "shard": batch["shard"],
+            "lo": batch["lo"],
+            "hi": batch["hi"],
+            "skipped": np.array(skipped, dtype=object),
+        }
 
 
 def _shape(ray: Any, rc: RayConfig, progress: Progress) -> tuple[float, float, int]:
@@ -148,7 +188,9 @@ def _shape(ray: Any, rc: RayConfig, progress: Progress) -> tuple[float, float, i
     big_gpu = max((r.get("GPU", 0.0) for r in nodes), default=0.0)
     cpus = rc.cpus_per_worker
     if cpus > big_cpu:
-        progress.log(f"{cpus:g} CPUs per worker asked, the largest Ray node has {big_cpu:g}: using {big_cpu:g}")
+        progress.log(
+            f"{cpus:g} CPUs per worker asked, the largest Ray node has {big_cpu:g}: using {big_cpu:g}"
+        )
         cpus = big_cpu
     gpus = rc.gpus_per_worker if rc.gpus_per_worker is not None else (1.0 if big_gpu > 0 else 0.0)
     if gpus > big_gpu:
@@ -276,7 +318,9 @@ def _embedding_dataset(
             fn_constructor_kwargs=actor_kwargs,
             # Ray Data's default is to restart and retry forever; a row that kills every
             # worker must fail the job instead
-            ray_remote_args_fn=functools.partial(dict, max_restarts=rc.max_restarts, max_task_retries=rc.max_restarts),
+            ray_remote_args_fn=functools.partial(
+                dict, max_restarts=rc.max_restarts, max_task_retries=rc.max_restarts
+            ),
         )
 
 
@@ -299,10 +343,16 @@ def session(cfg: Any) -> Iterator[None]:
 def _fill(trained: str, vectors_file: str, lo: int, hi: int, part: str, metric: str, chunk: int) -> str:
     """One Ray task: positions [lo, hi) of the vector file into a copy of the trained index."""
     vectors = np.load(vectors_file, mmap_mode="r")
-    return str(fill_part(trained, vectors[lo:hi], np.arange(lo, hi, dtype=np.int64), part, metric=metric, chunk=chunk))
+    return str(
+        fill_part(
+            trained, vectors[lo:hi], np.arange(lo, hi, dtype=np.int64), part, metric=metric, chunk=chunk
+        )
+    )
 
 
-def build_ondisk_ray(vectors: np.ndarray, cfg: Any, out: Path, progress: Progress = NULL_PROGRESS) -> dict[str, Any]:
+def build_ondisk_ray(
+    vectors: np.ndarray, cfg: Any, out: Path, progress: Progress = NULL_PROGRESS
+) -> dict[str, Any]:
     """The on-disk IVF index (:mod:`.candidates.ondisk`) with its parts filled by parallel Ray tasks.
 
     Trained once on the driver, on the same sample as the one-process build; each part of
@@ -322,7 +372,15 @@ def build_ondisk_ray(vectors: np.ndarray, cfg: Any, out: Path, progress: Progres
         cpus, _, _ = _shape(ray, rc, NULL_PROGRESS)
         task = ray.remote(num_cpus=cpus, max_retries=rc.max_restarts)(_fill)
         refs = [
-            task.remote(str(trained.resolve()), vectors_file, lo, hi, str((folder / f"part-{i:05d}.index").resolve()), spec.metric, spec.add_chunk)
+            task.remote(
+                str(trained.resolve()),
+                vectors_file,
+                lo,
+                hi,
+                str((folder / f"part-{i:05d}.index").resolve()),
+                spec.metric,
+                spec.add_chunk,
+            )
             for i, (lo, hi) in enumerate(ranges)
         ]
         size = {r: hi - lo for r, (lo, hi) in zip(refs, ranges)}
@@ -339,6 +397,8 @@ def build_ondisk_ray(vectors: np.ndarray, cfg: Any, out: Path, progress: Progres
                 if cause is not None:
                     raise cause from None
                 first = (str(e).strip().splitlines() or [type(e).__name__])[-1]
-                raise EngineError(f"the Ray index job failed ({type(e).__name__}: {first[:300]}); the embeddings are kept, and a rerun builds the index again") from None
+                raise EngineError(
+                    f"the Ray index job failed ({type(e).__name__}: {first[:300]}); the embeddings are kept, and a rerun builds the index again"
+                ) from None
 
     return build_ondisk_index(vectors, spec, out, progress, fill_parts=fill_parts, part_rows=part_rows)

@@ -22,13 +22,20 @@ __all__ = ["ScoreReference", "REFERENCE_KEY", "sample_reference", "PROBS"]
 REFERENCE_KEY = "score_reference"  # in Manifest.extra
 # the quantile levels kept: every percent, then every 0.1 %, 0.01 % and 0.001 % of the top
 # percent, where the scores of hits lie
-PROBS = np.unique(np.round(np.concatenate([
-    np.linspace(0.0, 0.99, 100),
-    0.99 + np.arange(1, 10) * 1e-3,
-    0.999 + np.arange(1, 10) * 1e-4,
-    0.9999 + np.arange(1, 10) * 1e-5,
-    [1.0],
-]), 8))
+PROBS = np.unique(
+    np.round(
+        np.concatenate(
+            [
+                np.linspace(0.0, 0.99, 100),
+                0.99 + np.arange(1, 10) * 1e-3,
+                0.999 + np.arange(1, 10) * 1e-4,
+                0.9999 + np.arange(1, 10) * 1e-5,
+                [1.0],
+            ]
+        ),
+        8,
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -48,12 +55,14 @@ class ScoreReference:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "pairs": self.pairs, "seed": self.seed,
-            "probs": [float(p) for p in self.probs], "quantiles": [float(f"{q:.7g}") for q in self.quantiles],
+            "pairs": self.pairs,
+            "seed": self.seed,
+            "probs": [float(p) for p in self.probs],
+            "quantiles": [float(f"{q:.7g}") for q in self.quantiles],
         }
 
     @classmethod
-    def from_manifest(cls, extra: dict[str, Any] | None) -> "ScoreReference | None":
+    def from_manifest(cls, extra: dict[str, Any] | None) -> ScoreReference | None:
         d = (extra or {}).get(REFERENCE_KEY)
         if not d:
             return None
@@ -81,7 +90,9 @@ def pair_scores(a: np.ndarray, b: np.ndarray, weights: ScoreWeights) -> np.ndarr
     return (w1 * cos + w2 / (1.0 + l2) + w3 / (1.0 + l3)).astype(np.float64)
 
 
-def sample_reference(vectors: Any, weights: ScoreWeights, pairs: int = 100_000, seed: int = 0, block: int = 4096) -> ScoreReference | None:
+def sample_reference(
+    vectors: Any, weights: ScoreWeights, pairs: int = 100_000, seed: int = 0, block: int = 4096
+) -> ScoreReference | None:
     """Quantiles of the scores of ``pairs`` random pairs of distinct rows of ``vectors``
     (None with fewer than two rows). 100,000 pairs of 2048-d vectors: about 3 s on one core."""
     n = len(vectors)

@@ -6,18 +6,31 @@ fixed_size_list<float32 | float16>[D], then the catalog's metadata columns (null
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import IndexFormatError
 from ..atomic import atomic_path
+from ..errors import IndexFormatError
 from .layout import shard_name
 
-__all__ = ["MODEL_SHA_KEY", "RANGE_KEY", "WRITER_KEY", "shard_model_sha256", "shard_name", "shard_schema", "write_shard", "read_shard_table", "read_metadata_table", "read_shard_embeddings", "check_shard_models"]
+__all__ = [
+    "MODEL_SHA_KEY",
+    "RANGE_KEY",
+    "WRITER_KEY",
+    "shard_model_sha256",
+    "shard_name",
+    "shard_schema",
+    "write_shard",
+    "read_shard_table",
+    "read_metadata_table",
+    "read_shard_embeddings",
+    "check_shard_models",
+]
 
 # Parquet schema metadata: the sha256 of the model weights that embedded the shard. Vectors
 # of two models are not comparable, so a shard is checked against the index's model when it
@@ -72,7 +85,9 @@ def write_shard(
     emb = np.ascontiguousarray(embeddings, dtype=np.float16 if dtype == "float16" else np.float32)
     n, dim = emb.shape
     if len(object_ids) != n or len(rows) != n:
-        raise IndexFormatError(f"{path}: {len(object_ids)} ids, {len(rows)} rows and {n} embeddings differ in length")
+        raise IndexFormatError(
+            f"{path}: {len(object_ids)} ids, {len(rows)} rows and {n} embeddings differ in length"
+        )
     flat = pa.array(emb.reshape(-1), type=_pa_float(dtype))
     cols: dict[str, pa.Array] = {
         "object_id": pa.array(list(object_ids), type=pa.string()),
@@ -84,7 +99,10 @@ def write_shard(
             continue  # a catalog column named like ours must not shadow the contract
         cols[name] = _column_array(values)
     table = pa.table(cols)
-    stamp = {WRITER_KEY: b"1", **{k.encode() if isinstance(k, str) else k: v for k, v in (extra_schema_metadata or {}).items()}}
+    stamp = {
+        WRITER_KEY: b"1",
+        **{k.encode() if isinstance(k, str) else k: v for k, v in (extra_schema_metadata or {}).items()},
+    }
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **stamp})
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd" if dtype == "float16" else "snappy")
@@ -128,7 +146,9 @@ def read_shard_embeddings(path: str | Path) -> tuple[np.ndarray, np.ndarray, lis
         lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)
         dim = int(lengths[0]) if len(lengths) else 0
         if len(lengths) and (lengths != dim).any():
-            raise IndexFormatError(f"{path}: embeddings of lengths {int(lengths.min())} to {int(lengths.max())}; all must have one dimension")
+            raise IndexFormatError(
+                f"{path}: embeddings of lengths {int(lengths.min())} to {int(lengths.max())}; all must have one dimension"
+            )
     values = col.flatten().to_numpy(zero_copy_only=False)
     if values.dtype == np.float64:
         values = values.astype(np.float32)
@@ -159,8 +179,12 @@ def check_shard_models(paths: Sequence[Path], expected: str | None, where: str) 
         if sha is None:
             continue
         if expected and sha != expected:
-            raise IndexFormatError(f"{p}: embedded by model {sha[:12]}…, but {where} says {expected[:12]}…; vectors of two models cannot be mixed")
+            raise IndexFormatError(
+                f"{p}: embedded by model {sha[:12]}…, but {where} says {expected[:12]}…; vectors of two models cannot be mixed"
+            )
         if found is not None and sha != found:
-            raise IndexFormatError(f"{p}: embedded by model {sha[:12]}…, but {first} by {found[:12]}…; vectors of two models cannot be mixed")
+            raise IndexFormatError(
+                f"{p}: embedded by model {sha[:12]}…, but {first} by {found[:12]}…; vectors of two models cannot be mixed"
+            )
         found, first = sha, first or p
     return found

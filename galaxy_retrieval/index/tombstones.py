@@ -8,15 +8,16 @@ the previous version keeps its list (it reads it once, at open).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import IndexFormatError
 from ..atomic import atomic_path, sha256_file
+from ..errors import IndexFormatError
 
 __all__ = ["tombstone_name", "write_tombstones", "read_tombstones"]
 
@@ -25,10 +26,17 @@ def tombstone_name(version: int) -> str:
     return f"deleted-v{version:05d}.parquet"
 
 
-def write_tombstones(root: Path, version: int, positions: np.ndarray, object_ids: Sequence[str]) -> dict[str, Any]:
+def write_tombstones(
+    root: Path, version: int, positions: np.ndarray, object_ids: Sequence[str]
+) -> dict[str, Any]:
     """Write the tombstone list of ``version``; returns the manifest's entry for it."""
     path = root / tombstone_name(version)
-    t = pa.table({"object_id": pa.array(list(object_ids), pa.string()), "position": pa.array(np.asarray(positions, np.int64))})
+    t = pa.table(
+        {
+            "object_id": pa.array(list(object_ids), pa.string()),
+            "position": pa.array(np.asarray(positions, np.int64)),
+        }
+    )
     with atomic_path(path) as tmp:
         pq.write_table(t, tmp)
     return {"file": path.name, "count": len(t), "bytes": path.stat().st_size, "sha256": sha256_file(path)}
@@ -47,7 +55,9 @@ def read_tombstones(root: Path, entry: dict[str, Any] | None, count: int) -> tup
         raise IndexFormatError(f"{path}: not a readable tombstone list ({e})") from None
     pos = t.column("position").to_numpy()
     if len(pos) != entry.get("count", len(pos)) or (len(pos) and (pos.min() < 0 or pos.max() >= count)):
-        raise IndexFormatError(f"{path}: positions out of range for {count} rows or not the manifest's {entry.get('count')} rows")
+        raise IndexFormatError(
+            f"{path}: positions out of range for {count} rows or not the manifest's {entry.get('count')} rows"
+        )
     order = np.argsort(pos, kind="stable")
     ids = t.column("object_id").to_pylist()
     return pos[order].astype(np.int64), [ids[i] for i in order]

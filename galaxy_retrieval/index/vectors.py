@@ -29,8 +29,9 @@ import errno
 import hashlib
 import io
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -56,7 +57,11 @@ def _header(path: Path) -> tuple[tuple[int, ...], np.dtype, int, tuple[int, int]
     try:
         with open(path, "rb") as fp:
             version = np.lib.format.read_magic(fp)
-            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            read = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
             shape, fortran, dtype = read(fp)
             offset = fp.tell()
     except (OSError, ValueError) as e:
@@ -68,8 +73,14 @@ def _header(path: Path) -> tuple[tuple[int, ...], np.dtype, int, tuple[int, int]
 
 def _header_bytes(shape: tuple[int, int], dtype: np.dtype, version: tuple[int, int]) -> bytes:
     buf = io.BytesIO()
-    d = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(int(v) for v in shape)}
-    (np.lib.format.write_array_header_1_0 if version == (1, 0) else np.lib.format.write_array_header_2_0)(buf, d)
+    d = {
+        "descr": np.lib.format.dtype_to_descr(dtype),
+        "fortran_order": False,
+        "shape": tuple(int(v) for v in shape),
+    }
+    (np.lib.format.write_array_header_1_0 if version == (1, 0) else np.lib.format.write_array_header_2_0)(
+        buf, d
+    )
     return buf.getvalue()
 
 
@@ -97,7 +108,13 @@ def vectors_entry(path: Path, dtype: str, count: int, dim: int) -> dict[str, Any
     if shape != (count, dim):
         raise IndexFormatError(f"{path}: shape {shape}, expected {(count, dim)}")
     n = count * dim * np.dtype(dtype).itemsize
-    return {"file": path.name, "dtype": dtype, "shape": [count, dim], "offset": offset, "segments": [{"rows": count, "sha256": _sha256_range(path, offset, n)}]}
+    return {
+        "file": path.name,
+        "dtype": dtype,
+        "shape": [count, dim],
+        "offset": offset,
+        "segments": [{"rows": count, "sha256": _sha256_range(path, offset, n)}],
+    }
 
 
 def can_append(entry: dict[str, Any] | None) -> bool:
@@ -123,7 +140,9 @@ def open_vectors(root: Path, entry: dict[str, Any] | None, count: int, dim: int,
         raise IndexFormatError(f"{path}: not a readable vector file ({e.strerror})") from None
     if size < need:
         raise IndexFormatError(f"{path}: {size} bytes, the manifest's {count} rows need {need} (truncated?)")
-    return np.memmap(path, dtype=np.dtype(entry["dtype"]), mode="r", offset=int(entry["offset"]), shape=(count, dim))
+    return np.memmap(
+        path, dtype=np.dtype(entry["dtype"]), mode="r", offset=int(entry["offset"]), shape=(count, dim)
+    )
 
 
 def verify_vectors(root: Path, entry: dict[str, Any], count: int, dim: int, do_hash: bool) -> None:
@@ -133,12 +152,20 @@ def verify_vectors(root: Path, entry: dict[str, Any], count: int, dim: int, do_h
         raise IndexFormatError(f"{path}: listed in the manifest but missing")
     rows = sum(int(s["rows"]) for s in entry["segments"])
     if rows != count or list(entry.get("shape", [])) != [count, dim]:
-        raise IndexFormatError(f"{path}: the manifest's vector segments hold {rows} rows of shape {entry.get('shape')}, not {count} × {dim}")
+        raise IndexFormatError(
+            f"{path}: the manifest's vector segments hold {rows} rows of shape {entry.get('shape')}, not {count} × {dim}"
+        )
     open_vectors(root, entry, count, dim, entry["file"])  # the size check
     # the digests cover the rows, not the header that np.load (and any other reader) trusts:
     # a dtype or shape changed there must not pass
     shape, dtype, offset, _ = _header(path)
-    if dtype != np.dtype(entry["dtype"]) or offset != int(entry["offset"]) or len(shape) != 2 or shape[1] != dim or shape[0] < count:
+    if (
+        dtype != np.dtype(entry["dtype"])
+        or offset != int(entry["offset"])
+        or len(shape) != 2
+        or shape[1] != dim
+        or shape[0] < count
+    ):
         raise IndexFormatError(
             f"{path}: its header says {dtype} {tuple(shape)} at byte {offset}, the manifest {entry['dtype']} ({count}, {dim}) at byte {entry['offset']} (changed after it was written)"
         )
@@ -148,7 +175,9 @@ def verify_vectors(root: Path, entry: dict[str, Any], count: int, dim: int, do_h
         for s in entry["segments"]:
             n = int(s["rows"]) * row_bytes
             if _sha256_range(path, at, n) != s["sha256"]:
-                raise IndexFormatError(f"{path}: sha256 of rows {(at - int(entry['offset'])) // row_bytes}–{(at - int(entry['offset']) + n) // row_bytes - 1} does not match the manifest (changed after it was written)")
+                raise IndexFormatError(
+                    f"{path}: sha256 of rows {(at - int(entry['offset'])) // row_bytes}–{(at - int(entry['offset']) + n) // row_bytes - 1} does not match the manifest (changed after it was written)"
+                )
             at += n
 
 
@@ -182,7 +211,9 @@ def _set_shape(path: Path, shape: tuple[int, int]) -> None:
         os.close(fd)
 
 
-def append_rows(root: Path, entry: dict[str, Any], count: int, dim: int, blocks: Sequence[np.ndarray]) -> dict[str, Any]:
+def append_rows(
+    root: Path, entry: dict[str, Any], count: int, dim: int, blocks: Sequence[np.ndarray]
+) -> dict[str, Any]:
     """Append ``blocks`` (each ``(m, dim)``) after the ``count`` rows of ``entry``, fsync, set the
     header's shape; returns the next version's entry (one new segment). The caller holds the
     write lock and has repaired the file (:func:`repair_vectors`)."""
@@ -198,7 +229,9 @@ def append_rows(root: Path, entry: dict[str, Any], count: int, dim: int, blocks:
         at = end
         for b in blocks:
             if b.ndim != 2 or b.shape[1] != dim:
-                raise IndexFormatError(f"{path}: new embeddings of shape {b.shape}, the index holds {dim}-dimensional vectors")
+                raise IndexFormatError(
+                    f"{path}: new embeddings of shape {b.shape}, the index holds {dim}-dimensional vectors"
+                )
             data = np.ascontiguousarray(b, dtype=dtype).tobytes()
             view = memoryview(data)
             while view:  # pwrite may write less than asked
@@ -217,7 +250,11 @@ def append_rows(root: Path, entry: dict[str, Any], count: int, dim: int, blocks:
         os.close(fd)
     new_count = count + added
     _set_shape(path, (new_count, dim))
-    return {**entry, "shape": [new_count, dim], "segments": [*entry["segments"], {"rows": added, "sha256": h.hexdigest()}]}
+    return {
+        **entry,
+        "shape": [new_count, dim],
+        "segments": [*entry["segments"], {"rows": added, "sha256": h.hexdigest()}],
+    }
 
 
 def extend_vectors(old: np.ndarray, extra: Sequence[np.ndarray], out: Path, dim: int, dtype: str) -> None:

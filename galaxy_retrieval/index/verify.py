@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import IndexFormatError
 from ..atomic import sha256_file
+from ..errors import IndexFormatError
 from .layout import MANIFEST_NAME, MODEL_DIR
 from .manifest import read_manifest
 from .shards import check_shard_models
@@ -37,12 +37,18 @@ def verify_index(path: str | Path) -> VerifyReport:
     where = str(root / MANIFEST_NAME)
     model_sha = (m.model or {}).get("sha256")
     check_shard_models([root / s.file for s in m.shards], model_sha, where)
-    files = [root / s.file for s in m.shards] + [root / part["file"] for part in (m.vectors, m.faiss, (m.faiss or {}).get("ondisk"), m.tombstones) if part and part.get("file")]
+    files = [root / s.file for s in m.shards] + [
+        root / part["file"]
+        for part in (m.vectors, m.faiss, (m.faiss or {}).get("ondisk"), m.tombstones)
+        if part and part.get("file")
+    ]
     files += [root / rel for rel in (m.model_files or {})]  # hashed by m.verify above
     weights = root / MODEL_DIR / "model.safetensors"
     if m.model_files is None and model_sha and weights.is_file():  # an index built before model_files
         if sha256_file(weights) != model_sha:
-            raise IndexFormatError(f"{weights}: sha256 does not match the model the manifest names ({model_sha[:12]}…)")
+            raise IndexFormatError(
+                f"{weights}: sha256 does not match the model the manifest names ({model_sha[:12]}…)"
+            )
         files.append(weights)
     open_vectors(root, m.vectors, m.count, m.dim, m.vectors_file)  # readable, the manifest's shape
     return VerifyReport(root, m.count, len(files), sum(f.stat().st_size for f in files))

@@ -21,30 +21,41 @@ import dataclasses
 import datetime as _dt
 import fnmatch
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..version import __version__
+from ..atomic import TMP_SUFFIX, atomic_path, sha256_file
 from ..errors import CatalogError, CheckpointError, IndexFormatError, QueryError
 from ..progress import NULL_PROGRESS, Progress
-from ..atomic import TMP_SUFFIX, atomic_path, sha256_file
+from ..version import __version__
 from .candidates import IndexSpec, add_to_faiss_index, build_faiss_index, load_faiss_index, write_faiss_index
 from .directory import assemble_vectors, is_our_shard
 from .embed import embed_rows
-from .layout import EMBEDDINGS_DIR, FAISS_FILE, MODEL_DIR, SHARD_GLOB, VECTORS_FILE, VERSIONED_GLOBS
 from .filters import select_positions
+from .layout import EMBEDDINGS_DIR, FAISS_FILE, MODEL_DIR, SHARD_GLOB, VECTORS_FILE, VERSIONED_GLOBS
 from .lock import directory_lock
 from .manifest import FORMAT_VERSION, Manifest, ShardEntry, read_manifest
 from .shards import MODEL_SHA_KEY, RANGE_KEY, read_metadata_table, write_shard
 from .tombstones import read_tombstones, write_tombstones
 from .vectors import append_rows, can_append, extend_vectors, open_vectors, repair_vectors, vectors_entry
 
-__all__ = ["DeleteResult", "CompactResult", "AddResult", "delete_objects", "compact_index", "reindex", "add_objects", "append_vectors", "read_id_list"]
+__all__ = [
+    "DeleteResult",
+    "CompactResult",
+    "AddResult",
+    "delete_objects",
+    "compact_index",
+    "reindex",
+    "add_objects",
+    "append_vectors",
+    "read_id_list",
+]
 
 
 @dataclass(frozen=True)
@@ -78,7 +89,7 @@ class AddResult:
 
 
 def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 def _vname(stem: str, version: int, ext: str) -> str:
@@ -92,7 +103,11 @@ def _open_for_write(root: Path) -> Manifest:
     manifest and their removal — the build's own vectors.npy, faiss.index and part-NNNNN
     shards included), and so is every temp file."""
     m = read_manifest(root)
-    keep = {s.file for s in m.shards} | {p["file"] for p in (m.vectors, m.faiss, m.tombstones, (m.faiss or {}).get("ondisk")) if p and p.get("file")}
+    keep = {s.file for s in m.shards} | {
+        p["file"]
+        for p in (m.vectors, m.faiss, m.tombstones, (m.faiss or {}).get("ondisk"))
+        if p and p.get("file")
+    }
     top = (*VERSIONED_GLOBS, VECTORS_FILE, FAISS_FILE)
     for d, globs in ((root, top), (root / EMBEDDINGS_DIR, ("part-v*-*.parquet", SHARD_GLOB))):
         if not d.is_dir():
@@ -101,7 +116,12 @@ def _open_for_write(root: Path) -> Manifest:
             rel = str(p.relative_to(root))
             name = p.name
             ours = any(fnmatch.fnmatch(name, g) for g in globs)
-            if ours and d.name == EMBEDDINGS_DIR and fnmatch.fnmatch(name, SHARD_GLOB) and not fnmatch.fnmatch(name, "part-v*-*.parquet"):
+            if (
+                ours
+                and d.name == EMBEDDINGS_DIR
+                and fnmatch.fnmatch(name, SHARD_GLOB)
+                and not fnmatch.fnmatch(name, "part-v*-*.parquet")
+            ):
                 ours = is_our_shard(p, set(), False)  # a user's part-*.parquet stays
             stale = ours and rel not in keep
             tmp = name.startswith(".") and name.endswith(TMP_SUFFIX)
@@ -115,8 +135,12 @@ def _commit(root: Path, old: Manifest, new: Manifest) -> Manifest:
     """Write ``new`` as the index's manifest, then remove the files only ``old`` named."""
     new = dataclasses.replace(new, format_version=FORMAT_VERSION)  # a write may use this package's layout
     new.write(root)
-    now = {s.file for s in new.shards} | {p["file"] for p in (new.vectors, new.faiss, new.tombstones) if p and p.get("file")}
-    before = {s.file for s in old.shards} | {p["file"] for p in (old.vectors, old.faiss, old.tombstones) if p and p.get("file")}
+    now = {s.file for s in new.shards} | {
+        p["file"] for p in (new.vectors, new.faiss, new.tombstones) if p and p.get("file")
+    }
+    before = {s.file for s in old.shards} | {
+        p["file"] for p in (old.vectors, old.faiss, old.tombstones) if p and p.get("file")
+    }
     for rel in sorted(before - now):
         (root / rel).unlink(missing_ok=True)
     return new
@@ -126,7 +150,9 @@ def _refuse_ondisk(root: Path, m: Manifest) -> None:
     """Versioned rewrites copy the FAISS file; an on-disk index's inverted lists are a second,
     large file those rewrites do not carry yet, so they are refused rather than half-done."""
     if (m.faiss or {}).get("ondisk"):
-        raise IndexFormatError(f"{root}: the index keeps its inverted lists on disk; adds, compaction and reindexing need a new build of it")
+        raise IndexFormatError(
+            f"{root}: the index keeps its inverted lists on disk; adds, compaction and reindexing need a new build of it"
+        )
 
 
 def _checked_root(path: str | Path) -> Path:
@@ -144,11 +170,15 @@ def read_id_list(path: str | Path) -> list[str]:
     try:
         text = p.read_text()
     except (OSError, UnicodeDecodeError) as e:
-        raise CatalogError(f"{p}: cannot read the id list ({e.strerror if isinstance(e, OSError) else e})") from None
+        raise CatalogError(
+            f"{p}: cannot read the id list ({e.strerror if isinstance(e, OSError) else e})"
+        ) from None
     return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
-def delete_objects(path: str | Path, object_ids: Sequence[str] | None = None, where: str | None = None, dry_run: bool = False) -> DeleteResult:
+def delete_objects(
+    path: str | Path, object_ids: Sequence[str] | None = None, where: str | None = None, dry_run: bool = False
+) -> DeleteResult:
     """Mark objects deleted, by id or by a SQL condition over the metadata columns.
 
     Writes the next version's tombstone list and manifest; the vectors, shards and FAISS
@@ -178,19 +208,27 @@ def delete_objects(path: str | Path, object_ids: Sequence[str] | None = None, wh
             positions = np.asarray(sorted(want), np.int64)
         else:
             names = (m.catalog or {}).get("label_names") or None
-            positions = select_positions(table, where, label_names={int(k): v for k, v in names.items()} if names else None)  # type: ignore[arg-type]
+            positions = select_positions(
+                table, where, label_names={int(k): v for k, v in names.items()} if names else None
+            )  # type: ignore[arg-type]
         fresh = positions[~is_dead[positions]]
         already = len(positions) - len(fresh)
         fresh_ids = tuple(ids[i] for i in fresh)
         if len(fresh) == 0 or dry_run:
-            return DeleteResult(root, m.version, int(len(fresh)), already, tuple(not_found), m.live_count, dry_run, fresh_ids)
+            return DeleteResult(
+                root, m.version, int(len(fresh)), already, tuple(not_found), m.live_count, dry_run, fresh_ids
+            )
         is_dead[fresh] = True
         allpos = np.flatnonzero(is_dead)
         version = m.version + 1
         entry = write_tombstones(root, version, allpos, [ids[i] for i in allpos])
-        new = dataclasses.replace(m, version=version, updated=_now(), package_version=__version__, tombstones=entry)
+        new = dataclasses.replace(
+            m, version=version, updated=_now(), package_version=__version__, tombstones=entry
+        )
         _commit(root, m, new)
-    return DeleteResult(root, version, int(len(fresh)), already, tuple(not_found), new.live_count, False, fresh_ids)
+    return DeleteResult(
+        root, version, int(len(fresh)), already, tuple(not_found), new.live_count, False, fresh_ids
+    )
 
 
 # --------------------------------------------------------------------------- compact
@@ -211,7 +249,9 @@ def compact_index(path: str | Path, progress: Progress = NULL_PROGRESS) -> Compa
         if len(dead) == 0:
             return CompactResult(root, m.version, 0, m.count)
         if len(dead) == m.count:
-            raise IndexFormatError(f"{root}: every object is deleted; compaction would leave an empty index (build a new one instead)")
+            raise IndexFormatError(
+                f"{root}: every object is deleted; compaction would leave an empty index (build a new one instead)"
+            )
         is_dead = np.zeros(m.count, bool)
         is_dead[dead] = True
         version = m.version + 1
@@ -231,7 +271,9 @@ def compact_index(path: str | Path, progress: Progress = NULL_PROGRESS) -> Compa
             with atomic_path(dst) as tmp:
                 pq.write_table(t, tmp, compression="zstd" if m.dtype == "float16" else "snappy")
             new_paths.append(dst)
-        vectors, _, ids = assemble_vectors(new_paths, m.dim, m.dtype, root / _vname("vectors", version, ".npy"), progress)
+        vectors, _, ids = assemble_vectors(
+            new_paths, m.dim, m.dtype, root / _vname("vectors", version, ".npy"), progress
+        )
         index = load_faiss_index(root / m.faiss_file, m.faiss)
         index = faiss.clone_index(index)
         index.reset()
@@ -259,7 +301,13 @@ def _file_entry(p: Path) -> dict[str, Any]:
 
 def _entries(root: Path, paths: Sequence[Path]) -> tuple[ShardEntry, ...]:
     return tuple(
-        ShardEntry(file=str(p.relative_to(root)), rows=pq.read_metadata(p).num_rows, bytes=p.stat().st_size, sha256=sha256_file(p)) for p in paths
+        ShardEntry(
+            file=str(p.relative_to(root)),
+            rows=pq.read_metadata(p).num_rows,
+            bytes=p.stat().st_size,
+            sha256=sha256_file(p),
+        )
+        for p in paths
     )
 
 
@@ -281,7 +329,11 @@ def reindex(path: str | Path, spec: IndexSpec | None = None, progress: Progress 
         out = root / _vname("faiss", version, ".index")
         info = build_faiss_index(vectors, spec, out, progress)
         new = dataclasses.replace(
-            m, version=version, updated=_now(), package_version=__version__, faiss={**info, "bytes": out.stat().st_size, "sha256": sha256_file(out)}
+            m,
+            version=version,
+            updated=_now(),
+            package_version=__version__,
+            faiss={**info, "bytes": out.stat().st_size, "sha256": sha256_file(out)},
         )
         return _commit(root, m, new)
 
@@ -290,7 +342,11 @@ def reindex(path: str | Path, spec: IndexSpec | None = None, progress: Progress 
 
 
 def add_objects(
-    path: str | Path, catalog: Any, upsert: bool = False, batch_size: int = 128, progress: Progress = NULL_PROGRESS,
+    path: str | Path,
+    catalog: Any,
+    upsert: bool = False,
+    batch_size: int = 128,
+    progress: Progress = NULL_PROGRESS,
     ingest: Any = "default",
 ) -> AddResult:
     """Embed ``catalog`` with the index's own model and append it: new shards, the vectors
@@ -317,13 +373,19 @@ def add_objects(
         m = _open_for_write(root)
         _refuse_ondisk(root, m)
         if not (root / MODEL_DIR).is_dir():
-            raise CheckpointError(f"{root}: the index has no model copy (built from shards), so new images cannot be embedded like its own")
+            raise CheckpointError(
+                f"{root}: the index has no model copy (built from shards), so new images cannot be embedded like its own"
+            )
         embedder = load_checkpoint(root / MODEL_DIR)
         want = (m.model or {}).get("sha256")
         if want and embedder.sha256 != want:
-            raise CheckpointError(f"{root / MODEL_DIR}: model weights do not match the index manifest (sha256 {embedder.sha256[:12]}… vs {want[:12]}…)")
+            raise CheckpointError(
+                f"{root / MODEL_DIR}: model weights do not match the index manifest (sha256 {embedder.sha256[:12]}… vs {want[:12]}…)"
+            )
         if embedder.dim != m.dim:
-            raise CheckpointError(f"{root / MODEL_DIR}: embeds {embedder.dim} dimensions, the index holds {m.dim}")
+            raise CheckpointError(
+                f"{root / MODEL_DIR}: embeds {embedder.dim} dimensions, the index holds {m.dim}"
+            )
         state = _AddState.of(root, m, new_ids, upsert)
         try:
             new_paths, skipped = _embed_shards(root, m, embedder, catalog, batch_size, progress, ingest)
@@ -355,7 +417,9 @@ def append_vectors(
     ids = _unique_ids([str(o) for o in object_ids], source)
     m0 = read_manifest(root)
     if x.ndim != 2 or x.shape[1] != m0.dim or len(x) != len(ids) or len(ids) == 0:
-        raise IndexFormatError(f"{source}: {len(ids)} ids and embeddings of shape {x.shape}; the index {root} holds {m0.dim}-dimensional vectors")
+        raise IndexFormatError(
+            f"{source}: {len(ids)} ids and embeddings of shape {x.shape}; the index {root} holds {m0.dim}-dimensional vectors"
+        )
     if not np.isfinite(x).all():
         raise IndexFormatError(f"{source}: embeddings hold NaN or infinite values")
     with directory_lock(root):
@@ -366,7 +430,15 @@ def append_vectors(
             dst = root / EMBEDDINGS_DIR / f"part-v{m.version + 1:05d}-00000.parquet"
             sha = (m.model or {}).get("sha256")
             meta = {**(metadata or {}), "source": [source] * len(ids)}
-            write_shard(dst, ids, np.arange(len(ids)), x, meta, dtype=m.dtype, extra_schema_metadata={MODEL_SHA_KEY.decode(): sha} if sha else None)
+            write_shard(
+                dst,
+                ids,
+                np.arange(len(ids)),
+                x,
+                meta,
+                dtype=m.dtype,
+                extra_schema_metadata={MODEL_SHA_KEY.decode(): sha} if sha else None,
+            )
             version, added, replaced = _append(root, m, state, [dst], source)
         except Exception:
             _open_for_write(root)
@@ -392,7 +464,7 @@ class _AddState:
     clash: list[str]
 
     @classmethod
-    def of(cls, root: Path, m: Manifest, new_ids: list[str], upsert: bool) -> "_AddState":
+    def of(cls, root: Path, m: Manifest, new_ids: list[str], upsert: bool) -> _AddState:
         table = read_metadata_table([root / s.file for s in m.shards])
         dead, _ = read_tombstones(root, m.tombstones, m.count)
         is_dead = np.zeros(m.count, bool)
@@ -402,12 +474,20 @@ class _AddState:
         clash = [oid for oid in new_ids if oid in live_pos]
         if clash and not upsert:
             more = f" and {len(clash) - 1} more" if len(clash) > 1 else ""
-            raise IndexFormatError(f"{root}: object id {clash[0]!r}{more} is already in the index; replace existing objects, or leave them out").resolved_by("upsert")
+            raise IndexFormatError(
+                f"{root}: object id {clash[0]!r}{more} is already in the index; replace existing objects, or leave them out"
+            ).resolved_by("upsert")
         return cls(old_ids, is_dead, live_pos, clash)
 
 
 def _embed_shards(
-    root: Path, m: Manifest, embedder: Any, catalog: Any, batch_size: int, progress: Progress, ingest: Any = None
+    root: Path,
+    m: Manifest,
+    embedder: Any,
+    catalog: Any,
+    batch_size: int,
+    progress: Progress,
+    ingest: Any = None,
 ) -> tuple[list[Path], list[tuple[int, str]]]:
     """Embed the catalog into shards of the next version (a kill leaves them unnamed by any
     manifest; the rerun removes and writes them again)."""
@@ -428,14 +508,24 @@ def _embed_shards(
             if got is None:
                 continue
             dst = root / EMBEDDINGS_DIR / f"part-v{version:05d}-{len(new_paths):05d}.parquet"
-            write_shard(dst, got.ids, got.rows, got.vectors, got.metadata, dtype=m.dtype, extra_schema_metadata={MODEL_SHA_KEY.decode(): embedder.sha256})
+            write_shard(
+                dst,
+                got.ids,
+                got.rows,
+                got.vectors,
+                got.metadata,
+                dtype=m.dtype,
+                extra_schema_metadata={MODEL_SHA_KEY.decode(): embedder.sha256},
+            )
             new_paths.append(dst)
     if fast is not None and embedder.model_config.framing.mode == "auto":
         progress.log(stats.framing.describe_reuse())
     return new_paths, skipped
 
 
-def _append(root: Path, m: Manifest, st: _AddState, new_paths: list[Path], source: str) -> tuple[int, int, int]:
+def _append(
+    root: Path, m: Manifest, st: _AddState, new_paths: list[Path], source: str
+) -> tuple[int, int, int]:
     """The new shards are written: extend the vectors, add to FAISS, tombstone replaced rows,
     write the manifest. Returns (version, rows added, rows replaced)."""
     version = m.version + 1
@@ -446,7 +536,9 @@ def _append(root: Path, m: Manifest, st: _AddState, new_paths: list[Path], sourc
         vectors = _append_vectors(root, m.vectors, m.count, m.dim, extra)  # type: ignore[arg-type]
     else:  # a file of format 2 (whole-file digest): this version's file, rows copied once
         vec_out = root / _vname("vectors", version, ".npy")
-        extend_vectors(open_vectors(root, m.vectors, m.count, m.dim, m.vectors_file), extra, vec_out, m.dim, m.dtype)
+        extend_vectors(
+            open_vectors(root, m.vectors, m.count, m.dim, m.vectors_file), extra, vec_out, m.dim, m.dtype
+        )
         vectors = vectors_entry(vec_out, m.dtype, m.count + added_n, m.dim)
     index = load_faiss_index(root / m.faiss_file, m.faiss)
     add_to_faiss_index(index, np.concatenate(extra), (m.faiss or {}).get("metric", "l2"))
@@ -456,7 +548,11 @@ def _append(root: Path, m: Manifest, st: _AddState, new_paths: list[Path], sourc
         is_dead = np.concatenate([st.is_dead, np.zeros(added_n, bool)])
         is_dead[[st.live_pos[oid] for oid in st.clash]] = True
         allpos = np.flatnonzero(is_dead)
-        all_ids = st.old_ids + [oid for p in new_paths for oid in pq.read_table(p, columns=["object_id"]).column("object_id").to_pylist()]
+        all_ids = st.old_ids + [
+            oid
+            for p in new_paths
+            for oid in pq.read_table(p, columns=["object_id"]).column("object_id").to_pylist()
+        ]
         tomb = write_tombstones(root, version, allpos, [all_ids[i] for i in allpos])
     count = m.count + added_n
     new = dataclasses.replace(
@@ -485,6 +581,8 @@ def _new_embeddings(new_shards: Sequence[Path], dim: int) -> list[np.ndarray]:
     return extra
 
 
-def _append_vectors(root: Path, entry: dict[str, Any], count: int, dim: int, extra: list[np.ndarray]) -> dict[str, Any]:
+def _append_vectors(
+    root: Path, entry: dict[str, Any], count: int, dim: int, extra: list[np.ndarray]
+) -> dict[str, Any]:
     # a stage of its own: the kill tests stop an add right after it (tests/faults)
     return append_rows(root, entry, count, dim, extra)

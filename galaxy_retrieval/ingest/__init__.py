@@ -16,6 +16,20 @@ from .pipeline import (
 from .prepare import Prepared, prepare_file
 
 __all__ = [
-    "BOX_ALGORITHM", "BOX_DIR_ENV", "BoxStore", "IngestConfig", "IngestStats", "Prepared", "PreparedBatch", "can_prepare",
-    "default_box_dir", "embed_prepared", "file_key", "open_box_store", "prepare_file", "prepare_rows", "setting_key", "workers_embed",
+    "BOX_ALGORITHM",
+    "BOX_DIR_ENV",
+    "BoxStore",
+    "IngestConfig",
+    "IngestStats",
+    "Prepared",
+    "PreparedBatch",
+    "can_prepare",
+    "default_box_dir",
+    "embed_prepared",
+    "file_key",
+    "open_box_store",
+    "prepare_file",
+    "prepare_rows",
+    "setting_key",
+    "workers_embed",
 ]

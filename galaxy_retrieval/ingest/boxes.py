@@ -73,7 +73,9 @@ class BoxStore:
                 t = pq.read_table(p)
             except (FileNotFoundError, pa.ArrowInvalid, OSError):
                 continue  # merged away by another process meanwhile, or damaged: measured again
-            c = {n: t.column(n).to_pylist() for n in ("key", "height", "width", "top", "left", "side", "found")}
+            c = {
+                n: t.column(n).to_pylist() for n in ("key", "height", "width", "top", "left", "side", "found")
+            }
             for k, h, w, top, left, side, found in zip(*c.values()):
                 self._boxes[k] = (h, w, Box(top, left, side, bool(found)))
         if len(segs) >= _MERGE_AT:

@@ -63,12 +63,20 @@ class IngestConfig:
             v = getattr(self, name)
             if v is None and name == "workers":
                 continue
-            if isinstance(v, bool) or not isinstance(v, int) or v < (0 if name in ("workers", "measure_side") else 1):
-                raise ConfigError(f"ingest {name}={v!r} must be an integer ≥ {0 if name in ('workers', 'measure_side') else 1}")
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, int)
+                or v < (0 if name in ("workers", "measure_side") else 1)
+            ):
+                raise ConfigError(
+                    f"ingest {name}={v!r} must be an integer ≥ {0 if name in ('workers', 'measure_side') else 1}"
+                )
         if not isinstance(self.embed_in_workers, bool):
             raise ConfigError(f"ingest embed_in_workers={self.embed_in_workers!r} must be true or false")
         if self.measure_side and self.measure_side < 32:
-            raise ConfigError(f"ingest measure_side={self.measure_side} is too small to measure a galaxy on; use ≥ 32, or 0 for full size")
+            raise ConfigError(
+                f"ingest measure_side={self.measure_side} is too small to measure a galaxy on; use ≥ 32, or 0 for full size"
+            )
 
     def pool_size(self) -> int:
         return _usable_cpus() if self.workers is None else self.workers
@@ -89,4 +97,9 @@ class IngestConfig:
 
     def to_dict(self) -> dict:
         """What decides the vectors (recorded in a build's state): not where boxes are kept."""
-        return {"measure_side": self.measure_side, "model_batch": self.model_batch, "chunk": self.chunk, "embed_in_workers": self.embed_in_workers}
+        return {
+            "measure_side": self.measure_side,
+            "model_batch": self.model_batch,
+            "chunk": self.chunk,
+            "embed_in_workers": self.embed_in_workers,
+        }

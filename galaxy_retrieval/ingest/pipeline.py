@@ -31,7 +31,13 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
-    "IngestStats", "PreparedBatch", "can_prepare", "prepare_rows", "embed_prepared", "open_box_store", "workers_embed",
+    "IngestStats",
+    "PreparedBatch",
+    "can_prepare",
+    "prepare_rows",
+    "embed_prepared",
+    "open_box_store",
+    "workers_embed",
 ]
 
 
@@ -57,9 +63,17 @@ class IngestStats:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "images": self.images, "skipped": self.skipped, "decode_s": self.decode_s, "framing_s": self.framing_s,
-            "resize_s": self.resize_s, "hash_s": self.hash_s, "embed_s": self.embed_s, "wall_s": self.wall_s,
-            "boxes_measured": self.framing.measured, "boxes_reused": self.framing.reused, "fallback": self.framing.fallback,
+            "images": self.images,
+            "skipped": self.skipped,
+            "decode_s": self.decode_s,
+            "framing_s": self.framing_s,
+            "resize_s": self.resize_s,
+            "hash_s": self.hash_s,
+            "embed_s": self.embed_s,
+            "wall_s": self.wall_s,
+            "boxes_measured": self.framing.measured,
+            "boxes_reused": self.framing.reused,
+            "fallback": self.framing.fallback,
         }
 
 
@@ -100,7 +114,9 @@ def _worker_init(embedder: Any = None) -> None:
     _EMBEDDER = embedder
 
 
-def _prepare_and_embed(paths: list[str], boxes: list, size: int, framing: Framing, measure_side: int, embedder: Any = None):
+def _prepare_and_embed(
+    paths: list[str], boxes: list, size: int, framing: Framing, measure_side: int, embedder: Any = None
+):
     """A worker task that also embeds: the chunk's readable images in one model call, so
     every process decodes, frames and embeds (no stage waits on another process's core)."""
     import torch
@@ -109,9 +125,18 @@ def _prepare_and_embed(paths: list[str], boxes: list, size: int, framing: Framin
     got = prepare_files(paths, boxes, size, framing, measure_side)
     xs = [p.x for p in got if p.error is None]
     t = time.process_time()  # CPU, as the other stages: a worker runs one thread
-    vec = emb.embed_float(torch.from_numpy(np.stack(xs)), len(xs)) if xs else np.zeros((0, emb.dim), np.float32)
+    vec = (
+        emb.embed_float(torch.from_numpy(np.stack(xs)), len(xs)) if xs else np.zeros((0, emb.dim), np.float32)
+    )
     embed_s = time.process_time() - t
-    return [Prepared(None, p.box, p.shape, p.measured, p.error, p.decode_s, p.framing_s, p.resize_s) for p in got], vec, embed_s
+    return (
+        [
+            Prepared(None, p.box, p.shape, p.measured, p.error, p.decode_s, p.framing_s, p.resize_s)
+            for p in got
+        ],
+        vec,
+        embed_s,
+    )
 
 
 def _context() -> mp.context.BaseContext:
@@ -133,14 +158,33 @@ class _Chunks:
     ``2 × workers + 2`` chunks ahead of the caller, or here, one at a time, without one."""
 
     def __init__(
-        self, catalog: Any, rows: np.ndarray, size: int, framing: Framing, cfg: IngestConfig,
-        store: BoxStore | None, stats: IngestStats, embedder: Any, workers: int,
+        self,
+        catalog: Any,
+        rows: np.ndarray,
+        size: int,
+        framing: Framing,
+        cfg: IngestConfig,
+        store: BoxStore | None,
+        stats: IngestStats,
+        embedder: Any,
+        workers: int,
     ) -> None:
-        self.catalog, self.size, self.framing, self.cfg, self.store, self.stats = catalog, size, framing, cfg, store, stats
+        self.catalog, self.size, self.framing, self.cfg, self.store, self.stats = (
+            catalog,
+            size,
+            framing,
+            cfg,
+            store,
+            stats,
+        )
         self.embedder = embedder
         self.in_workers = embedder is not None
         init_args = (embedder,) if self.in_workers and workers else ()
-        self.pool = ProcessPoolExecutor(workers, mp_context=_context(), initializer=_worker_init, initargs=init_args) if workers else None
+        self.pool = (
+            ProcessPoolExecutor(workers, mp_context=_context(), initializer=_worker_init, initargs=init_args)
+            if workers
+            else None
+        )
         self.ahead = 2 * workers + 2 if self.pool else 1  # keep every worker busy while we embed
         self.pending: deque[_Chunk] = deque()
         self._it = iter([rows[i : i + cfg.chunk] for i in range(0, len(rows), cfg.chunk)])
@@ -159,7 +203,9 @@ class _Chunks:
         fn = _prepare_and_embed if self.in_workers else prepare_files
         if self.in_workers and not self.pool:
             args = (*args, self.embedder)
-        self.pending.append(_Chunk(chunk, keys, boxes, self.pool.submit(fn, *args) if self.pool else fn(*args)))
+        self.pending.append(
+            _Chunk(chunk, keys, boxes, self.pool.submit(fn, *args) if self.pool else fn(*args))
+        )
         return True
 
     def __iter__(self) -> Iterator[tuple[_Chunk, list[Prepared], np.ndarray | None]]:
@@ -240,9 +286,15 @@ def prepare_rows(
     if len(rows) < 2 * cfg.chunk:
         workers = 0  # a pool costs more than it saves
     wall0 = time.perf_counter()
-    in_workers = embedder is not None and str(getattr(embedder, "device", "cpu")) == "cpu" and (not workers or _context().get_start_method() == "fork")
+    in_workers = (
+        embedder is not None
+        and str(getattr(embedder, "device", "cpu")) == "cpu"
+        and (not workers or _context().get_start_method() == "fork")
+    )
     if embedder is not None and not in_workers:
-        raise ValueError("prepare_rows(embedder=…) needs a CPU model and forked workers; embed the batches' x01 instead")
+        raise ValueError(
+            "prepare_rows(embedder=…) needs a CPU model and forked workers; embed the batches' x01 instead"
+        )
     chunks = _Chunks(catalog, rows, size, framing, cfg, store, stats, embedder, workers)
     out = _Collected()
     try:
@@ -251,7 +303,9 @@ def prepare_rows(
                 out.vectors.append(vec)
             _collect(out, c, results, chunks)
             if len(out.rows) >= batch or (not chunks.pending and (out.rows or out.skipped)):
-                yield _emit(out.rows, out.xs, out.skipped, size, catalog, stats, out.vectors if in_workers else None)
+                yield _emit(
+                    out.rows, out.xs, out.skipped, size, catalog, stats, out.vectors if in_workers else None
+                )
                 out = _Collected()
     finally:
         chunks.close()
@@ -261,7 +315,12 @@ def prepare_rows(
 
 
 def _emit(
-    rows: list[int], xs: list[np.ndarray], skipped: list[tuple[int, str]], size: int, catalog: Any, stats: IngestStats,
+    rows: list[int],
+    xs: list[np.ndarray],
+    skipped: list[tuple[int, str]],
+    size: int,
+    catalog: Any,
+    stats: IngestStats,
     vectors: list[np.ndarray] | None = None,
 ) -> PreparedBatch:
     import torch
@@ -276,7 +335,9 @@ def _emit(
     return PreparedBatch(np.asarray(rows, dtype=np.int64), x, skipped)
 
 
-def embed_prepared(embedder: Any, x01: torch.Tensor, cfg: IngestConfig, stats: IngestStats | None = None) -> np.ndarray:
+def embed_prepared(
+    embedder: Any, x01: torch.Tensor, cfg: IngestConfig, stats: IngestStats | None = None
+) -> np.ndarray:
     """Model inputs → vectors, ``cfg.model_batch`` images per model call."""
     import torch
 
@@ -286,11 +347,14 @@ def embed_prepared(embedder: Any, x01: torch.Tensor, cfg: IngestConfig, stats: I
     if want != threads:
         torch.set_num_threads(want)
     try:
-        out = embedder.embed_float(x01, cfg.model_batch) if len(x01) else np.zeros((0, embedder.dim), np.float32)
+        out = (
+            embedder.embed_float(x01, cfg.model_batch)
+            if len(x01)
+            else np.zeros((0, embedder.dim), np.float32)
+        )
     finally:
         if want != threads:
             torch.set_num_threads(threads)
     if stats is not None:
         stats.embed_s += time.perf_counter() - t
     return out
-

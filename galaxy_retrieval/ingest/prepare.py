@@ -65,7 +65,9 @@ def prepare_file(path: str, size: int, framing: Framing, box: Box | None, measur
         if box is None:  # none / fixed framing: the centred square
             box = frame_box(full, framing)
         elif box.top + box.side > full.shape[0] or box.left + box.side > full.shape[1]:
-            raise ImageReadError(path, f"stored framing box {box} does not fit the {full.shape[1]}×{full.shape[0]} image")
+            raise ImageReadError(
+                path, f"stored framing box {box} does not fit the {full.shape[1]}×{full.shape[0]} image"
+            )
         t1 = clock()
         dec += t1 - t0
     except ImageReadError as e:
@@ -76,6 +78,8 @@ def prepare_file(path: str, size: int, framing: Framing, box: Box | None, measur
     return Prepared(x, box, tuple(full.shape[:2]), measured, None, dec, fr, clock() - t1)
 
 
-def prepare_files(paths: list[str], boxes: list[Box | None], size: int, framing: Framing, measure_side: int) -> list[Prepared]:
+def prepare_files(
+    paths: list[str], boxes: list[Box | None], size: int, framing: Framing, measure_side: int
+) -> list[Prepared]:
     """A worker task: several files, in order."""
     return [prepare_file(p, size, framing, b, measure_side) for p, b in zip(paths, boxes)]

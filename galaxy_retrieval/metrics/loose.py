@@ -13,7 +13,9 @@ from ..score import ScoreWeights
 __all__ = ["loose_accuracy", "split_loose_accuracy"]
 
 
-def loose_accuracy(anchors, positives, batch_size: int, weights: ScoreWeights = ScoreWeights()) -> tuple[float, int]:
+def loose_accuracy(
+    anchors, positives, batch_size: int, weights: ScoreWeights = ScoreWeights()
+) -> tuple[float, int]:
     """The paper's mini-search loose accuracy (§3.5) → (accuracy, number of queries).
 
     The N images are taken in consecutive batches of ``batch_size`` (an incomplete last
@@ -28,7 +30,9 @@ def loose_accuracy(anchors, positives, batch_size: int, weights: ScoreWeights = 
     from ..score import score_torch
 
     a = torch.as_tensor(np.asarray(anchors) if not isinstance(anchors, torch.Tensor) else anchors).float()
-    p = torch.as_tensor(np.asarray(positives) if not isinstance(positives, torch.Tensor) else positives).float()
+    p = torch.as_tensor(
+        np.asarray(positives) if not isinstance(positives, torch.Tensor) else positives
+    ).float()
     if a.shape != p.shape or a.ndim != 2:
         raise ValueError(f"anchors {tuple(a.shape)} and positives {tuple(p.shape)} must both be (N, D)")
     nb = a.shape[0] // batch_size
@@ -51,7 +55,9 @@ def loose_accuracy(anchors, positives, batch_size: int, weights: ScoreWeights = 
     return float(h.float().mean()), int(h.numel())
 
 
-def split_loose_accuracy(anchors, positives, weights: ScoreWeights = ScoreWeights(), block: int = 16) -> float:
+def split_loose_accuracy(
+    anchors, positives, weights: ScoreWeights = ScoreWeights(), block: int = 16
+) -> float:
     """Loose accuracy against the whole split: image i's positive must outscore every other
     image of the split (not only the ``batch_size − 1`` of its batch) → fraction of hits.
 
@@ -66,7 +72,9 @@ def split_loose_accuracy(anchors, positives, weights: ScoreWeights = ScoreWeight
     from ..score import score_torch
 
     a = torch.as_tensor(np.asarray(anchors) if not isinstance(anchors, torch.Tensor) else anchors).float()
-    p = torch.as_tensor(np.asarray(positives) if not isinstance(positives, torch.Tensor) else positives).float()
+    p = torch.as_tensor(
+        np.asarray(positives) if not isinstance(positives, torch.Tensor) else positives
+    ).float()
     if a.shape != p.shape or a.ndim != 2:
         raise ValueError(f"anchors {tuple(a.shape)} and positives {tuple(p.shape)} must both be (N, D)")
     n = a.shape[0]

@@ -25,9 +25,13 @@ _TIE_RTOL = 1e-6
 
 def _check(found: np.ndarray, truth: np.ndarray, r: int) -> None:
     if found.ndim != 2 or truth.ndim != 2 or found.shape[0] != truth.shape[0]:
-        raise ValueError(f"found {found.shape} and truth {truth.shape} must be (nq, ·) arrays with the same nq")
+        raise ValueError(
+            f"found {found.shape} and truth {truth.shape} must be (nq, ·) arrays with the same nq"
+        )
     if not 1 <= r <= min(found.shape[1], truth.shape[1]):
-        raise ValueError(f"r={r} must be between 1 and min(found k={found.shape[1]}, true k={truth.shape[1]})")
+        raise ValueError(
+            f"r={r} must be between 1 and min(found k={found.shape[1]}, true k={truth.shape[1]})"
+        )
 
 
 def recall_at(found: np.ndarray, truth: np.ndarray, r: int) -> float:
@@ -41,7 +45,9 @@ def recall_at(found: np.ndarray, truth: np.ndarray, r: int) -> float:
     return float(hit.sum(axis=1).mean() / r)
 
 
-def recall_at_tie_aware(found: np.ndarray, found_scores: np.ndarray, truth: np.ndarray, truth_scores: np.ndarray, r: int) -> float:
+def recall_at_tie_aware(
+    found: np.ndarray, found_scores: np.ndarray, truth: np.ndarray, truth_scores: np.ndarray, r: int
+) -> float:
     """As :func:`recall_at`, but a returned row whose exact score is ≥ the true r-th score
     (to float32 rounding) also counts: it is tied with a true top-r row."""
     found = np.asarray(found)

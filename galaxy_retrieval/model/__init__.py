@@ -15,9 +15,17 @@ from .config import BACKBONES, ModelConfig, PolarSettings, ViTSettings
 from .device import autocast_for, pick_device
 from .embedder import Embedder, load_checkpoint
 from .layout import FORMAT_VERSION
+
 # the backbones and presets register themselves on import, as timm's models do
 from .polar import PolarCNN
-from .preprocess import Preprocessing, images_to_float, normalize, resize_uint8, suppress_images, to_model_input
+from .preprocess import (
+    Preprocessing,
+    images_to_float,
+    normalize,
+    resize_uint8,
+    suppress_images,
+    to_model_input,
+)
 from .presets import PRESETS, preset, preset_names
 from .registry import create_model, list_models, model_config, register_backbone, register_model
 from .vit import GalaxIDNetViT

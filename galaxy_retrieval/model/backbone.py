@@ -8,7 +8,8 @@ backbone registered with :func:`~.registry.register_backbone`); ViT-only calls
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Protocol, runtime_checkable
+from collections.abc import Iterator
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import nn

@@ -62,7 +62,12 @@ def _weights_bytes(model: Backbone, extra_meta: dict[str, Any] | None = None) ->
     from safetensors.torch import save
 
     sd = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
-    meta = {"kind": KIND, "format_version": FORMAT_VERSION, "model_config": model.config.to_dict(), **(extra_meta or {})}
+    meta = {
+        "kind": KIND,
+        "format_version": FORMAT_VERSION,
+        "model_config": model.config.to_dict(),
+        **(extra_meta or {}),
+    }
     # one metadata key: safetensors writes several keys in hash-map order, which would make
     # the bytes (hence the sha256 that identifies a model) differ between identical saves
     return save(sd, metadata={META_KEY: json.dumps(meta, sort_keys=True)})
@@ -89,9 +94,11 @@ def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             raw = dict(f.metadata() or {})
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (a safetensors file, not a dict)
     except Exception as e:  # SafetensorError, OSError, header JSON errors…
-        raise CheckpointError(f"{path}: not a readable safetensors file (corrupt or truncated?): {e}") from None
+        raise CheckpointError(
+            f"{path}: not a readable safetensors file (corrupt or truncated?): {e}"
+        ) from None
     meta: dict[str, Any] = {}
     if META_KEY in raw:
         try:
@@ -139,8 +146,13 @@ def read_meta_json(path: Path) -> dict[str, Any]:
     return meta
 
 
-def config_from(weights: Path, file_meta: dict[str, Any], meta: dict[str, Any] | None = None,
-                meta_path: Path | None = None, legacy_suppress_default: Any = None) -> ModelConfig:
+def config_from(
+    weights: Path,
+    file_meta: dict[str, Any],
+    meta: dict[str, Any] | None = None,
+    meta_path: Path | None = None,
+    legacy_suppress_default: Any = None,
+) -> ModelConfig:
     """The model config of a checkpoint: ``checkpoint.json``'s when there is one, else the
     weights file's. An old flat config takes its suppression from where old checkpoints
     recorded it (:func:`.compat.legacy_suppress`), else ``legacy_suppress_default``."""
@@ -150,7 +162,9 @@ def config_from(weights: Path, file_meta: dict[str, Any], meta: dict[str, Any] |
     elif "model_config" in file_meta:
         raw = file_meta["model_config"]
     if raw is None:
-        raise CheckpointError(f"{weights}: no model config (neither {META_FILE} beside it nor safetensors metadata)")
+        raise CheckpointError(
+            f"{weights}: no model config (neither {META_FILE} beside it nor safetensors metadata)"
+        )
     try:
         if not is_legacy(raw):
             return model_config_from_dict(raw)
@@ -177,9 +191,13 @@ def load_model(
     if expect is not None:
         if isinstance(expect, str):
             if cfg.name != expect:
-                raise CheckpointError(f"{weights}: checkpoint is {cfg.describe()}, but preset {expect!r} was asked for")
+                raise CheckpointError(
+                    f"{weights}: checkpoint is {cfg.describe()}, but preset {expect!r} was asked for"
+                )
         elif expect.shape_key() != cfg.shape_key():
-            raise CheckpointError(f"{weights}: checkpoint is {cfg.describe()}, but the run expects {expect.describe()}")
+            raise CheckpointError(
+                f"{weights}: checkpoint is {cfg.describe()}, but the run expects {expect.describe()}"
+            )
     model = create_model(cfg)
     load_weights_into(model, tensors, weights)
     model.eval()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, fields
-from typing import Any, Union
+from typing import Any
 
 from ..errors import ConfigError
 from .preprocess import Preprocessing
@@ -103,7 +103,7 @@ class PolarSettings:
         return f"width {self.width}, depth {self.depth}"
 
 
-BackboneSettings = Union[ViTSettings, PolarSettings]
+BackboneSettings = ViTSettings | PolarSettings
 #: each backbone's settings class; :func:`~.registry.register_backbone` adds to it
 BACKBONE_SETTINGS: dict[str, type] = {"vit": ViTSettings, "polar": PolarSettings}
 BACKBONES: tuple[str, ...] = ("vit", "polar")  # the built-in ones
@@ -122,7 +122,7 @@ class ModelConfig:
     """
 
     backbone: str = "polar"
-    settings: "BackboneSettings | None" = None
+    settings: BackboneSettings | None = None
     out_dim: int = 256
     in_chans: int = 3
     preprocessing: Preprocessing = Preprocessing()
@@ -196,7 +196,7 @@ class ModelConfig:
     def num_patches(self) -> int:
         return self.grid * self.grid
 
-    def with_preprocessing(self, **changes: Any) -> "ModelConfig":
+    def with_preprocessing(self, **changes: Any) -> ModelConfig:
         """This model with some preprocessing fields replaced (``framing=``, ``suppress=``…)."""
         return dataclasses.replace(self, preprocessing=dataclasses.replace(self.preprocessing, **changes))
 
@@ -219,7 +219,7 @@ class ModelConfig:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
         """The form :meth:`to_dict` writes (older checkpoints: :func:`.compat.model_config_from_dict`)."""
         if not isinstance(d, dict):
             raise ConfigError(f"model config must be a mapping, got {type(d).__name__}")

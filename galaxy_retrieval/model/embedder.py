@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ __all__ = ["Embedder", "load_checkpoint", "FROM_CHECKPOINT"]
 
 #: ``suppress=FROM_CHECKPOINT``: do what the checkpoint's training did (the default)
 FROM_CHECKPOINT = "checkpoint"
-SuppressChoice = Union[SuppressConfig, None, str]
+SuppressChoice = SuppressConfig | None | str
 
 
 def _checkpoint_fusion(meta: dict[str, Any], where: str | None) -> DescriptorFusion | None:
@@ -68,7 +68,7 @@ class Embedder:
         meta: dict[str, Any] | None = None,
         path: str | Path | None = None,
         suppress: SuppressChoice = FROM_CHECKPOINT,
-        fusion: "DescriptorFusion | None | str" = FROM_CHECKPOINT,
+        fusion: DescriptorFusion | None | str = FROM_CHECKPOINT,
     ) -> None:
         self.device = pick_device(device)
         self.model = model.to(self.device).eval()
@@ -78,15 +78,21 @@ class Embedder:
         self._score_weights = _checkpoint_weights(self.meta, self.path)
         if isinstance(fusion, str):
             if fusion != FROM_CHECKPOINT:
-                raise ConfigError(f"fusion={fusion!r}; give a DescriptorFusion, None (off) or {FROM_CHECKPOINT!r}")
+                raise ConfigError(
+                    f"fusion={fusion!r}; give a DescriptorFusion, None (off) or {FROM_CHECKPOINT!r}"
+                )
             self._fusion = _checkpoint_fusion(self.meta, self.path)
         else:
             self._fusion = fusion
         if isinstance(suppress, str):
             if suppress != FROM_CHECKPOINT:
-                raise ConfigError(f"suppress={suppress!r}; give a SuppressConfig, None (off) or {FROM_CHECKPOINT!r}")
+                raise ConfigError(
+                    f"suppress={suppress!r}; give a SuppressConfig, None (off) or {FROM_CHECKPOINT!r}"
+                )
         elif suppress is not None and not isinstance(suppress, SuppressConfig):
-            raise ConfigError(f"suppress must be a SuppressConfig, None or {FROM_CHECKPOINT!r}, got {type(suppress).__name__}")
+            raise ConfigError(
+                f"suppress must be a SuppressConfig, None or {FROM_CHECKPOINT!r}, got {type(suppress).__name__}"
+            )
         self._suppress: SuppressChoice = suppress
 
     @classmethod
@@ -97,7 +103,7 @@ class Embedder:
         device: str | torch.device | None = "auto",
         meta: dict[str, Any] | None = None,
         suppress: SuppressChoice = FROM_CHECKPOINT,
-    ) -> "Embedder":
+    ) -> Embedder:
         """Wrap an in-memory model (tests, untrained baselines); sha256 is that of its weights."""
         return cls(model, device=device, meta=meta, suppress=suppress)
 
@@ -157,7 +163,9 @@ class Embedder:
             "training": self.meta.get("summary"),
             "score_weights": self.score_weights.to_dict(),
             "suppress_sources": None if self.suppress is None else self.suppress.to_dict(),
-            "fusion": None if self._fusion is None else {"descriptor": self._fusion.descriptor, "share": self._fusion.share},
+            "fusion": None
+            if self._fusion is None
+            else {"descriptor": self._fusion.descriptor, "share": self._fusion.share},
         }
 
     @torch.inference_mode()
@@ -195,7 +203,7 @@ def load_checkpoint(
     device: str | torch.device | None = "auto",
     expect: ModelConfig | str | None = None,
     suppress: SuppressChoice = FROM_CHECKPOINT,
-    fusion: "DescriptorFusion | None | str" = FROM_CHECKPOINT,
+    fusion: DescriptorFusion | None | str = FROM_CHECKPOINT,
 ) -> Embedder:
     """Open a run directory (``runs/NAME``) or a ``model.safetensors`` file as an :class:`Embedder`.
 
@@ -204,4 +212,6 @@ def load_checkpoint(
     Raises :class:`~galaxy_retrieval.errors.CheckpointError` naming the file when it is
     missing, corrupt, or (with ``expect``) of another preset or shape."""
     model, meta, weights, sha = load_model(path, expect=expect)
-    return Embedder(model, device=device, sha256=sha, meta=meta, path=weights, suppress=suppress, fusion=fusion)
+    return Embedder(
+        model, device=device, sha256=sha, meta=meta, path=weights, suppress=suppress, fusion=fusion
+    )

@@ -79,13 +79,22 @@ class DescriptorFusion:
         return fuse(z, self.descriptor_of(x01), self.share)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"descriptor": self.descriptor, "share": float(self.share), "mean": list(self.mean), "std": list(self.std)}
+        return {
+            "descriptor": self.descriptor,
+            "share": float(self.share),
+            "mean": list(self.mean),
+            "std": list(self.std),
+        }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], where: str | None = None) -> "DescriptorFusion":
+    def from_dict(cls, d: dict[str, Any], where: str | None = None) -> DescriptorFusion:
         try:
-            return cls(share=float(d["share"]), mean=tuple(float(v) for v in d["mean"]), std=tuple(float(v) for v in d["std"]),
-                       descriptor=str(d.get("descriptor", "polar_fourier")))
+            return cls(
+                share=float(d["share"]),
+                mean=tuple(float(v) for v in d["mean"]),
+                std=tuple(float(v) for v in d["std"]),
+                descriptor=str(d.get("descriptor", "polar_fourier")),
+            )
         except (KeyError, TypeError, ValueError, ConfigError) as e:
             raise CheckpointError(f"{where or 'checkpoint'}: unreadable descriptor fusion ({e})") from None
 
@@ -99,10 +108,14 @@ def fuse(z: np.ndarray, d: np.ndarray, share: float) -> np.ndarray:
     """[√(1−share)·z/‖z‖, √share·d/‖d‖] row by row, float32 (module doc)."""
     z = np.asarray(z, np.float32)
     d = np.asarray(d, np.float32)
-    return np.concatenate([math.sqrt(1.0 - share) * _unit(z), math.sqrt(share) * _unit(d)], axis=1).astype(np.float32)
+    return np.concatenate([math.sqrt(1.0 - share) * _unit(z), math.sqrt(share) * _unit(d)], axis=1).astype(
+        np.float32
+    )
 
 
-def fit_fusion(x01_batches, share: float = DEFAULT_SHARE, descriptor: str = "polar_fourier") -> DescriptorFusion:
+def fit_fusion(
+    x01_batches, share: float = DEFAULT_SHARE, descriptor: str = "polar_fourier"
+) -> DescriptorFusion:
     """Standardisation statistics of the descriptor over images (an iterable of [0, 1]
     (B, 3, S, S) batches, e.g. the training set): label-free."""
     fn = DESCRIPTORS.get(descriptor)
@@ -112,7 +125,9 @@ def fit_fusion(x01_batches, share: float = DEFAULT_SHARE, descriptor: str = "pol
     if not parts:
         raise ConfigError("fusion statistics need at least one image")
     mu, sd = standardisation(np.concatenate(parts))
-    return DescriptorFusion(share=share, mean=tuple(mu.tolist()), std=tuple(sd.tolist()), descriptor=descriptor)
+    return DescriptorFusion(
+        share=share, mean=tuple(mu.tolist()), std=tuple(sd.tolist()), descriptor=descriptor
+    )
 
 
 def standardisation(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

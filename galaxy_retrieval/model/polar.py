@@ -57,11 +57,18 @@ class _Block(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int | tuple[int, int]) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            _CircularConv(cin, cout, stride), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-            _CircularConv(cout, cout, 1), nn.BatchNorm2d(cout),
+            _CircularConv(cin, cout, stride),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+            _CircularConv(cout, cout, 1),
+            nn.BatchNorm2d(cout),
         )
         same = cin == cout and stride in (1, (1, 1))
-        self.skip = nn.Identity() if same else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        self.skip = (
+            nn.Identity()
+            if same
+            else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.body(x) + self.skip(x))
@@ -81,7 +88,11 @@ class PolarCNN(nn.Module):
         self.n_r, self.n_theta = s // 2, s
         # persistent=False: recomputed from the config, never read from a checkpoint
         self.register_buffer("grid", polar_grid(self.n_r, self.n_theta), persistent=False)
-        layers: list[nn.Module] = [_CircularConv(config.in_chans, w, 1), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
+        layers: list[nn.Module] = [
+            _CircularConv(config.in_chans, w, 1),
+            nn.BatchNorm2d(w),
+            nn.ReLU(inplace=True),
+        ]
         # the first stage halves the angle axis only (S angles → S/2, as many as radii)
         cin, stride = w, (1, 2)
         for i in range(depth):
@@ -96,8 +107,13 @@ class PolarCNN(nn.Module):
 
     def polar(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, S, S) → (B, C, S/2 radii, S angles), bilinear, the border repeated past the edge."""
-        return F.grid_sample(x, self.grid.to(x.dtype).expand(x.shape[0], -1, -1, -1), mode="bilinear",
-                             padding_mode="border", align_corners=False)
+        return F.grid_sample(
+            x,
+            self.grid.to(x.dtype).expand(x.shape[0], -1, -1, -1),
+            mode="bilinear",
+            padding_mode="border",
+            align_corners=False,
+        )
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         self.config.check_input(x)

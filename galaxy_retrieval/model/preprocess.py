@@ -108,7 +108,7 @@ class Preprocessing:
         """All four steps: any uint8 images → normalised float32 (B, 3, S, S)."""
         return self.normalize(self.to_float(images, device))
 
-    def without_suppression(self) -> "Preprocessing":
+    def without_suppression(self) -> Preprocessing:
         return self if self.suppress is None else replace(self, suppress=None)
 
     # ---- stored form ------------------------------------------------------------------------
@@ -134,7 +134,7 @@ class Preprocessing:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Preprocessing":
+    def from_dict(cls, d: dict[str, Any]) -> Preprocessing:
         if not isinstance(d, dict):
             raise ConfigError(f"preprocessing must be a mapping, got {type(d).__name__}")
         known = {f.name for f in fields(cls)}

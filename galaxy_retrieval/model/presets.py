@@ -16,7 +16,8 @@ model, its preprocessing or its backbone's settings.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .config import ModelConfig, PolarSettings, ViTSettings
 from .preprocess import Preprocessing

@@ -16,7 +16,8 @@ ones are registered when :mod:`galaxy_retrieval.model` is imported (:mod:`.vit`,
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
 

@@ -7,8 +7,9 @@ one the index was built with (its weights' sha256 is in the manifest).
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -53,7 +54,9 @@ class IndexModel:
             ).resolved_by("checkpoint")
         emb = load_checkpoint(model_dir)
         if want and emb.sha256 != want:
-            raise CheckpointError(f"{model_dir}: model weights do not match the index manifest (sha256 {emb.sha256[:12]}… vs {want[:12]}…)")
+            raise CheckpointError(
+                f"{model_dir}: model weights do not match the index manifest (sha256 {emb.sha256[:12]}… vs {want[:12]}…)"
+            )
         return emb
 
     def embed(self, images: Sequence[Any]) -> np.ndarray:

@@ -28,7 +28,18 @@ from ..score import ScoreWeights
 from .kernels import ROW_TILE, pairs, scan
 from .topk import leave_out, select
 
-__all__ = ["score_terms", "score_matrix", "exact_knn", "rerank", "warmup", "advise_random", "leave_out", "Device", "ROW_TILE", "GPU_MIN_WORK"]
+__all__ = [
+    "score_terms",
+    "score_matrix",
+    "exact_knn",
+    "rerank",
+    "warmup",
+    "advise_random",
+    "leave_out",
+    "Device",
+    "ROW_TILE",
+    "GPU_MIN_WORK",
+]
 
 Device = Literal["auto", "cpu", "cuda"]
 
@@ -41,7 +52,6 @@ _SCORE_BUDGET_BYTES = 256 << 20
 
 
 # --------------------------------------------------------------------------- inputs
-
 
 
 def _prep_queries(xq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -105,8 +115,9 @@ def _resolve_device(device: str, work: int) -> str | None:
 # --------------------------------------------------------------------------- scoring
 
 
-
-def score_terms(xq: np.ndarray, xb: np.ndarray, device: Device = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def score_terms(
+    xq: np.ndarray, xb: np.ndarray, device: Device = "auto"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The three terms (cos, 1/(1+L2), 1/(1+L3)) of every query against every row.
 
     ``xq`` is (nq, D) (a (D,) vector counts as nq = 1), ``xb`` an (N, D) float32 or float16
@@ -118,7 +129,9 @@ def score_terms(xq: np.ndarray, xb: np.ndarray, device: Device = "auto") -> tupl
     return out[0], out[1], out[2]
 
 
-def score_matrix(xq: np.ndarray, xb: np.ndarray, weights: ScoreWeights = ScoreWeights(), device: Device = "auto") -> np.ndarray:
+def score_matrix(
+    xq: np.ndarray, xb: np.ndarray, weights: ScoreWeights = ScoreWeights(), device: Device = "auto"
+) -> np.ndarray:
     """The weighted score of every query against every row, (nq, N) float32, in one fused
     pass (the three terms are never stored)."""
     q, qn = _prep_queries(xq)
@@ -136,7 +149,9 @@ def _blocks(xb: object, block_rows: int) -> Iterator[object]:
             yield xb[s : s + block_rows]  # type: ignore[index]
         return
     if shape is not None or not isinstance(xb, Iterable):
-        raise QueryError(f"stored vectors must be a (N, D) array or an iterable of blocks, got {type(xb).__name__} {shape}")
+        raise QueryError(
+            f"stored vectors must be a (N, D) array or an iterable of blocks, got {type(xb).__name__} {shape}"
+        )
     for block in xb:
         b = np.asarray(block)
         for s in range(0, max(len(b), 1), block_rows):
@@ -204,7 +219,9 @@ def exact_knn(
                 s = -s
             top_s, top_i, _ = select(s, bid, k)
             best_s[q0:q1], best_i[q0:q1], _ = select(
-                np.concatenate([best_s[q0:q1], top_s], axis=1), np.concatenate([best_i[q0:q1], top_i], axis=1), k
+                np.concatenate([best_s[q0:q1], top_s], axis=1),
+                np.concatenate([best_i[q0:q1], top_i], axis=1),
+                k,
             )
     if id_map is not None and offset != len(id_map):
         raise QueryError(f"ids has {len(id_map)} entries but the vectors have {offset} rows")
@@ -248,7 +265,9 @@ def rerank(
         raise QueryError(f"candidates must be an integer (nq={nq}, m) array, got {cand.dtype} {cand.shape}")
     bad = (cand < -1) | (cand >= n)
     if bad.any():
-        raise QueryError(f"candidate row {int(cand[bad][0])} is out of range for {n} stored vectors (−1 = padding)")
+        raise QueryError(
+            f"candidate row {int(cand[bad][0])} is out of range for {n} stored vectors (−1 = padding)"
+        )
 
     c = np.sort(cand.astype(np.int64), axis=1)
     c[:, 1:][c[:, 1:] == c[:, :-1]] = -1  # a candidate listed twice is scored once

@@ -7,7 +7,8 @@ the searcher picks the candidates (a FAISS shortlist around the positives' mean,
 
 from __future__ import annotations
 
-from typing import Any, Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -18,7 +19,10 @@ __all__ = ["example_vectors", "rank_by_examples"]
 
 
 def example_vectors(
-    examples: Sequence[Any], position_of: Callable[[str], int], vectors: Any, embed: Callable[[Sequence[Any]], np.ndarray]
+    examples: Sequence[Any],
+    position_of: Callable[[str], int],
+    vectors: Any,
+    embed: Callable[[Sequence[Any]], np.ndarray],
 ) -> tuple[np.ndarray, list[int]]:
     """(vectors (n, D), positions of the examples given by id): an id (a ``str``) is a stored
     vector, anything else an image, embedded in one batch."""
@@ -40,7 +44,13 @@ def example_vectors(
 
 
 def rank_by_examples(
-    xp: np.ndarray, xn: np.ndarray, vectors: Any, cand: np.ndarray, weights: ScoreWeights, k: int, leave_out: Collection[int] = ()
+    xp: np.ndarray,
+    xn: np.ndarray,
+    vectors: Any,
+    cand: np.ndarray,
+    weights: ScoreWeights,
+    k: int,
+    leave_out: Collection[int] = (),
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The top ``k`` of the candidate positions ``cand`` by the combined score: (scores (n,),
     positions (n,), terms (n, 3)), float32, n ≤ k; ``leave_out`` (the examples given by id)

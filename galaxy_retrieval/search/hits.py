@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 __all__ = [
-    "Hit", "Hits", "SkyHits", "HIT_FORMATS", "HIT_SUFFIXES", "hits_table", "astropy_table", "check_hits_path", "hits_format", "write_hits",
+    "Hit",
+    "Hits",
+    "SkyHits",
+    "HIT_FORMATS",
+    "HIT_SUFFIXES",
+    "hits_table",
+    "astropy_table",
+    "check_hits_path",
+    "hits_format",
+    "write_hits",
 ]
 
 # format → file name endings; FITS and VOTable are what TOPCAT and Aladin read
@@ -21,7 +31,13 @@ HIT_SUFFIXES: dict[str, tuple[str, ...]] = {
 HIT_FORMATS = tuple(e for exts in HIT_SUFFIXES.values() for e in exts)
 
 # units of the columns a hits table may hold (catalog metadata included), for astropy tables
-_UNITS = {"ra": "deg", "dec": "deg", "percentile": "percent", "pxscale": "arcsec / pix", "separation_arcsec": "arcsec"}
+_UNITS = {
+    "ra": "deg",
+    "dec": "deg",
+    "percentile": "percent",
+    "pxscale": "arcsec / pix",
+    "separation_arcsec": "arcsec",
+}
 _DESCRIPTIONS = {
     "query": "what this hit answers",
     "rank": "1 = most similar",
@@ -101,7 +117,7 @@ class SkyHits:
 
     def describe(self) -> str:
         if self.object_id is not None:
-            return f"object {self.object_id} ({self.separation_arcsec:.1f}\" from RA {self.ra:g}, Dec {self.dec:g})"
+            return f'object {self.object_id} ({self.separation_arcsec:.1f}" from RA {self.ra:g}, Dec {self.dec:g})'
         return f"cutout at RA {self.ra:g}, Dec {self.dec:g} ({self.cutout})"
 
     def to_table(self) -> Any:
@@ -111,7 +127,9 @@ class SkyHits:
         return t
 
     def _repr_html_(self) -> str:
-        return Hits(self.hits, searcher=getattr(self.hits, "searcher", None), query=self.describe())._repr_html_()
+        return Hits(
+            self.hits, searcher=getattr(self.hits, "searcher", None), query=self.describe()
+        )._repr_html_()
 
 
 def hits_table(queries: Sequence[str], hits: Sequence[Sequence[Hit]]) -> Any:
@@ -122,13 +140,30 @@ def hits_table(queries: Sequence[str], hits: Sequence[Sequence[Hit]]) -> Any:
     recs = []
     for q, hs in zip(queries, hits):
         for h in hs:
-            recs.append({
-                "query": q, "rank": h.rank, "object_id": h.object_id, "row": h.row, "score": h.score, "percentile": h.percentile,
-                "cos": h.cos, "inv_l2": h.inv_l2, "inv_l3": h.inv_l3, **h.metadata,
-            })
+            recs.append(
+                {
+                    "query": q,
+                    "rank": h.rank,
+                    "object_id": h.object_id,
+                    "row": h.row,
+                    "score": h.score,
+                    "percentile": h.percentile,
+                    "cos": h.cos,
+                    "inv_l2": h.inv_l2,
+                    "inv_l3": h.inv_l3,
+                    **h.metadata,
+                }
+            )
     fixed = {
-        "query": pa.string(), "rank": pa.int64(), "object_id": pa.string(), "row": pa.int64(), "score": pa.float64(), "percentile": pa.float64(),
-        "cos": pa.float64(), "inv_l2": pa.float64(), "inv_l3": pa.float64(),
+        "query": pa.string(),
+        "rank": pa.int64(),
+        "object_id": pa.string(),
+        "row": pa.int64(),
+        "score": pa.float64(),
+        "percentile": pa.float64(),
+        "cos": pa.float64(),
+        "inv_l2": pa.float64(),
+        "inv_l3": pa.float64(),
     }
     names = list(fixed) + list(dict.fromkeys(k for r in recs for k in r if k not in fixed))
     cols = {}
@@ -183,12 +218,16 @@ def hits_format(path: str | Path, fmt: str | None = None) -> str:
         return f
     p = Path(path)
     if str(path) == "-":
-        raise OutputPathError(f"writing hits to stdout (-) needs a format: {', '.join(HIT_SUFFIXES)}").resolved_by("format")
+        raise OutputPathError(
+            f"writing hits to stdout (-) needs a format: {', '.join(HIT_SUFFIXES)}"
+        ).resolved_by("format")
     name = p.name.lower()
     for f, exts in HIT_SUFFIXES.items():
         if name.endswith(exts):
             return f
-    raise OutputPathError(f"{p}: unknown hits format {p.suffix or '(no extension)'!r}; name the file {', '.join(HIT_FORMATS)} or give a format").resolved_by("format")
+    raise OutputPathError(
+        f"{p}: unknown hits format {p.suffix or '(no extension)'!r}; name the file {', '.join(HIT_FORMATS)} or give a format"
+    ).resolved_by("format")
 
 
 def check_hits_path(path: str | Path, fmt: str | None = None) -> Path:
@@ -230,7 +269,11 @@ def _encode(table: Any, fmt: str, dst: Any) -> None:
         with warnings.catch_warnings():
             # astropy warns that a VOTable's unicode column becomes char[]: the ids are ASCII
             warnings.simplefilter("ignore")
-            t.write(dst, format="fits" if fmt == "fits" else "votable", **({"overwrite": True} if isinstance(dst, (str, Path)) else {}))
+            t.write(
+                dst,
+                format="fits" if fmt == "fits" else "votable",
+                **({"overwrite": True} if isinstance(dst, (str, Path)) else {}),
+            )
 
 
 def write_hits(path: str | Path, table: Any, fmt: str | None = None) -> Path:

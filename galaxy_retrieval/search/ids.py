@@ -8,7 +8,7 @@ position of an id with a hash table only for catalogs small enough for one to be
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa

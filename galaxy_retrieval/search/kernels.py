@@ -51,8 +51,6 @@ KERNEL_LOCK = threading.Lock()
 _TORCH_BUDGET_BYTES = 256 << 20
 
 
-
-
 @intrinsic
 def _as_f32(typingctx, v):
     """float32 → itself; uint16 (float16 bits) → float32, one ``fpext half`` that LLVM
@@ -164,7 +162,9 @@ def _weighted(c, i2, i3, w: np.ndarray):
     return float(w[0]) * c + float(w[1]) * i2 + float(w[2]) * i3
 
 
-def scan(xq: np.ndarray, qn: np.ndarray, rows: np.ndarray, w: np.ndarray | None, device: str | None) -> np.ndarray:
+def scan(
+    xq: np.ndarray, qn: np.ndarray, rows: np.ndarray, w: np.ndarray | None, device: str | None
+) -> np.ndarray:
     """Every query against every row: (3, nq, n) terms, or (1, nq, n) scores when the weights
     ``w`` are given. ``device`` None runs the numba kernel, otherwise the torch device."""
     out = np.empty((3 if w is None else 1, xq.shape[0], rows.shape[0]), np.float32)
@@ -186,7 +186,9 @@ def scan(xq: np.ndarray, qn: np.ndarray, rows: np.ndarray, w: np.ndarray | None,
     return out
 
 
-def pairs(xq: np.ndarray, qn: np.ndarray, rows: np.ndarray, pos: np.ndarray, w: np.ndarray, device: str | None) -> tuple[np.ndarray, np.ndarray]:
+def pairs(
+    xq: np.ndarray, qn: np.ndarray, rows: np.ndarray, pos: np.ndarray, w: np.ndarray, device: str | None
+) -> tuple[np.ndarray, np.ndarray]:
     """Listed pairs: query ``qi`` against ``rows[pos[qi, j]]`` (``pos < 0`` is padding: NaN
     terms, score −inf). Returns terms (nq, m, 3) and scores (nq, m)."""
     terms = np.empty((*pos.shape, 3), np.float32)

@@ -28,7 +28,7 @@ class FaissKnobs:
     ef_search: int | None = None  # the stored HNSW efSearch (None: no HNSW graph)
 
     @classmethod
-    def of(cls, index: Any) -> "FaissKnobs":
+    def of(cls, index: Any) -> FaissKnobs:
         import faiss
 
         # behind a PCA/OPQ transform, the knobs belong to the index inside it

@@ -17,8 +17,9 @@ searcher imports this module and not the other way round.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -50,7 +51,9 @@ class NeighbourSearch(Protocol):
         self, xq: np.ndarray, options: SearchOptions | None = None, *, exclude: Sequence[int] | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 
-    def make_hits(self, scores: np.ndarray, pos: np.ndarray, terms: np.ndarray, percentiles: bool = True) -> Hits: ...
+    def make_hits(
+        self, scores: np.ndarray, pos: np.ndarray, terms: np.ndarray, percentiles: bool = True
+    ) -> Hits: ...
 
 
 def cache_name(version: int, k: int, refine: int) -> str:
@@ -66,7 +69,9 @@ def check_k(s: NeighbourSearch, k: int, refine: int) -> None:
         raise QueryError(f"refine must be a whole number ≥ 1, got {refine!r}")
 
 
-def outlier_scores(s: NeighbourSearch, k: int = 50, refine: int = 1, progress: Progress = NULL_PROGRESS, cache: bool = True) -> np.ndarray:
+def outlier_scores(
+    s: NeighbourSearch, k: int = 50, refine: int = 1, progress: Progress = NULL_PROGRESS, cache: bool = True
+) -> np.ndarray:
     """Score of every object to its k-th nearest neighbour, float32 (count,), NaN for deleted
     rows. Read from the index's cache when there, else computed (and cached when ``cache``
     and the directory is writable)."""
@@ -105,7 +110,13 @@ def check_n(n: int) -> None:
 
 
 def rank_outliers(
-    s: NeighbourSearch, scores: np.ndarray, n: int, k: int, refine: int = 1, where: str | None = None, sel: np.ndarray | None = None
+    s: NeighbourSearch,
+    scores: np.ndarray,
+    n: int,
+    k: int,
+    refine: int = 1,
+    where: str | None = None,
+    sel: np.ndarray | None = None,
 ) -> Hits:
     """The ``n`` objects least like any other (lowest of ``scores``, their score to the k-th
     neighbour), strangest first. A hit's ``score`` is that k-th-neighbour score, its terms

@@ -7,8 +7,9 @@ No search happens here: :class:`~galaxy_retrieval.search.searcher.GalaxySearcher
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -32,7 +33,9 @@ class CatalogLookup:
         self.dead = dead  # bool per position: deleted rows are never found
         self.object_ids = ObjectIds(table.column("object_id"))  # not a list: 670 MB at 10M objects
         row = table.column("row")
-        self.rows: np.ndarray = row.chunk(0).to_numpy() if row.num_chunks == 1 else row.to_numpy()  # a view of the map
+        self.rows: np.ndarray = (
+            row.chunk(0).to_numpy() if row.num_chunks == 1 else row.to_numpy()
+        )  # a view of the map
         self._lock = threading.RLock()
         self._sky: SkyMatcher | None = None
         self._catalog: Any = None
@@ -80,11 +83,13 @@ class CatalogLookup:
             if self._sky is None:
                 names = self.table.column_names
                 if "ra" not in names or "dec" not in names:
-                    raise QueryError(f"{self.path}: the catalog has no ra/dec columns; query by image or object id").resolved_by(
-                        "image", "object_id"
-                    )
+                    raise QueryError(
+                        f"{self.path}: the catalog has no ra/dec columns; query by image or object id"
+                    ).resolved_by("image", "object_id")
                 ra, dec = self.sky_columns()
-                self._sky = SkyMatcher(ra, dec, allowed=~self.dead)  # a deleted object is not there to be found
+                self._sky = SkyMatcher(
+                    ra, dec, allowed=~self.dead
+                )  # a deleted object is not there to be found
             return self._sky
 
     def cone(self, ra: Any, dec: Any = None, radius_arcsec: float = 60.0) -> Any:
@@ -96,7 +101,9 @@ class CatalogLookup:
         pos, sep = self.sky_matcher().around(coord, float(radius_arcsec))
         t = self.table.take(pa.array(pos.astype(np.int64)))
         t = t.add_column(2, "separation_arcsec", pa.array(sep, pa.float64()))
-        return astropy_table(t, {"ra": float(coord.ra.deg), "dec": float(coord.dec.deg), "radius_arcsec": float(radius_arcsec)})
+        return astropy_table(
+            t, {"ra": float(coord.ra.deg), "dec": float(coord.dec.deg), "radius_arcsec": float(radius_arcsec)}
+        )
 
     def metadata(self, positions: Sequence[int]) -> list[dict[str, Any]]:
         sub = self.table.take(pa.array(np.asarray(positions, dtype=np.int64)))
@@ -110,7 +117,9 @@ class CatalogLookup:
         """RA and Dec in degrees (NaN: unknown), for separating hits on the sky."""
         names = self.table.column_names
         if "ra" not in names or "dec" not in names:
-            raise QueryError(f"{self.path}: the catalog has no ra/dec columns, so hits cannot be separated on the sky")
+            raise QueryError(
+                f"{self.path}: the catalog has no ra/dec columns, so hits cannot be separated on the sky"
+            )
         return self.sky_columns()
 
     def position_radec(self, pos: int) -> tuple[float, float] | None:
@@ -147,12 +156,16 @@ class CatalogLookup:
             if self._catalog is None:
                 src = self.manifest.catalog.get("path")
                 if not src or not Path(src).exists():
-                    raise QueryError(f"the catalog this index was built from ({src}) is not available, so hit images cannot be shown")
+                    raise QueryError(
+                        f"the catalog this index was built from ({src}) is not available, so hit images cannot be shown"
+                    )
                 self._catalog = open_catalog(src)
             batch = self._catalog.get_batch(list(rows))
         return list(batch.images)
 
-    def mosaic(self, hits: Sequence[Hit], query: Any = None, ncols: int = 5, tile: int = 200, crop: bool = True) -> Any:
+    def mosaic(
+        self, hits: Sequence[Hit], query: Any = None, ncols: int = 5, tile: int = 200, crop: bool = True
+    ) -> Any:
         """The hits as a PIL image (see :meth:`GalaxySearcher.mosaic`)."""
         from ..catalog.images import read_image, to_uint8_rgb
         from ..viz.notebook import grid_mosaic, hit_caption
@@ -161,7 +174,9 @@ class CatalogLookup:
         tiles: list[tuple[np.ndarray, str, str]] = []
         if query is not None:
             if isinstance(query, str) and self.object_ids.position(query) is not None:
-                tiles.append((self.images_of([int(self.rows[self.position_of(query)])])[0], f"query {query}", ""))
+                tiles.append(
+                    (self.images_of([int(self.rows[self.position_of(query)])])[0], f"query {query}", "")
+                )
             elif isinstance(query, (str, Path)):
                 tiles.append((read_image(query), f"query {Path(query).name}", ""))
             else:
@@ -171,4 +186,6 @@ class CatalogLookup:
         if not tiles:
             raise QueryError("no hits to draw")
         title = getattr(hits, "query", None)
-        return grid_mosaic(tiles, ncols=ncols, tile=tile, highlight_first=query is not None, crop=crop, title=title)
+        return grid_mosaic(
+            tiles, ncols=ncols, tile=tile, highlight_first=query is not None, crop=crop, title=title
+        )

@@ -58,5 +58,9 @@ def find_outliers(
         with atomic_path(Path(mosaic)) as tmp:
             img.save(tmp, format="PNG")
         m = Path(mosaic)
-    out = write_hits(output, hits_table([hits.query or "outliers"], [hits]), output_format) if output is not None else None
+    out = (
+        write_hits(output, hits_table([hits.query or "outliers"], [hits]), output_format)
+        if output is not None
+        else None
+    )
     return OutliersResult(hits, k, seconds, cached, m, out)

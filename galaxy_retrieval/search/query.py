@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..errors import QueryError
 from ..paths import check_output_file
 from .hits import Hit, check_hits_path, hits_table, write_hits
@@ -31,7 +29,9 @@ class QueryRequest:
     checkpoint: Path | None = None
     mosaic: Path | None = None
     fetch: Any = None  # a fetch.CutoutSpec: with no catalog object near ra/dec, search the survey's cutout
-    cache_dir: Path | None = None  # where fetched cutouts are kept (default ~/.cache/galaxy-retrieval/cutouts)
+    cache_dir: Path | None = (
+        None  # where fetched cutouts are kept (default ~/.cache/galaxy-retrieval/cutouts)
+    )
     http: Any = None  # a fetch.HttpConfig for that download
     output: Path | None = None  # the hits as .csv, .parquet, .json, .fits or .vot (Path("-"): stdout)
     output_format: str | None = None  # csv, parquet, json, fits or votable (default: by the file's ending)
@@ -81,7 +81,9 @@ def run_query(req: QueryRequest) -> QueryResult:
         return _run_examples(req)
     kinds = [bool(req.images), req.object_id is not None, req.ra is not None or req.dec is not None]
     if sum(kinds) != 1:
-        raise QueryError("give exactly one kind of query: images (one or more), an object id, or a sky position (RA and Dec)").resolved_by("image", "object_id", "ra", "dec")
+        raise QueryError(
+            "give exactly one kind of query: images (one or more), an object id, or a sky position (RA and Dec)"
+        ).resolved_by("image", "object_id", "ra", "dec")
     coord = None
     if kinds[2]:
         from .sky import parse_sky
@@ -101,13 +103,24 @@ def run_query(req: QueryRequest) -> QueryResult:
         hits = [s.query(object_id=req.object_id, options=req.options)]
         labels = [f"object {req.object_id}"]
     else:
-        sky = s.query_sky(coord, radius_arcsec=req.radius_arcsec, fetch=req.fetch, cache_dir=req.cache_dir, http=req.http, options=req.options)
+        sky = s.query_sky(
+            coord,
+            radius_arcsec=req.radius_arcsec,
+            fetch=req.fetch,
+            cache_dir=req.cache_dir,
+            http=req.http,
+            options=req.options,
+        )
         hits = [sky.hits]
         labels = [sky.describe()]
         if sky.cutout is not None:
             fetched = sky.cutout
     seconds = time.perf_counter() - t0
-    output = write_hits(req.output, hits_table(labels, hits), req.output_format) if req.output is not None else None
+    output = (
+        write_hits(req.output, hits_table(labels, hits), req.output_format)
+        if req.output is not None
+        else None
+    )
     mosaic = None
     names = s.label_names
     if req.mosaic is not None:
@@ -138,22 +151,40 @@ def _write_mosaics(path: Path, sheets: list[Any]) -> Path:
 
 def _run_examples(req: QueryRequest) -> QueryResult:
     """Several positive (and negative) examples as one query."""
-    positives: list[Any] = [*req.images, *([req.object_id] if req.object_id is not None else []), *req.positive_ids]
+    positives: list[Any] = [
+        *req.images,
+        *([req.object_id] if req.object_id is not None else []),
+        *req.positive_ids,
+    ]
     negatives: list[Any] = [*req.negative_images, *req.negative_ids]
     if not positives:
-        raise QueryError("give at least one positive example (an image or an object id) next to the negative ones")
+        raise QueryError(
+            "give at least one positive example (an image or an object id) next to the negative ones"
+        )
     if req.ra is not None or req.dec is not None or req.fetch is not None:
-        raise QueryError("a sky position cannot be combined with other examples; give the object id found there")
+        raise QueryError(
+            "a sky position cannot be combined with other examples; give the object id found there"
+        )
     if req.options.least or req.options.min_separation_arcsec is not None or req.mosaic is not None:
-        raise QueryError("several examples combine with a filter, k, refine and exact only (not least, a minimum separation or a mosaic)")
+        raise QueryError(
+            "several examples combine with a filter, k, refine and exact only (not least, a minimum separation or a mosaic)"
+        )
     if req.output is not None:
         check_hits_path(req.output, req.output_format)
     s, open_seconds = _open(req, model=bool(req.images or req.negative_images))
     t0 = time.perf_counter()
     hits = s.query_examples(positives, negatives, options=req.options)
     seconds = time.perf_counter() - t0
-    label = "like " + ", ".join(str(p) for p in positives) + ("; unlike " + ", ".join(str(n) for n in negatives) if negatives else "")
-    output = write_hits(req.output, hits_table([label], [hits]), req.output_format) if req.output is not None else None
+    label = (
+        "like "
+        + ", ".join(str(p) for p in positives)
+        + ("; unlike " + ", ".join(str(n) for n in negatives) if negatives else "")
+    )
+    output = (
+        write_hits(req.output, hits_table([label], [hits]), req.output_format)
+        if req.output is not None
+        else None
+    )
     return QueryResult([label], [hits], seconds, None, s.label_names, open_seconds, None, output)
 
 
@@ -194,12 +225,22 @@ def read_targets(path: Path) -> tuple[str, list[Any]]:
         return "sky", out
     if "filename" in by:
         return "image", [path.parent / str(v) for v in t.column(by["filename"]).to_pylist()]
-    raise QueryError(f"{path}: needs a column of object ids, ra and dec, or image paths; the columns are {', '.join(t.column_names)}")
+    raise QueryError(
+        f"{path}: needs a column of object ids, ra and dec, or image paths; the columns are {', '.join(t.column_names)}"
+    )
 
 
 def _run_targets(req: QueryRequest) -> QueryResult:
     """One query per row of a targets CSV, all hits in one table (``query`` column)."""
-    if req.images or req.object_id is not None or req.ra is not None or req.dec is not None or req.positive_ids or req.negative_images or req.negative_ids:
+    if (
+        req.images
+        or req.object_id is not None
+        or req.ra is not None
+        or req.dec is not None
+        or req.positive_ids
+        or req.negative_images
+        or req.negative_ids
+    ):
         raise QueryError(f"{req.targets}: a targets file replaces the single query; give one or the other")
     if req.mosaic is not None:
         raise QueryError("a mosaic shows one query; leave it out with a targets file")
@@ -246,7 +287,15 @@ def _run_targets(req: QueryRequest) -> QueryResult:
             hits.append(f.hits)
             labels.append(f.describe())
     if not hits:
-        raise QueryError(f"{req.targets}: none of the {len(targets)} targets could be searched (first: {skipped[0][1]})" if skipped else f"{req.targets}: no targets")
+        raise QueryError(
+            f"{req.targets}: none of the {len(targets)} targets could be searched (first: {skipped[0][1]})"
+            if skipped
+            else f"{req.targets}: no targets"
+        )
     seconds = time.perf_counter() - t0
-    output = write_hits(req.output, hits_table(labels, hits), req.output_format) if req.output is not None else None
+    output = (
+        write_hits(req.output, hits_table(labels, hits), req.output_format)
+        if req.output is not None
+        else None
+    )
     return QueryResult(labels, hits, seconds, None, s.label_names, open_seconds, None, output, tuple(skipped))

@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -50,8 +51,8 @@ from ..index.vectors import open_vectors
 from ..progress import Progress, default_progress
 from ..score import ScoreWeights
 from .embedding import IndexModel
-from .examples import example_vectors, rank_by_examples
 from .exact import advise_random, rerank
+from .examples import example_vectors, rank_by_examples
 from .hits import Hit, Hits, SkyHits
 from .knobs import FaissKnobs
 from .kth_neighbour import check_n, outlier_scores, rank_outliers
@@ -59,7 +60,7 @@ from .lookup import CatalogLookup
 from .options import SearchOptions, search_options
 from .selection import FilterCache, Selection
 from .sky import SkyMatcher, parse_sky, spread
-from .topk import leave_out, least_first
+from .topk import least_first, leave_out
 
 __all__ = ["GalaxySearcher"]
 
@@ -93,11 +94,15 @@ class GalaxySearcher:
         # answering from the version it opened
         faiss_path = path / manifest.faiss_file
         # the version's rows only: an add may be appending after them right now (vectors.py)
-        self.vectors = open_vectors(path, manifest.vectors, manifest.count, manifest.dim, manifest.vectors_file)
+        self.vectors = open_vectors(
+            path, manifest.vectors, manifest.count, manifest.dim, manifest.vectors_file
+        )
         advise_random(self.vectors)
         self.index = load_faiss_index(faiss_path, manifest.faiss)
         if self.index.ntotal != manifest.count:
-            raise IndexFormatError(f"{faiss_path}: holds {self.index.ntotal} vectors, manifest says {manifest.count}")
+            raise IndexFormatError(
+                f"{faiss_path}: holds {self.index.ntotal} vectors, manifest says {manifest.count}"
+            )
         # the index's stored nprobe / efSearch: where every call's FAISS parameters start
         self.knobs = FaissKnobs.of(self.index)
         self.deleted, _ = read_tombstones(path, manifest.tombstones, manifest.count)
@@ -113,16 +118,24 @@ class GalaxySearcher:
         # memory-mapped from the cache (index/metadata_map.py): file pages, not heap, so the
         # process's anonymous memory does not grow with the catalog's metadata
         keys = [f"{s.file}:{s.rows}:{s.sha256}" for s in manifest.shards]
-        self.lookup = CatalogLookup(path, manifest, open_metadata_table(shard_paths, keys, manifest.count), dead)
+        self.lookup = CatalogLookup(
+            path, manifest, open_metadata_table(shard_paths, keys, manifest.count), dead
+        )
         self.table: pa.Table = self.lookup.table
         self.object_ids = self.lookup.object_ids
         self.rows: np.ndarray = self.lookup.rows
-        self._filters = FilterCache(lambda where: select_positions(self.table, where, label_names=self.label_names), dead, _CACHED_FILTERS)
+        self._filters = FilterCache(
+            lambda where: select_positions(self.table, where, label_names=self.label_names),
+            dead,
+            _CACHED_FILTERS,
+        )
 
     # ------------------------------------------------------------------ opening
 
     @classmethod
-    def open(cls, path: str | Path, checkpoint: str | Path | None = None, verify: bool | None = None) -> "GalaxySearcher":
+    def open(
+        cls, path: str | Path, checkpoint: str | Path | None = None, verify: bool | None = None
+    ) -> GalaxySearcher:
         """Open an index directory, verifying it against its manifest.
 
         ``verify``: True hashes every file, False checks sizes only, None (default) hashes
@@ -199,7 +212,9 @@ class GalaxySearcher:
         """Catalog images at these catalog rows (for mosaics); needs the source catalog."""
         return self.lookup.images_of(rows)
 
-    def mosaic(self, hits: Sequence[Hit], query: Any = None, ncols: int = 5, tile: int = 200, crop: bool = True) -> Any:
+    def mosaic(
+        self, hits: Sequence[Hit], query: Any = None, ncols: int = 5, tile: int = 200, crop: bool = True
+    ) -> Any:
         """The hits as a PIL image: a grid ``ncols`` wide, each tile cropped to its galaxy and
         captioned with rank, id, score, percentile and label. ``query`` (an object id, an image
         path or a uint8 array) comes first, outlined. ``.save("hits.png")`` writes it."""
@@ -220,7 +235,9 @@ class GalaxySearcher:
     def _selection(self, where: str | None) -> Selection | None:
         return self._live if where is None else self._filters.get(where)
 
-    def search_knobs(self, options: SearchOptions | None = None, matched: int | None = None) -> tuple[int | None, int | None]:
+    def search_knobs(
+        self, options: SearchOptions | None = None, matched: int | None = None
+    ) -> tuple[int | None, int | None]:
         """(nprobe, ef_search) a FAISS search runs with: the options', else the index's stored
         ones, widened for a selection of ``matched`` rows (:meth:`FaissKnobs.for_call`)."""
         return self.knobs.for_call(options or SearchOptions(), matched, self.scale_filtered_probe)
@@ -242,21 +259,29 @@ class GalaxySearcher:
         allowed = None if sel is None else sel.positions
         if opts.least:
             # no index shortlists the farthest objects: scan, then score the kk found
-            return least_first(*rerank(xq, self._scan(xq, kk, allowed, least=True), self.vectors, kk, self.weights))
+            return least_first(
+                *rerank(xq, self._scan(xq, kk, allowed, least=True), self.vectors, kk, self.weights)
+            )
         if opts.exact or (sel is not None and len(sel) * self.manifest.dim <= self.exact_scan_elements):
             return rerank(xq, self._scan(xq, kk, allowed).astype(np.int64), self.vectors, kk, self.weights)
         # the one place a call's nprobe / efSearch reach FAISS: its search parameters
         nprobe, ef_search = self.search_knobs(opts, None if sel is None else len(sel))
-        params = search_params(self.index, nprobe=nprobe, ef_search=ef_search, sel=None if sel is None else sel.selector())
+        params = search_params(
+            self.index, nprobe=nprobe, ef_search=ef_search, sel=None if sel is None else sel.selector()
+        )
         # a filter's selection caps the candidates FAISS can return
         refine = opts.refine if sel is None else min(opts.refine, max(1, -(-len(sel) // kk)))
         metric = "cosine" if self._cosine else "l2"
-        scores, pos, terms = shortlist_rerank(self.index, self.vectors, xq, kk, refine, self.weights, metric=metric, params=params)
+        scores, pos, terms = shortlist_rerank(
+            self.index, self.vectors, xq, kk, refine, self.weights, metric=metric, params=params
+        )
         if sel is not None:
             short = (pos >= 0).sum(axis=1) < kk
             if short.any():  # refill from the exact scan of the selection
                 xr = xq[short]
-                scores[short], pos[short], terms[short] = rerank(xr, self._scan(xr, kk, sel.positions), self.vectors, kk, self.weights)
+                scores[short], pos[short], terms[short] = rerank(
+                    xr, self._scan(xr, kk, sel.positions), self.vectors, kk, self.weights
+                )
         return scores, pos, terms
 
     def search_vectors(
@@ -295,12 +320,20 @@ class GalaxySearcher:
         while len(todo) and kk > 0:
             scores, pos, terms = self._candidates(xq[todo], kk, opts, sel)
             if exclude is not None:
-                pos, scores, terms = leave_out(np.asarray(exclude, np.int64)[todo], pos, scores, terms, k=pos.shape[1])
+                pos, scores, terms = leave_out(
+                    np.asarray(exclude, np.int64)[todo], pos, scores, terms, k=pos.shape[1]
+                )
             short = []
             for j, i in enumerate(todo):
                 keep = np.flatnonzero(pos[j] >= 0)
                 if sky is not None:
-                    keep = spread(keep, pos[j], sky, None if positions is None else positions[i], opts.min_separation_arcsec)  # type: ignore[arg-type]
+                    keep = spread(
+                        keep,
+                        pos[j],
+                        sky,
+                        None if positions is None else positions[i],
+                        opts.min_separation_arcsec,
+                    )  # type: ignore[arg-type]
                     if len(keep) < k and kk < avail:
                         short.append(i)  # dropped too many: look further down the list
                         continue
@@ -311,16 +344,34 @@ class GalaxySearcher:
             kk = min(avail, kk * 4)
         return out_s, out_p, out_t
 
-    def make_hits(self, scores: np.ndarray, pos: np.ndarray, terms: np.ndarray, percentiles: bool = True) -> Hits:
+    def make_hits(
+        self, scores: np.ndarray, pos: np.ndarray, terms: np.ndarray, percentiles: bool = True
+    ) -> Hits:
         """Hits of one query's (scores, positions, terms); padding (position −1) dropped."""
         valid = pos >= 0
         p = pos[valid]
         meta = self.metadata(p)
         sc = scores[valid]
-        pct = self.reference.percentile(sc) if (self.reference is not None and percentiles) else [None] * len(sc)
+        pct = (
+            self.reference.percentile(sc)
+            if (self.reference is not None and percentiles)
+            else [None] * len(sc)
+        )
         hits = Hits(searcher=self)
         for r, (i, s, t, md, q) in enumerate(zip(p, sc, terms[valid], meta, pct), start=1):
-            hits.append(Hit(r, self.object_ids[i], int(self.rows[i]), float(s), float(t[0]), float(t[1]), float(t[2]), md, None if q is None else round(float(q), 4)))
+            hits.append(
+                Hit(
+                    r,
+                    self.object_ids[i],
+                    int(self.rows[i]),
+                    float(s),
+                    float(t[0]),
+                    float(t[1]),
+                    float(t[2]),
+                    md,
+                    None if q is None else round(float(q), 4),
+                )
+            )
         return hits
 
     # ------------------------------------------------------------------ queries
@@ -349,9 +400,15 @@ class GalaxySearcher:
         ``min_separation_arcsec``: drop a hit within that angle of the query object or of a
         better hit (another cutout of the same galaxy) and refill the list."""
         opts = search_options(options, overrides)
-        given = [image is not None, object_id is not None, ra is not None or dec is not None or coord is not None]
+        given = [
+            image is not None,
+            object_id is not None,
+            ra is not None or dec is not None or coord is not None,
+        ]
         if sum(given) != 1 or (coord is not None and (ra is not None or dec is not None)):
-            raise QueryError("give exactly one of: an image, an object id, or a sky position (coord, or ra and dec)")
+            raise QueryError(
+                "give exactly one of: an image, an object id, or a sky position (coord, or ra and dec)"
+            )
         if given[2] and coord is None and (ra is None or dec is None):
             raise QueryError("a sky position needs both ra and dec")
         if opts.where is not None:
@@ -363,7 +420,9 @@ class GalaxySearcher:
         if object_id is not None:
             pos = self.position_of(object_id)
         else:
-            pos = self.position_at(coord if coord is not None else ra, None if coord is not None else dec, radius_arcsec)[0]
+            pos = self.position_at(
+                coord if coord is not None else ra, None if coord is not None else dec, radius_arcsec
+            )[0]
         return self._query_position(pos, opts)
 
     def _query_position(self, pos: int, opts: SearchOptions) -> Hits:
@@ -422,7 +481,9 @@ class GalaxySearcher:
         path = fetch_cutout(ra, dec, fetch, cache_dir, http or HttpConfig())
         return SkyHits(self.query(image=path, options=opts), ra, dec, None, None, path, why)
 
-    def query_batch(self, images: Sequence[Any], options: SearchOptions | None = None, **overrides: Any) -> list[Hits]:
+    def query_batch(
+        self, images: Sequence[Any], options: SearchOptions | None = None, **overrides: Any
+    ) -> list[Hits]:
         """Several query images as one batch: one model call, one FAISS search, one rerank."""
         opts = search_options(options, overrides)
         if len(images) == 0:
@@ -435,7 +496,12 @@ class GalaxySearcher:
         return [self.make_hits(s[i], p[i], t[i]) for i in range(len(images))]
 
     def query_examples(
-        self, positive: Sequence[Any], negative: Sequence[Any] = (), *, options: SearchOptions | None = None, **overrides: Any
+        self,
+        positive: Sequence[Any],
+        negative: Sequence[Any] = (),
+        *,
+        options: SearchOptions | None = None,
+        **overrides: Any,
     ) -> Hits:
         """Objects like all of ``positive`` and unlike ``negative``.
 
@@ -450,7 +516,9 @@ class GalaxySearcher:
         if len(positive) == 0:
             raise QueryError("give at least one positive example (an object id or an image)")
         if opts.least or opts.min_separation_arcsec is not None:
-            raise QueryError("several examples rank by their combined score: the least similar and a minimum separation do not apply")
+            raise QueryError(
+                "several examples rank by their combined score: the least similar and a minimum separation do not apply"
+            )
         sel = self._selection(opts.where)  # a bad filter is reported before the model is loaded
         xp, ex_p = example_vectors(positive, self.position_of, self.vectors, self.embed)
         xn, ex_n = np.empty((0, self.manifest.dim), np.float32), []
@@ -465,7 +533,9 @@ class GalaxySearcher:
             cand = sel.positions if sel is not None else np.arange(self.manifest.count)
         else:
             shortlist = dataclasses.replace(opts, refine=1)  # the k × refine candidates in one FAISS call
-            _, pos, _ = self._candidates(xp.mean(axis=0, keepdims=True), min(avail, kk * opts.refine), shortlist, sel)
+            _, pos, _ = self._candidates(
+                xp.mean(axis=0, keepdims=True), min(avail, kk * opts.refine), shortlist, sel
+            )
             cand = pos[0][pos[0] >= 0]
         score, pos, terms = rank_by_examples(xp, xn, self.vectors, cand, self.weights, opts.k, examples)
         # a combination of scores is no score of a pair: no percentile
@@ -473,7 +543,9 @@ class GalaxySearcher:
 
     # ------------------------------------------------------------------ outliers (kth_neighbour.py)
 
-    def outlier_scores(self, k: int = 50, refine: int = 1, progress: Progress | None = None, cache: bool = True) -> np.ndarray:
+    def outlier_scores(
+        self, k: int = 50, refine: int = 1, progress: Progress | None = None, cache: bool = True
+    ) -> np.ndarray:
         """Each object's score to its k-th nearest neighbour (NaN: deleted), computed once per
         index version and cached beside the index (:mod:`~galaxy_retrieval.search.kth_neighbour`);
         progress shows in a notebook by default."""
@@ -481,7 +553,14 @@ class GalaxySearcher:
             return outlier_scores(self, k, refine, progress or default_progress(), cache)
 
     def outliers(
-        self, n: int = 20, k: int = 50, *, refine: int = 1, where: str | None = None, progress: Progress | None = None, cache: bool = True
+        self,
+        n: int = 20,
+        k: int = 50,
+        *,
+        refine: int = 1,
+        where: str | None = None,
+        progress: Progress | None = None,
+        cache: bool = True,
     ) -> Hits:
         """The ``n`` galaxies least like any other: the lowest scores to their k-th nearest
         neighbour, strangest first (an anomaly search; ``where`` filters the answer)."""
@@ -494,4 +573,3 @@ class GalaxySearcher:
 def _one(s: GalaxySearcher, res: Result) -> Hits:
     """The hits of a search of one query."""
     return s.make_hits(*(a[0] for a in res))
-

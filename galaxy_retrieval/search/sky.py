@@ -88,7 +88,9 @@ def parse_sky(ra: Any, dec: Any = None) -> Any:
     try:
         c = SkyCoord(ra, dec, unit=(ra_unit, u.deg), frame="icrs")
     except Exception as e:
-        raise QueryError(f"cannot read RA {ra!r}, Dec {dec!r} as a sky position ({_why(e)}); give {_FORMS}") from None
+        raise QueryError(
+            f"cannot read RA {ra!r}, Dec {dec!r} as a sky position ({_why(e)}); give {_FORMS}"
+        ) from None
     check_position(float(c.ra.deg), float(c.dec.deg))
     return c
 
@@ -129,11 +131,15 @@ class SkyMatcher:
         cat = self.coords()
         where = f"RA {coord.ra.deg:g}, Dec {coord.dec.deg:g}"
         if cat is None:
-            raise QueryError(f"no catalog object within {radius_arcsec:g} arcsec of {where} (no object has coordinates; widen the radius)").resolved_by("radius")
+            raise QueryError(
+                f"no catalog object within {radius_arcsec:g} arcsec of {where} (no object has coordinates; widen the radius)"
+            ).resolved_by("radius")
         i, sep, _ = coord.match_to_catalog_sky(cat)
         i, s = int(np.ravel(i)[0]), float(np.ravel(sep.arcsec)[0])
         if s > radius_arcsec:
-            raise QueryError(f"no catalog object within {radius_arcsec:g} arcsec of {where} (the nearest is {s:.1f} arcsec away; widen the radius)").resolved_by("radius")
+            raise QueryError(
+                f"no catalog object within {radius_arcsec:g} arcsec of {where} (the nearest is {s:.1f} arcsec away; widen the radius)"
+            ).resolved_by("radius")
         return int(self.positions[i]), s
 
     def around(self, coord: Any, radius_arcsec: float) -> tuple[np.ndarray, np.ndarray]:
@@ -150,7 +156,13 @@ class SkyMatcher:
         return self.positions[j[order]], np.asarray(sep.arcsec)[order]
 
 
-def spread(keep: np.ndarray, pos: np.ndarray, sky: tuple[np.ndarray, np.ndarray], query: tuple[float, float] | None, min_sep: float) -> np.ndarray:
+def spread(
+    keep: np.ndarray,
+    pos: np.ndarray,
+    sky: tuple[np.ndarray, np.ndarray],
+    query: tuple[float, float] | None,
+    min_sep: float,
+) -> np.ndarray:
     """The entries of ``keep`` (in rank order) at least ``min_sep`` arcsec from the query's
     position and from every better entry kept; objects without coordinates are kept."""
     ra, dec = sky
@@ -160,7 +172,11 @@ def spread(keep: np.ndarray, pos: np.ndarray, sky: tuple[np.ndarray, np.ndarray]
     for j in keep:
         r, d = ra[pos[j]], dec[pos[j]]
         if np.isfinite(r) and np.isfinite(d):
-            if taken_ra and angular_separation_arcsec(r, d, np.asarray(taken_ra), np.asarray(taken_dec)).min() < min_sep:
+            if (
+                taken_ra
+                and angular_separation_arcsec(r, d, np.asarray(taken_ra), np.asarray(taken_dec)).min()
+                < min_sep
+            ):
                 continue
             taken_ra.append(float(r))
             taken_dec.append(float(d))

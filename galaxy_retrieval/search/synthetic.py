@@ -45,7 +45,11 @@ def clustered_vectors(
     about √dim. ``intrinsic_dim`` is capped at ``dim``.
     """
     for name, value in (("n", n), ("dim", dim), ("n_clusters", n_clusters), ("intrinsic_dim", intrinsic_dim)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (0 if name == "n" else 1):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, np.integer))
+            or value < (0 if name == "n" else 1)
+        ):
             raise ConfigError(f"{name} must be a positive integer, got {value!r}")
     intrinsic_dim = min(intrinsic_dim, dim)
     if not (cluster_std >= 0 and noise >= 0):
@@ -68,9 +72,13 @@ def clustered_vectors(
         m = min(_CHUNK, n - s)
         # One generator per stream and chunk: draws fill rows in order, so the first rows of a
         # longer run equal a shorter run with the same seed.
-        label_rng, latent_rng, noise_rng = (np.random.default_rng(np.random.SeedSequence([seed, j, c])) for j in (1, 2, 3))
+        label_rng, latent_rng, noise_rng = (
+            np.random.default_rng(np.random.SeedSequence([seed, j, c])) for j in (1, 2, 3)
+        )
         label = label_rng.choice(n_clusters, size=m, p=p)
-        z = centres[label] + np.float32(cluster_std) * latent_rng.standard_normal((m, intrinsic_dim), dtype=np.float32)
+        z = centres[label] + np.float32(cluster_std) * latent_rng.standard_normal(
+            (m, intrinsic_dim), dtype=np.float32
+        )
         # in float64: a float32 BLAS product rounds differently with the number of rows
         # (kernel blocking), and the first rows of a longer run must equal a shorter run
         x = (z.astype(np.float64) @ basis.astype(np.float64)).astype(np.float32) + offset

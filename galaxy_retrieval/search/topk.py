@@ -18,7 +18,6 @@ __all__ = ["select", "leave_out", "least_first"]
 _NO_ID = np.iinfo(np.int64).max  # sort key of padding: after every real row, whatever its score
 
 
-
 @njit(cache=True)
 def _worse(s, ids, a, b):
     """Does column ``a`` rank after column ``b``? Lower score, or the same score and a higher
@@ -113,7 +112,9 @@ def select(s: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarr
     return top_s, top_i, cols
 
 
-def leave_out(exclude: np.ndarray | None, ids: np.ndarray, *arrays: np.ndarray, k: int | None = None) -> tuple[np.ndarray, ...]:
+def leave_out(
+    exclude: np.ndarray | None, ids: np.ndarray, *arrays: np.ndarray, k: int | None = None
+) -> tuple[np.ndarray, ...]:
     """Each query's ranked results without its own row ``exclude[i]`` (−1: none).
 
     ``ids`` (nq, m) and every array of ``arrays`` (nq, m, …) are reordered alike: the kept
@@ -134,7 +135,9 @@ def leave_out(exclude: np.ndarray | None, ids: np.ndarray, *arrays: np.ndarray, 
     return tuple(out)
 
 
-def least_first(scores: np.ndarray, pos: np.ndarray, terms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def least_first(
+    scores: np.ndarray, pos: np.ndarray, terms: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each row's real entries (reranked, best first) reversed: least similar first."""
     out = (scores.copy(), pos.copy(), terms.copy())
     for i in range(len(pos)):

@@ -4,9 +4,9 @@ object_routes.py) only translate HTTP to those calls and their errors to statuse
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Iterator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -30,13 +30,19 @@ FORM_OVERHEAD = 64 * 1024
 
 async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
     # FastAPI's default answer quotes the input back; say where and what, not what was sent
-    parts = [f"{'.'.join(str(x) for x in e.get('loc', ()) if x != 'body') or 'body'}: {e.get('msg', 'invalid')}" for e in exc.errors()]
+    parts = [
+        f"{'.'.join(str(x) for x in e.get('loc', ()) if x != 'body') or 'body'}: {e.get('msg', 'invalid')}"
+        for e in exc.errors()
+    ]
     return JSONResponse({"detail": "; ".join(parts)[:1000]}, status_code=422)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     # a bug answers as JSON with 500 and the server keeps serving
-    return JSONResponse({"detail": f"internal error ({type(exc).__name__}); the server log has the traceback"}, status_code=500)
+    return JSONResponse(
+        {"detail": f"internal error ({type(exc).__name__}); the server log has the traceback"},
+        status_code=500,
+    )
 
 
 def _page() -> FileResponse:
@@ -68,7 +74,12 @@ def create_app(cfg: ServeConfig) -> FastAPI:
     # it, so that a browser's preflight (which never carries the key) is answered
     app.add_middleware(RequestGuard, max_body_bytes=cfg.max_upload_bytes + FORM_OVERHEAD, api_key=cfg.api_key)
     if cfg.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(cfg.cors_origins), allow_methods=["GET", "POST"], allow_headers=["*"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cfg.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+        )
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected)
     app.include_router(object_routes.router)

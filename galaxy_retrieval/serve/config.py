@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 __all__ = ["ServeConfig"]
 
@@ -15,8 +14,8 @@ ENV = "GR_SERVE_"
 @dataclass(frozen=True)
 class ServeConfig:
     index: Path
-    checkpoint: Optional[Path] = None
-    api_key: Optional[str] = None  # when set, /api/ (but health) wants it in the X-API-Key header
+    checkpoint: Path | None = None
+    api_key: str | None = None  # when set, /api/ (but health) wants it in the X-API-Key header
     cors_origins: tuple[str, ...] = ()  # none: browsers allow only the page this server serves
     max_upload_bytes: int = 10 * 1024 * 1024
     thumbnail_cache: int = 1024  # PNGs kept in memory; a grid re-asks for the same ones
@@ -24,7 +23,11 @@ class ServeConfig:
 
     def to_env(self) -> dict[str, str]:
         """The config as environment variables: uvicorn's worker processes rebuild it from these."""
-        env = {"INDEX": str(self.index), "MAX_UPLOAD_BYTES": str(self.max_upload_bytes), "CORS": ",".join(self.cors_origins)}
+        env = {
+            "INDEX": str(self.index),
+            "MAX_UPLOAD_BYTES": str(self.max_upload_bytes),
+            "CORS": ",".join(self.cors_origins),
+        }
         if self.checkpoint:
             env["CHECKPOINT"] = str(self.checkpoint)
         if self.api_key:
@@ -32,7 +35,7 @@ class ServeConfig:
         return {ENV + k: v for k, v in env.items()}
 
     @classmethod
-    def from_env(cls) -> "ServeConfig":
+    def from_env(cls) -> ServeConfig:
         e = {k[len(ENV) :]: v for k, v in os.environ.items() if k.startswith(ENV)}
         return cls(
             index=Path(e["INDEX"]),

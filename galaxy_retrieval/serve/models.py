@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -17,29 +17,59 @@ class SearchRequest(BaseModel):
     """One query: exactly one of ``object_id``, ``ra``+``dec``, ``vector`` or ``positive``
     (an image goes in a multipart form's ``image`` field instead of this JSON body)."""
 
-    object_id: Optional[str] = Field(None, description="Search from this catalog object.", examples=["42"])
-    ra: Optional[float] = Field(None, description="Right ascension in degrees; searches from the nearest catalog object.")
-    dec: Optional[float] = Field(None, description="Declination in degrees (with ra).")
-    position: Optional[str] = Field(
-        None, description="Or a sky position in one string, as astropy's SkyCoord reads it: degrees or sexagesimal (RA in hours).", examples=["09h52m12s +02d09m15s"]
+    object_id: str | None = Field(None, description="Search from this catalog object.", examples=["42"])
+    ra: float | None = Field(
+        None, description="Right ascension in degrees; searches from the nearest catalog object."
+    )
+    dec: float | None = Field(None, description="Declination in degrees (with ra).")
+    position: str | None = Field(
+        None,
+        description="Or a sky position in one string, as astropy's SkyCoord reads it: degrees or sexagesimal (RA in hours).",
+        examples=["09h52m12s +02d09m15s"],
     )
     radius_arcsec: float = Field(10.0, gt=0, description="How far from ra/dec the catalog object may lie.")
-    vector: Optional[list[float]] = Field(None, description="An embedding made with the index's model.")
-    positive: list[str] = Field(default_factory=list, description="Object ids the results should resemble (with negative).")
-    negative: list[str] = Field(default_factory=list, description="Object ids the results should not resemble.")
+    vector: list[float] | None = Field(None, description="An embedding made with the index's model.")
+    positive: list[str] = Field(
+        default_factory=list, description="Object ids the results should resemble (with negative)."
+    )
+    negative: list[str] = Field(
+        default_factory=list, description="Object ids the results should not resemble."
+    )
     k: int = Field(10, ge=1, le=1000, description="Number of results.")
-    refine: int = Field(10, ge=1, le=1000, description="FAISS shortlists k × refine candidates for the exact rerank.")
-    nprobe: Optional[int] = Field(None, ge=1, le=MAX_KNOB, description="IVF lists searched (default: the index's); more: better recall, slower.")
-    ef_search: Optional[int] = Field(None, ge=1, le=MAX_KNOB, description="HNSW search breadth (default: the index's); more: better recall, slower.")
-    where: Optional[str] = Field(None, description="One boolean expression over the metadata columns (comparisons, AND/OR/NOT, IN, BETWEEN, LIKE, IS NULL, arithmetic), e.g. \"label = 3 AND redshift < 0.05\".")
-    min_separation_arcsec: Optional[float] = Field(None, gt=0, description="Drop results within this angle of the query or of a better result.")
+    refine: int = Field(
+        10, ge=1, le=1000, description="FAISS shortlists k × refine candidates for the exact rerank."
+    )
+    nprobe: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_KNOB,
+        description="IVF lists searched (default: the index's); more: better recall, slower.",
+    )
+    ef_search: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_KNOB,
+        description="HNSW search breadth (default: the index's); more: better recall, slower.",
+    )
+    where: str | None = Field(
+        None,
+        description='One boolean expression over the metadata columns (comparisons, AND/OR/NOT, IN, BETWEEN, LIKE, IS NULL, arithmetic), e.g. "label = 3 AND redshift < 0.05".',
+    )
+    min_separation_arcsec: float | None = Field(
+        None, gt=0, description="Drop results within this angle of the query or of a better result."
+    )
     least: bool = Field(False, description="The k least similar instead of the most similar.")
 
     def search_options(self) -> SearchOptions:
         """The library's settings of this search."""
         return SearchOptions(
-            k=self.k, refine=self.refine, nprobe=self.nprobe, ef_search=self.ef_search, where=self.where or None,
-            order="least" if self.least else "most", min_separation_arcsec=self.min_separation_arcsec,
+            k=self.k,
+            refine=self.refine,
+            nprobe=self.nprobe,
+            ef_search=self.ef_search,
+            where=self.where or None,
+            order="least" if self.least else "most",
+            min_separation_arcsec=self.min_separation_arcsec,
         )
 
 
@@ -48,26 +78,29 @@ class HitOut(BaseModel):
     object_id: str
     row: int = Field(description="Row in the source catalog; /api/rows/{row}/image.png shows it.")
     score: float
-    percentile: Optional[float] = Field(None, description="Percent of random catalog pairs scoring lower (null: an index built before it was recorded, or several examples).")
+    percentile: float | None = Field(
+        None,
+        description="Percent of random catalog pairs scoring lower (null: an index built before it was recorded, or several examples).",
+    )
     cos: float
     inv_l2: float
     inv_l3: float
     label: Any = None
-    label_name: Optional[str] = None
-    ra: Optional[float] = None
-    dec: Optional[float] = None
+    label_name: str | None = None
+    ra: float | None = None
+    dec: float | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
 class QueryOut(BaseModel):
     kind: Literal["object_id", "sky", "image", "vector", "examples", "outliers"]
-    object_id: Optional[str] = Field(None, description="The catalog object searched from, when there is one.")
-    row: Optional[int] = None
+    object_id: str | None = Field(None, description="The catalog object searched from, when there is one.")
+    row: int | None = None
     label: Any = None
-    label_name: Optional[str] = None
-    ra: Optional[float] = None
-    dec: Optional[float] = None
-    separation_arcsec: Optional[float] = Field(None, description="Of the object found from the given ra/dec.")
+    label_name: str | None = None
+    ra: float | None = None
+    dec: float | None = None
+    separation_arcsec: float | None = Field(None, description="Of the object found from the given ra/dec.")
 
 
 class SearchResponse(BaseModel):
@@ -80,9 +113,9 @@ class ObjectOut(BaseModel):
     object_id: str
     row: int
     label: Any = None
-    label_name: Optional[str] = None
-    ra: Optional[float] = None
-    dec: Optional[float] = None
+    label_name: str | None = None
+    ra: float | None = None
+    dec: float | None = None
     metadata: dict[str, Any]
 
 
@@ -91,11 +124,13 @@ class InfoOut(BaseModel):
     count: int = Field(description="Objects the index can return (deleted ones excluded).")
     dims: int
     model: dict[str, Any]
-    faiss_factory: Optional[str]
-    metric: Optional[str]
+    faiss_factory: str | None
+    metric: str | None
     columns: list[str]
     label_names: dict[int, str]
-    catalog_available: bool = Field(description="Whether cutouts can be shown (the source catalog is readable).")
+    catalog_available: bool = Field(
+        description="Whether cutouts can be shown (the source catalog is readable)."
+    )
     max_upload_bytes: int
 
 

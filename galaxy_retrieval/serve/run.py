@@ -39,7 +39,9 @@ def bind_banner(host: str, port: int, api_key: str | None) -> tuple[str, str | N
     return url, warning
 
 
-def run_server(cfg: ServeConfig, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level: str = "info") -> None:
+def run_server(
+    cfg: ServeConfig, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level: str = "info"
+) -> None:
     """Serve until interrupted. ``workers`` > 1 runs that many processes, each with its own
     searcher and model (memory × workers), sharing the port."""
     import uvicorn
@@ -56,4 +58,11 @@ def run_server(cfg: ServeConfig, host: str = "127.0.0.1", port: int = 8000, work
         return
     # worker processes import the app by name and rebuild the config from the environment
     os.environ.update(cfg.to_env())
-    uvicorn.run("galaxy_retrieval.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers, log_level=log_level)
+    uvicorn.run(
+        "galaxy_retrieval.serve.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+    )

@@ -19,10 +19,34 @@ from ..search.searcher import GalaxySearcher
 from .config import ServeConfig
 from .models import ErrorOut, HitOut, ObjectOut
 
-__all__ = ["AppState", "State", "KEYED", "ERRORS", "check_key", "query_error", "hit_out", "object_out", "read_upload"]
+__all__ = [
+    "AppState",
+    "State",
+    "KEYED",
+    "ERRORS",
+    "check_key",
+    "query_error",
+    "hit_out",
+    "object_out",
+    "read_upload",
+]
 
 # what an upload may be called: read_image picks its decoder by the name
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".fits", ".fit", ".fits.gz", ".fit.gz", ".fz")
+IMAGE_SUFFIXES = (
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".gif",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".fits",
+    ".fit",
+    ".fits.gz",
+    ".fit.gz",
+    ".fz",
+)
 OK_TYPES = ("application/octet-stream", "application/fits", "image/fits")
 ERRORS: dict[int | str, dict[str, Any]] = {s: {"model": ErrorOut} for s in (400, 401, 404, 413, 415)}
 
@@ -78,7 +102,12 @@ def query_error(e: GalaxyRetrievalError) -> HTTPException:
     msg = str(e)
     # an object or position that is not in the index is a missing resource, everything else
     # (bad filter, bad k, bad vector) is a bad request
-    missing = ("is not in the index", "was deleted from the index", "no catalog object within", "no object within")
+    missing = (
+        "is not in the index",
+        "was deleted from the index",
+        "no catalog object within",
+        "no object within",
+    )
     return HTTPException(404 if any(m in msg for m in missing) else 400, msg)
 
 
@@ -93,9 +122,19 @@ def hit_out(st: AppState, h: Hit) -> HitOut:
     md = {k: _plain(v) for k, v in h.metadata.items()}
     lab = md.get("label")
     return HitOut(
-        rank=h.rank, object_id=h.object_id, row=h.row, score=h.score, percentile=h.percentile, cos=h.cos, inv_l2=h.inv_l2, inv_l3=h.inv_l3,
-        label=lab, label_name=st.label_names.get(lab) if isinstance(lab, int) else None,
-        ra=md.get("ra"), dec=md.get("dec"), metadata=md,
+        rank=h.rank,
+        object_id=h.object_id,
+        row=h.row,
+        score=h.score,
+        percentile=h.percentile,
+        cos=h.cos,
+        inv_l2=h.inv_l2,
+        inv_l3=h.inv_l3,
+        label=lab,
+        label_name=st.label_names.get(lab) if isinstance(lab, int) else None,
+        ra=md.get("ra"),
+        dec=md.get("dec"),
+        metadata=md,
     )
 
 
@@ -104,8 +143,13 @@ def object_out(st: AppState, pos: int) -> ObjectOut:
     md = {k: _plain(v) for k, v in s.metadata([pos])[0].items()}
     lab = md.get("label")
     return ObjectOut(
-        object_id=s.object_ids[pos], row=int(s.rows[pos]), label=lab,
-        label_name=st.label_names.get(lab) if isinstance(lab, int) else None, ra=md.get("ra"), dec=md.get("dec"), metadata=md,
+        object_id=s.object_ids[pos],
+        row=int(s.rows[pos]),
+        label=lab,
+        label_name=st.label_names.get(lab) if isinstance(lab, int) else None,
+        ra=md.get("ra"),
+        dec=md.get("dec"),
+        metadata=md,
     )
 
 
@@ -120,7 +164,10 @@ def read_upload(st: AppState, upload: UploadFile, data: bytes) -> np.ndarray:
     if ctype and not ctype.startswith("image/") and ctype not in OK_TYPES and not suffix:
         raise HTTPException(415, "the upload is not an image; upload a PNG, JPEG, TIFF or FITS file")
     if len(data) > st.cfg.max_upload_bytes:
-        raise HTTPException(413, f"the upload of {len(data):,} bytes is over the upload limit of {st.cfg.max_upload_bytes:,} bytes")
+        raise HTTPException(
+            413,
+            f"the upload of {len(data):,} bytes is over the upload limit of {st.cfg.max_upload_bytes:,} bytes",
+        )
     if not data:
         raise HTTPException(400, "the upload is empty")
     # the bytes go to a private temporary file named only by the suffix: nothing from the

@@ -99,7 +99,9 @@ class SuppressConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ConfigError(f"suppress config: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise ConfigError(
+                f"suppress config: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
         return cls(**d)
 
 
@@ -110,5 +112,3 @@ PRESETS: dict[str, SuppressConfig] = {
     "optical": SuppressConfig(),
     "radio": SuppressConfig(keep_radius=0.3),
 }
-
-

@@ -19,7 +19,6 @@ _RETRY_FACTOR = 2.0
 _RETRIES = 3
 
 
-
 @dataclass(frozen=True, eq=False)
 class Detection:
     """What :func:`detect_sources` found in one image (for diagnostics and plots)."""
@@ -38,7 +37,9 @@ def check_uint8_image(image: object, where: str) -> np.ndarray:
     if image.dtype != np.uint8:
         raise CatalogError(f"{where}: expected a uint8 image, got dtype {image.dtype}")
     if image.ndim not in (2, 3) or (image.ndim == 3 and not 1 <= image.shape[2] <= 4):
-        raise CatalogError(f"{where}: expected shape (H, W) or (H, W, C) with 1-4 channels, got {image.shape}")
+        raise CatalogError(
+            f"{where}: expected shape (H, W) or (H, W, C) with 1-4 channels, got {image.shape}"
+        )
     return image
 
 
@@ -185,5 +186,3 @@ def detect_sources(image: np.ndarray, cfg: SuppressConfig = SuppressConfig()) ->
             sup |= ell
     sup &= ~kept
     return Detection(seg, central, kept, sup, n, thresh)
-
-

@@ -80,14 +80,18 @@ def suppress_sources(
     return (out, det) if return_mask else out
 
 
-def suppress_batch(images: np.ndarray | Sequence[np.ndarray], cfg: SuppressConfig = SuppressConfig()) -> np.ndarray | list[np.ndarray]:
+def suppress_batch(
+    images: np.ndarray | Sequence[np.ndarray], cfg: SuppressConfig = SuppressConfig()
+) -> np.ndarray | list[np.ndarray]:
     """:func:`suppress_sources` over a (B, H, W, C) uint8 array (returns an array of the
     same shape) or a sequence of images of any sizes (returns a list). A 3-D array is
     refused rather than guessed at: (B, H, W) grey stacks and one (H, W, 3) image look
     alike; pass grey stacks as (B, H, W, 1) or as a list."""
     if isinstance(images, np.ndarray):
         if images.ndim != 4:
-            raise CatalogError(f"suppress_batch: expected a (B, H, W, C) array or a list of images, got shape {images.shape}")
+            raise CatalogError(
+                f"suppress_batch: expected a (B, H, W, C) array or a list of images, got shape {images.shape}"
+            )
         if images.dtype != np.uint8:
             raise CatalogError(f"suppress_batch: expected uint8 images, got dtype {images.dtype}")
         out = np.empty_like(images)

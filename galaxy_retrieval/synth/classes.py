@@ -39,7 +39,13 @@ def _disturbed(rng: np.random.Generator, cfg: SynthConfig) -> _Drawn:
             a = gal.lopsided_angle + math.radians(gal.pa_deg) + rng.normal(0, 0.4)
             streams.append(
                 Stream(
-                    _curve(x + 0.8 * r_px * math.cos(a), y + 0.8 * r_px * math.sin(a), a, _u(rng, 1.5, 3.5) * r_px, _u(rng, -1.2, 1.2)),
+                    _curve(
+                        x + 0.8 * r_px * math.cos(a),
+                        y + 0.8 * r_px * math.sin(a),
+                        a,
+                        _u(rng, 1.5, 3.5) * r_px,
+                        _u(rng, -1.2, 1.2),
+                    ),
                     sigma0=_u(rng, 2.0, 3.5),
                     sigma1=_u(rng, 3.5, 7.0),
                     flux=gal.flux * _u(rng, 0.05, 0.12),
@@ -69,7 +75,13 @@ def _disturbed(rng: np.random.Generator, cfg: SynthConfig) -> _Drawn:
         a = side + rng.normal(0, 0.5)
         streams.append(
             Stream(
-                _curve(x + r_px * math.cos(a), y + r_px * math.sin(a), a, _u(rng, 2.0, 4.0) * r_px, _u(rng, -0.8, 0.8)),
+                _curve(
+                    x + r_px * math.cos(a),
+                    y + r_px * math.sin(a),
+                    a,
+                    _u(rng, 2.0, 4.0) * r_px,
+                    _u(rng, -0.8, 0.8),
+                ),
                 sigma0=_u(rng, 2.5, 4.0),
                 sigma1=_u(rng, 5.0, 9.0),
                 flux=gal.flux * _u(rng, 0.05, 0.1),
@@ -97,7 +109,12 @@ def _merging(rng: np.random.Generator, cfg: SynthConfig) -> _Drawn:
     a = _u(rng, 0, 2 * math.pi)
     comp = _merger_member(rng, x + sep * math.cos(a), y + sep * math.sin(a), s)
     ratio = _u(rng, 0.3, 1.0)
-    comp = replace(comp, flux=main.flux * ratio, disk_hlr=comp.disk_hlr * math.sqrt(ratio), bulge_hlr=comp.bulge_hlr * math.sqrt(ratio))
+    comp = replace(
+        comp,
+        flux=main.flux * ratio,
+        disk_hlr=comp.disk_hlr * math.sqrt(ratio),
+        bulge_hlr=comp.bulge_hlr * math.sqrt(ratio),
+    )
     # Tidal tails curl the same way on both galaxies and leave from their far sides, as in
     # prograde encounters (Toomre & Toomre 1972).
     spin = float(rng.choice((-1.0, 1.0)))
@@ -107,7 +124,13 @@ def _merging(rng: np.random.Generator, cfg: SynthConfig) -> _Drawn:
             start = away + rng.normal(0, 0.4)
             streams.append(
                 Stream(
-                    _curve(g.x + 0.7 * rg * math.cos(start), g.y + 0.7 * rg * math.sin(start), start + spin * 0.6, _u(rng, 2.0, 4.5) * rg, spin * _u(rng, 0.6, 1.6)),
+                    _curve(
+                        g.x + 0.7 * rg * math.cos(start),
+                        g.y + 0.7 * rg * math.sin(start),
+                        start + spin * 0.6,
+                        _u(rng, 2.0, 4.5) * rg,
+                        spin * _u(rng, 0.6, 1.6),
+                    ),
                     sigma0=_u(rng, 2.0, 3.5),
                     sigma1=_u(rng, 4.0, 8.0),
                     flux=g.flux * _u(rng, 0.06, 0.14),
@@ -118,7 +141,16 @@ def _merging(rng: np.random.Generator, cfg: SynthConfig) -> _Drawn:
     if not streams or rng.uniform() < 0.5:
         # a bridge between the two, bowed sideways
         mid = _curve(main.x, main.y, a - spin * 0.4, sep * 1.05, spin * 0.8)
-        streams.append(Stream(mid, sigma0=_u(rng, 1.5, 3.0), sigma1=_u(rng, 1.5, 3.0), flux=main.flux * _u(rng, 0.04, 0.09), colour=main.disk_colour, fade=0.8))
+        streams.append(
+            Stream(
+                mid,
+                sigma0=_u(rng, 1.5, 3.0),
+                sigma1=_u(rng, 1.5, 3.0),
+                flux=main.flux * _u(rng, 0.04, 0.09),
+                colour=main.disk_colour,
+                fade=0.8,
+            )
+        )
     blobs = Blobs.empty()
     if not main.bulge_dominated:
         kf = _u(rng, 0.05, 0.15)
@@ -143,8 +175,18 @@ def _cigar(rng: np.random.Generator, cfg: SynthConfig) -> _Drawn:
 def _barred(rng: np.random.Generator, cfg: SynthConfig) -> _Drawn:
     x, y = _centre(rng)
     g, b = _spiral_disk(
-        rng, cfg.pixel_scale, bulge_frac=(0.08, 0.25), pitch=(12.0, 25.0), arms=(2,), arm_frac=(0.35, 0.55),
-        sharpness=(3.0, 6.0), knots=8.0, knot_frac=(0.04, 0.10), barred=True, x=x, y=y,
+        rng,
+        cfg.pixel_scale,
+        bulge_frac=(0.08, 0.25),
+        pitch=(12.0, 25.0),
+        arms=(2,),
+        arm_frac=(0.35, 0.55),
+        sharpness=(3.0, 6.0),
+        knots=8.0,
+        knot_frac=(0.04, 0.10),
+        barred=True,
+        x=x,
+        y=y,
     )
     return g, b, (), None
 
@@ -152,8 +194,18 @@ def _barred(rng: np.random.Generator, cfg: SynthConfig) -> _Drawn:
 def _tight(rng: np.random.Generator, cfg: SynthConfig) -> _Drawn:
     x, y = _centre(rng)
     g, b = _spiral_disk(
-        rng, cfg.pixel_scale, bulge_frac=(0.15, 0.35), pitch=(7.0, 14.0), arms=(2, 2, 3, 4), arm_frac=(0.30, 0.50),
-        sharpness=(3.0, 6.0), knots=8.0, knot_frac=(0.04, 0.10), barred=False, x=x, y=y,
+        rng,
+        cfg.pixel_scale,
+        bulge_frac=(0.15, 0.35),
+        pitch=(7.0, 14.0),
+        arms=(2, 2, 3, 4),
+        arm_frac=(0.30, 0.50),
+        sharpness=(3.0, 6.0),
+        knots=8.0,
+        knot_frac=(0.04, 0.10),
+        barred=False,
+        x=x,
+        y=y,
     )
     return g, b, (), None
 
@@ -161,8 +213,18 @@ def _tight(rng: np.random.Generator, cfg: SynthConfig) -> _Drawn:
 def _loose(rng: np.random.Generator, cfg: SynthConfig) -> _Drawn:
     x, y = _centre(rng)
     g, b = _spiral_disk(
-        rng, cfg.pixel_scale, bulge_frac=(0.03, 0.15), pitch=(20.0, 35.0), arms=(2, 2, 3), arm_frac=(0.40, 0.60),
-        sharpness=(2.5, 5.0), knots=16.0, knot_frac=(0.08, 0.18), barred=False, x=x, y=y,
+        rng,
+        cfg.pixel_scale,
+        bulge_frac=(0.03, 0.15),
+        pitch=(20.0, 35.0),
+        arms=(2, 2, 3),
+        arm_frac=(0.40, 0.60),
+        sharpness=(2.5, 5.0),
+        knots=16.0,
+        knot_frac=(0.08, 0.18),
+        barred=False,
+        x=x,
+        y=y,
     )
     return g, b, (), None
 
@@ -187,5 +249,3 @@ _SAMPLERS: tuple[Callable[[np.random.Generator, SynthConfig], _Drawn], ...] = (
     _edge_on_plain,
     _edge_on_bulge,
 )
-
-

@@ -12,7 +12,9 @@ from .scene import Bar, Blobs, Colour, Galaxy, Spiral
 from .texture import disk_to_image
 
 
-def _spheroid(rng: np.random.Generator, q_lo: float, q_hi: float, n_lo: float, n_hi: float, x: float, y: float) -> Galaxy:
+def _spheroid(
+    rng: np.random.Generator, q_lo: float, q_hi: float, n_lo: float, n_hi: float, x: float, y: float
+) -> Galaxy:
     hlr = _u(rng, 3.5, 8.5)
     return Galaxy(
         x=x,
@@ -115,7 +117,10 @@ def _arm_knots(rng: np.random.Generator, gal: Galaxy, h_px: float, n: int, total
     r = s.r_start + h_px * rng.gamma(2.0, 0.7, n)
     # beyond ~2.5 scale lengths the arms have faded into the sky; knots there look detached
     r = np.minimum(r, s.r_start + 2.5 * h_px)
-    phi = s.chirality * np.log(r / s.r_start) / math.tan(math.radians(s.pitch_deg)) + (s.phase + 2 * math.pi * k) / s.n_arms
+    phi = (
+        s.chirality * np.log(r / s.r_start) / math.tan(math.radians(s.pitch_deg))
+        + (s.phase + 2 * math.pi * k) / s.n_arms
+    )
     phi = phi + rng.normal(0, 0.10, n)
     dx, dy = disk_to_image(r * np.cos(phi), r * np.sin(phi), gal.disk_q, math.radians(gal.pa_deg))
     w = rng.lognormal(0.0, 0.6, n)
@@ -162,7 +167,14 @@ def _edge_on(rng: np.random.Generator, bulge: bool, x: float, y: float, scale_px
     )
 
 
-def _lopsided_disk(rng: np.random.Generator, a1: tuple[float, float], bulge_frac: tuple[float, float], x: float, y: float, scale_px: float) -> Galaxy:
+def _lopsided_disk(
+    rng: np.random.Generator,
+    a1: tuple[float, float],
+    bulge_frac: tuple[float, float],
+    x: float,
+    y: float,
+    scale_px: float,
+) -> Galaxy:
     disk_hlr = _u(rng, 3.5, 8.0)
     cos_i = _u(rng, 0.35, 1.0)
     off = rng.normal(0, 1.0, 2) * disk_hlr / scale_px * 0.12
@@ -216,5 +228,3 @@ def _shell(x0: float, y0: float, radius: float, centre_angle: float, span: float
 
 def _size_px(g: Galaxy, scale_px: float) -> float:
     return (g.bulge_hlr if g.bulge_dominated else g.disk_hlr) / scale_px
-
-

@@ -66,5 +66,3 @@ def _flux(mag: float) -> float:
 
 def _centre(rng: np.random.Generator) -> tuple[float, float]:
     return float(rng.normal(0, 0.7)), float(rng.normal(0, 0.7))
-
-

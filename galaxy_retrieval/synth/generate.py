@@ -112,10 +112,14 @@ def _chunks(cfg: SynthConfig, labels: np.ndarray, workers: int) -> Iterator[Chun
     # spawn, not fork: the caller may hold threads (torch, a progress bar) that fork would
     # copy mid-flight; the workers only need numpy and GalSim.
     ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_die_with_parent, initargs=(os.getpid(),)) as ex:
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=_die_with_parent, initargs=(os.getpid(),)
+    ) as ex:
         # A bounded window of chunks in flight keeps memory flat however large n is,
         # while results are still taken strictly in order.
-        window: deque[Future[Chunk]] = deque(ex.submit(render_chunk, cfg, lo, lab) for lo, lab in islice(tasks, 3 * workers))
+        window: deque[Future[Chunk]] = deque(
+            ex.submit(render_chunk, cfg, lo, lab) for lo, lab in islice(tasks, 3 * workers)
+        )
         try:
             while window:
                 chunk = window.popleft().result()
@@ -175,7 +179,9 @@ def _create_datasets(f, cfg: SynthConfig) -> None:
         for col in ("x", "y", "flux"):
             t.create_dataset(f"{prefix}_{col}", (n, width), np.float32, fillvalue=np.nan)
     # mostly zeros: gzip makes it a few hundred bytes per object
-    t.create_dataset("star_mask", (n, s, s), np.uint8, chunks=(1, s, s), compression="gzip", compression_opts=1)
+    t.create_dataset(
+        "star_mask", (n, s, s), np.uint8, chunks=(1, s, s), compression="gzip", compression_opts=1
+    )
 
 
 def _write(f, c: Chunk) -> None:
@@ -194,7 +200,9 @@ def _write(f, c: Chunk) -> None:
     t["star_mask"][sl] = c.star_mask
 
 
-def generate_catalog(cfg: SynthConfig, out: str | Path, progress: Progress = NULL_PROGRESS, overwrite: bool = False) -> Path:
+def generate_catalog(
+    cfg: SynthConfig, out: str | Path, progress: Progress = NULL_PROGRESS, overwrite: bool = False
+) -> Path:
     """Render ``cfg.n`` galaxies (balanced over the ten Galaxy10 classes) into ``out``.
 
     Parent directories are created; an existing file at ``out`` is an error unless
@@ -209,14 +217,18 @@ def generate_catalog(cfg: SynthConfig, out: str | Path, progress: Progress = NUL
     if out.is_dir():
         raise ConfigError(f"synth output {out} is a directory; give a file name such as {out / 'synth.h5'}")
     if out.exists() and not overwrite:
-        raise ConfigError(f"{out}: exists; overwrite it, or choose another output file").resolved_by("overwrite")
+        raise ConfigError(f"{out}: exists; overwrite it, or choose another output file").resolved_by(
+            "overwrite"
+        )
     check_output_file(out)
     _remove_stale_partials(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     labels = balanced_labels(cfg.n, cfg.seed)
     n_chunks = -(-cfg.n // cfg.chunk_size)
     workers = max(1, min(cfg.resolved_workers(), n_chunks))
-    progress.log(f"rendering {cfg.n} galaxies of {cfg.size}×{cfg.size} px (seed {cfg.seed}) on {workers} worker(s)")
+    progress.log(
+        f"rendering {cfg.n} galaxies of {cfg.size}×{cfg.size} px (seed {cfg.seed}) on {workers} worker(s)"
+    )
     tmp = out.with_name(f"{out.name}.partial-{os.getpid()}")
     per_object = _bytes_per_object(cfg)
     check_free_space(out.parent, per_object * cfg.n, out)

@@ -83,10 +83,15 @@ def _galaxy_parts(g: Galaxy, scale: float) -> list[tuple[galsim.GSObject, Colour
     if smooth > 0 and g.lopsided == 0:
         if g.edge_on:
             d = galsim.InclinedExponential(
-                g.inclination_deg * galsim.degrees, half_light_radius=g.disk_hlr, scale_h_over_r=g.h_over_r, gsparams=_GSP
+                g.inclination_deg * galsim.degrees,
+                half_light_radius=g.disk_hlr,
+                scale_h_over_r=g.h_over_r,
+                gsparams=_GSP,
             ).rotate(g.pa_deg * galsim.degrees)
         else:
-            d = galsim.Exponential(half_light_radius=g.disk_hlr, gsparams=_GSP).shear(q=g.disk_q, beta=g.pa_deg * galsim.degrees)
+            d = galsim.Exponential(half_light_radius=g.disk_hlr, gsparams=_GSP).shear(
+                q=g.disk_q, beta=g.pa_deg * galsim.degrees
+            )
         parts.append((d.shift(g.x * scale, g.y * scale).withFlux(smooth), g.disk_colour))
     return parts
 
@@ -113,7 +118,16 @@ def _lane(g: Galaxy, n: int, scale: float) -> np.ndarray | None:
     """The dust lane's absorbed fraction on the padded FFT frame, in ``irfft2`` layout."""
     if g.dust <= 0:
         return None
-    a = dust_lane(n, g.x, g.y, math.radians(g.pa_deg), g.dust, g.dust_width, g.dust_offset, 3.0 * g.disk_hlr / 1.678 / scale)
+    a = dust_lane(
+        n,
+        g.x,
+        g.y,
+        math.radians(g.pa_deg),
+        g.dust,
+        g.dust_width,
+        g.dust_offset,
+        3.0 * g.disk_hlr / 1.678 / scale,
+    )
     return np.fft.ifftshift(a)
 
 
@@ -158,7 +172,9 @@ def star_mask(scene: Scene, cfg: SynthConfig) -> np.ndarray:
 def _k_image(prof: galsim.GSObject, n: int, scale: float) -> np.ndarray:
     """``prof``'s Fourier transform on the k grid of an ``n``×``n`` real image with pixel
     ``scale``, in numpy ``rfft2`` layout (so ``irfft2`` of it sums to the flux)."""
-    kim = galsim.ImageCF(bounds=galsim.BoundsI(0, n // 2, -n // 2, n // 2 - 1), scale=2.0 * np.pi / (n * scale))
+    kim = galsim.ImageCF(
+        bounds=galsim.BoundsI(0, n // 2, -n // 2, n // 2 - 1), scale=2.0 * np.pi / (n * scale)
+    )
     prof.drawKImage(image=kim, recenter=False)
     return np.fft.ifftshift(kim.array, axes=0)
 
@@ -218,7 +234,12 @@ def render_scene(scene: Scene, cfg: SynthConfig, noise_rng: np.random.Generator)
         others += _galaxy_parts(g, scale)
     st = scene.stars
     for x, y, f, cg, cz in zip(st.x, st.y, st.flux, st.g, st.z):
-        others.append((galsim.DeltaFunction(flux=float(f), gsparams=_GSP).shift(x * scale, y * scale), Colour(float(cg), float(cz))))
+        others.append(
+            (
+                galsim.DeltaFunction(flux=float(f), gsparams=_GSP).shift(x * scale, y * scale),
+                Colour(float(cg), float(cz)),
+            )
+        )
 
     k = np.zeros((3, n, n // 2 + 1), np.complex64)
     lane = _lane(scene.main, n, scale)
@@ -247,7 +268,9 @@ def render_scene(scene: Scene, cfg: SynthConfig, noise_rng: np.random.Generator)
         if len(splats):
             flux = np.zeros(len(splats))
             if blob_ids is not None:
-                flux[blob_ids] = scene.blobs.flux * (scene.blobs.g, np.ones(len(scene.blobs)), scene.blobs.z)[b]
+                flux[blob_ids] = (
+                    scene.blobs.flux * (scene.blobs.g, np.ones(len(scene.blobs)), scene.blobs.z)[b]
+                )
             for ids, f, col in streams:
                 flux[ids] = f * col.ratios()[b]
             tex += splats.draw(flux)

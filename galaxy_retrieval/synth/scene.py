@@ -143,7 +143,12 @@ class Blobs:
         return int(self.x.size)
 
     def concat(self, other: Blobs) -> Blobs:
-        return Blobs(*(np.concatenate([getattr(self, k), getattr(other, k)]) for k in ("x", "y", "sigma", "flux", "g", "z")))
+        return Blobs(
+            *(
+                np.concatenate([getattr(self, k), getattr(other, k)])
+                for k in ("x", "y", "sigma", "flux", "g", "z")
+            )
+        )
 
 
 @dataclass(frozen=True, eq=False)

@@ -53,7 +53,9 @@ def disk_plane(size: int, x0: float, y0: float, q: float, pa_rad: float) -> tupl
     return np.hypot(u, v), np.arctan2(v, u)
 
 
-def dust_lane(size: int, x0: float, y0: float, pa_rad: float, opacity: float, width: float, offset: float, length: float) -> np.ndarray:
+def dust_lane(
+    size: int, x0: float, y0: float, pa_rad: float, opacity: float, width: float, offset: float, length: float
+) -> np.ndarray:
     """Fraction of light absorbed at each pixel by a dust lane along the major axis of an
     edge-on disk: Gaussian across (``width``, shifted by ``offset``), fading along the disk
     over ``length`` pixels. Multiplying the unconvolved galaxy by this gives the light to
@@ -130,7 +132,9 @@ class Splats:
         s2 = (2.0 * sigma * sigma)[:, None, None]
         # Normalised analytically (not by the patch sum) so light falling off the frame is lost
         # as it would be in a real cutout.
-        w = np.exp(-(((px - c0 - x[:, None, None]) ** 2) + (py - c0 - y[:, None, None]) ** 2) / s2) / (np.pi * s2)
+        w = np.exp(-(((px - c0 - x[:, None, None]) ** 2) + (py - c0 - y[:, None, None]) ** 2) / s2) / (
+            np.pi * s2
+        )
         px, py = np.broadcast_arrays(px, py)
         inside = (px >= 0) & (px < self.size) & (py >= 0) & (py < self.size)
         owner = np.broadcast_to(ids[:, None, None], px.shape)

@@ -6,9 +6,9 @@ from __future__ import annotations
 from .augment import NEGATIVE_TRANSFORMS, POSITIVE_TRANSFORMS, AugmentConfig, PairAugmenter
 from .config import TrainConfig
 from .loop import TrainResult, train
-from .validate import validate
 from .reuse import resumable_with, same_config, trained_with
 from .splits import split_indices
+from .validate import validate
 
 __all__ = [
     "train",

@@ -26,11 +26,28 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 
-__all__ = ["POSITIVE_TRANSFORMS", "EXTRA_POSITIVE_TRANSFORMS", "NEGATIVE_TRANSFORMS", "AugmentConfig", "PairAugmenter", "GALAXY_AUGMENT"]
+__all__ = [
+    "POSITIVE_TRANSFORMS",
+    "EXTRA_POSITIVE_TRANSFORMS",
+    "NEGATIVE_TRANSFORMS",
+    "AugmentConfig",
+    "PairAugmenter",
+    "GALAXY_AUGMENT",
+]
 
 # the default positive set (the paper's plus zoom and brightness); kept as it was so that
 # every recorded training config resolves to the transforms it was trained with
-POSITIVE_TRANSFORMS = ("hflip", "vflip", "rot90", "rotate", "perspective", "crop_pad", "noise", "scale", "brightness")
+POSITIVE_TRANSFORMS = (
+    "hflip",
+    "vflip",
+    "rot90",
+    "rotate",
+    "perspective",
+    "crop_pad",
+    "noise",
+    "scale",
+    "brightness",
+)
 # opt-in positives measured on real cutouts (GALAXY_AUGMENT): a random shift of the zoomed
 # view, a PSF-like blur, per-band gains (a colour change) and a change of stretch (gamma).
 # Without the photometric ones a network tells instances apart by their colour histogram,
@@ -71,14 +88,25 @@ class AugmentConfig:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
                 raise ConfigError(f"augment {f}={v!r} must be a number between 0 and 1")
             object.__setattr__(self, f, float(v))
-        for f in ("pos_crop_keep", "pos_noise", "pos_scale", "pos_brightness", "neg_perspective", "neg_blur",
-                  "neg_erase_area", "neg_noise", "pos_blur"):
+        for f in (
+            "pos_crop_keep",
+            "pos_noise",
+            "pos_scale",
+            "pos_brightness",
+            "neg_perspective",
+            "neg_blur",
+            "neg_erase_area",
+            "neg_noise",
+            "pos_blur",
+        ):
             lo, hi = (float(v) for v in getattr(self, f))
             if not 0 <= lo <= hi:
                 raise ConfigError(f"augment {f}=({lo}, {hi}) must be a range 0 <= low <= high")
             object.__setattr__(self, f, (lo, hi))
-        for kind, names, known in (("positive", self.positive_set, _ALL_POSITIVE),
-                                   ("negative", self.negative_set, NEGATIVE_TRANSFORMS)):
+        for kind, names, known in (
+            ("positive", self.positive_set, _ALL_POSITIVE),
+            ("negative", self.negative_set, NEGATIVE_TRANSFORMS),
+        ):
             names = tuple(names)
             bad = [n for n in names if n not in known]
             if bad or len(set(names)) != len(names):
@@ -105,7 +133,9 @@ def _choose(n: int, k: int, m: int, g: torch.Generator) -> torch.Tensor:
     return torch.zeros(n, m, dtype=torch.bool).scatter_(1, idx, True)
 
 
-def _columns(n: int, k: int, chosen: tuple[str, ...], known: tuple[str, ...], g: torch.Generator) -> dict[str, torch.Tensor]:
+def _columns(
+    n: int, k: int, chosen: tuple[str, ...], known: tuple[str, ...], g: torch.Generator
+) -> dict[str, torch.Tensor]:
     """name → (n,) bool: which samples get that transform (k of the ``chosen`` ones each)."""
     use = _choose(n, k, len(chosen), g)
     col = {name: torch.zeros(n, dtype=torch.bool) for name in known}
@@ -160,7 +190,9 @@ def _warp(x: torch.Tensor, mats: torch.Tensor, fill: str = "zeros") -> torch.Ten
     """Resample each image at ``mats[i] @ (u, v, 1)`` for its output coordinates (u, v)."""
     b, _, h, w = x.shape
     dev = x.device
-    ys = (torch.arange(h, dtype=torch.float32, device=dev) * 2 + 1) / h - 1  # pixel centres, align_corners=False
+    ys = (
+        torch.arange(h, dtype=torch.float32, device=dev) * 2 + 1
+    ) / h - 1  # pixel centres, align_corners=False
     xs = (torch.arange(w, dtype=torch.float32, device=dev) * 2 + 1) / w - 1
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")
     coords = torch.stack([gx, gy, torch.ones_like(gx)], dim=-1).reshape(1, h * w, 3)
@@ -205,8 +237,10 @@ def _erase_mask(area: torch.Tensor, h: int, w: int, g: torch.Generator) -> torch
     yy = torch.arange(h, dtype=torch.float32)[None, :, None]
     xx = torch.arange(w, dtype=torch.float32)[None, None, :]
     inside = (
-        (yy >= top[:, None, None]) & (yy < (top + eh)[:, None, None])
-        & (xx >= left[:, None, None]) & (xx < (left + ew)[:, None, None])
+        (yy >= top[:, None, None])
+        & (yy < (top + eh)[:, None, None])
+        & (xx >= left[:, None, None])
+        & (xx < (left + ew)[:, None, None])
     )
     return (~inside)[:, None].float()
 
@@ -253,7 +287,15 @@ class PairAugmenter:
         sh[:, 1, 2] = torch.where(col["shift"], shift[:, 1], 0.0)
         mats = sh @ mats  # the shift moves the final view: the object leaves the centre
         out = x.clone()
-        geo = col["hflip"] | col["vflip"] | col["rot90"] | col["rotate"] | col["perspective"] | col["scale"] | col["shift"]
+        geo = (
+            col["hflip"]
+            | col["vflip"]
+            | col["rot90"]
+            | col["rotate"]
+            | col["perspective"]
+            | col["scale"]
+            | col["shift"]
+        )
         if geo.any():
             ic, idx = _rows(geo, x.device)
             out[idx] = _warp(x[idx], mats[ic], cfg.fill)
@@ -318,7 +360,18 @@ class PairAugmenter:
 #: their colour histograms, as raw pixels do).
 GALAXY_AUGMENT = AugmentConfig(
     num_positive=10,
-    positive_set=("hflip", "rot90", "rotate", "scale", "shift", "blur", "gamma", "colour", "brightness", "noise"),
+    positive_set=(
+        "hflip",
+        "rot90",
+        "rotate",
+        "scale",
+        "shift",
+        "blur",
+        "gamma",
+        "colour",
+        "brightness",
+        "noise",
+    ),
     fill="reflection",
     pos_scale=(0.8, 1.5),
     pos_brightness=(0.67, 1.5),

@@ -161,14 +161,25 @@ class TrainConfig:
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise ConfigError(f"train config {name}={v!r} must be an integer >= {lo}")
 
-        for name, lo in (("epochs", 1), ("batch_size", 2), ("patience", 1), ("seed", 0), ("max_val_images", 2),
-                         ("num_augmentations", 0), ("preload_max_bytes", 0)):
+        for name, lo in (
+            ("epochs", 1),
+            ("batch_size", 2),
+            ("patience", 1),
+            ("seed", 0),
+            ("max_val_images", 2),
+            ("num_augmentations", 0),
+            ("preload_max_bytes", 0),
+        ):
             _int(name, lo)
         for name in ("lr", "margin"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
                 raise ConfigError(f"train config {name}={v!r} must be a finite number > 0")
-        if not isinstance(self.weight_decay, (int, float)) or not math.isfinite(self.weight_decay) or self.weight_decay < 0:
+        if (
+            not isinstance(self.weight_decay, (int, float))
+            or not math.isfinite(self.weight_decay)
+            or self.weight_decay < 0
+        ):
             raise ConfigError(f"train config weight_decay={self.weight_decay!r} must be a finite number >= 0")
         if self.warmup_epochs < 0:
             raise ConfigError(f"train config warmup_epochs={self.warmup_epochs!r} must be >= 0")
@@ -181,23 +192,37 @@ class TrainConfig:
         if self.loss not in ("contrastive", "info_nce"):
             raise ConfigError(f"train config loss={self.loss!r}; choices: contrastive, info_nce")
         if self.loss == "info_nce" and self.pair_mode != "in_batch":
-            raise ConfigError("loss='info_nce' needs pair_mode='in_batch' (it contrasts each image with the rest of its batch)")
-        if not isinstance(self.temperature, (int, float)) or not math.isfinite(self.temperature) or self.temperature <= 0:
+            raise ConfigError(
+                "loss='info_nce' needs pair_mode='in_batch' (it contrasts each image with the rest of its batch)"
+            )
+        if (
+            not isinstance(self.temperature, (int, float))
+            or not math.isfinite(self.temperature)
+            or self.temperature <= 0
+        ):
             raise ConfigError(f"train config temperature={self.temperature!r} must be a finite number > 0")
         if self.save_computations and self.pair_mode != "paper":
-            raise ConfigError("save_computations applies to pair_mode='paper' (in_batch pairs cost no extra images)")
+            raise ConfigError(
+                "save_computations applies to pair_mode='paper' (in_batch pairs cost no extra images)"
+            )
         if self.lr_schedule not in ("constant", "cosine"):
             raise ConfigError(f"train config lr_schedule={self.lr_schedule!r}; choices: constant, cosine")
         if self.time_budget_s is not None and not self.time_budget_s > 0:
             raise ConfigError(f"train config time_budget_s={self.time_budget_s!r} must be > 0 or None")
         sizes = tuple(int(b) for b in self.loose_batch_sizes)
         if not sizes or min(sizes) < 2:
-            raise ConfigError(f"train config loose_batch_sizes={self.loose_batch_sizes!r} must be integers >= 2")
+            raise ConfigError(
+                f"train config loose_batch_sizes={self.loose_batch_sizes!r} must be integers >= 2"
+            )
         object.__setattr__(self, "loose_batch_sizes", sizes)
         if not isinstance(self.score_weights, ScoreWeights):
-            raise ConfigError(f"train config score_weights must be a ScoreWeights, got {type(self.score_weights).__name__}")
+            raise ConfigError(
+                f"train config score_weights must be a ScoreWeights, got {type(self.score_weights).__name__}"
+            )
         if not isinstance(self.learn_score_weights, bool):
-            raise ConfigError(f"train config learn_score_weights={self.learn_score_weights!r} must be True or False")
+            raise ConfigError(
+                f"train config learn_score_weights={self.learn_score_weights!r} must be True or False"
+            )
         if self.learn_score_weights and min(self.score_weights.as_tuple()) <= 0:
             raise ConfigError(
                 f"train config learn_score_weights starts from score_weights={self.score_weights.to_dict()}: "
@@ -208,15 +233,23 @@ class TrainConfig:
                 f"train config suppress_sources must be a SuppressConfig or None, got {type(self.suppress_sources).__name__}"
             )
         if self.select_by not in ("val_loss", "split_loose_acc"):
-            raise ConfigError(f"train config select_by={self.select_by!r}; choices: val_loss, split_loose_acc")
+            raise ConfigError(
+                f"train config select_by={self.select_by!r}; choices: val_loss, split_loose_acc"
+            )
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ConfigError(f"train config precision={self.precision!r}; choices: auto, fp32, bf16")
         if self.fusion_share is not None and (
-            isinstance(self.fusion_share, bool) or not isinstance(self.fusion_share, (int, float)) or not 0 <= self.fusion_share < 1
+            isinstance(self.fusion_share, bool)
+            or not isinstance(self.fusion_share, (int, float))
+            or not 0 <= self.fusion_share < 1
         ):
-            raise ConfigError(f"train config fusion_share={self.fusion_share!r} must be a number in [0, 1) or None")
+            raise ConfigError(
+                f"train config fusion_share={self.fusion_share!r} must be a number in [0, 1) or None"
+            )
         if self.init is not None and (not isinstance(self.init, str) or not self.init.strip()):
-            raise ConfigError(f"train config init={self.init!r} must be 'pretrained', a checkpoint path or None")
+            raise ConfigError(
+                f"train config init={self.init!r} must be 'pretrained', a checkpoint path or None"
+            )
         if self.compile not in ("auto", "on", "off"):
             raise ConfigError(f"train config compile={self.compile!r}; choices: auto, on, off")
         if self.framing is not None and not isinstance(self.framing, Framing):
@@ -224,15 +257,28 @@ class TrainConfig:
         if self.model is None:
             preset_config(self.preset)  # raises ConfigError naming the choices
         elif not isinstance(self.model, ModelConfig):
-            raise ConfigError(f"train config model must be a ModelConfig or None, got {type(self.model).__name__}")
+            raise ConfigError(
+                f"train config model must be a ModelConfig or None, got {type(self.model).__name__}"
+            )
         self.augment_config()  # validates augmentation counts
 
     @classmethod
-    def paper_faithful(cls, **overrides: Any) -> "TrainConfig":
+    def paper_faithful(cls, **overrides: Any) -> TrainConfig:
         """The paper's training recipe (§3.4): untouched anchors, one positive and one
         harsh-negative pair per image, constant learning rate."""
-        base = dict(preset="small", pair_mode="paper", loss="contrastive", augment_anchors=False, lr_schedule="constant", warmup_epochs=0.0,
-                    augment=None, framing=None, select_by="val_loss", epochs=25, batch_size=64)
+        base = dict(
+            preset="small",
+            pair_mode="paper",
+            loss="contrastive",
+            augment_anchors=False,
+            lr_schedule="constant",
+            warmup_epochs=0.0,
+            augment=None,
+            framing=None,
+            select_by="val_loss",
+            epochs=25,
+            batch_size=64,
+        )
         return cls(**{**base, **overrides})
 
     def model_config(self) -> ModelConfig:
@@ -257,16 +303,14 @@ class TrainConfig:
             num_negative=min(neg, len(NEGATIVE_TRANSFORMS)),
         )
 
-    def replace(self, **changes: Any) -> "TrainConfig":
+    def replace(self, **changes: Any) -> TrainConfig:
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {}
         for f in fields(self):
             v = getattr(self, f.name)
-            if isinstance(v, ModelConfig):
-                v = v.to_dict()
-            elif isinstance(v, (ScoreWeights, SuppressConfig, Framing)):
+            if isinstance(v, (ModelConfig, ScoreWeights, SuppressConfig, Framing)):
                 v = v.to_dict()
             elif isinstance(v, AugmentConfig):
                 v = {k: (list(x) if isinstance(x, tuple) else x) for k, x in asdict(v).items()}
@@ -276,7 +320,7 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -301,7 +345,9 @@ class TrainConfig:
         if kw.get("suppress_sources") is not None:
             kw["suppress_sources"] = SuppressConfig.from_dict(kw["suppress_sources"])
         if kw.get("augment") is not None:
-            kw["augment"] = AugmentConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in kw["augment"].items()})
+            kw["augment"] = AugmentConfig(
+                **{k: (tuple(v) if isinstance(v, list) else v) for k, v in kw["augment"].items()}
+            )
         if "loose_batch_sizes" in kw:
             kw["loose_batch_sizes"] = tuple(kw["loose_batch_sizes"])
         return cls(**kw)

@@ -6,7 +6,8 @@ checkpoint's :class:`~galaxy_retrieval.model.Embedder` does at search time."""
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,7 +44,11 @@ def read_rows(catalog: Catalog, rows: np.ndarray, chunk: int = _CHUNK) -> Iterat
             got = np.asarray(b.rows, dtype=np.int64)
             keep = want[got - lo]
             if keep.any():
-                ims = b.images[keep] if isinstance(b.images, np.ndarray) else [im for im, k in zip(b.images, keep) if k]
+                ims = (
+                    b.images[keep]
+                    if isinstance(b.images, np.ndarray)
+                    else [im for im, k in zip(b.images, keep) if k]
+                )
                 yield got[keep], ims
     else:
         for i in range(0, rows.size, chunk):
@@ -59,7 +64,7 @@ def model_inputs(
     batch: int = 256,
     stats: IngestStats | None = None,
     cfg: IngestConfig | None = IngestConfig(),
-) -> Iterator[tuple[np.ndarray, "torch.Tensor"]]:
+) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
     """(catalog rows, float32 (b, 3, S, S) in [0, 1]) of the given rows after steps 1–3 of
     ``pre``, in increasing row order, unreadable images left out: the fast path for image
     folders (``cfg``), else the catalog's reader and :meth:`Preprocessing.to_float` in this
@@ -125,7 +130,9 @@ class ImageStore:
 
     def _preload(self, progress: Progress, name: str) -> None:
         parts, kept = [], []
-        what = f"loading {name} at {self.size}²" + (" (suppressing sources)" if self.pre.suppress is not None else "")
+        what = f"loading {name} at {self.size}²" + (
+            " (suppressing sources)" if self.pre.suppress is not None else ""
+        )
         # image folders go through the ingest fast path (worker processes, the box store)
         stats = IngestStats(framing=self.framing_stats)
         with progress.task(what, total=len(self.rows), unit="img") as t:
@@ -137,7 +144,9 @@ class ImageStore:
         if self.pre.framing.mode == "auto" and (st.measured or st.reused):
             progress.log(f"{name}: {st.describe_reuse()}")
         self.rows = np.concatenate(kept) if kept else np.zeros(0, np.int64)
-        self._data = torch.cat(parts) if parts else torch.zeros((0, 3, self.size, self.size), dtype=torch.uint8)
+        self._data = (
+            torch.cat(parts) if parts else torch.zeros((0, 3, self.size, self.size), dtype=torch.uint8)
+        )
 
     def __len__(self) -> int:
         return len(self.rows)

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import torch
 
 from ..score import ScoreWeights, score_torch
-from .losses import contrastive_loss, info_nce_loss
 from .augment import PairAugmenter
+from .losses import contrastive_loss, info_nce_loss
 
 __all__ = ["PairBatch", "make_pair_batch", "pair_loss", "other_positions"]
 
@@ -37,7 +37,11 @@ class PairBatch:
 
     @property
     def n_pairs(self) -> int:
-        return self.n_anchors * (self.n_anchors if self.in_batch else 1) if self.y is None else int(self.y.numel())
+        return (
+            self.n_anchors * (self.n_anchors if self.in_batch else 1)
+            if self.y is None
+            else int(self.y.numel())
+        )
 
 
 def other_positions(pos: torch.Tensor, n: int, g: torch.Generator) -> torch.Tensor:
@@ -111,7 +115,9 @@ def pair_loss(
         eye = torch.eye(n, dtype=torch.bool, device=s.device)
         s_pos, s_neg = s[eye], s[~eye]
         ones = torch.ones_like(s_pos)
-        loss = 0.5 * (contrastive_loss(s_pos, ones, margin) + contrastive_loss(s_neg, torch.zeros_like(s_neg), margin))
+        loss = 0.5 * (
+            contrastive_loss(s_pos, ones, margin) + contrastive_loss(s_neg, torch.zeros_like(s_neg), margin)
+        )
         with torch.no_grad():
             acc = 0.5 * ((s_pos > margin / 2).float().mean() + (s_neg <= margin / 2).float().mean())
         return loss, float(acc)

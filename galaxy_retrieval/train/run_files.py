@@ -3,7 +3,7 @@ and what the best weights file itself records (see :mod:`galaxy_retrieval.model.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,7 @@ def write_run_files(
         "format_version": FORMAT_VERSION,
         "kind": KIND,
         "package_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "model": cfg.model_config().to_dict(),
         "train": cfg.to_dict(),
         "epoch": state["best_epoch"],

@@ -12,7 +12,9 @@ from .sheet import contact_sheet
 __all__ = ["catalog_contact_sheet", "framing_sheet"]
 
 
-def catalog_contact_sheet(catalog, out: str | Path, per_class: int = 3, max_images: int = 40, seed: int = 0) -> Path:
+def catalog_contact_sheet(
+    catalog, out: str | Path, per_class: int = 3, max_images: int = 40, seed: int = 0
+) -> Path:
     """Write a PNG of ``per_class`` objects of each label (or a random sample if unlabelled)."""
 
     labels = catalog.labels()

@@ -30,7 +30,9 @@ def plot_history(
     def series(key: str) -> list[float]:
         return [float("nan") if h.get(key) is None else h[key] for h in history]
 
-    ax_loss.plot(epochs, series("train_loss"), marker="o", ms=3, label=f"train ({pair_mode.replace('_', '-')} pairs)")
+    ax_loss.plot(
+        epochs, series("train_loss"), marker="o", ms=3, label=f"train ({pair_mode.replace('_', '-')} pairs)"
+    )
     ax_loss.plot(epochs, series("val_loss"), marker="o", ms=3, label="validation (paper pairs)")
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("contrastive loss")

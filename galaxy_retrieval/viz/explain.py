@@ -113,7 +113,9 @@ def explain_sheet(
         vmax = float(np.abs(maps).max()) or 1.0
     clipped_hi = bool(maps.max() > vmax)
     clipped_lo = bool(signed and maps.min() < -vmax)
-    extend = {(False, False): "neither", (True, False): "max", (False, True): "min", (True, True): "both"}[(clipped_hi, clipped_lo)]
+    extend = {(False, False): "neither", (True, False): "max", (False, True): "min", (True, True): "both"}[
+        (clipped_hi, clipped_lo)
+    ]
 
     def axes_at(x: float, y_top: float, w: float, h: float):
         # pixel box (top-left origin) → figure fraction (bottom-left origin)
@@ -126,7 +128,16 @@ def explain_sheet(
     lines = textwrap.wrap(title, max(20, int((W - 2 * _PAD) / 6.6)))  # characters of 9-pt text that fit
     if len(lines) > 1:
         lines = textwrap.wrap(title, max(20, int((W - 2 * _PAD) / 6.0)), max_lines=2, placeholder=" …")
-    fig.text(_PAD / W, 1.0 - (_TITLE / 2) / H, "\n".join(lines), color=_TEXT, fontsize=9 if len(lines) == 1 else 8, va="center", ha="left", linespacing=1.1)
+    fig.text(
+        _PAD / W,
+        1.0 - (_TITLE / 2) / H,
+        "\n".join(lines),
+        color=_TEXT,
+        fontsize=9 if len(lines) == 1 else 8,
+        va="center",
+        ha="left",
+        linespacing=1.1,
+    )
     for j, im in enumerate(images):
         x = _PAD + j * (tile + _PAD)
         base = _square(np.asarray(im), tile)
@@ -144,15 +155,33 @@ def explain_sheet(
             for li, text in enumerate(lines):
                 if text:
                     fig.text(
-                        (x + 2) / W, 1.0 - (y + tile + 4 + li * 14) / H, _fit(text, tile), fontsize=8,
-                        color=_QUERY if j == 0 and li == 0 else _TEXT, va="top", ha="left",
+                        (x + 2) / W,
+                        1.0 - (y + tile + 4 + li * 14) / H,
+                        _fit(text, tile),
+                        fontsize=8,
+                        color=_QUERY if j == 0 and li == 0 else _TEXT,
+                        va="top",
+                        ha="left",
                     )
     cax = axes_at(_PAD, H - _BAR + 6, min(W - 2 * _PAD, 480), 10)
     norm = Normalize(-vmax, vmax) if signed else Normalize(0.0, vmax)
-    bar = fig.colorbar(ScalarMappable(norm, colormaps[_SIGNED_CMAP if signed else "inferno"]), cax=cax, orientation="horizontal", extend=extend)
+    bar = fig.colorbar(
+        ScalarMappable(norm, colormaps[_SIGNED_CMAP if signed else "inferno"]),
+        cax=cax,
+        orientation="horizontal",
+        extend=extend,
+    )
     bar.ax.tick_params(labelsize=7, colors=_TEXT, length=2)
     bar.outline.set_edgecolor(_TEXT)
-    fig.text(_PAD / W, 1.0 - (H - 8) / H, textwrap.shorten(scale_label, max(20, int((W - 2 * _PAD) / 6.0)), placeholder=" …"), color=_TEXT, fontsize=8, va="bottom", ha="left")
+    fig.text(
+        _PAD / W,
+        1.0 - (H - 8) / H,
+        textwrap.shorten(scale_label, max(20, int((W - 2 * _PAD) / 6.0)), placeholder=" …"),
+        color=_TEXT,
+        fontsize=8,
+        va="bottom",
+        ha="left",
+    )
     out = Path(out)
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=_DPI, facecolor=_BG)

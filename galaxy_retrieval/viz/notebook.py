@@ -33,6 +33,7 @@ class HitLike(Protocol):
     @property
     def metadata(self) -> dict[str, Any]: ...
 
+
 _BG = (18, 18, 24)
 _QUERY = (255, 196, 0)
 _TEXT = (235, 235, 235)
@@ -62,7 +63,9 @@ def thumbnail(image: np.ndarray, size: int = 160, crop: bool = True) -> Image.Im
             a = frame_box(a, Framing(mode="auto", margin=_THUMB_MARGIN)).cut(a)
         except Exception:  # framing is a nicety here: any failure shows the whole frame
             pass
-    return Image.fromarray(np.ascontiguousarray(a)).convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
+    return (
+        Image.fromarray(np.ascontiguousarray(a)).convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
+    )
 
 
 def _label_name(label: object, names: dict[int, str] | None) -> str:
@@ -76,7 +79,10 @@ def _label_name(label: object, names: dict[int, str] | None) -> str:
 def hit_caption(h: HitLike, names: dict[int, str] | None = None) -> tuple[str, str]:
     """Two caption lines of a hit: rank and id; score, percentile and label."""
     pct = "" if h.percentile is None else f" p{h.percentile:.2f}"
-    return f"#{h.rank} {h.object_id}", f"s={h.score:.3f}{pct} {_label_name(h.metadata.get('label'), names)}".rstrip()
+    return (
+        f"#{h.rank} {h.object_id}",
+        f"s={h.score:.3f}{pct} {_label_name(h.metadata.get('label'), names)}".rstrip(),
+    )
 
 
 def _fit(draw: ImageDraw.ImageDraw, text: str, font: Any, width: int) -> str:
@@ -118,7 +124,12 @@ def grid_mosaic(
         first = highlight_first and i == 0
         if first:
             draw.rectangle([x - 3, y - 3, x + tile + 2, y + tile + 2], outline=_QUERY, width=3)
-        draw.text((x + 1, y + tile + 3), _fit(draw, line1, font, tile - 2), fill=_QUERY if first else _TEXT, font=font)
+        draw.text(
+            (x + 1, y + tile + 3),
+            _fit(draw, line1, font, tile - 2),
+            fill=_QUERY if first else _TEXT,
+            font=font,
+        )
         draw.text((x + 1, y + tile + 5 + fs), _fit(draw, line2, font, tile - 2), fill=_DIM, font=font)
     return sheet
 
@@ -144,16 +155,32 @@ def hits_html(hits: Sequence[HitLike], searcher: Any = None, thumb: int = 96) ->
     head = ["", "#", "object id", "score", "percentile", "label", *meta_cols]
     rows = []
     for h, im in zip(hits, images):
-        img = "" if im is None else f'<img src="data:image/png;base64,{_png_b64(thumbnail(im, thumb))}" width="{thumb}" height="{thumb}"/>'
-        cells = [img, str(h.rank), html.escape(h.object_id), f"{h.score:.4f}", "" if h.percentile is None else f"{h.percentile:.2f}",
-                 html.escape(_label_name(h.metadata.get("label"), names))]
+        img = (
+            ""
+            if im is None
+            else f'<img src="data:image/png;base64,{_png_b64(thumbnail(im, thumb))}" width="{thumb}" height="{thumb}"/>'
+        )
+        cells = [
+            img,
+            str(h.rank),
+            html.escape(h.object_id),
+            f"{h.score:.4f}",
+            "" if h.percentile is None else f"{h.percentile:.2f}",
+            html.escape(_label_name(h.metadata.get("label"), names)),
+        ]
         for c in meta_cols:
             v = h.metadata.get(c)
             cells.append("" if v is None else html.escape(f"{v:.6g}" if isinstance(v, float) else str(v)))
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     query = getattr(hits, "query", None)
-    caption = f"<caption>{len(hits)} hits" + (f" of {html.escape(str(query))}" if query else "") + "</caption>"
+    caption = (
+        f"<caption>{len(hits)} hits" + (f" of {html.escape(str(query))}" if query else "") + "</caption>"
+    )
     return (
-        note + f'<table class="galaxy-hits">{caption}<thead><tr>' + "".join(f"<th>{html.escape(c)}</th>" for c in head)
-        + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+        note
+        + f'<table class="galaxy-hits">{caption}<thead><tr>'
+        + "".join(f"<th>{html.escape(c)}</th>" for c in head)
+        + "</tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
     )

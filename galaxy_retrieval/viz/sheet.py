@@ -56,7 +56,9 @@ def contact_sheet(
     if not isinstance(tile, int) or tile < 8:
         raise ConfigError(f"contact_sheet: tile={tile!r} must be an integer of at least 8 pixels")
     if captions is not None and len(captions) != len(images):
-        raise ConfigError(f"contact_sheet: {len(captions)} captions for {len(images)} images; give one per image or None")
+        raise ConfigError(
+            f"contact_sheet: {len(captions)} captions for {len(images)} images; give one per image or None"
+        )
 
     cols = min(ncols, len(images))
     rows = math.ceil(len(images) / cols)

@@ -37,7 +37,9 @@ def _folder(root: Path, bomb: Path | None = None, csv_rows: list[str] | None = N
 # ------------------------------------------------------------------ decompression bombs
 
 
-def test_bomb_is_an_unreadable_image_in_every_command(tiny: dict[str, Path], tmp_path: Path, bomb: Path) -> None:
+def test_bomb_is_an_unreadable_image_in_every_command(
+    tiny: dict[str, Path], tmp_path: Path, bomb: Path
+) -> None:
     folder = _folder(tmp_path / "imgs", bomb)
     before = snapshot(tmp_path, tiny["index"])
     for args in (
@@ -49,7 +51,19 @@ def test_bomb_is_an_unreadable_image_in_every_command(tiny: dict[str, Path], tmp
         assert_user_error(r, "bomb.png", "10000×10000", "--max-image-pixels")
     assert snapshot(tmp_path, tiny["index"]) == before
     # with --on-error skip it is reported and the rest is indexed
-    r = gr("build-index", "--checkpoint", tiny["checkpoint"], "--catalog", folder, "--out", tmp_path / "idx", "--on-error", "skip", "--index-type", "flat")
+    r = gr(
+        "build-index",
+        "--checkpoint",
+        tiny["checkpoint"],
+        "--catalog",
+        folder,
+        "--out",
+        tmp_path / "idx",
+        "--on-error",
+        "skip",
+        "--index-type",
+        "flat",
+    )
     assert r.exit_code == 0, r.output
     assert "skipped 1 unreadable" in r.output and "zz-bomb.png" in r.output
 
@@ -58,8 +72,15 @@ def test_pixel_limit_is_an_option(tiny: dict[str, Path], tmp_path: Path) -> None
     folder = _folder(tmp_path / "imgs")
     r = gr("--max-image-pixels", 100, "query", "--index", tiny["index"], "--image", folder / "g0.png")
     assert_user_error(r, "g0.png", "32×32 = 1,024 pixels is over the limit of 100")
-    assert gr("--max-image-pixels", 2000, "query", "--index", tiny["index"], "--image", folder / "g0.png").exit_code == 0
-    assert gr("query", "--index", tiny["index"], "--image", folder / "g0.png").exit_code == 0  # back to the default
+    assert (
+        gr(
+            "--max-image-pixels", 2000, "query", "--index", tiny["index"], "--image", folder / "g0.png"
+        ).exit_code
+        == 0
+    )
+    assert (
+        gr("query", "--index", tiny["index"], "--image", folder / "g0.png").exit_code == 0
+    )  # back to the default
     r = gr("--max-image-pixels", 0, "info", folder)
     assert r.exit_code == 2 and "positive integer" in r.output
 
@@ -68,11 +89,16 @@ def test_pixel_limit_is_an_option(tiny: dict[str, Path], tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("name", ["../outside.png", "/etc/hostname", "sub/../../outside.png"])
-def test_csv_rows_naming_files_outside_the_folder_are_refused(tiny: dict[str, Path], tmp_path: Path, name: str) -> None:
+def test_csv_rows_naming_files_outside_the_folder_are_refused(
+    tiny: dict[str, Path], tmp_path: Path, name: str
+) -> None:
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "outside.png")
     folder = _folder(tmp_path / "imgs", csv_rows=["g0.png", "g1.png", name])
     before = snapshot(tmp_path)
-    for args in (["info", folder], ["build-index", "--checkpoint", tiny["checkpoint"], "--catalog", folder, "--out", tmp_path / "idx"]):
+    for args in (
+        ["info", folder],
+        ["build-index", "--checkpoint", tiny["checkpoint"], "--catalog", folder, "--out", tmp_path / "idx"],
+    ):
         assert_user_error(gr(*args), "metadata.csv", "line 4", "outside the folder")
     assert snapshot(tmp_path) == before
 
@@ -90,7 +116,11 @@ def test_from_shards_with_a_corrupt_parquet_file(tiny: dict[str, Path], tmp_path
     shutil.copytree(tiny["index"] / "embeddings", shards)
     (shards / "part-00002.parquet").write_bytes(b"PAR1 this is not parquet PAR1")
     before = snapshot(tmp_path)
-    assert_user_error(gr("build-index", "--from-shards", shards, "--out", tmp_path / "idx"), "part-00002.parquet", "not a readable Parquet shard")
+    assert_user_error(
+        gr("build-index", "--from-shards", shards, "--out", tmp_path / "idx"),
+        "part-00002.parquet",
+        "not a readable Parquet shard",
+    )
     assert snapshot(tmp_path) == before
 
 
@@ -106,7 +136,10 @@ def test_manifest_with_bad_score_weights(tiny: dict[str, Path], tmp_path: Path, 
     # a source manifest beside shards: --from-shards refuses it too
     shutil.copy(idx / "manifest.json", tmp_path / "manifest.json")
     shutil.copytree(idx / "embeddings", tmp_path / "embeddings")
-    assert_user_error(gr("build-index", "--from-shards", tmp_path / "embeddings", "--out", tmp_path / "idx2"), "invalid score_weights")
+    assert_user_error(
+        gr("build-index", "--from-shards", tmp_path / "embeddings", "--out", tmp_path / "idx2"),
+        "invalid score_weights",
+    )
 
 
 def test_verify_checks_every_file(tiny: dict[str, Path], tmp_path: Path) -> None:
@@ -130,20 +163,46 @@ def test_verify_checks_every_file(tiny: dict[str, Path], tmp_path: Path) -> None
         ["query", "--index", "{index}", "--object-id", "1", "--mosaic", "{out}"],
         ["explain", "--index", "{index}", "--image", "{image}", "--out", "{out}", "--steps", "1"],
         ["import-first", "--out", "{out}"],
-        ["rerank-benchmark", "--synthetic", "500", "--dim", "8", "--queries", "5", "--workdir", "{tmp}/w", "--out-json", "{out}"],
+        [
+            "rerank-benchmark",
+            "--synthetic",
+            "500",
+            "--dim",
+            "8",
+            "--queries",
+            "5",
+            "--workdir",
+            "{tmp}/w",
+            "--out-json",
+            "{out}",
+        ],
         ["synth", "--n", "2", "--size", "32", "--workers", "1", "--out", "{out}"],
         ["build-index", "--checkpoint", "{ck}", "--catalog", "{cat}", "--out", "{out}"],
         ["train", "--catalog", "{cat}", "--out", "{out}", "--preset", "tiny", "--epochs", "1"],
     ],
 )
-@pytest.mark.parametrize("where, message", [("under a file", "is a file, not a folder"), ("in /proc", "cannot write in /proc")])
-def test_unwritable_outputs_are_refused_before_work(tiny: dict[str, Path], tmp_path: Path, command: list[str], where: str, message: str) -> None:
+@pytest.mark.parametrize(
+    "where, message", [("under a file", "is a file, not a folder"), ("in /proc", "cannot write in /proc")]
+)
+def test_unwritable_outputs_are_refused_before_work(
+    tiny: dict[str, Path], tmp_path: Path, command: list[str], where: str, message: str
+) -> None:
     f = tmp_path / "notes.txt"
     f.write_text("a file")
     out = f / "x.out" if where == "under a file" else Path("/proc/gr-fault-test/x.out")
     image = _folder(tmp_path / "imgs") / "g0.png"
     before = snapshot(tmp_path, tiny["index"])
-    args = [a.format(index=tiny["index"], out=out, image=image, tmp=tmp_path, ck=tiny["checkpoint"], cat=tiny["catalog"]) for a in command]
+    args = [
+        a.format(
+            index=tiny["index"],
+            out=out,
+            image=image,
+            tmp=tmp_path,
+            ck=tiny["checkpoint"],
+            cat=tiny["catalog"],
+        )
+        for a in command
+    ]
     r = gr(*args)
     assert_user_error(r, message)
     assert snapshot(tmp_path, tiny["index"]) == before
@@ -162,15 +221,18 @@ def test_library_errors_name_settings_and_the_cli_their_flags(tiny: dict[str, Pa
     the flag (issue 12: import-first used to suggest `overwrite=True` on the command line)."""
     from galaxy_retrieval.errors import CheckpointError
     from galaxy_retrieval.index.build import BuildConfig, build_index_from_shards
+    from galaxy_retrieval.index.candidates import IndexSpec
     from galaxy_retrieval.search.searcher import GalaxySearcher
 
-    from galaxy_retrieval.index.candidates import IndexSpec
-
-    shards = shutil.copytree(tiny["index"] / "embeddings", tmp_path / "shards")  # no manifest, no model beside them
+    shards = shutil.copytree(
+        tiny["index"] / "embeddings", tmp_path / "shards"
+    )  # no manifest, no model beside them
     build_index_from_shards(shards, tmp_path / "noshards", BuildConfig(index=IndexSpec(kind="flat")))
     s = GalaxySearcher.open(tmp_path / "noshards")
     with pytest.raises(CheckpointError) as ei:
         s.query(image=np.zeros((32, 32, 3), np.uint8), k=3)
     assert "--" not in str(ei.value) and ei.value.options == ("checkpoint",)
     image = _folder(tmp_path / "imgs") / "g0.png"
-    assert_user_error(gr("query", "--index", tmp_path / "noshards", "--image", image), "no model copy", "(--checkpoint)")
+    assert_user_error(
+        gr("query", "--index", tmp_path / "noshards", "--image", image), "no model copy", "(--checkpoint)"
+    )

@@ -30,10 +30,26 @@ def _tmp_files(root: Path) -> list[Path]:
     return [p for p in root.rglob("*.tmp")]
 
 
-def test_full_disk_at_the_vector_file_then_resume(tiny: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_full_disk_at_the_vector_file_then_resume(
+    tiny: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "idx"
     monkeypatch.setattr(os, "posix_fallocate", _no_space)
-    r = gr("build-index", "--checkpoint", tiny["checkpoint"], "--catalog", tiny["catalog"], "--out", out, "--shard-rows", 8, "--batch-size", 4, "--index-type", "flat")
+    r = gr(
+        "build-index",
+        "--checkpoint",
+        tiny["checkpoint"],
+        "--catalog",
+        tiny["catalog"],
+        "--out",
+        out,
+        "--shard-rows",
+        8,
+        "--batch-size",
+        4,
+        "--index-type",
+        "flat",
+    )
     assert_user_error(r, out / "vectors.npy", "no space left")
     assert not _tmp_files(out)
     assert len(list((out / "embeddings").glob("part-*.parquet"))) == 4  # the embedding work is kept
@@ -44,7 +60,9 @@ def test_full_disk_at_the_vector_file_then_resume(tiny: dict[str, Path], tmp_pat
     assert (out / "vectors.npy").read_bytes() == (tiny["index"] / "vectors.npy").read_bytes()
 
 
-def test_full_disk_while_writing_a_shard(tiny: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_full_disk_while_writing_a_shard(
+    tiny: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import pyarrow.parquet as pq
 
     out = tmp_path / "idx"
@@ -79,7 +97,22 @@ def test_a_killed_runs_temp_files_are_removed_by_the_next_run(tiny: dict[str, Pa
     stale = [out / ".vectors.npy.99999.tmp", out / "embeddings" / ".part-00001.parquet.99999.tmp"]
     for p in stale:
         p.write_bytes(b"\0" * 4096)
-    r = gr("build-index", "--checkpoint", tiny["checkpoint"], "--catalog", tiny["catalog"], "--out", out, "--shard-rows", 8, "--batch-size", 4, "--index-type", "flat", "--overwrite")
+    r = gr(
+        "build-index",
+        "--checkpoint",
+        tiny["checkpoint"],
+        "--catalog",
+        tiny["catalog"],
+        "--out",
+        out,
+        "--shard-rows",
+        8,
+        "--batch-size",
+        4,
+        "--index-type",
+        "flat",
+        "--overwrite",
+    )
     assert r.exit_code == 0, r.output
     assert not _tmp_files(out)
 
@@ -101,6 +134,20 @@ def small_disk(tmp_path: Path):
 
 def test_build_index_on_a_real_full_disk(tiny: dict[str, Path], small_disk: Path) -> None:
     out = small_disk / "idx"
-    r = gr("build-index", "--checkpoint", tiny["checkpoint"], "--catalog", tiny["catalog"], "--out", out, "--shard-rows", 8, "--batch-size", 4, "--index-type", "flat")
+    r = gr(
+        "build-index",
+        "--checkpoint",
+        tiny["checkpoint"],
+        "--catalog",
+        tiny["catalog"],
+        "--out",
+        out,
+        "--shard-rows",
+        8,
+        "--batch-size",
+        4,
+        "--index-type",
+        "flat",
+    )
     assert_user_error(r, "no space left")
     assert not _tmp_files(small_disk)

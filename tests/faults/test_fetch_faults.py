@@ -34,7 +34,11 @@ def server(tmp_path: Path):
 def test_hostile_rows_are_problems_and_the_rest_is_fetched(server: LocalServer, tmp_path: Path) -> None:
     targets = tmp_path / "targets.csv"
     targets.write_text("id,ra,dec\na,10,0\nloop,20,0\ndrip,30,0\nbomb,40,0\ne,50,0\n")
-    server.script = {"ra=20.0": ["redirect_loop"] * 50, "ra=30.0": [("drip", 0.2)], "ra=40.0": [("gzip_bomb", 64 << 20)]}
+    server.script = {
+        "ra=20.0": ["redirect_loop"] * 50,
+        "ra=30.0": [("drip", 0.2)],
+        "ra=40.0": [("gzip_bomb", 64 << 20)],
+    }
     out = tmp_path / "out"
     t0 = time.perf_counter()
     tracemalloc.start()

@@ -57,19 +57,31 @@ NOT_ALLOWED = [
     "x -> x",
 ]
 # what an error must never show: the engine's version, its settings, files on this machine
-LEAKS = ["duckdb", "v2.", "v1.", "/root", ".duckdb", "enable_external_access", "extension", "Traceback", "LINE 1"]
+LEAKS = [
+    "duckdb",
+    "v2.",
+    "v1.",
+    "/root",
+    ".duckdb",
+    "enable_external_access",
+    "extension",
+    "Traceback",
+    "LINE 1",
+]
 
 
 @pytest.fixture(scope="module")
 def table() -> pa.Table:
-    return pa.table({
-        "object_id": [str(i) for i in range(8)],
-        "row": np.arange(8, dtype=np.int64),
-        "label": pa.array([0, 1, 2, 3, None, 5, 6, 7], pa.int64()),
-        "ra": [1.0, 2.0, 3.0, float("nan"), 5.0, 6.0, 7.0, 8.0],
-        "dec": [-1.0, 0.0, 1.0, 2.0, None, 4.0, 5.0, 6.0],
-        "source": ["a", "b", "ab", "x", None, "z", "abc", "q"],
-    })
+    return pa.table(
+        {
+            "object_id": [str(i) for i in range(8)],
+            "row": np.arange(8, dtype=np.int64),
+            "label": pa.array([0, 1, 2, 3, None, 5, 6, 7], pa.int64()),
+            "ra": [1.0, 2.0, 3.0, float("nan"), 5.0, 6.0, 7.0, 8.0],
+            "dec": [-1.0, 0.0, 1.0, 2.0, None, 4.0, 5.0, 6.0],
+            "source": ["a", "b", "ab", "x", None, "z", "abc", "q"],
+        }
+    )
 
 
 def _assert_clean(e: QueryError, where: str) -> None:
@@ -77,24 +89,30 @@ def _assert_clean(e: QueryError, where: str) -> None:
     assert "\n" not in msg, msg
     for leak in LEAKS:
         assert leak.lower() not in msg.lower(), (leak, msg)
-    assert "the columns are object_id (text), row (integer), label (integer), ra (number), dec (number), source (text)" in msg, msg
+    assert (
+        "the columns are object_id (text), row (integer), label (integer), ra (number), dec (number), source (text)"
+        in msg
+    ), msg
 
 
-@pytest.mark.parametrize("where,want", [
-    ("label = 3", [3]),
-    ("label IN (1, 2) AND ra BETWEEN 1 AND 2.5", [1]),
-    ("source LIKE 'a%'", [0, 2, 6]),
-    ("source NOT ILIKE 'A%'", [1, 3, 5, 7]),
-    ("abs(ra - 3) * 2 < 3", [1, 2]),
-    ("label IS NULL OR isnan(ra)", [3, 4]),
-    ("NOT (label > 2) AND dec IS NOT NULL", [0, 1, 2]),
-    ("coalesce(label, -1) = -1", [4]),
-    ("CAST(label AS DOUBLE) >= 6.5", [7]),
-    ("CASE WHEN label > 5 THEN true ELSE false END", [6, 7]),
-    ("lower(source) = 'abc' -- a comment", [6]),
-    ('"label" = 0', [0]),
-    ("LABEL = 0", [0]),
-])
+@pytest.mark.parametrize(
+    "where,want",
+    [
+        ("label = 3", [3]),
+        ("label IN (1, 2) AND ra BETWEEN 1 AND 2.5", [1]),
+        ("source LIKE 'a%'", [0, 2, 6]),
+        ("source NOT ILIKE 'A%'", [1, 3, 5, 7]),
+        ("abs(ra - 3) * 2 < 3", [1, 2]),
+        ("label IS NULL OR isnan(ra)", [3, 4]),
+        ("NOT (label > 2) AND dec IS NOT NULL", [0, 1, 2]),
+        ("coalesce(label, -1) = -1", [4]),
+        ("CAST(label AS DOUBLE) >= 6.5", [7]),
+        ("CASE WHEN label > 5 THEN true ELSE false END", [6, 7]),
+        ("lower(source) = 'abc' -- a comment", [6]),
+        ('"label" = 0', [0]),
+        ("LABEL = 0", [0]),
+    ],
+)
 def test_allowed_conditions_select_the_right_rows(table: pa.Table, where: str, want: list[int]) -> None:
     assert select_positions(table, where).tolist() == want
 
@@ -110,7 +128,19 @@ def test_anything_but_one_allowed_condition_is_refused_in_one_clean_line(table: 
         check_filter(where, table.column_names)
 
 
-@pytest.mark.parametrize("where", ["nope = 1", "label = 'x'", "label =", "", "   ", "label = 1 AND", "x" * (MAX_FILTER_CHARS + 1), "label = 1\x00"])
+@pytest.mark.parametrize(
+    "where",
+    [
+        "nope = 1",
+        "label = 'x'",
+        "label =",
+        "",
+        "   ",
+        "label = 1 AND",
+        "x" * (MAX_FILTER_CHARS + 1),
+        "label = 1\x00",
+    ],
+)
 def test_bad_conditions_name_the_columns(table: pa.Table, where: str) -> None:
     with pytest.raises(QueryError) as e:
         select_positions(table, where)
@@ -131,7 +161,9 @@ def test_a_slow_filter_is_interrupted(table: pa.Table) -> None:
 
 
 @pytest.mark.parametrize("where", INJECTIONS[:4])
-def test_gr_delete_with_an_injection_deletes_nothing(tiny: dict[str, Path], tmp_path: Path, where: str) -> None:
+def test_gr_delete_with_an_injection_deletes_nothing(
+    tiny: dict[str, Path], tmp_path: Path, where: str
+) -> None:
     out = tmp_path / "idx"
     shutil.copytree(tiny["index"], out)
     before = {k: v for k, v in snapshot(out).items() if not k.endswith(".gr-write.lock")}
@@ -142,7 +174,9 @@ def test_gr_delete_with_an_injection_deletes_nothing(tiny: dict[str, Path], tmp_
 
 
 def test_gr_query_with_an_injection_is_one_line(tiny: dict[str, Path]) -> None:
-    r = gr("query", "--index", tiny["index"], "--object-id", "3", "--where", "1=1) UNION ALL SELECT 999999 --")
+    r = gr(
+        "query", "--index", tiny["index"], "--object-id", "3", "--where", "1=1) UNION ALL SELECT 999999 --"
+    )
     assert_user_error(r, "filter")
     for leak in LEAKS:
         assert leak.lower() not in r.output.lower(), leak
@@ -173,22 +207,40 @@ _atoms = st.one_of(
     st.integers(-(10**12), 10**12).map(str),
     st.floats(allow_nan=False, allow_infinity=False, width=32).map(repr),
     st.text(alphabet="ab%_' ", max_size=4).map(lambda s: "'" + s.replace("'", "''") + "'"),
-    st.sampled_from([")", "(", ";", "--", "/*", "*/", "SELECT 1", "UNION ALL SELECT -1", "FROM objects", "999999"]),
+    st.sampled_from(
+        [")", "(", ";", "--", "/*", "*/", "SELECT 1", "UNION ALL SELECT -1", "FROM objects", "999999"]
+    ),
 )
 
 
 def _tree(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
     two = st.tuples(children, children)
     return st.one_of(
-        st.builds(lambda ab, op: f"{ab[0]} {op} {ab[1]}", two, st.sampled_from(["=", "<>", "<", ">=", "AND", "OR", "+", "-", "*", "/", "%", "||", "LIKE", "IS DISTINCT FROM"])),
+        st.builds(
+            lambda ab, op: f"{ab[0]} {op} {ab[1]}",
+            two,
+            st.sampled_from(
+                ["=", "<>", "<", ">=", "AND", "OR", "+", "-", "*", "/", "%", "||", "LIKE", "IS DISTINCT FROM"]
+            ),
+        ),
         st.builds(lambda a: f"NOT {a}", children),
         st.builds(lambda a: f"({a})", children),
         st.builds(lambda a: f"{a} IS NULL", children),
         st.builds(lambda a, b, c: f"{a} BETWEEN {b} AND {c}", children, children, children),
-        st.builds(lambda a, xs: f"{a} IN ({', '.join(xs)})", children, st.lists(children, min_size=1, max_size=3)),
-        st.builds(lambda f, a: f"{f}({a})", st.sampled_from(["abs", "sqrt", "lower", "isnan", "read_csv", "getenv", "range", "version"]), children),
+        st.builds(
+            lambda a, xs: f"{a} IN ({', '.join(xs)})", children, st.lists(children, min_size=1, max_size=3)
+        ),
+        st.builds(
+            lambda f, a: f"{f}({a})",
+            st.sampled_from(["abs", "sqrt", "lower", "isnan", "read_csv", "getenv", "range", "version"]),
+            children,
+        ),
         st.builds(lambda a: f"(SELECT {a})", children),
-        st.builds(lambda a, t: f"CAST({a} AS {t})", children, st.sampled_from(["DOUBLE", "VARCHAR", "BLOB", "INTEGER"])),
+        st.builds(
+            lambda a, t: f"CAST({a} AS {t})",
+            children,
+            st.sampled_from(["DOUBLE", "VARCHAR", "BLOB", "INTEGER"]),
+        ),
     )
 
 
@@ -208,13 +260,21 @@ def _check_property(table: pa.Table, where: str) -> None:
     assert np.all(np.diff(pos) > 0)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(where=st.text(max_size=80))
 def test_random_strings_never_escape(table: pa.Table, where: str) -> None:
     _check_property(table, where)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=400,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(where=_trees)
 def test_random_syntax_trees_never_escape(table: pa.Table, where: str) -> None:
     _check_property(table, where)

@@ -37,7 +37,9 @@ def index(tiny: dict[str, Path], tmp_path: Path) -> Path:
     return Path(shutil.copytree(tiny["index"], tmp_path / "index"))
 
 
-def test_add_embeds_with_the_index_model_and_matches_a_full_build(tiny: dict[str, Path], index: Path, tmp_path: Path) -> None:
+def test_add_embeds_with_the_index_model_and_matches_a_full_build(
+    tiny: dict[str, Path], index: Path, tmp_path: Path
+) -> None:
     new = _catalog(tmp_path / "new.h5", [f"new-{i}" for i in range(6)], seed=9)
     before = GalaxySearcher.open(index)
     with open_catalog(new) as c:
@@ -75,7 +77,9 @@ def test_add_refuses_a_present_id_by_name_unless_upsert(index: Path, tmp_path: P
 
 
 @pytest.mark.parametrize("stage", ["write_shard", "_append_vectors", "write_faiss_index", "write_tombstones"])
-def test_kill_9_mid_add_leaves_the_old_version_and_a_rerun_completes(index: Path, tmp_path: Path, stage: str) -> None:
+def test_kill_9_mid_add_leaves_the_old_version_and_a_rerun_completes(
+    index: Path, tmp_path: Path, stage: str
+) -> None:
     cat = _catalog(tmp_path / "new.h5", ["new-0", "new-1", "3"], seed=5)
     code = textwrap.dedent(
         """
@@ -93,7 +97,13 @@ def test_kill_9_mid_add_leaves_the_old_version_and_a_rerun_completes(index: Path
         """
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    r = subprocess.run([sys.executable, "-c", code, stage, str(index), str(cat)], env=env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", code, stage, str(index), str(cat)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == -9, r.stderr
     m = read_manifest(index)
     assert (m.version, m.count) == (1, 30)
@@ -105,7 +115,11 @@ def test_kill_9_mid_add_leaves_the_old_version_and_a_rerun_completes(index: Path
     verify_index(index)
     m = read_manifest(index)
     listed = {e.file for e in m.shards} | {m.vectors_file, m.faiss_file, (m.tombstones or {}).get("file")}
-    leftovers = {p.name for p in index.rglob("*") if p.is_file() and p.parent.name != "model"} - {Path(f).name for f in listed if f} - {"manifest.json", ".gr-write.lock"}
+    leftovers = (
+        {p.name for p in index.rglob("*") if p.is_file() and p.parent.name != "model"}
+        - {Path(f).name for f in listed if f}
+        - {"manifest.json", ".gr-write.lock"}
+    )
     assert leftovers == set()
 
 
@@ -114,7 +128,11 @@ def test_cli_delete_compact_query_where_and_info(index: Path, tmp_path: Path) ->
     ids.write_text("# to drop\n1\n2\n\nnope\n")
     r = gr("delete", "--index", index, "--ids", ids)
     assert r.exit_code == 0, r.output
-    assert "deleted 2 objects" in r.output and "28 remain" in r.output and "1 ids not found in the index: nope" in r.output
+    assert (
+        "deleted 2 objects" in r.output
+        and "28 remain" in r.output
+        and "1 ids not found in the index: nope" in r.output
+    )
     r = gr("query", "--index", index, "--object-id", "0", "--k", "30", "--where", "label = 3", "--json")
     assert r.exit_code == 0, r.output
     import json
@@ -143,7 +161,23 @@ def test_cli_several_examples(tiny: dict[str, Path], index: Path, tmp_path: Path
 
     with h5py.File(tiny["catalog"]) as f:
         Image.fromarray(f["images"][20]).save(tmp_path / "neg.png")
-    r = gr("query", "--index", index, "--object-id", "3", "--object-id", "13", "--negative-id", "5", "--negative", tmp_path / "neg.png", "--k", "6", "--exact", "--json")
+    r = gr(
+        "query",
+        "--index",
+        index,
+        "--object-id",
+        "3",
+        "--object-id",
+        "13",
+        "--negative-id",
+        "5",
+        "--negative",
+        tmp_path / "neg.png",
+        "--k",
+        "6",
+        "--exact",
+        "--json",
+    )
     assert r.exit_code == 0, r.output
     got = json.loads(r.output)["results"][0]
     s = GalaxySearcher.open(index)
@@ -186,7 +220,17 @@ def test_folder_index_keeps_file_names_and_info_shows_classes(tiny: dict[str, Pa
         Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(folder / name)
         lines.append(f"{name},{'FRI' if i < 3 else 'FRII'}")
     (folder / "labels.csv").write_text("\n".join(lines) + "\n")
-    r = gr("build-index", "--checkpoint", tiny["checkpoint"], "--catalog", folder, "--out", tmp_path / "idx", "--index-type", "flat")
+    r = gr(
+        "build-index",
+        "--checkpoint",
+        tiny["checkpoint"],
+        "--catalog",
+        folder,
+        "--out",
+        tmp_path / "idx",
+        "--index-type",
+        "flat",
+    )
     assert r.exit_code == 0, r.output
     t = pq.read_table(tmp_path / "idx" / "embeddings")
     assert sorted(t.column("filename").to_pylist()) == sorted(line.split(",")[0] for line in lines[1:])

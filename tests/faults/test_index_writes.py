@@ -30,7 +30,20 @@ from .conftest import CFG, assert_user_error, gr, make_checkpoint, snapshot
 
 
 def _build_args(tiny: dict[str, Path], out: Path, *extra: object) -> list[object]:
-    return ["build-index", "--checkpoint", tiny["checkpoint"], "--catalog", tiny["catalog"], "--out", out, "--shard-rows", 8, "--index-type", "flat", *extra]
+    return [
+        "build-index",
+        "--checkpoint",
+        tiny["checkpoint"],
+        "--catalog",
+        tiny["catalog"],
+        "--out",
+        out,
+        "--shard-rows",
+        8,
+        "--index-type",
+        "flat",
+        *extra,
+    ]
 
 
 # ------------------------------------------------------------------ overwrite owns only its files
@@ -49,7 +62,9 @@ def _user_folder(tmp: Path, tiny: dict[str, Path]) -> Path:
 
 
 @pytest.mark.parametrize("where", ["catalog folder", "parent of catalog folder", "folder of user files"])
-def test_overwrite_refuses_a_directory_holding_other_files(tiny: dict[str, Path], tmp_path: Path, where: str) -> None:
+def test_overwrite_refuses_a_directory_holding_other_files(
+    tiny: dict[str, Path], tmp_path: Path, where: str
+) -> None:
     d = _user_folder(tmp_path, tiny)
     (d / "sub" / "cat2.h5").write_bytes((d / "cat.h5").read_bytes())
     out, cat = {
@@ -58,7 +73,18 @@ def test_overwrite_refuses_a_directory_holding_other_files(tiny: dict[str, Path]
         "folder of user files": (d, tiny["catalog"]),
     }[where]
     before = snapshot(tmp_path)
-    r = gr("build-index", "--checkpoint", tiny["checkpoint"], "--catalog", cat, "--out", out, "--overwrite", "--index-type", "flat")
+    r = gr(
+        "build-index",
+        "--checkpoint",
+        tiny["checkpoint"],
+        "--catalog",
+        cat,
+        "--out",
+        out,
+        "--overwrite",
+        "--index-type",
+        "flat",
+    )
     assert_user_error(r, out)
     assert "catalog" in r.output or "not part of an index" in r.output
     assert snapshot(tmp_path) == before
@@ -83,7 +109,9 @@ def test_refused_inputs_inside_out_even_without_manifest(tiny: dict[str, Path], 
     d.mkdir()
     shutil.copy(tiny["catalog"], d / "cat.h5")
     before = snapshot(d)
-    assert_user_error(gr("build-index", "--checkpoint", tiny["checkpoint"], "--catalog", d / "cat.h5", "--out", d), d)
+    assert_user_error(
+        gr("build-index", "--checkpoint", tiny["checkpoint"], "--catalog", d / "cat.h5", "--out", d), d
+    )
     assert snapshot(d) == before
 
 
@@ -93,9 +121,16 @@ def test_refused_inputs_inside_out_even_without_manifest(tiny: dict[str, Path], 
 def test_second_writer_is_refused_naming_the_holders_pid(tiny: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "busy"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from galaxy_retrieval.index.lock import directory_lock\n"
-         "with directory_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)", str(out)],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from galaxy_retrieval.index.lock import directory_lock\n"
+            "with directory_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -185,7 +220,9 @@ def _dup_ids_h5(p: Path) -> Path:
         ("duplicate ids", ["--catalog", "{dup}"], "'a' appears more than once"),
     ],
 )
-def test_refused_build_leaves_nothing_on_disk(tiny: dict[str, Path], tmp_path: Path, case: str, extra: list[str], message: str) -> None:
+def test_refused_build_leaves_nothing_on_disk(
+    tiny: dict[str, Path], tmp_path: Path, case: str, extra: list[str], message: str
+) -> None:
     files = {"empty": _empty_h5(tmp_path / "empty.h5"), "dup": _dup_ids_h5(tmp_path / "dup.h5")}
     out = tmp_path / "new" / "parents" / "out"  # parents the refused build created go too
     args = ["build-index", "--checkpoint", tiny["checkpoint"], "--catalog", tiny["catalog"], "--out", out]
@@ -208,7 +245,17 @@ def test_refused_after_embedding_removes_the_new_directory(tiny: dict[str, Path]
     for i in range(3):
         (folder / f"g{i}.png").write_bytes(b"not a png")
     out = tmp_path / "new" / "out"
-    r = gr("build-index", "--checkpoint", tiny["checkpoint"], "--catalog", folder, "--out", out, "--on-error", "skip")
+    r = gr(
+        "build-index",
+        "--checkpoint",
+        tiny["checkpoint"],
+        "--catalog",
+        folder,
+        "--out",
+        out,
+        "--on-error",
+        "skip",
+    )
     assert_user_error(r, "unreadable")
     assert not (tmp_path / "new").exists()
 
@@ -219,6 +266,16 @@ def test_refused_build_in_an_empty_directory_leaves_it_empty(tiny: dict[str, Pat
     (folder / "g0.png").write_bytes(b"not a png")
     out = tmp_path / "made-by-the-user"
     out.mkdir()
-    r = gr("build-index", "--checkpoint", tiny["checkpoint"], "--catalog", folder, "--out", out, "--on-error", "skip")
+    r = gr(
+        "build-index",
+        "--checkpoint",
+        tiny["checkpoint"],
+        "--catalog",
+        folder,
+        "--out",
+        out,
+        "--on-error",
+        "skip",
+    )
     assert_user_error(r, "unreadable")
     assert out.is_dir() and list(out.iterdir()) == []

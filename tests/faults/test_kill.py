@@ -65,12 +65,18 @@ _BUILD = textwrap.dedent(
 
 def _child(code: str, *args: object) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    return subprocess.run([sys.executable, "-c", code, *map(str, args)], env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)], env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stage", ["after two shards", "mid-shard", "assembling vectors", "before the manifest"])
-def test_build_index_killed_then_rerun_is_identical(tiny: dict[str, Path], tmp_path: Path, stage: str) -> None:
+@pytest.mark.parametrize(
+    "stage", ["after two shards", "mid-shard", "assembling vectors", "before the manifest"]
+)
+def test_build_index_killed_then_rerun_is_identical(
+    tiny: dict[str, Path], tmp_path: Path, stage: str
+) -> None:
     out = tmp_path / "idx"
     p = _child(_BUILD, stage, tiny["checkpoint"], tiny["catalog"], out)
     assert p.returncode == -9, p.stderr[-2000:]
@@ -139,17 +145,37 @@ _SLOW_BUILD = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_a_second_builder_with_overwrite_is_refused_and_the_first_finishes(tiny: dict[str, Path], tmp_path: Path) -> None:
+def test_a_second_builder_with_overwrite_is_refused_and_the_first_finishes(
+    tiny: dict[str, Path], tmp_path: Path
+) -> None:
     """Two builders on one --out used to mix two models' shards into an index that verified."""
     from .conftest import assert_user_error, gr, make_checkpoint
 
     out, go = tmp_path / "idx", tmp_path / "go"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    a = subprocess.Popen([sys.executable, "-c", _SLOW_BUILD, str(tiny["checkpoint"]), str(tiny["catalog"]), str(out), str(go)], env=env, stdout=subprocess.PIPE, text=True)
+    a = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_BUILD, str(tiny["checkpoint"]), str(tiny["catalog"]), str(out), str(go)],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert a.stdout.readline().strip() == "building"
         other = make_checkpoint(tmp_path / "other", seed=1)
-        r = gr("build-index", "--checkpoint", other, "--catalog", tiny["catalog"], "--out", out, "--overwrite", "--shard-rows", 8, "--batch-size", 4)
+        r = gr(
+            "build-index",
+            "--checkpoint",
+            other,
+            "--catalog",
+            tiny["catalog"],
+            "--out",
+            out,
+            "--overwrite",
+            "--shard-rows",
+            8,
+            "--batch-size",
+            4,
+        )
         assert_user_error(r, f"pid {a.pid}")
     finally:
         go.touch()

@@ -55,22 +55,39 @@ def _index_files(index: Path) -> set[str]:
 
 def _named(index: Path) -> set[str]:
     m = read_manifest(index)
-    return {e.file for e in m.shards} | {m.vectors_file, m.faiss_file} | ({m.tombstones["file"]} if m.tombstones else set()) | {"manifest.json", ".gr-write.lock"}
+    return (
+        {e.file for e in m.shards}
+        | {m.vectors_file, m.faiss_file}
+        | ({m.tombstones["file"]} if m.tombstones else set())
+        | {"manifest.json", ".gr-write.lock"}
+    )
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("what", ["compact", "add"])
-def test_the_next_writer_removes_a_killed_writes_old_files(tiny: dict[str, Path], tmp_path: Path, what: str) -> None:
+def test_the_next_writer_removes_a_killed_writes_old_files(
+    tiny: dict[str, Path], tmp_path: Path, what: str
+) -> None:
     index = Path(shutil.copytree(tiny["index"], tmp_path / "index"))
     mine = index / "embeddings" / "part-notes.parquet"  # a user's file: never the index's to remove
     pq.write_table(pa.table({"x": [1]}), mine)
     cat = write_galaxy10_h5(tmp_path / "new.h5", n=4, size=32, seed=8)
     with h5py.File(cat, "a") as f:
-        f.create_dataset("object_id", data=np.array([f"new-{i}" for i in range(4)], dtype=object), dtype=h5py.string_dtype())
+        f.create_dataset(
+            "object_id",
+            data=np.array([f"new-{i}" for i in range(4)], dtype=object),
+            dtype=h5py.string_dtype(),
+        )
     if what == "compact":
         assert gr("delete", "--index", index, "--where", "label = 3").exit_code == 0
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    r = subprocess.run([sys.executable, "-c", _KILL_AFTER_MANIFEST, what, str(index), str(cat)], env=env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", _KILL_AFTER_MANIFEST, what, str(index), str(cat)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == -9, r.stderr[-2000:]
     left = _index_files(index) - _named(index) - {str(mine.relative_to(index))}
     assert left, "the kill should have left the old version's files"
@@ -83,6 +100,8 @@ def test_the_next_writer_removes_a_killed_writes_old_files(tiny: dict[str, Path]
     assert mine.exists()
     verify_index(index)
     # a plain glob over the shards sees exactly this version's rows
-    rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{index}/embeddings/part-[0-9v]*.parquet')").fetchall()[0][0]
+    rows = duckdb.sql(
+        f"SELECT count(*) FROM read_parquet('{index}/embeddings/part-[0-9v]*.parquet')"
+    ).fetchall()[0][0]
     assert rows == s.manifest.count
     assert live == GalaxySearcher.open(index).manifest.live_count

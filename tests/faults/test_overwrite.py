@@ -53,21 +53,51 @@ def test_a_failed_overwrite_leaves_the_old_index_queryable(tiny: dict[str, Path]
     shutil.copytree(tiny["index"], out)
     before, answers = _files(out), _answers(out)
     imgs = _images(tmp_path / "imgs", broken=6)
-    r = gr("build-index", "--checkpoint", tiny["checkpoint"], "--catalog", imgs, "--out", out, "--overwrite",
-           "--shard-rows", 4, "--batch-size", 2, "--index-type", "flat")
+    r = gr(
+        "build-index",
+        "--checkpoint",
+        tiny["checkpoint"],
+        "--catalog",
+        imgs,
+        "--out",
+        out,
+        "--overwrite",
+        "--shard-rows",
+        4,
+        "--batch-size",
+        2,
+        "--index-type",
+        "flat",
+    )
     assert_user_error(r, "g06.png")
     assert _files(out) == before
     assert _answers(out) == answers
     assert sorted(p.name for p in out.parent.iterdir()) == ["o"]  # the failed replacement is gone too
 
 
-def test_an_overwrite_replaces_the_index_and_leaves_nothing_beside_it(tiny: dict[str, Path], tmp_path: Path) -> None:
+def test_an_overwrite_replaces_the_index_and_leaves_nothing_beside_it(
+    tiny: dict[str, Path], tmp_path: Path
+) -> None:
     out = tmp_path / "k" / "o"
     shutil.copytree(tiny["index"], out)
     os.chmod(out, 0o750)
     imgs = _images(tmp_path / "imgs")
-    r = gr("build-index", "--checkpoint", tiny["checkpoint"], "--catalog", imgs, "--out", out, "--overwrite",
-           "--shard-rows", 4, "--batch-size", 2, "--index-type", "flat")
+    r = gr(
+        "build-index",
+        "--checkpoint",
+        tiny["checkpoint"],
+        "--catalog",
+        imgs,
+        "--out",
+        out,
+        "--overwrite",
+        "--shard-rows",
+        4,
+        "--batch-size",
+        2,
+        "--index-type",
+        "flat",
+    )
     assert r.exit_code == 0, r.output
     assert f"index {out}:" in r.output.replace("\n", "")
     assert GalaxySearcher.open(out, verify=True).manifest.count == 10
@@ -111,7 +141,9 @@ _KILLED = textwrap.dedent(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("stage", ["mid-embedding", "after the new manifest", "after the switch"])
-def test_a_killed_overwrite_leaves_a_whole_index_and_a_rerun_finishes(tiny: dict[str, Path], tmp_path: Path, stage: str) -> None:
+def test_a_killed_overwrite_leaves_a_whole_index_and_a_rerun_finishes(
+    tiny: dict[str, Path], tmp_path: Path, stage: str
+) -> None:
     """kill -9 of the rebuild at each step: `out` is always one whole index (the old one until
     the switch, the new one after), and the rerun leaves exactly the new index."""
     out = tmp_path / "k" / "o"
@@ -119,8 +151,13 @@ def test_a_killed_overwrite_leaves_a_whole_index_and_a_rerun_finishes(tiny: dict
     before, answers = _files(out), _answers(out)
     imgs = _images(tmp_path / "imgs")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    p = subprocess.run([sys.executable, "-c", _KILLED, stage, str(tiny["checkpoint"]), str(imgs), str(out)],
-                       env=env, capture_output=True, text=True, timeout=600)
+    p = subprocess.run(
+        [sys.executable, "-c", _KILLED, stage, str(tiny["checkpoint"]), str(imgs), str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert p.returncode == -9, p.stderr[-2000:]
     if stage == "after the switch":
         assert GalaxySearcher.open(out, verify=True).manifest.count == 10
@@ -128,7 +165,12 @@ def test_a_killed_overwrite_leaves_a_whole_index_and_a_rerun_finishes(tiny: dict
         assert _files(out) == before
         assert _answers(out) == answers
     with open_catalog(imgs) as c:
-        res = build_index(tiny["checkpoint"], c, out, BuildConfig(shard_rows=4, batch_size=2, index=CFG.index, overwrite=True))
+        res = build_index(
+            tiny["checkpoint"],
+            c,
+            out,
+            BuildConfig(shard_rows=4, batch_size=2, index=CFG.index, overwrite=True),
+        )
     assert res.path == out
     if stage == "mid-embedding":
         assert (res.reused_shards, res.embedded_shards) == (2, 1)  # the killed replacement resumed
@@ -137,7 +179,9 @@ def test_a_killed_overwrite_leaves_a_whole_index_and_a_rerun_finishes(tiny: dict
 
 
 @pytest.mark.parametrize("name", ["part-mine.parquet", "part-00042.parquet"])
-def test_overwrite_keeps_a_users_file_that_matches_part_parquet(tiny: dict[str, Path], tmp_path: Path, name: str) -> None:
+def test_overwrite_keeps_a_users_file_that_matches_part_parquet(
+    tiny: dict[str, Path], tmp_path: Path, name: str
+) -> None:
     """A Parquet file of the user's in embeddings/ (no index writer's metadata, not in the
     manifest) is theirs: the overwrite is refused naming it, and nothing changes."""
     out = tmp_path / "o"
@@ -145,19 +189,37 @@ def test_overwrite_keeps_a_users_file_that_matches_part_parquet(tiny: dict[str, 
     mine = out / "embeddings" / name
     pq.write_table(pa.table({"x": [1, 2, 3]}), mine)
     before = snapshot(tmp_path)
-    r = gr("build-index", "--checkpoint", tiny["checkpoint"], "--catalog", tiny["catalog"], "--out", out, "--overwrite",
-           "--shard-rows", 8, "--batch-size", 4, "--index-type", "flat")
+    r = gr(
+        "build-index",
+        "--checkpoint",
+        tiny["checkpoint"],
+        "--catalog",
+        tiny["catalog"],
+        "--out",
+        out,
+        "--overwrite",
+        "--shard-rows",
+        8,
+        "--batch-size",
+        4,
+        "--index-type",
+        "flat",
+    )
     assert_user_error(r, out, name)
     assert snapshot(tmp_path) == before
 
 
-def test_overwrite_of_another_models_index_resumes_nothing_of_it(tiny: dict[str, Path], tmp_path: Path) -> None:
+def test_overwrite_of_another_models_index_resumes_nothing_of_it(
+    tiny: dict[str, Path], tmp_path: Path
+) -> None:
     """The replacement is built from scratch beside the old index: none of its shards is reused."""
     out = tmp_path / "o"
     shutil.copytree(tiny["index"], out)
     other = make_checkpoint(tmp_path / "other", seed=3)
     with open_catalog(tiny["catalog"]) as c:
-        res = build_index(other, c, out, BuildConfig(shard_rows=8, batch_size=4, index=CFG.index, overwrite=True))
+        res = build_index(
+            other, c, out, BuildConfig(shard_rows=8, batch_size=4, index=CFG.index, overwrite=True)
+        )
     assert (res.reused_shards, res.embedded_shards) == (0, 4)
     s = GalaxySearcher.open(out, verify=True)
     assert s.manifest.model["sha256"] != GalaxySearcher.open(tiny["index"]).manifest.model["sha256"]

@@ -62,8 +62,12 @@ def _status(pid: int) -> dict[str, int]:
 def server(tiny: dict[str, Path]):
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    p = subprocess.Popen([sys.executable, "-c", _SERVER, str(tiny["index"]), str(port), KEY, str(LIMIT)], env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    p = subprocess.Popen(
+        [sys.executable, "-c", _SERVER, str(tiny["index"]), str(port), KEY, str(LIMIT)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.time() + 120
         while True:
@@ -74,18 +78,37 @@ def server(tiny: dict[str, Path]):
             except OSError:
                 pass
             if p.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"server did not start: {p.stderr.read().decode()[-2000:] if p.poll() is not None else 'timeout'}")
+                raise RuntimeError(
+                    f"server did not start: {p.stderr.read().decode()[-2000:] if p.poll() is not None else 'timeout'}"
+                )
             time.sleep(0.2)
         # warm: one real search of each kind, so the baseline holds what serving needs
-        assert _send(port, "POST", "/api/search", {"X-API-Key": KEY, "Content-Type": "application/json"}, body=b'{"object_id": "3", "k": 3}')[0] == 200
+        assert (
+            _send(
+                port,
+                "POST",
+                "/api/search",
+                {"X-API-Key": KEY, "Content-Type": "application/json"},
+                body=b'{"object_id": "3", "k": 3}',
+            )[0]
+            == 200
+        )
         yield {"port": port, "pid": p.pid, "base": _status(p.pid)}
     finally:
         p.kill()
         p.wait()
 
 
-def _send(port: int, method: str, path: str, headers: dict[str, str], total: int = 0, body: bytes | None = None,
-          chunked: bool = True, prefix: bytes = b"") -> tuple[int, int, dict]:
+def _send(
+    port: int,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    total: int = 0,
+    body: bytes | None = None,
+    chunked: bool = True,
+    prefix: bytes = b"",
+) -> tuple[int, int, dict]:
     """Offer ``prefix`` then ``total`` bytes of body (chunked, or with a Content-Length), stopping
     as soon as the server answers or closes. Returns (status, body bytes sent, JSON answer)."""
     s = socket.create_connection(("127.0.0.1", port), timeout=30)
@@ -113,7 +136,7 @@ def _send(port: int, method: str, path: str, headers: dict[str, str], total: int
                 else:
                     if chunked:
                         s.sendall(b"0\r\n\r\n")
-            except (BrokenPipeError, ConnectionResetError, socket.timeout):
+            except (TimeoutError, BrokenPipeError, ConnectionResetError):
                 pass
         data = b""
         try:
@@ -122,7 +145,7 @@ def _send(port: int, method: str, path: str, headers: dict[str, str], total: int
                 if not got:
                     break
                 data += got
-        except (ConnectionResetError, socket.timeout):
+        except (TimeoutError, ConnectionResetError):
             pass
         if not data:
             return 0, sent, {}
@@ -147,12 +170,47 @@ def _length(data: bytes) -> int:
 MULTIPART = "multipart/form-data; boundary=XyZ"
 FORM_START = b'--XyZ\r\nContent-Disposition: form-data; name="image"; filename="big.png"\r\nContent-Type: image/png\r\n\r\n'
 CASES = {
-    "chunked JSON search": ("POST", "/api/search", {"X-API-Key": KEY, "Content-Type": "application/json"}, True, b"", 413),
-    "declared 256 MiB JSON search": ("POST", "/api/search", {"X-API-Key": KEY, "Content-Type": "application/json"}, False, b"", 413),
-    "chunked upload search": ("POST", "/api/search", {"X-API-Key": KEY, "Content-Type": MULTIPART}, True, FORM_START, 413),
-    "chunked upload explain": ("POST", "/api/explain", {"X-API-Key": KEY, "Content-Type": MULTIPART}, True, FORM_START, 413),
+    "chunked JSON search": (
+        "POST",
+        "/api/search",
+        {"X-API-Key": KEY, "Content-Type": "application/json"},
+        True,
+        b"",
+        413,
+    ),
+    "declared 256 MiB JSON search": (
+        "POST",
+        "/api/search",
+        {"X-API-Key": KEY, "Content-Type": "application/json"},
+        False,
+        b"",
+        413,
+    ),
+    "chunked upload search": (
+        "POST",
+        "/api/search",
+        {"X-API-Key": KEY, "Content-Type": MULTIPART},
+        True,
+        FORM_START,
+        413,
+    ),
+    "chunked upload explain": (
+        "POST",
+        "/api/explain",
+        {"X-API-Key": KEY, "Content-Type": MULTIPART},
+        True,
+        FORM_START,
+        413,
+    ),
     "explain without a key": ("POST", "/api/explain", {"Content-Type": MULTIPART}, True, FORM_START, 401),
-    "search with a wrong key": ("POST", "/api/search", {"X-API-Key": "nope", "Content-Type": "application/json"}, True, b"", 401),
+    "search with a wrong key": (
+        "POST",
+        "/api/search",
+        {"X-API-Key": "nope", "Content-Type": "application/json"},
+        True,
+        b"",
+        401,
+    ),
     "a body to a GET route": ("GET", "/api/info", {"X-API-Key": KEY}, True, b"", None),
     "a body to an unknown route": ("POST", "/nowhere", {}, True, b"", None),
 }
@@ -163,7 +221,9 @@ CASES = {
 def test_a_huge_body_is_refused_after_reading_little(server: dict, case: str) -> None:
     method, path, headers, chunked, prefix, want = CASES[case]
     t0 = time.perf_counter()
-    status, sent, answer = _send(server["port"], method, path, headers, ATTACK, chunked=chunked, prefix=prefix)
+    status, sent, answer = _send(
+        server["port"], method, path, headers, ATTACK, chunked=chunked, prefix=prefix
+    )
     took = time.perf_counter() - t0
     assert sent < 32 * LIMIT, (case, sent)  # loopback buffers take a few MiB before the answer is seen
     assert took < 20, (case, took)
@@ -182,25 +242,41 @@ def test_peak_memory_stays_flat(server: dict) -> None:
         _send(server["port"], method, path, headers, ATTACK, chunked=chunked, prefix=prefix)
     now = _status(server["pid"])
     grew = now["VmHWM"] - server["base"]["VmHWM"]
-    print(f"server peak RSS {server['base']['VmHWM'] / 2**20:.0f} MiB -> {now['VmHWM'] / 2**20:.0f} MiB (+{grew / 2**20:.1f} MiB)")
+    print(
+        f"server peak RSS {server['base']['VmHWM'] / 2**20:.0f} MiB -> {now['VmHWM'] / 2**20:.0f} MiB (+{grew / 2**20:.1f} MiB)"
+    )
     assert grew < 64 << 20, grew
 
 
 @pytest.mark.slow
 def test_a_body_within_the_limit_still_works(server: dict, tiny: dict[str, Path]) -> None:
-    from galaxy_retrieval.catalog import open_catalog
     import io
 
     import numpy as np
     from PIL import Image
 
+    from galaxy_retrieval.catalog import open_catalog
+
     with open_catalog(tiny["catalog"]) as c:
         buf = io.BytesIO()
         Image.fromarray(np.asarray(c[3].image)).save(buf, "PNG")
-    body = FORM_START + buf.getvalue() + b"\r\n--XyZ\r\nContent-Disposition: form-data; name=\"k\"\r\n\r\n3\r\n--XyZ--\r\n"
-    status, _, answer = _send(server["port"], "POST", "/api/search", {"X-API-Key": KEY, "Content-Type": MULTIPART}, body=body)
+    body = (
+        FORM_START
+        + buf.getvalue()
+        + b'\r\n--XyZ\r\nContent-Disposition: form-data; name="k"\r\n\r\n3\r\n--XyZ--\r\n'
+    )
+    status, _, answer = _send(
+        server["port"], "POST", "/api/search", {"X-API-Key": KEY, "Content-Type": MULTIPART}, body=body
+    )
     assert status == 200, answer
     assert answer["hits"][0]["object_id"] == "3"
     # the same, chunked
-    s = _send(server["port"], "POST", "/api/search", {"X-API-Key": KEY, "Content-Type": "application/json"}, total=0, prefix=b'{"object_id": "3", "k": 2}')
+    s = _send(
+        server["port"],
+        "POST",
+        "/api/search",
+        {"X-API-Key": KEY, "Content-Type": "application/json"},
+        total=0,
+        prefix=b'{"object_id": "3", "k": 2}',
+    )
     assert s[0] == 200, s

@@ -30,14 +30,35 @@ def _folder(root: Path) -> Path:
     return root
 
 
-def test_bad_coordinates_are_nan_and_listed_and_sky_queries_work(tiny: dict[str, Path], tmp_path: Path) -> None:
+def test_bad_coordinates_are_nan_and_listed_and_sky_queries_work(
+    tiny: dict[str, Path], tmp_path: Path
+) -> None:
     """A non-numeric `ra` built fine and then made every sky query and --min-separation a
     traceback (HTTP 500)."""
     imgs = _folder(tmp_path / "imgs")
     with open_catalog(imgs) as c:
-        assert any("ra of 2 objects is not a valid coordinate" in w and "g3.png ('n/a')" in w and "g5.png ('400')" in w for w in c.warnings), c.warnings
+        assert any(
+            "ra of 2 objects is not a valid coordinate" in w
+            and "g3.png ('n/a')" in w
+            and "g5.png ('400')" in w
+            for w in c.warnings
+        ), c.warnings
     out = tmp_path / "idx"
-    r = gr("build-index", "--checkpoint", tiny["checkpoint"], "--catalog", imgs, "--out", out, "--shard-rows", 4, "--batch-size", 4, "--index-type", "flat")
+    r = gr(
+        "build-index",
+        "--checkpoint",
+        tiny["checkpoint"],
+        "--catalog",
+        imgs,
+        "--out",
+        out,
+        "--shard-rows",
+        4,
+        "--batch-size",
+        4,
+        "--index-type",
+        "flat",
+    )
     assert r.exit_code == 0, r.output
     assert "g3.png" in r.output
     r = gr("query", "--index", out, "--ra", 10.0, "--dec", -5.0, "--k", 3, "--min-separation", 0.5)
@@ -52,12 +73,17 @@ def test_an_index_holding_text_coordinates_still_answers_sky_queries(tmp_path: P
     rng = np.random.default_rng(0)
     x = rng.normal(size=(12, 8)).astype(np.float32)
     src = tmp_path / "v.parquet"
-    pq.write_table(pa.table({
-        "id": [f"o{i}" for i in range(12)],
-        "ra": ["n/a" if i == 4 else f"{20 + i * 0.001}" for i in range(12)],
-        "dec": [1.0 + i * 0.001 for i in range(12)],
-        **{f"f{j}": x[:, j] for j in range(8)},
-    }), src)
+    pq.write_table(
+        pa.table(
+            {
+                "id": [f"o{i}" for i in range(12)],
+                "ra": ["n/a" if i == 4 else f"{20 + i * 0.001}" for i in range(12)],
+                "dec": [1.0 + i * 0.001 for i in range(12)],
+                **{f"f{j}": x[:, j] for j in range(8)},
+            }
+        ),
+        src,
+    )
     res = build_index_from_parquet(src, tmp_path / "idx", "id", "f*", CFG)
     s = GalaxySearcher.open(res.path)
     sky = s.query_sky(20.002, 1.002, radius_arcsec=5, k=3, min_separation_arcsec=1.0)
@@ -120,9 +146,24 @@ def test_a_kill_during_the_first_checkpoint_save_does_not_block_the_rerun(tmp_pa
     cat = write_blob_catalog(tmp_path / "blobs.h5")
     run = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    p = subprocess.run([sys.executable, "-c", _KILL_FIRST_SAVE, str(run), str(cat)], env=env, capture_output=True, text=True, timeout=600)
+    p = subprocess.run(
+        [sys.executable, "-c", _KILL_FIRST_SAVE, str(run), str(cat)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert p.returncode == -9, p.stderr[-2000:]
-    assert (run / "model.safetensors").exists() and not (run / "last").exists() and not (run / "checkpoint.json").exists()
-    res = train(TrainConfig(preset="tiny", batch_size=16, seed=0, loose_batch_sizes=(4,), epochs=2), HDF5Catalog(cat), run, resume=rerun == "--resume")
+    assert (
+        (run / "model.safetensors").exists()
+        and not (run / "last").exists()
+        and not (run / "checkpoint.json").exists()
+    )
+    res = train(
+        TrainConfig(preset="tiny", batch_size=16, seed=0, loose_batch_sizes=(4,), epochs=2),
+        HDF5Catalog(cat),
+        run,
+        resume=rerun == "--resume",
+    )
     assert res.resumed_from_epoch == 0 and len(res.history) == 2
     assert (run / "last" / "state.json").exists() and (run / "checkpoint.json").exists()

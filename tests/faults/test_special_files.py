@@ -61,19 +61,35 @@ def test_gr_query_mosaic_onto_a_special_file_is_refused(tiny: dict[str, Path], f
     assert _still_a_fifo(fifo)
 
 
-def test_gr_explain_out_onto_a_special_file_is_refused(tiny: dict[str, Path], tmp_path: Path, fifo: Path) -> None:
+def test_gr_explain_out_onto_a_special_file_is_refused(
+    tiny: dict[str, Path], tmp_path: Path, fifo: Path
+) -> None:
     with open_catalog(tiny["catalog"]) as c:
         Image.fromarray(np.asarray(c[3].image)).save(tmp_path / "q.png")
-    r = gr("explain", "--index", tiny["index"], "--image", tmp_path / "q.png", "--out", fifo, "--k", 2, "--steps", 2)
+    r = gr(
+        "explain",
+        "--index",
+        tiny["index"],
+        "--image",
+        tmp_path / "q.png",
+        "--out",
+        fifo,
+        "--k",
+        2,
+        "--steps",
+        2,
+    )
     assert_user_error(r, fifo, "not a regular file")
     assert _still_a_fifo(fifo)
 
 
-def test_a_special_file_that_appears_during_the_work_is_not_replaced(tiny: dict[str, Path], tmp_path: Path) -> None:
+def test_a_special_file_that_appears_during_the_work_is_not_replaced(
+    tiny: dict[str, Path], tmp_path: Path
+) -> None:
     """The early check passed (nothing there); the special file appeared before the commit."""
+    import galaxy_retrieval.atomic as atomic
     from galaxy_retrieval.search.options import SearchOptions
     from galaxy_retrieval.search.query import QueryRequest, run_query
-    import galaxy_retrieval.atomic as atomic
 
     out = tmp_path / "m.png"
     real = atomic.commit_file
@@ -86,7 +102,9 @@ def test_a_special_file_that_appears_during_the_work_is_not_replaced(tiny: dict[
     atomic.commit_file = late
     try:
         with pytest.raises(OutputPathError):
-            run_query(QueryRequest(index=tiny["index"], object_id="3", options=SearchOptions(k=3), mosaic=out))
+            run_query(
+                QueryRequest(index=tiny["index"], object_id="3", options=SearchOptions(k=3), mosaic=out)
+            )
     finally:
         atomic.commit_file = real
     assert _still_a_fifo(out)

@@ -44,14 +44,31 @@ def _alive(pid: int) -> bool:
 def test_kill_9_of_synth_takes_its_workers_along(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     p = subprocess.Popen(
-        [sys.executable, "-m", "galaxy_retrieval.cli", "synth", "--n", "3000", "--size", "64", "--workers", "2", "--out", str(tmp_path / "s.h5")],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "galaxy_retrieval.cli",
+            "synth",
+            "--n",
+            "3000",
+            "--size",
+            "64",
+            "--workers",
+            "2",
+            "--out",
+            str(tmp_path / "s.h5"),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         workers: list[int] = []
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and p.poll() is None:
-            workers = [c for c in _children(p.pid) if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+            workers = [
+                c for c in _children(p.pid) if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()
+            ]
             if len(workers) >= 2:
                 break
             time.sleep(0.2)
@@ -95,7 +112,9 @@ def test_bad_output_paths_are_refused_before_rendering(tmp_path: Path, args: lis
     f = tmp_path / "notes.txt"
     f.write_text("a file")
     before = snapshot(tmp_path)
-    r = gr("synth", "--n", "2", "--size", "32", "--workers", "1", *[a.format(file=f, tmp=tmp_path) for a in args])
+    r = gr(
+        "synth", "--n", "2", "--size", "32", "--workers", "1", *[a.format(file=f, tmp=tmp_path) for a in args]
+    )
     assert_user_error(r, message)
     assert "rendering" not in r.output
     assert snapshot(tmp_path) == before
@@ -106,7 +125,9 @@ def test_stale_partial_of_a_dead_run_is_removed(tmp_path: Path) -> None:
     dead.wait()
     stale = tmp_path / f"s.h5.partial-{dead.pid}"
     stale.write_bytes(b"\0" * 1000)
-    assert gr("synth", "--n", "2", "--size", "32", "--workers", "1", "--out", tmp_path / "s.h5").exit_code == 0
+    assert (
+        gr("synth", "--n", "2", "--size", "32", "--workers", "1", "--out", tmp_path / "s.h5").exit_code == 0
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5"]
 
 
@@ -133,5 +154,7 @@ def test_synth_on_a_full_disk_is_one_line_and_leaves_nothing(small_disk: Path) -
 
 def test_synth_that_fits_the_small_disk_is_written(small_disk: Path) -> None:
     """The space check is not a blanket refusal: a catalog that fits is written."""
-    assert gr("synth", "--n", "4", "--size", "32", "--workers", "1", "--out", small_disk / "s.h5").exit_code == 0
+    assert (
+        gr("synth", "--n", "4", "--size", "32", "--workers", "1", "--out", small_disk / "s.h5").exit_code == 0
+    )
     assert sorted(p.name for p in small_disk.iterdir()) == ["s.h5"]

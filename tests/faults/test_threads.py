@@ -22,25 +22,39 @@ from ..test_index import _clustered, _write_shards
 def ivf(tmp_path_factory: pytest.TempPathFactory) -> GalaxySearcher:
     tmp = tmp_path_factory.mktemp("ivf")
     x = _clustered(n=2000, d=32)
-    build_index_from_shards(_write_shards(tmp / "shards", x, per=500), tmp / "index", BuildConfig(index=IndexSpec(kind="IVF16,Flat", nprobe=4)))
+    build_index_from_shards(
+        _write_shards(tmp / "shards", x, per=500),
+        tmp / "index",
+        BuildConfig(index=IndexSpec(kind="IVF16,Flat", nprobe=4)),
+    )
     return GalaxySearcher.open(tmp / "index")
 
 
 def _calls(s: GalaxySearcher) -> list[tuple[str, int | None, int]]:
-    return [(kind, nprobe, i) for i in range(12) for kind in ("query", "search_vectors", "batch") for nprobe in (None, 1, 64)]
+    return [
+        (kind, nprobe, i)
+        for i in range(12)
+        for kind in ("query", "search_vectors", "batch")
+        for nprobe in (None, 1, 64)
+    ]
 
 
 def _run(s: GalaxySearcher, call: tuple[str, int | None, int]) -> list:
     kind, nprobe, i = call
     if kind == "query":
-        return [(h.object_id, round(h.score, 6)) for h in s.query(object_id=f"obj-{i * 37:04d}", k=10, refine=1, nprobe=nprobe)]
+        return [
+            (h.object_id, round(h.score, 6))
+            for h in s.query(object_id=f"obj-{i * 37:04d}", k=10, refine=1, nprobe=nprobe)
+        ]
     xq = np.asarray(s.vectors[[i * 37, i * 37 + 1]], np.float32)
     if kind == "search_vectors":
         sc, pos, _ = s.search_vectors(xq, k=10, refine=1, nprobe=nprobe)
         return [pos.tolist(), np.round(sc, 6).tolist()]
     # query_batch embeds images; its FAISS path is search_vectors with the same knobs, so the
     # batch case here runs three queries through one search call
-    sc, pos, _ = s.search_vectors(np.asarray(s.vectors[[i, i + 100, i + 200]], np.float32), k=10, refine=1, nprobe=nprobe)
+    sc, pos, _ = s.search_vectors(
+        np.asarray(s.vectors[[i, i + 100, i + 200]], np.float32), k=10, refine=1, nprobe=nprobe
+    )
     return [pos.tolist()]
 
 
@@ -75,7 +89,12 @@ def test_image_queries_and_batches_in_threads_with_a_model(tiny: dict[str, Path]
     from galaxy_retrieval.index.build import build_index
 
     with open_catalog(tiny["catalog"]) as c:
-        build_index(tiny["checkpoint"], c, tmp_path / "ivf", BuildConfig(shard_rows=8, batch_size=4, index=IndexSpec(kind="IVF4,Flat", nprobe=2)))
+        build_index(
+            tiny["checkpoint"],
+            c,
+            tmp_path / "ivf",
+            BuildConfig(shard_rows=8, batch_size=4, index=IndexSpec(kind="IVF4,Flat", nprobe=2)),
+        )
         images = [c[i].image for i in range(6)]
     s = GalaxySearcher.open(tmp_path / "ivf")
 
@@ -84,10 +103,20 @@ def test_image_queries_and_batches_in_threads_with_a_model(tiny: dict[str, Path]
         if kind == "query":
             return [h.object_id for h in s.query(image=images[i], k=5, refine=1, nprobe=nprobe)]
         if kind == "batch":
-            return [[h.object_id for h in hs] for hs in s.query_batch(images[i : i + 2], k=5, refine=1, nprobe=nprobe)]
-        return s.search_vectors(np.asarray(s.vectors[[i]], np.float32), k=5, refine=1, nprobe=nprobe)[1].tolist()
+            return [
+                [h.object_id for h in hs]
+                for hs in s.query_batch(images[i : i + 2], k=5, refine=1, nprobe=nprobe)
+            ]
+        return s.search_vectors(np.asarray(s.vectors[[i]], np.float32), k=5, refine=1, nprobe=nprobe)[
+            1
+        ].tolist()
 
-    calls = [(kind, nprobe, i) for i in range(5) for kind in ("query", "batch", "vectors") for nprobe in (None, 1, 4)] * 2
+    calls = [
+        (kind, nprobe, i)
+        for i in range(5)
+        for kind in ("query", "batch", "vectors")
+        for nprobe in (None, 1, 4)
+    ] * 2
     sequential = [work(c) for c in calls]
     with ThreadPoolExecutor(8) as ex:
         assert list(ex.map(work, calls)) == sequential
@@ -95,13 +124,19 @@ def test_image_queries_and_batches_in_threads_with_a_model(tiny: dict[str, Path]
 
 def test_hnsw_ef_search_per_call_in_threads(tmp_path: Path) -> None:
     x = _clustered(n=2000, d=32, seed=2)
-    build_index_from_shards(_write_shards(tmp_path / "shards", x, per=1000), tmp_path / "index", BuildConfig(index=IndexSpec(kind="HNSW8,Flat", ef_search=16)))
+    build_index_from_shards(
+        _write_shards(tmp_path / "shards", x, per=1000),
+        tmp_path / "index",
+        BuildConfig(index=IndexSpec(kind="HNSW8,Flat", ef_search=16)),
+    )
     s = GalaxySearcher.open(tmp_path / "index")
     stored = s.index.hnsw.efSearch
 
     def work(call: tuple[int | None, int]) -> list:
         ef, i = call
-        return s.search_vectors(np.asarray(s.vectors[[i, i + 500]], np.float32), k=20, refine=1, ef_search=ef)[1].tolist()
+        return s.search_vectors(
+            np.asarray(s.vectors[[i, i + 500]], np.float32), k=20, refine=1, ef_search=ef
+        )[1].tolist()
 
     calls = [(ef, i) for i in range(0, 60, 5) for ef in (None, 1, 256)] * 2
     sequential = [work(c) for c in calls]
@@ -116,13 +151,20 @@ def test_eight_threads_mixing_filters_and_deletions_get_the_sequential_answers(t
     from galaxy_retrieval.index.writes import delete_objects
 
     x = _clustered(n=2000, d=32)
-    build_index_from_shards(_write_shards(tmp_path / "shards", x, per=500), tmp_path / "index", BuildConfig(index=IndexSpec(kind="IVF16,Flat", nprobe=4)))
+    build_index_from_shards(
+        _write_shards(tmp_path / "shards", x, per=500),
+        tmp_path / "index",
+        BuildConfig(index=IndexSpec(kind="IVF16,Flat", nprobe=4)),
+    )
     delete_objects(tmp_path / "index", [f"obj-{i:04d}" for i in range(0, 2000, 7)])
     wheres = (None, "label = 1", "label IN (2, 3) AND row < 1500", "row % 11 = 0")
 
     def run(s: GalaxySearcher, call: tuple[str | None, int | None, int]) -> list:
         where, nprobe, i = call
-        return [(h.object_id, round(h.score, 6)) for h in s.query(object_id=f"obj-{i * 70 + 1:04d}", k=10, refine=2, nprobe=nprobe, where=where)]
+        return [
+            (h.object_id, round(h.score, 6))
+            for h in s.query(object_id=f"obj-{i * 70 + 1:04d}", k=10, refine=2, nprobe=nprobe, where=where)
+        ]
 
     calls = [(w, n, i) for i in range(10) for w in wheres for n in (None, 1, 16)]
     s = GalaxySearcher.open(tmp_path / "index")
@@ -132,4 +174,4 @@ def test_eight_threads_mixing_filters_and_deletions_get_the_sequential_answers(t
         fresh = GalaxySearcher.open(tmp_path / "index")  # selections and selectors not built yet
         fresh.exact_scan_elements = 0
         with ThreadPoolExecutor(8) as ex:
-            assert list(ex.map(lambda c: run(fresh, c), calls)) == sequential
+            assert list(ex.map(lambda c: run(fresh, c), calls)) == sequential  # noqa: B023 (joined in the loop)

@@ -68,7 +68,13 @@ def _child(stage: str, run: Path, cat: Path) -> subprocess.CompletedProcess:
     # every run in a fresh process, as a user's would be: float results of a process that
     # already ran other tests need not match a fresh one's bit for bit
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    return subprocess.run([sys.executable, "-c", _KILLER, stage, str(run), str(cat), "4"], env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-c", _KILLER, stage, str(run), str(cat), "4"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +87,12 @@ def straight(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stage, resumed_from", [("weights written, state not", 2), ("between the renames", 3)])
-def test_kill_9_while_saving_resumes_like_an_uninterrupted_run(straight, tmp_path: Path, stage: str, resumed_from: int) -> None:
+@pytest.mark.parametrize(
+    "stage, resumed_from", [("weights written, state not", 2), ("between the renames", 3)]
+)
+def test_kill_9_while_saving_resumes_like_an_uninterrupted_run(
+    straight, tmp_path: Path, stage: str, resumed_from: int
+) -> None:
     cat, ref = straight
     run = tmp_path / "run"
     p = _child(stage, run, cat)
@@ -108,7 +118,19 @@ def test_a_changed_resume_point_is_refused(tmp_path: Path) -> None:
 def test_small_validation_set_trains_and_reports(tmp_path: Path) -> None:
     """The README's own-data recipe on a small folder: fewer than 64 validation images."""
     cat = write_blob_catalog(tmp_path / "blobs.h5", n=40)
-    r = gr("train", "--catalog", cat, "--out", tmp_path / "run", "--preset", "tiny", "--epochs", "1", "--batch-size", "8")
+    r = gr(
+        "train",
+        "--catalog",
+        cat,
+        "--out",
+        tmp_path / "run",
+        "--preset",
+        "tiny",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+    )
     assert r.exit_code == 0, r.output
     assert "batch 64: — (fewer validation images)" in r.output
 
@@ -140,7 +162,17 @@ def test_refused_training_leaves_nothing(tmp_path: Path, case: str, args: list[s
             base[args[i]] = args[i + 1].format(**names)
     extra = [a for i in range(0, len(args), 2) if args[i] not in base for a in args[i : i + 2]]
     before = snapshot(tmp_path)
-    r = gr("train", *[x for kv in base.items() for x in kv], "--preset", "tiny", "--epochs", "1", "--batch-size", "8", *extra)
+    r = gr(
+        "train",
+        *[x for kv in base.items() for x in kv],
+        "--preset",
+        "tiny",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        *extra,
+    )
     assert_user_error(r, message)
     assert snapshot(tmp_path) == before
     assert not Path("/proc/gr-run").exists()

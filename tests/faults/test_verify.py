@@ -33,7 +33,10 @@ def index(tiny: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Pa
     (tmp / "ck" / "checkpoint.json").write_text(json.dumps({"format_version": 1, "model": cfg.to_dict()}))
     with open_catalog(tiny["catalog"]) as c:
         build_index(tmp / "ck", c, tmp / "index", CFG)
-    assert sorted(p.name for p in (tmp / "index" / "model").iterdir()) == ["checkpoint.json", "model.safetensors"]
+    assert sorted(p.name for p in (tmp / "index" / "model").iterdir()) == [
+        "checkpoint.json",
+        "model.safetensors",
+    ]
     return tmp / "index"
 
 
@@ -54,7 +57,10 @@ def _edit_header(d: Path) -> None:
 
 DAMAGE = {
     "checkpoint.json edited": (_edit_checkpoint, "checkpoint.json"),
-    "model.safetensors deleted": (lambda d: (d / "model" / "model.safetensors").unlink(), "model.safetensors"),
+    "model.safetensors deleted": (
+        lambda d: (d / "model" / "model.safetensors").unlink(),
+        "model.safetensors",
+    ),
     "model/ deleted": (lambda d: shutil.rmtree(d / "model"), "model"),
     "vectors header dtype changed": (_edit_header, "vectors.npy"),
 }

@@ -31,11 +31,15 @@ def main() -> None:
         base = dict(epochs=1, batch_size=16, seed=0, loose_batch_sizes=(4,), precision="fp32", compile="off")
         runs = {
             # the default backbone with auto framing and source suppression
-            "polar": TrainConfig(**base, model=preset("polar", image_size=32, hidden=8, depth=2, out_dim=16),
-                                 suppress_sources=SuppressConfig()),
+            "polar": TrainConfig(
+                **base,
+                model=preset("polar", image_size=32, hidden=8, depth=2, out_dim=16),
+                suppress_sources=SuppressConfig(),
+            ),
             # the paper's ViT, small, with a fixed central crop
-            "vit": TrainConfig(**base, model=preset("tiny", hidden=16, num_heads=2, mlp_hidden=32),
-                               framing="fixed:0.8"),
+            "vit": TrainConfig(
+                **base, model=preset("tiny", hidden=16, num_heads=2, mlp_hidden=32), framing="fixed:0.8"
+            ),
         }
         # fixed query images: other blobs, larger than the training ones (48 px against 40)
         ims = blob_images(6, 48, seed=7)[0]

@@ -46,14 +46,18 @@ def build_faiss_index(
         xt = shortlist_vectors(training_sample(vectors, spec, factory), spec.metric)
         ntrain = len(xt)
         if n < nlist_of(factory):
-            raise ConfigError(f"{factory}: {n} vectors are fewer than the {nlist_of(factory)} inverted lists; use a flat or HNSW index").resolved_by("index_type")
+            raise ConfigError(
+                f"{factory}: {n} vectors are fewer than the {nlist_of(factory)} inverted lists; use a flat or HNSW index"
+            ).resolved_by("index_type")
         with progress.task("training index", total=None, unit="vec"):
             faiss.seed_global_rng = spec.seed  # type: ignore[attr-defined]
             set_kmeans_seed(work, spec.seed)
             try:
                 work.train(xt)
             except RuntimeError as e:  # e.g. fewer training vectors than k-means centroids
-                raise ConfigError(f"{factory}: training on {ntrain:,} vectors failed: {faiss_message(e)}") from None
+                raise ConfigError(
+                    f"{factory}: training on {ntrain:,} vectors failed: {faiss_message(e)}"
+                ) from None
         del xt
         train_s = time.perf_counter() - t0
     with progress.task("adding to index", total=n, unit="vec") as t:
@@ -98,7 +102,11 @@ def _set_ef_construction(index: Any, ef: int) -> None:
     (plain, or behind a PCA/OPQ transform)."""
     import faiss
 
-    base = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexPreTransform) else faiss.downcast_index(index)
+    base = (
+        faiss.downcast_index(index.index)
+        if isinstance(index, faiss.IndexPreTransform)
+        else faiss.downcast_index(index)
+    )
     hnsw = getattr(base, "hnsw", None)
     if hnsw is not None:
         hnsw.efConstruction = int(ef)
@@ -117,7 +125,9 @@ def load_faiss_index(path: str | Path, info: dict[str, Any] | None = None) -> An
     try:
         index = faiss.read_index(str(p))
     except RuntimeError as e:
-        raise IndexFormatError(f"{p}: not a readable FAISS index ({str(e).strip().splitlines()[-1]})") from None
+        raise IndexFormatError(
+            f"{p}: not a readable FAISS index ({str(e).strip().splitlines()[-1]})"
+        ) from None
     if info:
         spec = info.get("spec", {})
         set_search_params(index, nprobe=spec.get("nprobe"), ef_search=spec.get("ef_search"))

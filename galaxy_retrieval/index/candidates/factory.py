@@ -26,7 +26,9 @@ def check_factory(factory: str, dim: int, metric: str = "l2") -> Any:
     if metric not in ("l2", "cosine"):
         raise ConfigError(f"index metric must be 'l2' or 'cosine', got {metric!r}")
     try:
-        return faiss.index_factory(int(dim), factory, faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2)
+        return faiss.index_factory(
+            int(dim), factory, faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
+        )
     except RuntimeError as e:
         raise ConfigError(f"FAISS cannot build {factory!r} for dimension {dim}: {faiss_message(e)}") from None
 
@@ -39,10 +41,14 @@ def check_index_spec(spec: IndexSpec, n: int, dim: int) -> str:
     factory, _ = resolve_factory(spec, n, dim)
     index = check_factory(factory, dim, spec.metric)
     if spec.ondisk and not is_ivf(index):
-        raise ConfigError(f"{factory}: on-disk inverted lists need an inverted-file (IVF) index, e.g. auto or ivf-pq").resolved_by("index_type")
+        raise ConfigError(
+            f"{factory}: on-disk inverted lists need an inverted-file (IVF) index, e.g. auto or ivf-pq"
+        ).resolved_by("index_type")
     nlist = nlist_of(factory)
     if n < nlist:
-        raise ConfigError(f"{factory}: {n} vectors are fewer than the {nlist} inverted lists; use a flat or HNSW index, or fewer lists").resolved_by("index_type")
+        raise ConfigError(
+            f"{factory}: {n} vectors are fewer than the {nlist} inverted lists; use a flat or HNSW index, or fewer lists"
+        ).resolved_by("index_type")
     return factory
 
 

@@ -34,9 +34,10 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -87,7 +88,9 @@ def _ivf(index: Any) -> Any:
 
     ivf = faiss.try_extract_index_ivf(index)
     if ivf is None:
-        raise ConfigError(f"on-disk inverted lists need an inverted-file (IVF) index, got {type(faiss.downcast_index(index)).__name__}").resolved_by("index_type")
+        raise ConfigError(
+            f"on-disk inverted lists need an inverted-file (IVF) index, got {type(faiss.downcast_index(index)).__name__}"
+        ).resolved_by("index_type")
     return ivf
 
 
@@ -179,11 +182,19 @@ def _read_plain(path: Path) -> Any:
     try:
         return faiss.read_index(str(path))
     except RuntimeError as e:
-        raise IndexFormatError(f"{path}: not a readable FAISS index ({str(e).strip().splitlines()[-1]})") from None
+        raise IndexFormatError(
+            f"{path}: not a readable FAISS index ({str(e).strip().splitlines()[-1]})"
+        ) from None
 
 
 def fill_part(
-    trained_path: str | Path, vectors: np.ndarray, ids: np.ndarray, part_path: str | Path, *, metric: str = "l2", chunk: int = 65_536
+    trained_path: str | Path,
+    vectors: np.ndarray,
+    ids: np.ndarray,
+    part_path: str | Path,
+    *,
+    metric: str = "l2",
+    chunk: int = 65_536,
 ) -> Path:
     """Add ``vectors`` (n, D; any float dtype, a memmap works) with ``ids`` (their global
     positions, int64) to a copy of the trained index and write it to ``part_path``
@@ -229,10 +240,14 @@ def merge_parts(
         try:
             part = faiss.read_index(str(p), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
         except RuntimeError as e:
-            raise IndexFormatError(f"{p}: not a readable FAISS index part ({str(e).strip().splitlines()[-1]})") from None
+            raise IndexFormatError(
+                f"{p}: not a readable FAISS index part ({str(e).strip().splitlines()[-1]})"
+            ) from None
         pivf = _ivf(part)
         if pivf.nlist != ivf.nlist or pivf.code_size != ivf.code_size:
-            raise IndexFormatError(f"{p}: a part of another index ({pivf.nlist} lists of {pivf.code_size}-byte codes, the trained one has {ivf.nlist} of {ivf.code_size})")
+            raise IndexFormatError(
+                f"{p}: a part of another index ({pivf.nlist} lists of {pivf.code_size}-byte codes, the trained one has {ivf.nlist} of {ivf.code_size})"
+            )
         parts.append(part)  # keeps the part's memory map alive until the merge is done
         lists.push_back(pivf.invlists)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -266,7 +281,12 @@ def merge_parts(
     return {
         "file": out.name,
         "ntotal": int(ntotal),
-        "ondisk": {"file": data.name, "bytes": data.stat().st_size, "sha256": sha256_file(data), "path": str(data.resolve())},
+        "ondisk": {
+            "file": data.name,
+            "bytes": data.stat().st_size,
+            "sha256": sha256_file(data),
+            "path": str(data.resolve()),
+        },
     }
 
 
@@ -291,7 +311,9 @@ def open_ondisk(path: str | Path, info: dict[str, Any] | None = None) -> Any:
         with _stdout_to_stderr():
             index = faiss.read_index(str(path), flags)
     except RuntimeError as e:
-        raise IndexFormatError(f"{path}: not a readable on-disk FAISS index ({str(e).strip().splitlines()[-1]})") from None
+        raise IndexFormatError(
+            f"{path}: not a readable on-disk FAISS index ({str(e).strip().splitlines()[-1]})"
+        ) from None
     set_prefetch(index, PREFETCH_THREADS)
     # a probe reads a few scattered lists; the kernel's default read-around of a fault (up to
     # read_ahead_kb, 8 MB here) made cold queries 2× slower at 1M (benchmarks/README.md)
@@ -398,7 +420,16 @@ def build_ondisk_index(
                 with progress.task("adding to index", total=n, unit="vec") as t:
                     for i, (lo, hi) in enumerate(ranges):
                         ids = np.arange(lo, hi, dtype=np.int64)
-                        paths.append(fill_part(trained, vectors[lo:hi], ids, folder / f"part-{i:05d}.index", metric=spec.metric, chunk=spec.add_chunk))
+                        paths.append(
+                            fill_part(
+                                trained,
+                                vectors[lo:hi],
+                                ids,
+                                folder / f"part-{i:05d}.index",
+                                metric=spec.metric,
+                                chunk=spec.add_chunk,
+                            )
+                        )
                         t.advance(hi - lo)
                 return paths
 
@@ -411,4 +442,15 @@ def build_ondisk_index(
     build_s = time.perf_counter() - t0
     if info["ntotal"] != n:
         raise IndexFormatError(f"{out}: the merged parts hold {info['ntotal']} vectors, expected {n}")
-    return build_record(out, factory, spec, why, build_s, train_s, int(info["ntotal"]), merge_s=merge_s, ondisk=info["ondisk"], parts=len(ranges))
+    return build_record(
+        out,
+        factory,
+        spec,
+        why,
+        build_s,
+        train_s,
+        int(info["ntotal"]),
+        merge_s=merge_s,
+        ondisk=info["ondisk"],
+        parts=len(ranges),
+    )

@@ -12,7 +12,9 @@ from ...errors import ConfigError
 __all__ = ["search_params", "set_search_params", "shortlist_vectors", "ivf_balance"]
 
 
-def search_params(index: Any, nprobe: int | None = None, ef_search: int | None = None, sel: Any = None) -> Any:
+def search_params(
+    index: Any, nprobe: int | None = None, ef_search: int | None = None, sel: Any = None
+) -> Any:
     """FAISS per-call search parameters carrying these knobs for this index, or None when
     none applies. Passed as ``index.search(x, k, params=...)`` they leave the shared index
     untouched, so threads with different knobs can search one index at the same time.
@@ -41,7 +43,9 @@ def search_params(index: Any, nprobe: int | None = None, ef_search: int | None =
     if isinstance(base, faiss.IndexIVF) and (nprobe is not None or sel is not None):
         params = faiss.SearchParametersIVF(nprobe=int(nprobe if nprobe is not None else base.nprobe))
     elif isinstance(base, faiss.IndexHNSW) and (ef_search is not None or sel is not None):
-        params = faiss.SearchParametersHNSW(efSearch=int(ef_search if ef_search is not None else base.hnsw.efSearch))
+        params = faiss.SearchParametersHNSW(
+            efSearch=int(ef_search if ef_search is not None else base.hnsw.efSearch)
+        )
     elif sel is not None:
         params = faiss.SearchParameters()
     if params is not None and sel is not None:

@@ -11,8 +11,16 @@ __all__ = ["build_record"]
 
 
 def build_record(
-    out: Path, factory: str, spec: IndexSpec, why: str, build_s: float, train_s: float, ntotal: int,
-    built_on_gpu: bool = False, merge_s: float | None = None, **extra: Any,
+    out: Path,
+    factory: str,
+    spec: IndexSpec,
+    why: str,
+    build_s: float,
+    train_s: float,
+    ntotal: int,
+    built_on_gpu: bool = False,
+    merge_s: float | None = None,
+    **extra: Any,
 ) -> dict[str, Any]:
     """What the manifest records about a built FAISS index (in RAM or on disk): ``extra``
     adds fields of its own kind, e.g. the on-disk lists file."""

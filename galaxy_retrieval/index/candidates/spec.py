@@ -47,7 +47,12 @@ class IndexSpec:
     def __post_init__(self) -> None:
         if self.metric not in ("l2", "cosine"):
             raise ConfigError(f"index metric must be 'l2' or 'cosine', got {self.metric!r}")
-        if self.kind.lower() not in _NAMED and "," not in self.kind and self.kind not in ("Flat", "IDMap,Flat") and not self.kind[:1].isupper():
+        if (
+            self.kind.lower() not in _NAMED
+            and "," not in self.kind
+            and self.kind not in ("Flat", "IDMap,Flat")
+            and not self.kind[:1].isupper()
+        ):
             raise ConfigError(
                 f"the index kind must be one of {', '.join(_NAMED)} or a FAISS factory string (e.g. 'IVF1024,PQ64'), got {self.kind!r}"
             ).resolved_by("index_type")
@@ -84,7 +89,10 @@ def resolve_factory(spec: IndexSpec, n: int, dim: int) -> tuple[str, str]:
     kind = spec.kind.lower()
     if kind == "auto":
         if n <= _FLAT_MAX and not spec.ondisk:
-            kind, why = "flat", f"{n:,} vectors ≤ {_FLAT_MAX:,}: an exact flat scan is fast enough and has recall 1"
+            kind, why = (
+                "flat",
+                f"{n:,} vectors ≤ {_FLAT_MAX:,}: an exact flat scan is fast enough and has recall 1",
+            )
         else:
             # Measured (benchmarks/README.md): at 1M × 2048 this reaches recall@10 0.995 after
             # the exact rerank at ~1 ms p50 with 90 B/vector in RAM, while an HNSW graph stalled

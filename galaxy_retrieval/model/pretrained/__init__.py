@@ -20,7 +20,14 @@ from ...errors import CheckpointError
 from ..compat import legacy_suppress, model_config_from_dict
 from ..layout import META_FILE, WEIGHTS_FILE
 
-__all__ = ["PRETRAINED", "PRETRAINED_NAME", "pretrained_dir", "pretrained_info", "install_pretrained", "resolve_init"]
+__all__ = [
+    "PRETRAINED",
+    "PRETRAINED_NAME",
+    "pretrained_dir",
+    "pretrained_info",
+    "install_pretrained",
+    "resolve_init",
+]
 
 #: the name users give for the shipped model (``--checkpoint pretrained``, ``--init pretrained``)
 PRETRAINED_NAME = "pretrained"
