@@ -324,7 +324,7 @@ def render(results: list[dict[str, Any]]) -> str:
             cold = pt.get("cold", {})
             lines.append(
                 f"| {pt['nprobe']} | {pt['refine']} | {pt['recall_at_k']:.3f} | {pt['warm']['p50_ms']:.2f} | {pt['warm']['p99_ms']:.2f} | "
-                f"{cold.get('p50_ms', float('nan')):.1f} | {cold.get('p99_ms', float('nan')):.1f} |"
+                + (f"{cold['p50_ms']:.1f} | {cold['p99_ms']:.1f} |" if cold else "not run | not run |")
             )
         lines.append("")
     if variants:
@@ -364,7 +364,10 @@ def sizing(results: list[dict[str, Any]], target: int = 100_000_000) -> dict[str
     if not main:
         return None
     big = max(main, key=lambda r: r["parameters"]["n"])
-    small = min(main, key=lambda r: r["parameters"]["n"])
+    # the memory slope only between runs of one commit: the searcher's resident memory
+    # changed between commits (the metadata table became memory-mapped)
+    same_code = [r for r in main if _commit(r) == _commit(big)]
+    small = min(same_code, key=lambda r: r["parameters"]["n"])
     n, dim = big["parameters"]["n"], big["parameters"]["dim"]
     f = big["build"]["faiss"]
     sz = big["sizes"]
@@ -398,7 +401,7 @@ def sizing(results: list[dict[str, Any]], target: int = 100_000_000) -> dict[str
                     "lists_GB": round(lists_b * target / 1e9, 1),
                     "shards_GB": round((vec + shard_meta_b) * target / 1e9, 1),
                     "searcher_resident_GB": None
-                    if per_obj_anon is None
+                    if per_obj_anon is None  # one run of this commit: no slope to project
                     else round((fixed_anon + per_obj_anon * target) / 1e9, 2),
                 },
             }
@@ -417,6 +420,10 @@ def sizing(results: list[dict[str, Any]], target: int = 100_000_000) -> dict[str
     }
 
 
+def _commit(r: dict[str, Any]) -> str:
+    return str(r.get("machine", {}).get("commit", ""))[:12]
+
+
 def render_sizing(sz: dict[str, Any] | None) -> list[str]:
     if sz is None:
         return []
@@ -432,7 +439,7 @@ def render_sizing(sz: dict[str, Any] | None) -> list[str]:
         a = r["at_target"]
         lines.append(
             f"| {r['dim']} | {r['vectors_bytes_per_object']:,} | {r['lists_bytes_per_object']} | {r['shards_bytes_per_object']:,.0f} | "
-            f"{r['searcher_resident_bytes_per_object']} | {a['vectors_GB']:,} | {a['lists_GB']} | {a['shards_GB']:,} | {a['searcher_resident_GB']} |"
+            f"{r['searcher_resident_bytes_per_object'] if r['searcher_resident_bytes_per_object'] is not None else '– (one run)'} | {a['vectors_GB']:,} | {a['lists_GB']} | {a['shards_GB']:,} | {a['searcher_resident_GB'] if a['searcher_resident_GB'] is not None else '–'} |"
         )
     b = sz["build_rates_this_machine"]
     lines += [
