@@ -141,45 +141,15 @@ def _catalog_matches(path: Path, s: SynthStep) -> bool:
 
 
 def run_demo(cfg: DemoConfig, progress: Progress = NULL_PROGRESS, fresh: bool = False) -> DemoResult:
-    from PIL import Image
-
-    from .catalog import open_catalog
     from .evaluate import evaluate
-    from .index.build import BuildConfig, build_index
-    from .index.candidates import IndexSpec
-    from .search.options import SearchOptions
-    from .search.query import QueryRequest, run_query
-    from .synth import SynthConfig, generate_catalog
-    from .train import TrainConfig, split_indices, train, trained_with
-    from .viz.catalog import catalog_contact_sheet
 
     reused: list[str] = []
     clock = _Clock()
-    s = cfg.synth
-    if not fresh and _catalog_matches(s.out, s):
-        progress.log(f"[1/5] synthetic catalog: reusing {s.out}")
-        reused.append("catalog")
-    else:
-        progress.log(f"[1/5] synthetic catalog: rendering {s.n} galaxies at {s.size}² with GalSim")
-        generate_catalog(
-            SynthConfig(n=s.n, size=s.size, seed=s.seed), s.out, progress=progress, overwrite=True
-        )
-    cat = open_catalog(s.out)
-    sheet = catalog_contact_sheet(cat, s.contact_sheet)
+    s, t, q = cfg.synth, cfg.train, cfg.query
+    cat, sheet = _catalog_step(s, progress, fresh, reused)
     clock.lap("catalog")
 
-    t = cfg.train
-    try:
-        tcfg = TrainConfig(preset=t.preset, seed=t.seed, **t.options)
-    except TypeError as e:
-        raise ConfigError(f"[train] in the pipeline file: {e}") from None
-    train_result = None
-    if not fresh and trained_with(t.out, tcfg):
-        progress.log(f"[2/5] training: reusing {t.out} (same settings; a fresh run retrains)")
-        reused.append("training")
-    else:
-        progress.log(f"[2/5] training the {t.preset} preset label-free on {len(cat)} galaxies")
-        train_result = train(tcfg, cat, t.out, progress=progress, overwrite=True)
+    train_result = _train_step(t, cat, progress, fresh, reused)
     clock.lap("training")
 
     progress.log("[3/5] evaluating on the held-out 10 % (labels only measure)")
@@ -187,33 +157,10 @@ def run_demo(cfg: DemoConfig, progress: Progress = NULL_PROGRESS, fresh: bool = 
     shipped = _shipped_model_score(cat, report.split_seed, progress, evaluate)
     clock.lap("evaluation")
 
-    progress.log(f"[4/5] building the index {cfg.index.out}")
-    build = build_index(
-        t.out,
-        cat,
-        cfg.index.out,
-        BuildConfig(shard_rows=cfg.index.shard_rows, index=IndexSpec(kind=cfg.index.kind), overwrite=True),
-        progress=progress,
-    )
+    build = _index_step(cfg, cat, progress)
     clock.lap("index")
 
-    q = cfg.query
-    _, _, test_rows = split_indices(len(cat), t.seed)
-    labels = cat.labels()
-    # a held-out spiral if there is one: the most recognisable query for a first look
-    pick = next((int(r) for r in test_rows if labels is not None and labels[r] == 5), int(test_rows[0]))
-    rec = cat[pick]
-    with atomic_path(q.query_image) as tmp:
-        Image.fromarray(rec.image).save(tmp, format="PNG")
-    progress.log(f"[5/5] querying with {q.query_image} (held-out object {rec.object_id})")
-    result = run_query(
-        QueryRequest(
-            index=cfg.index.out,
-            images=(q.query_image,),
-            options=SearchOptions(k=q.k, refine=q.refine),
-            mosaic=q.mosaic,
-        )
-    )
+    rec, query_label, result = _query_step(cfg, cat, progress)
     clock.lap("query")
     explained = None
     if q.explain is not None:
@@ -238,8 +185,91 @@ def run_demo(cfg: DemoConfig, progress: Progress = NULL_PROGRESS, fresh: bool = 
         shipped=shipped,
     )
     results_file = t.out / RESULTS_FILE
-    atomic_write_json(results_file, demo_results(cfg, out, labels[pick] if labels is not None else None))
+    atomic_write_json(results_file, demo_results(cfg, out, query_label))
     return DemoResult(**{**out.__dict__, "results_file": results_file})
+
+
+def _catalog_step(s: SynthStep, progress: Progress, fresh: bool, reused: list[str]) -> tuple[Any, Path]:
+    """Step 1: render the synthetic catalog (or reuse a matching one) and its contact sheet;
+    the open catalog and the sheet's path."""
+    from .catalog import open_catalog
+    from .synth import SynthConfig, generate_catalog
+    from .viz.catalog import catalog_contact_sheet
+
+    if not fresh and _catalog_matches(s.out, s):
+        progress.log(f"[1/5] synthetic catalog: reusing {s.out}")
+        reused.append("catalog")
+    else:
+        progress.log(f"[1/5] synthetic catalog: rendering {s.n} galaxies at {s.size}² with GalSim")
+        generate_catalog(
+            SynthConfig(n=s.n, size=s.size, seed=s.seed), s.out, progress=progress, overwrite=True
+        )
+    cat = open_catalog(s.out)
+    sheet = catalog_contact_sheet(cat, s.contact_sheet)
+    return cat, sheet
+
+
+def _train_step(t: TrainStep, cat: Any, progress: Progress, fresh: bool, reused: list[str]) -> Any:
+    """Step 2: train label-free (or reuse a run with the same settings); the TrainResult,
+    None when reused."""
+    from .train import TrainConfig, train, trained_with
+
+    try:
+        tcfg = TrainConfig(preset=t.preset, seed=t.seed, **t.options)
+    except TypeError as e:
+        raise ConfigError(f"[train] in the pipeline file: {e}") from None
+    train_result = None
+    if not fresh and trained_with(t.out, tcfg):
+        progress.log(f"[2/5] training: reusing {t.out} (same settings; a fresh run retrains)")
+        reused.append("training")
+    else:
+        progress.log(f"[2/5] training the {t.preset} preset label-free on {len(cat)} galaxies")
+        train_result = train(tcfg, cat, t.out, progress=progress, overwrite=True)
+    return train_result
+
+
+def _index_step(cfg: DemoConfig, cat: Any, progress: Progress) -> Any:
+    """Step 4: build the index from the trained run; the BuildResult."""
+    from .index.build import BuildConfig, build_index
+    from .index.candidates import IndexSpec
+
+    progress.log(f"[4/5] building the index {cfg.index.out}")
+    return build_index(
+        cfg.train.out,
+        cat,
+        cfg.index.out,
+        BuildConfig(shard_rows=cfg.index.shard_rows, index=IndexSpec(kind=cfg.index.kind), overwrite=True),
+        progress=progress,
+    )
+
+
+def _query_step(cfg: DemoConfig, cat: Any, progress: Progress) -> tuple[Any, Any, Any]:
+    """Step 5: write a held-out galaxy as the query image and query the index with it; the
+    query's catalog record, its label (None without labels) and the QueryResult."""
+    from PIL import Image
+
+    from .search.options import SearchOptions
+    from .search.query import QueryRequest, run_query
+    from .train import split_indices
+
+    q = cfg.query
+    _, _, test_rows = split_indices(len(cat), cfg.train.seed)
+    labels = cat.labels()
+    # a held-out spiral if there is one: the most recognisable query for a first look
+    pick = next((int(r) for r in test_rows if labels is not None and labels[r] == 5), int(test_rows[0]))
+    rec = cat[pick]
+    with atomic_path(q.query_image) as tmp:
+        Image.fromarray(rec.image).save(tmp, format="PNG")
+    progress.log(f"[5/5] querying with {q.query_image} (held-out object {rec.object_id})")
+    result = run_query(
+        QueryRequest(
+            index=cfg.index.out,
+            images=(q.query_image,),
+            options=SearchOptions(k=q.k, refine=q.refine),
+            mosaic=q.mosaic,
+        )
+    )
+    return rec, labels[pick] if labels is not None else None, result
 
 
 def _shipped_model_score(cat: Any, split_seed: int, progress: Progress, evaluate: Any) -> float | None:

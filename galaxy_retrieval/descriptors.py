@@ -92,9 +92,9 @@ MORPHOLOGY_NAMES: tuple[str, ...] = (
 )
 
 
-def _morph_one(img: np.ndarray) -> np.ndarray:
-    """Morphology of one (3, S, S) image in [0, 1] (see :data:`MORPHOLOGY_NAMES`)."""
-    grey = img.mean(axis=0).astype(np.float64)
+def _segment(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Sky-subtracted image ``d``, pixel radii ``r`` and indices ``(yy, xx)`` from the
+    centre, and the galaxy's segment ``seg`` of one grey (S, S) image."""
     s = grey.shape[0]
     # sky: the median of the frame's border, whose scatter sets the segmentation threshold
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
@@ -109,9 +109,12 @@ def _morph_one(img: np.ndarray) -> np.ndarray:
     seg = (d > 2 * sig) & (r <= s / 2)
     if seg.sum() < 4:
         seg = r <= s / 4
-    f = np.clip(d, 0.0, None)
+    return d, r, yy, xx, seg
+
+
+def _growth_radii(f: np.ndarray, r: np.ndarray, s: int) -> tuple[float, float, float]:
+    """Radii holding 20, 50 and 80 % of the light ``f`` within the inscribed circle (r20 at least 0.5)."""
     tot = f[r <= s / 2].sum() + 1e-12
-    # concentration: 5 log10(r80 / r20) of the circular growth curve around the centre
     ri = np.floor(r).astype(int)
     prof = np.bincount(ri[r <= s / 2], weights=f[r <= s / 2], minlength=s // 2 + 1)
     # cum[i]: light within radius i + 1; interpolated between the 1-pixel rings
@@ -119,12 +122,18 @@ def _morph_one(img: np.ndarray) -> np.ndarray:
     edges = np.arange(cum.size, dtype=np.float64)
     r20, r50, r80 = (float(np.interp(q, cum, edges)) for q in (0.2, 0.5, 0.8))
     r20 = max(r20, 0.5)
-    conc = 5 * math.log10(r80 / r20)
-    # asymmetry: |I − I rotated by 180°| / |I| inside the segment, minus the sky's own
+    return r20, r50, r80
+
+
+def _asymmetry(d: np.ndarray, seg: np.ndarray) -> float:
+    """|I − I rotated by 180°| / |I| inside the segment, minus the sky's own."""
     rot = d[::-1, ::-1]
     both = seg | seg[::-1, ::-1]
-    asym = float(np.abs(d - rot)[both].sum() / (np.abs(d)[both].sum() + 1e-12))
-    # smoothness: residual from a boxcar smoothed copy (width ~ r20), outside the core
+    return float(np.abs(d - rot)[both].sum() / (np.abs(d)[both].sum() + 1e-12))
+
+
+def _smoothness(d: np.ndarray, seg: np.ndarray, r: np.ndarray, r20: float) -> float:
+    """Residual from a boxcar smoothed copy (width ~ r20), outside the core."""
     k = max(1, int(round(r20 / 2)))
     pad = np.pad(d, k, mode="edge")
     cs = pad.cumsum(0).cumsum(1)
@@ -132,20 +141,29 @@ def _morph_one(img: np.ndarray) -> np.ndarray:
     w = 2 * k + 1
     sm = (cs[w:, w:] - cs[:-w, w:] - cs[w:, :-w] + cs[:-w, :-w]) / (w * w)
     outer = seg & (r > r20)
-    smooth = (
+    return (
         float(np.clip(d - sm, 0, None)[outer].sum() / (np.abs(d)[outer].sum() + 1e-12))
         if outer.any()
         else 0.0
     )
-    # Gini of the segment's pixel values
+
+
+def _gini(f: np.ndarray, seg: np.ndarray) -> float:
+    """Gini of the segment's pixel values."""
     v = np.sort(f[seg])
     n = v.size
-    gini = (
+    return (
         float(((2 * np.arange(1, n + 1) - n - 1) * v).sum() / (v.mean() * n * (n - 1) + 1e-12))
         if n > 1
         else 0.0
     )
-    # M20: second moment of the brightest 20 % of the light relative to the total
+
+
+def _m20_and_ellipticity(
+    f: np.ndarray, seg: np.ndarray, yy: np.ndarray, xx: np.ndarray
+) -> tuple[float, float]:
+    """M20 (second moment of the brightest 20 % of the light relative to the total) and
+    the ellipticity from the flux-weighted second moments of the segment."""
     vals = f[seg]
     ys, xs = yy[seg], xx[seg]
     ftot = vals.sum() + 1e-12
@@ -163,7 +181,11 @@ def _morph_one(img: np.ndarray) -> np.ndarray:
     disc = math.sqrt(max(tr * tr / 4 - det, 0.0))
     l1, l2 = tr / 2 + disc, max(tr / 2 - disc, 1e-12)
     ell = 1 - math.sqrt(l2 / l1) if l1 > 0 else 0.0
-    # colours of the galaxy's light (ratios of channel fluxes, as magnitudes)
+    return m20, ell
+
+
+def _colours(img: np.ndarray, seg: np.ndarray) -> tuple[float, float]:
+    """Colours r − g and b − g of the galaxy's light (ratios of channel fluxes, as magnitudes)."""
     ch = (
         np.array(
             [
@@ -175,6 +197,23 @@ def _morph_one(img: np.ndarray) -> np.ndarray:
     )
     col_rg = -2.5 * math.log10(ch[0] / ch[1])
     col_bg = -2.5 * math.log10(ch[2] / ch[1])
+    return col_rg, col_bg
+
+
+def _morph_one(img: np.ndarray) -> np.ndarray:
+    """Morphology of one (3, S, S) image in [0, 1] (see :data:`MORPHOLOGY_NAMES`)."""
+    grey = img.mean(axis=0).astype(np.float64)
+    s = grey.shape[0]
+    d, r, yy, xx, seg = _segment(grey)
+    f = np.clip(d, 0.0, None)
+    # concentration: 5 log10(r80 / r20) of the circular growth curve around the centre
+    r20, r50, r80 = _growth_radii(f, r, s)
+    conc = 5 * math.log10(r80 / r20)
+    asym = _asymmetry(d, seg)
+    smooth = _smoothness(d, seg, r, r20)
+    gini = _gini(f, seg)
+    m20, ell = _m20_and_ellipticity(f, seg, yy, xx)
+    col_rg, col_bg = _colours(img, seg)
     return np.array([conc, asym, smooth, gini, m20, ell, r50 / s, col_rg, col_bg], dtype=np.float64)
 
 

@@ -156,11 +156,20 @@ class TrainConfig:
     init: str | None = None
 
     def __post_init__(self) -> None:
-        def _int(name: str, lo: int) -> None:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-                raise ConfigError(f"train config {name}={v!r} must be an integer >= {lo}")
+        self._check_optimiser()
+        self._check_loss()
+        self._check_schedule()
+        self._check_scoring()
+        self._check_model_options()
+        self._check_model_and_augmentation()
 
+    def _check_int(self, name: str, lo: int) -> None:
+        v = getattr(self, name)
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise ConfigError(f"train config {name}={v!r} must be an integer >= {lo}")
+
+    def _check_optimiser(self) -> None:
+        """Counts, learning rate, margin, weight decay, warmup, gradient clipping."""
         for name, lo in (
             ("epochs", 1),
             ("batch_size", 2),
@@ -170,7 +179,7 @@ class TrainConfig:
             ("num_augmentations", 0),
             ("preload_max_bytes", 0),
         ):
-            _int(name, lo)
+            self._check_int(name, lo)
         for name in ("lr", "margin"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
@@ -185,6 +194,9 @@ class TrainConfig:
             raise ConfigError(f"train config warmup_epochs={self.warmup_epochs!r} must be >= 0")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ConfigError(f"train config grad_clip={self.grad_clip!r} must be > 0 or None")
+
+    def _check_loss(self) -> None:
+        """Pair mode, loss (its default follows the pair mode), temperature, save_computations."""
         if self.pair_mode not in ("paper", "in_batch"):
             raise ConfigError(f"train config pair_mode={self.pair_mode!r}; choices: paper, in_batch")
         if self.loss is None:
@@ -205,6 +217,9 @@ class TrainConfig:
             raise ConfigError(
                 "save_computations applies to pair_mode='paper' (in_batch pairs cost no extra images)"
             )
+
+    def _check_schedule(self) -> None:
+        """Learning-rate schedule, time budget, the loose-accuracy batch sizes."""
         if self.lr_schedule not in ("constant", "cosine"):
             raise ConfigError(f"train config lr_schedule={self.lr_schedule!r}; choices: constant, cosine")
         if self.time_budget_s is not None and not self.time_budget_s > 0:
@@ -215,6 +230,9 @@ class TrainConfig:
                 f"train config loose_batch_sizes={self.loose_batch_sizes!r} must be integers >= 2"
             )
         object.__setattr__(self, "loose_batch_sizes", sizes)
+
+    def _check_scoring(self) -> None:
+        """Score weights (fixed or learned), source suppression, model selection."""
         if not isinstance(self.score_weights, ScoreWeights):
             raise ConfigError(
                 f"train config score_weights must be a ScoreWeights, got {type(self.score_weights).__name__}"
@@ -236,6 +254,9 @@ class TrainConfig:
             raise ConfigError(
                 f"train config select_by={self.select_by!r}; choices: val_loss, split_loose_acc"
             )
+
+    def _check_model_options(self) -> None:
+        """Precision, fusion share, initialisation, compile mode."""
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ConfigError(f"train config precision={self.precision!r}; choices: auto, fp32, bf16")
         if self.fusion_share is not None and (
@@ -252,6 +273,9 @@ class TrainConfig:
             )
         if self.compile not in ("auto", "on", "off"):
             raise ConfigError(f"train config compile={self.compile!r}; choices: auto, on, off")
+
+    def _check_model_and_augmentation(self) -> None:
+        """Framing (from a dict), the model or preset, the augmentation counts."""
         if self.framing is not None and not isinstance(self.framing, Framing):
             object.__setattr__(self, "framing", Framing.from_dict(self.framing))
         if self.model is None:
