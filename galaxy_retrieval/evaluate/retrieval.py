@@ -237,6 +237,17 @@ def _settings(
     )
 
 
+def _rows_and_labels(catalog: Catalog, split: str, split_seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """The split's rows (the queries), and the catalog's labels (None: fewer than 2 labelled)."""
+    n = len(catalog)
+    if split == "all":
+        rows = np.arange(n, dtype=np.int64)
+    else:
+        rows = dict(zip(("train", "val", "test"), split_indices(n, split_seed)))[split]
+    labels = catalog.labels()
+    return rows, None if labels is None or (labels >= 0).sum() < 2 else labels
+
+
 def _methods(
     emb: Embedder, baselines: bool, split_seed: int
 ) -> dict[str, Callable[[torch.Tensor], np.ndarray]]:
@@ -340,8 +351,9 @@ def _standardised(f: _Features) -> _Features:
     return _Features(db, anchors, positives, f.q_rows, f.seen)
 
 
-def _loose(f: _Features, st: _Settings, seed: int) -> dict[str, dict[int, float | None]]:
-    """Method → batch size → mini-search loose accuracy, over batches in an order fixed by ``seed``."""
+def _loose(f: _Features, st: _Settings, seed: int, progress: Progress) -> dict[str, dict[int, float | None]]:
+    """Method → batch size → mini-search loose accuracy, over batches in an order fixed by
+    ``seed``; logged."""
     order = torch.randperm(len(f.q_rows), generator=torch.Generator().manual_seed(seed)).numpy()
     loose: dict[str, dict[int, float | None]] = {}
     for m in f.anchors:
@@ -351,6 +363,13 @@ def _loose(f: _Features, st: _Settings, seed: int) -> dict[str, dict[int, float 
         for bs in st.batch_sizes:
             acc, _ = loose_accuracy(a, p, bs, st.weights)
             loose[m][bs] = None if math.isnan(acc) else acc
+    progress.log(
+        "loose accuracy: "
+        + "; ".join(
+            f"{m} " + ", ".join(f"@{b} {v:.3f}" for b, v in d.items() if v is not None)
+            for m, d in loose.items()
+        )
+    )
     return loose
 
 
@@ -431,13 +450,7 @@ def evaluate(
     )
     st = _settings(emb, ks, batch_sizes, seed, split_seed, weights, suppress)
     n = len(catalog)
-    if split == "all":
-        rows = np.arange(n, dtype=np.int64)
-    else:
-        rows = dict(zip(("train", "val", "test"), split_indices(n, st.split_seed)))[split]
-    labels = catalog.labels()
-    if labels is not None and (labels >= 0).sum() < 2:
-        labels = None
+    rows, labels = _rows_and_labels(catalog, split, st.split_seed)
     methods = _methods(emb, baselines, st.split_seed)
     framing_stats = FramingStats()
     # with labels, the whole catalog is the database; without, only the split is needed
@@ -449,14 +462,7 @@ def evaluate(
     if len(feats.q_rows) == 0:
         raise CatalogError(f"{catalog.path}: no readable images in the {split} split")
     feats = _standardised(feats)
-    loose = _loose(feats, st, seed)
-    progress.log(
-        "loose accuracy: "
-        + "; ".join(
-            f"{m} " + ", ".join(f"@{b} {v:.3f}" for b, v in d.items() if v is not None)
-            for m, d in loose.items()
-        )
-    )
+    loose = _loose(feats, st, seed, progress)
     ret = (
         _retrieval(feats, labels, st, str(catalog.path), progress)
         if labels is not None

@@ -24,7 +24,9 @@ of that call only (:mod:`~galaxy_retrieval.search.knobs`), never as changes to t
 index (which raced: other threads saw the knob, and FAISS read out of bounds).
 
 Deleted rows and ``where=`` filters restrict every query path the same way
-(:mod:`~galaxy_retrieval.search.selection`).
+(:mod:`~galaxy_retrieval.search.selection`). A query's candidates (exact scan, or FAISS
+shortlist and exact rerank) come from :mod:`~galaxy_retrieval.search.candidates`; the files
+of the version opened are loaded by :mod:`~galaxy_retrieval.search.opening`.
 """
 
 from __future__ import annotations
@@ -38,29 +40,24 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ..errors import IndexFormatError, QueryError
-from ..index.candidates import load_faiss_index, search_params
+from ..errors import QueryError
 from ..index.filters import select_positions
-from ..index.layout import MANIFEST_NAME
-from ..index.manifest import Manifest, read_manifest
-from ..index.metadata_map import open_metadata_table
+from ..index.manifest import Manifest
 from ..index.reference import ScoreReference
-from ..index.shards import check_shard_models
-from ..index.tombstones import read_tombstones
 from ..index.vectors import open_vectors
 from ..progress import Progress, default_progress
 from ..score import ScoreWeights
+from .candidates import Result, candidates, fill_top_k
 from .embedding import IndexModel
-from .exact import advise_random, rerank
+from .exact import advise_random
 from .examples import example_vectors, rank_by_examples
 from .hits import Hit, Hits, SkyHits
 from .knobs import FaissKnobs
 from .kth_neighbour import check_n, outlier_scores, rank_outliers
-from .lookup import CatalogLookup
+from .opening import load_faiss, open_lookup, open_version, read_deleted
 from .options import SearchOptions, search_options
 from .selection import FilterCache, Selection
-from .sky import SkyMatcher, parse_sky, spread
-from .topk import least_first, leave_out
+from .sky import SkyMatcher, parse_sky
 
 __all__ = ["GalaxySearcher"]
 
@@ -70,8 +67,6 @@ __all__ = ["GalaxySearcher"]
 # and the scan has recall 1 where an IVF probe of a sparse selection finds few of its rows.
 EXACT_SCAN_ELEMENTS = 1 << 23
 _CACHED_FILTERS = 32
-
-Result = tuple[np.ndarray, np.ndarray, np.ndarray]  # scores (nq, k), positions (nq, k), terms (nq, k, 3)
 
 
 class GalaxySearcher:
@@ -91,36 +86,20 @@ class GalaxySearcher:
         # one outlier pass at a time: two requests would both compute it and write one cache file
         self._outlier_lock = threading.Lock()
         # the files of the manifest's version: a write makes new ones, so this searcher keeps
-        # answering from the version it opened
-        faiss_path = path / manifest.faiss_file
-        # the version's rows only: an add may be appending after them right now (vectors.py)
+        # answering from the version it opened (opening.py); the version's rows only: an add
+        # may be appending after them right now (vectors.py)
         self.vectors = open_vectors(
             path, manifest.vectors, manifest.count, manifest.dim, manifest.vectors_file
         )
         advise_random(self.vectors)
-        self.index = load_faiss_index(faiss_path, manifest.faiss)
-        if self.index.ntotal != manifest.count:
-            raise IndexFormatError(
-                f"{faiss_path}: holds {self.index.ntotal} vectors, manifest says {manifest.count}"
-            )
+        self.index = load_faiss(path, manifest)
         # the index's stored nprobe / efSearch: where every call's FAISS parameters start
         self.knobs = FaissKnobs.of(self.index)
-        self.deleted, _ = read_tombstones(path, manifest.tombstones, manifest.count)
-        dead = np.zeros(manifest.count, bool)
-        dead[self.deleted] = True
+        self.deleted, dead = read_deleted(path, manifest)
         # None: every row may be returned (the plain, unselected FAISS search)
         self._live = Selection(np.flatnonzero(~dead), manifest.count) if len(self.deleted) else None
         self._cosine = (manifest.faiss or {}).get("metric") == "cosine"
-        # a shard embedded by another model than the manifest's would answer with a mix of two
-        # models while every file still matches its digest
-        shard_paths = [path / s.file for s in manifest.shards]
-        check_shard_models(shard_paths, (manifest.model or {}).get("sha256"), f"{path / MANIFEST_NAME}")
-        # memory-mapped from the cache (index/metadata_map.py): file pages, not heap, so the
-        # process's anonymous memory does not grow with the catalog's metadata
-        keys = [f"{s.file}:{s.rows}:{s.sha256}" for s in manifest.shards]
-        self.lookup = CatalogLookup(
-            path, manifest, open_metadata_table(shard_paths, keys, manifest.count), dead
-        )
+        self.lookup = open_lookup(path, manifest, dead)  # shards checked against the manifest's model
         self.table: pa.Table = self.lookup.table
         self.object_ids = self.lookup.object_ids
         self.rows: np.ndarray = self.lookup.rows
@@ -142,19 +121,7 @@ class GalaxySearcher:
         when the index is under 2 GiB. ``checkpoint`` overrides the model copy inside the
         index; it must be the checkpoint the index was built with.
         """
-        p = Path(path)
-        attempts = 3
-        while True:
-            m = read_manifest(p)
-            try:
-                m.verify(p, full=verify)
-                return cls(p, m, checkpoint)
-            except IndexFormatError:
-                # a writer may have replaced the manifest and removed the files of the version
-                # just read; that is a newer version to open, not a damaged index
-                attempts -= 1
-                if attempts == 0 or read_manifest(p).version == m.version:
-                    raise
+        return open_version(Path(path), verify, lambda p, m: cls(p, m, checkpoint))
 
     def __len__(self) -> int:
         """Objects the index can return (deleted ones excluded)."""
@@ -242,47 +209,10 @@ class GalaxySearcher:
         ones, widened for a selection of ``matched`` rows (:meth:`FaissKnobs.for_call`)."""
         return self.knobs.for_call(options or SearchOptions(), matched, self.scale_filtered_probe)
 
-    def _scan(self, xq: np.ndarray, k: int, positions: np.ndarray | None, least: bool = False) -> np.ndarray:
-        """Exact top-k (bottom-k) positions, over every row or over ``positions`` only."""
-        from .exact import exact_knn
-
-        if positions is None:
-            return exact_knn(xq, self.vectors, k, self.weights, least=least)[1]
-        step = max(1, (1 << 24) // max(1, self.manifest.dim))  # ~64 MB of float32 per block
-        blocks = (self.vectors[positions[lo : lo + step]] for lo in range(0, len(positions), step))
-        return exact_knn(xq, blocks, k, self.weights, ids=positions, least=least)[1]
-
     def _candidates(self, xq: np.ndarray, kk: int, opts: SearchOptions, sel: Selection | None) -> Result:
-        """Top-kk (bottom-kk with ``order="least"``) of each query among the selection, reranked exactly."""
-        from .shortlist import shortlist_rerank
-
-        allowed = None if sel is None else sel.positions
-        if opts.least:
-            # no index shortlists the farthest objects: scan, then score the kk found
-            return least_first(
-                *rerank(xq, self._scan(xq, kk, allowed, least=True), self.vectors, kk, self.weights)
-            )
-        if opts.exact or (sel is not None and len(sel) * self.manifest.dim <= self.exact_scan_elements):
-            return rerank(xq, self._scan(xq, kk, allowed).astype(np.int64), self.vectors, kk, self.weights)
-        # the one place a call's nprobe / efSearch reach FAISS: its search parameters
-        nprobe, ef_search = self.search_knobs(opts, None if sel is None else len(sel))
-        params = search_params(
-            self.index, nprobe=nprobe, ef_search=ef_search, sel=None if sel is None else sel.selector()
-        )
-        # a filter's selection caps the candidates FAISS can return
-        refine = opts.refine if sel is None else min(opts.refine, max(1, -(-len(sel) // kk)))
-        metric = "cosine" if self._cosine else "l2"
-        scores, pos, terms = shortlist_rerank(
-            self.index, self.vectors, xq, kk, refine, self.weights, metric=metric, params=params
-        )
-        if sel is not None:
-            short = (pos >= 0).sum(axis=1) < kk
-            if short.any():  # refill from the exact scan of the selection
-                xr = xq[short]
-                scores[short], pos[short], terms[short] = rerank(
-                    xr, self._scan(xr, kk, sel.positions), self.vectors, kk, self.weights
-                )
-        return scores, pos, terms
+        """Top-kk (bottom-kk with ``order="least"``) of each query among the selection, reranked
+        exactly (:func:`~galaxy_retrieval.search.candidates.candidates`)."""
+        return candidates(self, xq, kk, opts, sel, "cosine" if self._cosine else "l2")
 
     def search_vectors(
         self,
@@ -305,44 +235,20 @@ class GalaxySearcher:
         xq = np.ascontiguousarray(np.atleast_2d(xq), dtype=np.float32)
         if xq.shape[1] != self.manifest.dim:
             raise QueryError(f"query vectors have dimension {xq.shape[1]}, the index has {self.manifest.dim}")
-        k, nq = opts.k, len(xq)
         if opts.where is None:  # a filter may match fewer than k rows: those are the answer, not an error
-            self._check_k(k, exclude is not None)
+            self._check_k(opts.k, exclude is not None)
         sky = self.lookup.radec() if opts.min_separation_arcsec is not None else None
         sel = self._selection(opts.where)
-        avail = self.manifest.count if sel is None else len(sel)
-        out_s = np.full((nq, k), -np.inf, np.float32)
-        out_p = np.full((nq, k), -1, np.int64)
-        out_t = np.full((nq, k, 3), np.nan, np.float32)
-        todo = np.arange(nq)
-        extra = 1 if exclude is not None else 0
-        kk = min(avail, k + extra if sky is None else 2 * (k + extra))
-        while len(todo) and kk > 0:
-            scores, pos, terms = self._candidates(xq[todo], kk, opts, sel)
-            if exclude is not None:
-                pos, scores, terms = leave_out(
-                    np.asarray(exclude, np.int64)[todo], pos, scores, terms, k=pos.shape[1]
-                )
-            short = []
-            for j, i in enumerate(todo):
-                keep = np.flatnonzero(pos[j] >= 0)
-                if sky is not None:
-                    keep = spread(
-                        keep,
-                        pos[j],
-                        sky,
-                        None if positions is None else positions[i],
-                        opts.min_separation_arcsec,
-                    )  # type: ignore[arg-type]
-                    if len(keep) < k and kk < avail:
-                        short.append(i)  # dropped too many: look further down the list
-                        continue
-                keep = keep[:k]
-                n = len(keep)
-                out_s[i, :n], out_p[i, :n], out_t[i, :n] = scores[j, keep], pos[j, keep], terms[j, keep]
-            todo = np.asarray(short, np.int64)
-            kk = min(avail, kk * 4)
-        return out_s, out_p, out_t
+        return fill_top_k(
+            lambda x, kk: self._candidates(x, kk, opts, sel),
+            xq,
+            opts.k,
+            self.manifest.count if sel is None else len(sel),
+            exclude=exclude,
+            sky=sky,
+            positions=positions,
+            min_separation_arcsec=opts.min_separation_arcsec,
+        )
 
     def make_hits(
         self, scores: np.ndarray, pos: np.ndarray, terms: np.ndarray, percentiles: bool = True

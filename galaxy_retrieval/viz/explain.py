@@ -21,12 +21,17 @@ pyplot, no global backend), at an exact pixel size (:func:`sheet_size`).
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..atomic import atomic_path
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["sheet_size", "explain_sheet", "overlay"]
 
@@ -97,17 +102,30 @@ def explain_sheet(
     tile: int = TILE,
 ) -> Path:
     """Write the sheet for ``images`` (query first) and their (n, g, g) ``maps``; returns ``out``."""
-    from matplotlib import colormaps
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
 
-    n = len(images)
-    W, H = sheet_size(n, tile)
-    fig = Figure(figsize=(W / _DPI, H / _DPI), dpi=_DPI, facecolor=_BG)
+    size = sheet_size(len(images), tile)
+    fig = Figure(figsize=(size[0] / _DPI, size[1] / _DPI), dpi=_DPI, facecolor=_BG)
     FigureCanvasAgg(fig)
     maps = np.asarray(maps, dtype=np.float64)
+    vmax, extend = _colour_scale(maps, signed)
+    _title(fig, size, title)
+    for j, im in enumerate(images):
+        base = _square(np.asarray(im), tile)
+        x = _PAD + j * (tile + _PAD)
+        _tile(fig, size, x, 0, tile, base, captions[j], j == 0)
+        _tile(fig, size, x, 1, tile, overlay(base, maps[j], vmax, signed), (map_captions[j], ""), j == 0)
+    _colour_bar(fig, size, vmax, signed, extend, scale_label)
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=_DPI, facecolor=_BG)
+    return out
+
+
+def _colour_scale(maps: np.ndarray, signed: bool) -> tuple[float, str]:
+    """(the end of the one colour scale: the 99th percentile of |value|, the colour bar's
+    ``extend``: which ends the values go beyond)."""
     vmax = float(np.percentile(np.abs(maps), 99.0))
     if not vmax > 0:
         vmax = float(np.abs(maps).max()) or 1.0
@@ -116,15 +134,19 @@ def explain_sheet(
     extend = {(False, False): "neither", (True, False): "max", (False, True): "min", (True, True): "both"}[
         (clipped_hi, clipped_lo)
     ]
+    return vmax, extend
 
-    def axes_at(x: float, y_top: float, w: float, h: float):
-        # pixel box (top-left origin) → figure fraction (bottom-left origin)
-        return fig.add_axes((x / W, 1.0 - (y_top + h) / H, w / W, h / H))
 
+def _axes_at(fig: Figure, size: tuple[int, int], x: float, y_top: float, w: float, h: float) -> Any:
+    """Axes on a pixel box (top-left origin) of a sheet of ``size`` pixels."""
+    W, H = size  # → figure fraction (bottom-left origin)
+    return fig.add_axes((x / W, 1.0 - (y_top + h) / H, w / W, h / H))
+
+
+def _title(fig: Figure, size: tuple[int, int], title: str) -> None:
     # a narrow sheet (the query and one or two hits) cut the one-line title off: wrap it to
     # the sheet's width in at most two lines (a smaller font), ending in "…" if still longer
-    import textwrap
-
+    W, H = size
     lines = textwrap.wrap(title, max(20, int((W - 2 * _PAD) / 6.6)))  # characters of 9-pt text that fit
     if len(lines) > 1:
         lines = textwrap.wrap(title, max(20, int((W - 2 * _PAD) / 6.0)), max_lines=2, placeholder=" …")
@@ -138,32 +160,52 @@ def explain_sheet(
         ha="left",
         linespacing=1.1,
     )
-    for j, im in enumerate(images):
-        x = _PAD + j * (tile + _PAD)
-        base = _square(np.asarray(im), tile)
-        for row, (pic, lines) in enumerate(
-            ((base, captions[j]), (overlay(base, maps[j], vmax, signed), (map_captions[j], "")))
-        ):
-            y = _TITLE + row * (tile + _CAPTION)
-            ax = axes_at(x, y, tile, tile)
-            ax.imshow(np.clip(pic, 0.0, 1.0), interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for side in ax.spines.values():
-                side.set_color(_QUERY if j == 0 else _BG)
-                side.set_linewidth(2.5 if j == 0 else 0.0)
-            for li, text in enumerate(lines):
-                if text:
-                    fig.text(
-                        (x + 2) / W,
-                        1.0 - (y + tile + 4 + li * 14) / H,
-                        _fit(text, tile),
-                        fontsize=8,
-                        color=_QUERY if j == 0 and li == 0 else _TEXT,
-                        va="top",
-                        ha="left",
-                    )
-    cax = axes_at(_PAD, H - _BAR + 6, min(W - 2 * _PAD, 480), 10)
+
+
+def _tile(
+    fig: Figure,
+    size: tuple[int, int],
+    x: float,
+    row: int,
+    tile: int,
+    pic: np.ndarray,
+    lines: Sequence[str],
+    query: bool,
+) -> None:
+    """One tile at pixel column ``x`` of row ``row`` (0: plain, 1: with the map), captioned
+    with ``lines``; the query's is outlined."""
+    W, H = size
+    y = _TITLE + row * (tile + _CAPTION)
+    ax = _axes_at(fig, size, x, y, tile, tile)
+    ax.imshow(np.clip(pic, 0.0, 1.0), interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for side in ax.spines.values():
+        side.set_color(_QUERY if query else _BG)
+        side.set_linewidth(2.5 if query else 0.0)
+    for li, text in enumerate(lines):
+        if text:
+            fig.text(
+                (x + 2) / W,
+                1.0 - (y + tile + 4 + li * 14) / H,
+                _fit(text, tile),
+                fontsize=8,
+                color=_QUERY if query and li == 0 else _TEXT,
+                va="top",
+                ha="left",
+            )
+
+
+def _colour_bar(
+    fig: Figure, size: tuple[int, int], vmax: float, signed: bool, extend: str, scale_label: str
+) -> None:
+    """The colour bar of the one scale, labelled with what the maps measure."""
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    W, H = size
+    cax = _axes_at(fig, size, _PAD, H - _BAR + 6, min(W - 2 * _PAD, 480), 10)
     norm = Normalize(-vmax, vmax) if signed else Normalize(0.0, vmax)
     bar = fig.colorbar(
         ScalarMappable(norm, colormaps[_SIGNED_CMAP if signed else "inferno"]),
@@ -182,10 +224,6 @@ def explain_sheet(
         va="bottom",
         ha="left",
     )
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=_DPI, facecolor=_BG)
-    return out
 
 
 def _fit(text: str, tile: int) -> str:
