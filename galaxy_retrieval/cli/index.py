@@ -269,7 +269,7 @@ def delete(
     dry_run: DryRun = False,
 ) -> None:
     """Delete objects from an index (a tombstone list; `gr compact` later removes them from the files)."""
-    from ..index.writes import delete_objects, read_id_list
+    from ..index.maintenance import delete_objects, read_id_list
 
     if (ids is None) == (where is None):
         raise typer.BadParameter("give --ids FILE or --where EXPR")
@@ -312,7 +312,7 @@ def delete(
 @friendly
 def compact(index: IndexDir) -> None:
     """Rewrite the shards, vectors and FAISS index without the deleted objects."""
-    from ..index.writes import compact_index
+    from ..index.maintenance import compact_index
 
     res = compact_index(index, RichProgress())
     if not res.removed:
@@ -347,8 +347,8 @@ def reindex(
     import dataclasses
 
     from ..index.candidates import IndexSpec
+    from ..index.maintenance import reindex as reindex_index
     from ..index.manifest import read_manifest
-    from ..index.writes import reindex as reindex_index
 
     spec = IndexSpec(**(read_manifest(index).faiss or {}).get("spec", {}))
     if kind is not None:

@@ -10,10 +10,11 @@ Layout of ``indexes/<name>/`` (see ``indexes/README.md``)::
     build-state.json       present only while a build is in progress (what it is building)
 
 Modules: :mod:`.build` (catalog or shards → index), :mod:`.foreign` (embeddings made elsewhere),
-:mod:`.writes` (delete, compact, reindex, add), all three on :mod:`.directory` (the directory's
-lifecycle: check, prepare, replace, assemble, finish); :mod:`.embed` (rows → a shard, for every
-engine, :mod:`.ray_engine` included); :mod:`.candidates` (the FAISS index); the files themselves:
-:mod:`.layout`, :mod:`.manifest`, :mod:`.shards`, :mod:`.vectors`, :mod:`.tombstones`, :mod:`.lock`.
+:mod:`.writes` (add) and :mod:`.maintenance` (delete, compact, reindex), both on the protocol of
+:mod:`.versioning`, all on :mod:`.directory` (the directory's lifecycle: check, prepare, replace,
+assemble, finish); :mod:`.embed` (rows → a shard, for every engine, :mod:`.ray_engine`
+included); :mod:`.candidates` (the FAISS index); the files themselves: :mod:`.layout`,
+:mod:`.manifest`, :mod:`.shards`, :mod:`.vectors`, :mod:`.tombstones`, :mod:`.lock`.
 """
 
 from .layout import MANIFEST_NAME, SHARD_GLOB, shard_name

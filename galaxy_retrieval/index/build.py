@@ -123,20 +123,76 @@ def _build_locked(
 
     shard_dir = out / EMBEDDINGS_DIR
     shard_dir.mkdir(exist_ok=True)
-    nshards = -(-n // cfg.shard_rows)
+    t0 = time.perf_counter()
+    shard_paths, pending, reused = _plan_shards(shard_dir, n, cfg.shard_rows, embedder.sha256)
+    skipped, stats, shard_seconds = _embed_pending(
+        checkpoint, embedder, catalog, n, shard_dir, pending, cfg, fast, progress
+    )
+    embedded = len(pending)
+    seconds = {"embed": time.perf_counter() - t0, **shard_seconds}
+    if fast is not None and pending and embedder.model_config.framing.mode == "auto":
+        progress.log(stats.framing.describe_reuse())
+    for stale in shard_dir.glob(SHARD_GLOB):  # from a longer catalog of an earlier attempt
+        if stale not in shard_paths and BUILD_SHARD.fullmatch(stale.name):
+            stale.unlink()
+    weights = cfg.score_weights if cfg.score_weights is not None else embedder.score_weights
+    manifest = finish(
+        out,
+        shard_paths,
+        embedder.dim,
+        cfg.dtype,
+        cfg,
+        weights,
+        embedder.manifest_info(),
+        _catalog_info(catalog, n, len(skipped)),
+        progress,
+        seconds,
+    )
+    return BuildResult(
+        out,
+        manifest,
+        embedded,
+        reused,
+        skipped,
+        seconds,
+        stats.to_dict() if fast is not None and pending else None,
+    )
+
+
+def _plan_shards(
+    shard_dir: Path, n: int, shard_rows: int, model_sha256: str
+) -> tuple[list[Path], list[tuple[int, int, int]], int]:
+    """(every shard's path, the (shard, lo, hi) still to embed, how many are reused): a shard
+    a killed run finished is kept."""
+    nshards = -(-n // shard_rows)
     shard_paths: list[Path] = []
     reused = 0
-    skipped: list[tuple[int, str]] = []
-    t0 = time.perf_counter()
     pending: list[tuple[int, int, int]] = []
     for i in range(nshards):
-        lo, hi = i * cfg.shard_rows, min(n, (i + 1) * cfg.shard_rows)
+        lo, hi = i * shard_rows, min(n, (i + 1) * shard_rows)
         path = shard_dir / shard_name(i)
         shard_paths.append(path)
-        if _shard_complete(path, lo, hi, embedder.sha256):
+        if _shard_complete(path, lo, hi, model_sha256):
             reused += 1
         else:
             pending.append((i, lo, hi))
+    return shard_paths, pending, reused
+
+
+def _embed_pending(
+    checkpoint: Path,
+    embedder: Any,
+    catalog: Any,
+    n: int,
+    shard_dir: Path,
+    pending: list[tuple[int, int, int]],
+    cfg: BuildConfig,
+    fast: IngestConfig | None,
+    progress: Progress,
+) -> tuple[list[tuple[int, str]], IngestStats, dict[str, float]]:
+    """Embed the pending shards with the configured engine: (skipped images, ingest stats,
+    seconds per stage)."""
+    skipped: list[tuple[int, str]] = []
     done = n - sum(hi - lo for _, lo, hi in pending)
     stats = IngestStats()
     shard_seconds: dict[str, float] = {}
@@ -166,45 +222,22 @@ def _build_locked(
                         seconds=shard_seconds,
                     )
                 )
-    embedded = len(pending)
-    seconds = {"embed": time.perf_counter() - t0, **shard_seconds}
-    if fast is not None and pending and embedder.model_config.framing.mode == "auto":
-        progress.log(stats.framing.describe_reuse())
-    for stale in shard_dir.glob(SHARD_GLOB):  # from a longer catalog of an earlier attempt
-        if stale not in shard_paths and BUILD_SHARD.fullmatch(stale.name):
-            stale.unlink()
+    return skipped, stats, shard_seconds
+
+
+def _catalog_info(catalog: Any, n: int, skipped: int) -> dict[str, Any]:
+    """The manifest's record of the catalog the index was built from."""
     catalog_info = {
         "source": catalog.source,
         "path": str(Path(catalog.path).resolve()),
         "kind": catalog.kind,
         "count": n,
-        "skipped": len(skipped),
+        "skipped": skipped,
     }
     names = getattr(catalog, "label_names", None)
     if names:  # so results are captioned with the catalog's own class names
         catalog_info["label_names"] = {str(k): v for k, v in names.items()}
-    weights = cfg.score_weights if cfg.score_weights is not None else embedder.score_weights
-    manifest = finish(
-        out,
-        shard_paths,
-        embedder.dim,
-        cfg.dtype,
-        cfg,
-        weights,
-        embedder.manifest_info(),
-        catalog_info,
-        progress,
-        seconds,
-    )
-    return BuildResult(
-        out,
-        manifest,
-        embedded,
-        reused,
-        skipped,
-        seconds,
-        stats.to_dict() if fast is not None and pending else None,
-    )
+    return catalog_info
 
 
 def _shard_complete(path: Path, lo: int, hi: int, model_sha256: str) -> bool:

@@ -3,7 +3,8 @@ under its lock, build a replacement beside a complete index and switch it in, as
 shards' vectors, finish with the manifest, and leave a refused new directory as it was.
 
 Shared by every writer that makes a whole index (:mod:`.build`, :mod:`.foreign`, the Ray engine)
-and by the versioned writes (:mod:`.writes`), which read what an index directory owns from here.
+and by the versioned writes (:mod:`.versioning`, :mod:`.writes`, :mod:`.maintenance`), which read
+what an index directory owns from here.
 """
 
 from __future__ import annotations

@@ -128,39 +128,9 @@ def build_index_from_parquet(
         shard_dir = out / EMBEDDINGS_DIR
         shard_dir.mkdir(exist_ok=True)
         t0 = time.perf_counter()
-        paths: list[Path] = []
-        converted = 0
-        pos = 0
-        with progress.task("converting", total=len(ids), unit="vec") as task:
-            for f in files:
-                for batch in pq.ParquetFile(f).iter_batches(
-                    batch_size=cfg.shard_rows, columns=[id_column, *cols, *meta_cols]
-                ):
-                    n = batch.num_rows
-                    dst = shard_dir / shard_name(len(paths))
-                    paths.append(dst)
-                    # shard i always holds the same rows of the same files (batches are
-                    # deterministic), each written atomically: a rerun keeps the finished ones
-                    if not _converted(dst, pos, pos + n):
-                        x = _vectors(batch, cols)
-                        if x.shape[1] != dim:
-                            raise CatalogError(f"{f}: vectors of dimension {x.shape[1]}, earlier ones {dim}")
-                        if not np.isfinite(x).all():
-                            raise CatalogError(f"{f}: vectors hold NaN or infinite values near row {pos}")
-                        meta = {c: batch.column(c).to_pylist() for c in meta_cols}
-                        meta["source"] = [f"parquet:{f.name}"] * n
-                        write_shard(
-                            dst,
-                            [str(v) for v in batch.column(id_column).to_pylist()],
-                            np.arange(pos, pos + n),
-                            x,
-                            meta,
-                            dtype=cfg.dtype,
-                            extra_schema_metadata={RANGE_KEY.decode(): f"{pos}:{pos + n}"},
-                        )
-                        converted += 1
-                    pos += n
-                    task.advance(n)
+        paths, converted, pos = _convert_shards(
+            files, shard_dir, id_column, cols, meta_cols, dim, cfg, len(ids), progress
+        )
         for stale in shard_dir.glob(SHARD_GLOB):  # from a longer source of an earlier attempt
             if stale not in paths and BUILD_SHARD.fullmatch(stale.name):
                 stale.unlink()
@@ -176,6 +146,71 @@ def build_index_from_parquet(
         weights = cfg.score_weights if cfg.score_weights is not None else ScoreWeights()
         manifest = finish(out, paths, dim, cfg.dtype, cfg, weights, None, info, progress, seconds)
     return BuildResult(final, manifest, converted, len(paths) - converted, [], seconds)
+
+
+def _convert_shards(
+    files: list[Path],
+    shard_dir: Path,
+    id_column: str,
+    cols: list[str],
+    meta_cols: list[str],
+    dim: int,
+    cfg: BuildConfig,
+    total: int,
+    progress: Progress,
+) -> tuple[list[Path], int, int]:
+    """Write the source rows as contract shards: (every shard's path, how many this call
+    wrote, rows in all)."""
+    paths: list[Path] = []
+    converted = 0
+    pos = 0
+    with progress.task("converting", total=total, unit="vec") as task:
+        for f in files:
+            for batch in pq.ParquetFile(f).iter_batches(
+                batch_size=cfg.shard_rows, columns=[id_column, *cols, *meta_cols]
+            ):
+                n = batch.num_rows
+                dst = shard_dir / shard_name(len(paths))
+                paths.append(dst)
+                # shard i always holds the same rows of the same files (batches are
+                # deterministic), each written atomically: a rerun keeps the finished ones
+                if not _converted(dst, pos, pos + n):
+                    _write_batch(dst, f, batch, pos, id_column, cols, meta_cols, dim, cfg)
+                    converted += 1
+                pos += n
+                task.advance(n)
+    return paths, converted, pos
+
+
+def _write_batch(
+    dst: Path,
+    f: Path,
+    batch: pa.RecordBatch,
+    pos: int,
+    id_column: str,
+    cols: list[str],
+    meta_cols: list[str],
+    dim: int,
+    cfg: BuildConfig,
+) -> None:
+    """Write one batch of ``f`` (source rows from ``pos``) as the shard ``dst``."""
+    n = batch.num_rows
+    x = _vectors(batch, cols)
+    if x.shape[1] != dim:
+        raise CatalogError(f"{f}: vectors of dimension {x.shape[1]}, earlier ones {dim}")
+    if not np.isfinite(x).all():
+        raise CatalogError(f"{f}: vectors hold NaN or infinite values near row {pos}")
+    meta = {c: batch.column(c).to_pylist() for c in meta_cols}
+    meta["source"] = [f"parquet:{f.name}"] * n
+    write_shard(
+        dst,
+        [str(v) for v in batch.column(id_column).to_pylist()],
+        np.arange(pos, pos + n),
+        x,
+        meta,
+        dtype=cfg.dtype,
+        extra_schema_metadata={RANGE_KEY.decode(): f"{pos}:{pos + n}"},
+    )
 
 
 def _checked_source(

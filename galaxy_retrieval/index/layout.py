@@ -45,7 +45,7 @@ FAISS_FILE = "faiss.index"
 FAISS_DATA_FILE = "faiss.ivfdata"
 MODEL_DIR = "model"
 LOCK_NAME = ".gr-write.lock"
-#: files of later versions written by add/delete/compact/reindex (index/writes.py), and the
+#: files of later versions written by add/delete/compact/reindex (index/versioning.py), and the
 #: outlier scores cached for one version (search/outliers.py), which a write makes stale
 VERSIONED_GLOBS = ("vectors-v*.npy", "faiss-v*.index", "deleted-v*.parquet", "outliers-v*-k*-r*.npy")
 
