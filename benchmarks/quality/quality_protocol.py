@@ -172,6 +172,14 @@ VARIANTS: dict[str, Variant] = {
             note="network vector only",
             overrides=(("fusion_share", None),),
         ),
+        # the epoch picked by the validation loss, the label-free signal that ranked this catalog's
+        # runs as held-out precision does best (the model-selection table)
+        Variant(
+            "finetune-valloss",
+            defaults=True,
+            note="initialised from the shipped model, epoch picked by validation loss",
+            overrides=(("init", "pretrained"), ("select_by", "val_loss")),
+        ),
         Variant(
             "finetune-fused",
             defaults=True,
