@@ -261,7 +261,7 @@ DryRun = Annotated[
 
 
 @app.command()
-@friendly
+@friendly(flags={"object_ids": "--ids"})
 def delete(
     index: IndexDir,
     ids: Ids = None,
@@ -271,8 +271,6 @@ def delete(
     """Delete objects from an index (a tombstone list; `gr compact` later removes them from the files)."""
     from ..index.maintenance import delete_objects, read_id_list
 
-    if (ids is None) == (where is None):
-        raise typer.BadParameter("give --ids FILE or --where EXPR")
     res = delete_objects(index, read_id_list(ids) if ids is not None else None, where, dry_run=dry_run)
     if res.dry_run:
         shown = ", ".join(res.ids[:10]) + (" …" if len(res.ids) > 10 else "")
