@@ -9,8 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from galaxy_retrieval.cli import app
-from galaxy_retrieval.errors import QueryError
+from galaxy_retrieval.errors import ConfigError, QueryError
 from galaxy_retrieval.index.maintenance import delete_objects
+from galaxy_retrieval.index.sources import build_index_from_source, check_build_source
 
 runner = CliRunner()
 
@@ -40,3 +41,82 @@ def test_delete_cli_shows_the_flags_of_the_parameters(tmp_path: Path) -> None:
     for extra in ([], ["--ids", str(ids), "--where", "label = 1"]):
         line = _one_line_error(["delete", "--index", str(tmp_path / "idx"), *extra])
         assert line.endswith("not both or neither (--ids or --where)"), line
+
+
+# --------------------------------------------------------------------------- build-index
+
+
+@pytest.mark.parametrize(
+    ("kw", "message", "options"),
+    [
+        ({}, "give a catalog to embed", ("catalog", "from_shards")),
+        ({"checkpoint": "runs/x"}, "give a catalog to embed", ("catalog", "from_shards")),
+        (
+            {"from_parquet": "e.parquet", "catalog": "c.h5", "id_column": "id", "vector_columns": "f_*"},
+            "indexed as they are: give no shards, checkpoint or catalog",
+            ("from_parquet", "from_shards", "checkpoint", "catalog"),
+        ),
+        (
+            {"from_parquet": "e.parquet", "from_shards": "s"},
+            "indexed as they are",
+            ("from_parquet", "from_shards", "checkpoint", "catalog"),
+        ),
+        (
+            {"from_parquet": "e.parquet", "id_column": "id"},
+            "need the id column and the vector columns",
+            ("id_column", "vector_columns"),
+        ),
+        (
+            {"from_shards": "s", "checkpoint": "runs/x"},
+            "without a checkpoint or a catalog",
+            ("from_shards", "checkpoint", "catalog"),
+        ),
+        ({"from_shards": "s", "catalog": "c.h5"}, "without a checkpoint or a catalog", None),
+    ],
+)
+def test_a_build_reads_exactly_one_source(
+    tmp_path: Path, kw: dict, message: str, options: tuple[str, ...] | None
+) -> None:
+    # refused before anything is read or written: none of these paths exists
+    with pytest.raises(ConfigError, match=message) as e:
+        build_index_from_source(tmp_path / "idx", **kw)
+    if options is not None:
+        assert e.value.options == options
+    assert not (tmp_path / "idx").exists()
+
+
+def test_the_source_a_build_reads() -> None:
+    assert check_build_source(catalog="c.h5") == "catalog"
+    assert check_build_source(catalog="c.h5", checkpoint="runs/x") == "catalog"
+    assert check_build_source(from_shards="s") == "shards"
+    assert check_build_source(from_parquet="e.parquet", id_column="id", vector_columns="f_*") == "parquet"
+
+
+def test_a_build_from_shards_goes_through_the_source_call(tmp_path: Path) -> None:
+    from galaxy_retrieval.index.build import BuildConfig
+    from galaxy_retrieval.index.candidates import IndexSpec
+
+    from .test_index import _clustered, _write_shards
+
+    shards = _write_shards(tmp_path / "s", _clustered(40, 8), per=20)
+    res = build_index_from_source(
+        tmp_path / "i", BuildConfig(index=IndexSpec(kind="flat")), from_shards=shards
+    )
+    assert res.manifest.count == 40 and res.path == tmp_path / "i"
+
+
+@pytest.mark.parametrize(
+    ("extra", "ending"),
+    [
+        ([], "or shards (--catalog or --from-shards)"),
+        (["--from-shards", "s", "--catalog", "c.h5"], "(--from-shards or --checkpoint or --catalog)"),
+        (["--from-parquet", "e.parquet"], "(--id-column or --vector-columns)"),
+        (
+            ["--from-parquet", "e.parquet", "--checkpoint", "runs/x"],
+            "(--from-parquet or --from-shards or --checkpoint or --catalog)",
+        ),
+    ],
+)
+def test_build_index_cli_shows_the_flags(tmp_path: Path, extra: list[str], ending: str) -> None:
+    line = _one_line_error(["build-index", "--out", str(tmp_path / "idx"), *extra])
+    assert line.endswith(ending), line
