@@ -120,3 +120,48 @@ def test_a_build_from_shards_goes_through_the_source_call(tmp_path: Path) -> Non
 def test_build_index_cli_shows_the_flags(tmp_path: Path, extra: list[str], ending: str) -> None:
     line = _one_line_error(["build-index", "--out", str(tmp_path / "idx"), *extra])
     assert line.endswith(ending), line
+
+
+# --------------------------------------------------------------------------- query
+
+
+def test_a_fetch_needs_a_sky_position(tmp_path: Path) -> None:
+    from galaxy_retrieval.fetch import CutoutSpec
+    from galaxy_retrieval.search.query import QueryRequest, run_query
+
+    # refused before the index is opened: none is needed to be told
+    with pytest.raises(QueryError, match="fetch applies to a query by RA and Dec") as e:
+        run_query(QueryRequest(index=tmp_path / "no-index", object_id="1", fetch=CutoutSpec(survey="legacy")))
+    assert e.value.options == ("fetch", "ra", "dec")
+
+
+def test_one_example_id_is_a_plain_query_and_several_combine(tmp_path: Path) -> None:
+    from galaxy_retrieval.index.build import BuildConfig, build_index_from_shards
+    from galaxy_retrieval.index.candidates import IndexSpec
+    from galaxy_retrieval.search.options import SearchOptions
+    from galaxy_retrieval.search.query import QueryRequest, run_query
+
+    from .test_index import _clustered, _write_shards
+
+    path = build_index_from_shards(
+        _write_shards(tmp_path / "s", _clustered(60, 8), per=30),
+        tmp_path / "i",
+        BuildConfig(index=IndexSpec(kind="flat")),
+    ).path
+    opts = SearchOptions(k=5)
+    plain = run_query(QueryRequest(index=path, object_id="obj-0001", options=opts))
+    one = run_query(QueryRequest(index=path, positive_ids=("obj-0001",), options=opts))
+    assert one.queries == plain.queries == ["object obj-0001"]
+    assert [h.object_id for h in one.hits[0]] == [h.object_id for h in plain.hits[0]]
+    # one id with combine on, or several ids, is one query over the examples
+    for req in (
+        QueryRequest(index=path, positive_ids=("obj-0001",), combine=True, options=opts),
+        QueryRequest(index=path, positive_ids=("obj-0001", "obj-0002"), options=opts),
+    ):
+        res = run_query(req)
+        assert len(res.queries) == 1 and res.queries[0].startswith("like obj-0001")
+    # an image next to one id is two kinds of query, as before
+    with pytest.raises(QueryError, match="exactly one kind of query"):
+        run_query(QueryRequest(index=path, images=(tmp_path / "a.png",), positive_ids=("obj-0001",)))
+    line = _one_line_error(["query", "--index", str(path), "--object-id", "obj-0001", "--fetch", "legacy"])
+    assert line.endswith("(--fetch or --ra or --dec)"), line
