@@ -109,4 +109,7 @@ def test_cli_query_fetch(index: Path, tmp_path: Path) -> None:
     assert "searched with the sdss cutout" in r.output and "neighbours of cutout at RA 250, Dec 1" in r.output
     assert (tmp_path / "m.png").is_file()
     r = runner.invoke(app, ["query", "--index", str(index), "--object-id", "1001", "--fetch", "legacy"])
-    assert r.exit_code == 2 and "--fetch applies to a query by --ra and --dec" in r.output
+    assert (
+        r.exit_code == 2
+        and "a cutout fetch applies to a query by RA and Dec only (--fetch or --ra or --dec)" in r.output
+    )

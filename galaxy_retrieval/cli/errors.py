@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import typer
@@ -15,17 +15,24 @@ from .render import err
 EXIT_USER_ERROR = 2
 
 
-def friendly(fn: Callable) -> Callable:
-    """Turn project errors into `error: <file>: <problem>` and exit code 2, no traceback."""
+def friendly(fn: Callable | None = None, *, flags: Mapping[str, str] | None = None) -> Callable:
+    """Turn project errors into `error: <file>: <problem>` and exit code 2, no traceback.
+
+    The settings an error names (:meth:`GalaxyRetrievalError.resolved_by`) are shown as flags:
+    ``object_id`` as ``--object-id``; ``flags`` maps the library names a command spells
+    differently (``@friendly(flags={"object_ids": "--ids"})``)."""
+    if fn is None:
+        return functools.partial(friendly, flags=flags)
+    names = dict(flags or {})
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except GalaxyRetrievalError as e:
-            flags = " or ".join(f"--{o.replace('_', '-')}" for o in e.options)
+            shown = " or ".join(names.get(o) or f"--{o.replace('_', '-')}" for o in e.options)
             err.print(
-                f"[bold red]error:[/] {escape(str(e))}" + (f" ({flags})" if flags else ""),
+                f"[bold red]error:[/] {escape(str(e))}" + (f" ({shown})" if shown else ""),
                 highlight=False,
                 soft_wrap=True,
             )

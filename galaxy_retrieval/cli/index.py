@@ -168,67 +168,23 @@ def build_index_cmd(
         ray=RayConfig() if ray is None and engine == "ray" else ray,
         ingest=base.ingest if workers is None else replace(base.ingest or IngestConfig(), workers=workers),
     )
-    res = _build(
+    from ..index.sources import build_index_from_source
+
+    res = build_index_from_source(
         out_dir,
         cfg,
-        from_parquet,
-        from_shards,
-        catalog,
-        checkpoint,
-        id_column,
-        vector_columns,
-        metadata,
-        columns,
-        on_error,
+        catalog=catalog,
+        checkpoint=checkpoint,
+        metadata=metadata,
+        columns=columns,
+        on_error=on_error,
+        from_shards=from_shards,
+        from_parquet=from_parquet,
+        id_column=id_column,
+        vector_columns=vector_columns,
+        progress=RichProgress(),
     )
     _render_build(res)
-
-
-def _build(
-    out_dir: Path,
-    cfg: Any,
-    from_parquet: Path | None,
-    from_shards: Path | None,
-    catalog: Path | None,
-    checkpoint: Path | None,
-    id_column: str | None,
-    vector_columns: str | None,
-    metadata: Path | None,
-    columns: str | None,
-    on_error: str,
-) -> Any:
-    """Build from the one source named: a Parquet of foreign embeddings, shards, or a catalog."""
-    from ..index.build import build_index, build_index_from_shards
-
-    progress = RichProgress()
-    if from_parquet is not None:
-        from ..index.foreign import build_index_from_parquet
-
-        if from_shards is not None or checkpoint is not None or catalog is not None:
-            raise typer.BadParameter("--from-parquet builds without --from-shards/--checkpoint/--catalog")
-        if id_column is None or vector_columns is None:
-            raise typer.BadParameter("--from-parquet needs --id-column and --vector-columns")
-        return build_index_from_parquet(from_parquet, out_dir, id_column, vector_columns, cfg, progress)
-    if from_shards is not None:
-        if checkpoint is not None or catalog is not None:
-            raise typer.BadParameter(
-                "--from-shards builds without --checkpoint/--catalog; give one or the other"
-            )
-        return build_index_from_shards(from_shards, out_dir, cfg, progress)
-    if catalog is None:
-        raise typer.BadParameter(
-            "give --catalog (and --checkpoint, or the shipped model is used), or --from-shards"
-        )
-    if checkpoint is None:
-        from ..model.pretrained import PRETRAINED_NAME, pretrained_dir
-
-        checkpoint = pretrained_dir()
-        out.print(
-            f"no --checkpoint: embedding with the model shipped in the package ({PRETRAINED_NAME}, "
-            f"docs/model-card.md)"
-        )
-    with opened_catalog(catalog, metadata, on_error, columns) as cat:
-        return build_index(checkpoint, cat, out_dir, cfg, progress)
 
 
 def _render_build(res: Any) -> None:
@@ -261,7 +217,7 @@ DryRun = Annotated[
 
 
 @app.command()
-@friendly
+@friendly(flags={"object_ids": "--ids"})
 def delete(
     index: IndexDir,
     ids: Ids = None,
@@ -271,8 +227,6 @@ def delete(
     """Delete objects from an index (a tombstone list; `gr compact` later removes them from the files)."""
     from ..index.maintenance import delete_objects, read_id_list
 
-    if (ids is None) == (where is None):
-        raise typer.BadParameter("give --ids FILE or --where EXPR")
     res = delete_objects(index, read_id_list(ids) if ids is not None else None, where, dry_run=dry_run)
     if res.dry_run:
         shown = ", ".join(res.ids[:10]) + (" …" if len(res.ids) > 10 else "")

@@ -184,24 +184,19 @@ def query(
     if fetch is not None:
         from ..fetch import CutoutSpec
 
-        if ra is None:
-            raise typer.BadParameter("--fetch applies to a query by --ra and --dec")
         spec = CutoutSpec(survey=fetch, size=fetch_size, pixscale=fetch_pixscale, base_url=base_url)
 
+    # `--image a.png b.png`: typer reads b.png as a positional argument; only there is it an image
     if more_images and not image:
         raise typer.BadParameter(f"unexpected argument {more_images[0]}; query images follow --image")
-    image = [*(image or ()), *(more_images or ())]
-    ids = list(object_id or ())
-    several = combine or bool(negative) or bool(negative_id) or len(ids) > 1
     res = run_query(
         QueryRequest(
             index=index,
-            images=tuple(image or ()),
-            object_id=ids[0] if ids and not several else None,
-            positive_ids=tuple(ids) if several else (),
+            images=(*(image or ()), *(more_images or ())),
+            positive_ids=tuple(object_id or ()),  # one alone is a plain object-id query
             negative_images=tuple(negative or ()),
             negative_ids=tuple(negative_id or ()),
-            combine=several,
+            combine=combine,
             targets=targets,
             ra=ra,
             dec=dec,

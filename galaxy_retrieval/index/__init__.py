@@ -9,7 +9,8 @@ Layout of ``indexes/<name>/`` (see ``indexes/README.md``)::
     model/                 a copy of the checkpoint, so `gr query` needs only the index path
     build-state.json       present only while a build is in progress (what it is building)
 
-Modules: :mod:`.build` (catalog or shards → index), :mod:`.foreign` (embeddings made elsewhere),
+Modules: :mod:`.sources` (the one source a build reads, checked; `gr build-index`'s call),
+:mod:`.build` (catalog or shards → index), :mod:`.foreign` (embeddings made elsewhere),
 :mod:`.writes` (add) and :mod:`.maintenance` (delete, compact, reindex), both on the protocol of
 :mod:`.versioning`, all on :mod:`.directory` (the directory's lifecycle: check, prepare, replace,
 assemble, finish); :mod:`.embed` (rows → a shard, for every engine, :mod:`.ray_engine`

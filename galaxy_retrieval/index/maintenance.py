@@ -93,7 +93,9 @@ def delete_objects(
     in ``not_found`` (not an error: a delete list is often a superset). ``dry_run``: write
     nothing, return what would be deleted."""
     if (object_ids is None) == (where is None):
-        raise QueryError("give either object ids or a filter condition to delete, not both or neither")
+        raise QueryError(
+            "give either object ids or a filter condition to delete, not both or neither"
+        ).resolved_by("object_ids", "where")
     root = checked_root(path)
     with directory_lock(root):
         m = open_for_write(root)

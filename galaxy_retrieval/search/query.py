@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,8 @@ class QueryRequest:
     output: Path | None = None  # the hits as .csv, .parquet, .json, .fits or .vot (Path("-"): stdout)
     output_format: str | None = None  # csv, parquet, json, fits or votable (default: by the file's ending)
     # several examples as one query (GalaxySearcher.query_examples): the images and object ids
-    # above plus these are positives, the negatives below count against a candidate
+    # above plus these are positives, the negatives below count against a candidate. One id
+    # here alone (no negatives, combine off) is the plain object-id query; several combine.
     positive_ids: tuple[str, ...] = ()
     negative_images: tuple[Path, ...] = ()
     negative_ids: tuple[str, ...] = ()
@@ -74,7 +75,21 @@ def _open(req: QueryRequest, model: bool) -> tuple[GalaxySearcher, float]:
     return s, time.perf_counter() - t_open
 
 
+def _checked(req: QueryRequest) -> QueryRequest:
+    """The request as it will run: refusals that need no index first; one object id given as
+    an example, with nothing to combine it with, becomes the plain object-id query."""
+    if req.fetch is not None and req.ra is None:
+        raise QueryError("a cutout fetch applies to a query by RA and Dec only").resolved_by(
+            "fetch", "ra", "dec"
+        )
+    alone = not (req.combine or req.negative_images or req.negative_ids)
+    if alone and len(req.positive_ids) == 1 and req.object_id is None:
+        return replace(req, object_id=req.positive_ids[0], positive_ids=())
+    return req
+
+
 def run_query(req: QueryRequest) -> QueryResult:
+    req = _checked(req)
     if req.targets is not None:
         return _run_targets(req)
     if req.combine or req.positive_ids or req.negative_images or req.negative_ids:
