@@ -361,3 +361,23 @@ def test_shards_a_cluster_wrote_into_a_new_index_are_built_in_place(tmp_path: Pa
     pq.write_table(pa.table({"a": [1]}), foreign / "embeddings" / shard_name(0))
     with pytest.raises(IndexFormatError, match="not part of an index"):
         build_index_from_shards(out / "embeddings", foreign, BuildConfig(index=IndexSpec(kind="flat")))
+
+
+def test_cli_flags_win_over_the_pipeline_file_and_the_file_over_the_defaults(
+    setup: dict[str, Path], tmp_path: Path
+) -> None:
+    """gr build-index --pipeline FILE: a flag typed on the command line wins, an untyped one
+    leaves the file's value, and the file's values replace the defaults."""
+    from galaxy_retrieval.index.manifest import read_manifest
+
+    p = tmp_path / "build.toml"
+    p.write_text('[build]\ndtype = "float16"\nshard_rows = 16\n\n[index]\nkind = "flat"\nnprobe = 5\n')
+    args = ["build-index", "--checkpoint", str(setup["checkpoint"]), "--catalog", str(setup["catalog"])]
+    r = runner.invoke(app, [*args, "--out", str(tmp_path / "a"), "--pipeline", str(p), "--shard-rows", "8"])
+    assert r.exit_code == 0, r.output
+    m = read_manifest(tmp_path / "a")
+    assert m.dtype == "float16"  # from the file
+    assert len(m.shards) == 4  # 30 objects, the typed --shard-rows 8 won over the file's 16
+    r = runner.invoke(app, [*args, "--out", str(tmp_path / "b"), "--index-type", "flat"])
+    assert r.exit_code == 0, r.output
+    assert read_manifest(tmp_path / "b").dtype == "float32"  # no file: the defaults

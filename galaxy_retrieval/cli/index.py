@@ -131,42 +131,21 @@ def build_index_cmd(
     workers: Workers = None,
 ) -> None:
     """Embed a catalog into Parquet shards and build the FAISS candidate index (resumable)."""
-    from dataclasses import replace
-
-    from ..index.pipeline import load_build_pipeline
-    from ..index.ray_engine import RayConfig
-    from ..ingest import IngestConfig
-
-    def flag(name: str, value: Any, current: Any) -> Any:
-        """A flag typed on the command line wins over the pipeline file; with no file, every flag counts."""
-        # by name: typer vendors its own click, whose ParameterSource is not click's
-        typed = getattr(ctx.get_parameter_source(name), "name", "DEFAULT") != "DEFAULT"
-        return value if pipeline is None or typed else current
-
-    base = load_build_pipeline(pipeline)  # the file's settings, or the defaults
-    spec = base.index
-    spec = replace(
-        spec,
-        kind=flag("index_type", index_type, spec.kind),
-        metric=flag("metric", metric, spec.metric),
-        nprobe=flag("nprobe", nprobe, spec.nprobe),
-        ef_search=flag("ef_search", ef_search, spec.ef_search),
-        ondisk=flag("ondisk", ondisk, spec.ondisk),
-    )
-    engine = flag("engine", engine, base.engine)
-    ray = base.ray
-    if ray_address is not None and flag("ray_address", True, False):
-        ray = replace(ray or RayConfig(), address=ray_address)
-    cfg = replace(
-        base,
-        dtype=flag("dtype", dtype, base.dtype),
-        shard_rows=flag("shard_rows", shard_rows, base.shard_rows),
-        batch_size=flag("batch_size", batch_size, base.batch_size),
-        overwrite=overwrite,
+    cfg = _build_config(
+        ctx,
+        pipeline,
+        index_type=index_type,
+        metric=metric,
+        nprobe=nprobe,
+        ef_search=ef_search,
+        ondisk=ondisk,
         engine=engine,
-        index=spec,
-        ray=RayConfig() if ray is None and engine == "ray" else ray,
-        ingest=base.ingest if workers is None else replace(base.ingest or IngestConfig(), workers=workers),
+        ray_address=ray_address,
+        dtype=dtype,
+        shard_rows=shard_rows,
+        batch_size=batch_size,
+        overwrite=overwrite,
+        workers=workers,
     )
     from ..index.sources import build_index_from_source
 
@@ -185,6 +164,47 @@ def build_index_cmd(
         progress=RichProgress(),
     )
     _render_build(res)
+
+
+def _build_config(ctx: typer.Context, pipeline: Path | None, **given: Any) -> Any:
+    """The build's BuildConfig: the pipeline file's settings (or the defaults), with each flag
+    typed on the command line winning over the file; with no file, every flag counts."""
+    from dataclasses import replace
+
+    from ..index.pipeline import load_build_pipeline
+    from ..index.ray_engine import RayConfig
+    from ..ingest import IngestConfig
+
+    def flag(name: str, current: Any) -> Any:
+        # by name: typer vendors its own click, whose ParameterSource is not click's
+        typed = getattr(ctx.get_parameter_source(name), "name", "DEFAULT") != "DEFAULT"
+        return given[name] if pipeline is None or typed else current
+
+    base = load_build_pipeline(pipeline)  # the file's settings, or the defaults
+    spec = replace(
+        base.index,
+        kind=flag("index_type", base.index.kind),
+        metric=flag("metric", base.index.metric),
+        nprobe=flag("nprobe", base.index.nprobe),
+        ef_search=flag("ef_search", base.index.ef_search),
+        ondisk=flag("ondisk", base.index.ondisk),
+    )
+    engine = flag("engine", base.engine)
+    ray = base.ray
+    if given["ray_address"] is not None and (pipeline is None or flag("ray_address", None) is not None):
+        ray = replace(ray or RayConfig(), address=given["ray_address"])
+    workers = given["workers"]
+    return replace(
+        base,
+        dtype=flag("dtype", base.dtype),
+        shard_rows=flag("shard_rows", base.shard_rows),
+        batch_size=flag("batch_size", base.batch_size),
+        overwrite=given["overwrite"],
+        engine=engine,
+        index=spec,
+        ray=RayConfig() if ray is None and engine == "ray" else ray,
+        ingest=base.ingest if workers is None else replace(base.ingest or IngestConfig(), workers=workers),
+    )
 
 
 def _render_build(res: Any) -> None:
