@@ -258,6 +258,8 @@ def run(args: argparse.Namespace, work: Path) -> dict:
                     "p50_ms": _ms(t, 50),
                     "p90_ms": _ms(t, 90),
                 }
+            # the probe the forced FAISS path ran with (the searcher's widening for m rows)
+            row["forced_faiss"]["nprobe"] = s.search_knobs(SearchOptions(nprobe=nprobe), m)[0]
             s.exact_scan_elements = plan_limit
             rows.append(row)
             print(
