@@ -136,9 +136,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     seeds = [int(s) for s in a.seeds.split(",")]
     load0 = machine_info({})
+    emb = load_checkpoint(ckpt)
     res = {
-        "checkpoint": ckpt,
-        "sha256": load_checkpoint(ckpt).sha256,
+        "checkpoint": str(Path(ckpt).resolve().relative_to(ROOT))
+        if Path(ckpt).resolve().is_relative_to(ROOT)
+        else ckpt,
+        "sha256": emb.sha256,
+        # what the checkpoint's own embedder indexes: the network's vector, or a fused one
+        "shipped_method": "model"
+        if emb.meta.get("fusion") is None
+        else f"fused-{emb.meta['fusion']['share']:g}",
         "commit": git_commit(),
         "machine": load0,
         "seeds": seeds,
