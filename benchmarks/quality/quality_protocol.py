@@ -515,7 +515,7 @@ def run_quality(cfg: QualityConfig, progress: Progress = NULL_PROGRESS) -> dict[
     p = cfg.results_path()
     # variants measured before (other commits, other variants) stay unless measured again now
     variants = {}
-    if p.is_file() and not cfg.fresh:
+    if p.is_file():  # --fresh retrains the variants asked for; the others stay recorded
         try:
             old = json.loads(p.read_text("utf-8"))
             for name, rec in old.get("variants", {}).items():
