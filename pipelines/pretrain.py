@@ -17,6 +17,7 @@ import argparse
 import json
 import shlex
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from galaxy_retrieval.bench.machine import git_commit, machine_info
@@ -24,6 +25,7 @@ from galaxy_retrieval.catalog import open_catalog
 from galaxy_retrieval.cli.render import RichProgress
 from galaxy_retrieval.model.pretrained import install_pretrained
 from galaxy_retrieval.train import TrainConfig, train
+from galaxy_retrieval.train.augment import GALAXY_AUGMENT
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,12 +37,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--temperature", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--colour",
+        type=float,
+        default=None,
+        help="per-band gain range of the positives (default: gr train's)",
+    )
+    p.add_argument(
+        "--descriptor-weight", type=float, default=0.0, help="weight of the descriptor target (0: off)"
+    )
     p.add_argument("--time-budget", type=float, default=None, help="seconds")
     p.add_argument("--device", default="auto")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--install", action="store_true", help="copy the best weights into the package")
     a = p.parse_args(argv)
+    augment = GALAXY_AUGMENT if a.colour is None else replace(GALAXY_AUGMENT, pos_colour=a.colour)
     cfg = TrainConfig(
+        augment=augment,
+        descriptor_weight=a.descriptor_weight,
         epochs=a.epochs,
         batch_size=a.batch_size,
         lr=a.lr,

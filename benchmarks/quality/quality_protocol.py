@@ -30,7 +30,7 @@ import datetime as dt
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from galaxy_retrieval.atomic import atomic_write_json
 from galaxy_retrieval.bench.machine import git_commit, machine_info
 from galaxy_retrieval.errors import ConfigError
 from galaxy_retrieval.progress import NULL_PROGRESS, Progress
+from galaxy_retrieval.train.augment import GALAXY_AUGMENT
 
 __all__ = [
     "Variant",
@@ -198,6 +199,24 @@ VARIANTS: dict[str, Variant] = {
             defaults=True,
             note="initialised from the shipped model, descriptor target weight 3",
             overrides=(("init", "pretrained"), ("descriptor_weight", 3.0)),
+        ),
+        # a smaller per-band gain change keeps more of a galaxy's colour in the vector (colour
+        # is what tells a red elliptical from a blue disc at 64 px)
+        Variant(
+            "finetune-colour0.1",
+            defaults=True,
+            note="initialised from the shipped model, per-band gains within 1/1.1 … 1.1",
+            overrides=(("init", "pretrained"), ("augment", replace(GALAXY_AUGMENT, pos_colour=0.1))),
+        ),
+        Variant(
+            "finetune-desc3-colour0.1",
+            defaults=True,
+            note="initialised from the shipped model, descriptor target weight 3, per-band gains within 1/1.1 … 1.1",
+            overrides=(
+                ("init", "pretrained"),
+                ("descriptor_weight", 3.0),
+                ("augment", replace(GALAXY_AUGMENT, pos_colour=0.1)),
+            ),
         ),
     )
 }

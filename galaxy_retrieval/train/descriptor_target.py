@@ -10,7 +10,8 @@ vector the index stores (the head itself is thrown away; only the backbone is sa
 The target of both augmented views of an image is the descriptor of the image as the model
 would see it un-augmented (framed, resized), computed once per run; so the head also learns
 to see through the augmentations. The head starts at the ridge-regression solution on the
-initial embeddings, so a fine-tuned model is not pushed around by a random head at step 0.
+initial embeddings when training starts from trained weights, so a fine-tuned model is not
+pushed around by a random head at step 0; from scratch it starts at zero.
 """
 
 from __future__ import annotations
@@ -97,10 +98,20 @@ def _embeddings(model, store, preprocessing, device) -> torch.Tensor:
     return torch.cat(out)
 
 
-def fit_descriptor_target(model, store, preprocessing, device) -> DescriptorTarget:
+def fit_descriptor_target(model, store, preprocessing, device, fit_head: bool = True) -> DescriptorTarget:
     """Descriptors of the training images in ``store`` and a head fitted to them by ridge
-    regression on ``model``'s current embeddings (eval mode, float32)."""
+    regression on ``model``'s current embeddings (eval mode, float32) when ``fit_head``;
+    otherwise a zero head (predicting the mean). A randomly initialised network embeds
+    every image in nearly the same direction, and a head fitted to those nearly collinear
+    vectors has weights large enough to swamp the contrastive loss once training moves
+    them: fit only a trained start."""
     d = torch.from_numpy(_descriptors(store))
+    if not fit_head:
+        target = DescriptorTarget(d, model.config.out_dim)
+        with torch.no_grad():
+            target.head.weight.zero_()
+            target.head.bias.zero_()
+        return target.to(device)
     z = _embeddings(model, store, preprocessing, device).double()
     target = DescriptorTarget(d, z.shape[1])
     zm, dm = z.mean(0), d.double().mean(0)
