@@ -684,7 +684,9 @@ def bench_ingest() -> str:
             boxes = "—" if bx is None else f"{bx['measured']:,} / {bx['reused']:,}"
             load = r["load_average_end"][0] if r.get("load_average_end") else "?"
             out.append(
-                f"| {name} ({r['images']:,}) | {_INGEST_PATHS.get(r['path'], r['path'])} | {r['images_per_s']:.0f} | "
+                f"| {name} ({r['images']:,}) | {_INGEST_PATHS.get(r['path'], r['path'])}"
+                + (f", {r['precision']}" if r.get("precision") else "")
+                + f" | {r['images_per_s']:.0f} | "
                 f"{'1' if r['path'] == 'old' else ('—' if ratio is None else f'**{ratio:.2f}×**')} | {r['cpu_cores_used']:.2f} | "
                 + " | ".join(cells)
                 + f" | {boxes} | {load} |"
