@@ -129,6 +129,8 @@ def test_an_index_records_its_precision_and_its_queries_and_adds_follow_it(tmp_p
     m = json.loads((out / "manifest.json").read_text())
     assert [a["precision"] for a in m["catalog"]["added"]] == ["bf16", "fp32"]
     assert m["model"]["precision"] == "bf16" and m["count"] == 60
+    r = runner.invoke(app, ["info", str(out)])
+    assert r.exit_code == 0 and "embedded in bf16" in r.output, r.output
 
     # an index made before precision was recorded: queries embed as the code did then
     del m["model"]["precision"]
