@@ -24,7 +24,8 @@ Reported per run: images/s end to end (wall time of the whole call), process CPU
 and its workers) as a share of one core, and the stages: the fast path's summed CPU seconds
 per stage (decode, framing, resize, in the workers; embed, in this process) and, for the old
 path, the same stages timed one after the other on ``--stage-sample`` images in this process.
-``write`` is writing the shards plus assembling the vectors, the FAISS build and hashing.
+``write`` is writing the shards plus assembling the vectors, the FAISS build, hashing and the
+searcher's metadata cache.
 The model is the named preset with ``auto`` framing and untrained weights: its speed does not
 depend on the weights. Projections to 1M and 40M cutouts divide by the measured rate (one
 machine) and by N such machines (the embedding pass splits by shard; the FAISS build of a
@@ -215,7 +216,7 @@ def _run(
         res = build_index(ck, cat, out, cfg, progress)
         wall, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
     s = res.seconds
-    write = s.get("write_shards", 0.0) + s.get("assemble", 0.0) + s.get("faiss", 0.0) + s.get("hash", 0.0)
+    write = sum(s.get(k, 0.0) for k in ("write_shards", "assemble", "faiss", "hash", "metadata_cache"))
     row: dict[str, Any] = {
         "path": path,
         "precision": (res.manifest.model or {}).get("precision"),

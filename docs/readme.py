@@ -711,7 +711,7 @@ def bench_ingest() -> str:
         "",
         "Stage columns are milliseconds per image: for the fast path the CPU time summed over its worker processes "
         "(embed too, except in the main-process variant, where it is that process's wall time); for the old path timed stage by stage on "
-        f"{p['stage_sample']} images in one process. `write` is the shards, the vectors file, the FAISS index and the hashes.",
+        f"{p['stage_sample']} images in one process. `write` is the shards, the vectors file, the FAISS index, the hashes and (since it is written at build time) the searcher's metadata cache.",
         "",
         "Projected embedding pass at the measured rates, on 1, 10 and 100 such machines (Ray: the pass splits by shard; "
         "the FAISS build of a large index is measured in §7):",
