@@ -186,6 +186,19 @@ VARIANTS: dict[str, Variant] = {
             note="initialised from the shipped model, descriptor fusion share 0.1",
             overrides=(("init", "pretrained"), ("fusion_share", 0.1)),
         ),
+        # the embedding also predicts the polar Fourier descriptor (train/descriptor_target.py)
+        Variant(
+            "finetune-desc1",
+            defaults=True,
+            note="initialised from the shipped model, descriptor target weight 1",
+            overrides=(("init", "pretrained"), ("descriptor_weight", 1.0)),
+        ),
+        Variant(
+            "finetune-desc3",
+            defaults=True,
+            note="initialised from the shipped model, descriptor target weight 3",
+            overrides=(("init", "pretrained"), ("descriptor_weight", 3.0)),
+        ),
     )
 }
 

@@ -127,6 +127,15 @@ FusionShare = Annotated[
         )
     ),
 ]
+DescriptorWeight = Annotated[
+    float,
+    typer.Option(
+        help=(
+            "Weight of a label-free auxiliary loss: the embedding must predict each image's polar Fourier "
+            "descriptor (0: off). Changes training only, not the vector's length."
+        )
+    ),
+]
 CompileMode = Annotated[
     str, typer.Option("--compile", help="torch.compile the model: auto (long runs), on or off.")
 ]
@@ -163,6 +172,7 @@ def train(
     seed: Annotated[int, typer.Option(help="Seed of the split, initialisation and augmentations.")] = 0,
     init: Init = "auto",
     fusion_share: FusionShare = None,
+    descriptor_weight: DescriptorWeight = 0.0,
     precision: Precision = "auto",
     compile_mode: CompileMode = "auto",
     device: Annotated[str, typer.Option(help="auto (cuda, mps, cpu), or a torch device.")] = "auto",
@@ -201,6 +211,7 @@ def train(
         framing=Framing.parse(framing),
         init=resolve_init(init, preset_config(preset)),
         fusion_share=fusion_share,
+        descriptor_weight=descriptor_weight,
         precision=precision,
         compile=compile_mode,
     )

@@ -101,6 +101,13 @@ class TrainConfig:
         (:mod:`galaxy_retrieval.model.fusion`); its statistics come from the training images
         (label-free) and are stored in the weights file. None: the network's vector alone.
         Training itself is unchanged: the fusion only shapes what is indexed and searched.
+    descriptor_weight
+        weight of an auxiliary, label-free loss: a linear head on the embedding must predict
+        the standardised polar Fourier descriptor of each training image (both augmented
+        views, the clean image's descriptor;
+        :mod:`galaxy_retrieval.train.descriptor_target`), so the vector keeps the radial
+        profile the contrastive loss alone may drop. 0 turns it off. Unlike
+        ``fusion_share`` it changes training only: the indexed vector keeps its length.
     init
         start from trained weights instead of a random initialisation: ``"pretrained"`` (the
         model shipped in the package) or a run directory / weights file of the same shape.
@@ -153,6 +160,7 @@ class TrainConfig:
     precision: Precision = "auto"
     compile: CompileMode = "auto"
     fusion_share: float | None = None
+    descriptor_weight: float = 0.0
     init: str | None = None
 
     def __post_init__(self) -> None:
@@ -256,7 +264,7 @@ class TrainConfig:
             )
 
     def _check_model_options(self) -> None:
-        """Precision, fusion share, initialisation, compile mode."""
+        """Precision, fusion share, descriptor weight, initialisation, compile mode."""
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ConfigError(f"train config precision={self.precision!r}; choices: auto, fp32, bf16")
         if self.fusion_share is not None and (
@@ -267,6 +275,9 @@ class TrainConfig:
             raise ConfigError(
                 f"train config fusion_share={self.fusion_share!r} must be a number in [0, 1) or None"
             )
+        dw = self.descriptor_weight
+        if isinstance(dw, bool) or not isinstance(dw, (int, float)) or not math.isfinite(dw) or dw < 0:
+            raise ConfigError(f"train config descriptor_weight={dw!r} must be a finite number >= 0")
         if self.init is not None and (not isinstance(self.init, str) or not self.init.strip()):
             raise ConfigError(
                 f"train config init={self.init!r} must be 'pretrained', a checkpoint path or None"

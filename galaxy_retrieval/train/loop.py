@@ -224,6 +224,10 @@ def _resume(run: Run, progress: Progress) -> _Progress:
         with torch.no_grad():
             run.theta.copy_(extra["score_logits"].to(run.theta.device, run.theta.dtype))
         p.best_weights = st.get("best_score_weights")
+    if run.descriptor is not None and not run.descriptor.load_state_tensors(extra):
+        raise CheckpointError(
+            f"{run.out / LAST_DIR}: resume state has no descriptor head (descriptor_head.*)"
+        )
     progress.log(
         f"resuming {run.out} after epoch {p.start_epoch} (best epoch {p.best_epoch}, val loss {p.best_val:.4f})"
     )
@@ -273,6 +277,8 @@ def _epoch(
     extra_tensors = {"generator": run.g.get_state()}
     if run.theta is not None:
         extra_tensors["score_logits"] = run.theta.detach()
+    if run.descriptor is not None:
+        extra_tensors.update(run.descriptor.state_tensors())
     save_train_state(run.out, run.model, run.opt, extra_tensors, state)
     write_run_files(
         run.out,
@@ -356,6 +362,12 @@ def _train_epoch(
                 emb = run.embed_fn(x)  # one model call for every image of every pair
             w = cfg.score_weights if theta is None else torch.softmax(theta, dim=0)
             loss, acc = pair_loss(emb.float(), batch, w, cfg.margin, cfg.loss, cfg.temperature)
+            if run.descriptor is not None:
+                # anchors and their positives lead the batch in every pair mode (a partner
+                # may be a negative when save_computations draws one per anchor)
+                views = 1 if cfg.pair_mode == "paper" and cfg.save_computations else 2
+                aux = run.descriptor.loss(emb, pos[: batch.n_anchors], views)
+                loss = loss + cfg.descriptor_weight * aux
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip is not None:

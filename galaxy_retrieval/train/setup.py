@@ -24,6 +24,7 @@ from ..score import ScoreWeights, weight_logits, weights_from_logits
 from .augment import PairAugmenter
 from .config import COMPILE_AUTO_MIN_IMAGES, TrainConfig
 from .data import ImageStore
+from .descriptor_target import DescriptorTarget, fit_descriptor_target
 from .splits import split_indices
 from .validate import ValSet, make_val_set
 
@@ -49,6 +50,7 @@ class Run:
     val: ValSet
     fusion: DescriptorFusion | None
     t_start: float
+    descriptor: DescriptorTarget | None = None  # the auxiliary target, when descriptor_weight > 0
 
     def weights(self) -> ScoreWeights:
         return self.cfg.score_weights if self.theta is None else weights_from_logits(self.theta)
@@ -89,7 +91,14 @@ def set_up(
         _load_init(model, cfg.init, progress)
     model = model.to(device)
     model = model.to(memory_format=memory_format(precision, device))
-    opt, theta = _optimizer(model, cfg, device)
+    descriptor = None
+    if cfg.descriptor_weight > 0:
+        descriptor = fit_descriptor_target(model, tr, mcfg.preprocessing, device)
+        progress.log(
+            f"descriptor target: polar Fourier ({descriptor.targets.shape[1]} components) of {len(tr)} "
+            f"training images, weight {cfg.descriptor_weight:g}"
+        )
+    opt, theta = _optimizer(model, cfg, device, descriptor)
     embed_fn = model.embed
     if _use_compile(cfg, len(tr)):
         # the training forward only: validation runs eager (eval-mode batch norm would be a
@@ -100,7 +109,22 @@ def set_up(
         f"{', torch.compile' if embed_fn is not model.embed else ''}"
     )
     return Run(
-        cfg, out, device, precision, model, embed_fn, opt, theta, g, augmenter, tr, va, val, fusion, t_start
+        cfg,
+        out,
+        device,
+        precision,
+        model,
+        embed_fn,
+        opt,
+        theta,
+        g,
+        augmenter,
+        tr,
+        va,
+        val,
+        fusion,
+        t_start,
+        descriptor,
     )
 
 
@@ -147,20 +171,20 @@ def _image_stores(cfg: TrainConfig, catalog: Catalog, progress: Progress) -> tup
 
 
 def _optimizer(
-    model: torch.nn.Module, cfg: TrainConfig, device: Any
+    model: torch.nn.Module, cfg: TrainConfig, device: Any, descriptor: DescriptorTarget | None = None
 ) -> tuple[torch.optim.Optimizer, torch.Tensor | None]:
-    """Adam over the model, and over θ (the learned score-weight logits) when they are learned."""
-    if not cfg.learn_score_weights:
-        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay), None
-    theta = torch.nn.Parameter(weight_logits(cfg.score_weights).to(device))
-    # θ only sets the balance of three terms: decaying it would pull the weights towards 1/3
-    # each for no reason
-    opt = torch.optim.Adam(
-        [{"params": list(model.parameters())}, {"params": [theta], "weight_decay": 0.0}],
-        lr=cfg.lr,
-        weight_decay=cfg.weight_decay,
-    )
-    return opt, theta
+    """Adam over the model, over θ (the learned score-weight logits) when they are learned,
+    and over the descriptor target's head when there is one."""
+    groups: list[dict[str, Any]] = [{"params": list(model.parameters())}]
+    theta = None
+    if cfg.learn_score_weights:
+        theta = torch.nn.Parameter(weight_logits(cfg.score_weights).to(device))
+        # θ only sets the balance of three terms: decaying it would pull the weights towards 1/3
+        # each for no reason
+        groups.append({"params": [theta], "weight_decay": 0.0})
+    if descriptor is not None:
+        groups.append({"params": list(descriptor.head.parameters())})
+    return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay), theta
 
 
 def _load_init(model: Backbone, init: str, progress: Progress) -> None:
