@@ -7,7 +7,8 @@ For each folder, ``gr build-index``'s library call (:func:`build_index`) builds 
 index (shards, vectors, FAISS ``auto`` index, manifest) three ways, one after the other:
 
 * ``old``: every image decoded, framed and embedded in this process (``BuildConfig(ingest=None)``,
-  the path before the fast one);
+  the path before the fast one), in float32 (``precision="fp32"``, as before precision was a
+  setting);
 * ``new-cold``: the fast path (:mod:`galaxy_retrieval.ingest`) with an empty box store: every
   framing box measured, on the reduced JPEG decode, by the worker processes;
 * ``new-warm``: the fast path again, the boxes reused from the store: what ``gr build-index``
@@ -15,11 +16,16 @@ index (shards, vectors, FAISS ``auto`` index, manifest) three ways, one after th
 * ``new-warm-main`` (optional): as ``new-warm``, but the workers only decode and frame while
   this process embeds (the layout used with a GPU), to show what embedding in the workers buys.
 
+The ``new`` paths embed in ``--precision`` (default ``auto``: what ``gr build-index`` does, bf16
+for the polar model on a CPU with native bf16, else float32); each run records the precision
+it resolved to (the manifest's).
+
 Reported per run: images/s end to end (wall time of the whole call), process CPU (this process
 and its workers) as a share of one core, and the stages: the fast path's summed CPU seconds
 per stage (decode, framing, resize, in the workers; embed, in this process) and, for the old
 path, the same stages timed one after the other on ``--stage-sample`` images in this process.
-``write`` is writing the shards plus assembling the vectors, the FAISS build and hashing.
+``write`` is writing the shards plus assembling the vectors, the FAISS build, hashing and the
+searcher's metadata cache.
 The model is the named preset with ``auto`` framing and untrained weights: its speed does not
 depend on the weights. Projections to 1M and 40M cutouts divide by the measured rate (one
 machine) and by N such machines (the embedding pass splits by shard; the FAISS build of a
@@ -97,7 +103,7 @@ def _old_stages(folder: Path, meta: Path | None, ck: Path, sample: int) -> dict[
     from galaxy_retrieval.model.preprocess import images_to_float
 
     cat = FolderCatalog(folder, metadata=meta)
-    emb = load_checkpoint(ck, device="cpu")
+    emb = load_checkpoint(ck, device="cpu", precision="fp32")
     fr = emb.model_config.framing
     files = [cat.file_of(r) for r in range(min(sample, len(cat)))]
     t = time.perf_counter()
@@ -183,6 +189,7 @@ def _run(
     boxes: Path,
     workers: int | None,
     measure_side: int,
+    precision: str = "auto",
 ) -> dict[str, Any]:
     from galaxy_retrieval.bench.machine import load_average
     from galaxy_retrieval.catalog.folder import FolderCatalog
@@ -200,7 +207,7 @@ def _run(
             workers=workers, measure_side=measure_side, boxes=boxes, embed_in_workers=path != "new-warm-main"
         )
     )
-    cfg = BuildConfig(ingest=ingest, overwrite=True)
+    cfg = BuildConfig(ingest=ingest, overwrite=True, precision="fp32" if path == "old" else precision)
     progress = _Quiet()
     with FolderCatalog(folder, metadata=meta) as cat:
         n = len(cat)
@@ -209,9 +216,10 @@ def _run(
         res = build_index(ck, cat, out, cfg, progress)
         wall, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
     s = res.seconds
-    write = s.get("write_shards", 0.0) + s.get("assemble", 0.0) + s.get("faiss", 0.0) + s.get("hash", 0.0)
+    write = sum(s.get(k, 0.0) for k in ("write_shards", "assemble", "faiss", "hash", "metadata_cache"))
     row: dict[str, Any] = {
         "path": path,
+        "precision": (res.manifest.model or {}).get("precision"),
         "images": n,
         "wall_s": round(wall, 3),
         "images_per_s": round(n / wall, 1),
@@ -245,6 +253,8 @@ def _run(
 
 
 def main(argv: list[str] | None = None) -> int:
+    from galaxy_retrieval.model.device import PRECISIONS
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
         "--folder",
@@ -262,6 +272,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--measure-side", type=int, default=100)
     ap.add_argument("--paths", default="old,new-cold,new-warm,new-warm-main")
+    ap.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISIONS,
+        help="model precision of the new paths (the old path is float32)",
+    )
     ap.add_argument(
         "--stage-sample", type=int, default=300, help="images timed stage by stage for the old path"
     )
@@ -298,13 +314,21 @@ def main(argv: list[str] | None = None) -> int:
                         boxes,
                         a.workers,
                         a.measure_side,
+                        a.precision,
                     )
                 )
                 print(
                     json.dumps(
                         {
                             k: runs[-1][k]
-                            for k in ("path", "images", "images_per_s", "cpu_cores_used", "load_average_end")
+                            for k in (
+                                "path",
+                                "precision",
+                                "images",
+                                "images_per_s",
+                                "cpu_cores_used",
+                                "load_average_end",
+                            )
                         }
                     ),
                     flush=True,
@@ -355,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
             "weights": "untrained (speed only)",
             "workers": a.workers,
             "measure_side": a.measure_side,
+            "precision": {"old": "fp32", "new": a.precision},
             "n": a.n,
             "paths": paths,
             "stage_sample": a.stage_sample,

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from galaxy_retrieval.model import Embedder, count_parameters, create_model, normalize, pick_device, preset
-from galaxy_retrieval.model.device import autocast_for
+from galaxy_retrieval.model.device import PRECISIONS, autocast_for, resolve_precision
 from galaxy_retrieval.score import ScoreWeights
 from galaxy_retrieval.train.augment import PairAugmenter
 from galaxy_retrieval.train.pairs import make_pair_batch, pair_loss
@@ -63,8 +63,11 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def bench_train(name: str, batch: int, repeats: int, device: torch.device, mode: str = "paper") -> dict:
+def bench_train(
+    name: str, batch: int, repeats: int, device: torch.device, mode: str = "paper", precision: str = "auto"
+) -> dict:
     cfg = preset(name)
+    precision = resolve_precision(precision, device, cfg.backbone)
     model = create_model(cfg, seed=0).to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=5e-4)
     aug = PairAugmenter()
@@ -78,7 +81,7 @@ def bench_train(name: str, batch: int, repeats: int, device: torch.device, mode:
         idx = torch.randint(0, len(pool), (2, batch), generator=g)
         pb = make_pair_batch(pool[idx[0]], pool[idx[1]], aug, g, mode, augment_anchors=mode == "in_batch")
         x = normalize(pb.images.to(device), cfg)
-        with autocast_for(device):
+        with autocast_for(device, precision):
             emb = model.embed(x)
         loss, _ = pair_loss(emb.float(), pb, ScoreWeights(), 1.0)
         opt.zero_grad(set_to_none=True)
@@ -92,6 +95,7 @@ def bench_train(name: str, batch: int, repeats: int, device: torch.device, mode:
     model_images = pb.images.shape[0]
     return {
         "mode": mode,
+        "precision": precision,
         "batch_images": batch,
         "pairs_per_step": pairs,
         "model_images_per_step": model_images,
@@ -103,9 +107,11 @@ def bench_train(name: str, batch: int, repeats: int, device: torch.device, mode:
     }
 
 
-def bench_embed(name: str, batch: int, repeats: int, device: torch.device, src: int) -> dict:
+def bench_embed(
+    name: str, batch: int, repeats: int, device: torch.device, src: int, precision: str = "auto"
+) -> dict:
     cfg = preset(name)
-    emb = Embedder.from_model(create_model(cfg, seed=0), device=device)
+    emb = Embedder.from_model(create_model(cfg, seed=0), device=device, precision=precision)
     ims = np.random.default_rng(0).integers(0, 256, (batch, src, src, 3), dtype=np.uint8)
     times = []
     for i in range(repeats + 1):
@@ -117,6 +123,7 @@ def bench_embed(name: str, batch: int, repeats: int, device: torch.device, src: 
             times.append(time.perf_counter() - t0)
     t = statistics.median(times)
     return {
+        "precision": emb.precision,
         "batch_images": batch,
         "source_size": src,
         "batch_s_median": t,
@@ -135,6 +142,12 @@ def main() -> None:
     p.add_argument("--source-size", type=int, default=256, help="side of the uint8 images given to embed()")
     p.add_argument("--device", default="auto")
     p.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISIONS,
+        help="auto: bf16 where it is native (the product's rule)",
+    )
+    p.add_argument(
         "--out-json", type=Path, default=Path(__file__).parent / "results" / "train_embed_speed.json"
     )
     args = p.parse_args()
@@ -150,9 +163,12 @@ def main() -> None:
             "config": cfg.to_dict(),
             "parameters_paper_count": count_parameters(create_model(cfg)),
             "train": {
-                m: bench_train(name, tb.get(name, 16), args.repeats, device, m) for m in args.modes.split(",")
+                m: bench_train(name, tb.get(name, 16), args.repeats, device, m, args.precision)
+                for m in args.modes.split(",")
             },
-            "embed": bench_embed(name, eb.get(name, 64), args.repeats, device, args.source_size),
+            "embed": bench_embed(
+                name, eb.get(name, 64), args.repeats, device, args.source_size, args.precision
+            ),
         }
         results[name] = r
         for m, t in r["train"].items():

@@ -30,11 +30,10 @@ import torch
 from galaxy_retrieval.atomic import atomic_write_json
 from galaxy_retrieval.bench.machine import git_commit, machine_info
 from galaxy_retrieval.model import create_model, normalize, preset
-from galaxy_retrieval.model.device import resolve_precision, train_autocast
+from galaxy_retrieval.model.device import memory_format, resolve_precision, train_autocast
 from galaxy_retrieval.score import ScoreWeights
 from galaxy_retrieval.train.augment import GALAXY_AUGMENT, PairAugmenter
 from galaxy_retrieval.train.pairs import make_pair_batch, pair_loss
-from galaxy_retrieval.train.validate import memory_format
 
 OUT = Path(__file__).resolve().parent / "results" / "train_speed.json"
 SETTINGS = {"fp32": ("fp32", False), "bf16": ("bf16", False), "bf16+compile": ("bf16", True)}

@@ -684,7 +684,9 @@ def bench_ingest() -> str:
             boxes = "—" if bx is None else f"{bx['measured']:,} / {bx['reused']:,}"
             load = r["load_average_end"][0] if r.get("load_average_end") else "?"
             out.append(
-                f"| {name} ({r['images']:,}) | {_INGEST_PATHS.get(r['path'], r['path'])} | {r['images_per_s']:.0f} | "
+                f"| {name} ({r['images']:,}) | {_INGEST_PATHS.get(r['path'], r['path'])}"
+                + (f", {r['precision']}" if r.get("precision") else "")
+                + f" | {r['images_per_s']:.0f} | "
                 f"{'1' if r['path'] == 'old' else ('—' if ratio is None else f'**{ratio:.2f}×**')} | {r['cpu_cores_used']:.2f} | "
                 + " | ".join(cells)
                 + f" | {boxes} | {load} |"
@@ -709,7 +711,7 @@ def bench_ingest() -> str:
         "",
         "Stage columns are milliseconds per image: for the fast path the CPU time summed over its worker processes "
         "(embed too, except in the main-process variant, where it is that process's wall time); for the old path timed stage by stage on "
-        f"{p['stage_sample']} images in one process. `write` is the shards, the vectors file, the FAISS index and the hashes.",
+        f"{p['stage_sample']} images in one process. `write` is the shards, the vectors file, the FAISS index, the hashes and (since it is written at build time) the searcher's metadata cache.",
         "",
         "Projected embedding pass at the measured rates, on 1, 10 and 100 such machines (Ray: the pass splits by shard; "
         "the FAISS build of a large index is measured in §7):",

@@ -371,13 +371,20 @@ def test_cli_flags_win_over_the_pipeline_file_and_the_file_over_the_defaults(
     from galaxy_retrieval.index.manifest import read_manifest
 
     p = tmp_path / "build.toml"
-    p.write_text('[build]\ndtype = "float16"\nshard_rows = 16\n\n[index]\nkind = "flat"\nnprobe = 5\n')
+    p.write_text(
+        '[build]\ndtype = "float16"\nshard_rows = 16\nprecision = "bf16"\n\n[index]\nkind = "flat"\nnprobe = 5\n'
+    )
     args = ["build-index", "--checkpoint", str(setup["checkpoint"]), "--catalog", str(setup["catalog"])]
     r = runner.invoke(app, [*args, "--out", str(tmp_path / "a"), "--pipeline", str(p), "--shard-rows", "8"])
     assert r.exit_code == 0, r.output
     m = read_manifest(tmp_path / "a")
     assert m.dtype == "float16"  # from the file
     assert len(m.shards) == 4  # 30 objects, the typed --shard-rows 8 won over the file's 16
+    assert m.model["precision"] == "bf16"  # from the file
     r = runner.invoke(app, [*args, "--out", str(tmp_path / "b"), "--index-type", "flat"])
     assert r.exit_code == 0, r.output
-    assert read_manifest(tmp_path / "b").dtype == "float32"  # no file: the defaults
+    b = read_manifest(tmp_path / "b")
+    assert b.dtype == "float32" and b.model["precision"] == "fp32"  # no file: the defaults (auto: a ViT)
+    r = runner.invoke(app, [*args, "--out", str(tmp_path / "c"), "--pipeline", str(p), "--precision", "fp32"])
+    assert r.exit_code == 0, r.output
+    assert read_manifest(tmp_path / "c").model["precision"] == "fp32"  # the flag won over the file

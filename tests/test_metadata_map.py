@@ -67,3 +67,61 @@ def test_no_cache_reads_the_shards_into_ram(tmp_path, monkeypatch):
     paths = _shards(tmp_path, n=1, rows=50)
     assert open_metadata_table(paths, ["a"], 50).num_rows == 50
     assert not (tmp_path / "cache").exists()
+
+
+def _files(*dirs: Path) -> dict[Path, tuple[int, int]]:
+    """Every file under ``dirs`` with its size and modification time."""
+    return {p: (p.stat().st_size, p.stat().st_mtime_ns) for d in dirs for p in d.rglob("*") if p.is_file()}
+
+
+def _answers(path: Path) -> list[tuple[str, float]]:
+    from galaxy_retrieval import GalaxySearcher
+
+    s = GalaxySearcher.open(path)
+    hits = s.query(object_id="obj-0000005", k=5, where="label < 8")
+    return [(h.object_id, round(h.score, 6)) for h in hits] + [(str(len(s)), float(s.table.num_rows))]
+
+
+def test_every_write_primes_the_cache_so_opening_writes_nothing(tmp_path, monkeypatch):
+    """Build, add, delete, compact and reindex write the cache entry of the version they
+    publish; opening it then only maps the file. An index without its entry (from elsewhere,
+    or made before) still opens, writing the entry then, and answers the same."""
+    from galaxy_retrieval.index.build import BuildConfig, build_index_from_shards
+    from galaxy_retrieval.index.candidates import IndexSpec
+    from galaxy_retrieval.index.writes import append_vectors, compact_index, delete_objects, reindex
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("GALAXY_RETRIEVAL_CACHE", str(cache))
+    src = tmp_path / "src"
+    src.mkdir()
+    out = tmp_path / "idx"
+    _shards(src, n=2, rows=300)
+    build_index_from_shards(src, out, BuildConfig(index=IndexSpec(kind="flat")))
+    rng = np.random.default_rng(1)
+
+    writes = [
+        lambda: None,  # the build
+        lambda: append_vectors(
+            out,
+            [f"new-{i}" for i in range(40)],
+            rng.normal(size=(40, 4)).astype(np.float32),
+            {"label": [i % 10 for i in range(40)]},
+        ),
+        lambda: delete_objects(out, ["obj-0000007", "obj-0000150", "new-3"]),
+        lambda: compact_index(out),
+        lambda: reindex(out),
+    ]
+    for write in writes:
+        write()
+        before = _files(out, cache)
+        got = _answers(out)
+        assert _files(out, cache) == before  # nothing written, nothing touched
+        monkeypatch.setenv("GALAXY_RETRIEVAL_CACHE", "off")  # the table read into RAM instead
+        assert _answers(out) == got
+        monkeypatch.setenv("GALAXY_RETRIEVAL_CACHE", str(cache))
+
+    # an index whose entry is missing: opened all the same, the entry written then
+    for f in cache.glob("metadata/*.arrow"):
+        f.unlink()
+    assert _answers(out) == got
+    assert len(list(cache.glob("metadata/*.arrow"))) == 1

@@ -35,7 +35,9 @@ OLD = Path(__file__).resolve().parent / "old_checkpoints"
 @pytest.mark.parametrize("what", ["run directory", "weights file alone"])
 def test_old_checkpoints_embed_as_they_did(name: str, what: str) -> None:
     path = OLD / name if what == "run directory" else OLD / name / "model.safetensors"
-    emb = load_checkpoint(path, device="cpu")
+    # the vectors were made in float32; auto would embed the polar run in bf16 on a CPU with
+    # native bf16 (tests/test_precision.py checks that path against float32)
+    emb = load_checkpoint(path, device="cpu", precision="fp32")
     ims = np.load(OLD / "images.npy")
     np.testing.assert_allclose(emb.embed(ims), np.load(OLD / f"{name}_embeddings.npy"), rtol=1e-6, atol=1e-6)
     cfg = emb.model_config

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from .errors import friendly
-from .options import Columns, Engine, IndexDir, MetadataCsv, OnErrorFail, opened_catalog
+from .options import Columns, Engine, IndexDir, MetadataCsv, OnErrorFail, Precision, opened_catalog
 from .render import RichProgress, out, report_skipped
 
 app = typer.Typer()
@@ -89,6 +89,13 @@ Pipeline = Annotated[
         )
     ),
 ]
+AddPrecision = Annotated[
+    str | None,
+    typer.Option(
+        "--precision",
+        help="auto, fp32 or bf16 (default: the precision the index's own vectors were embedded in).",
+    ),
+]
 Workers = Annotated[
     int | None,
     typer.Option(
@@ -129,6 +136,7 @@ def build_index_cmd(
     ray_address: RayAddress = None,
     pipeline: Pipeline = None,
     workers: Workers = None,
+    precision: Precision = "auto",
 ) -> None:
     """Embed a catalog into Parquet shards and build the FAISS candidate index (resumable)."""
     cfg = _build_config(
@@ -146,6 +154,7 @@ def build_index_cmd(
         batch_size=batch_size,
         overwrite=overwrite,
         workers=workers,
+        precision=precision,
     )
     from ..index.sources import build_index_from_source
 
@@ -199,6 +208,7 @@ def _build_config(ctx: typer.Context, pipeline: Path | None, **given: Any) -> An
         dtype=flag("dtype", base.dtype),
         shard_rows=flag("shard_rows", base.shard_rows),
         batch_size=flag("batch_size", base.batch_size),
+        precision=flag("precision", base.precision),
         overwrite=given["overwrite"],
         engine=engine,
         index=spec,
@@ -356,12 +366,15 @@ def add(
     upsert: Upsert = False,
     batch_size: Annotated[int, typer.Option(help="Images per model call.")] = 128,
     on_error: OnErrorFail = "fail",
+    precision: AddPrecision = None,
 ) -> None:
     """Embed new objects with the index's own model and add them (no retraining of FAISS)."""
     from ..index.writes import add_objects
 
     with opened_catalog(catalog, metadata, on_error, columns) as cat:
-        res = add_objects(index, cat, upsert=upsert, batch_size=batch_size, progress=RichProgress())
+        res = add_objects(
+            index, cat, upsert=upsert, batch_size=batch_size, progress=RichProgress(), precision=precision
+        )
     out.print(
         f"added {res.added:,} objects to [bold]{res.path}[/]"
         + (f" ({res.replaced:,} replaced)" if res.replaced else "")

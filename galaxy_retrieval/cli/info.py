@@ -137,7 +137,9 @@ def _index_info(path: Path, as_json: bool) -> None:
         t.add_row("random pairs", "not recorded (an older index): hits have no percentile")
     t.add_row(
         "model",
-        str((m.model or {}).get("preset", "—")) + f" sha256 {str((m.model or {}).get('sha256', ''))[:12]}",
+        str((m.model or {}).get("preset", "—"))
+        + f" sha256 {str((m.model or {}).get('sha256', ''))[:12]}"
+        + (f", embedded in {m.model['precision']}" if (m.model or {}).get("precision") else ""),
     )
     t.add_row("catalog", str(m.catalog.get("source")))
     if m.catalog.get("label_names"):

@@ -35,6 +35,7 @@ __all__ = [
     "MetadataCsv",
     "Columns",
     "Checkpoint",
+    "Precision",
     "AsJson",
     "OutputFormat",
     "opened_catalog",
@@ -57,6 +58,10 @@ MetadataCsv = Annotated[
 ]
 Columns = Annotated[str | None, typer.Option(help=COLUMNS_HELP)]
 Checkpoint = Annotated[Path | None, typer.Option(help="Use this checkpoint (must match the index).")]
+# a plain string: the choices (model.device.PRECISIONS) live beside torch; the library checks them
+Precision = Annotated[
+    str, typer.Option(help="auto (bf16 where the CPU/GPU has it natively, else fp32), fp32 or bf16.")
+]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 OnErrorFail = Annotated[OnError, typer.Option(help="Unreadable catalog images: fail, or skip and report.")]
 OutputFormat = Annotated[

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import typer
 
 from .errors import friendly
-from .options import AsJson, Columns, MetadataCsv, OnErrorFail, Suppress, opened_catalog
+from .options import AsJson, Columns, MetadataCsv, OnErrorFail, Precision, Suppress, opened_catalog
 from .render import RichProgress, render_eval, render_train, report_skipped
 
 app = typer.Typer()
@@ -135,9 +135,6 @@ DescriptorWeight = Annotated[
             "descriptor (0: off). Changes training only, not the vector's length."
         )
     ),
-]
-Precision = Annotated[
-    str, typer.Option(help="auto (bf16 where the CPU/GPU has it natively, else fp32), fp32 or bf16.")
 ]
 CompileMode = Annotated[
     str, typer.Option("--compile", help="torch.compile the model: auto (long runs), on or off.")

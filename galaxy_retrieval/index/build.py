@@ -10,7 +10,8 @@ manifest is written last, so a half-built directory is never taken for an index.
 The manifest's score weights (what the searcher reranks with) are the checkpoint's —
 learned ones when its training learned them (:attr:`Embedder.score_weights`) — unless
 ``BuildConfig.score_weights`` is given. Images are embedded exactly as the checkpoint's
-training saw them, source suppression included (:attr:`Embedder.suppress`).
+training saw them, source suppression included (:attr:`Embedder.suppress`), in the
+precision ``BuildConfig.precision`` resolves to (recorded in the manifest's model entry).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def build_index(
     from ..model import load_checkpoint
 
     out = Path(out)
-    embedder = load_checkpoint(checkpoint)
+    embedder = load_checkpoint(checkpoint, precision=cfg.precision)
     n = len(catalog)
     if n == 0:
         raise CatalogError(f"{catalog.path}: the catalog holds no objects; nothing to index")
@@ -91,6 +92,8 @@ def _build_state(embedder: Any, catalog: Any, n: int, cfg: BuildConfig) -> dict[
     }
     if embedder.suppress is not None:  # part of what the vectors are
         state["suppress_sources"] = embedder.suppress.to_dict()
+    if embedder.precision != "fp32":  # so is bf16 (absent: fp32, as states written before it)
+        state["precision"] = embedder.precision
     fast = _fast_ingest(cfg, catalog, embedder)
     if fast is not None:  # where boxes are measured and how the model is batched: part of the vectors too
         state["ingest"] = fast.to_dict()

@@ -51,6 +51,7 @@ from .layout import (
 )
 from .lock import directory_lock
 from .manifest import Manifest, ShardEntry
+from .metadata_map import prime_metadata_table, shard_keys
 from .ray_engine import build_ondisk_ray
 from .reference import REFERENCE_KEY, sample_reference
 from .shards import read_shard_embeddings
@@ -459,6 +460,10 @@ def finish(
         model_files=model_files_entry(out),
     )
     seconds["hash"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    # the searcher's memory-mapped metadata table, written now so the first open only maps it
+    prime_metadata_table([out / e.file for e in entries], shard_keys(entries))
+    seconds["metadata_cache"] = time.perf_counter() - t0
     manifest.write(out)
     (out / STATE_FILE).unlink(missing_ok=True)
     return manifest

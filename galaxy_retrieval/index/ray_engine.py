@@ -144,7 +144,14 @@ class _ShardEmbedder:
     """One Ray actor: the model and the catalog, loaded once; each call embeds whole shards."""
 
     def __init__(
-        self, checkpoint: str, catalog: Any, shard_dir: str, batch_size: int, dtype: str, device: str
+        self,
+        checkpoint: str,
+        catalog: Any,
+        shard_dir: str,
+        batch_size: int,
+        dtype: str,
+        device: str,
+        precision: str = "fp32",
     ) -> None:
         import ray
 
@@ -152,7 +159,7 @@ class _ShardEmbedder:
 
         # Ray resolves object refs given as arguments, but not inside containers
         self.catalog = ray.get(catalog) if isinstance(catalog, ray.ObjectRef) else catalog
-        self.embedder = load_checkpoint(checkpoint, device=device)
+        self.embedder = load_checkpoint(checkpoint, device=device, precision=precision)
         self.shard_dir = Path(shard_dir)
         self.batch_size = batch_size
         self.dtype = dtype
@@ -262,6 +269,8 @@ def embed_shards_ray(
             "batch_size": cfg.batch_size,
             "dtype": cfg.dtype,
             "device": "cuda" if gpus > 0 else "cpu",
+            # the driver's, resolved once: the manifest records it, and the local engine embeds so too
+            "precision": embedder.precision,
         }
         ds = _embedding_dataset(rd, pending, actor_kwargs, rc, cpus, gpus, workers)
         skipped: list[tuple[int, str]] = []

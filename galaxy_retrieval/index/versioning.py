@@ -8,7 +8,8 @@ Every write follows one protocol (``indexes/README.md``, "Writes"):
 2. write the files of version n+1 under new names (``embeddings/part-vNNNNN-*.parquet``,
    ``vectors-vNNNNN.npy``, ``faiss-vNNNNN.index``, ``deleted-vNNNNN.parquet``), each atomically;
    an add instead appends its rows to the vectors file after version n's (:mod:`.vectors`);
-3. write manifest n+1 atomically, last; only then remove the files version n alone used.
+3. write manifest n+1 atomically, last (after the searcher's metadata cache entry of its
+   shards, :mod:`.metadata_map`); only then remove the files version n alone used.
 
 A kill at any point before step 3 leaves manifest n, whose files are all still there (and
 whose vector rows are untouched), so the index answers as before, and a rerun writes the same
@@ -32,6 +33,7 @@ from ..errors import IndexFormatError
 from .directory import is_our_shard
 from .layout import EMBEDDINGS_DIR, FAISS_FILE, SHARD_GLOB, VECTORS_FILE, VERSIONED_GLOBS
 from .manifest import FORMAT_VERSION, Manifest, ShardEntry, read_manifest
+from .metadata_map import prime_metadata_table, shard_keys
 from .vectors import repair_vectors
 
 __all__ = [
@@ -92,6 +94,9 @@ def open_for_write(root: Path) -> Manifest:
 def commit_version(root: Path, old: Manifest, new: Manifest) -> Manifest:
     """Write ``new`` as the index's manifest, then remove the files only ``old`` named."""
     new = dataclasses.replace(new, format_version=FORMAT_VERSION)  # a write may use this package's layout
+    # the searcher's memory-mapped metadata of the new version, before it is published: its
+    # first open then maps it instead of writing it (a delete keeps the shards, so the key)
+    prime_metadata_table([root / s.file for s in new.shards], shard_keys(new.shards))
     new.write(root)
     now = {s.file for s in new.shards} | {
         p["file"] for p in (new.vectors, new.faiss, new.tombstones) if p and p.get("file")

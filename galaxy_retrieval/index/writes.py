@@ -23,7 +23,7 @@ from ..errors import CatalogError, CheckpointError, IndexFormatError
 from ..progress import NULL_PROGRESS, Progress
 from ..version import __version__
 from .candidates import add_to_faiss_index, load_faiss_index, write_faiss_index
-from .embed import embed_rows
+from .embed import embed_rows, index_precision
 from .layout import EMBEDDINGS_DIR, MODEL_DIR
 from .lock import directory_lock
 from .maintenance import compact_index, delete_objects, reindex
@@ -73,6 +73,7 @@ def add_objects(
     batch_size: int = 128,
     progress: Progress = NULL_PROGRESS,
     ingest: Any = "default",
+    precision: str | None = None,
 ) -> AddResult:
     """Embed ``catalog`` with the index's own model and append it: new shards, the vectors
     file extended, the vectors added to the FAISS index without training it again.
@@ -81,7 +82,9 @@ def add_objects(
     the old row is deleted (tombstoned) and the new one added. Everything that can be
     refused is checked before anything is written. ``ingest``: an image folder is read
     through the fast path (:class:`~galaxy_retrieval.ingest.IngestConfig`, as ``gr build-index``
-    does; None: in this process only)."""
+    does; None: in this process only). ``precision``: the model's (``auto``, ``fp32``,
+    ``bf16``); None: the one the index records (:func:`~.embed.index_precision`), so added
+    vectors are made as the index's own. The add's entry in the manifest records it."""
     from ..ingest import IngestConfig
     from ..model import load_checkpoint
 
@@ -101,7 +104,7 @@ def add_objects(
             raise CheckpointError(
                 f"{root}: the index has no model copy (built from shards), so new images cannot be embedded like its own"
             )
-        embedder = load_checkpoint(root / MODEL_DIR)
+        embedder = load_checkpoint(root / MODEL_DIR, precision=index_precision(m.model, precision))
         want = (m.model or {}).get("sha256")
         if want and embedder.sha256 != want:
             raise CheckpointError(
@@ -116,7 +119,9 @@ def add_objects(
             new_paths, skipped = _embed_shards(root, m, embedder, catalog, batch_size, progress, ingest)
             if not new_paths:
                 raise CatalogError(f"{catalog.path}: every image was unreadable; nothing added")
-            version, added, replaced = _append(root, m, state, new_paths, catalog.source)
+            version, added, replaced = _append(
+                root, m, state, new_paths, catalog.source, {"precision": embedder.precision}
+            )
         except Exception:
             # a refusal mid-way (an image the model cannot take, a full disk) leaves the
             # directory as it was; a kill leaves these files to the next write's sweep
@@ -249,7 +254,12 @@ def _embed_shards(
 
 
 def _append(
-    root: Path, m: Manifest, st: _AddState, new_paths: list[Path], source: str
+    root: Path,
+    m: Manifest,
+    st: _AddState,
+    new_paths: list[Path],
+    source: str,
+    how: dict[str, Any] | None = None,
 ) -> tuple[int, int, int]:
     """The new shards are written: extend the vectors, add to FAISS, tombstone replaced rows,
     write the manifest. Returns (version, rows added, rows replaced)."""
@@ -290,7 +300,10 @@ def _append(
         vectors=vectors,
         faiss={**(m.faiss or {}), **file_entry(faiss_out), "ntotal": int(index.ntotal)},
         tombstones=tomb,
-        catalog={**m.catalog, "added": [*m.catalog.get("added", []), {"source": source, "count": added_n}]},
+        catalog={
+            **m.catalog,
+            "added": [*m.catalog.get("added", []), {"source": source, "count": added_n, **(how or {})}],
+        },
     )
     commit_version(root, m, new)
     return version, added_n, len(st.clash)

@@ -15,7 +15,7 @@ from ..suppress import SuppressConfig
 from .backbone import Backbone
 from .checkpoint import load_model, weights_sha256
 from .config import ModelConfig
-from .device import autocast_for, pick_device
+from .device import autocast_for, memory_format, pick_device, resolve_precision
 from .fusion import DescriptorFusion
 from .preprocess import Preprocessing
 
@@ -57,6 +57,16 @@ class Embedder:
       model size and never suppresses.
     - :attr:`score_weights`: the weights the model was trained to be scored with (learned
       ones when the run learned them), the default of evaluation and index building.
+
+    ``precision`` (``auto``, ``fp32``, ``bf16``) is resolved once, by the rule training uses
+    (:func:`~.device.resolve_precision`): ``auto`` is bf16 autocast on CUDA and, for the polar
+    backbone, on CPUs with native bf16 (AMX, AVX512-BF16), where the polar model embeds
+    ~2.3-3× faster with unit vectors within cosine 0.9999 of float32's; float32 elsewhere
+    and for the ViT presets. bf16 on the CPU also puts the model and its inputs in
+    channels-last (~10 % faster there). ``fp32`` gives exactly the vectors of float32
+    inference. :attr:`precision` is the resolved one, recorded in :meth:`manifest_info`.
+    The model is moved, put in eval mode and (for bf16 on the CPU) changed to channels-last
+    in place.
     """
 
     def __init__(
@@ -69,9 +79,16 @@ class Embedder:
         path: str | Path | None = None,
         suppress: SuppressChoice = FROM_CHECKPOINT,
         fusion: DescriptorFusion | None | str = FROM_CHECKPOINT,
+        precision: str = "auto",
     ) -> None:
         self.device = pick_device(device)
-        self.model = model.to(self.device).eval()
+        self.precision = resolve_precision(precision, self.device, model.config.backbone)
+        if self.precision == "bf16" and self.device.type not in ("cuda", "cpu"):
+            raise ConfigError(
+                f"precision bf16 embeds on CUDA or the CPU, not on {self.device.type}; use fp32 or auto"
+            )
+        self._layout = memory_format(self.precision, self.device)
+        self.model = model.to(self.device).to(memory_format=self._layout).eval()
         self._sha256 = sha256
         self.meta = meta or {}
         self.path = None if path is None else str(path)
@@ -103,9 +120,10 @@ class Embedder:
         device: str | torch.device | None = "auto",
         meta: dict[str, Any] | None = None,
         suppress: SuppressChoice = FROM_CHECKPOINT,
+        precision: str = "auto",
     ) -> Embedder:
         """Wrap an in-memory model (tests, untrained baselines); sha256 is that of its weights."""
-        return cls(model, device=device, meta=meta, suppress=suppress)
+        return cls(model, device=device, meta=meta, suppress=suppress, precision=precision)
 
     @property
     def dim(self) -> int:
@@ -166,6 +184,8 @@ class Embedder:
             "fusion": None
             if self._fusion is None
             else {"descriptor": self._fusion.descriptor, "share": self._fusion.share},
+            # how the vectors were computed: queries and adds of the index embed the same way
+            "precision": self.precision,
         }
 
     @torch.inference_mode()
@@ -174,7 +194,8 @@ class Embedder:
         out = np.empty((x01.shape[0], self.dim), dtype=np.float32)
         for lo in range(0, x01.shape[0], batch_size):
             x = self.preprocessing.normalize(x01[lo : lo + batch_size].to(self.device, torch.float32))
-            with autocast_for(self.device):
+            x = x.contiguous(memory_format=self._layout)
+            with autocast_for(self.device, self.precision):
                 e = self.model.embed(x).float().cpu().numpy()
             if self._fusion is not None:
                 e = self._fusion.apply(e, x01[lo : lo + batch_size])
@@ -194,7 +215,7 @@ class Embedder:
 
     def __repr__(self) -> str:
         sup = ", suppress=on" if self.suppress is not None else ""
-        return f"Embedder(preset={self.model_config.name!r}, dim={self.dim}, device={self.device}{sup}, sha256={self.sha256[:12]}…)"
+        return f"Embedder(preset={self.model_config.name!r}, dim={self.dim}, device={self.device}, precision={self.precision}{sup}, sha256={self.sha256[:12]}…)"
 
 
 def load_checkpoint(
@@ -204,14 +225,23 @@ def load_checkpoint(
     expect: ModelConfig | str | None = None,
     suppress: SuppressChoice = FROM_CHECKPOINT,
     fusion: DescriptorFusion | None | str = FROM_CHECKPOINT,
+    precision: str = "auto",
 ) -> Embedder:
     """Open a run directory (``runs/NAME``) or a ``model.safetensors`` file as an :class:`Embedder`.
 
     ``suppress``: source suppression of ``embed`` — the checkpoint's training setting by
-    default, or a :class:`SuppressConfig`, or None (off) to override it.
+    default, or a :class:`SuppressConfig`, or None (off) to override it. ``precision``:
+    ``auto`` (bf16 where it is native and faster, see :class:`Embedder`), ``fp32`` or ``bf16``.
     Raises :class:`~galaxy_retrieval.errors.CheckpointError` naming the file when it is
     missing, corrupt, or (with ``expect``) of another preset or shape."""
     model, meta, weights, sha = load_model(path, expect=expect)
     return Embedder(
-        model, device=device, sha256=sha, meta=meta, path=weights, suppress=suppress, fusion=fusion
+        model,
+        device=device,
+        sha256=sha,
+        meta=meta,
+        path=weights,
+        suppress=suppress,
+        fusion=fusion,
+        precision=precision,
     )

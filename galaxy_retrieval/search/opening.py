@@ -18,7 +18,7 @@ from ..errors import IndexFormatError
 from ..index.candidates import load_faiss_index
 from ..index.layout import MANIFEST_NAME
 from ..index.manifest import Manifest, read_manifest
-from ..index.metadata_map import open_metadata_table
+from ..index.metadata_map import open_metadata_table, shard_keys
 from ..index.shards import check_shard_models
 from ..index.tombstones import read_tombstones
 from .lookup import CatalogLookup
@@ -69,6 +69,7 @@ def open_lookup(path: Path, manifest: Manifest, dead: np.ndarray) -> CatalogLook
     shard_paths = [path / s.file for s in manifest.shards]
     check_shard_models(shard_paths, (manifest.model or {}).get("sha256"), f"{path / MANIFEST_NAME}")
     # memory-mapped from the cache (index/metadata_map.py): file pages, not heap, so the
-    # process's anonymous memory does not grow with the catalog's metadata
-    keys = [f"{s.file}:{s.rows}:{s.sha256}" for s in manifest.shards]
-    return CatalogLookup(path, manifest, open_metadata_table(shard_paths, keys, manifest.count), dead)
+    # process's anonymous memory does not grow with the catalog's metadata; the writer of the
+    # version wrote the cache entry, so opening only maps it
+    table = open_metadata_table(shard_paths, shard_keys(manifest.shards), manifest.count)
+    return CatalogLookup(path, manifest, table, dead)

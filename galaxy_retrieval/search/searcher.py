@@ -76,13 +76,19 @@ class GalaxySearcher:
     # e.g. for benchmarks/filtered_query.py's sweep)
     scale_filtered_probe: bool = True
 
-    def __init__(self, path: Path, manifest: Manifest, checkpoint: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        manifest: Manifest,
+        checkpoint: str | Path | None = None,
+        precision: str | None = None,
+    ) -> None:
         self.path = path
         self.manifest = manifest
         self.weights = ScoreWeights.from_dict(manifest.score_weights)
         # scores of random catalog pairs: a hit's percentile among them (None: an older index)
         self.reference = ScoreReference.from_manifest(manifest.extra)
-        self.model = IndexModel(path, manifest, checkpoint)  # loaded on first use
+        self.model = IndexModel(path, manifest, checkpoint, precision)  # loaded on first use
         # one outlier pass at a time: two requests would both compute it and write one cache file
         self._outlier_lock = threading.Lock()
         # the files of the manifest's version: a write makes new ones, so this searcher keeps
@@ -113,15 +119,21 @@ class GalaxySearcher:
 
     @classmethod
     def open(
-        cls, path: str | Path, checkpoint: str | Path | None = None, verify: bool | None = None
+        cls,
+        path: str | Path,
+        checkpoint: str | Path | None = None,
+        verify: bool | None = None,
+        precision: str | None = None,
     ) -> GalaxySearcher:
         """Open an index directory, verifying it against its manifest.
 
         ``verify``: True hashes every file, False checks sizes only, None (default) hashes
         when the index is under 2 GiB. ``checkpoint`` overrides the model copy inside the
-        index; it must be the checkpoint the index was built with.
+        index; it must be the checkpoint the index was built with. ``precision`` (``auto``,
+        ``fp32``, ``bf16``) of query embedding; None: the one the index's vectors were made in
+        (its manifest's model entry).
         """
-        return open_version(Path(path), verify, lambda p, m: cls(p, m, checkpoint))
+        return open_version(Path(path), verify, lambda p, m: cls(p, m, checkpoint, precision))
 
     def __len__(self) -> int:
         """Objects the index can return (deleted ones excluded)."""

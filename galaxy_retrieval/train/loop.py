@@ -19,7 +19,7 @@ import torch
 from ..catalog.base import Catalog
 from ..errors import CheckpointError, GalaxyRetrievalError, TrainingDivergedError
 from ..model.checkpoint import save_weights
-from ..model.device import train_autocast
+from ..model.device import memory_format, train_autocast
 from ..model.layout import HISTORY_FILE, LAST_DIR, PLOT_FILE, WEIGHTS_FILE
 from ..model.preprocess import normalize
 from ..paths import check_output_dir, first_missing, remove_created_dirs
@@ -30,7 +30,7 @@ from .pairs import make_pair_batch, other_positions, pair_loss
 from .run_files import usage_meta, write_run_files
 from .setup import Run, set_up
 from .state import check_resumable, first_save_killed, has_run, load_train_state, save_train_state
-from .validate import criterion, memory_format, validate
+from .validate import criterion, validate
 
 __all__ = ["train", "TrainResult"]
 

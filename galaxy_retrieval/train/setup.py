@@ -15,7 +15,7 @@ from ..catalog.base import Catalog
 from ..errors import CatalogError, CheckpointError
 from ..model.backbone import Backbone
 from ..model.checkpoint import load_model
-from ..model.device import CPU_BF16_BACKBONES, pick_device, resolve_precision
+from ..model.device import CPU_BF16_BACKBONES, memory_format, pick_device, resolve_precision
 from ..model.fusion import DescriptorFusion, fit_fusion
 from ..model.layout import HISTORY_FILE, LAST_DIR, META_FILE, PLOT_FILE, WEIGHTS_FILE
 from ..model.registry import create_model
@@ -26,7 +26,7 @@ from .config import COMPILE_AUTO_MIN_IMAGES, TrainConfig
 from .data import ImageStore
 from .descriptor_target import DescriptorTarget, fit_descriptor_target
 from .splits import split_indices
-from .validate import ValSet, make_val_set, memory_format
+from .validate import ValSet, make_val_set
 
 __all__ = ["Run", "set_up"]
 

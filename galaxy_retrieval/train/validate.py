@@ -10,7 +10,7 @@ import torch
 
 from ..metrics import loose_accuracy, split_loose_accuracy
 from ..model.backbone import Backbone
-from ..model.device import resolve_precision, train_autocast
+from ..model.device import memory_format, resolve_precision, train_autocast
 from ..model.preprocess import normalize
 from ..score import ScoreWeights, score_torch
 from .augment import PairAugmenter
@@ -19,7 +19,7 @@ from .data import ImageStore
 from .losses import contrastive_loss, info_nce_loss
 from .pairs import other_positions
 
-__all__ = ["ValSet", "make_val_set", "validate", "memory_format", "criterion"]
+__all__ = ["ValSet", "make_val_set", "validate", "criterion"]
 
 
 @dataclass
@@ -48,14 +48,6 @@ def make_val_set(store: ImageStore, augmenter: PairAugmenter, seed: int, max_ima
         pos.append(_u8(augmenter.positive(a, g)))
         neg.append(_u8(augmenter.negative(o, g)))
     return ValSet(torch.cat(anchors), torch.cat(pos), torch.cat(neg))
-
-
-def memory_format(precision: str, device: torch.device) -> torch.memory_format:
-    """channels-last where bf16 runs on a CPU: oneDNN's AMX convolutions want NHWC, and
-    NCHW tensors are reordered at every layer otherwise (measured in benchmarks/train_speed.py)."""
-    if device.type == "cpu" and resolve_precision(precision, device) == "bf16":
-        return torch.channels_last
-    return torch.contiguous_format
 
 
 @torch.inference_mode()
