@@ -273,6 +273,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--measure-side", type=int, default=100)
     ap.add_argument("--paths", default="old,new-cold,new-warm,new-warm-main")
     ap.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="rounds over the paths (interleaved); each path's median round is reported",
+    )
+    ap.add_argument(
         "--precision",
         default="auto",
         choices=PRECISIONS,
@@ -302,10 +308,12 @@ def main(argv: list[str] | None = None) -> int:
         for folder in a.folder:
             meta = _subset(folder, a.n, tmp)
             boxes = tmp / f"boxes-{folder.name}"
-            runs = []
-            for p in paths:
-                runs.append(
-                    _run(
+            every: list[dict[str, Any]] = []
+            for rep in range(a.repeats):
+                for p in paths:
+                    if p == "new-cold":
+                        shutil.rmtree(boxes, ignore_errors=True)  # cold: no box measured yet
+                    r = _run(
                         p,
                         folder,
                         meta,
@@ -316,23 +324,15 @@ def main(argv: list[str] | None = None) -> int:
                         a.measure_side,
                         a.precision,
                     )
-                )
-                print(
-                    json.dumps(
-                        {
-                            k: runs[-1][k]
-                            for k in (
-                                "path",
-                                "precision",
-                                "images",
-                                "images_per_s",
-                                "cpu_cores_used",
-                                "load_average_end",
-                            )
-                        }
-                    ),
-                    flush=True,
-                )
+                    r["repeat"] = rep
+                    every.append(r)
+                    keys = ("path", "repeat", "precision", "images", "images_per_s", "cpu_cores_used")
+                    print(json.dumps({k: r[k] for k in (*keys, "load_average_end")}), flush=True)
+            # each path's median round (by images/s): one noisy round moves no ratio
+            runs = []
+            for p in paths:
+                mine = sorted((r for r in every if r["path"] == p), key=lambda r: r["images_per_s"])
+                runs.append(mine[(len(mine) - 1) // 2])
             by = {r["path"]: r for r in runs}
             ratios = {
                 f"{p}_over_old": round(by[p]["images_per_s"] / by["old"]["images_per_s"], 2)
@@ -360,6 +360,13 @@ def main(argv: list[str] | None = None) -> int:
                 "folder": str(folder),
                 "images": runs[0]["images"],
                 "runs": runs,
+                "rounds": [
+                    {
+                        k: r[k]
+                        for k in ("path", "repeat", "images_per_s", "cpu_cores_used", "load_average_start")
+                    }
+                    for r in every
+                ],
                 "ratios": ratios,
                 "old_stages_ms_per_image": stages,
                 "box_moves": moves,
@@ -383,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
             "n": a.n,
             "paths": paths,
             "stage_sample": a.stage_sample,
+            "repeats": a.repeats,
         },
         "folders": results,
     }
