@@ -658,7 +658,12 @@ def bench_ingest() -> str:
     out = [
         f"`{p['preset']}` preset (untrained weights: speed only), `auto` framing, boxes measured at ≥ {p['measure_side']} px, "
         f"{m.get('cpus_usable')} usable CPUs ({m.get('cpu')}); commit `{str(d['commit'])[:12]}`; load average "
-        f"{m.get('load_average_start')} at the start, {d.get('load_average_end')} at the end (other jobs shared the CPUs).",
+        f"{m.get('load_average_start')} at the start, {d.get('load_average_end')} at the end"
+        + (
+            f"; each path's median of {p['repeats']} interleaved rounds (images/s of every round below the table)."
+            if p.get("repeats", 1) > 1
+            else " (other jobs shared the CPUs)."
+        ),
         "",
         "| folder | path | images/s | × old | CPU cores busy | decode | framing | resize | embed | write | boxes measured / reused | load at end |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -690,6 +695,17 @@ def bench_ingest() -> str:
                 f"{'1' if r['path'] == 'old' else ('—' if ratio is None else f'**{ratio:.2f}×**')} | {r['cpu_cores_used']:.2f} | "
                 + " | ".join(cells)
                 + f" | {boxes} | {load} |"
+            )
+    rounds = [(name, f["rounds"]) for name, f in d["folders"].items() if f.get("rounds")]
+    if rounds and p.get("repeats", 1) > 1:
+        out += ["", "Every round, images/s in round order:", ""]
+        for name, rs in rounds:
+            per: dict[str, list[str]] = {}
+            for r in rs:
+                per.setdefault(r["path"], []).append(f"{r['images_per_s']:.0f}")
+            out.append(
+                f"- {name}: "
+                + "; ".join(f"{_INGEST_PATHS.get(k, k)} {' / '.join(v)}" for k, v in per.items())
             )
     moves = [(name, f["box_moves"]) for name, f in d["folders"].items() if f.get("box_moves")]
     if moves:
