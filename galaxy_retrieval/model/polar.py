@@ -45,10 +45,13 @@ class _CircularConv(nn.Module):
 
     def __init__(self, cin: int, cout: int, stride: int | tuple[int, int]) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(cin, cout, 3, stride, 0, bias=False)
+        # the zeros along radius are the convolution's own padding; only the angle wraps
+        self.conv = nn.Conv2d(cin, cout, 3, stride, padding=(1, 0), bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.pad(F.pad(x, (1, 1, 0, 0), mode="circular"), (0, 0, 1, 1)))
+        # one copy (a concatenation) instead of two padding passes: F.pad's circular mode
+        # was a quarter of the model's CPU time at inference
+        return self.conv(torch.cat([x[..., -1:], x, x[..., :1]], dim=-1))
 
 
 class _Block(nn.Module):
