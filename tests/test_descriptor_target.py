@@ -40,7 +40,7 @@ def test_head_starts_at_the_ridge_solution_and_its_loss_reaches_the_backbone(blo
     ims = blobs.get_batch(np.arange(48)).images
     x = torch.nn.functional.interpolate(torch.from_numpy(ims).permute(0, 3, 1, 2).float(), size=32)
     store = _Store(x.round().clamp(0, 255).to(torch.uint8).numpy())
-    target = fit_descriptor_target(model, store, cfg.preprocessing, torch.device("cpu"))
+    target = fit_descriptor_target(model, store, torch.device("cpu"))
     assert target.targets.shape == (48, 432)
     # standardised over the store: each component has mean 0
     np.testing.assert_allclose(target.targets.mean(0).numpy(), 0.0, atol=1e-4)

@@ -61,7 +61,7 @@ class Embedder:
     ``precision`` (``auto``, ``fp32``, ``bf16``) is resolved once, by the rule training uses
     (:func:`~.device.resolve_precision`): ``auto`` is bf16 autocast on CUDA and, for the polar
     backbone, on CPUs with native bf16 (AMX, AVX512-BF16), where the polar model embeds
-    ~2.3-3× faster with unit vectors within cosine 0.9999 of float32's; float32 elsewhere
+    ~2.3-3× faster with unit vectors within cosine 0.9995 of float32's on real cutouts; float32 elsewhere
     and for the ViT presets. bf16 on the CPU also puts the model and its inputs in
     channels-last (~10 % faster there). ``fp32`` gives exactly the vectors of float32
     inference. :attr:`precision` is the resolved one, recorded in :meth:`manifest_info`.

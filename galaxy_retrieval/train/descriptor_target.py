@@ -21,7 +21,7 @@ import torch
 
 from ..descriptors import polar_fourier_features
 from ..model.fusion import standardisation
-from ..model.preprocess import normalize
+from .validate import embed_uint8
 
 __all__ = ["DescriptorTarget", "fit_descriptor_target"]
 
@@ -85,20 +85,21 @@ def _descriptors(images_uint8) -> np.ndarray:
     return ((d - mu) / sd).astype(np.float32)
 
 
-@torch.no_grad()
-def _embeddings(model, store, preprocessing, device) -> torch.Tensor:
+def _embeddings(model, store, device) -> torch.Tensor:
+    """Unit float32 vectors of every image in ``store``, in eval mode (the fit's batch norm
+    uses its running statistics, as the searcher will)."""
     was_training = model.training
     model.eval()
     n = len(store)
-    out = []
-    for lo in range(0, n, _CHUNK):
-        x = store.get(torch.arange(lo, min(n, lo + _CHUNK))).to(device).float() / 255.0
-        out.append(_unit(model.embed(normalize(x, preprocessing)).float()).cpu())
+    out = [
+        embed_uint8(model, store.get(torch.arange(lo, min(n, lo + _CHUNK))), device, "fp32")
+        for lo in range(0, n, _CHUNK)
+    ]
     model.train(was_training)
-    return torch.cat(out)
+    return _unit(torch.cat(out))
 
 
-def fit_descriptor_target(model, store, preprocessing, device, fit_head: bool = True) -> DescriptorTarget:
+def fit_descriptor_target(model, store, device, fit_head: bool = True) -> DescriptorTarget:
     """Descriptors of the training images in ``store`` and a head fitted to them by ridge
     regression on ``model``'s current embeddings (eval mode, float32) when ``fit_head``;
     otherwise a zero head (predicting the mean). A randomly initialised network embeds
@@ -112,7 +113,7 @@ def fit_descriptor_target(model, store, preprocessing, device, fit_head: bool = 
             target.head.weight.zero_()
             target.head.bias.zero_()
         return target.to(device)
-    z = _embeddings(model, store, preprocessing, device).double()
+    z = _embeddings(model, store, device).double()
     target = DescriptorTarget(d, z.shape[1])
     zm, dm = z.mean(0), d.double().mean(0)
     zc, dc = z - zm, d.double() - dm

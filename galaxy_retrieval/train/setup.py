@@ -93,9 +93,7 @@ def set_up(
     model = model.to(memory_format=memory_format(precision, device))
     descriptor = None
     if cfg.descriptor_weight > 0:
-        descriptor = fit_descriptor_target(
-            model, tr, mcfg.preprocessing, device, fit_head=cfg.init is not None
-        )
+        descriptor = fit_descriptor_target(model, tr, device, fit_head=cfg.init is not None)
         progress.log(
             f"descriptor target: polar Fourier ({descriptor.targets.shape[1]} components) of {len(tr)} "
             f"training images, weight {cfg.descriptor_weight:g}"

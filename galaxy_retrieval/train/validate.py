@@ -19,7 +19,7 @@ from .data import ImageStore
 from .losses import contrastive_loss, info_nce_loss
 from .pairs import other_positions
 
-__all__ = ["ValSet", "make_val_set", "validate", "criterion"]
+__all__ = ["ValSet", "make_val_set", "validate", "criterion", "embed_uint8"]
 
 
 @dataclass
@@ -51,9 +51,11 @@ def make_val_set(store: ImageStore, augmenter: PairAugmenter, seed: int, max_ima
 
 
 @torch.inference_mode()
-def _embed_u8(
+def embed_uint8(
     model: Backbone, x: torch.Tensor, device: torch.device, precision: str = "auto", chunk: int = 256
 ) -> torch.Tensor:
+    """uint8 model-size images (B, 3, S, S) → float32 vectors on the CPU, ``chunk`` at a time,
+    in the run's precision and layout (the caller sets train or eval mode)."""
     out = []
     layout = memory_format(precision, device)
     for lo in range(0, x.shape[0], chunk):
@@ -81,9 +83,9 @@ def validate(
     was_training = model.training
     model.eval()
     prec = resolve_precision(cfg.precision, device, model.config.backbone) if precision is None else precision
-    za = _embed_u8(model, val.anchors, device, prec)
-    zp = _embed_u8(model, val.positives, device, prec)
-    zn = _embed_u8(model, val.negatives, device, prec)
+    za = embed_uint8(model, val.anchors, device, prec)
+    zp = embed_uint8(model, val.positives, device, prec)
+    zn = embed_uint8(model, val.negatives, device, prec)
     model.train(was_training)
     s = torch.cat([score_torch(za, zp, w), score_torch(za, zn, w)])
     y = torch.cat([torch.ones(len(za)), torch.zeros(len(za))])
