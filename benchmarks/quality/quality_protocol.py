@@ -200,6 +200,29 @@ VARIANTS: dict[str, Variant] = {
             note="initialised from the shipped model, descriptor target weight 3",
             overrides=(("init", "pretrained"), ("descriptor_weight", 3.0)),
         ),
+        # the two descriptor-side changes together: the embedding trained to predict the polar
+        # Fourier descriptor, and the descriptor fused into the indexed vector (share 0.1, chosen
+        # on the simulated catalog: model/fusion.py)
+        Variant(
+            "finetune-desc3-fused",
+            defaults=True,
+            note="initialised from the shipped model, descriptor target weight 3, descriptor fusion share 0.1",
+            overrides=(("init", "pretrained"), ("descriptor_weight", 3.0), ("fusion_share", 0.1)),
+        ),
+        # a decaying learning rate over a fixed schedule instead of a constant one cut by
+        # early stopping
+        Variant(
+            "finetune-desc3-cos",
+            defaults=True,
+            note="initialised from the shipped model, descriptor target weight 3, cosine learning rate over 20 epochs",
+            overrides=(
+                ("init", "pretrained"),
+                ("descriptor_weight", 3.0),
+                ("lr_schedule", "cosine"),
+                ("epochs", 20),
+                ("patience", 20),
+            ),
+        ),
         # a smaller per-band gain change keeps more of a galaxy's colour in the vector (colour
         # is what tells a red elliptical from a blue disc at 64 px)
         Variant(
