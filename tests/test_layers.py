@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1] / "galaxy_retrieval"
 #: Bottom to top. A unit (a top-level module or subpackage) may import only units of lower
 #: layers. Units in one layer do not import each other.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "version"),
+    ("errors", "version", "sources"),
     ("atomic", "paths", "progress", "score", "framing", "suppress", "pipeline_file"),
     ("catalog", "metrics", "descriptors"),
     ("model", "viz", "synth", "fetch"),

@@ -212,6 +212,28 @@ def test_sep_failure_retries_then_gives_up(monkeypatch):
     np.testing.assert_array_equal(suppress_sources(img), img)
 
 
+def test_the_pixel_buffer_is_sized_to_each_image_so_a_large_source_never_overflows_it():
+    import sep
+
+    from galaxy_retrieval.framing import Framing, frame_box
+
+    img, _ = _scene()
+    want = detect_sources(img)
+    rng = np.random.default_rng(0)
+    frame_box(rng.integers(0, 40, (40, 40, 3), dtype=np.uint8), Framing(mode="auto"))
+    assert sep.get_extract_pixstack() == 40 * 40  # sized to the small image (~0.65 ms saved a call)
+    # then an image whose central source covers thousands of pixels: the buffer grows to it,
+    # no retry at a higher threshold
+    big = _stretch(_galaxy(flux=2e6, re=30.0))
+    det = detect_sources(big)
+    assert (
+        det.thresh == SuppressConfig().thresh and det.central > 0 and (det.segmap == det.central).sum() > 1600
+    )
+    assert sep.get_extract_pixstack() == big.shape[0] * big.shape[1]
+    got = detect_sources(img)
+    np.testing.assert_array_equal(got.segmap, want.segmap)
+
+
 def test_config_round_trip():
     cfg = SuppressConfig(thresh=2.0, keep_radius=0.25, fill="background")
     assert SuppressConfig.from_dict(cfg.to_dict()) == cfg

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import CatalogError, ConfigError
+from ..sources import extract_sources
 from .config import SuppressConfig
 
 # Images smaller than this (either side) are returned as they are: too few pixels for a
 # background estimate, and nothing a retrieval model would see anyway.
 _MIN_SIZE = 8
-# sep.extract failures (pixel buffer full, deblending overflow) are retried with the
+# sep.extract failures (deblending overflow) are retried with the
 # threshold multiplied by this, this many times, before giving up on the image.
 _RETRY_FACTOR = 2.0
 _RETRIES = 3
@@ -93,28 +94,20 @@ def _family(segmap: np.ndarray, label: int, n: int) -> np.ndarray:
 
 
 def _extract(det: np.ndarray, rms: float, cfg: SuppressConfig) -> tuple[np.ndarray, np.ndarray, float] | None:
-    import sep
-
-    # The pixel buffer must hold a whole footprint; a big image with one huge source
-    # would overflow the default. Raising a capacity is harmless to other callers.
-    if sep.get_extract_pixstack() < det.size:
-        sep.set_extract_pixstack(int(det.size))
-    thresh = cfg.thresh
-    for _ in range(_RETRIES + 1):
-        try:
-            objs, seg = sep.extract(
-                det,
-                thresh,
-                err=rms,
-                minarea=cfg.minarea,
-                deblend_nthresh=cfg.deblend_nthresh,
-                deblend_cont=cfg.deblend_cont,
-                segmentation_map=True,
-            )
-            return objs, seg.astype(np.int32, copy=False), thresh
-        except Exception:  # sep raises a bare Exception: buffer full, deblend overflow
-            thresh *= _RETRY_FACTOR
-    return None
+    got = extract_sources(
+        det,
+        cfg.thresh,
+        err=rms,
+        minarea=cfg.minarea,
+        deblend_nthresh=cfg.deblend_nthresh,
+        deblend_cont=cfg.deblend_cont,
+        tries=_RETRIES + 1,
+        factor=_RETRY_FACTOR,
+    )
+    if got is None:
+        return None
+    objs, seg, thresh = got
+    return objs, seg.astype(np.int32, copy=False), thresh
 
 
 def _empty(shape: tuple[int, int]) -> Detection:
