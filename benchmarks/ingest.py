@@ -270,7 +270,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--workers", type=int, default=None, help="ingest worker processes (default: one per usable CPU)"
     )
-    ap.add_argument("--measure-side", type=int, default=100)
+    ap.add_argument(
+        "--measure-side",
+        type=int,
+        default=None,
+        help="IngestConfig.measure_side (default: the package's, framing.MEASURE_SIDE)",
+    )
     ap.add_argument("--paths", default="old,new-cold,new-warm,new-warm-main")
     ap.add_argument(
         "--repeats",
@@ -289,6 +294,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--out-json", type=Path, default=ROOT / "benchmarks" / "results" / "ingest.json")
     a = ap.parse_args(argv)
+    if a.measure_side is None:
+        from galaxy_retrieval.ingest import IngestConfig
+
+        a.measure_side = IngestConfig().measure_side
 
     import torch
 

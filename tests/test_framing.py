@@ -173,3 +173,96 @@ def test_framing_cut_is_the_one_cut_for_every_mode():
     assert torch.equal(
         images_to_float(np.stack([scene]), 16, framing=auto), images_to_float([box.cut(scene)], 16)
     )
+
+
+def test_the_measuring_scale_is_the_power_of_two_a_jpeg_draft_decode_has():
+    from galaxy_retrieval.catalog.images import draft_scale
+    from galaxy_retrieval.framing import MEASURE_SIDE, measure_scale
+
+    assert MEASURE_SIDE == 64
+    # 128-px SDSS cutouts at 64 px, 424-px GZ2 ones at 106 px, 256-px DECaLS ones at 64 px
+    assert [measure_scale(s, s) for s in (63, 100, 127, 128, 256, 424, 1024)] == [1, 1, 1, 2, 4, 4, 16]
+    assert measure_scale(424, 300) == 4 and measure_scale(424, 424, side=0) == 1
+    for s in (100, 128, 256, 424, 1024):  # the decoder stops at 1/8; binning goes on from there
+        assert draft_scale(s, s, MEASURE_SIDE) == min(8, measure_scale(s, s))
+
+
+def _reference_detection_image(a: np.ndarray, f: int) -> np.ndarray:
+    """The channel sum in float64, averaged over f × f blocks (what framing measured on)."""
+    det = a.astype(np.float64).sum(axis=2)
+    hb, wb = det.shape[0] // f, det.shape[1] // f
+    return det[: hb * f, : wb * f].reshape(hb, f, wb, f).mean(axis=(1, 3))
+
+
+@pytest.mark.parametrize("f", [1, 2, 4, 8])
+def test_the_binned_detection_image_is_the_float_block_mean_exactly(f):
+    from galaxy_retrieval.framing import _detection_image
+
+    rng = np.random.default_rng(f)
+    for shape in ((128, 128, 3), (131, 97, 3), (64, 80, 1)):
+        a = rng.integers(0, 256, shape, dtype=np.uint8)
+        assert np.array_equal(_detection_image(a, f), _reference_detection_image(a, f))
+    a = rng.random((40, 48, 3))  # float pixels: summed as floats
+    np.testing.assert_allclose(_detection_image(a, f), _reference_detection_image(a, f), rtol=1e-12)
+
+
+def _reference_petrosian(data, x, y, usable, eta):
+    """The Petrosian radius as first written (whole-image index grids, masked gathers)."""
+    h, w = data.shape
+    yy, xx = np.indices((h, w))
+    ri = np.floor(np.hypot(xx - x, yy - y)).astype(np.int64)
+    rmax = int(min(x, y, w - 1 - x, h - 1 - y)) + 1
+    sel = usable & (ri < rmax)
+    if rmax < 3 or not sel.any():
+        return None
+    s = np.bincount(ri[sel], weights=data[sel], minlength=rmax)[:rmax]
+    n = np.bincount(ri[sel], minlength=rmax)[:rmax].astype(np.float64)
+    ok = n > 0
+    if not ok.all():
+        idx = np.arange(rmax)
+        mu = np.interp(idx, idx[ok], s[ok] / n[ok])
+        n = np.where(ok, n, 2 * np.pi * (idx + 0.5))
+        s = np.where(ok, s, mu * n)
+    local = np.convolve(np.pad(s / n, 1, mode="edge"), np.ones(3) / 3, mode="valid")
+    inner = np.cumsum(s) / np.cumsum(n)
+    below = np.nonzero((np.arange(rmax) >= 2) & (inner > 0) & (local <= eta * inner))[0]
+    return float(rmax) if below.size == 0 else float(below[0]) + 0.5
+
+
+def test_the_petrosian_radius_is_the_reference_one_exactly():
+    from galaxy_retrieval.framing import _petrosian_radius
+
+    rng = np.random.default_rng(3)
+    for t in range(300):
+        h, w = int(rng.integers(8, 100)), int(rng.integers(8, 100))
+        x, y = float(rng.uniform(-1, w)), float(rng.uniform(-1, h))
+        if t % 4 == 0:
+            x, y = float(round(x)), float(round(y))  # whole-pixel centres: exact distances
+        yy, xx = np.indices((h, w))
+        data = rng.normal(0, 1, (h, w)) + 50 * np.exp(-np.hypot(xx - x, yy - y) / rng.uniform(1, 10))
+        usable = rng.random((h, w)) > rng.uniform(0, 0.6)
+        assert _petrosian_radius(data, x, y, usable, 0.2) == _reference_petrosian(data, x, y, usable, 0.2)
+
+
+def test_a_small_galaxy_is_measured_again_finer_and_a_large_one_once_at_the_coarse_scale(monkeypatch):
+    import galaxy_retrieval.framing as framing
+
+    sides: list[int] = []
+    measure = framing._measure
+    monkeypatch.setattr(framing, "_measure", lambda det, *a: sides.append(det.shape[0]) or measure(det, *a))
+    f = Framing(mode="auto", margin=1.49)  # a setting of its own: not in frame_box's cache
+    # R_P ≈ 11 px in a 128-px frame: 5 px when binned by 2, too few: remeasured at full size
+    small = _scene(128, 3.0, 63.5, 63.5)
+    assert frame_box(small, f) == framing.measure_box(small, f, (128, 128), side=0)
+    assert sides == [64, 128, 128]
+    # a 256-px frame binned by 4: R_P ≈ 14 px is 3.6 binned pixels, remeasured unbinned
+    sides.clear()
+    tiny = _scene(256, 4.0, 127.5, 127.5)
+    assert frame_box(tiny, f) == framing.measure_box(tiny, f, (256, 256), side=0)
+    assert sides == [64, 256, 256]
+    # R_P ≈ 29 px: 14 binned pixels, resolved at 64 px; within a few pixels of the full-size box
+    sides.clear()
+    large = _scene(128, 8.0, 63.5, 63.5)
+    coarse, exact = frame_box(large, f), framing.measure_box(large, f, (128, 128), side=0)
+    assert sides == [64, 128]
+    assert abs(coarse.side - exact.side) <= 0.1 * exact.side

@@ -13,11 +13,18 @@ import torch
 from galaxy_retrieval.catalog.folder import FolderCatalog
 from galaxy_retrieval.catalog.images import read_image, read_image_reduced
 from galaxy_retrieval.errors import ImageReadError
-from galaxy_retrieval.framing import Framing, frame_box, measure_box
+from galaxy_retrieval.framing import MEASURE_SIDE, Framing, frame_box, measure_box
 from galaxy_retrieval.index.build import BuildConfig, build_index
 from galaxy_retrieval.index.candidates import IndexSpec
 from galaxy_retrieval.index.shards import read_shard_embeddings
-from galaxy_retrieval.ingest import BoxStore, IngestConfig, IngestStats, embed_prepared, prepare_rows
+from galaxy_retrieval.ingest import (
+    BoxStore,
+    IngestConfig,
+    IngestStats,
+    embed_prepared,
+    prepare_file,
+    prepare_rows,
+)
 from galaxy_retrieval.model import Embedder, build_model, preset, save_weights
 
 CUTOUTS = Path(__file__).parent / "cutouts"
@@ -77,36 +84,52 @@ def test_boxes_measured_on_the_reduced_decode_move_a_few_pixels_and_equal_boxes_
     moves = []
     for p in sorted(CUTOUTS.glob("*.jpg")):
         full = read_image(p)
-        small, shape = read_image_reduced(p, 100)
-        ref = frame_box(full, AUTO)
-        box = measure_box(small, AUTO, shape)
+        ref = frame_box(full, AUTO)  # the in-memory path: the full decode, binned
+        box = prepare_file(str(p), 64, AUTO, None, MEASURE_SIDE).box  # the ingest path
+        small, shape = read_image_reduced(p, MEASURE_SIDE, min_reduction=4)
         if full.shape[0] >= 400:
-            assert small.shape[:2] == (106, 106)  # a 424-px JPEG decoded at 1/4
+            assert small.shape[:2] == (106, 106)  # a 424-px JPEG decoded at 1/4: measured on it
+            assert box == measure_box(small, AUTO, shape)
         else:
-            assert small.shape == full.shape  # 128 px: already small, measured as before
+            assert small.shape == full.shape  # 128 px: decoded whole, binned by 2 as in memory
             assert box == ref
         assert box.found == ref.found
         edge = max(abs(box.top - ref.top), abs(box.left - ref.left), abs(box.side - ref.side))
         moves.append((p.name, full.shape[0], ref.side, edge, edge / ref.side))
     for name, size, side, edge, rel in moves:
         print(f"{name}: {size} px, box side {side}, largest edge move {edge} px ({rel:.1%} of the side)")
-    # measured: the box's edges move by ~2 % of its side at the median (tests/README: 5 px of 225)
+    # the JPEG's 1/4 decode against the full decode binned by 4: a few pixels (~2 % of the side)
     assert max(m[4] for m in moves) < 0.12
     # where the box is the same, the vector is the in-memory path's
     cat = FolderCatalog(_folder(tmp_path))
     old, boxes = _old_vectors(embedder, cat)
-    new = _new_vectors(embedder, cat, IngestConfig(workers=0, measure_side=100, boxes=None))
+    new = _new_vectors(embedder, cat, IngestConfig(workers=0, boxes=None))
     same = [
         i
-        for i, p in enumerate(cat.file_names(range(len(cat))))
-        if measure_box(read_image_reduced(cat.file_of(i), 100)[0], AUTO, read_image(cat.file_of(i)).shape[:2])
-        == boxes[i]
+        for i in range(len(cat))
+        if prepare_file(str(cat.file_of(i)), 64, AUTO, None, MEASURE_SIDE).box == boxes[i]
     ]
-    assert same  # the 128-px files at least
+    assert len(same) >= 4  # the 128-px files at least
     np.testing.assert_allclose(new[same], old[same], rtol=0, atol=1e-5)
     # and where it moved, the vector moved little: cosine similarity of an untrained model's vectors
     cos = (new * old).sum(1) / np.linalg.norm(new, axis=1) / np.linalg.norm(old, axis=1)
     assert cos.min() > 0.99, cos
+
+
+def test_a_small_galaxy_in_a_large_jpeg_is_measured_on_the_full_decode_as_in_memory(tmp_path):
+    from PIL import Image
+
+    # an exponential disc of scale length 6 px (R_P ≈ 22 px) in a 424-px frame: 5.4 px on
+    # the 1/4 decode, too few to measure a radius on: measured again on the full decode
+    rng = np.random.default_rng(0)
+    yy, xx = np.indices((424, 424))
+    sky = 10 + 200 * np.exp(-np.hypot(xx - 211.5, yy - 211.5) / 6.0) + rng.normal(0, 2, (424, 424))
+    p = tmp_path / "small.jpg"
+    Image.fromarray(np.repeat(np.clip(sky, 0, 255).astype(np.uint8)[:, :, None], 3, 2)).save(p, quality=95)
+    got = prepare_file(str(p), 64, AUTO, None, MEASURE_SIDE)
+    assert got.box == frame_box(read_image(p), AUTO) and got.box.found
+    assert 0.85 * 3 * 3.6 * 6 <= got.box.side <= 1.2 * 3 * 3.6 * 6  # 2 × margin × R_P
+    assert got.framing_s > 0 and got.decode_s > 0
 
 
 def test_the_box_store_measures_each_image_once_across_processes_and_settings(tmp_path, embedder):
@@ -119,10 +142,10 @@ def test_the_box_store_measures_each_image_once_across_processes_and_settings(tm
     assert (second.framing.measured, second.framing.reused) == (0, 20)
     assert second.framing_s == 0.0
     np.testing.assert_array_equal(a, b)
-    store = BoxStore(tmp_path / "boxes", AUTO, 100)
+    store = BoxStore(tmp_path / "boxes", AUTO, MEASURE_SIDE)
     assert len(store) == 20
     # another framing setting, another measurement size: boxes of their own
-    assert len(BoxStore(tmp_path / "boxes", Framing.parse("auto:2"), 100)) == 0
+    assert len(BoxStore(tmp_path / "boxes", Framing.parse("auto:2"), MEASURE_SIDE)) == 0
     assert len(BoxStore(tmp_path / "boxes", AUTO, 0)) == 0
     # a damaged segment is measured again, not trusted
     for seg in store.dir.glob("seg-*.parquet"):

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, ImageReadError
+from ..framing import measure_scale
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -190,24 +191,25 @@ def read_image(path: str | Path) -> np.ndarray:
     return _read(Path(path), None)[0]
 
 
-def read_image_reduced(path: str | Path, min_side: int) -> tuple[np.ndarray, tuple[int, int]]:
+def read_image_reduced(
+    path: str | Path, min_side: int, min_reduction: int = 2
+) -> tuple[np.ndarray, tuple[int, int]]:
     """Decode one image file at reduced size where the format allows it, cheaply: a JPEG
     whose shorter side is at least twice ``min_side`` is decoded at 1/2, 1/4 or 1/8 scale
     (Pillow's ``draft``: the DCT is scaled, so most of the decoding work is skipped), the
-    largest reduction that keeps the shorter side ≥ ``min_side``. Other formats are decoded
-    whole. Returns uint8 (h, w, 3) and the file's full (H, W)."""
-    return _read(Path(path), int(min_side))
+    largest reduction that keeps the shorter side ≥ ``min_side``, when it is at least
+    ``min_reduction``. Other formats are decoded whole. Returns uint8 (h, w, 3) and the
+    file's full (H, W)."""
+    return _read(Path(path), int(min_side), int(min_reduction))
 
 
 def draft_scale(width: int, height: int, min_side: int) -> int:
-    """The JPEG draft reduction (1, 2, 4 or 8) that keeps the shorter side ≥ ``min_side``."""
-    for s in (8, 4, 2):
-        if min(width, height) // s >= min_side:
-            return s
-    return 1
+    """The JPEG draft reduction (1, 2, 4 or 8) that keeps the shorter side ≥ ``min_side``:
+    framing's own binning (:func:`~galaxy_retrieval.framing.measure_scale`), at most 8."""
+    return min(8, measure_scale(height, width, min_side))
 
 
-def _read(p: Path, min_side: int | None) -> tuple[np.ndarray, tuple[int, int]]:
+def _read(p: Path, min_side: int | None, min_reduction: int = 2) -> tuple[np.ndarray, tuple[int, int]]:
     if not p.is_file():
         raise ImageReadError(p, "no such file")
     if _is_fits(p):
@@ -235,7 +237,7 @@ def _read(p: Path, min_side: int | None) -> tuple[np.ndarray, tuple[int, int]]:
             full = (im.height, im.width)
             if min_side is not None and im.format == "JPEG":
                 k = draft_scale(im.width, im.height, min_side)
-                if k > 1:
+                if k >= max(2, min_reduction):
                     im.draft(im.mode, (im.width // k, im.height // k))
             im.load()  # decode now: truncated files fail here, not later
             mode = im.mode

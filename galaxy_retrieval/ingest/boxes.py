@@ -30,7 +30,8 @@ from ..framing import Box, Framing
 __all__ = ["BoxStore", "setting_key", "file_key", "BOX_ALGORITHM"]
 
 #: bump when the measurement changes (framing.py): boxes of older code are then measured again
-BOX_ALGORITHM = 1
+#: (2: the in-memory path bins by framing.measure_scale, powers of two down to MEASURE_SIDE)
+BOX_ALGORITHM = 2
 _MERGE_AT = 16
 
 

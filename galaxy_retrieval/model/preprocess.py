@@ -20,6 +20,7 @@ training set into RAM at model resolution); step 4 is :meth:`Preprocessing.norma
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -208,9 +209,9 @@ def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def _from_hwc(arr: np.ndarray, device: torch.device | str | None) -> torch.Tensor:
-    return (
-        torch.from_numpy(np.ascontiguousarray(arr)).to(device=device).permute(0, 3, 1, 2).float().div_(255.0)
-    )
+    # writable too: a decoded image can be a read-only view, which torch warns about
+    arr = np.require(arr, requirements=("C", "W"))
+    return torch.from_numpy(arr).to(device=device).permute(0, 3, 1, 2).float().div_(255.0)
 
 
 def images_to_float(
@@ -239,14 +240,21 @@ def images_to_float(
     views = framing.cut(_rgb_batch(images), stats)
     if isinstance(views, np.ndarray):  # one batch, one box
         return _resize(_from_hwc(views, device), size).clamp_(0.0, 1.0)
-    out = torch.empty((len(views), 3, size, size), dtype=torch.float32, device=device)
     by_shape: dict[tuple, list[int]] = {}
     for i, a in enumerate(views):
         by_shape.setdefault(a.shape, []).append(i)
+    if len(by_shape) == 1:  # one image (the ingest path's call), or one side: nothing to scatter
+        return _resize(_from_hwc(_stacked(views, range(len(views))), device), size).clamp_(0.0, 1.0)
+    out = torch.empty((len(views), 3, size, size), dtype=torch.float32, device=device)
     for _, idx in by_shape.items():
-        x = _from_hwc(np.stack([views[i] for i in idx]), device)
+        x = _from_hwc(_stacked(views, idx), device)
         out[torch.as_tensor(idx, device=out.device)] = _resize(x, size)
     return out.clamp_(0.0, 1.0)
+
+
+def _stacked(views: Sequence[np.ndarray], idx: Sequence[int]) -> np.ndarray:
+    """The views at ``idx`` as one (b, h, w, c) array: a view of a lone image, not a copy."""
+    return views[idx[0]][None] if len(idx) == 1 else np.stack([views[i] for i in idx])
 
 
 def _to_u8(x01: torch.Tensor) -> torch.Tensor:
