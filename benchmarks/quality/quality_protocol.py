@@ -223,14 +223,6 @@ VARIANTS: dict[str, Variant] = {
                 ("patience", 20),
             ),
         ),
-        # nearest-neighbour positives (train/neighbour_positive.py): half of the loss asks the
-        # positive view to be found from the anchor's closest other training image
-        Variant(
-            "finetune-desc3-nn0.5",
-            defaults=True,
-            note="initialised from the shipped model, descriptor target weight 3, nearest-neighbour positives 0.5",
-            overrides=(("init", "pretrained"), ("descriptor_weight", 3.0), ("neighbour_weight", 0.5)),
-        ),
         # a smaller per-band gain change keeps more of a galaxy's colour in the vector (colour
         # is what tells a red elliptical from a blue disc at 64 px)
         Variant(

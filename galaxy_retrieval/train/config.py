@@ -161,7 +161,6 @@ class TrainConfig:
     compile: CompileMode = "auto"
     fusion_share: float | None = None
     descriptor_weight: float = 0.0
-    neighbour_weight: float = 0.0
     init: str | None = None
 
     def __post_init__(self) -> None:
@@ -276,9 +275,6 @@ class TrainConfig:
             raise ConfigError(
                 f"train config fusion_share={self.fusion_share!r} must be a number in [0, 1) or None"
             )
-        nw = self.neighbour_weight
-        if isinstance(nw, bool) or not isinstance(nw, (int, float)) or not 0.0 <= float(nw) <= 1.0:
-            raise ConfigError(f"train config neighbour_weight={nw!r} must be a number in [0, 1]")
         dw = self.descriptor_weight
         if isinstance(dw, bool) or not isinstance(dw, (int, float)) or not math.isfinite(dw) or dw < 0:
             raise ConfigError(f"train config descriptor_weight={dw!r} must be a finite number >= 0")

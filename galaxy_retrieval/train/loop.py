@@ -362,12 +362,6 @@ def _train_epoch(
                 emb = run.embed_fn(x)  # one model call for every image of every pair
             w = cfg.score_weights if theta is None else torch.softmax(theta, dim=0)
             loss, acc = pair_loss(emb.float(), batch, w, cfg.margin, cfg.loss, cfg.temperature)
-            if run.neighbours is not None:
-                na = batch.n_anchors
-                if run.neighbours.ready:
-                    nl = run.neighbours.loss(pos[:na], emb[:na], emb[na : 2 * na], w, cfg.temperature)
-                    loss = (1.0 - cfg.neighbour_weight) * loss + cfg.neighbour_weight * nl
-                run.neighbours.update(pos[:na], emb[:na])
             if run.descriptor is not None:
                 # anchors and their positives lead the batch in every pair mode (a partner
                 # may be a negative when save_computations draws one per anchor)

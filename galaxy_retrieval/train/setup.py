@@ -25,7 +25,6 @@ from .augment import PairAugmenter
 from .config import COMPILE_AUTO_MIN_IMAGES, TrainConfig
 from .data import ImageStore
 from .descriptor_target import DescriptorTarget, fit_descriptor_target
-from .neighbour_positive import NeighbourBank
 from .splits import split_indices
 from .validate import ValSet, make_val_set
 
@@ -52,7 +51,6 @@ class Run:
     fusion: DescriptorFusion | None
     t_start: float
     descriptor: DescriptorTarget | None = None  # the auxiliary target, when descriptor_weight > 0
-    neighbours: NeighbourBank | None = None  # nearest-neighbour positives, when neighbour_weight > 0
 
     def weights(self) -> ScoreWeights:
         return self.cfg.score_weights if self.theta is None else weights_from_logits(self.theta)
@@ -127,7 +125,6 @@ def set_up(
         fusion,
         t_start,
         descriptor,
-        NeighbourBank(len(tr), mcfg.out_dim, device) if cfg.neighbour_weight > 0 else None,
     )
 
 
