@@ -223,6 +223,18 @@ VARIANTS: dict[str, Variant] = {
                 ("patience", 20),
             ),
         ),
+        Variant(
+            "finetune-desc10",
+            defaults=True,
+            note="initialised from the shipped model, descriptor target weight 10",
+            overrides=(("init", "pretrained"), ("descriptor_weight", 10.0)),
+        ),
+        Variant(
+            "finetune-desc3-t0.2",
+            defaults=True,
+            note="initialised from the shipped model, descriptor target weight 3, InfoNCE τ 0.2",
+            overrides=(("init", "pretrained"), ("descriptor_weight", 3.0), ("temperature", 0.2)),
+        ),
         # a smaller per-band gain change keeps more of a galaxy's colour in the vector (colour
         # is what tells a red elliptical from a blue disc at 64 px)
         Variant(
