@@ -580,6 +580,7 @@ def test_descriptor_fusion_is_stored_in_the_weights_and_reaches_the_embedder(blo
         model=preset("polar", image_size=32, width=8, depth=3, out_dim=16),
         framing=None,
         fusion_share=0.5,
+        fusion_components=None,
     )
     train(cfg, blobs, tmp_path / "run")
     _, file_meta = read_weights(tmp_path / "run" / "model.safetensors")
@@ -595,7 +596,7 @@ def test_descriptor_fusion_is_stored_in_the_weights_and_reaches_the_embedder(blo
     z = plain.embed(ims)
     np.testing.assert_allclose(v[:, :16], fuse(z, np.ones((4, 3)), 0.5)[:, :16], atol=1e-5)
     np.testing.assert_allclose(emb.embed(np.rot90(ims, 2, axes=(1, 2)).copy()), v, atol=1e-4)
-    assert emb.manifest_info()["fusion"] == {"descriptor": "polar_fourier", "share": 0.5}
+    assert emb.manifest_info()["fusion"] == {"descriptor": "polar_fourier", "share": 0.5, "dim": 432}
     with pytest.raises(ConfigError, match="fusion_share"):
         tiny_cfg(fusion_share=1.0)
 

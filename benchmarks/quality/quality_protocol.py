@@ -185,7 +185,7 @@ VARIANTS: dict[str, Variant] = {
             "finetune-fused",
             defaults=True,
             note="initialised from the shipped model, descriptor fusion share 0.1",
-            overrides=(("init", "pretrained"), ("fusion_share", 0.1)),
+            overrides=(("init", "pretrained"), ("fusion_share", 0.1), ("fusion_components", None)),
         ),
         # the embedding also predicts the polar Fourier descriptor (train/descriptor_target.py)
         Variant(
@@ -207,7 +207,25 @@ VARIANTS: dict[str, Variant] = {
             "finetune-desc3-fused",
             defaults=True,
             note="initialised from the shipped model, descriptor target weight 3, descriptor fusion share 0.1",
-            overrides=(("init", "pretrained"), ("descriptor_weight", 3.0), ("fusion_share", 0.1)),
+            overrides=(
+                ("init", "pretrained"),
+                ("descriptor_weight", 3.0),
+                ("fusion_share", 0.1),
+                ("fusion_components", None),
+            ),
+        ),
+        # the same with the descriptor projected on its 32 leading principal axes (288-d vectors
+        # instead of 688-d: model/fusion.py)
+        Variant(
+            "finetune-desc3-fused32",
+            defaults=True,
+            note="initialised from the shipped model, descriptor target weight 3, descriptor fusion share 0.1 on 32 principal axes",
+            overrides=(
+                ("init", "pretrained"),
+                ("descriptor_weight", 3.0),
+                ("fusion_share", 0.1),
+                ("fusion_components", 32),
+            ),
         ),
         # a decaying learning rate over a fixed schedule instead of a constant one cut by
         # early stopping

@@ -183,7 +183,11 @@ class Embedder:
             "suppress_sources": None if self.suppress is None else self.suppress.to_dict(),
             "fusion": None
             if self._fusion is None
-            else {"descriptor": self._fusion.descriptor, "share": self._fusion.share},
+            else {
+                "descriptor": self._fusion.descriptor,
+                "share": self._fusion.share,
+                "dim": self._fusion.dim,
+            },
             # how the vectors were computed: queries and adds of the index embed the same way
             "precision": self.precision,
         }

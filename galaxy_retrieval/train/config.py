@@ -11,6 +11,7 @@ from ..framing import Framing
 from ..model.compat import model_config_from_dict
 from ..model.config import ModelConfig
 from ..model.device import Precision
+from ..model.fusion import DEFAULT_COMPONENTS
 from ..model.registry import model_config as preset_config
 from ..score import ScoreWeights
 from ..suppress import SuppressConfig
@@ -101,6 +102,10 @@ class TrainConfig:
         (:mod:`galaxy_retrieval.model.fusion`); its statistics come from the training images
         (label-free) and are stored in the weights file. None: the network's vector alone.
         Training itself is unchanged: the fusion only shapes what is indexed and searched.
+    fusion_components
+        with ``fusion_share``: project the standardised descriptor on this many of its
+        principal axes over the training images before fusing (label-free; the module doc of
+        :mod:`galaxy_retrieval.model.fusion` says why 32); None fuses all 432 numbers.
     descriptor_weight
         weight of an auxiliary, label-free loss: a linear head on the embedding must predict
         the standardised polar Fourier descriptor of each training image (both augmented
@@ -160,6 +165,7 @@ class TrainConfig:
     precision: Precision = "auto"
     compile: CompileMode = "auto"
     fusion_share: float | None = None
+    fusion_components: int | None = DEFAULT_COMPONENTS
     descriptor_weight: float = 0.0
     init: str | None = None
 
@@ -275,6 +281,9 @@ class TrainConfig:
             raise ConfigError(
                 f"train config fusion_share={self.fusion_share!r} must be a number in [0, 1) or None"
             )
+        fc = self.fusion_components
+        if fc is not None and (isinstance(fc, bool) or not isinstance(fc, int) or fc < 1):
+            raise ConfigError(f"train config fusion_components={fc!r} must be an integer >= 1 or None")
         dw = self.descriptor_weight
         if isinstance(dw, bool) or not isinstance(dw, (int, float)) or not math.isfinite(dw) or dw < 0:
             raise ConfigError(f"train config descriptor_weight={dw!r} must be a finite number >= 0")
@@ -371,6 +380,7 @@ class TrainConfig:
         kw.setdefault("precision", "fp32")  # trained before mixed precision on the CPU
         kw.setdefault("compile", "off")
         kw.setdefault("init", None)
+        kw.setdefault("fusion_components", None)  # fused the whole descriptor
         if kw.get("model") is not None:
             kw["model"] = model_config_from_dict(kw["model"])
         if "score_weights" in kw:

@@ -208,8 +208,10 @@ def _fit_fusion(cfg: TrainConfig, tr: ImageStore, progress: Progress) -> Descrip
     f = fit_fusion(
         (tr.get(torch.arange(lo, min(n, lo + 512))).float() / 255.0 for lo in range(0, n, 512)),
         share=float(cfg.fusion_share),
+        components=cfg.fusion_components,
     )
+    axes = "all" if cfg.fusion_components is None else "its leading principal axes"
     progress.log(
-        f"descriptor fusion: polar Fourier ({f.dim} components, share {f.share:g}) standardised over {n} training images"
+        f"descriptor fusion: polar Fourier ({f.dim} components: {axes}, share {f.share:g}) standardised over {n} training images"
     )
     return f
