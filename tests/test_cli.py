@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import h5py
@@ -99,6 +100,10 @@ def test_train_and_evaluate_skip_a_truncated_jpeg(tmp_path: Path) -> None:
     r = runner.invoke(app, [*args, "--on-error", "skip", "--overwrite"])
     assert r.exit_code == 0, r.output
     assert "skipped 1 unreadable images" in r.output and "g007.jpg" in r.output
+    # gr train's recipe (train/config.py): the descriptor target and descriptor fusion on
+    # 32 principal axes, unless turned off
+    tcfg = json.loads((run / "checkpoint.json").read_text())["train"]
+    assert (tcfg["descriptor_weight"], tcfg["fusion_share"], tcfg["fusion_components"]) == (3.0, 0.1, 32)
     ev = ["evaluate", "--checkpoint", str(run), "--catalog", str(imgs), "--split", "all", "--no-baselines"]
     r = runner.invoke(app, ev)
     assert r.exit_code == 2 and "g007.jpg" in r.output

@@ -92,7 +92,7 @@ class Variant:
 
     def describe(self) -> str:
         if self.defaults:
-            return "gr train's defaults" + (f", {self.note}" if self.note else "")
+            return "TrainConfig's defaults" + (f", {self.note}" if self.note else "")
         on = [
             n
             for n, v in (

@@ -123,16 +123,25 @@ FusionShare = Annotated[
     typer.Option(
         help=(
             "Append the polar Fourier descriptor to every indexed vector with this share of its squared norm "
-            "(0 to <1; 0.1 was chosen on simulated galaxies); default: the network's vector alone."
+            "(0 to <1; 0: the network's vector alone); default: 0.1, chosen on simulated galaxies."
+        )
+    ),
+]
+FusionComponents = Annotated[
+    int | None,
+    typer.Option(
+        help=(
+            "With descriptor fusion: project the descriptor on this many of its principal axes over the "
+            "training images (0: all 432 numbers); default: 32."
         )
     ),
 ]
 DescriptorWeight = Annotated[
-    float,
+    float | None,
     typer.Option(
         help=(
             "Weight of a label-free auxiliary loss: the embedding must predict each image's polar Fourier "
-            "descriptor (0: off). Changes training only, not the vector's length."
+            "descriptor (0: off; default: 3). Changes training only, not the vector's length."
         )
     ),
 ]
@@ -172,7 +181,8 @@ def train(
     seed: Annotated[int, typer.Option(help="Seed of the split, initialisation and augmentations.")] = 0,
     init: Init = "auto",
     fusion_share: FusionShare = None,
-    descriptor_weight: DescriptorWeight = 0.0,
+    fusion_components: FusionComponents = None,
+    descriptor_weight: DescriptorWeight = None,
     precision: Precision = "auto",
     compile_mode: CompileMode = "auto",
     device: Annotated[str, typer.Option(help="auto (cuda, mps, cpu), or a torch device.")] = "auto",
@@ -181,12 +191,14 @@ def train(
 ) -> None:
     """Train a model label-free on a catalog (contrastive pairs of augmented views, paper §3.4)."""
     from ..framing import Framing
+    from ..model.fusion import DEFAULT_COMPONENTS
     from ..model.presets import preset as preset_config
     from ..model.pretrained import resolve_init
     from ..suppress import PRESETS as SUPPRESS_PRESETS
     from ..train import TrainConfig
     from ..train import train as train_fn
     from ..train.augment import GALAXY_AUGMENT
+    from ..train.config import RECIPE_DESCRIPTOR_WEIGHT, RECIPE_FUSION_SHARE
 
     cfg = TrainConfig(
         preset=preset,
@@ -210,8 +222,10 @@ def train(
         suppress_sources=None if suppress_sources == "none" else SUPPRESS_PRESETS[suppress_sources],
         framing=Framing.parse(framing),
         init=resolve_init(init, preset_config(preset)),
-        fusion_share=fusion_share,
-        descriptor_weight=descriptor_weight,
+        # gr train's recipe (train/config.py) where the option is not given; 0 turns it off
+        fusion_share=(RECIPE_FUSION_SHARE if fusion_share is None else fusion_share) or None,
+        fusion_components=(DEFAULT_COMPONENTS if fusion_components is None else fusion_components) or None,
+        descriptor_weight=RECIPE_DESCRIPTOR_WEIGHT if descriptor_weight is None else descriptor_weight,
         precision=precision,
         compile=compile_mode,
     )

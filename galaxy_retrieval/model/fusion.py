@@ -21,9 +21,10 @@ those sets the fused vector with 32 of them retrieves as well as with all 432
 (``benchmarks/quality/README.md``), at 288 instead of 688 dimensions for a 256-d network: the
 index stays close to the network's own size.
 
-The fusion is off unless asked for (``TrainConfig.fusion_share``): on the real development
-catalogs it adds +0.002 to +0.01 precision@10 to the shipped or fine-tuned model for 432
-more dimensions per vector (benchmarks/results/fusion_share.json, quality_gz2.json). When
+``TrainConfig`` leaves the fusion off (``fusion_share`` None); ``gr train``'s recipe turns it on
+(``train.config.RECIPE_FUSION_SHARE``, 32 axes): on the real development catalogs it adds
++0.002 to +0.01 precision@10 to the fine-tuned model (benchmarks/quality/README.md,
+docs/model-card.md). The shipped model carries none. When
 asked for without a share, ``DEFAULT_SHARE`` = 0.1 is used, chosen without the real
 catalogs' labels:
 ``benchmarks/quality/fusion_share.py`` sweeps a fixed grid on the simulated ten-class

@@ -11,7 +11,7 @@ from ..framing import Framing
 from ..model.compat import model_config_from_dict
 from ..model.config import ModelConfig
 from ..model.device import Precision
-from ..model.fusion import DEFAULT_COMPONENTS
+from ..model.fusion import DEFAULT_COMPONENTS, DEFAULT_SHARE
 from ..model.registry import model_config as preset_config
 from ..score import ScoreWeights
 from ..suppress import SuppressConfig
@@ -28,6 +28,15 @@ CompileMode = Literal["auto", "on", "off"]
 # CNN ~1.7x faster than eager bf16 (benchmarks/train_speed.py): "auto" compiles only runs that
 # will push at least this many images through the model, where the compile is < ~10 % of the run
 COMPILE_AUTO_MIN_IMAGES = 60_000
+
+
+#: ``gr train``'s recipe where it differs from :class:`TrainConfig`'s own defaults (those stay
+#: as they were, so that configs recorded before read back the same): the descriptor target
+#: (weight 3) and the descriptor fused into the indexed vector (share 0.1 on 32 principal
+#: axes). Measured with 3 seeds on both real development sets against the network alone
+#: (benchmarks/quality/README.md, variants finetune-desc3-fused32 and finetune).
+RECIPE_DESCRIPTOR_WEIGHT = 3.0
+RECIPE_FUSION_SHARE = DEFAULT_SHARE
 
 
 @dataclass(frozen=True)
