@@ -227,6 +227,19 @@ VARIANTS: dict[str, Variant] = {
                 ("fusion_components", 32),
             ),
         ),
+        # gr train's recipe with twice the in-batch negatives
+        Variant(
+            "finetune-desc3-fused32-b256",
+            defaults=True,
+            note="initialised from the shipped model, descriptor target weight 3, descriptor fusion share 0.1 on 32 principal axes, batch 256",
+            overrides=(
+                ("init", "pretrained"),
+                ("descriptor_weight", 3.0),
+                ("fusion_share", 0.1),
+                ("fusion_components", 32),
+                ("batch_size", 256),
+            ),
+        ),
         # a decaying learning rate over a fixed schedule instead of a constant one cut by
         # early stopping
         Variant(
