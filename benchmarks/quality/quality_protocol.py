@@ -39,8 +39,10 @@ import numpy as np
 from galaxy_retrieval.atomic import atomic_write_json
 from galaxy_retrieval.bench.machine import git_commit, machine_info
 from galaxy_retrieval.errors import ConfigError
+from galaxy_retrieval.model.fusion import DEFAULT_COMPONENTS
 from galaxy_retrieval.progress import NULL_PROGRESS, Progress
 from galaxy_retrieval.train.augment import GALAXY_AUGMENT
+from galaxy_retrieval.train.config import RECIPE_DESCRIPTOR_WEIGHT, RECIPE_FUSION_SHARE
 
 __all__ = [
     "Variant",
@@ -105,6 +107,15 @@ class Variant:
         on += [self.note] if self.note else []
         return ", ".join(on) if on else "all options off"
 
+
+# `gr train`'s recipe on top of TrainConfig's defaults (cli/train.py takes it from the same
+# constants): the shipped model's start, the descriptor target, the fusion on 32 axes
+GR_TRAIN_RECIPE: tuple[tuple[str, Any], ...] = (
+    ("init", "pretrained"),
+    ("descriptor_weight", RECIPE_DESCRIPTOR_WEIGHT),
+    ("fusion_share", RECIPE_FUSION_SHARE),
+    ("fusion_components", DEFAULT_COMPONENTS),
+)
 
 VARIANTS: dict[str, Variant] = {
     v.name: v
@@ -207,12 +218,7 @@ VARIANTS: dict[str, Variant] = {
             "finetune-desc3-fused",
             defaults=True,
             note="initialised from the shipped model, descriptor target weight 3, descriptor fusion share 0.1",
-            overrides=(
-                ("init", "pretrained"),
-                ("descriptor_weight", 3.0),
-                ("fusion_share", 0.1),
-                ("fusion_components", None),
-            ),
+            overrides=(*GR_TRAIN_RECIPE[:-1], ("fusion_components", None)),
         ),
         # the same with the descriptor projected on its 32 leading principal axes (288-d vectors
         # instead of 688-d: model/fusion.py)
@@ -220,25 +226,14 @@ VARIANTS: dict[str, Variant] = {
             "finetune-desc3-fused32",
             defaults=True,
             note="initialised from the shipped model, descriptor target weight 3, descriptor fusion share 0.1 on 32 principal axes",
-            overrides=(
-                ("init", "pretrained"),
-                ("descriptor_weight", 3.0),
-                ("fusion_share", 0.1),
-                ("fusion_components", 32),
-            ),
+            overrides=GR_TRAIN_RECIPE,
         ),
         # gr train's recipe with twice the in-batch negatives
         Variant(
             "finetune-desc3-fused32-b256",
             defaults=True,
             note="initialised from the shipped model, descriptor target weight 3, descriptor fusion share 0.1 on 32 principal axes, batch 256",
-            overrides=(
-                ("init", "pretrained"),
-                ("descriptor_weight", 3.0),
-                ("fusion_share", 0.1),
-                ("fusion_components", 32),
-                ("batch_size", 256),
-            ),
+            overrides=(*GR_TRAIN_RECIPE, ("batch_size", 256)),
         ),
         # a decaying learning rate over a fixed schedule instead of a constant one cut by
         # early stopping
