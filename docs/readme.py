@@ -877,6 +877,7 @@ def model_card_quality() -> str:
     ]
     names = {
         "model": "network alone",
+        "indexed": "network + its descriptor fusion, as indexed",
         "pixels": "raw pixels",
         "polar": "polar Fourier descriptor",
         "morphology": "morphology (CAS, Gini, M20, …)",

@@ -5,7 +5,8 @@
 
 Label-free, on real unlabelled survey cutouts (the development set: 5,989 SDSS Galaxy Zoo 2
 cutouts; ``gz2_spirals`` is deliberately left out so that it measures the shipped model
-zero-shot, docs/model-card.md). The recipe is ``gr train``'s with a longer cosine schedule
+zero-shot, docs/model-card.md). The recipe is ``gr train``'s (the descriptor target, and the
+descriptor fusion whose statistics come from these images) with a longer cosine schedule
 and larger batches (more negatives per InfoNCE step); ``--install`` copies the best epoch's
 weights into the package with the run's provenance (catalog, command, commit), which
 ``docs/model-card.md`` cites. On a GPU the same command runs there (``--device cuda``).
@@ -23,9 +24,13 @@ from pathlib import Path
 from galaxy_retrieval.bench.machine import git_commit, machine_info
 from galaxy_retrieval.catalog import open_catalog
 from galaxy_retrieval.cli.render import RichProgress
+from galaxy_retrieval.model import model_config
+from galaxy_retrieval.model.config import ANGLE_POOLS
+from galaxy_retrieval.model.fusion import DEFAULT_COMPONENTS
 from galaxy_retrieval.model.pretrained import install_pretrained
 from galaxy_retrieval.train import TrainConfig, train
 from galaxy_retrieval.train.augment import GALAXY_AUGMENT
+from galaxy_retrieval.train.config import RECIPE_DESCRIPTOR_WEIGHT, RECIPE_FUSION_SHARE
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,7 +49,28 @@ def main(argv: list[str] | None = None) -> int:
         help="per-band gain range of the positives (default: gr train's)",
     )
     p.add_argument(
-        "--descriptor-weight", type=float, default=0.0, help="weight of the descriptor target (0: off)"
+        "--descriptor-weight",
+        type=float,
+        default=RECIPE_DESCRIPTOR_WEIGHT,
+        help="weight of the descriptor target, as gr train's recipe (0: off)",
+    )
+    p.add_argument(
+        "--angle-pool",
+        choices=ANGLE_POOLS,
+        default=None,
+        help="the polar CNN's pooling over angle (default: the preset's)",
+    )
+    p.add_argument(
+        "--held-out",
+        action="append",
+        default=[],
+        help="name of a catalog kept out of training, recorded in the provenance (repeatable)",
+    )
+    p.add_argument(
+        "--fusion-share",
+        type=float,
+        default=RECIPE_FUSION_SHARE,
+        help="descriptor fusion share of the indexed vector, as gr train's recipe (0: off)",
     )
     p.add_argument("--time-budget", type=float, default=None, help="seconds")
     p.add_argument("--device", default="auto")
@@ -53,8 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     augment = GALAXY_AUGMENT if a.colour is None else replace(GALAXY_AUGMENT, pos_colour=a.colour)
     cfg = TrainConfig(
+        model=None if a.angle_pool is None else model_config("polar", angle_pool=a.angle_pool),
         augment=augment,
         descriptor_weight=a.descriptor_weight,
+        # statistics over the pretraining images, on gr train's 32 principal axes: the shipped
+        # model indexes the same kind of vector as a model fine-tuned with gr train's recipe
+        fusion_share=a.fusion_share or None,
+        fusion_components=DEFAULT_COMPONENTS,
         epochs=a.epochs,
         batch_size=a.batch_size,
         lr=a.lr,
@@ -80,7 +111,9 @@ def main(argv: list[str] | None = None) -> int:
                 "machine": machine_info({}),
                 "best_epoch": res.best_epoch,
                 "epochs_completed": res.epochs_completed,
+                "stopped": res.stopped,
                 "train_seconds": round(sum(h["seconds"] for h in res.history), 1),
+                "held_out_catalogs": a.held_out,
             },
         )
         print(f"installed {dest}")

@@ -332,3 +332,35 @@ def test_preprocessing_is_one_pipeline_stored_once_in_the_model_config():
     assert torch.equal(pre.to_float(ims), x01)
     assert torch.equal(pre(ims), (x01 - 0.5) / 0.5)
     assert torch.equal(pre.to_uint8(ims), x01.mul(255).round().to(torch.uint8))
+
+
+@pytest.mark.parametrize("pool", ["mean", "mean_max"])
+def test_each_angle_pooling_of_the_polar_cnn_is_rotation_invariant(pool):
+    """Both poolings over angle give one vector for an image and its 90° rotations, and the
+    maximum is a feature of its own: the two poolings are different networks."""
+    cfg = preset("polar", image_size=32, width=4, depth=2, out_dim=8, angle_pool=pool)
+    model = build_model(cfg, seed=0).eval()
+    x = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        v = model.embed(x)
+        for k in (1, 2, 3):
+            torch.testing.assert_close(model.embed(torch.rot90(x, k, dims=(2, 3))), v, atol=1e-5, rtol=1e-4)
+    n_in = model.head.in_features
+    assert n_in == (2 if pool == "mean_max" else 1) * 8 * 8  # 8 channels × 8 radii after two stages
+
+
+def test_the_angle_pooling_is_validated_and_old_polar_configs_read_as_the_mean():
+    from galaxy_retrieval.model import PolarSettings
+    from galaxy_retrieval.model.compat import model_config_from_dict
+
+    with pytest.raises(ConfigError, match="angle_pool='max'"):
+        PolarSettings(angle_pool="max")
+    # a checkpoint written before the setting existed was trained with the mean
+    old = model_config_from_dict(
+        {"backbone": "polar", "image_size": 32, "hidden": 4, "depth": 2, "out_dim": 8}
+    )
+    assert old.settings.angle_pool == "mean"
+    new = preset("polar", image_size=32, width=4, depth=2, out_dim=8, angle_pool="mean")
+    stored = json.loads(json.dumps(new.to_dict()))
+    del stored["settings"]["angle_pool"]
+    assert ModelConfig.from_dict(stored).settings.angle_pool == "mean"

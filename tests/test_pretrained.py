@@ -25,7 +25,10 @@ def test_the_shipped_model_loads_by_name_and_is_rotation_invariant() -> None:
     # CPU with native bf16) rounds each activation to 8 bits, 1 ulp of which exceeds atol here
     emb = load_checkpoint("pretrained", device="cpu", precision="fp32")
     info = pretrained_info()
-    assert emb.model_config.backbone == "polar" and emb.dim == 256
+    # the network's 256 numbers beside the polar Fourier descriptor on 32 principal axes, as
+    # gr train's recipe indexes (statistics from the pretraining images, label-free)
+    assert emb.model_config.backbone == "polar" and emb.model_config.out_dim == 256
+    assert emb.fusion is not None and emb.fusion.dim == 32 and emb.dim == 288
     assert (
         emb.sha256
         == info["weights_sha256"]
@@ -53,7 +56,7 @@ def test_the_shipped_model_loads_by_name_and_is_rotation_invariant() -> None:
         ]
     ).astype(np.uint8)
     v = emb.embed(ims)
-    assert np.isfinite(v).all() and v.shape == (3, 256)
+    assert np.isfinite(v).all() and v.shape == (3, 288)
     # framing off for an exact check: a box measured on a rotated image may move a pixel
     from galaxy_retrieval.framing import Framing
 

@@ -7,7 +7,9 @@ the network, and described once by every classical descriptor (raw pixels, the p
 Fourier descriptor, non-parametric morphology; each standardised over the catalog as
 :func:`galaxy_retrieval.evaluate.evaluate` does), and by the fused vector of
 :mod:`galaxy_retrieval.model.fusion` at several descriptor shares (its statistics from the
-checkpoint when it carries a fusion, else from the catalog itself, label-free). Retrieval is
+checkpoint when it carries a fusion, else from the catalog itself, label-free). A checkpoint
+that carries a fusion is also measured as it indexes (``indexed``: the network's vector
+beside its own fusion, principal axes included). Retrieval is
 exact (the paper's weighted score), relevant = same label, macro precision@10 over classes:
 
 - ``held-out``: the test 10 % of :func:`~galaxy_retrieval.train.split_indices` for each of
@@ -50,6 +52,8 @@ from galaxy_retrieval.train.splits import split_indices
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
 SHARES = (0.25, 0.5, 0.75)
+#: the method name of a checkpoint's own fused vector (network + its stored descriptor fusion)
+INDEXED = "indexed"
 
 
 def _p_at(xb: np.ndarray, labels: np.ndarray, queries: np.ndarray, k: int) -> tuple[float, dict[str, float]]:
@@ -70,9 +74,13 @@ def measure(checkpoint: str, catalog_path: str, seeds: list[int], k: int = 10) -
     cfg = emb.model_config
     stats = FramingStats()
     feats: dict[str, list[np.ndarray]] = {m: [] for m in ("model", "pixels", "polar", "morphology")}
+    if stored is not None:  # what the checkpoint indexes: its network beside its own fusion
+        feats[INDEXED] = []
     for _rows, images in read_rows(cat, np.arange(len(cat))):
         x01 = images_to_float(images, cfg.image_size, framing=cfg.framing, stats=stats)
         feats["model"].append(emb.embed_float(x01))
+        if stored is not None:
+            feats[INDEXED].append(stored.apply(feats["model"][-1], x01))
         feats["pixels"].append(pixel_features(x01))
         feats["polar"].append(polar_fourier_features(x01))
         feats["morphology"].append(morphology_features(x01))
@@ -143,9 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         else ckpt,
         "sha256": emb.sha256,
         # what the checkpoint's own embedder indexes: the network's vector, or a fused one
-        "shipped_method": "model"
-        if emb.meta.get("fusion") is None
-        else f"fused-{emb.meta['fusion']['share']:g}",
+        "shipped_method": "model" if emb.meta.get("fusion") is None else INDEXED,
         "commit": git_commit(),
         "machine": load0,
         "seeds": seeds,

@@ -423,15 +423,18 @@ _DONE = "quality-done.json"
 
 def _train(cfg: QualityConfig, v: Variant, catalog: Any, progress: Progress) -> dict[str, Any]:
     """Train (or reuse/resume) the variant's run; returns what the results record of it."""
+    from galaxy_retrieval.model.checkpoint import load_model
     from galaxy_retrieval.train import resumable_with, same_config, train
 
     tcfg = _train_config(cfg, v)
     run = cfg.run_dir(v.name)
     done = run / _DONE
     want = tcfg.to_dict()
+    # the shipped model changes between commits: a run records which one it started from
+    init_sha = None if tcfg.init is None else load_model(tcfg.init)[3]
     if not cfg.fresh and done.is_file():
         rec = json.loads(done.read_text("utf-8"))
-        if same_config(rec.get("train_config"), tcfg):
+        if same_config(rec.get("train_config"), tcfg) and rec.get("init_sha256") == init_sha:
             progress.log(f"[{v.name}] reusing the finished training run {run}")
             return rec
     resume = not cfg.fresh and resumable_with(run, tcfg)
@@ -444,6 +447,8 @@ def _train(cfg: QualityConfig, v: Variant, catalog: Any, progress: Progress) -> 
         "wall_s_last_call": round(time.perf_counter() - t0, 1),
         "train_s": round(float(sum(h["seconds"] for h in res.history)), 1),
     }
+    if init_sha is not None:
+        rec["init_sha256"] = init_sha
     atomic_write_json(done, rec)
     return rec
 
@@ -830,6 +835,11 @@ def _other_lines(res: dict[str, Any]) -> list[str]:
             f"stopped: {t['stopped']}), {v['train']['train_s']:.0f} s of training; score weights cos {w['cos']:.3f}, "
             f"L2 {w['l2']:.3f}, L3 {w['l3']:.3f}; index `{ix['factory']}` recall@{ix['k']} vs exact {ix['recall_at_k_vs_exact']:.3f}, "
             f"{ix['ms_per_query_p50']:.2f} ms/query (p50)"
+            + (
+                f"; started from weights sha256 `{v['train']['init_sha256'][:12]}…`"
+                if "init_sha256" in v["train"]
+                else ""
+            )
         )
     return out
 
@@ -850,8 +860,44 @@ def _framing_words(p: dict[str, Any]) -> str:
     ) + " unless a variant says otherwise"
 
 
-def render_readme(results: list[dict[str, Any]], header: str) -> str:
-    """``header`` (the protocol's description) followed by the tables of each results file."""
+#: the protocol's catalog name → its name in benchmarks/quality/pretrained.py's results
+_SHIPPED_NAMES = {"gz2": "gz2_spirals", "sdss6k": "sdss_gz2_6k_labelled"}
+
+
+def _shipped_lines(shipped: dict[str, Any] | None, catalog: str) -> list[str]:
+    """The shipped model on this catalog, no training (``quality_pretrained.json``): as it
+    indexes and as the network alone, against the best descriptor, with the lead."""
+    r = ((shipped or {}).get("catalogs") or {}).get(_SHIPPED_NAMES.get(catalog, catalog))
+    if r is None:
+        return []
+    best = r["best_descriptor"]
+    b = r["methods"][best]
+    lines = [
+        f"The model shipped in the package, no training (`benchmarks/results/quality_pretrained.json`, weights "
+        f"sha256 `{shipped['sha256'][:12]}…`, commit `{shipped['commit'][:7]}`; held-out = the test 10 % of seeds "
+        f"{', '.join(map(str, shipped['seeds']))}, as above):",
+        "",
+        "| shipped model | P@10 held-out | P@10 all | lead over the best descriptor, held-out / all |",
+        "|---|---|---|---|",
+    ]
+    for m, what in (("indexed", "as indexed (network + descriptor fusion)"), ("model", "network alone")):
+        v = r["methods"].get(m)
+        if v is None:
+            continue
+        ho, al = v["held_out"]["mean"], v["all"]
+        lines.append(
+            f"| {what} | {ho:.3f} ± {v['held_out']['std']:.3f} | {al:.3f} | "
+            f"{ho - b['held_out']['mean']:+.3f} / {al - b['all']:+.3f} |"
+        )
+    lines.append(
+        f"| best descriptor ({best}) | {b['held_out']['mean']:.3f} ± {b['held_out']['std']:.3f} | {b['all']:.3f} | |"
+    )
+    return lines
+
+
+def render_readme(results: list[dict[str, Any]], header: str, shipped: dict[str, Any] | None = None) -> str:
+    """``header`` (the protocol's description) followed by the tables of each results file;
+    ``shipped``: benchmarks/quality/pretrained.py's results, shown beside each catalog's seeds."""
     parts = [header.rstrip(), ""]
     seeds: dict[str, list[dict[str, Any]]] = {}
     for res in results:
@@ -905,5 +951,8 @@ def render_readme(results: list[dict[str, Any]], header: str) -> str:
                 *st,
                 "",
             ]
+        sh = _shipped_lines(shipped, c["name"])
+        if sh:
+            parts += [*sh, ""]
         parts += ["Runs:", "", *_other_lines(res), ""]
     return "\n".join(parts) + "\n"

@@ -54,7 +54,10 @@ with held-out labels, with each option on and off beside classical baselines:
     .venv/bin/python benchmarks/quality/run.py --catalog gz2 --gz2 DIR --variants defaults --seeds 0,1,2
 
 The model shipped in the package is measured zero-shot by `benchmarks/quality/pretrained.py`
-(table in `docs/model-card.md`); the `finetune` variant here starts `gr train` from it.
+(table in `docs/model-card.md`, and below each real catalog's seed table); the `finetune*`
+variants here start `gr train` from it. A run says which weights it started from
+("started from weights sha256 …"); `finetune*` runs that do not say so were made before
+2026-12-05 from the previous shipped model (sha256 `7516305845b2…`).
 
 What is measured (`benchmarks/quality/quality_protocol.py`):
 
@@ -135,8 +138,10 @@ def write_readme() -> Path:
         for p in [RESULTS / f"quality_{name}.json", *sorted(RESULTS.glob(f"quality_{name}-seed*.json"))]:
             if p.is_file():
                 results.append(json.loads(p.read_text("utf-8")))
+    pre = RESULTS / "quality_pretrained.json"
+    shipped = json.loads(pre.read_text("utf-8")) if pre.is_file() else None
     out = HERE / "README.md"
-    atomic_write_bytes(out, render_readme(results, HEADER).encode("utf-8"))
+    atomic_write_bytes(out, render_readme(results, HEADER, shipped).encode("utf-8"))
     return out
 
 

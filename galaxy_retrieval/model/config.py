@@ -31,8 +31,14 @@ __all__ = [
 ]
 
 
-def _check_positive_ints(obj: Any, what: str) -> None:
+#: the polar CNN's rotation-invariant poolings over angle (:class:`PolarSettings`)
+ANGLE_POOLS = ("mean", "mean_max")
+
+
+def _check_positive_ints(obj: Any, what: str, skip: tuple[str, ...] = ()) -> None:
     for f in fields(obj):
+        if f.name in skip:
+            continue
         v = getattr(obj, f.name)
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ConfigError(f"{what} {f.name}={v!r} must be a positive integer")
@@ -84,14 +90,23 @@ class ViTSettings:
 class PolarSettings:
     """The rotation-invariant CNN on a polar resampling: ``width`` channels in the first
     stage, doubled by each of ``depth`` residual stages. ``cell_size`` is only the cell side
-    of explanation maps (``gr explain --method similarity``); the network has no patches."""
+    of explanation maps (``gr explain --method similarity``); the network has no patches.
+    ``angle_pool`` is how the features are made invariant to rotation: ``mean`` over angle,
+    or ``mean_max``, the mean beside the maximum (a feature strong at one angle only, such as
+    a companion or a bar's end, is diluted by the mean alone). Checkpoints without the field
+    were trained with the mean."""
 
     width: int = 32
     depth: int = 4
     cell_size: int = 8
+    angle_pool: str = "mean"
 
     def __post_init__(self) -> None:
-        _check_positive_ints(self, "polar settings")
+        if self.angle_pool not in ANGLE_POOLS:
+            raise ConfigError(
+                f"polar settings angle_pool={self.angle_pool!r}; choices: {', '.join(ANGLE_POOLS)}"
+            )
+        _check_positive_ints(self, "polar settings", skip=("angle_pool",))
 
     def check_image_size(self, image_size: int) -> None:
         if image_size % self.cell_size:
@@ -100,7 +115,8 @@ class PolarSettings:
             )
 
     def describe(self) -> str:
-        return f"width {self.width}, depth {self.depth}"
+        pool = "" if self.angle_pool == "mean" else f", {self.angle_pool.replace('_', '+')} over angle"
+        return f"width {self.width}, depth {self.depth}{pool}"
 
 
 BackboneSettings = ViTSettings | PolarSettings

@@ -12,7 +12,8 @@ invariance in (the "rotation-invariant pooling" the quality issue asked to try):
       ──▶ residual CNN whose convolutions wrap around in angle (circular padding) and
           see zeros beyond the centre and the edge in radius; strides halve both axes
       ──▶ mean over angle: a rotation about the centre is a cyclic shift in angle, which
-          the circular convolutions carry along and the mean removes
+          the circular convolutions carry along and the mean removes (``angle_pool``
+          ``mean_max``: the maximum over angle beside it, invariant for the same reason)
       ──▶ flatten over radius (the radial structure stays: bulge, disc, arms, halo)
       ──▶ Linear(→ out_dim)                                   = embed → (B, out_dim)
 
@@ -23,8 +24,8 @@ the mean ignores but the convolutions do not: flips are taught by the augmentati
 Config (:class:`~galaxy_retrieval.model.config.ModelConfig` with ``backbone="polar"``):
 ``image_size`` is the input side S, ``out_dim`` the vector length; its
 :class:`~galaxy_retrieval.model.config.PolarSettings` give ``width``, the first stage's
-channels (doubled by each of ``depth`` stages), and ``cell_size``, only the cell size of
-explanation maps (``gr explain --method similarity``).
+channels (doubled by each of ``depth`` stages), ``angle_pool`` and ``cell_size``, only the
+cell size of explanation maps (``gr explain --method similarity``).
 """
 
 from __future__ import annotations
@@ -106,7 +107,9 @@ class PolarCNN(nn.Module):
         n_r_out = self.n_r
         for _ in range(depth - 1):
             n_r_out = (n_r_out - 1) // 2 + 1
-        self.head = nn.Linear(cin * n_r_out, config.out_dim)
+        self.pool = config.settings.angle_pool
+        n_stats = 2 if self.pool == "mean_max" else 1
+        self.head = nn.Linear(n_stats * cin * n_r_out, config.out_dim)
 
     def polar(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, S, S) → (B, C, S/2 radii, S angles), bilinear, the border repeated past the edge."""
@@ -120,7 +123,10 @@ class PolarCNN(nn.Module):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         self.config.check_input(x)
-        f = self.features(self.polar(x)).mean(dim=3)  # (B, C, radii): invariant to rotation
-        return self.head(f.flatten(1))
+        f = self.features(self.polar(x))
+        pooled = f.mean(dim=3)  # (B, C, radii): invariant to rotation
+        if self.pool == "mean_max":
+            pooled = torch.cat([pooled, f.amax(dim=3)], dim=1)  # (B, 2C, radii): so is the max
+        return self.head(pooled.flatten(1))
 
     forward = embed
