@@ -26,7 +26,6 @@ from galaxy_retrieval.catalog import open_catalog
 from galaxy_retrieval.cli.render import RichProgress
 from galaxy_retrieval.model import model_config
 from galaxy_retrieval.model.config import ANGLE_POOLS
-from galaxy_retrieval.model.fusion import DEFAULT_COMPONENTS
 from galaxy_retrieval.model.pretrained import install_pretrained
 from galaxy_retrieval.train import TrainConfig, train
 from galaxy_retrieval.train.augment import GALAXY_AUGMENT
@@ -82,10 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         model=None if a.angle_pool is None else model_config("polar", angle_pool=a.angle_pool),
         augment=augment,
         descriptor_weight=a.descriptor_weight,
-        # statistics over the pretraining images, on gr train's 32 principal axes: the shipped
-        # model indexes the same kind of vector as a model fine-tuned with gr train's recipe
+        # statistics over the pretraining images, on TrainConfig's default 32 principal axes:
+        # the shipped model indexes the same kind of vector as a model fine-tuned with gr train
         fusion_share=a.fusion_share or None,
-        fusion_components=DEFAULT_COMPONENTS,
         epochs=a.epochs,
         batch_size=a.batch_size,
         lr=a.lr,
